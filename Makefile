@@ -1,0 +1,25 @@
+# `make run` and `make test` create .venv when missing and install the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test clean
+
+setup: $(STAMP)
+
+# torch goes in first and pinned: it is then the local CPU wheel, where a looser resolve pulls CUDA builds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --progress-bar off torch==2.13.0
+	$(BIN)/python -m pip install --quiet --progress-bar off -e ".[all,test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python compare.py --task linreg
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,187 @@
+"""The Backend interface: NumPy arrays in, NumPy arrays out, one framework inside."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from backends.spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+LOSSES = ("mse", "half-mse", "huber")
+DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8  # added to sqrt(v̂), as in Kingma & Ba and torch.optim.Adam
+
+Params = dict[str, np.ndarray]
+
+
+def _positive_finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0; received: {value!r}")
+    return float(value)
+
+
+def _non_negative_finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; received: {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; received: {value!r}")
+    return value
+
+
+class Backend(ABC):
+    """Trains a model from a framework-neutral spec with one framework's own machinery.
+
+    Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
+    the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
+    Every loss is the task's definition, averaged over the batch:
+    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ).
+    """
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        spec: ModelSpec | Sequence[Any],
+        *,
+        dtype: str = "float32",
+        optimizer: str = "sgd",
+        lr: float = 0.03,
+        momentum: float | None = None,
+        weight_decay: float = 0.0,
+        loss: str = "mse",
+        huber_delta: float = 1.0,
+    ) -> None:
+        self.spec = make_spec(spec)
+        self.dtype = _choice("dtype", dtype, DTYPES)
+        self.optimizer = _choice("optimizer", optimizer, OPTIMIZERS)
+        self.lr = _positive_finite("lr", lr)
+        if momentum is not None and optimizer == "adam":
+            raise ValueError(f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
+        default_momentum = DEFAULT_MOMENTUM if optimizer == "momentum" else 0.0
+        self.momentum = _non_negative_finite("momentum", default_momentum if momentum is None else momentum)
+        self.weight_decay = _non_negative_finite("weight_decay", weight_decay)
+        self.loss_name = _choice("loss", loss, LOSSES)
+        self.huber_delta = _positive_finite("huber_delta", huber_delta)
+        self._shapes = param_shapes(self.spec)
+        self._n_train = 0
+        self._build()
+
+    # ---- public API: checks and conversions, then the framework hooks below ----
+
+    def get_params(self) -> Params:
+        """Current parameters, canonical names and layout, as NumPy arrays of the backend's dtype."""
+        return {name: np.array(value, dtype=self.dtype) for name, value in self._get_params().items()}
+
+    def set_params(self, params: Mapping[str, np.ndarray]) -> None:
+        """Load parameters given in the canonical layout (any float dtype; cast to the backend's)."""
+        missing = sorted(set(self._shapes) - set(params))
+        unknown = sorted(set(params) - set(self._shapes))
+        if missing or unknown:
+            raise ValueError(
+                f"params must have exactly the keys {sorted(self._shapes)}; "
+                f"missing: {missing}, unexpected: {unknown}"
+            )
+        checked = {}
+        for name, shape in self._shapes.items():
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
+            checked[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self._set_params(checked)
+
+    def load(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Convert the training set to framework arrays once; `step` and `train_epoch` index into it."""
+        X, y = self._check_xy(X, y)
+        self._n_train = len(X)
+        self._load(X, y)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Model output for a NumPy batch, shape (batch, out_features)."""
+        return np.asarray(self._predict(self._check_x(X)), dtype=self.dtype)
+
+    def loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        """The task's loss on (X, y), computed by the framework's loss object."""
+        return float(self._loss(*self._check_xy(X, y)))
+
+    def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        """The loss on (X, y) and its gradient for every parameter (no weight decay), via backward."""
+        loss, grads = self._loss_and_grads(*self._check_xy(X, y))
+        return float(loss), {name: np.array(grads[name], dtype=self.dtype) for name in self._shapes}
+
+    def step(self, batch: np.ndarray) -> float:
+        """One optimiser step on the loaded rows `batch`; returns the batch loss before the step."""
+        return float(self.train_epoch([batch])[0])
+
+    def train_epoch(self, batches: Sequence[np.ndarray]) -> np.ndarray:
+        """One optimiser step per index array, in order; returns each step's loss before its update."""
+        if not self._n_train:
+            raise RuntimeError("call load(X, y) before step or train_epoch")
+        order = np.concatenate([np.asarray(batch, dtype=np.int64).ravel() for batch in batches])
+        if order.size and (order.min() < 0 or order.max() >= self._n_train):
+            raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
+        ends = np.cumsum([np.size(batch) for batch in batches])
+        if (np.diff(np.concatenate([[0], ends])) == 0).any():
+            raise ValueError("every batch must hold at least one index; received an empty batch")
+        bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist()))
+        return np.asarray(self._train(order, bounds), dtype=np.float64)
+
+    def _check_x(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        n_in = in_features(self.spec)
+        if X.ndim != 2 or X.shape[1] != n_in:
+            raise ValueError(f"X must have shape (n, {n_in}); received shape {X.shape}")
+        return np.ascontiguousarray(X, dtype=self.dtype)
+
+    def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = self._check_x(X)
+        y = np.asarray(y)
+        n_out = out_features(self.spec)
+        if y.ndim == 1 and n_out == 1:
+            y = y[:, None]
+        if y.shape != (len(X), n_out):
+            raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
+        return X, np.ascontiguousarray(y, dtype=self.dtype)
+
+    # ---- framework hooks, implemented in this order by every backend ----
+
+    @abstractmethod
+    def _build(self) -> None:
+        """Create the model, the loss object and the optimiser."""
+
+    @abstractmethod
+    def _get_params(self) -> Mapping[str, Any]:
+        """Parameters by canonical name, anything np.array accepts."""
+
+    @abstractmethod
+    def _set_params(self, params: Params) -> None:
+        """Overwrite parameters from checked, contiguous arrays of self.dtype."""
+
+    @abstractmethod
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Keep the training set as framework arrays."""
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> Any:
+        """Forward pass without recording gradients."""
+
+    @abstractmethod
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> Any:
+        """The task's loss, without recording gradients."""
+
+    @abstractmethod
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Mapping[str, Any]]:
+        """The loss and the gradient of the batch-mean loss by canonical name."""
+
+    @abstractmethod
+    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> Any:
+        """Optimiser steps on loaded rows order[start:stop] for each bound; the losses before each."""

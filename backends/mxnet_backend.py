@@ -1,0 +1,107 @@
+"""MXNet Gluon backend: gluon.nn blocks, gluon.loss, gluon.Trainer, autograd.record().
+
+Importing this module restores the alias ``numpy.bool = bool`` when NumPy lacks it (NumPy 1.24
+removed it and MXNet 1.9.1 still uses it): the one process-wide change this backend makes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from backends.spec import Linear
+
+if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
+    np.bool = bool  # type: ignore[attr-defined]
+
+try:
+    import mxnet as mx
+    from mxnet import autograd, gluon, nd
+except (ImportError, AttributeError, OSError) as err:  # a numpy>=2 clash surfaces as AttributeError
+    raise ImportError(
+        f"the mxnet backend needs MXNet 1.9.1 on numpy<2 ({type(err).__name__}: {err}); "
+        "install it with: pip install mxnet==1.9.1 'numpy<2'"
+    ) from err
+
+
+class MxnetBackend(Backend):
+    name = "mxnet"
+
+    def _build(self) -> None:
+        self._net = gluon.nn.Sequential()
+        for layer in self.spec:
+            if isinstance(layer, Linear):
+                # in_units given, so no deferred initialisation: parameters exist before a forward.
+                self._net.add(gluon.nn.Dense(layer.out_features, in_units=layer.in_features,
+                                             use_bias=layer.bias, dtype=self.dtype))
+            else:
+                self._net.add(gluon.nn.Activation(layer.name))
+        self._net.initialize(ctx=mx.cpu())
+        self._named = {}
+        for name in self._shapes:  # Dense.weight is (units, in_units): the canonical layout as is
+            index, kind = name.split(".")
+            self._named[name] = getattr(self._net[int(index)], kind)
+        # Gluon losses are per example; Trainer.step(batch_size) then divides the summed gradient by
+        # the batch size, which makes the batch mean. L2Loss is ½(ŷ−y)², so weight=2 gives the MSE;
+        # HuberLoss(rho) is torch's HuberLoss(delta) divided by delta, so weight=delta undoes that.
+        self._loss_fn = {
+            "mse": gluon.loss.L2Loss(weight=2.0),
+            "half-mse": gluon.loss.L2Loss(),
+            "huber": gluon.loss.HuberLoss(rho=self.huber_delta, weight=self.huber_delta),
+        }[self.loss_name]
+        if self.optimizer == "adam":
+            options = {"beta1": ADAM_BETAS[0], "beta2": ADAM_BETAS[1], "epsilon": ADAM_EPS}
+            name = "adam"
+        else:
+            options, name = {"momentum": self.momentum}, "sgd"
+        self._trainer = gluon.Trainer(self._net.collect_params(), name,
+                                      {"learning_rate": self.lr, "wd": self.weight_decay, **options},
+                                      kvstore=None)  # one CPU: no key-value store to synchronise
+        self._steps_taken = 0
+
+    def _get_params(self) -> Params:
+        return {name: param.data().asnumpy() for name, param in self._named.items()}
+
+    def _set_params(self, params: Params) -> None:
+        for name, value in params.items():
+            self._named[name].set_data(nd.array(value, dtype=self.dtype))
+
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._X, self._y = nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._net(nd.array(X, dtype=self.dtype)).asnumpy()
+
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        output = self._net(nd.array(X, dtype=self.dtype))
+        return self._loss_fn(output, nd.array(y, dtype=self.dtype)).mean().asscalar()
+
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        X_nd, y_nd = nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)
+        with autograd.record():
+            loss = self._loss_fn(self._net(X_nd), y_nd)
+        loss.backward()  # sums per-example gradients; divide as Trainer.step(batch_size) would
+        grads = {name: (param.grad() / len(X)).asnumpy() for name, param in self._named.items()}
+        return loss.mean().asscalar(), grads
+
+    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        index = nd.array(order, dtype="int64")
+        X, y = nd.take(self._X, index), nd.take(self._y, index)  # batches are then slices
+        losses = []
+        for start, stop in bounds:
+            with autograd.record():
+                loss = self._loss_fn(self._net(X[start:stop]), y[start:stop])
+            loss.backward()
+            self._before_step()
+            self._trainer.step(stop - start)
+            losses.append(loss.mean())
+        return nd.concat(*losses, dim=0).asnumpy()  # one wait on the async engine per epoch
+
+    def _before_step(self) -> None:
+        # MXNet's Adam adds epsilon to sqrt(v), torch and the paper add it to sqrt(v̂) = sqrt(v)/sqrt(1−β₂ᵗ).
+        # Scaling epsilon by sqrt(1−β₂ᵗ) each step makes MXNet's update the paper's, exactly.
+        self._steps_taken += 1
+        if self.optimizer == "adam":
+            self._trainer.optimizer.epsilon = ADAM_EPS * math.sqrt(1 - ADAM_BETAS[1] ** self._steps_taken)

@@ -1,0 +1,120 @@
+"""NumPy backend: forward, backward and optimiser updates derived by hand, no autograd."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from backends.spec import Linear
+
+# Activations with their derivatives written in terms of the layer's input `a` and output `z`.
+_ACTIVATIONS = {
+    "tanh": (np.tanh, lambda a, z: 1.0 - z * z),
+    "relu": (lambda a: np.maximum(a, 0), lambda a, z: (a > 0).astype(a.dtype)),
+    "sigmoid": (lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a, z: z * (1.0 - z)),
+}
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+
+    def _build(self) -> None:
+        self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
+        self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
+        self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
+        self._steps_taken = 0
+
+    def _get_params(self) -> Params:
+        return self._params
+
+    def _set_params(self, params: Params) -> None:
+        for name, value in params.items():
+            self._params[name][...] = value
+
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._X, self._y = X, y
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._forward(X)[-1]
+
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        return self._loss_and_output_grad(self._predict(X), y)[0]
+
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        activations = self._forward(X)
+        loss, output_grad = self._loss_and_output_grad(activations[-1], y)
+        return loss, self._backward(activations, output_grad)
+
+    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        X, y = self._X[order], self._y[order]  # one gather per epoch; batches are then views
+        losses = np.empty(len(bounds))
+        for i, (start, stop) in enumerate(bounds):
+            losses[i], grads = self._loss_and_grads(X[start:stop], y[start:stop])
+            self._update(grads)
+        return losses
+
+    # ---- the hand-derived pieces ----
+
+    def _forward(self, X: np.ndarray) -> list[np.ndarray]:
+        """Every layer's input, then the model output: activations[i] enters layer i."""
+        activations = [X]
+        for index, layer in enumerate(self.spec):
+            a = activations[-1]
+            if isinstance(layer, Linear):
+                z = a @ self._params[f"{index}.weight"].T  # (batch, out)
+                if layer.bias:
+                    z = z + self._params[f"{index}.bias"]
+            else:
+                z = _ACTIVATIONS[layer.name][0](a)
+            activations.append(z)
+        return activations
+
+    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> Params:
+        grads: Params = {}
+        g = output_grad  # dL/d(output of the current layer), (batch, out)
+        for index in reversed(range(len(self.spec))):
+            layer, a, z = self.spec[index], activations[index], activations[index + 1]
+            if isinstance(layer, Linear):
+                weight = self._params[f"{index}.weight"]
+                grads[f"{index}.weight"] = g.T @ a  # (out, in)
+                if layer.bias:
+                    grads[f"{index}.bias"] = g.sum(axis=0)
+                g = g @ weight
+            else:
+                g = g * _ACTIVATIONS[layer.name][1](a, z)
+        return grads
+
+    def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        diff = output - y
+        n = diff.size  # the loss is a mean over every element of the batch
+        if self.loss_name == "mse":
+            return float(np.mean(diff * diff)), 2.0 * diff / n
+        if self.loss_name == "half-mse":
+            return float(0.5 * np.mean(diff * diff)), diff / n
+        delta = self.huber_delta
+        quadratic = np.abs(diff) <= delta
+        values = np.where(quadratic, 0.5 * diff * diff, delta * (np.abs(diff) - 0.5 * delta))
+        return float(np.mean(values)), np.where(quadratic, diff, delta * np.sign(diff)) / n
+
+    def _update(self, grads: Params) -> None:
+        self._steps_taken += 1
+        t, lr = self._steps_taken, self.lr
+        for name, param in self._params.items():
+            g = grads[name] + self.weight_decay * param if self.weight_decay else grads[name]
+            velocity = self._velocity[name]
+            if self.optimizer == "adam":
+                beta1, beta2 = ADAM_BETAS
+                second = self._second_moment[name]
+                velocity *= beta1
+                velocity += (1 - beta1) * g
+                second *= beta2
+                second += (1 - beta2) * g * g
+                m_hat = velocity / (1 - beta1**t)
+                v_hat = second / (1 - beta2**t)
+                param -= lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
+            elif self.momentum:
+                velocity *= self.momentum
+                velocity += g
+                param -= lr * velocity
+            else:
+                param -= lr * g

@@ -1,0 +1,84 @@
+"""PyTorch backend: torch.nn modules, torch losses, torch.optim, autograd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from backends.spec import Linear
+
+try:
+    import torch
+    from torch import nn
+except ImportError as err:
+    raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
+
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def _build(self) -> None:
+        layers = [
+            nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
+            if isinstance(layer, Linear)
+            else _ACTIVATIONS[layer.name]()
+            for layer in self.spec
+        ]
+        # nn.Sequential names parameters "{index}.weight" (out, in): the canonical layout as is.
+        self._model = nn.Sequential(*layers).to(getattr(torch, self.dtype))
+        self._named = dict(self._model.named_parameters())
+        mse = nn.MSELoss()  # mean over every element
+        self._loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = {
+            "mse": mse,
+            "half-mse": lambda output, target: 0.5 * mse(output, target),
+            "huber": nn.HuberLoss(delta=self.huber_delta),
+        }[self.loss_name]
+        if self.optimizer == "adam":
+            self._optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                self._model.parameters(), lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=self.weight_decay
+            )
+        else:
+            self._optimizer = torch.optim.SGD(
+                self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
+
+    def _get_params(self) -> Params:
+        return {name: param.detach().numpy() for name, param in self._named.items()}
+
+    def _set_params(self, params: Params) -> None:
+        with torch.no_grad():
+            for name, value in params.items():
+                self._named[name].copy_(torch.from_numpy(value))
+
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self._model(torch.from_numpy(X)).numpy()
+
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        with torch.no_grad():
+            return self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y)).item()
+
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        self._optimizer.zero_grad()
+        loss = self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y))
+        loss.backward()
+        return loss.item(), {name: param.grad.numpy() for name, param in self._named.items()}
+
+    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
+        index = torch.from_numpy(order)
+        X, y = self._X.index_select(0, index), self._y.index_select(0, index)  # batches are then views
+        losses = []
+        for start, stop in bounds:
+            self._optimizer.zero_grad()
+            loss = self._loss_fn(self._model(X[start:stop]), y[start:stop])
+            loss.backward()
+            self._optimizer.step()
+            losses.append(loss.detach())
+        return torch.stack(losses).numpy()  # one conversion per epoch, not one .item() per step
