@@ -48,6 +48,7 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    native_init_description: ClassVar[str]  # what native_init draws, for reports
 
     def __init__(
         self,
@@ -98,6 +99,19 @@ class Backend(ABC):
                 raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
             checked[name] = np.ascontiguousarray(value, dtype=self.dtype)
         self._set_params(checked)
+
+    def native_init(self, seed: int) -> None:
+        """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`."""
+        self._native_init(seed)
+
+    def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                       shuffle: bool = True) -> list[list[np.ndarray]]:
+        """Per epoch, the row indices of each batch, as the framework's own data loader orders them."""
+        for name, value in (("n_rows", n_rows), ("batch_size", batch_size), ("epochs", epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        return [[np.asarray(batch, dtype=np.int64) for batch in epoch]
+                for epoch in self._native_batches(n_rows, min(batch_size, n_rows), epochs, seed, shuffle)]
 
     def load(self, X: np.ndarray, y: np.ndarray) -> None:
         """Convert the training set to framework arrays once; `step` and `train_epoch` index into it."""
@@ -165,6 +179,14 @@ class Backend(ABC):
     @abstractmethod
     def _set_params(self, params: Params) -> None:
         """Overwrite parameters from checked, contiguous arrays of self.dtype."""
+
+    @abstractmethod
+    def _native_init(self, seed: int) -> None:
+        """Parameters from the framework's default initialiser."""
+
+    @abstractmethod
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> Any:
+        """Index batches per epoch from the framework's own loader."""
 
     @abstractmethod
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:

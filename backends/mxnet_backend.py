@@ -28,6 +28,7 @@ except (ImportError, AttributeError, OSError) as err:  # a numpy>=2 clash surfac
 
 class MxnetBackend(Backend):
     name = "mxnet"
+    native_init_description = "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)"
 
     def _build(self) -> None:
         self._net = gluon.nn.Sequential()
@@ -67,6 +68,20 @@ class MxnetBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, value in params.items():
             self._named[name].set_data(nd.array(value, dtype=self.dtype))
+
+    def _native_init(self, seed: int) -> None:
+        mx.random.seed(seed)  # MXNet has no generator object: native mode seeds its global RNG
+        self._net.initialize(mx.init.Uniform(), force_reinit=True)
+
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
+        loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(n_rows)), batch_size=batch_size,
+                                       shuffle=shuffle)
+        saved = np.random.get_state()  # Gluon's RandomSampler shuffles with NumPy's global RNG
+        np.random.seed(seed)
+        try:
+            return [[batch.asnumpy() for batch in loader] for _ in range(epochs)]
+        finally:
+            np.random.set_state(saved)
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)

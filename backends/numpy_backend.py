@@ -17,6 +17,7 @@ _ACTIVATIONS = {
 
 class NumpyBackend(Backend):
     name = "numpy"
+    native_init_description = "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)"
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
@@ -30,6 +31,17 @@ class NumpyBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, value in params.items():
             self._params[name][...] = value
+
+    def _native_init(self, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        for name, param in self._params.items():
+            bound = 1.0 / np.sqrt(self._shapes[name.replace("bias", "weight")][1])
+            param[...] = rng.uniform(-bound, bound, size=param.shape)
+
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
+        rng = np.random.default_rng(seed)
+        orders = (rng.permutation(n_rows) if shuffle else np.arange(n_rows) for _ in range(epochs))
+        return [np.array_split(order, range(batch_size, n_rows, batch_size)) for order in orders]
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = X, y

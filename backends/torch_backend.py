@@ -12,6 +12,7 @@ from backends.spec import Linear
 try:
     import torch
     from torch import nn
+    from torch.utils.data import DataLoader
 except ImportError as err:
     raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
 
@@ -20,6 +21,7 @@ _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.
 
 class TorchBackend(Backend):
     name = "torch"
+    native_init_description = "nn.Linear.reset_parameters: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases"
 
     def _build(self) -> None:
         layers = [
@@ -53,6 +55,18 @@ class TorchBackend(Backend):
         with torch.no_grad():
             for name, value in params.items():
                 self._named[name].copy_(torch.from_numpy(value))
+
+    def _native_init(self, seed: int) -> None:
+        with torch.random.fork_rng():  # seeded, without moving the caller's global torch RNG
+            torch.manual_seed(seed)
+            for module in self._model:
+                if isinstance(module, nn.Linear):
+                    module.reset_parameters()
+
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
+        loader = DataLoader(range(n_rows), batch_size=batch_size, shuffle=shuffle,
+                            generator=torch.Generator().manual_seed(seed))
+        return [[batch.numpy() for batch in loader] for _ in range(epochs)]
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)

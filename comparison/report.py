@@ -12,7 +12,8 @@ from comparison.run import BackendResult
 from tasks import Problem
 
 FORMATS = ("table", "markdown", "csv", "json")
-TITLES = {"params": "Parameters", "losses": "Losses", "summary": "Summary"}
+TITLES = {"params": "Parameters", "function": "Function error on the held-out grid (RMS)", "losses": "Losses",
+          "init": "Native initialisation", "summary": "Summary"}
 
 
 def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
@@ -21,7 +22,10 @@ def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
 
 
 def param_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
+    """Learned against true parameters, for a single linear layer (an MLP's are not identifiable)."""
     rows = []
+    if len(problem.spec) > 1:
+        results = []
     for result in results:
         for name, learned in result.params.items():
             truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
@@ -39,15 +43,31 @@ def loss_table(results: list[BackendResult]) -> pd.DataFrame:
     )
 
 
-def summary_table(params: pd.DataFrame, losses: pd.DataFrame) -> pd.DataFrame:
+def function_table(results: list[BackendResult]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"backend": r.backend, "initial_function_error": r.initial_function_error,
+          "final_function_error": r.final_function_error} for r in results if r.final_function_error is not None],
+        columns=["backend", "initial_function_error", "final_function_error"],
+    )
+
+
+def init_table(results: list[BackendResult]) -> pd.DataFrame:
+    return pd.DataFrame([{"backend": r.backend, "initialisation and batches": r.init}
+                         for r in results if r.init != "shared"], columns=["backend", "initialisation and batches"])
+
+
+def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame) -> pd.DataFrame:
     max_error = params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error")
-    summary = losses.set_index("backend").join(max_error).reset_index()
-    return summary[["backend", "final_train_loss", "final_val_loss", "max_abs_param_error", "seconds"]]
+    final_function = function.set_index("backend")["final_function_error"].rename("function_error")
+    summary = losses.set_index("backend").join(max_error).join(final_function).reset_index()
+    return summary[["backend", "final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
+                    "seconds"]]
 
 
 def build_tables(problem: Problem, results: list[BackendResult]) -> dict[str, pd.DataFrame]:
-    params, losses = param_table(problem, results), loss_table(results)
-    return {"params": params, "losses": losses, "summary": summary_table(params, losses)}
+    params, function, losses = param_table(problem, results), function_table(results), loss_table(results)
+    return {"params": params, "function": function, "losses": losses, "init": init_table(results),
+            "summary": summary_table(params, function, losses)}
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -61,7 +81,7 @@ def render(tables: dict[str, pd.DataFrame], fmt: str, header: dict[str, Any]) ->
     if fmt == "json":
         document = {**header, **{key: records(table) for key, table in tables.items()}}
         return json.dumps(document, indent=2)
-    shown = {key: tables[key] for key in ("params", "losses")}
+    shown = {key: tables[key] for key in ("params", "function", "losses", "init") if len(tables[key])}
     if fmt == "csv":
         return "\n".join(table.to_csv(index=False) for table in shown.values())
     if fmt == "markdown":

@@ -6,7 +6,7 @@ import importlib
 
 from tasks.base import Problem, Task
 
-_REGISTRY = {"linreg": "tasks.linreg"}
+_REGISTRY = {name: f"tasks.{name}" for name in ("linreg", "mlp", "celsius", "data")}
 TASKS = tuple(_REGISTRY)
 
 __all__ = ["TASKS", "Problem", "Task", "get_task"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from backends.spec import ModelSpec, param_shapes
+from backends.spec import ModelSpec, mlp_spec, param_shapes
 
 Params = dict[str, np.ndarray]
 
@@ -27,7 +27,10 @@ class Problem:
     initial_params: Params
     epoch_batches: list[list[np.ndarray]]  # [epoch][step] -> row indices into X_train
     truth: Params | None  # true parameters in the canonical layout, when the task has them
-    loss: str = "mse"
+    X_grid: np.ndarray | None = None  # held-out inputs where the true function is known
+    f_grid: np.ndarray | None = None  # the noise-free true function there, (n_grid, out)
+    batch_size: int = 1  # as used: after clipping to the training set
+    shuffle: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -36,7 +39,24 @@ class Task:
     name: str
     description: str
     make_problem: Callable[..., Problem]
-    defaults: dict[str, Any]  # the reference run's lr, epochs and batch_size
+    defaults: dict[str, dict[str, Any]]  # per model ("linear", "mlp"): lr, epochs, batch_size (None: full)
+    default_model: str
+
+
+MODELS = ("linear", "mlp")
+
+
+def check_model(model: str) -> str:
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; received: {model!r}")
+    return model
+
+
+def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
+    sizes = tuple(hidden)
+    if not sizes or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in sizes):
+        raise ValueError(f"hidden must be one or more positive integers; received: {list(sizes)!r}")
+    return sizes
 
 
 def check_split(n_samples: int, val_fraction: float) -> int:
@@ -59,7 +79,7 @@ def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int) ->
     return X[train], y[train], X[val], y[val]
 
 
-def normal_init(rng: np.random.Generator, spec: ModelSpec, sigma: float) -> Params:
+def normal_init(rng: np.random.Generator, spec: ModelSpec, *, sigma: float) -> Params:
     """Weights ~ N(0, sigma²), biases zero: the Gluon reference's init.Normal(sigma)."""
     return {
         name: rng.normal(0.0, sigma, size=shape) if name.endswith("weight") else np.zeros(shape)
@@ -67,19 +87,69 @@ def normal_init(rng: np.random.Generator, spec: ModelSpec, sigma: float) -> Para
     }
 
 
+def uniform_init(rng: np.random.Generator, spec: ModelSpec) -> Params:
+    """U(±1/√fan_in) for weights and biases: the distribution of PyTorch's nn.Linear default."""
+    shapes = param_shapes(spec)
+    return {name: rng.uniform(-1.0, 1.0, size=shape) / np.sqrt(shapes[name.replace("bias", "weight")][1])
+            for name, shape in shapes.items()}
+
+
+def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
+    """The batch size to use: None means the whole training set; a larger one is clipped with a warning."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; received: {epochs!r}")
+    if batch_size is None:
+        return n_train
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; received: {batch_size!r}")
+    if batch_size > n_train:
+        warnings.warn(f"batch_size={batch_size} exceeds the {n_train} training rows; using {n_train}", stacklevel=3)
+    return min(batch_size, n_train)
+
+
 def batch_order(
     rng: np.random.Generator, n_train: int, batch_size: int, epochs: int, shuffle: bool = True
 ) -> list[list[np.ndarray]]:
     """Per epoch, the row indices of each minibatch; the last batch of an epoch may be smaller."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; received: {batch_size!r}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer; received: {epochs!r}")
-    if batch_size > n_train:
-        warnings.warn(f"batch_size={batch_size} exceeds the {n_train} training rows; using {n_train}", stacklevel=2)
-        batch_size = n_train
     epochs_out = []
     for _ in range(epochs):
         order = rng.permutation(n_train) if shuffle else np.arange(n_train)
         epochs_out.append([order[i : i + batch_size] for i in range(0, n_train, batch_size)])
     return epochs_out
+
+
+def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str) -> ModelSpec:
+    """`linear`: one Linear layer; `mlp`: Linear–activation–…–Linear with the hidden sizes."""
+    if check_model(model) == "linear":
+        return mlp_spec(n_in, (), n_out, activation)
+    return mlp_spec(n_in, check_hidden(hidden), n_out, activation)
+
+
+def assemble(
+    task: str,
+    rng: np.random.Generator,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    spec: ModelSpec,
+    init: Callable[[np.random.Generator, ModelSpec], Params],
+    val_fraction: float,
+    epochs: int,
+    batch_size: int | None,
+    shuffle: bool = True,
+    truth: Params | None = None,
+    X_grid: np.ndarray | None = None,
+    f_grid: np.ndarray | None = None,
+    settings: dict[str, Any],
+) -> Problem:
+    """Split, initial parameters, then batch order, drawn from `rng` in that order."""
+    X_train, y_train, X_val, y_val = split(rng, X, y, check_split(len(X), val_fraction))
+    batch_size = check_batching(len(X_train), batch_size, epochs)
+    initial_params = init(rng, spec)
+    return Problem(
+        task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
+        initial_params=initial_params,
+        epoch_batches=batch_order(rng, len(X_train), batch_size, epochs, shuffle),
+        truth=truth, X_grid=X_grid, f_grid=f_grid, batch_size=batch_size, shuffle=shuffle,
+        settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction},
+    )

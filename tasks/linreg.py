@@ -7,52 +7,45 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
 from backends.spec import Linear, make_spec
-from tasks.base import Problem, Task, batch_order, check_split, normal_init, split
+from tasks.base import Problem, Task, assemble, check_split, normal_init
 
 
 def make_problem(
     *,
     seed: int = 0,
     epochs: int = 3,
-    batch_size: int = 10,
+    batch_size: int | None = 10,
     true_w: Sequence[float] = (2.0, -3.4),
     true_b: float = 4.2,
     n_samples: int = 1000,
     noise: float = 0.01,
     val_fraction: float = 0.2,
-    init_sigma: float = 0.01,
 ) -> Problem:
     w = np.asarray(true_w, dtype=np.float64)
     if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all():
-        raise ValueError(f"true_w must be a non-empty list of finite numbers; received: {true_w!r}")
+        raise ValueError(f"true_w must be a non-empty list of finite numbers; received: {list(true_w)!r}")
     if not math.isfinite(true_b):
         raise ValueError(f"true_b must be a finite number; received: {true_b!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    n_val = check_split(n_samples, val_fraction)
+    check_split(n_samples, val_fraction)
 
     rng = np.random.default_rng(seed)  # the one generator: data, split, init, batch order
     X = rng.normal(size=(n_samples, w.size))  # (n, in)
     y = (X @ w + true_b + rng.normal(0.0, noise, size=n_samples))[:, None]  # (n, 1)
-    X_train, y_train, X_val, y_val = split(rng, X, y, n_val)
-    spec = make_spec([Linear(w.size, 1)])
-    initial_params = normal_init(rng, spec, init_sigma)
-    return Problem(
-        task="linreg",
-        spec=spec,
-        X_train=X_train,
-        y_train=y_train,
-        X_val=X_val,
-        y_val=y_val,
-        initial_params=initial_params,
-        epoch_batches=batch_order(rng, len(X_train), batch_size, epochs),
+    return assemble(
+        "linreg", rng, X, y,
+        spec=make_spec([Linear(w.size, 1)]),
+        init=partial(normal_init, sigma=0.01),  # the reference's init.Normal(sigma=0.01), bias 0
+        val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
         truth={"0.weight": w[None, :], "0.bias": np.array([float(true_b)])},
-        settings={"seed": seed, "epochs": epochs, "batch_size": batch_size, "true_w": w.tolist(),
-                  "true_b": float(true_b), "n_samples": n_samples, "noise": noise, "val_fraction": val_fraction},
+        settings={"seed": seed, "true_w": w.tolist(), "true_b": float(true_b), "n_samples": n_samples,
+                  "noise": noise},
     )
 
 
@@ -60,5 +53,6 @@ TASK = Task(
     name="linreg",
     description="linear regression with known true_w, true_b (d2l §3.3, Gluon)",
     make_problem=make_problem,
-    defaults={"lr": 0.03, "epochs": 3, "batch_size": 10},
+    defaults={"linear": {"lr": 0.03, "epochs": 3, "batch_size": 10}},
+    default_model="linear",
 )

@@ -63,3 +63,53 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def json_report(*args: str) -> dict:
+    result = compare(*args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_loss_option_reaches_the_backends() -> None:
+    mse = json_report("--backends", "numpy,torch", "--epochs", "1")
+    half = json_report("--backends", "numpy,torch", "--epochs", "1", "--loss", "half-mse")
+    assert half["options"]["loss"] == "half-mse"
+    for a, b in zip(mse["losses"], half["losses"]):
+        assert b["initial_loss"] == pytest.approx(a["initial_loss"] / 2, rel=1e-6)
+
+
+def test_mlp_reports_function_error_not_parameters() -> None:
+    report = json_report("--task", "mlp", "--backends", "numpy", "--epochs", "3", "--hidden", "8,8",
+                         "--activation", "relu")
+    assert report["params"] == [] and report["settings"]["hidden"] == [8, 8]
+    row = report["summary"][0]
+    assert row["max_abs_param_error"] is None and row["function_error"] > 0
+    assert report["function"][0]["initial_function_error"] > 0
+
+
+def test_celsius_mlp_and_native_init_say_which_initialiser() -> None:
+    report = json_report("--task", "celsius", "--model", "mlp", "--epochs", "5", "--init", "native")
+    assert {row["backend"] for row in report["init"]} == set(BACKENDS)
+    assert any("kaiming_uniform" in row["initialisation and batches"] for row in report["init"])
+    assert any("Uniform(-0.07, 0.07)" in row["initialisation and batches"] for row in report["init"])
+
+
+def test_own_data_file_with_mlp(tmp_path: Path) -> None:
+    data = tmp_path / "xy.csv"
+    data.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{2 * i - i % 3}\n" for i in range(20)))
+    report = json_report("--data", str(data), "--model", "mlp", "--backends", "numpy", "--epochs", "2")
+    assert report["task"] == "data" and report["settings"]["features"] == 2 and report["settings"]["rows"] == 20
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "data"], "--task data needs --data FILE"),
+    (["--data", "/nonexistent.csv"], "data file '/nonexistent.csv' does not exist"),
+    (["--task", "mlp", "--true-w", "1"], "--true-w does not apply to --task mlp"),
+    (["--task", "linreg", "--model", "mlp"], "--model does not apply to --task linreg"),
+    (["--hidden", "0"], "argument --hidden: expected comma-separated positive integers"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "momentum applies to optimizer sgd or momentum, not adam"),
+])
+def test_task_option_errors(args: list[str], message: str) -> None:
+    result = compare("--backends", "numpy", *args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr

@@ -1,0 +1,70 @@
+"""An MLP fit of a known smooth function: y = f(x) + N(0, noise²), x ~ U(-3, 3)^inputs.
+
+MLP weights are not identifiable (hidden units can swap), so the report measures the learned
+function against f on a held-out grid instead of comparing parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from tasks.base import Problem, Task, assemble, model_spec, uniform_init
+
+FUNCTIONS = ("sin", "teacher")
+LOW, HIGH = -3.0, 3.0
+
+
+def true_function(name: str, inputs: int, rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
+    """`sin`: sin(Σx); `teacher`: a fixed random inputs→8→1 tanh network drawn from rng."""
+    if name == "sin":
+        return lambda X: np.sin(X.sum(axis=1, keepdims=True))
+    w1 = rng.normal(size=(inputs, 8)) / math.sqrt(inputs)
+    b1 = rng.normal(size=8)
+    w2 = rng.normal(size=(8, 1)) / math.sqrt(8)
+    return lambda X: np.tanh(X @ w1 + b1) @ w2
+
+
+def make_problem(
+    *,
+    seed: int = 0,
+    epochs: int = 200,
+    batch_size: int | None = 16,
+    function: str = "sin",
+    inputs: int = 1,
+    hidden: Sequence[int] = (13,),
+    activation: str = "tanh",
+    n_samples: int = 256,
+    noise: float = 0.05,
+    val_fraction: float = 0.2,
+) -> Problem:
+    if function not in FUNCTIONS:
+        raise ValueError(f"function must be one of {', '.join(FUNCTIONS)}; received: {function!r}")
+    if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
+        raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
+    if not math.isfinite(noise) or noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
+    spec = model_spec("mlp", inputs, 1, hidden, activation)
+
+    rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
+    f = true_function(function, inputs, rng)
+    X = rng.uniform(LOW, HIGH, size=(n_samples, inputs))  # (n, inputs)
+    y = f(X) + rng.normal(0.0, noise, size=(n_samples, 1))  # (n, 1)
+    X_grid = np.linspace(LOW, HIGH, 201)[:, None] if inputs == 1 else rng.uniform(LOW, HIGH, size=(512, inputs))
+    return assemble(
+        "mlp", rng, X, y, spec=spec, init=uniform_init, val_fraction=val_fraction, epochs=epochs,
+        batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid),
+        settings={"seed": seed, "function": function, "inputs": inputs, "hidden": list(hidden),
+                  "activation": activation, "n_samples": n_samples, "noise": noise},
+    )
+
+
+TASK = Task(
+    name="mlp",
+    description="MLP fit of sin(Σx) or a teacher network; error measured on a held-out grid",
+    make_problem=make_problem,
+    defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
+    default_model="mlp",
+)
