@@ -7,6 +7,10 @@
     python compare.py --task mlp --hidden 32,32 --activation relu --function teacher
     python compare.py --task celsius --model mlp --init native
     python compare.py --data measurements.csv --model mlp --hidden 16
+    python compare.py --task linreg --seeds 5 --relative --plot curves.png
+    python compare.py --task linreg --out runs/before
+    python compare.py show runs/before --format markdown
+    python compare.py diff runs/before runs/after --threshold 0.1
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import sys
 import warnings
 from typing import Any, NoReturn
 
+from tqdm import tqdm
+
 from backends import BACKENDS, LOSSES, OPTIMIZERS, BackendUnavailable, available_backends
-from backends.spec import DTYPES
-from comparison.report import FORMATS, build_tables, render
-from comparison.run import INIT_MODES, build_backends, train
+from backends.spec import ACTIVATIONS, DTYPES
+from comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
+from comparison.run import INIT_MODES, build_backends, least_squares_result, train
 from tasks import TASKS, get_task
 from tasks.base import MODELS
 from tasks.mlp import FUNCTIONS
@@ -48,18 +54,26 @@ def _floats(text: str) -> list[float]:
 
 
 def _sizes(text: str) -> list[int]:
+    message = f"expected comma-separated positive integers such as 32,32; received: {text!r}"
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 32,32; received: {text!r}")
+        raise argparse.ArgumentTypeError(message)
     if min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 32,32; received: {text!r}")
+        raise argparse.ArgumentTypeError(message)
     return sizes
 
 
-def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer; received: {text!r}")
+def _seeds(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers such as 0 or 0,1,2; received: {text!r}")
+    return [int(part) for part in parts]
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
     return int(text)
 
 
@@ -76,7 +90,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
     parser.add_argument("--backends", type=_backend_names, default=None,
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0, help="seeds data, init and batch order")
+    parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
+    parser.add_argument("--seeds", type=_count, help="run seeds 0..N-1 and report mean and standard deviation")
     parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
     parser.add_argument("--lr", type=float, help="learning rate (default: the task's reference setting)")
     parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
@@ -89,7 +104,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", choices=INIT_MODES, default="shared",
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")
-    parser.add_argument("--format", choices=FORMATS, default="table")
+    report = parser.add_argument_group("report")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("--curves", action="store_true", help="also print train and validation loss per epoch")
+    report.add_argument("--plot", metavar="FILE", help="write the loss curves and parity over steps as a PNG")
+    report.add_argument("--relative", action="store_true", help="also show parameter errors against least squares")
+    report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
     linreg = parser.add_argument_group("linreg")
     linreg.add_argument("--true-w", type=_floats, help="e.g. 2,-3.4 (use --true-w=-1,2 for a leading minus)")
     linreg.add_argument("--true-b", type=float)
@@ -97,7 +118,7 @@ def make_parser() -> argparse.ArgumentParser:
     linreg.add_argument("--noise", type=float, help="standard deviation of the label noise (linreg, mlp)")
     mlp = parser.add_argument_group("mlp, and celsius or data with --model mlp")
     mlp.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 13 or 32,32 (default 13)")
-    mlp.add_argument("--activation", choices=("tanh", "relu", "sigmoid"), help="default tanh")
+    mlp.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
     mlp.add_argument("--function", choices=FUNCTIONS, help="mlp: the true function (default sin)")
     mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
     data = parser.add_argument_group("celsius and data")
@@ -133,10 +154,17 @@ def _warn_on_stderr(message: Warning | str, *_: Any, **__: Any) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    warnings.showwarning = _warn_on_stderr
+def _usage(err: Exception) -> int:
+    print(f"{PROG}: error: {err}", file=sys.stderr)
+    return 2
+
+
+def run_main(argv: list[str]) -> int:
     try:
         args = make_parser().parse_args(argv)
+        if args.seed is not None and args.seeds is not None:
+            raise UsageError("give --seed or --seeds, not both")
+        seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
         args.task = args.task or ("data" if args.data is not None else "linreg")
         if args.task == "data" and args.data is None:
             raise UsageError("--task data needs --data FILE")
@@ -144,30 +172,118 @@ def main(argv: list[str] | None = None) -> int:
         defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
         setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
                  for key in ("lr", "epochs", "batch_size")}
-        problem = task.make_problem(seed=args.seed, epochs=setup["epochs"], batch_size=setup["batch_size"],
-                                    **_task_kwargs(args, task.make_problem))
+        make = lambda seed: task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"],
+                                              **_task_kwargs(args, task.make_problem))  # noqa: E731
+        problem = make(seeds[0])
         options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                    "weight_decay": args.weight_decay, "loss": args.loss, "huber_delta": args.huber_delta}
-        names = _select_backends(args.backends)
-        backends = []
-        for name in names:
+        names = []
+        for name in _select_backends(args.backends):
             try:
-                backends += build_backends(problem, [name], options)
+                build_backends(problem, [name], options)
+                names.append(name)
             except BackendUnavailable as err:
                 if args.backends is not None:
                     raise UsageError(str(err)) from err
                 print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
+        if args.out is not None:
+            from comparison.saved import prepare_out
+
+            out = prepare_out(args.out)
     except (UsageError, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
-    if not backends:
+        return _usage(err)
+    if not names:
         print(f"{PROG}: error: no backend could run", file=sys.stderr)
         return 1
-    results = [train(backend, problem, init=args.init, seed=args.seed) for backend in backends]
-    header = {"task": problem.task, "settings": problem.settings,
-              "options": {**options, "init": args.init}}
-    sys.stdout.write(render(build_tables(problem, results), args.format, header))
+
+    record = bool(args.curves or args.plot or args.out)
+    per_seed = []
+    progress = tqdm(total=len(seeds) * len(names) * len(problem.epoch_batches), unit="epoch", file=sys.stderr,
+                    delay=2, leave=False, disable=True if args.quiet else None)  # None: off unless a terminal
+    with progress:
+        for seed in seeds:
+            problem = problem if seed == seeds[0] else make(seed)
+            results = []
+            for backend in build_backends(problem, names, options):
+                progress.set_description(f"seed {seed} {backend.name}")
+                results.append(train(backend, problem, init=args.init, seed=seed, record=record,
+                                     on_epoch=progress.update))
+            reference = least_squares_result(problem, options)
+            per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative))
+
+    header = {"task": problem.task, "settings": problem.settings, "seeds": seeds,
+              "options": {**options, "init": args.init, "curves": args.curves, "relative": args.relative}}
+    report = build_report(header, combine_seeds(per_seed))
+    plot_png = None
+    if args.plot or args.out:
+        from comparison.plot import loss_figure
+        from comparison.saved import figure_png, write_atomic
+
+        plot_png = figure_png(loss_figure(report))
+        if args.plot:
+            from pathlib import Path
+
+            write_atomic(Path(args.plot), plot_png)
+    if args.out is not None:
+        from comparison.saved import save_run
+
+        save_run(out, report, plot_png)
+    sys.stdout.write(render(report, args.format))
     return 0
+
+
+def show_main(argv: list[str]) -> int:
+    from comparison.saved import load_run
+
+    parser = _Parser(prog=f"{PROG} show", description="Print the tables of a run saved with --out.")
+    parser.add_argument("run", metavar="DIR")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    try:
+        args = parser.parse_args(argv)
+        report = load_run(args.run)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
+def diff_main(argv: list[str]) -> int:
+    from comparison.saved import diff_runs, load_run
+
+    parser = _Parser(prog=f"{PROG} diff", description="What changed between two saved runs, per backend and metric; "
+                                                      "exit 1 when an error or parity metric got worse.")
+    parser.add_argument("run_a", metavar="DIR_A")
+    parser.add_argument("run_b", metavar="DIR_B")
+    parser.add_argument("--threshold", type=float, default=0.1, help="relative rise that counts as worse (0.1)")
+    parser.add_argument("--atol", type=float, default=1e-12, help="absolute rise below which nothing is worse")
+    try:
+        args = parser.parse_args(argv)
+        if not args.threshold >= 0 or not args.atol >= 0:
+            raise UsageError(f"--threshold and --atol must be >= 0; received: {args.threshold}, {args.atol}")
+        table = diff_runs(load_run(args.run_a), load_run(args.run_b), args.threshold, args.atol)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    shown = table.astype(object).where(table.notna(), "-")
+    for column in ("A", "B"):
+        shown[column] = [value if value == "-" else f"{value:.4g}" for value in shown[column]]
+    shown["change"] = [value if value == "-" else f"{value:+.1%}" for value in shown["change"]]
+    print(f"A = {args.run_a}, B = {args.run_b}")
+    print(shown.to_string(index=False))
+    worse = table[table["verdict"] == "WORSE"]
+    if len(worse):
+        print(f"{PROG} diff: {len(worse)} metric(s) worse by more than {args.threshold:.0%}: "
+              + ", ".join(f"{row.backend} {row.metric}" for row in worse.itertuples()), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _warn_on_stderr
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"show": show_main, "diff": diff_main}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
+    return run_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,42 @@
-"""Turn backend results into pandas tables and render them."""
+"""Tables from backend results (one seed or several), and their rendering as text or JSON.
+
+A report is a plain dict: header fields plus every table as a list of records. Everything a
+renderer prints comes from that dict, so a saved report renders the same later.
+"""
 
 from __future__ import annotations
 
+import importlib.metadata
+import itertools
 import json
+import math
+import os
+import platform
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from comparison.run import BackendResult
+from comparison.run import LSTSQ, BackendResult
 from tasks import Problem
 
 FORMATS = ("table", "markdown", "csv", "json")
-TITLES = {"params": "Parameters", "function": "Function error on the held-out grid (RMS)", "losses": "Losses",
-          "init": "Native initialisation", "summary": "Summary"}
+TITLES = {
+    "params": "Parameters",
+    "function": "Function error on the held-out grid (RMS)",
+    "losses": "Losses and timing",
+    "parity": "Parity: largest absolute difference between backends",
+    "init": "Native initialisation",
+    "curves": "Loss per epoch",
+}
+KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
+    "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
+    "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
+    "curves": ["backend", "epoch"], "trajectory": ["backend_a", "backend_b", "step"],
+}
+LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
+FRAMEWORK_PACKAGES = ("numpy", "pandas", "torch", "mxnet")
 
 
 def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
@@ -21,26 +44,36 @@ def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
     return [(f"{name}[{','.join(map(str, index))}]", float(value[index])) for index in np.ndindex(value.shape)]
 
 
-def param_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
-    """Learned against true parameters, for a single linear layer (an MLP's are not identifiable)."""
-    rows = []
+def param_table(problem: Problem, results: list[BackendResult], relative: bool) -> pd.DataFrame:
+    """Learned against true parameters for a single linear layer (an MLP's are not identifiable);
+    with `relative`, also against the least-squares fit."""
+    columns = ["backend", "parameter", "true", "learned", "abs_error"] + (["lstsq", "error_vs_lstsq"] * relative)
     if len(problem.spec) > 1:
-        results = []
+        return pd.DataFrame(columns=columns)
+    reference = next((r.params for r in results if r.backend == LSTSQ), None)
+    rows = []
     for result in results:
         for name, learned in result.params.items():
             truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
             for (label, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth)):
-                rows.append({"backend": result.backend, "parameter": label, "true": true_value,
-                             "learned": value, "abs_error": abs(value - true_value)})
-    return pd.DataFrame(rows, columns=["backend", "parameter", "true", "learned", "abs_error"])
+                row = {"backend": result.backend, "parameter": label, "true": true_value, "learned": value,
+                       "abs_error": abs(value - true_value)}
+                if relative and reference is not None:
+                    row["lstsq"] = dict(_elements(name, reference[name]))[label]
+                    row["error_vs_lstsq"] = abs(value - row["lstsq"])
+                rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def loss_table(results: list[BackendResult]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"backend": r.backend, "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
-          "final_val_loss": r.final_val_loss, "epochs": r.epochs, "seconds": r.seconds} for r in results],
-        columns=["backend", "initial_loss", "final_train_loss", "final_val_loss", "epochs", "seconds"],
-    )
+    rows = []
+    for r in results:
+        trained = r.backend != LSTSQ
+        rows.append({"backend": r.backend, "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
+                     "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps, "seconds": r.seconds,
+                     "steps_per_s": r.steps / r.seconds if trained and r.seconds > 0 else math.nan,
+                     "us_per_step": 1e6 * r.seconds / r.steps if trained and r.steps else math.nan})
+    return pd.DataFrame(rows)
 
 
 def function_table(results: list[BackendResult]) -> pd.DataFrame:
@@ -51,41 +84,174 @@ def function_table(results: list[BackendResult]) -> pd.DataFrame:
     )
 
 
+def _trained_pairs(results: list[BackendResult]) -> list[tuple[BackendResult, BackendResult]]:
+    return list(itertools.combinations([r for r in results if r.backend != LSTSQ], 2))
+
+
+def parity_table(results: list[BackendResult]) -> pd.DataFrame:
+    rows = [{"backend_a": a.backend, "backend_b": b.backend,
+             "max_abs_param_diff": max(float(np.max(np.abs(a.params[k] - b.params[k]))) for k in a.params),
+             "max_abs_step_loss_diff": float(np.max(np.abs(a.step_losses - b.step_losses)))}
+            for a, b in _trained_pairs(results)]
+    return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff"])
+
+
+def trajectory_table(results: list[BackendResult]) -> pd.DataFrame:
+    """Largest parameter difference between each pair of backends at each snapshot (shared mode)."""
+    rows = [{"backend_a": a.backend, "backend_b": b.backend, "step": step_a,
+             "max_abs_param_diff": max(float(np.max(np.abs(pa[k] - pb[k]))) for k in pa)}
+            for a, b in _trained_pairs(results)
+            for (step_a, pa), (_, pb) in zip(a.checkpoints, b.checkpoints)]
+    return pd.DataFrame(rows, columns=KEYS["trajectory"] + ["max_abs_param_diff"])
+
+
+def curve_table(results: list[BackendResult]) -> pd.DataFrame:
+    rows = [{"backend": r.backend, "epoch": epoch, "train_loss": train, "val_loss": val}
+            for r in results for epoch, train, val in r.curve]
+    return pd.DataFrame(rows, columns=["backend", "epoch", "train_loss", "val_loss"])
+
+
 def init_table(results: list[BackendResult]) -> pd.DataFrame:
     return pd.DataFrame([{"backend": r.backend, "initialisation and batches": r.init}
-                         for r in results if r.init != "shared"], columns=["backend", "initialisation and batches"])
+                         for r in results if r.init not in ("shared", LSTSQ)], columns=KEYS["init"])
 
 
 def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame) -> pd.DataFrame:
-    max_error = params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error")
-    final_function = function.set_index("backend")["final_function_error"].rename("function_error")
-    summary = losses.set_index("backend").join(max_error).join(final_function).reset_index()
-    return summary[["backend", "final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
-                    "seconds"]]
+    """One row per backend (the least-squares row stays in the parameter and loss tables)."""
+    summary = losses[losses["backend"] != LSTSQ].set_index("backend")[["final_train_loss", "final_val_loss"]]
+    summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
+    summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
+    summary = summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
+    return summary.astype(object).where(summary.notna(), None)
 
 
-def build_tables(problem: Problem, results: list[BackendResult]) -> dict[str, pd.DataFrame]:
-    params, function, losses = param_table(problem, results), function_table(results), loss_table(results)
-    return {"params": params, "function": function, "losses": losses, "init": init_table(results),
-            "summary": summary_table(params, function, losses)}
+def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False) -> dict[str, pd.DataFrame]:
+    """Every table for one seed's run."""
+    params, function, losses = param_table(problem, results, relative), function_table(results), loss_table(results)
+    return {"summary": summary_table(params, function, losses), "params": params, "function": function,
+            "losses": losses, "parity": parity_table(results), "init": init_table(results),
+            "curves": curve_table(results), "trajectory": trajectory_table(results)}
+
+
+def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """One seed: its tables. Several: each metric's mean, and beside it `<metric>_std` (ddof 1)."""
+    if len(per_seed) == 1:
+        return per_seed[0]
+    combined = {}
+    for key, keys in KEYS.items():
+        table = pd.concat([tables[key] for tables in per_seed], ignore_index=True)
+        metrics = [c for c in table.columns if c not in keys]
+        if table.empty:
+            combined[key] = pd.DataFrame(columns=keys + [f"{m}{s}" for m in metrics for s in ("", "_std")])
+            continue
+        table[metrics] = table[metrics].apply(pd.to_numeric, errors="coerce")  # None -> NaN
+        grouped = table[keys + metrics].groupby(keys, sort=False)
+        mean, std = grouped.mean(numeric_only=True), grouped.std(numeric_only=True).add_suffix("_std")
+        columns = [c for m in mean.columns for c in (m, f"{m}_std")]
+        combined[key] = mean.join(std)[columns].reset_index()
+    return combined
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in FRAMEWORK_PACKAGES:
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def machine() -> str:
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as plain Python values at full precision, NaN as None (JSON null)."""
-    return [{key: (None if isinstance(value, float) and np.isnan(value) else value) for key, value in row.items()}
-            for row in table.astype(object).to_dict(orient="records")]
+    def plain(value: Any) -> Any:
+        value = value.item() if isinstance(value, np.generic) else value
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return [{key: plain(value) for key, value in row.items()} for row in table.astype(object).to_dict("records")]
 
 
-def render(tables: dict[str, pd.DataFrame], fmt: str, header: dict[str, Any]) -> str:
-    """The tables as text in `fmt`; `header` (task, settings) goes into JSON and titles."""
+def build_report(header: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    return {**header, "versions": versions(), "machine": machine(),
+            **{key: records(table) for key, table in tables.items()}}
+
+
+# ---- rendering ----
+
+def _number_format(column: str) -> Callable[[float], str]:
+    base = column.removesuffix("_std")
+    if any(word in base for word in ("error", "diff", "loss")):
+        return lambda x: f"{x:.3e}"
+    if base in ("seconds", "us_per_step"):
+        return lambda x: f"{x:.3g}"
+    if base == "steps_per_s":
+        return lambda x: f"{x:,.0f}"
+    if base in ("epoch", "epochs", "steps", "step"):
+        return lambda x: f"{x:g}"
+    return lambda x: f"{x:.6g}"
+
+
+def _text_table(rows: list[dict[str, Any]], mark_best: bool) -> tuple[pd.DataFrame, bool]:
+    """Numbers formatted for what they are, a metric and its `_std` shown as "mean ± std"; with
+    `mark_best`, the lowest error, loss or time per column (as displayed) gets a '*'."""
+    table = pd.DataFrame(rows)
+    shown = pd.DataFrame(index=table.index)
+    marked = False
+    per_backend = "backend" in table and "parameter" not in table and table["backend"].is_unique
+    for column in [c for c in table.columns if not c.endswith("_std")]:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().all() and table[column].notna().any():
+            shown[column] = table[column]  # a text column
+            continue
+        fmt = _number_format(column)
+        cells = ["-" if pd.isna(v) else fmt(float(v)) for v in values]
+        if f"{column}_std" in table:
+            spread = pd.to_numeric(table[f"{column}_std"], errors="coerce")
+            cells = [c if pd.isna(s) or s == 0 else f"{c} ± {fmt(float(s))}" for c, s in zip(cells, spread)]
+        trained = table["backend"] != LSTSQ if "backend" in table else pd.Series(True, index=table.index)
+        if mark_best and per_backend and any(w in column for w in LOWER_IS_BETTER) and values[trained].notna().sum() > 1:
+            best = fmt(float(values[trained].min()))
+            for index in values[trained].index:
+                if not pd.isna(values[index]) and fmt(float(values[index])) == best:
+                    cells[index] += " *"
+                    marked = True
+        shown[column] = cells
+    return shown, marked
+
+
+def header_lines(report: dict[str, Any]) -> list[str]:
+    options, settings = report["options"], report["settings"]
+    seeds = ",".join(map(str, report["seeds"]))
+    first = (f"task {report['task']} · seed {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+             f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
+             f" · init {options['init']}")
+    second = " · ".join(f"{name} {version}" for name, version in report["versions"].items())
+    return [first, f"{second} · {report['machine']}"]
+
+
+def shown_tables(report: dict[str, Any]) -> list[str]:
+    keys = ["params", "function", "losses", "parity", "init"] + (["curves"] if report["options"].get("curves") else [])
+    return [key for key in keys if report.get(key)]
+
+
+def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        document = {**header, **{key: records(table) for key, table in tables.items()}}
-        return json.dumps(document, indent=2)
-    shown = {key: tables[key] for key in ("params", "function", "losses", "init") if len(tables[key])}
+        return json.dumps(report, indent=2) + "\n"
+    keys = shown_tables(report)
     if fmt == "csv":
-        return "\n".join(table.to_csv(index=False) for table in shown.values())
+        return "\n".join(pd.DataFrame(report[key]).to_csv(index=False) for key in keys)
+    blocks = []
+    for key in keys:
+        shown, marked = _text_table(report[key], mark_best=fmt == "table")
+        if fmt == "markdown":
+            blocks.append(f"### {TITLES[key]}\n\n{shown.to_markdown(index=False, stralign='right')}")
+        else:
+            footnote = "\n(* lowest in its column)" if marked else ""
+            blocks.append(f"{TITLES[key]}\n{shown.to_string(index=False)}{footnote}")
+    header = header_lines(report)
     if fmt == "markdown":
-        return "\n\n".join(f"### {TITLES[key]}\n\n{table.to_markdown(index=False, floatfmt='.6g')}"
-                           for key, table in shown.items()) + "\n"
-    return "\n\n".join(f"{TITLES[key]}\n{table.to_string(index=False, float_format=lambda x: f'{x:.6g}')}"
-                       for key, table in shown.items()) + "\n"
+        header = [f"**{header[0]}**  ", header[1]]
+    return "\n".join(header) + "\n\n" + "\n\n".join(blocks) + "\n"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ from tasks import Problem
 
 Params = dict[str, np.ndarray]
 INIT_MODES = ("shared", "native")
+LSTSQ = "least-squares"  # the report row of the closed-form fit
+MAX_CHECKPOINTS = 100  # parameter snapshots per run, for the parity-over-steps plot
+MAX_CURVE_POINTS = 200  # epochs at which train and validation loss are evaluated
 
 
 @dataclass
@@ -28,6 +32,12 @@ class BackendResult:
     final_function_error: float | None
     epochs: int
     seconds: float  # training steps only: after the warm-up, without data conversion or evaluation
+    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, train loss, val loss)
+    checkpoints: list[tuple[int, Params]] = field(default_factory=list)  # (steps taken, parameters)
+
+    @property
+    def steps(self) -> int:
+        return len(self.step_losses)
 
 
 def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) -> list[Backend]:
@@ -41,8 +51,40 @@ def function_error(backend: Backend, problem: Problem) -> float | None:
     return float(np.sqrt(np.mean((backend.predict(problem.X_grid) - problem.f_grid) ** 2)))
 
 
-def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 0) -> BackendResult:
-    """Shared: the task's initial parameters and batches. Native: the framework's own, seeded by `seed`."""
+def least_squares_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
+    """For a single linear layer: the best fit of the training split, numpy.linalg.lstsq in float64,
+    with its losses under the run's loss definition. None for other models."""
+    if len(problem.spec) != 1:
+        return None
+    layer = problem.spec[0]
+    ones = np.ones((len(problem.X_train), int(getattr(layer, "bias", True))))
+    solution, *_ = np.linalg.lstsq(np.hstack([problem.X_train, ones]), problem.y_train, rcond=None)  # (in[+1], out)
+    params = {"0.weight": solution[: problem.X_train.shape[1]].T.copy()}
+    if ones.shape[1]:
+        params["0.bias"] = solution[-1].copy()
+    evaluator = get_backend("numpy")(problem.spec, dtype="float64", loss=options["loss"],
+                                     huber_delta=options["huber_delta"])
+    evaluator.set_params(params)
+    return BackendResult(
+        backend=LSTSQ, init=LSTSQ, params=params, step_losses=np.empty(0), initial_loss=float("nan"),
+        final_train_loss=evaluator.loss(problem.X_train, problem.y_train),
+        final_val_loss=evaluator.loss(problem.X_val, problem.y_val),
+        initial_function_error=None, final_function_error=function_error(evaluator, problem),
+        epochs=0, seconds=float("nan"),
+    )
+
+
+def _spaced(total: int, most: int) -> set[int]:
+    """Up to `most` + 1 evenly spaced integers from 0 to total, both included."""
+    return set(np.linspace(0, total, min(total, most) + 1).round().astype(int).tolist())
+
+
+def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 0, record: bool = False,
+          on_epoch: Callable[[], None] | None = None) -> BackendResult:
+    """Shared: the task's initial parameters and batches. Native: the framework's own, seeded by `seed`.
+
+    `record` also evaluates the loss curves and snapshots parameters along the way, outside the timing.
+    """
     if init == "shared":
         backend.set_params(problem.initial_params)
         epoch_batches, described = problem.epoch_batches, "shared"
@@ -58,9 +100,27 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
     initial_function_error = function_error(backend, problem)
     first = epoch_batches[0][0]
     backend.loss_and_grads(problem.X_train[first], problem.y_train[first])  # warm-up: no update
-    start = time.perf_counter()
-    step_losses = [backend.train_epoch(batches) for batches in epoch_batches]
-    seconds = time.perf_counter() - start
+
+    total_steps = sum(len(batches) for batches in epoch_batches)
+    snapshot_at = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
+    evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record else set()
+    curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
+    checkpoints = [(0, backend.get_params())] if record else []
+    step_losses, seconds, steps = [], 0.0, 0
+    for epoch, batches in enumerate(epoch_batches, start=1):
+        cuts = [i for i in range(1, len(batches)) if steps + i in snapshot_at]
+        for start, stop in zip([0, *cuts], [*cuts, len(batches)]):
+            began = time.perf_counter()
+            step_losses.append(backend.train_epoch(batches[start:stop]))
+            seconds += time.perf_counter() - began
+            steps += stop - start
+            if steps in snapshot_at:
+                checkpoints.append((steps, backend.get_params()))
+        if epoch in evaluate_at:
+            curve.append((epoch, backend.loss(problem.X_train, problem.y_train),
+                          backend.loss(problem.X_val, problem.y_val)))
+        if on_epoch is not None:
+            on_epoch()
     return BackendResult(
         backend=backend.name,
         init=described,
@@ -73,4 +133,6 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
         final_function_error=function_error(backend, problem),
         epochs=len(epoch_batches),
         seconds=seconds,
+        curve=curve,
+        checkpoints=checkpoints,
     )

@@ -1,0 +1,181 @@
+"""Curves, plots, least squares, seeds, parity matrix, saved runs, show/diff, progress."""
+
+from __future__ import annotations
+
+import json
+import fcntl
+import os
+import pty
+import struct
+import termios
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backends import BACKENDS
+from comparison.plot import loss_figure
+from comparison.report import build_report, seed_tables
+from comparison.run import LSTSQ, build_backends, least_squares_result, train
+from tasks import get_task
+
+ROOT = Path(__file__).resolve().parents[1]
+OPTIONS = {"dtype": "float64", "optimizer": "sgd", "lr": 0.03, "momentum": None, "weight_decay": 0.0,
+           "loss": "mse", "huber_delta": 1.0}
+
+
+def compare(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+def linreg_report(init: str = "shared") -> dict:
+    problem = get_task("linreg").make_problem(seed=0)
+    results = [train(b, problem, init=init, record=True) for b in build_backends(problem, list(BACKENDS), OPTIONS)]
+    header = {"task": "linreg", "settings": problem.settings, "seeds": [0],
+              "options": {**OPTIONS, "init": init, "curves": True, "relative": False}}
+    return build_report(header, seed_tables(problem, results + [least_squares_result(problem, OPTIONS)]))
+
+
+def test_figure_has_one_training_line_per_backend_and_a_parity_panel() -> None:
+    figure = loss_figure(linreg_report())
+    losses, parity = figure.axes
+    labelled = [line.get_label() for line in losses.get_lines() if not line.get_label().startswith("_")]
+    assert labelled == list(BACKENDS)
+    assert len(losses.get_lines()) == 2 * len(BACKENDS)  # train and validation
+    assert losses.get_yscale() == "log" and parity.get_yscale() == "log"
+    assert [line.get_label() for line in parity.get_lines()] == ["numpy vs torch", "numpy vs mxnet", "torch vs mxnet"]
+    assert "linreg" in figure._suptitle.get_text() and "seed 0" in figure._suptitle.get_text()
+
+
+def test_native_mode_figure_has_no_parity_panel() -> None:
+    assert len(loss_figure(linreg_report(init="native")).axes) == 1
+
+
+def test_plot_file_is_a_png(tmp_path: Path) -> None:
+    target = tmp_path / "curves.png"
+    result = compare("--backends", "numpy,torch", "--plot", str(target), "--quiet")
+    assert result.returncode == 0, result.stderr
+    data = target.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_least_squares_row_matches_an_independent_solve() -> None:
+    problem = get_task("linreg").make_problem(seed=2, true_w=(1.0, -2.0, 0.5), noise=0.3)
+    design = np.hstack([problem.X_train, np.ones((len(problem.X_train), 1))])
+    solution = np.linalg.solve(design.T @ design, design.T @ problem.y_train[:, 0])  # normal equations
+    result = least_squares_result(problem, OPTIONS)
+    assert result is not None and result.backend == LSTSQ
+    np.testing.assert_allclose(result.params["0.weight"][0], solution[:3], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(result.params["0.bias"], solution[3:], rtol=0, atol=1e-10)
+    residual = design @ solution - problem.y_train[:, 0]
+    assert result.final_train_loss == pytest.approx(np.mean(residual**2), rel=1e-10)
+    assert least_squares_result(get_task("mlp").make_problem(epochs=1), OPTIONS) is None
+
+
+def test_seeds_give_mean_and_std() -> None:
+    result = compare("--backends", "numpy", "--seeds", "3", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["seeds"] == [0, 1, 2]
+    row = next(r for r in report["summary"] if r["backend"] == "numpy")
+    assert row["final_val_loss_std"] > 0 and row["max_abs_param_error_std"] > 0
+    table = compare("--backends", "numpy", "--seed", "0,1,2")
+    assert " ± " in table.stdout
+
+
+def test_every_report_has_a_parity_matrix_and_timing() -> None:
+    report = linreg_report()
+    pairs = [(row["backend_a"], row["backend_b"]) for row in report["parity"]]
+    assert pairs == [("numpy", "torch"), ("numpy", "mxnet"), ("torch", "mxnet")]
+    assert all(row["max_abs_param_diff"] < 1e-9 for row in report["parity"])
+    row = next(r for r in report["losses"] if r["backend"] == "torch")
+    assert row["steps"] == 240 and row["steps_per_s"] == pytest.approx(240 / row["seconds"])
+    assert row["us_per_step"] == pytest.approx(1e6 * row["seconds"] / 240)
+    assert set(report["versions"]) == {"python", "numpy", "pandas", "torch", "mxnet"} and "CPUs" in report["machine"]
+
+
+def test_table_formatting() -> None:
+    result = compare("--backends", "numpy,torch", "--quiet")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("task linreg · seed 0 · float32") and "torch 2.13.0" in lines[1]
+    losses = lines[lines.index("Losses and timing") + 1:]
+    assert "e-05" in losses[1] and "*" in result.stdout and "(* lowest in its column)" in result.stdout
+    markdown = compare("--backends", "numpy", "--format", "markdown", "--quiet").stdout
+    assert "### Parameters" in markdown and "|:-" not in markdown.split("### Losses")[0].split("\n")[0]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json", "csv"])
+def test_show_reproduces_a_saved_run_byte_for_byte(tmp_path: Path, fmt: str) -> None:
+    run = compare("--backends", "numpy,torch", "--seeds", "2", "--curves", "--out", str(tmp_path / "run"),
+                  "--format", fmt, "--quiet")
+    assert run.returncode == 0, run.stderr
+    shown = compare("show", str(tmp_path / "run"), "--format", fmt)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == run.stdout
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert {"results.json", "report.md", "loss_curves.png", "summary.csv", "params.csv", "losses.csv",
+            "parity.csv", "curves.csv"} <= set(files)
+    assert not [name for name in files if name.endswith(".tmp")]
+
+
+def test_diff_flags_a_worse_metric(tmp_path: Path) -> None:
+    before = tmp_path / "before"
+    assert compare("--backends", "numpy,torch", "--out", str(before), "--quiet").returncode == 0
+    same = compare("diff", str(before), str(before))
+    assert same.returncode == 0, same.stderr
+    assert "max_abs_param_error" in same.stdout and "WORSE" not in same.stdout
+
+    doctored = tmp_path / "after"
+    shutil.copytree(before, doctored)
+    report = json.loads((doctored / "results.json").read_text())
+    report["summary"][1]["max_abs_param_error"] *= 3
+    (doctored / "results.json").write_text(json.dumps(report))
+    worse = compare("diff", str(before), str(doctored))
+    assert worse.returncode == 1
+    assert "torch max_abs_param_error" in worse.stderr and "+200.0%" in worse.stdout
+    assert compare("diff", str(doctored), str(before)).returncode == 0  # better is not a failure
+
+
+def test_show_and_diff_errors(tmp_path: Path) -> None:
+    result = compare("show", str(tmp_path))
+    assert result.returncode == 2 and "is not a saved run" in result.stderr and result.stderr.count("\n") == 1
+
+
+def stderr_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess[str], bytes]:
+    """Run compare.py with stderr on a 100-column pseudo-terminal; return the run and what the terminal got."""
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 columns wide
+    try:
+        run = subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=terminal, text=True, timeout=300)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO once the terminal side is closed and drained
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(controller)
+    return run, shown
+
+
+def test_progress_goes_to_a_terminal_only() -> None:
+    args = ("--task", "celsius", "--backends", "mxnet")  # a few seconds: past the bar's 2 s delay
+    piped = compare(*args)
+    assert piped.returncode == 0
+    assert piped.stdout.startswith("task celsius") and "\r" not in piped.stdout and "epoch/s" not in piped.stdout
+    assert "epoch/s" not in piped.stderr and "\r" not in piped.stderr
+
+    run, shown = stderr_on_a_terminal(*args)
+    assert run.returncode == 0 and run.stdout.startswith("task celsius") and "\r" not in run.stdout
+    assert b"epoch/s" in shown, shown[-300:]
+    quiet, shown = stderr_on_a_terminal(*args, "--quiet")
+    assert quiet.returncode == 0 and b"epoch/s" not in shown
