@@ -19,15 +19,19 @@ import argparse
 import inspect
 import sys
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from backends import BACKENDS, LOSSES, OPTIMIZERS, BackendUnavailable, available_backends
+from backends import BACKENDS, LOSSES, OPTIMIZERS, BackendUnavailable, available_backends, install_hint
 from backends.spec import ACTIVATIONS, DTYPES
 from comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
-from comparison.run import INIT_MODES, build_backends, least_squares_result, train
-from tasks import TASKS, get_task
+from comparison.run import INIT_MODES, OK, build_backends, least_squares_result, stopped_result, train
+from comparison.saved import check_writable_file, figure_png, prepare_out, save_run, write_atomic
+from tasks import TASKS, Problem, get_task
 from tasks.base import MODELS
 from tasks.mlp import FUNCTIONS
 
@@ -146,7 +150,7 @@ def _select_backends(requested: list[str] | None) -> list[str]:
     installed = available_backends()
     for name in BACKENDS:
         if name not in installed:
-            print(f"{PROG}: skipping backend {name!r}: its framework is not installed", file=sys.stderr)
+            print(f"{PROG}: skipping backend {name!r}: {install_hint(name)}", file=sys.stderr)
     return installed
 
 
@@ -159,77 +163,129 @@ def _usage(err: Exception) -> int:
     return 2
 
 
+@dataclass
+class Plan:
+    """A checked run: everything validated, nothing trained or written yet."""
+
+    args: argparse.Namespace
+    seeds: list[int]
+    problems: Callable[[int], Problem]
+    first: Problem
+    options: dict[str, Any]
+    names: list[str]
+    out: Path | None
+
+
+def prepare(argv: list[str]) -> Plan:
+    """Parse and validate every option; raises UsageError or ValueError with a one-line message."""
+    args = make_parser().parse_args(argv)
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError("give --seed or --seeds, not both")
+    seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
+    args.task = args.task or ("data" if args.data is not None else "linreg")
+    if args.task == "data" and args.data is None:
+        raise UsageError("--task data needs --data FILE")
+    task = get_task(args.task)
+    defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
+    setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
+             for key in ("lr", "epochs", "batch_size")}
+    task_kwargs = _task_kwargs(args, task.make_problem)
+
+    def problems(seed: int) -> Problem:
+        return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
+
+    first = problems(seeds[0])
+    options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
+               "weight_decay": args.weight_decay, "loss": args.loss, "huber_delta": args.huber_delta}
+    names = []
+    for name in _select_backends(args.backends):
+        try:
+            build_backends(first, [name], options)
+            names.append(name)
+        except BackendUnavailable as err:
+            if args.backends is not None:
+                raise UsageError(str(err)) from err
+            print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
+    if args.plot is not None:
+        check_writable_file("--plot", args.plot)
+    out = prepare_out(args.out) if args.out is not None else None
+    return Plan(args, seeds, problems, first, options, names, out)
+
+
+def execute(plan: Plan) -> int:
+    """Train every backend for every seed and print the report. Exit 0; 1 if a backend diverged or
+    failed; 130 on Ctrl-C, after printing what finished and writing no file."""
+    args = plan.args
+    record = bool(args.curves or args.plot or args.out)
+    per_seed, seeds_run, interrupted = [], [], False
+    progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
+                    file=sys.stderr, delay=2, leave=False, disable=True if args.quiet else None)  # None: tty only
+    with progress:
+        for seed in plan.seeds:
+            problem = plan.first if seed == plan.seeds[0] else plan.problems(seed)
+            results = []
+            for backend in build_backends(problem, plan.names, plan.options):
+                progress.set_description(f"seed {seed} {backend.name}")
+                try:
+                    results.append(train(backend, problem, init=args.init, seed=seed, record=record,
+                                         on_epoch=progress.update))
+                except KeyboardInterrupt:
+                    results.append(stopped_result(backend.name, "interrupted"))
+                    interrupted = True
+                    break
+                except Exception as err:  # a framework failing mid-run: its row says why, the others go on
+                    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    results.append(stopped_result(backend.name, f"failed: {type(err).__name__}: {message}"))
+            reference = least_squares_result(problem, plan.options)
+            per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative))
+            seeds_run.append(seed)
+            if interrupted:
+                break
+
+    header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run,
+              "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}
+    report = build_report(header, combine_seeds(per_seed))
+    if not interrupted:
+        save_outputs(plan, report)
+    sys.stdout.write(render(report, args.format))
+    if interrupted:
+        print(f"{PROG}: interrupted: showing the runs that finished; no file was written", file=sys.stderr)
+        return 130
+    stopped = [f"{row['backend']} {row['status']}" for row in report["summary"] if row["status"] != OK]
+    if stopped:
+        print(f"{PROG}: {len(stopped)} of {len(report['summary'])} backends did not finish: " + "; ".join(stopped),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def save_outputs(plan: Plan, report: dict[str, Any]) -> None:
+    if not (plan.args.plot or plan.out):
+        return
+    from comparison.plot import loss_figure
+
+    plot_png = figure_png(loss_figure(report))
+    if plan.args.plot:
+        write_atomic(Path(plan.args.plot), plot_png)
+    if plan.out is not None:
+        save_run(plan.out, report, plot_png)
+
+
 def run_main(argv: list[str]) -> int:
     try:
-        args = make_parser().parse_args(argv)
-        if args.seed is not None and args.seeds is not None:
-            raise UsageError("give --seed or --seeds, not both")
-        seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
-        args.task = args.task or ("data" if args.data is not None else "linreg")
-        if args.task == "data" and args.data is None:
-            raise UsageError("--task data needs --data FILE")
-        task = get_task(args.task)
-        defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
-        setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
-                 for key in ("lr", "epochs", "batch_size")}
-        make = lambda seed: task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"],
-                                              **_task_kwargs(args, task.make_problem))  # noqa: E731
-        problem = make(seeds[0])
-        options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
-                   "weight_decay": args.weight_decay, "loss": args.loss, "huber_delta": args.huber_delta}
-        names = []
-        for name in _select_backends(args.backends):
-            try:
-                build_backends(problem, [name], options)
-                names.append(name)
-            except BackendUnavailable as err:
-                if args.backends is not None:
-                    raise UsageError(str(err)) from err
-                print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
-        if args.out is not None:
-            from comparison.saved import prepare_out
-
-            out = prepare_out(args.out)
+        plan = prepare(argv)
     except (UsageError, ValueError) as err:
         return _usage(err)
-    if not names:
+    except KeyboardInterrupt:
+        return 130
+    if not plan.names:
         print(f"{PROG}: error: no backend could run", file=sys.stderr)
         return 1
-
-    record = bool(args.curves or args.plot or args.out)
-    per_seed = []
-    progress = tqdm(total=len(seeds) * len(names) * len(problem.epoch_batches), unit="epoch", file=sys.stderr,
-                    delay=2, leave=False, disable=True if args.quiet else None)  # None: off unless a terminal
-    with progress:
-        for seed in seeds:
-            problem = problem if seed == seeds[0] else make(seed)
-            results = []
-            for backend in build_backends(problem, names, options):
-                progress.set_description(f"seed {seed} {backend.name}")
-                results.append(train(backend, problem, init=args.init, seed=seed, record=record,
-                                     on_epoch=progress.update))
-            reference = least_squares_result(problem, options)
-            per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative))
-
-    header = {"task": problem.task, "settings": problem.settings, "seeds": seeds,
-              "options": {**options, "init": args.init, "curves": args.curves, "relative": args.relative}}
-    report = build_report(header, combine_seeds(per_seed))
-    plot_png = None
-    if args.plot or args.out:
-        from comparison.plot import loss_figure
-        from comparison.saved import figure_png, write_atomic
-
-        plot_png = figure_png(loss_figure(report))
-        if args.plot:
-            from pathlib import Path
-
-            write_atomic(Path(args.plot), plot_png)
-    if args.out is not None:
-        from comparison.saved import save_run
-
-        save_run(out, report, plot_png)
-    sys.stdout.write(render(report, args.format))
-    return 0
+    try:
+        return execute(plan)
+    except KeyboardInterrupt:  # outside training (evaluation, report): nothing to show, nothing written
+        print(f"{PROG}: interrupted; no file was written", file=sys.stderr)
+        return 130
 
 
 def show_main(argv: list[str]) -> int:

@@ -18,7 +18,7 @@ BACKENDS = tuple(_REGISTRY)
 
 __all__ = [
     "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear",
-    "ModelSpec", "available_backends", "get_backend", "make_spec", "mlp_spec", "param_shapes",
+    "ModelSpec", "available_backends", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
 ]
 
 
@@ -30,6 +30,12 @@ def available_backends() -> list[str]:
     """Backends whose framework is installed (found, not imported: a broken one fails in get_backend)."""
     return [name for name, (_, _, framework, _) in _REGISTRY.items()
             if framework is None or importlib.util.find_spec(framework) is not None]
+
+
+def install_hint(name: str) -> str:
+    """Why `name` is not among available_backends(), with the command that installs its framework."""
+    _, _, framework, command = _REGISTRY[name]
+    return f"{framework} is not installed; install it with: {command}"
 
 
 def get_backend(name: str) -> type[Backend]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from comparison.run import LSTSQ, BackendResult
+from comparison.run import LSTSQ, OK, BackendResult
 from tasks import Problem
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -30,6 +30,7 @@ TITLES = {
     "init": "Native initialisation",
     "curves": "Loss per epoch",
 }
+TEXT_COLUMNS = ("status",)  # combined over seeds by listing the distinct values
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
@@ -69,7 +70,8 @@ def loss_table(results: list[BackendResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         trained = r.backend != LSTSQ
-        rows.append({"backend": r.backend, "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
+        rows.append({"backend": r.backend, "status": r.status, "initial_loss": r.initial_loss,
+                     "final_train_loss": r.final_train_loss,
                      "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps, "seconds": r.seconds,
                      "steps_per_s": r.steps / r.seconds if trained and r.seconds > 0 else math.nan,
                      "us_per_step": 1e6 * r.seconds / r.steps if trained and r.steps else math.nan})
@@ -85,7 +87,8 @@ def function_table(results: list[BackendResult]) -> pd.DataFrame:
 
 
 def _trained_pairs(results: list[BackendResult]) -> list[tuple[BackendResult, BackendResult]]:
-    return list(itertools.combinations([r for r in results if r.backend != LSTSQ], 2))
+    """Pairs of backends that finished: a diverged or failed run has nothing comparable."""
+    return list(itertools.combinations([r for r in results if r.backend != LSTSQ and r.status == OK], 2))
 
 
 def parity_table(results: list[BackendResult]) -> pd.DataFrame:
@@ -118,7 +121,8 @@ def init_table(results: list[BackendResult]) -> pd.DataFrame:
 
 def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame) -> pd.DataFrame:
     """One row per backend (the least-squares row stays in the parameter and loss tables)."""
-    summary = losses[losses["backend"] != LSTSQ].set_index("backend")[["final_train_loss", "final_val_loss"]]
+    summary = losses[losses["backend"] != LSTSQ].set_index("backend")[["status", "final_train_loss",
+                                                                          "final_val_loss"]]
     summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
     summary = summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
@@ -140,7 +144,9 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
     combined = {}
     for key, keys in KEYS.items():
         table = pd.concat([tables[key] for tables in per_seed], ignore_index=True)
-        metrics = [c for c in table.columns if c not in keys]
+        texts = {c: table.groupby(keys, sort=False)[c].agg(lambda v: " | ".join(dict.fromkeys(v)))
+                 for c in TEXT_COLUMNS if c in table}
+        metrics = [c for c in table.columns if c not in keys and c not in TEXT_COLUMNS]
         if table.empty:
             combined[key] = pd.DataFrame(columns=keys + [f"{m}{s}" for m in metrics for s in ("", "_std")])
             continue
@@ -148,7 +154,10 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
         grouped = table[keys + metrics].groupby(keys, sort=False)
         mean, std = grouped.mean(numeric_only=True), grouped.std(numeric_only=True).add_suffix("_std")
         columns = [c for m in mean.columns for c in (m, f"{m}_std")]
-        combined[key] = mean.join(std)[columns].reset_index()
+        joined = mean.join(std)[columns]
+        for position, (column, values) in enumerate(texts.items()):
+            joined.insert(position, column, values)
+        combined[key] = joined.reset_index()
     return combined
 
 

@@ -19,10 +19,14 @@ MAX_CHECKPOINTS = 100  # parameter snapshots per run, for the parity-over-steps 
 MAX_CURVE_POINTS = 200  # epochs at which train and validation loss are evaluated
 
 
+OK = "ok"
+
+
 @dataclass
 class BackendResult:
     backend: str
     init: str  # "shared", or what the framework's own initialiser and loader drew
+    status: str  # "ok", or how it stopped: diverged, failed, interrupted
     params: Params
     step_losses: np.ndarray  # every optimiser step's batch loss, before its update
     initial_loss: float  # on the whole training set, before training
@@ -38,6 +42,14 @@ class BackendResult:
     @property
     def steps(self) -> int:
         return len(self.step_losses)
+
+
+def stopped_result(backend: str, status: str) -> BackendResult:
+    """The row of a backend that raised or was interrupted: no numbers, only what happened."""
+    nan = float("nan")
+    return BackendResult(backend=backend, init="-", status=status, params={}, step_losses=np.empty(0),
+                         initial_loss=nan, final_train_loss=nan, final_val_loss=nan, initial_function_error=None,
+                         final_function_error=None, epochs=0, seconds=nan)
 
 
 def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) -> list[Backend]:
@@ -66,7 +78,7 @@ def least_squares_result(problem: Problem, options: dict[str, Any]) -> BackendRe
                                      huber_delta=options["huber_delta"])
     evaluator.set_params(params)
     return BackendResult(
-        backend=LSTSQ, init=LSTSQ, params=params, step_losses=np.empty(0), initial_loss=float("nan"),
+        backend=LSTSQ, init=LSTSQ, status=OK, params=params, step_losses=np.empty(0), initial_loss=float("nan"),
         final_train_loss=evaluator.loss(problem.X_train, problem.y_train),
         final_val_loss=evaluator.loss(problem.X_val, problem.y_val),
         initial_function_error=None, final_function_error=function_error(evaluator, problem),
@@ -84,7 +96,14 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
     """Shared: the task's initial parameters and batches. Native: the framework's own, seeded by `seed`.
 
     `record` also evaluates the loss curves and snapshots parameters along the way, outside the timing.
+    A non-finite step loss stops the run: the result says where it diverged.
     """
+    with np.errstate(all="ignore"):  # divergence is detected and reported below, not warned about
+        return _train(backend, problem, init, seed, record, on_epoch)
+
+
+def _train(backend: Backend, problem: Problem, init: str, seed: int, record: bool,
+           on_epoch: Callable[[], None] | None) -> BackendResult:
     if init == "shared":
         backend.set_params(problem.initial_params)
         epoch_batches, described = problem.epoch_batches, "shared"
@@ -106,16 +125,27 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
     evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record else set()
     curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
     checkpoints = [(0, backend.get_params())] if record else []
-    step_losses, seconds, steps = [], 0.0, 0
+    step_losses, seconds, steps, status, epochs_run = [], 0.0, 0, OK, 0
     for epoch, batches in enumerate(epoch_batches, start=1):
+        epochs_run = epoch
         cuts = [i for i in range(1, len(batches)) if steps + i in snapshot_at]
         for start, stop in zip([0, *cuts], [*cuts, len(batches)]):
             began = time.perf_counter()
-            step_losses.append(backend.train_epoch(batches[start:stop]))
+            losses = backend.train_epoch(batches[start:stop])
             seconds += time.perf_counter() - began
+            if not np.isfinite(losses).all():
+                first_bad = int(np.argmin(np.isfinite(losses)))
+                finite = np.concatenate([[initial_loss], *step_losses, losses[:first_bad]])
+                step_losses.append(losses[: first_bad + 1])
+                status = (f"diverged at epoch {epoch}, step {steps + first_bad + 1} "
+                          f"(last finite loss {finite[-1]:.3e})")
+                break
+            step_losses.append(losses)
             steps += stop - start
             if steps in snapshot_at:
                 checkpoints.append((steps, backend.get_params()))
+        if status != OK:
+            break
         if epoch in evaluate_at:
             curve.append((epoch, backend.loss(problem.X_train, problem.y_train),
                           backend.loss(problem.X_val, problem.y_val)))
@@ -124,14 +154,15 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
     return BackendResult(
         backend=backend.name,
         init=described,
+        status=status,
         params=backend.get_params(),
-        step_losses=np.concatenate(step_losses),
+        step_losses=np.concatenate(step_losses) if step_losses else np.empty(0),
         initial_loss=initial_loss,
         final_train_loss=backend.loss(problem.X_train, problem.y_train),
         final_val_loss=backend.loss(problem.X_val, problem.y_val),
         initial_function_error=initial_function_error,
         final_function_error=function_error(backend, problem),
-        epochs=len(epoch_batches),
+        epochs=epochs_run,
         seconds=seconds,
         curve=curve,
         checkpoints=checkpoints,

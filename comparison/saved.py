@@ -36,6 +36,18 @@ def prepare_out(path: str) -> Path:
     return out
 
 
+def check_writable_file(option: str, path: str) -> None:
+    """The file's folder exists and takes a new file (checked before training, so nothing is lost)."""
+    folder = Path(path).resolve().parent
+    if Path(path).is_dir():
+        raise ValueError(f"{option} {path!r} is a directory; give a file name")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise ValueError(f"{option} {path!r} cannot be written: {err.strerror or err}") from None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -14,6 +14,22 @@ from backends.spec import ModelSpec, mlp_spec, param_shapes
 Params = dict[str, np.ndarray]
 
 
+class EpochBatches(Sequence[list[np.ndarray]]):
+    """Each epoch's minibatches as views into one (epochs, n_train) array of row orders."""
+
+    def __init__(self, orders: np.ndarray, batch_size: int) -> None:
+        self.orders, self.batch_size = orders, batch_size
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def __getitem__(self, epoch):  # type: ignore[no-untyped-def, override]
+        if isinstance(epoch, slice):
+            return [self[i] for i in range(*epoch.indices(len(self)))]
+        order = self.orders[epoch]
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+
 @dataclass
 class Problem:
     """One task instance. Rows of X_train are what `epoch_batches` index into."""
@@ -25,7 +41,7 @@ class Problem:
     X_val: np.ndarray
     y_val: np.ndarray
     initial_params: Params
-    epoch_batches: list[list[np.ndarray]]  # [epoch][step] -> row indices into X_train
+    epoch_batches: EpochBatches  # [epoch][step] -> row indices into X_train
     truth: Params | None  # true parameters in the canonical layout, when the task has them
     X_grid: np.ndarray | None = None  # held-out inputs where the true function is known
     f_grid: np.ndarray | None = None  # the noise-free true function there, (n_grid, out)
@@ -109,13 +125,13 @@ def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
 
 def batch_order(
     rng: np.random.Generator, n_train: int, batch_size: int, epochs: int, shuffle: bool = True
-) -> list[list[np.ndarray]]:
+) -> EpochBatches:
     """Per epoch, the row indices of each minibatch; the last batch of an epoch may be smaller."""
-    epochs_out = []
-    for _ in range(epochs):
-        order = rng.permutation(n_train) if shuffle else np.arange(n_train)
-        epochs_out.append([order[i : i + batch_size] for i in range(0, n_train, batch_size)])
-    return epochs_out
+    dtype = np.int32 if n_train < 2**31 else np.int64
+    orders = np.empty((epochs, n_train), dtype=dtype)
+    for epoch in range(epochs):
+        orders[epoch] = rng.permutation(n_train) if shuffle else np.arange(n_train)
+    return EpochBatches(orders, batch_size)
 
 
 def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str) -> ModelSpec:

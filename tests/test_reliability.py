@@ -1,0 +1,193 @@
+"""Bad input, divergence, missing frameworks, failures mid-run, determinism, interruption."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import compare
+from backends import BACKENDS, get_backend
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Each bad input and the one line a user sees (README: "Bad input and what you see").
+BAD_INPUTS = [
+    (["--lr", "0"], "lr must be a finite number > 0; received: 0.0"),
+    (["--lr", "-1"], "lr must be a finite number > 0; received: -1.0"),
+    (["--lr", "nan"], "lr must be a finite number > 0; received: nan"),
+    (["--lr", "inf"], "lr must be a finite number > 0; received: inf"),
+    (["--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--momentum", "-0.1"], "momentum must be a finite number >= 0; received: -0.1"),
+    (["--weight-decay", "-1"], "weight_decay must be a finite number >= 0; received: -1.0"),
+    (["--huber-delta", "0", "--loss", "huber"], "huber_delta must be a finite number > 0; received: 0.0"),
+    (["--batch-size", "0"], "batch_size must be a positive integer; received: 0"),
+    (["--batch-size", "2.5"], "argument --batch-size: invalid int value: '2.5'"),
+    (["--epochs", "0"], "epochs must be a positive integer; received: 0"),
+    (["--n-samples", "1"], "n_samples must leave at least one training and one validation row"),
+    (["--noise", "-1"], "noise must be a finite number >= 0; received: -1.0"),
+    (["--true-w", "2,x"], "argument --true-w: expected comma-separated numbers such as 2,-3.4; received: '2,x'"),
+    (["--true-w", "nan,1"], "true_w must be a non-empty list of finite numbers; received: [nan, 1.0]"),
+    (["--task", "cnn"], "argument --task: invalid choice: 'cnn' (choose from 'linreg', 'mlp', 'celsius', 'data')"),
+    (["--backends", "jax"], "argument --backends: expected names from numpy, torch, mxnet; received: 'jax'"),
+    (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'markdown', 'csv', 'json')"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs' (choose from 'sgd', 'momentum', 'adam')"),
+    (["--loss", "l1"], "argument --loss: invalid choice: 'l1' (choose from 'mse', 'half-mse', 'huber')"),
+    (["--task", "mlp", "--activation", "gelu"], "argument --activation: invalid choice: 'gelu'"),
+    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16' (choose from 'float32', 'float64')"),
+    (["--task", "mlp", "--hidden", "4,0"], "argument --hidden: expected comma-separated positive integers"),
+    (["--task", "mlp", "--inputs", "0"], "inputs must be a positive integer; received: 0"),
+    (["--seed", "-1"], "argument --seed: expected non-negative integers such as 0 or 0,1,2; received: '-1'"),
+    (["--seed", "1.5"], "argument --seed: expected non-negative integers such as 0 or 0,1,2; received: '1.5'"),
+    (["--seeds", "0"], "argument --seeds: expected a positive integer; received: '0'"),
+    (["--data", "/no/such.csv"], "data file '/no/such.csv' does not exist or is not a file"),
+    (["--out", "/proc/forbidden/run"], "--out '/proc/forbidden/run' cannot be written"),
+    (["--plot", "/no/such/dir/p.png"], "--plot '/no/such/dir/p.png' cannot be written"),
+    (["--task", "mlp", "--true-b", "1"], "--true-b does not apply to --task mlp"),
+]
+
+
+def compare_run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, **kwargs)
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    extra = [] if "--out" in args else ["--out", str(out)]
+    result = compare_run("--backends", "numpy", *extra, *args, "--quiet") if "--backends" not in args \
+        else compare_run(*extra, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("compare.py: error: ")
+    assert message in result.stderr, result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("empty.csv", "", "is empty"),
+    ("ragged.csv", "a,b\n1,2\n3\n", "is ragged: line 3 has 1 fields, the header has 2"),
+    ("text.csv", "a,b\n1,2\nx,3\n", "line 3, column 'a': not a number: 'x'"),
+    ("nan.csv", "a,b\n1,2\n3,nan\n", "line 3, column 'b': nan is not finite"),
+])
+def test_bad_data_files_through_the_cli(tmp_path: Path, name: str, text: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    result = compare_run("--data", str(path), "--backends", "numpy")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_batch_size_above_the_training_set_is_clipped_with_a_warning() -> None:
+    result = compare_run("--backends", "numpy", "--batch-size", "5000", "--format", "json")
+    assert result.returncode == 0
+    assert "warning: batch_size=5000 exceeds the 800 training rows; using 800" in result.stderr
+    assert json.loads(result.stdout)["settings"]["batch_size"] == 800
+
+
+def test_divergence_is_a_result_not_a_crash() -> None:
+    result = compare_run("--lr", "10", "--format", "json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "3 of 3 backends did not finish" in result.stderr
+    rows = json.loads(result.stdout)["summary"]
+    for row in rows:
+        assert row["status"].startswith("diverged at epoch 1, step ") and "last finite loss" in row["status"]
+
+
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
+    code = compare.main([*args, "--format", "json", "--quiet"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    torch_backend = get_backend("torch")
+    original = torch_backend._train
+
+    def explode_on_the_second_epoch(self, order, bounds):  # type: ignore[no-untyped-def]
+        losses = np.asarray(original(self, order, bounds), dtype=np.float64)
+        self.calls = getattr(self, "calls", 0) + 1
+        return np.full_like(losses, np.inf) if self.calls == 2 else losses
+
+    monkeypatch.setattr(torch_backend, "_train", explode_on_the_second_epoch)
+    code, report, err = run_in_process(capsys, "--epochs", "3")
+    status = {row["backend"]: row["status"] for row in report["summary"]}
+    assert code == 1 and status["numpy"] == "ok" and status["mxnet"] == "ok"
+    assert status["torch"].startswith("diverged at epoch 2, step 81 (last finite loss ")
+    assert err.count("\n") == 1 and "1 of 3 backends did not finish: torch diverged" in err
+    assert [(r["backend_a"], r["backend_b"]) for r in report["parity"]] == [("numpy", "mxnet")]
+
+
+def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(self, order, bounds):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated engine failure\nwith a second line")
+
+    monkeypatch.setattr(get_backend("mxnet"), "_train", fail)
+    code, report, err = run_in_process(capsys)
+    status = {row["backend"]: row["status"] for row in report["summary"]}
+    assert code == 1 and status == {"numpy": "ok", "torch": "ok",
+                                    "mxnet": "failed: RuntimeError: simulated engine failure"}
+    assert {row["backend"] for row in report["params"]} == {"numpy", "torch", "least-squares"}
+    assert "mxnet failed: RuntimeError: simulated engine failure" in err
+
+
+def test_absent_mxnet_is_skipped_and_the_others_run() -> None:
+    code = ("import sys, runpy; sys.modules['mxnet'] = None; "
+            "sys.argv = ['compare.py', '--format', 'json', '--epochs', '1']; "
+            "runpy.run_path('compare.py', run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "skipping backend 'mxnet': mxnet is not installed; install it with: pip install mxnet==1.9.1" \
+        in result.stderr
+    assert [row["backend"] for row in json.loads(result.stdout)["summary"]] == ["numpy", "torch"]
+    asked = subprocess.run([sys.executable, "-c", code.replace("'--epochs'", "'--backends', 'mxnet', '--epochs'")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert asked.returncode == 2 and "backend 'mxnet' is unavailable" in asked.stderr
+
+
+def test_broken_mxnet_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "mxnet").mkdir()
+    (tmp_path / "mxnet" / "__init__.py").write_text("raise AttributeError(\"module 'numpy' has no attribute 'PZERO'\")\n")
+    result = compare_run("--format", "json", "--epochs", "1", env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    assert "skipping backend 'mxnet'" in result.stderr and "AttributeError" in result.stderr
+    assert "pip install mxnet==1.9.1" in result.stderr
+
+
+def numbers_without_timing(stdout: str) -> dict:
+    report = json.loads(stdout)
+    for rows in report.values():
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict):
+                for column in ("seconds", "steps_per_s", "us_per_step"):
+                    row.pop(column, None)
+    return report
+
+
+@pytest.mark.parametrize("args", [["--task", "linreg"], ["--task", "mlp", "--epochs", "20", "--init", "native"]])
+def test_the_same_command_twice_gives_identical_numbers(args: list[str]) -> None:
+    first, second = (compare_run(*args, "--format", "json") for _ in range(2))
+    assert first.returncode == second.returncode == 0
+    assert numbers_without_timing(first.stdout) == numbers_without_timing(second.stdout)
+
+
+def test_ctrl_c_prints_what_finished_writes_nothing_and_exits_130(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "compare.py", "--task", "celsius", "--backends", "numpy,mxnet", "--epochs", "30000",
+         "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(9)  # imports, numpy's 30000 epochs (~2 s), then well into mxnet's (~30 s)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted: showing the runs that finished" in stderr
+    assert "numpy" in stdout and "interrupted" in stdout.split("Losses and timing")[1]
+    assert not any(out.iterdir())  # the folder was made (and checked) up front; no file was written
