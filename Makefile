@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test clean
+.PHONY: setup run test lint clean
 
 setup: $(STAMP)
 
@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python compare.py --task linreg
 
-test: $(STAMP)
-	$(BIN)/python -m pytest
+# Every backend is named, so a framework that fails to install fails the tests instead of skipping them.
+test: lint
+	$(BIN)/python -m pytest --backends numpy,torch,mxnet
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -54,7 +54,8 @@ def _floats(text: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 2,-3.4; received: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 2,-3.4; received: {text!r}") from None
 
 
 def _sizes(text: str) -> list[int]:
@@ -62,7 +63,7 @@ def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(message)
+        raise argparse.ArgumentTypeError(message) from None
     if min(sizes) < 1:
         raise argparse.ArgumentTypeError(message)
     return sizes

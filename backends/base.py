@@ -32,6 +32,18 @@ def _non_negative_finite(name: str, value: float) -> float:
     return float(value)
 
 
+def _real_array(name: str, value: Any) -> np.ndarray:
+    """`value` as an array of real numbers, all finite; a ValueError names what is wrong."""
+    array = np.asarray(value)
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.dtype == np.bool_ or not real:
+        raise ValueError(f"{name} must hold real numbers; received dtype {array.dtype}")
+    if not np.isfinite(array).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
+    return array
+
+
 def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; received: {value!r}")
@@ -45,6 +57,7 @@ class Backend(ABC):
     the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
     Every loss is the task's definition, averaged over the batch:
     mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ).
+    A new model holds its framework's default initial parameters (see `native_init`).
     """
 
     name: ClassVar[str]
@@ -62,12 +75,13 @@ class Backend(ABC):
         loss: str = "mse",
         huber_delta: float = 1.0,
     ) -> None:
-        self.spec = make_spec(spec)
+        self.spec = make_spec(list(spec))
         self.dtype = _choice("dtype", dtype, DTYPES)
         self.optimizer = _choice("optimizer", optimizer, OPTIMIZERS)
         self.lr = _positive_finite("lr", lr)
         if momentum is not None and optimizer == "adam":
-            raise ValueError(f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
+            raise ValueError(
+                f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
         default_momentum = DEFAULT_MOMENTUM if optimizer == "momentum" else 0.0
         self.momentum = _non_negative_finite("momentum", default_momentum if momentum is None else momentum)
         self.weight_decay = _non_negative_finite("weight_decay", weight_decay)
@@ -78,6 +92,27 @@ class Backend(ABC):
         self._build()
 
     # ---- public API: checks and conversions, then the framework hooks below ----
+
+    def fit(self, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
+            seed: int = 0) -> Backend:
+        """Train on (X, y): minibatches drawn by numpy.random.default_rng(seed). Returns self; the step
+        losses are in `loss_history_`, the parameters in `params_`."""
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        self.load(X, y)
+        rng = np.random.default_rng(seed)
+        history = []
+        for _ in range(epochs):
+            order = rng.permutation(self._n_train) if shuffle else np.arange(self._n_train)
+            history.append(self.train_epoch([order[i : i + batch_size] for i in range(0, len(order), batch_size)]))
+        self.loss_history_ = np.concatenate(history)
+        return self
+
+    @property
+    def params_(self) -> Params:
+        """The current parameters (same as get_params())."""
+        return self.get_params()
 
     def get_params(self) -> Params:
         """Current parameters, canonical names and layout, as NumPy arrays of the backend's dtype."""
@@ -94,7 +129,7 @@ class Backend(ABC):
             )
         checked = {}
         for name, shape in self._shapes.items():
-            value = np.asarray(params[name])
+            value = _real_array(f"params[{name!r}]", params[name])
             if value.shape != shape:
                 raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
             checked[name] = np.ascontiguousarray(value, dtype=self.dtype)
@@ -146,11 +181,11 @@ class Backend(ABC):
         ends = np.cumsum([np.size(batch) for batch in batches])
         if (np.diff(np.concatenate([[0], ends])) == 0).any():
             raise ValueError("every batch must hold at least one index; received an empty batch")
-        bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist()))
+        bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True))
         return np.asarray(self._train(order, bounds), dtype=np.float64)
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X)
+        X = _real_array("X", X)
         n_in = in_features(self.spec)
         if X.ndim != 2 or X.shape[1] != n_in:
             raise ValueError(f"X must have shape (n, {n_in}); received shape {X.shape}")
@@ -158,7 +193,7 @@ class Backend(ABC):
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
-        y = np.asarray(y)
+        y = _real_array("y", y)
         n_out = out_features(self.spec)
         if y.ndim == 1 and n_out == 1:
             y = y[:, None]

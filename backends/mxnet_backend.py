@@ -28,7 +28,8 @@ except (ImportError, AttributeError, OSError) as err:  # a numpy>=2 clash surfac
 
 class MxnetBackend(Backend):
     name = "mxnet"
-    native_init_description = "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)"
+    native_init_description = (
+        "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)")
 
     def _build(self) -> None:
         self._net = gluon.nn.Sequential()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from backends.spec import Linear
 
 # Activations with their derivatives written in terms of the layer's input `a` and output `z`.
-_ACTIVATIONS = {
+_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
     "tanh": (np.tanh, lambda a, z: 1.0 - z * z),
     "relu": (lambda a: np.maximum(a, 0), lambda a, z: (a > 0).astype(a.dtype)),
     "sigmoid": (lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a, z: z * (1.0 - z)),
@@ -17,13 +19,15 @@ _ACTIVATIONS = {
 
 class NumpyBackend(Backend):
     name = "numpy"
-    native_init_description = "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)"
+    native_init_description = (
+        "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)")
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
         self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
         self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._steps_taken = 0
+        self._native_init(0)  # like the frameworks, a new model starts from its default initialiser
 
     def _get_params(self) -> Params:
         return self._params

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 DTYPES = ("float32", "float64")
@@ -35,17 +36,17 @@ class Activation:
             )
 
 
-Layer = Union[Linear, Activation]
+Layer = Linear | Activation
 ModelSpec = tuple[Layer, ...]
 
 
-def make_spec(layers: list[Layer] | tuple[Layer, ...]) -> ModelSpec:
+def make_spec(layers: Sequence[Layer]) -> ModelSpec:
     """Check that consecutive linear layers fit together and return the spec as a tuple."""
     spec = tuple(layers)
     linears = [layer for layer in spec if isinstance(layer, Linear)]
     if not linears:
         raise ValueError("a model spec needs at least one Linear layer; received none")
-    for before, after in zip(linears, linears[1:]):
+    for before, after in itertools.pairwise(linears):
         if before.out_features != after.in_features:
             raise ValueError(
                 f"Linear layers do not chain: out_features={before.out_features} "
@@ -58,7 +59,7 @@ def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activ
     """Linear–activation–…–Linear; no hidden sizes gives a single linear layer."""
     sizes = (in_features, *hidden, out_features)
     layers: list[Layer] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if i:
             layers.append(Activation(activation))
         layers.append(Linear(n_in, n_out))

@@ -12,11 +12,15 @@ from backends.spec import Linear
 try:
     import torch
     from torch import nn
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, TensorDataset
 except ImportError as err:
     raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+
+
+def _grad(param: torch.Tensor) -> torch.Tensor:
+    return param.grad if param.grad is not None else torch.zeros_like(param)  # None: not on the loss's path
 
 
 class TorchBackend(Backend):
@@ -34,11 +38,12 @@ class TorchBackend(Backend):
         self._model = nn.Sequential(*layers).to(getattr(torch, self.dtype))
         self._named = dict(self._model.named_parameters())
         mse = nn.MSELoss()  # mean over every element
-        self._loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = {
+        losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
             "half-mse": lambda output, target: 0.5 * mse(output, target),
             "huber": nn.HuberLoss(delta=self.huber_delta),
-        }[self.loss_name]
+        }
+        self._loss_fn = losses[self.loss_name]
         if self.optimizer == "adam":
             self._optimizer: torch.optim.Optimizer = torch.optim.Adam(
                 self._model.parameters(), lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=self.weight_decay
@@ -64,9 +69,9 @@ class TorchBackend(Backend):
                     module.reset_parameters()
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
-        loader = DataLoader(range(n_rows), batch_size=batch_size, shuffle=shuffle,
-                            generator=torch.Generator().manual_seed(seed))
-        return [[batch.numpy() for batch in loader] for _ in range(epochs)]
+        rows = TensorDataset(torch.arange(n_rows))
+        loader = DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
+        return [[indices.numpy() for (indices,) in loader] for _ in range(epochs)]
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)
@@ -83,7 +88,7 @@ class TorchBackend(Backend):
         self._optimizer.zero_grad()
         loss = self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y))
         loss.backward()
-        return loss.item(), {name: param.grad.numpy() for name, param in self._named.items()}
+        return loss.item(), {name: _grad(param).numpy() for name, param in self._named.items()}
 
     def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
         index = torch.from_numpy(order)

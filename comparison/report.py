@@ -56,9 +56,9 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     for result in results:
         for name, learned in result.params.items():
             truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
-            for (label, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth)):
-                row = {"backend": result.backend, "parameter": label, "true": true_value, "learned": value,
-                       "abs_error": abs(value - true_value)}
+            for (label, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth), strict=True):
+                row: dict[str, Any] = {"backend": result.backend, "parameter": label, "true": true_value,
+                                       "learned": value, "abs_error": abs(value - true_value)}
                 if relative and reference is not None:
                     row["lstsq"] = dict(_elements(name, reference[name]))[label]
                     row["error_vs_lstsq"] = abs(value - row["lstsq"])
@@ -104,7 +104,7 @@ def trajectory_table(results: list[BackendResult]) -> pd.DataFrame:
     rows = [{"backend_a": a.backend, "backend_b": b.backend, "step": step_a,
              "max_abs_param_diff": max(float(np.max(np.abs(pa[k] - pb[k]))) for k in pa)}
             for a, b in _trained_pairs(results)
-            for (step_a, pa), (_, pb) in zip(a.checkpoints, b.checkpoints)]
+            for (step_a, pa), (_, pb) in zip(a.checkpoints, b.checkpoints, strict=True)]
     return pd.DataFrame(rows, columns=KEYS["trajectory"] + ["max_abs_param_diff"])
 
 
@@ -125,8 +125,7 @@ def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataF
                                                                           "final_val_loss"]]
     summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
-    summary = summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
-    return summary.astype(object).where(summary.notna(), None)
+    return summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
 
 
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False) -> dict[str, pd.DataFrame]:
@@ -180,7 +179,7 @@ def records(table: pd.DataFrame) -> list[dict[str, Any]]:
     def plain(value: Any) -> Any:
         value = value.item() if isinstance(value, np.generic) else value
         return None if isinstance(value, float) and math.isnan(value) else value
-    return [{key: plain(value) for key, value in row.items()} for row in table.astype(object).to_dict("records")]
+    return [{str(key): plain(value) for key, value in row.items()} for row in table.astype(object).to_dict("records")]
 
 
 def build_report(header: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
@@ -219,9 +218,11 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool) -> tuple[pd.DataFra
         cells = ["-" if pd.isna(v) else fmt(float(v)) for v in values]
         if f"{column}_std" in table:
             spread = pd.to_numeric(table[f"{column}_std"], errors="coerce")
-            cells = [c if pd.isna(s) or s == 0 else f"{c} ± {fmt(float(s))}" for c, s in zip(cells, spread)]
+            cells = [cell if pd.isna(std) or std == 0 else f"{cell} ± {fmt(float(std))}"
+                     for cell, std in zip(cells, spread, strict=True)]
         trained = table["backend"] != LSTSQ if "backend" in table else pd.Series(True, index=table.index)
-        if mark_best and per_backend and any(w in column for w in LOWER_IS_BETTER) and values[trained].notna().sum() > 1:
+        comparable = values[trained].notna().sum() > 1
+        if mark_best and per_backend and comparable and any(word in column for word in LOWER_IS_BETTER):
             best = fmt(float(values[trained].min()))
             for index in values[trained].index:
                 if not pd.isna(values[index]) and fmt(float(values[index])) == best:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,7 +92,7 @@ def _spaced(total: int, most: int) -> set[int]:
 
 
 def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 0, record: bool = False,
-          on_epoch: Callable[[], None] | None = None) -> BackendResult:
+          on_epoch: Callable[[], object] | None = None) -> BackendResult:
     """Shared: the task's initial parameters and batches. Native: the framework's own, seeded by `seed`.
 
     `record` also evaluates the loss curves and snapshots parameters along the way, outside the timing.
@@ -103,7 +103,8 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
 
 
 def _train(backend: Backend, problem: Problem, init: str, seed: int, record: bool,
-           on_epoch: Callable[[], None] | None) -> BackendResult:
+           on_epoch: Callable[[], object] | None) -> BackendResult:
+    epoch_batches: Sequence[list[np.ndarray]]
     if init == "shared":
         backend.set_params(problem.initial_params)
         epoch_batches, described = problem.epoch_batches, "shared"
@@ -125,11 +126,12 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record else set()
     curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
     checkpoints = [(0, backend.get_params())] if record else []
-    step_losses, seconds, steps, status, epochs_run = [], 0.0, 0, OK, 0
+    step_losses: list[np.ndarray] = []
+    seconds, steps, status, epochs_run = 0.0, 0, OK, 0
     for epoch, batches in enumerate(epoch_batches, start=1):
         epochs_run = epoch
         cuts = [i for i in range(1, len(batches)) if steps + i in snapshot_at]
-        for start, stop in zip([0, *cuts], [*cuts, len(batches)]):
+        for start, stop in zip([0, *cuts], [*cuts, len(batches)], strict=True):
             began = time.perf_counter()
             losses = backend.train_epoch(batches[start:stop])
             seconds += time.perf_counter() - began

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -23,7 +23,13 @@ class EpochBatches(Sequence[list[np.ndarray]]):
     def __len__(self) -> int:
         return len(self.orders)
 
-    def __getitem__(self, epoch):  # type: ignore[no-untyped-def, override]
+    @overload
+    def __getitem__(self, epoch: int) -> list[np.ndarray]: ...
+
+    @overload
+    def __getitem__(self, epoch: slice) -> list[list[np.ndarray]]: ...
+
+    def __getitem__(self, epoch: int | slice) -> list[np.ndarray] | list[list[np.ndarray]]:
         if isinstance(epoch, slice):
             return [self[i] for i in range(*epoch.indices(len(self)))]
         order = self.orders[epoch]
@@ -79,7 +85,7 @@ def check_split(n_samples: int, val_fraction: float) -> int:
     """Number of validation rows; both parts must be non-empty."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1; received: {val_fraction!r}")
-    n_val = int(round(n_samples * val_fraction))
+    n_val = round(n_samples * val_fraction)
     if n_val < 1 or n_samples - n_val < 1:
         raise ValueError(
             f"n_samples must leave at least one training and one validation row with "

@@ -75,7 +75,7 @@ def test_loss_option_reaches_the_backends() -> None:
     mse = json_report("--backends", "numpy,torch", "--epochs", "1")
     half = json_report("--backends", "numpy,torch", "--epochs", "1", "--loss", "half-mse")
     assert half["options"]["loss"] == "half-mse"
-    for a, b in zip(mse["losses"][:2], half["losses"][:2]):
+    for a, b in zip(mse["losses"][:2], half["losses"][:2], strict=True):
         assert b["initial_loss"] == pytest.approx(a["initial_loss"] / 2, rel=1e-6)
 
 

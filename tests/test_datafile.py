@@ -48,7 +48,7 @@ def test_bad_csv_is_named(tmp_path: Path, name: str, text: str, message: str) ->
 def test_missing_and_bad_npz(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         load_xy(tmp_path / "nope.csv")
-    with pytest.raises(ValueError, match="not a readable .npz"):
+    with pytest.raises(ValueError, match=r"not a readable \.npz"):
         load_xy(write(tmp_path, "bad.npz", "not a zip"))
     np.savez(tmp_path / "k.npz", X=np.ones((3, 1)))
     with pytest.raises(ValueError, match=r"missing: \['y'\]"):

@@ -9,7 +9,7 @@ sizes that divide the training set). Its Adam keeps one difference that no setti
 from __future__ import annotations
 
 import itertools
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -37,13 +37,13 @@ def exact_options(optimizer: str, loss: str, dtype: str) -> dict:
             "lr": 2**-7 if optimizer == "adam" else 2**-5, "momentum": 0.5 if optimizer == "momentum" else None}
 
 
-@lru_cache(maxsize=None)
+@cache
 def run(name: str, task: str, optimizer: str, loss: str, dtype: str) -> BackendResult:
     problem = get_task(task).make_problem(seed=0, **PROBLEMS[task])
     return train(load_backend(name)(problem.spec, **exact_options(optimizer, loss, dtype)), problem)
 
 
-@lru_cache(maxsize=None)
+@cache
 def run_reference(name: str, dtype: str) -> BackendResult:
     problem = get_task("linreg").make_problem(seed=0, epochs=3, batch_size=REFERENCE["batch_size"])
     return train(load_backend(name)(problem.spec, dtype=dtype, lr=REFERENCE["lr"]), problem)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import compare
-from backends import BACKENDS, get_backend
+from backends import get_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,8 @@ def test_absent_mxnet_is_skipped_and_the_others_run() -> None:
 
 def test_broken_mxnet_is_skipped_with_the_reason(tmp_path: Path) -> None:
     (tmp_path / "mxnet").mkdir()
-    (tmp_path / "mxnet" / "__init__.py").write_text("raise AttributeError(\"module 'numpy' has no attribute 'PZERO'\")\n")
+    broken = "raise AttributeError(\"module 'numpy' has no attribute 'PZERO'\")\n"
+    (tmp_path / "mxnet" / "__init__.py").write_text(broken)
     result = compare_run("--format", "json", "--epochs", "1", env={"PYTHONPATH": str(tmp_path), "PATH": ""})
     assert result.returncode == 0, result.stderr
     assert "skipping backend 'mxnet'" in result.stderr and "AttributeError" in result.stderr

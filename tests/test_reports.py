@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import fcntl
+import json
 import os
 import pty
-import struct
-import termios
 import shutil
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def linreg_report(init: str = "shared") -> dict:
     results = [train(b, problem, init=init, record=True) for b in build_backends(problem, list(BACKENDS), OPTIONS)]
     header = {"task": "linreg", "settings": problem.settings, "seeds": [0],
               "options": {**OPTIONS, "init": init, "curves": True, "relative": False}}
-    return build_report(header, seed_tables(problem, results + [least_squares_result(problem, OPTIONS)]))
+    return build_report(header, seed_tables(problem, [*results, least_squares_result(problem, OPTIONS)]))
 
 
 def test_figure_has_one_training_line_per_backend_and_a_parity_panel() -> None:

@@ -27,14 +27,14 @@ def test_celsius_linear_lands_within_two_percent_of_least_squares(backend) -> No
     assert result.params["0.weight"][0, 0] == pytest.approx(w, rel=0.02)
     assert result.params["0.bias"][0] == pytest.approx(b, rel=0.02)
     assert problem.truth is not None
-    assert problem.truth["0.weight"][0, 0] == pytest.approx(TRUE_W) and TRUE_B == pytest.approx(-160 / 9)
+    assert problem.truth["0.weight"][0, 0] == pytest.approx(TRUE_W) and pytest.approx(-160 / 9) == TRUE_B
 
 
 def test_celsius_data_and_split() -> None:
     problem = get_task("celsius").make_problem(seed=3)
     assert len(problem.X_train) == 9 and len(problem.X_val) == 2
     assert problem.X_train.max() <= 8.19 + 1e-12  # scaled by 0.1
-    assert [len(batches) for batches in problem.epoch_batches[:2]] == [1, 1]  # full batch
+    assert [len(problem.epoch_batches[epoch]) for epoch in range(2)] == [1, 1]  # full batch
     mlp = get_task("celsius").make_problem(model="mlp", epochs=2)
     assert mlp.truth is None and len(mlp.spec) == 3
 
@@ -92,8 +92,8 @@ def test_torch_native_init_is_nn_linear_default_and_leaves_global_rng() -> None:
 
 
 def test_mxnet_native_init_is_gluon_default_and_restores_numpy_rng() -> None:
-    from tests.conftest import load_backend
     from backends import mlp_spec
+    from tests.conftest import load_backend
 
     model = load_backend("mxnet")(mlp_spec(50, (), 40, "tanh"))
     model.native_init(0)

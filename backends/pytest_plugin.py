@@ -1,0 +1,78 @@
+"""pytest plugin, registered through the `pytest11` entry point when backend-compare is installed.
+
+Gives any project's tests:
+- `backend`: a fixture parametrised over the backends (each test runs once per backend); a backend
+  whose framework is missing or broken is skipped with the reason, or fails when named in --backends;
+- `--backends numpy,torch`: restricts it;
+- `backend_parity`: `backend_parity(fn)` runs fn(BackendClass) on every selected backend and compares
+  the NumPy results pairwise with per-dtype tolerances (see backends.testing.assert_backends_agree).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from backends import BACKENDS, BackendUnavailable, get_backend
+from backends.base import Backend
+from backends.testing import assert_backends_agree
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("backend-compare").addoption(
+        "--backends", default=None, metavar="NAMES",
+        help=f"comma-separated backends for the `backend` fixture, from {','.join(BACKENDS)} "
+             "(default: all; a named backend that cannot load fails instead of skipping)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    selected_backends(config)  # a bad --backends is a usage error at start-up, not mid-collection
+    # MXNet 1.9.1's own modules warn about NumPy and distutils APIs: noise that is not the user's.
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning:mxnet.*")
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    option = config.getoption("backends")
+    if option is None:
+        return list(BACKENDS)
+    names = [name.strip() for name in option.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise pytest.UsageError(f"--backends must name backends from {', '.join(BACKENDS)}; received: {option!r}")
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        metafunc.parametrize("backend", selected_backends(metafunc.config), indirect=True)
+
+
+def _load(config: pytest.Config, name: str) -> type[Backend] | str:
+    """The backend class, or why it cannot load; a failure instead when --backends named it."""
+    try:
+        return get_backend(name)
+    except BackendUnavailable as err:
+        if config.getoption("backends") is not None:
+            pytest.fail(str(err), pytrace=False)
+        return str(err)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> type[Backend]:
+    """The Backend class of one backend; the test runs once per selected backend."""
+    loaded = _load(request.config, request.param)
+    if isinstance(loaded, str):
+        pytest.skip(loaded)
+    return loaded
+
+
+@pytest.fixture
+def backend_parity(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
+    """`backend_parity(fn, dtype="float64", rtol=None, atol=None)`: fn's results agree on every backend."""
+    names = [name for name in selected_backends(request.config) if not isinstance(_load(request.config, name), str)]
+    if len(names) < 2:
+        pytest.skip(f"backend_parity needs two loadable backends; have {names}")
+    return functools.partial(assert_backends_agree, backends=names)

@@ -1,0 +1,53 @@
+"""The examples and the README's research-code example run as a user runs them, outside this repository."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_train_linreg_example(tmp_path: Path) -> None:
+    result = run([sys.executable, str(ROOT / "examples" / "train_linreg.py")], tmp_path)
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["numpy", "torch", "mxnet"]
+    assert len({line.split("loss")[0].split(None, 1)[1] for line in lines}) == 1  # same w and b everywhere
+
+
+def test_gluon_to_torch_example(tmp_path: Path) -> None:
+    result = run([sys.executable, str(ROOT / "examples" / "gluon_to_torch.py")], tmp_path)
+    assert "largest prediction gap after porting" in result.stdout
+
+
+def test_parity_test_example_in_a_users_project(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "examples" / "test_my_model_parity.py", tmp_path)
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], tmp_path)
+    assert "4 passed" in result.stdout and "warning" not in result.stdout.lower()
+
+
+def test_readme_research_example(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Using a backend from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    assert len(code.group(1).strip().splitlines()) <= 15
+    (tmp_path / "example.py").write_text(code.group(1))
+    result = run([sys.executable, "example.py"], tmp_path)
+    assert "prediction gap" in result.stdout
+
+
+def test_console_script(tmp_path: Path) -> None:
+    result = run([str(BIN / "backend-compare"), "--task", "linreg", "--backends", "numpy", "--format", "csv"],
+                 tmp_path)
+    assert result.stdout.startswith("backend,parameter,true")
