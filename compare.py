@@ -191,6 +191,8 @@ def prepare(argv: list[str]) -> Plan:
     setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
              for key in ("lr", "epochs", "batch_size")}
     task_kwargs = _task_kwargs(args, task.make_problem)
+    if "dtype" in inspect.signature(task.make_problem).parameters:
+        task_kwargs["dtype"] = args.dtype  # synthetic data stored in the run's dtype: no float64 copy
 
     def problems(seed: int) -> Problem:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)

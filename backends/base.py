@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ LOSSES = ("mse", "half-mse", "huber")
 DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8  # added to sqrt(v̂), as in Kingma & Ba and torch.optim.Adam
+GATHER_BYTES = 64 * 2**20  # rows copied into batch order at once: bounds what an epoch allocates
 
 Params = dict[str, np.ndarray]
 
@@ -38,9 +40,12 @@ def _real_array(name: str, value: Any) -> np.ndarray:
     real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     if array.dtype == np.bool_ or not real:
         raise ValueError(f"{name} must hold real numbers; received dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-        raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
+    flat = array.reshape(-1)
+    step = 2**22  # checked in pieces: no mask the size of the data
+    for start in range(0, flat.size, step):
+        if not np.isfinite(flat[start : start + step]).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
     return array
 
 
@@ -152,6 +157,8 @@ class Backend(ABC):
         """Convert the training set to framework arrays once; `step` and `train_epoch` index into it."""
         X, y = self._check_xy(X, y)
         self._n_train = len(X)
+        self._identity = np.arange(self._n_train)
+        self._rows_per_gather = max(1, GATHER_BYTES // ((X.shape[1] + y.shape[1]) * X.itemsize))
         self._load(X, y)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -161,6 +168,12 @@ class Backend(ABC):
     def loss(self, X: np.ndarray, y: np.ndarray) -> float:
         """The task's loss on (X, y), computed by the framework's loss object."""
         return float(self._loss(*self._check_xy(X, y)))
+
+    def training_loss(self) -> float:
+        """The loss on the loaded training set, using the arrays `load` made (no second conversion)."""
+        if not self._n_train:
+            raise RuntimeError("call load(X, y) before training_loss")
+        return float(self._loss_loaded())
 
     def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         """The loss on (X, y) and its gradient for every parameter (no weight decay), via backward."""
@@ -175,14 +188,33 @@ class Backend(ABC):
         """One optimiser step per index array, in order; returns each step's loss before its update."""
         if not self._n_train:
             raise RuntimeError("call load(X, y) before step or train_epoch")
-        order = np.concatenate([np.asarray(batch, dtype=np.int64).ravel() for batch in batches])
-        if order.size and (order.min() < 0 or order.max() >= self._n_train):
+        if not len(batches):
+            return np.empty(0)
+        if len(batches) == 1:  # a full batch, or step(): no concatenation
+            order = np.asarray(batches[0]).ravel()
+            bounds = [(0, order.size)]
+        else:
+            order = np.concatenate(batches, axis=None)
+            ends = list(itertools.accumulate(np.size(batch) for batch in batches))
+            bounds = list(zip([0, *ends[:-1]], ends, strict=True))
+        if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
+            raise ValueError("every batch must be a non-empty array of integer row indices")
+        if order.size == self._n_train and order[0] == 0 and np.array_equal(order, self._identity):
+            return np.asarray(self._train(None, bounds), dtype=np.float64)  # rows as loaded: nothing to copy
+        if order.min() < 0 or order.max() >= self._n_train:
             raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
-        ends = np.cumsum([np.size(batch) for batch in batches])
-        if (np.diff(np.concatenate([[0], ends])) == 0).any():
-            raise ValueError("every batch must hold at least one index; received an empty batch")
-        bounds = list(zip([0, *ends[:-1].tolist()], ends.tolist(), strict=True))
-        return np.asarray(self._train(order, bounds), dtype=np.float64)
+        order = order.astype(np.int64, copy=False)
+        if order.size <= self._rows_per_gather:
+            return np.asarray(self._train(order, bounds), dtype=np.float64)
+        losses, first = [], 0
+        while first < len(bounds):  # gather at most _rows_per_gather rows (but whole batches) at a time
+            start, last = bounds[first][0], first
+            while last + 1 < len(bounds) and bounds[last + 1][1] - start <= self._rows_per_gather:
+                last += 1
+            chunk = [(a - start, b - start) for a, b in bounds[first : last + 1]]
+            losses.append(np.asarray(self._train(order[start : bounds[last][1]], chunk), dtype=np.float64))
+            first = last + 1
+        return np.concatenate(losses)
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
         X = _real_array("X", X)
@@ -236,9 +268,14 @@ class Backend(ABC):
         """The task's loss, without recording gradients."""
 
     @abstractmethod
+    def _loss_loaded(self) -> Any:
+        """The loss on the loaded training arrays."""
+
+    @abstractmethod
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Mapping[str, Any]]:
         """The loss and the gradient of the batch-mean loss by canonical name."""
 
     @abstractmethod
-    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> Any:
-        """Optimiser steps on loaded rows order[start:stop] for each bound; the losses before each."""
+    def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> Any:
+        """Optimiser steps on loaded rows order[start:stop] (None: the rows as loaded) for each bound;
+        the batch losses before each update."""

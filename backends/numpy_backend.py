@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -56,13 +56,16 @@ class NumpyBackend(Backend):
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
         return self._loss_and_output_grad(self._predict(X), y)[0]
 
+    def _loss_loaded(self) -> float:
+        return self._loss(self._X, self._y)
+
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         activations = self._forward(X)
         loss, output_grad = self._loss_and_output_grad(activations[-1], y)
         return loss, self._backward(activations, output_grad)
 
-    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
-        X, y = self._X[order], self._y[order]  # one gather per epoch; batches are then views
+    def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
+        X, y = (self._X, self._y) if order is None else (self._X[order], self._y[order])  # batches: views
         losses = np.empty(len(bounds))
         for i, (start, stop) in enumerate(bounds):
             losses[i], grads = self._loss_and_grads(X[start:stop], y[start:stop])
@@ -71,42 +74,51 @@ class NumpyBackend(Backend):
 
     # ---- the hand-derived pieces ----
 
+    def _layer_plan(self) -> Sequence[tuple[int, str | None, str | None, str | None]]:
+        """Per layer: (index, weight name, bias name, activation name), worked out once."""
+        if not hasattr(self, "_plan"):
+            self._plan = [(index, f"{index}.weight", f"{index}.bias" if layer.bias else None, None)
+                          if isinstance(layer, Linear) else (index, None, None, layer.name)
+                          for index, layer in enumerate(self.spec)]
+        return self._plan
+
     def _forward(self, X: np.ndarray) -> list[np.ndarray]:
         """Every layer's input, then the model output: activations[i] enters layer i."""
         activations = [X]
-        for index, layer in enumerate(self.spec):
+        params = self._params
+        for _, weight, bias, activation in self._layer_plan():
             a = activations[-1]
-            if isinstance(layer, Linear):
-                z = a @ self._params[f"{index}.weight"].T  # (batch, out)
-                if layer.bias:
-                    z = z + self._params[f"{index}.bias"]
+            if weight is not None:
+                z = a @ params[weight].T  # (batch, out)
+                if bias is not None:
+                    z += params[bias]
             else:
-                z = _ACTIVATIONS[layer.name][0](a)
+                z = _ACTIVATIONS[activation][0](a)  # type: ignore[index]
             activations.append(z)
         return activations
 
     def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> Params:
         grads: Params = {}
         g = output_grad  # dL/d(output of the current layer), (batch, out)
-        for index in reversed(range(len(self.spec))):
-            layer, a, z = self.spec[index], activations[index], activations[index + 1]
-            if isinstance(layer, Linear):
-                weight = self._params[f"{index}.weight"]
-                grads[f"{index}.weight"] = g.T @ a  # (out, in)
-                if layer.bias:
-                    grads[f"{index}.bias"] = g.sum(axis=0)
-                g = g @ weight
+        for index, weight, bias, activation in reversed(self._layer_plan()):
+            a = activations[index]
+            if weight is not None:
+                grads[weight] = g.T @ a  # (out, in)
+                if bias is not None:
+                    grads[bias] = g.sum(axis=0)
+                if index:  # the input needs no gradient
+                    g = g @ self._params[weight]
             else:
-                g = g * _ACTIVATIONS[layer.name][1](a, z)
+                g = g * _ACTIVATIONS[activation][1](a, activations[index + 1])  # type: ignore[index]
         return grads
 
     def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         diff = output - y
         n = diff.size  # the loss is a mean over every element of the batch
-        if self.loss_name == "mse":
-            return float(np.mean(diff * diff)), 2.0 * diff / n
-        if self.loss_name == "half-mse":
-            return float(0.5 * np.mean(diff * diff)), diff / n
+        if self.loss_name in ("mse", "half-mse"):
+            flat = diff.ravel()
+            scale = 1.0 if self.loss_name == "mse" else 0.5
+            return scale * float(flat @ flat) / n, diff * (2.0 * scale / n)
         delta = self.huber_delta
         quadratic = np.abs(diff) <= delta
         values = np.where(quadratic, 0.5 * diff * diff, delta * (np.abs(diff) - 0.5 * delta))
@@ -116,7 +128,7 @@ class NumpyBackend(Backend):
         self._steps_taken += 1
         t, lr = self._steps_taken, self.lr
         for name, param in self._params.items():
-            g = grads[name] + self.weight_decay * param if self.weight_decay else grads[name]
+            g = grads[name] + self.weight_decay * param if self.weight_decay else grads[name]  # (fresh array)
             velocity = self._velocity[name]
             if self.optimizer == "adam":
                 beta1, beta2 = ADAM_BETAS
@@ -133,4 +145,5 @@ class NumpyBackend(Backend):
                 velocity += g
                 param -= lr * velocity
             else:
-                param -= lr * g
+                g *= lr  # g is this step's own array: scale it in place
+                param -= g

@@ -84,20 +84,26 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y)).item()
 
+    def _loss_loaded(self) -> float:
+        with torch.no_grad():
+            return self._loss_fn(self._model(self._X), self._y).item()
+
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         self._optimizer.zero_grad()
         loss = self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y))
         loss.backward()
         return loss.item(), {name: _grad(param).numpy() for name, param in self._named.items()}
 
-    def _train(self, order: np.ndarray, bounds: list[tuple[int, int]]) -> np.ndarray:
-        index = torch.from_numpy(order)
-        X, y = self._X.index_select(0, index), self._y.index_select(0, index)  # batches are then views
+    def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
+        X, y = self._X, self._y
+        if order is not None:
+            index = torch.from_numpy(order)
+            X, y = X.index_select(0, index), y.index_select(0, index)  # batches are then views
         losses = []
         for start, stop in bounds:
             self._optimizer.zero_grad()
             loss = self._loss_fn(self._model(X[start:stop]), y[start:stop])
             loss.backward()
             self._optimizer.step()
-            losses.append(loss.detach())
-        return torch.stack(losses).numpy()  # one conversion per epoch, not one .item() per step
+            losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
+        return losses

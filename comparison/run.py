@@ -116,9 +116,9 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     else:
         raise ValueError(f"init must be one of {', '.join(INIT_MODES)}; received: {init!r}")
     backend.load(problem.X_train, problem.y_train)
-    initial_loss = backend.loss(problem.X_train, problem.y_train)
+    initial_loss = backend.training_loss()
     initial_function_error = function_error(backend, problem)
-    first = epoch_batches[0][0]
+    first = epoch_batches[0][0][:1024]  # enough rows to set the framework up; not a copy of a full batch
     backend.loss_and_grads(problem.X_train[first], problem.y_train[first])  # warm-up: no update
 
     total_steps = sum(len(batches) for batches in epoch_batches)
@@ -149,8 +149,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         if status != OK:
             break
         if epoch in evaluate_at:
-            curve.append((epoch, backend.loss(problem.X_train, problem.y_train),
-                          backend.loss(problem.X_val, problem.y_val)))
+            curve.append((epoch, backend.training_loss(), backend.loss(problem.X_val, problem.y_val)))
         if on_epoch is not None:
             on_epoch()
     return BackendResult(
@@ -160,7 +159,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         params=backend.get_params(),
         step_losses=np.concatenate(step_losses) if step_losses else np.empty(0),
         initial_loss=initial_loss,
-        final_train_loss=backend.loss(problem.X_train, problem.y_train),
+        final_train_loss=backend.training_loss(),
         final_val_loss=backend.loss(problem.X_val, problem.y_val),
         initial_function_error=initial_function_error,
         final_function_error=function_error(backend, problem),

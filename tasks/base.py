@@ -9,7 +9,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from backends.spec import ModelSpec, mlp_spec, param_shapes
+from backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
 
 Params = dict[str, np.ndarray]
 
@@ -94,11 +94,24 @@ def check_split(n_samples: int, val_fraction: float) -> int:
     return n_val
 
 
-def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int) -> tuple[np.ndarray, ...]:
-    """A random hold-out split: X_train, y_train, X_val, y_val."""
+def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int,
+          iid: bool = False) -> tuple[np.ndarray, ...]:
+    """A hold-out split: X_train, y_train, X_val, y_val. Rows drawn i.i.d. are split where they stand
+    (views, no copy: the first n_val rows are as random as any); other data by a random permutation."""
+    if iid:
+        return X[n_val:], y[n_val:], X[:n_val], y[:n_val]
     order = rng.permutation(len(X))
     train, val = order[n_val:], order[:n_val]
     return X[train], y[train], X[val], y[val]
+
+
+DRAW_ROWS_BYTES = 32 * 2**20  # float64 rows drawn at once before storing them in the data's dtype
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; received: {dtype!r}")
+    return dtype
 
 
 def normal_init(rng: np.random.Generator, spec: ModelSpec, *, sigma: float) -> Params:
@@ -162,11 +175,14 @@ def assemble(
     truth: Params | None = None,
     X_grid: np.ndarray | None = None,
     f_grid: np.ndarray | None = None,
+    iid: bool = False,
     settings: dict[str, Any],
 ) -> Problem:
-    """Split, initial parameters, then batch order, drawn from `rng` in that order."""
-    X_train, y_train, X_val, y_val = split(rng, X, y, check_split(len(X), val_fraction))
+    """Split, initial parameters, then batch order, drawn from `rng` in that order. A full batch is
+    not shuffled: its gradient does not depend on the order, and the rows then need no copying."""
+    X_train, y_train, X_val, y_val = split(rng, X, y, check_split(len(X), val_fraction), iid)
     batch_size = check_batching(len(X_train), batch_size, epochs)
+    shuffle = shuffle and batch_size < len(X_train)
     initial_params = init(rng, spec)
     return Problem(
         task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,

@@ -12,7 +12,7 @@ from functools import partial
 import numpy as np
 
 from backends.spec import Linear, make_spec
-from tasks.base import Problem, Task, assemble, check_split, normal_init
+from tasks.base import DRAW_ROWS_BYTES, Problem, Task, assemble, check_dtype, check_split, normal_init
 
 
 def make_problem(
@@ -25,7 +25,9 @@ def make_problem(
     n_samples: int = 1000,
     noise: float = 0.01,
     val_fraction: float = 0.2,
+    dtype: str = "float64",
 ) -> Problem:
+    """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype."""
     w = np.asarray(true_w, dtype=np.float64)
     if w.ndim != 1 or w.size == 0 or not np.isfinite(w).all():
         raise ValueError(f"true_w must be a non-empty list of finite numbers; received: {list(true_w)!r}")
@@ -34,15 +36,22 @@ def make_problem(
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
     check_split(n_samples, val_fraction)
+    check_dtype(dtype)
 
-    rng = np.random.default_rng(seed)  # the one generator: data, split, init, batch order
-    X = rng.normal(size=(n_samples, w.size))  # (n, in)
-    y = (X @ w + true_b + rng.normal(0.0, noise, size=n_samples))[:, None]  # (n, 1)
+    rng = np.random.default_rng(seed)  # the one generator: data, init, batch order
+    X = np.empty((n_samples, w.size), dtype=dtype)  # (n, in)
+    clean = np.empty(n_samples)  # X·w + b in float64
+    rows = max(1, DRAW_ROWS_BYTES // (8 * w.size))
+    for start in range(0, n_samples, rows):  # chunks: the float64 draw never exists whole
+        chunk = rng.normal(size=(min(rows, n_samples - start), w.size))
+        X[start : start + len(chunk)] = chunk
+        clean[start : start + len(chunk)] = chunk @ w + true_b
+    y = (clean + rng.normal(0.0, noise, size=n_samples)).astype(dtype)[:, None]  # (n, 1)
     return assemble(
         "linreg", rng, X, y,
         spec=make_spec([Linear(w.size, 1)]),
         init=partial(normal_init, sigma=0.01),  # the reference's init.Normal(sigma=0.01), bias 0
-        val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
+        val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, iid=True,
         truth={"0.weight": w[None, :], "0.bias": np.array([float(true_b)])},
         settings={"seed": seed, "true_w": w.tolist(), "true_b": float(true_b), "n_samples": n_samples,
                   "noise": noise},

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tasks.base import Problem, Task, assemble, model_spec, uniform_init
+from tasks.base import Problem, Task, assemble, check_dtype, model_spec, uniform_init
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -39,7 +39,9 @@ def make_problem(
     n_samples: int = 256,
     noise: float = 0.05,
     val_fraction: float = 0.2,
+    dtype: str = "float64",
 ) -> Problem:
+    """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype."""
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {', '.join(FUNCTIONS)}; received: {function!r}")
     if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
@@ -47,6 +49,7 @@ def make_problem(
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
     spec = model_spec("mlp", inputs, 1, hidden, activation)
+    check_dtype(dtype)
 
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
     f = true_function(function, inputs, rng)
@@ -54,8 +57,8 @@ def make_problem(
     y = f(X) + rng.normal(0.0, noise, size=(n_samples, 1))  # (n, 1)
     X_grid = np.linspace(LOW, HIGH, 201)[:, None] if inputs == 1 else rng.uniform(LOW, HIGH, size=(512, inputs))
     return assemble(
-        "mlp", rng, X, y, spec=spec, init=uniform_init, val_fraction=val_fraction, epochs=epochs,
-        batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid),
+        "mlp", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=uniform_init, val_fraction=val_fraction,
+        epochs=epochs, batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid), iid=True,
         settings={"seed": seed, "function": function, "inputs": inputs, "hidden": list(hidden),
                   "activation": activation, "n_samples": n_samples, "noise": noise},
     )

@@ -1,0 +1,436 @@
+"""Benchmarks: the suite's training step against a plain hand-written loop in the same framework.
+
+    python benchmarks/run.py            # every size and target; writes benchmarks/RESULTS.md
+    python benchmarks/run.py --quick    # the smallest size only; prints, writes nothing
+
+Everything is measured in one process, suite and plain loop interleaved repeat by repeat, on the
+same data and the same batches, so the ratios hold even on a busy machine. Peak memory and the
+wall time of compare.py are measured in fresh subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backends import BACKENDS, Backend, Linear, get_backend, make_spec, mlp_spec, param_shapes  # noqa: E402
+from comparison.report import machine, versions  # noqa: E402
+
+LR = 1e-3  # small enough that no size diverges
+MIN_STEPS = 50  # optimiser steps per timing at the least
+TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30}
+
+
+# ---- plain loops: what a practitioner writes by hand; prepare outside the timing, run inside ----
+
+def plain_numpy(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                batches: list[np.ndarray]) -> Callable[[], None]:
+    p = {name: value.copy() for name, value in params.items()}
+
+    def linear() -> None:
+        W, b = p["0.weight"], p["0.bias"]
+        for idx in batches:
+            xb, yb = X[idx], y[idx]
+            err = xb @ W.T + b - yb
+            float(np.mean(err * err))  # the loss a training loop reports
+            g = err * (2.0 / err.size)
+            W -= LR * (g.T @ xb)
+            b -= LR * g.sum(axis=0)
+
+    def mlp() -> None:
+        W1, b1, W2, b2 = p["0.weight"], p["0.bias"], p["2.weight"], p["2.bias"]
+        for idx in batches:
+            xb, yb = X[idx], y[idx]
+            h = np.tanh(xb @ W1.T + b1)
+            err = h @ W2.T + b2 - yb
+            float(np.mean(err * err))
+            g = err * (2.0 / err.size)
+            gh = (g @ W2) * (1.0 - h * h)
+            W2 -= LR * (g.T @ h)
+            b2 -= LR * g.sum(axis=0)
+            W1 -= LR * (gh.T @ xb)
+            b1 -= LR * gh.sum(axis=0)
+
+    return linear if len(spec) == 1 else mlp
+
+
+def plain_torch(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                batches: list[np.ndarray]) -> Callable[[], None]:
+    import torch
+    from torch import nn
+
+    layers = [nn.Linear(layer.in_features, layer.out_features) if isinstance(layer, Linear) else nn.Tanh()
+              for layer in spec]
+    model = nn.Sequential(*layers)
+    model.load_state_dict({name: torch.from_numpy(value.astype(np.float32)) for name, value in params.items()})
+    optimizer, mse = torch.optim.SGD(model.parameters(), lr=LR), nn.MSELoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def run() -> None:
+        for batch in batches:
+            idx = torch.from_numpy(batch)
+            optimizer.zero_grad()
+            loss = mse(model(Xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    return run
+
+
+def _gluon_net(spec: Any, params: dict[str, np.ndarray], hybridize: bool) -> Any:
+    get_backend("mxnet")  # its numpy.bool shim must run before MXNet is imported
+    from mxnet import gluon, nd
+
+    net = gluon.nn.HybridSequential() if hybridize else gluon.nn.Sequential()
+    for layer in spec:
+        net.add(gluon.nn.Dense(layer.out_features, in_units=layer.in_features) if isinstance(layer, Linear)
+                else gluon.nn.Activation("tanh"))
+    net.initialize()
+    if hybridize:
+        net.hybridize(static_alloc=True)
+    for name, value in params.items():
+        index, kind = name.split(".")
+        getattr(net[int(index)], kind).set_data(nd.array(value, dtype="float32"))
+    return net
+
+
+def plain_mxnet(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                batches: list[np.ndarray]) -> Callable[[], None]:
+    net = _gluon_net(spec, params, hybridize=True)
+    from mxnet import autograd, gluon, nd
+
+    loss_fn = gluon.loss.L2Loss(weight=2.0)
+    loss_fn.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR}, kvstore=None)
+    Xn, yn = nd.array(X), nd.array(y)
+
+    def run() -> None:
+        for batch in batches:  # as d2l's data_iter: indices to an NDArray per batch
+            idx = nd.array(batch, dtype="int64")
+            xb, yb = nd.take(Xn, idx), nd.take(yn, idx)
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(len(idx))
+        nd.waitall()  # MXNet is asynchronous: the work is done only when the engine is idle
+
+    return run
+
+
+def reference_mxnet(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                    batch_size: int) -> tuple[Callable[[], None], int]:
+    """The Gluon reference of d2l §3.3 as written: DataLoader over ArrayDataset, Sequential, L2Loss."""
+    net = _gluon_net(spec, params, hybridize=False)
+    from mxnet import autograd, gluon, nd
+
+    loss_fn = gluon.loss.L2Loss()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR})
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(nd.array(X), nd.array(y)), batch_size, shuffle=True)
+
+    def run() -> None:
+        for xb, yb in loader:
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(batch_size)
+        nd.waitall()
+
+    return run, len(loader)
+
+
+PLAIN = {"numpy": plain_numpy, "torch": plain_torch, "mxnet": plain_mxnet}
+
+
+# ---- measuring ----
+
+def suite_loop(name: str, spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+               batches: list[np.ndarray]) -> Callable[[], None]:
+    model: Backend = get_backend(name)(spec, dtype="float32", lr=LR)
+    model.set_params(params)
+    model.load(X, y)
+
+    def run() -> None:
+        model.train_epoch(batches)
+
+    return run
+
+
+def epochs_of(run: Callable[[], None], epochs: int) -> Callable[[], None]:
+    def repeated() -> None:
+        for _ in range(epochs):
+            run()
+
+    return repeated
+
+
+def interleaved(runs: dict[str, Callable[[], None]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each run, repeats interleaved (a, b, a, b, ...) after one warm-up of each."""
+    for run in runs.values():
+        run()
+    seconds: dict[str, list[float]] = {key: [] for key in runs}
+    for _ in range(repeats):
+        for key, run in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[key].append(time.perf_counter() - start)
+    return seconds
+
+
+def problem(model: str, n: int, features: int, seed: int = 0) -> tuple[Any, dict[str, np.ndarray], np.ndarray,
+                                                                      np.ndarray]:
+    rng = np.random.default_rng(seed)
+    spec = make_spec([Linear(features, 1)]) if model == "linreg" else mlp_spec(1, (13,), 1, "tanh")
+    X = rng.standard_normal((n, spec[0].in_features), dtype=np.float32)
+    y = (X.sum(axis=1, keepdims=True) if model == "linreg" else np.sin(X)).astype(np.float32)
+    params = {k: rng.uniform(-0.1, 0.1, size=s) for k, s in param_shapes(spec).items()}
+    return spec, params, X, y
+
+
+def batches_for(n: int, batch: int | None, rng: np.random.Generator, max_rows: int) -> list[np.ndarray]:
+    """Shuffled batches over at most max_rows rows' worth of steps (a full batch is one step, in order)."""
+    if batch is None:
+        return [np.arange(n)]
+    order = rng.permutation(n)[: max(batch, min(n, max_rows))]
+    return [order[i : i + batch] for i in range(0, len(order), batch)]
+
+
+def step_table(sizes: list[int], features_list: list[int], batch_list: list[int | None], repeats: int,
+               names: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for model in ("linreg", "mlp"):
+        for n in sizes:
+            for features in features_list if model == "linreg" else [1]:
+                spec, params, X, y = problem(model, n, features)
+                for batch in batch_list:
+                    if batch is not None and batch > n:
+                        continue
+                    rng = np.random.default_rng(1)
+                    batches = batches_for(n, batch, rng, max_rows=2000 if batch == 10 else 50 * (batch or n))
+                    epochs = -(-MIN_STEPS // len(batches))  # short epochs repeat: every timing spans MIN_STEPS steps
+                    for name in names:
+                        runs = {"suite": epochs_of(suite_loop(name, spec, params, X, y, batches), epochs),
+                                "plain": epochs_of(PLAIN[name](spec, params, X, y, batches), epochs)}
+                        seconds = interleaved(runs, repeats)
+                        per_step = {k: 1e6 * np.array(v) / (len(batches) * epochs) for k, v in seconds.items()}
+                        ratios = np.array(seconds["suite"]) / np.array(seconds["plain"])
+                        rows.append({"model": model, "backend": name, "n": n, "features": features,
+                                     "batch": batch or "full", "steps": len(batches) * epochs,
+                                     "suite_us": float(np.median(per_step["suite"])),
+                                     "plain_us": float(np.median(per_step["plain"])),
+                                     "ratio": float(np.median(ratios)),
+                                     "ratio_spread": f"{ratios.min():.2f}–{ratios.max():.2f}",
+                                     "target": TARGETS[name]})
+                        print(f"  {model} {name} n={n} f={features} batch={batch or 'full'}: "
+                              f"ratio {rows[-1]['ratio']:.2f}", file=sys.stderr)
+    return rows
+
+
+def mxnet_reference_row(repeats: int) -> dict[str, Any]:
+    spec, params, X, y = problem("linreg", 1000, 2)
+    rng = np.random.default_rng(1)
+    batches = batches_for(1000, 10, rng, max_rows=1000)
+    reference, steps = reference_mxnet(spec, params, X, y, 10)
+    seconds = interleaved({"suite": suite_loop("mxnet", spec, params, X, y, batches), "reference": reference},
+                          repeats)
+    suite_us = 1e6 * float(np.median(seconds["suite"])) / len(batches)
+    reference_us = 1e6 * float(np.median(seconds["reference"])) / steps
+    return {"suite_us": suite_us, "reference_us": reference_us, "speedup": reference_us / suite_us}
+
+
+def bare_matmul_rows(n: int, features: int, repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """A full-batch linreg step against the two matrix products it needs: X·wᵀ and gᵀ·X."""
+    spec, params, X, y = problem("linreg", n, features)
+    g = np.ones((n, 1), dtype=np.float32)
+    W = params["0.weight"].astype(np.float32)
+    bare: dict[str, Callable[[], None]] = {}
+    if "numpy" in names:
+        def numpy_products() -> None:
+            X @ W.T, g.T @ X
+
+        bare["numpy"] = numpy_products
+    if "torch" in names:
+        import torch
+
+        Xt, Wt, gt = torch.from_numpy(X), torch.from_numpy(W), torch.from_numpy(g)
+
+        def torch_products() -> None:
+            Xt @ Wt.T, gt.T @ Xt
+
+        bare["torch"] = torch_products
+    if "mxnet" in names:
+        get_backend("mxnet")
+        from mxnet import nd
+
+        Xn, Wn, gn = nd.array(X), nd.array(W), nd.array(g)
+
+        def mxnet_products() -> None:
+            nd.dot(Xn, Wn, transpose_b=True), nd.dot(gn, Xn, transpose_a=True)
+            nd.waitall()
+
+        bare["mxnet"] = mxnet_products
+    rows = []
+    for name in names:
+        seconds = interleaved({"suite": suite_loop(name, spec, params, X, y, [np.arange(n)]), "bare": bare[name]},
+                              repeats)
+        ratio = np.array(seconds["suite"]) / np.array(seconds["bare"])
+        rows.append({"backend": name, "suite_ms": 1e3 * float(np.median(seconds["suite"])),
+                     "bare_ms": 1e3 * float(np.median(seconds["bare"])), "ratio": float(np.median(ratio))})
+    return rows
+
+
+def scaling_rows(sizes: list[int], features: int, batch: int, repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """Seconds per epoch at each n (batches of `batch`, shuffled), for the suite and the plain loop, and
+    the fitted exponent k of time ~ n^k."""
+    rows = []
+    for name in names:
+        epoch_seconds: dict[str, list[float]] = {"suite": [], "plain": []}
+        for n in sizes:
+            spec, params, X, y = problem("linreg", n, features)
+            order = np.random.default_rng(1).permutation(n)
+            batches = [order[i : i + batch] for i in range(0, n, batch)]
+            runs = {"suite": suite_loop(name, spec, params, X, y, batches),
+                    "plain": PLAIN[name](spec, params, X, y, batches)}
+            for key, seconds in interleaved(runs, repeats).items():
+                epoch_seconds[key].append(float(np.median(seconds)))
+        for key, seconds in epoch_seconds.items():
+            exponent = float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+            rows.append({"backend": name, "loop": key,
+                         **{f"n={n:.0e}": s for n, s in zip(sizes, seconds, strict=True)}, "exponent": exponent})
+    return rows
+
+
+MEMORY_PROBE = """
+import json, sys
+open("/proc/self/clear_refs", "w").write("5")  # reset the high-water mark that fork and exec carried over
+def high_water_mb():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+sys.path.insert(0, {root!r})
+import numpy as np
+from backends import get_backend
+from comparison.run import train
+from tasks import get_task
+name = {name!r}
+get_backend(name)(get_task("linreg").make_problem(epochs=1, n_samples=100, true_w=[0.0]).spec)  # import + build
+baseline = high_water_mb()
+problem = get_task("linreg").make_problem(seed=0, true_w=np.linspace(-1, 1, {features}), n_samples={n_samples},
+                                          batch_size=None, epochs=2, dtype="float32")
+result = train(get_backend(name)(problem.spec, dtype="float32", lr=0.01), problem)
+peak = high_water_mb()
+print(json.dumps({{"baseline_mb": baseline, "peak_mb": peak, "status": result.status}}))
+"""
+
+
+def memory_rows(n_train: int, features: int, names: list[str]) -> list[dict[str, Any]]:
+    dataset_mb = n_train * (features + 1) * 4 / 2**20  # float32 X and y of the training split
+    rows = []
+    for name in names:
+        code = MEMORY_PROBE.format(root=str(ROOT), name=name, features=features, n_samples=int(n_train / 0.8))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        measured = json.loads(out.strip().splitlines()[-1])
+        growth = measured["peak_mb"] - measured["baseline_mb"]
+        rows.append({"backend": name, "baseline_mb": measured["baseline_mb"], "peak_mb": measured["peak_mb"],
+                     "growth_mb": growth, "dataset_mb": dataset_mb, "growth_over_dataset": growth / dataset_mb})
+    return rows
+
+
+def compare_wall_seconds(repeats: int) -> list[float]:
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "compare.py", "--task", "linreg"], cwd=ROOT, capture_output=True, check=True)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+# ---- report ----
+
+def markdown(rows: list[dict[str, Any]], formats: dict[str, str] | None = None) -> str:
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    for column, fmt in (formats or {}).items():
+        if column in table:
+            table[column] = [fmt.format(v) for v in table[column]]
+    return table.to_markdown(index=False, floatfmt=".3g")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smallest size only; nothing written")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    names = args.backends.split(",")
+    started = time.perf_counter()
+
+    if args.quick:
+        rows = step_table([1000], [2], [10], repeats=max(1, min(args.repeats, 3)), names=names)
+        print(markdown(rows, {"suite_us": "{:.1f}", "plain_us": "{:.1f}", "ratio": "{:.2f}"}))
+        return 0
+
+    sections = [f"# Benchmarks\n\n{datetime.date.today().isoformat()} · {machine()} · "
+                + " · ".join(f"{k} {v}" for k, v in versions().items()) + f" · {platform.processor() or ''}\n"]
+    rows = step_table([1000, 10_000, 100_000, 1_000_000], [2, 100], [10, 1000, None], args.repeats, names)
+    sections.append("## Suite step against a plain hand-written loop (float32, SGD, µs per step, medians of "
+                    f"{args.repeats} interleaved repeats)\n\n"
+                    + markdown(rows, {"suite_us": "{:.1f}", "plain_us": "{:.1f}", "ratio": "{:.2f}"}))
+    reference = mxnet_reference_row(args.repeats) if "mxnet" in names else None
+    bare = bare_matmul_rows(1_000_000, 100, args.repeats, names)
+    scaling = scaling_rows([10_000, 100_000, 1_000_000], 100, 1000, args.repeats, names)
+    memory = memory_rows(1_000_000, 100, names)
+    wall = compare_wall_seconds(3)
+
+    worst = {name: max(r["ratio"] for r in rows if r["backend"] == name) for name in names}
+    targets = [(f"{name} suite ≤ {TARGETS[name]:.2f}× its plain loop, at every size", f"worst {worst[name]:.2f}×",
+                worst[name] <= TARGETS[name]) for name in names]
+    if reference:
+        targets.append(("mxnet suite ≥ 2× faster per step than the Gluon DataLoader reference loop",
+                        f"{reference['speedup']:.2f}× ({reference['suite_us']:.0f} vs {reference['reference_us']:.0f}"
+                        " µs)", reference["speedup"] >= 2))
+    targets += [(f"{r['backend']} full-batch step at 1e6×100 ≤ 2× its two bare matrix products",
+                 f"{r['ratio']:.2f}× ({r['suite_ms']:.1f} vs {r['bare_ms']:.1f} ms)", r["ratio"] <= 2) for r in bare]
+    plain_k = {r["backend"]: r["exponent"] for r in scaling if r["loop"] == "plain"}
+    targets += [(f"{r['backend']} time per epoch ∝ n^k, k in [0.9, 1.1] (1e4 → 1e6, batches of 1000)",
+                 f"k = {r['exponent']:.2f} (plain loop: k = {plain_k[r['backend']]:.2f})",
+                 0.9 <= r["exponent"] <= 1.1) for r in scaling if r["loop"] == "suite"]
+    targets += [(f"{r['backend']} peak memory of a 1e6×100 float32 run ≤ import baseline + 3× data",
+                 f"+{r['growth_mb']:.0f} MB = {r['growth_over_dataset']:.2f}× the {r['dataset_mb']:.0f} MB of data",
+                 r["growth_over_dataset"] <= 3) for r in memory]
+    targets.append(("python compare.py --task linreg < 8 s wall, imports included",
+                    f"median {np.median(wall):.2f} s (of {', '.join(f'{s:.2f}' for s in wall)})",
+                    float(np.median(wall)) < 8))
+    target_table = markdown([{"target": t, "measured": m, "met": "yes" if ok else "NO"} for t, m, ok in targets])
+    sections.insert(1, "## Targets\n\n" + target_table)
+    if reference:
+        sections.append("## MXNet: the suite against the Gluon reference loop (linreg 1000×2, batches of 10)\n\n"
+                        + markdown([reference], {"suite_us": "{:.0f}", "reference_us": "{:.0f}",
+                                                 "speedup": "{:.2f}"}))
+    sections.append("## Full batch at 1e6×100 against the bare matrix products (ms per step)\n\n" + markdown(bare))
+    sections.append("## Seconds per epoch against n (features 100, batches of 1000)\n\n" + markdown(scaling))
+    sections.append("## Peak resident memory, 1e6×100 float32, full batch, 2 epochs (MB)\n\n" + markdown(memory))
+    sections.append(f"Took {time.perf_counter() - started:.0f} s. Peak memory is VmHWM in a fresh process "
+                    "(reset at its start); "
+                    "the baseline is after importing the framework and building a model.")
+    text = "\n\n".join(sections) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+    return 0 if all(ok for _, _, ok in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

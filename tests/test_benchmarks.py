@@ -1,0 +1,24 @@
+"""The benchmark script at its smallest size: it runs and prints its table (no timing is asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from backends import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_quick_prints_a_table_for_every_backend() -> None:
+    result = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--repeats", "1"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    header, rule, *rows = result.stdout.strip().splitlines()
+    assert "suite_us" in header and "plain_us" in header and "ratio" in header and rule.startswith("|:")
+    assert sorted({row.split("|")[2].strip() for row in rows}) == sorted(BACKENDS)
+    assert len(rows) == 2 * len(BACKENDS)  # linreg and the MLP
+    for row in rows:
+        ratio = float(row.split("|")[9])
+        assert 0 < ratio < 100
