@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from backends import BACKENDS, LOSSES, OPTIMIZERS, BackendUnavailable, available_backends, install_hint
+from backends import BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, install_hint
 from backends.spec import ACTIVATIONS, DTYPES
 from comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from comparison.run import INIT_MODES, OK, build_backends, least_squares_result, stopped_result, train
@@ -173,8 +173,12 @@ class Plan:
     problems: Callable[[int], Problem]
     first: Problem
     options: dict[str, Any]
-    names: list[str]
+    backends: list[Backend]  # built for the first seed while checking the options
     out: Path | None
+
+    @property
+    def names(self) -> list[str]:
+        return [backend.name for backend in self.backends]
 
 
 def prepare(argv: list[str]) -> Plan:
@@ -200,11 +204,10 @@ def prepare(argv: list[str]) -> Plan:
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                "weight_decay": args.weight_decay, "loss": args.loss, "huber_delta": args.huber_delta}
-    names = []
+    backends = []
     for name in _select_backends(args.backends):
         try:
-            build_backends(first, [name], options)
-            names.append(name)
+            backends += build_backends(first, [name], options)
         except BackendUnavailable as err:
             if args.backends is not None:
                 raise UsageError(str(err)) from err
@@ -212,7 +215,7 @@ def prepare(argv: list[str]) -> Plan:
     if args.plot is not None:
         check_writable_file("--plot", args.plot)
     out = prepare_out(args.out) if args.out is not None else None
-    return Plan(args, seeds, problems, first, options, names, out)
+    return Plan(args, seeds, problems, first, options, backends, out)
 
 
 def execute(plan: Plan) -> int:
@@ -225,9 +228,10 @@ def execute(plan: Plan) -> int:
                     file=sys.stderr, delay=2, leave=False, disable=True if args.quiet else None)  # None: tty only
     with progress:
         for seed in plan.seeds:
-            problem = plan.first if seed == plan.seeds[0] else plan.problems(seed)
+            first = seed == plan.seeds[0]
+            problem = plan.first if first else plan.problems(seed)
             results = []
-            for backend in build_backends(problem, plan.names, plan.options):
+            for backend in plan.backends if first else build_backends(problem, plan.names, plan.options):
                 progress.set_description(f"seed {seed} {backend.name}")
                 try:
                     results.append(train(backend, problem, init=args.init, seed=seed, record=record,
@@ -267,8 +271,10 @@ def save_outputs(plan: Plan, report: dict[str, Any]) -> None:
         return
     from comparison.plot import loss_figure
 
-    plot_png = figure_png(loss_figure(report))
-    if plan.args.plot:
+    plot_png = figure_png(loss_figure(report)) if report.get("curves") else None
+    if plot_png is None:
+        warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
+    elif plan.args.plot:
         write_atomic(Path(plan.args.plot), plot_png)
     if plan.out is not None:
         save_run(plan.out, report, plot_png)

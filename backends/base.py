@@ -17,7 +17,7 @@ LOSSES = ("mse", "half-mse", "huber")
 DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8  # added to sqrt(v̂), as in Kingma & Ba and torch.optim.Adam
-GATHER_BYTES = 64 * 2**20  # rows copied into batch order at once: bounds what an epoch allocates
+GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory, still in cache when used
 
 Params = dict[str, np.ndarray]
 

@@ -30,7 +30,8 @@ from backends import BACKENDS, Backend, Linear, get_backend, make_spec, mlp_spec
 from comparison.report import machine, versions  # noqa: E402
 
 LR = 1e-3  # small enough that no size diverges
-MIN_STEPS = 50  # optimiser steps per timing at the least
+MIN_STEPS = 50  # optimiser steps per timing at the least ...
+MIN_ROWS = 200_000  # ... or this many rows processed, whichever comes first
 TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30}
 
 
@@ -219,7 +220,9 @@ def step_table(sizes: list[int], features_list: list[int], batch_list: list[int 
                         continue
                     rng = np.random.default_rng(1)
                     batches = batches_for(n, batch, rng, max_rows=2000 if batch == 10 else 50 * (batch or n))
-                    epochs = -(-MIN_STEPS // len(batches))  # short epochs repeat: every timing spans MIN_STEPS steps
+                    # Short epochs repeat, so a timing spans MIN_STEPS steps, unless MIN_ROWS rows come first.
+                    rows_per_epoch = sum(len(b) for b in batches)
+                    epochs = max(1, min(-(-MIN_STEPS // len(batches)), -(-MIN_ROWS // rows_per_epoch)))
                     for name in names:
                         runs = {"suite": epochs_of(suite_loop(name, spec, params, X, y, batches), epochs),
                                 "plain": epochs_of(PLAIN[name](spec, params, X, y, batches), epochs)}

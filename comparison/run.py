@@ -15,11 +15,9 @@ from tasks import Problem
 Params = dict[str, np.ndarray]
 INIT_MODES = ("shared", "native")
 LSTSQ = "least-squares"  # the report row of the closed-form fit
+OK = "ok"  # the status of a run that finished
 MAX_CHECKPOINTS = 100  # parameter snapshots per run, for the parity-over-steps plot
 MAX_CURVE_POINTS = 200  # epochs at which train and validation loss are evaluated
-
-
-OK = "ok"
 
 
 @dataclass

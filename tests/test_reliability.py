@@ -192,3 +192,15 @@ def test_ctrl_c_prints_what_finished_writes_nothing_and_exits_130(tmp_path: Path
     assert "Traceback" not in stderr and "interrupted: showing the runs that finished" in stderr
     assert "numpy" in stdout and "interrupted" in stdout.split("Losses and timing")[1]
     assert not any(out.iterdir())  # the folder was made (and checked) up front; no file was written
+
+
+def test_plot_when_every_backend_failed_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    def fail(self, order, bounds):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(get_backend("numpy"), "_train", fail)
+    code, report, err = run_in_process(capsys, "--backends", "numpy", "--plot", str(tmp_path / "p.png"))
+    assert code == 1 and report["summary"][0]["status"] == "failed: RuntimeError: simulated failure"
+    assert "no loss curve to plot" in err and not (tmp_path / "p.png").exists()
