@@ -29,7 +29,9 @@ MXNET_HYPERPARAMETERS = (
 )
 MXNET_ADAM = ("MXNet's adam_update takes beta2 as 32-bit float: 0.999 becomes 0.99900001287, so its "
               "second moment differs by ~1e-5 relative from torch.optim.Adam and the hand-written update")
-MXNET_ADAM_RTOL = 1e-3  # measured up to 1.7e-4 on these problems
+# The β₂ rounding perturbs every value by ~1e-4 absolute: measured ≤ 1.9e-4 relative (on values above
+# 1e-3) and ≤ 2.3e-4 absolute on these problems.
+MXNET_ADAM_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}
 
 
 def exact_options(optimizer: str, loss: str, dtype: str) -> dict:
@@ -50,12 +52,12 @@ def run_reference(name: str, dtype: str) -> BackendResult:
 
 
 def assert_same_trajectory(ra: BackendResult, rb: BackendResult, dtype: str, rtol: float | None = None,
-                           params_only: bool = False) -> None:
+                           atol: float | None = None, params_only: bool = False) -> None:
     label = f"{dtype} {ra.backend} vs {rb.backend}"
     for key in ra.params:
-        assert_close(ra.params[key], rb.params[key], dtype=dtype, what=f"{label}, {key}", rtol=rtol)
+        assert_close(ra.params[key], rb.params[key], dtype=dtype, what=f"{label}, {key}", rtol=rtol, atol=atol)
     if not params_only:
-        assert_close(ra.step_losses, rb.step_losses, dtype=dtype, what=f"{label}, step losses", rtol=rtol)
+        assert_close(ra.step_losses, rb.step_losses, dtype=dtype, what=f"{label}, step losses", rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("a,b", PAIRS)
@@ -66,7 +68,7 @@ def assert_same_trajectory(ra: BackendResult, rb: BackendResult, dtype: str, rto
 def test_shared_mode_parity(task: str, optimizer: str, loss: str, dtype: str, a: str, b: str) -> None:
     known_difference = optimizer == "adam" and "mxnet" in (a, b)
     assert_same_trajectory(run(a, task, optimizer, loss, dtype), run(b, task, optimizer, loss, dtype), dtype,
-                           rtol=MXNET_ADAM_RTOL if known_difference else None)
+                           **(MXNET_ADAM_TOLERANCE if known_difference else {}))
     if known_difference:
         pytest.xfail(MXNET_ADAM)
 
