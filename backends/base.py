@@ -22,16 +22,17 @@ GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory
 Params = dict[str, np.ndarray]
 
 
-def _positive_finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; received: {value!r}")
+def _finite(name: str, value: float, *, zero_allowed: bool) -> float:
+    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not zero_allowed):
+        raise ValueError(f"{name} must be a finite number {'>=' if zero_allowed else '>'} 0; received: {value!r}")
     return float(value)
 
 
-def _non_negative_finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; received: {value!r}")
-    return float(value)
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+    return int(value)
 
 
 def _real_array(name: str, value: Any) -> np.ndarray:
@@ -83,15 +84,15 @@ class Backend(ABC):
         self.spec = make_spec(list(spec))
         self.dtype = _choice("dtype", dtype, DTYPES)
         self.optimizer = _choice("optimizer", optimizer, OPTIMIZERS)
-        self.lr = _positive_finite("lr", lr)
+        self.lr = _finite("lr", lr, zero_allowed=False)
         if momentum is not None and optimizer == "adam":
             raise ValueError(
                 f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
         default_momentum = DEFAULT_MOMENTUM if optimizer == "momentum" else 0.0
-        self.momentum = _non_negative_finite("momentum", default_momentum if momentum is None else momentum)
-        self.weight_decay = _non_negative_finite("weight_decay", weight_decay)
+        self.momentum = _finite("momentum", default_momentum if momentum is None else momentum, zero_allowed=True)
+        self.weight_decay = _finite("weight_decay", weight_decay, zero_allowed=True)
         self.loss_name = _choice("loss", loss, LOSSES)
-        self.huber_delta = _positive_finite("huber_delta", huber_delta)
+        self.huber_delta = _finite("huber_delta", huber_delta, zero_allowed=False)
         self._shapes = param_shapes(self.spec)
         self._n_train = 0
         self._build()
@@ -102,9 +103,7 @@ class Backend(ABC):
             seed: int = 0) -> Backend:
         """Train on (X, y): minibatches drawn by numpy.random.default_rng(seed). Returns self; the step
         losses are in `loss_history_`, the parameters in `params_`."""
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
         self.load(X, y)
         rng = np.random.default_rng(seed)
         history = []
@@ -147,9 +146,8 @@ class Backend(ABC):
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                        shuffle: bool = True) -> list[list[np.ndarray]]:
         """Per epoch, the row indices of each batch, as the framework's own data loader orders them."""
-        for name, value in (("n_rows", n_rows), ("batch_size", batch_size), ("epochs", epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+        n_rows, batch_size = _positive_int("n_rows", n_rows), _positive_int("batch_size", batch_size)
+        epochs = _positive_int("epochs", epochs)
         return [[np.asarray(batch, dtype=np.int64) for batch in epoch]
                 for epoch in self._native_batches(n_rows, min(batch_size, n_rows), epochs, seed, shuffle)]
 

@@ -77,7 +77,6 @@ class MxnetBackend(Backend):
         self._trainer = gluon.Trainer(self._net.collect_params(), name,
                                       {"learning_rate": self.lr, "wd": self.weight_decay, **options},
                                       kvstore=None)  # one CPU: no key-value store to synchronise
-        self._steps_taken = 0
 
     def _get_params(self) -> Params:
         return {name: param.data().asnumpy() for name, param in self._named.items()}
@@ -107,16 +106,14 @@ class MxnetBackend(Backend):
         return self._net(nd.array(X, dtype=self.dtype)).asnumpy()
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        output = self._net(nd.array(X, dtype=self.dtype))
-        return self._loss_fn(output, nd.array(y, dtype=self.dtype)).mean().asscalar()
+        return self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)).mean().asscalar()
 
     def _loss_loaded(self) -> float:
-        return self._loss_fn(self._net(self._X), self._y).mean().asscalar()
+        return self._net_loss(self._X, self._y).mean().asscalar()
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        X_nd, y_nd = nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)
-        with autograd.record():
-            loss = self._loss_fn(self._net(X_nd), y_nd)
+        with autograd.record():  # the same fused graph that training steps through
+            loss = self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype))
         loss.backward()  # sums per-example gradients; divide as Trainer.step(batch_size) would
         grads = {name: (param.grad() / len(X)).asnumpy() for name, param in self._named.items()}
         return loss.mean().asscalar(), grads
@@ -149,6 +146,6 @@ class MxnetBackend(Backend):
     def _before_step(self) -> None:
         # MXNet's Adam adds epsilon to sqrt(v), torch and the paper add it to sqrt(v̂) = sqrt(v)/sqrt(1−β₂ᵗ).
         # Scaling epsilon by sqrt(1−β₂ᵗ) each step makes MXNet's update the paper's, exactly.
-        self._steps_taken += 1
         if self.optimizer == "adam":
-            self._trainer.optimizer.epsilon = ADAM_EPS * math.sqrt(1 - ADAM_BETAS[1] ** self._steps_taken)
+            step = self._trainer.optimizer.num_update + 1  # the optimizer counts the updates it has made
+            self._trainer.optimizer.epsilon = ADAM_EPS * math.sqrt(1 - ADAM_BETAS[1] ** step)

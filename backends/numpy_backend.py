@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -27,6 +27,10 @@ class NumpyBackend(Backend):
         self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
         self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._steps_taken = 0
+        # Per layer: (index, weight name, bias name, activation name), so a step formats no names.
+        self._plan = [(index, f"{index}.weight", f"{index}.bias" if layer.bias else None, None)
+                      if isinstance(layer, Linear) else (index, None, None, layer.name)
+                      for index, layer in enumerate(self.spec)]
         self._native_init(0)  # like the frameworks, a new model starts from its default initialiser
 
     def _get_params(self) -> Params:
@@ -74,19 +78,11 @@ class NumpyBackend(Backend):
 
     # ---- the hand-derived pieces ----
 
-    def _layer_plan(self) -> Sequence[tuple[int, str | None, str | None, str | None]]:
-        """Per layer: (index, weight name, bias name, activation name), worked out once."""
-        if not hasattr(self, "_plan"):
-            self._plan = [(index, f"{index}.weight", f"{index}.bias" if layer.bias else None, None)
-                          if isinstance(layer, Linear) else (index, None, None, layer.name)
-                          for index, layer in enumerate(self.spec)]
-        return self._plan
-
     def _forward(self, X: np.ndarray) -> list[np.ndarray]:
         """Every layer's input, then the model output: activations[i] enters layer i."""
         activations = [X]
         params = self._params
-        for _, weight, bias, activation in self._layer_plan():
+        for _, weight, bias, activation in self._plan:
             a = activations[-1]
             if weight is not None:
                 z = a @ params[weight].T  # (batch, out)
@@ -100,7 +96,7 @@ class NumpyBackend(Backend):
     def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> Params:
         grads: Params = {}
         g = output_grad  # dL/d(output of the current layer), (batch, out)
-        for index, weight, bias, activation in reversed(self._layer_plan()):
+        for index, weight, bias, activation in reversed(self._plan):
             a = activations[index]
             if weight is not None:
                 grads[weight] = g.T @ a  # (out, in)

@@ -50,7 +50,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", selected_backends(metafunc.config), indirect=True)
 
 
-def _load(config: pytest.Config, name: str) -> type[Backend] | str:
+def load_or_reason(config: pytest.Config, name: str) -> type[Backend] | str:
     """The backend class, or why it cannot load; a failure instead when --backends named it."""
     try:
         return get_backend(name)
@@ -63,7 +63,7 @@ def _load(config: pytest.Config, name: str) -> type[Backend] | str:
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> type[Backend]:
     """The Backend class of one backend; the test runs once per selected backend."""
-    loaded = _load(request.config, request.param)
+    loaded = load_or_reason(request.config, request.param)
     if isinstance(loaded, str):
         pytest.skip(loaded)
     return loaded
@@ -72,7 +72,8 @@ def backend(request: pytest.FixtureRequest) -> type[Backend]:
 @pytest.fixture
 def backend_parity(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
     """`backend_parity(fn, dtype="float64", rtol=None, atol=None)`: fn's results agree on every backend."""
-    names = [name for name in selected_backends(request.config) if not isinstance(_load(request.config, name), str)]
+    config = request.config
+    names = [name for name in selected_backends(config) if not isinstance(load_or_reason(config, name), str)]
     if len(names) < 2:
         pytest.skip(f"backend_parity needs two loadable backends; have {names}")
     return functools.partial(assert_backends_agree, backends=names)

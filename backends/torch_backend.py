@@ -81,12 +81,10 @@ class TorchBackend(Backend):
             return self._model(torch.from_numpy(X)).numpy()
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        with torch.no_grad():
-            return self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y)).item()
+        return self._mean_loss(torch.from_numpy(X), torch.from_numpy(y))
 
     def _loss_loaded(self) -> float:
-        with torch.no_grad():
-            return self._loss_fn(self._model(self._X), self._y).item()
+        return self._mean_loss(self._X, self._y)
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         self._optimizer.zero_grad()
@@ -107,3 +105,7 @@ class TorchBackend(Backend):
             self._optimizer.step()
             losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
         return losses
+
+    def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
+        with torch.no_grad():
+            return self._loss_fn(self._model(X), y).item()

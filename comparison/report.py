@@ -56,11 +56,12 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     for result in results:
         for name, learned in result.params.items():
             truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
+            fitted = dict(_elements(name, reference[name])) if relative and reference is not None else {}
             for (label, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth), strict=True):
                 row: dict[str, Any] = {"backend": result.backend, "parameter": label, "true": true_value,
                                        "learned": value, "abs_error": abs(value - true_value)}
                 if relative and reference is not None:
-                    row["lstsq"] = dict(_elements(name, reference[name]))[label]
+                    row["lstsq"] = fitted[label]
                     row["error_vs_lstsq"] = abs(value - row["lstsq"])
                 rows.append(row)
     return pd.DataFrame(rows, columns=columns)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from backends import Backend, get_backend
+from backends import Backend, Linear, get_backend
 from tasks import Problem
 
 Params = dict[str, np.ndarray]
@@ -67,7 +67,8 @@ def least_squares_result(problem: Problem, options: dict[str, Any]) -> BackendRe
     if len(problem.spec) != 1:
         return None
     layer = problem.spec[0]
-    ones = np.ones((len(problem.X_train), int(getattr(layer, "bias", True))))
+    assert isinstance(layer, Linear)  # a one-layer spec is a Linear layer (make_spec requires one)
+    ones = np.ones((len(problem.X_train), int(layer.bias)))
     solution, *_ = np.linalg.lstsq(np.hstack([problem.X_train, ones]), problem.y_train, rcond=None)  # (in[+1], out)
     params = {"0.weight": solution[: problem.X_train.shape[1]].T.copy()}
     if ones.shape[1]:
@@ -108,7 +109,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         epoch_batches, described = problem.epoch_batches, "shared"
     elif init == "native":
         backend.native_init(seed)
-        epoch_batches = backend.native_batches(len(problem.X_train), problem.batch_size,
+        epoch_batches = backend.native_batches(len(problem.X_train), problem.epoch_batches.batch_size,
                                                len(problem.epoch_batches), seed, problem.shuffle)
         described = backend.native_init_description
     else:

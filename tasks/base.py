@@ -51,7 +51,6 @@ class Problem:
     truth: Params | None  # true parameters in the canonical layout, when the task has them
     X_grid: np.ndarray | None = None  # held-out inputs where the true function is known
     f_grid: np.ndarray | None = None  # the noise-free true function there, (n_grid, out)
-    batch_size: int = 1  # as used: after clipping to the training set
     shuffle: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +187,6 @@ def assemble(
         task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
         initial_params=initial_params,
         epoch_batches=batch_order(rng, len(X_train), batch_size, epochs, shuffle),
-        truth=truth, X_grid=X_grid, f_grid=f_grid, batch_size=batch_size, shuffle=shuffle,
+        truth=truth, X_grid=X_grid, f_grid=f_grid, shuffle=shuffle,
         settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction},
     )
