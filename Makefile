@@ -22,9 +22,15 @@ run: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest --backends numpy,torch,mxnet
 
+# mypy cannot follow the editable install's import hook, so it checks the package through a tree of
+# links laid out as the installed package is: backend_compare/{cli.py, backends/, tasks/, comparison/}.
+TYPECHECK := build/typecheck
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/backend_compare
+	ln -s $(CURDIR)/backend_compare/*.py $(CURDIR)/backend_compare/py.typed $(CURDIR)/backends $(CURDIR)/tasks \
+		$(CURDIR)/comparison $(TYPECHECK)/backend_compare/
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p backend_compare
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis build

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from backends.base import LOSSES, OPTIMIZERS, Backend
-from backends.spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
+from .base import LOSSES, OPTIMIZERS, Backend
+from .spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 
 # name -> (module, class, the framework's import name or None, install command)
 _REGISTRY = {
-    "numpy": ("backends.numpy_backend", "NumpyBackend", None, None),
-    "torch": ("backends.torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0"),
-    "mxnet": ("backends.mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'"),
+    "numpy": (".numpy_backend", "NumpyBackend", None, None),
+    "torch": (".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0"),
+    "mxnet": (".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'"),
 }
 BACKENDS = tuple(_REGISTRY)
 
@@ -44,7 +44,7 @@ def get_backend(name: str) -> type[Backend]:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; received: {name!r}")
     module_name, class_name, _, _ = _REGISTRY[name]
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(module_name, __name__)
     except ImportError as err:
         raise BackendUnavailable(f"backend {name!r} is unavailable: {err}") from err
     backend: type[Backend] = getattr(module, class_name)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
+from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("mse", "half-mse", "huber")
@@ -22,7 +22,15 @@ GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory
 Params = dict[str, np.ndarray]
 
 
-def _finite(name: str, value: float, *, zero_allowed: bool) -> float:
+def _scalar(value: Any) -> Any:
+    """NumPy scalars and 0-d arrays as the Python number they hold; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _finite(name: str, value: Any, *, zero_allowed: bool) -> float:
+    value = _scalar(value)
     number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if not number or value < 0 or (value == 0 and not zero_allowed):
         raise ValueError(f"{name} must be a finite number {'>=' if zero_allowed else '>'} 0; received: {value!r}")
@@ -30,9 +38,10 @@ def _finite(name: str, value: float, *, zero_allowed: bool) -> float:
 
 
 def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer; received: {value!r}")
-    return int(value)
+    return value
 
 
 def _real_array(name: str, value: Any) -> np.ndarray:
@@ -41,13 +50,39 @@ def _real_array(name: str, value: Any) -> np.ndarray:
     real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
     if array.dtype == np.bool_ or not real:
         raise ValueError(f"{name} must hold real numbers; received dtype {array.dtype}")
+    _check_finite(name, array)
+    return array
+
+
+def _check_finite(name: str, array: np.ndarray, dtype: str | None = None) -> None:
+    """Every element finite; with `dtype`, the array was just cast to it, so an infinity is an overflow."""
     flat = array.reshape(-1)
     step = 2**22  # checked in pieces: no mask the size of the data
     for start in range(0, flat.size, step):
         if not np.isfinite(flat[start : start + step]).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
-    return array
+            if dtype is None:
+                raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
+            raise ValueError(f"{name} must fit in {dtype} (largest magnitude {np.finfo(dtype).max:.3g}); "
+                             f"received a value beyond it at index {where}")
+
+
+def _as_dtype(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
+    """A C-contiguous, writable array of `dtype` (a copy when needed), every value still finite in it."""
+    with np.errstate(over="ignore"):  # an overflow is reported below, by name
+        cast = np.ascontiguousarray(array, dtype=dtype)
+    if cast is array and not cast.flags.writeable:
+        cast = cast.copy()  # torch.from_numpy warns on a read-only array
+    if array.dtype.itemsize > cast.dtype.itemsize or np.issubdtype(array.dtype, np.integer):
+        _check_finite(name, cast, dtype)
+    return cast
+
+
+def _seed(value: Any) -> int:
+    value = _scalar(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"seed must be a non-negative integer; received: {value!r}")
+    return value
 
 
 def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
@@ -95,18 +130,25 @@ class Backend(ABC):
         self.huber_delta = _finite("huber_delta", huber_delta, zero_allowed=False)
         self._shapes = param_shapes(self.spec)
         self._n_train = 0
+        self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
         self._build()
+        self._reset_optimizer()
 
     # ---- public API: checks and conversions, then the framework hooks below ----
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32, shuffle: bool = True,
             seed: int = 0) -> Backend:
-        """Train on (X, y): minibatches drawn by numpy.random.default_rng(seed). Returns self; the step
-        losses are in `loss_history_`, the parameters in `params_`."""
+        """Train on (X, y), minibatches drawn by numpy.random.default_rng(seed); returns self.
+
+        fit continues: it starts from the current parameters and optimiser state, and appends its
+        step losses to `loss_history_`. set_params and native_init start both afresh.
+        """
         epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        if not isinstance(_scalar(shuffle), bool):
+            raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
         self.load(X, y)
-        rng = np.random.default_rng(seed)
-        history = []
+        rng = np.random.default_rng(_seed(seed))
+        history = [self.loss_history_]
         for _ in range(epochs):
             order = rng.permutation(self._n_train) if shuffle else np.arange(self._n_train)
             history.append(self.train_epoch([order[i : i + batch_size] for i in range(0, len(order), batch_size)]))
@@ -136,12 +178,21 @@ class Backend(ABC):
             value = _real_array(f"params[{name!r}]", params[name])
             if value.shape != shape:
                 raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
-            checked[name] = np.ascontiguousarray(value, dtype=self.dtype)
+            checked[name] = _as_dtype(f"params[{name!r}]", value, self.dtype)
         self._set_params(checked)
+        self._restart_training()
 
     def native_init(self, seed: int) -> None:
-        """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`."""
-        self._native_init(seed)
+        """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`; like
+        set_params, this starts the optimiser afresh."""
+        self._native_init(_seed(seed))
+        self._restart_training()
+
+    def _restart_training(self) -> None:
+        """New parameters: the optimiser state (momentum, Adam's moments and step count) and the loss
+        history start again, so training from the same parameters twice gives the same numbers."""
+        self._reset_optimizer()
+        self.loss_history_ = np.empty(0)
 
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                        shuffle: bool = True) -> list[list[np.ndarray]]:
@@ -152,8 +203,11 @@ class Backend(ABC):
                 for epoch in self._native_batches(n_rows, min(batch_size, n_rows), epochs, seed, shuffle)]
 
     def load(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Convert the training set to framework arrays once; `step` and `train_epoch` index into it."""
-        X, y = self._check_xy(X, y)
+        """Convert the training set to framework arrays once; `step` and `train_epoch` index into it.
+        The backend keeps a copy: changing X or y afterwards does not change what it trains on."""
+        given = X, y
+        X, y = (checked.copy() if np.may_share_memory(checked, original) else checked
+                for checked, original in zip(self._check_xy(X, y), given, strict=True))
         self._n_train = len(X)
         self._identity = np.arange(self._n_train)
         self._rows_per_gather = max(1, GATHER_BYTES // ((X.shape[1] + y.shape[1]) * X.itemsize))
@@ -215,21 +269,21 @@ class Backend(ABC):
         return np.concatenate(losses)
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
-        X = _real_array("X", X)
+        X = _as_dtype("X", _real_array("X", X), self.dtype)
         n_in = in_features(self.spec)
         if X.ndim != 2 or X.shape[1] != n_in:
             raise ValueError(f"X must have shape (n, {n_in}); received shape {X.shape}")
-        return np.ascontiguousarray(X, dtype=self.dtype)
+        return X
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
-        y = _real_array("y", y)
+        y = _as_dtype("y", _real_array("y", y), self.dtype)
         n_out = out_features(self.spec)
         if y.ndim == 1 and n_out == 1:
             y = y[:, None]
         if y.shape != (len(X), n_out):
             raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
-        return X, np.ascontiguousarray(y, dtype=self.dtype)
+        return X, np.ascontiguousarray(y)
 
     # ---- framework hooks, implemented in this order by every backend ----
 
@@ -248,6 +302,10 @@ class Backend(ABC):
     @abstractmethod
     def _native_init(self, seed: int) -> None:
         """Parameters from the framework's default initialiser."""
+
+    @abstractmethod
+    def _reset_optimizer(self) -> None:
+        """A new optimiser: no momentum buffers, moments or step count carried over."""
 
     @abstractmethod
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> Any:

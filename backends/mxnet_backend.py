@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
-from backends.spec import Linear
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .spec import Linear
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
     np.bool = bool  # type: ignore[attr-defined]
@@ -69,14 +69,6 @@ class MxnetBackend(Backend):
         }[self.loss_name]
         self._net_loss = _NetWithLoss(self._net, self._loss_fn)
         self._net_loss.hybridize(static_alloc=True)  # forward and loss in one cached graph per step
-        if self.optimizer == "adam":
-            options = {"beta1": ADAM_BETAS[0], "beta2": ADAM_BETAS[1], "epsilon": ADAM_EPS}
-            name = "adam"
-        else:
-            options, name = {"momentum": self.momentum}, "sgd"
-        self._trainer = gluon.Trainer(self._net.collect_params(), name,
-                                      {"learning_rate": self.lr, "wd": self.weight_decay, **options},
-                                      kvstore=None)  # one CPU: no key-value store to synchronise
 
     def _get_params(self) -> Params:
         return {name: param.data().asnumpy() for name, param in self._named.items()}
@@ -88,6 +80,16 @@ class MxnetBackend(Backend):
     def _native_init(self, seed: int) -> None:
         mx.random.seed(seed)  # MXNet has no generator object: native mode seeds its global RNG
         self._net.initialize(mx.init.Uniform(), force_reinit=True)
+
+    def _reset_optimizer(self) -> None:
+        if self.optimizer == "adam":
+            options = {"beta1": ADAM_BETAS[0], "beta2": ADAM_BETAS[1], "epsilon": ADAM_EPS}
+            name = "adam"
+        else:
+            options, name = {"momentum": self.momentum}, "sgd"
+        self._trainer = gluon.Trainer(self._net.collect_params(), name,
+                                      {"learning_rate": self.lr, "wd": self.weight_decay, **options},
+                                      kvstore=None)  # one CPU: no key-value store to synchronise
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
         loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(n_rows)), batch_size=batch_size,

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
-from backends.spec import Linear
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .spec import Linear
 
 # Activations with their derivatives written in terms of the layer's input `a` and output `z`.
 _ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
@@ -24,9 +24,6 @@ class NumpyBackend(Backend):
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
-        self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
-        self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
-        self._steps_taken = 0
         # Per layer: (index, weight name, bias name, activation name), so a step formats no names.
         self._plan = [(index, f"{index}.weight", f"{index}.bias" if layer.bias else None, None)
                       if isinstance(layer, Linear) else (index, None, None, layer.name)
@@ -45,6 +42,11 @@ class NumpyBackend(Backend):
         for name, param in self._params.items():
             bound = 1.0 / np.sqrt(self._shapes[name.replace("bias", "weight")][1])
             param[...] = rng.uniform(-bound, bound, size=param.shape)
+
+    def _reset_optimizer(self) -> None:
+        self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
+        self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
+        self._steps_taken = 0
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
         rng = np.random.default_rng(seed)

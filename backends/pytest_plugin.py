@@ -5,7 +5,8 @@ Gives any project's tests:
   whose framework is missing or broken is skipped with the reason, or fails when named in --backends;
 - `--backends numpy,torch`: restricts it;
 - `backend_parity`: `backend_parity(fn)` runs fn(BackendClass) on every selected backend and compares
-  the NumPy results pairwise with per-dtype tolerances (see backends.testing.assert_backends_agree).
+  the NumPy results pairwise with per-dtype tolerances (see backends.testing.assert_backends_agree);
+  `allow=["mxnet-adam-beta2"]` widens them for a pair by a named, documented allowance.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from backends import BACKENDS, BackendUnavailable, get_backend
-from backends.base import Backend
-from backends.testing import assert_backends_agree
+from . import BACKENDS, BackendUnavailable, get_backend
+from .base import Backend
+from .testing import assert_backends_agree
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,7 +72,8 @@ def backend(request: pytest.FixtureRequest) -> type[Backend]:
 
 @pytest.fixture
 def backend_parity(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
-    """`backend_parity(fn, dtype="float64", rtol=None, atol=None)`: fn's results agree on every backend."""
+    """`backend_parity(fn, dtype="float64", rtol=None, atol=None, allow=())`: fn's results agree on every
+    backend; `allow` names known differences from backend_compare.backends.testing.ALLOWANCES."""
     config = request.config
     names = [name for name in selected_backends(config) if not isinstance(load_or_reason(config, name), str)]
     if len(names) < 2:

@@ -1,21 +1,82 @@
 """Comparing backends: one tolerance table keyed by dtype (rtol and atol always together), an
-element-naming assert_close, and assert_backends_agree for running one function on every backend."""
+element-naming assert_close, assert_backends_agree for running one function on every backend, and
+the named allowances: framework differences that cannot be aligned, measured and bounded."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from backends.base import Backend
+    from .base import Backend
 
 TOLERANCES = {
     "float32": {"rtol": 1e-4, "atol": 1e-6},
     "float64": {"rtol": 1e-9, "atol": 1e-12},
 }
+
+
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A known difference between one backend and the others that no setting removes: where it comes
+    from, when it applies, and the tolerance that bounds it (measured with margin)."""
+
+    name: str
+    backend: str
+    dtype: str
+    rtol: float
+    atol: float
+    cause: str
+
+
+ALLOWANCES = {allowance.name: allowance for allowance in (
+    Allowance("mxnet-float32-hyperparameters", "mxnet", "float64", rtol=1e-6, atol=1e-12,
+              cause="MXNet's optimiser ops take lr, wd, momentum and rescale_grad (1/batch_size) as 32-bit C "
+                    "floats even for float64 weights (struct SGDParam { float lr; ... }), so a learning rate "
+                    "or batch size not exact in 32 bits moves its float64 trajectory by ~1e-7 relative "
+                    "(measured 1.4e-7 at lr 0.03, batch 10)"),
+    Allowance("mxnet-adam-beta2", "mxnet", "float64", rtol=1e-3, atol=1e-5,
+              cause="MXNet's adam_update takes beta2 as a 32-bit float: 0.999 becomes 0.99900001287, so "
+                    "(1 - beta2) is 1.3e-5 relative too small while its bias correction uses the exact "
+                    "0.999; measured up to 1.8e-4 absolute, 8.8e-4 relative on values below 1e-5"),
+)}
+
+
+def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:
+    """rtol and atol for comparing a pair of backends: the dtype's, widened by every allowance in
+    `allow` that concerns one of the two backends at this dtype."""
+    tolerance = dict(TOLERANCES[dtype])
+    names = set(pair)
+    for name in allow:
+        if name not in ALLOWANCES:
+            raise ValueError(f"allow must name allowances from {', '.join(ALLOWANCES)}; received: {name!r}")
+        allowance = ALLOWANCES[name]
+        if allowance.backend in names and allowance.dtype == dtype:
+            tolerance = {"rtol": max(tolerance["rtol"], allowance.rtol), "atol": max(tolerance["atol"], allowance.atol)}
+    return tolerance
+
+
+def assert_allowance_holds(compared: Mapping[str, tuple[np.ndarray, np.ndarray]], allowance: str) -> None:
+    """The allowance is exact: every (actual, expected) pair lies within it, and at least one lies beyond
+    the dtype's own tolerance. It fails when the difference grows past the allowance, and when it
+    disappears (then the allowance is stale and should go)."""
+    known = ALLOWANCES[allowance]
+    for what, (actual, expected) in compared.items():
+        assert_close(actual, expected, dtype=known.dtype, what=f"{what} (allowance {allowance})",
+                     rtol=known.rtol, atol=known.atol)
+    for actual, expected in compared.values():
+        try:
+            assert_close(actual, expected, dtype=known.dtype, what="")
+        except AssertionError:
+            return
+    raise AssertionError(f"allowance {allowance!r} is no longer needed: {', '.join(compared)} agree within the "
+                         f"{known.dtype} tolerance {TOLERANCES[known.dtype]}")
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, *, dtype: str, what: str,
@@ -47,14 +108,15 @@ def _as_arrays(value: Any) -> dict[str, np.ndarray]:
 
 
 def assert_backends_agree(fn: Callable[[type[Backend]], Any], *, backends: Sequence[str] | None = None,
-                          dtype: str = "float64", rtol: float | None = None,
-                          atol: float | None = None) -> dict[str, Any]:
+                          dtype: str = "float64", rtol: float | None = None, atol: float | None = None,
+                          allow: Sequence[str] = ()) -> dict[str, Any]:
     """Run fn(BackendClass) on each backend and compare the NumPy results of every pair.
 
-    `backends` defaults to every installed one; tolerances default to TOLERANCES[dtype]. Returns each
-    backend's result. A failure names the two backends, the result, the element and the difference.
+    `backends` defaults to every installed one; tolerances default to TOLERANCES[dtype], widened for a
+    pair by the ALLOWANCES named in `allow` that concern it (e.g. allow=["mxnet-adam-beta2"]). Returns
+    each backend's result. A failure names the two backends, the result, the element and the difference.
     """
-    from backends import available_backends, get_backend
+    from . import available_backends, get_backend
 
     names = list(backends) if backends is not None else available_backends()
     if len(names) < 2:
@@ -64,6 +126,9 @@ def assert_backends_agree(fn: Callable[[type[Backend]], Any], *, backends: Seque
     for a, b in itertools.combinations(names, 2):
         if arrays[a].keys() != arrays[b].keys():
             raise AssertionError(f"{a} vs {b}: results differ in structure: {sorted(arrays[a])} vs {sorted(arrays[b])}")
+        tolerance = allowed_tolerance(dtype, (a, b), allow)
         for key in arrays[a]:
-            assert_close(arrays[b][key], arrays[a][key], dtype=dtype, what=f"{a} vs {b}, {key}", rtol=rtol, atol=atol)
+            assert_close(arrays[b][key], arrays[a][key], dtype=dtype, what=f"{a} vs {b}, {key}",
+                         rtol=tolerance["rtol"] if rtol is None else rtol,
+                         atol=tolerance["atol"] if atol is None else atol)
     return results

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from backends.base import ADAM_BETAS, ADAM_EPS, Backend, Params
-from backends.spec import Linear
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .spec import Linear
 
 try:
     import torch
@@ -44,14 +44,6 @@ class TorchBackend(Backend):
             "huber": nn.HuberLoss(delta=self.huber_delta),
         }
         self._loss_fn = losses[self.loss_name]
-        if self.optimizer == "adam":
-            self._optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                self._model.parameters(), lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=self.weight_decay
-            )
-        else:
-            self._optimizer = torch.optim.SGD(
-                self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-            )
 
     def _get_params(self) -> Params:
         return {name: param.detach().numpy() for name, param in self._named.items()}
@@ -67,6 +59,16 @@ class TorchBackend(Backend):
             for module in self._model:
                 if isinstance(module, nn.Linear):
                     module.reset_parameters()
+
+    def _reset_optimizer(self) -> None:
+        if self.optimizer == "adam":
+            self._optimizer: torch.optim.Optimizer = torch.optim.Adam(
+                self._model.parameters(), lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=self.weight_decay
+            )
+        else:
+            self._optimizer = torch.optim.SGD(
+                self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+            )
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
         rows = TensorDataset(torch.arange(n_rows))

@@ -26,8 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backends import BACKENDS, Backend, Linear, get_backend, make_spec, mlp_spec, param_shapes  # noqa: E402
-from comparison.report import machine, versions  # noqa: E402
+from backend_compare.backends import BACKENDS, Backend, Linear, get_backend, make_spec, mlp_spec, param_shapes  # noqa: E402
+from backend_compare.comparison.report import machine, versions  # noqa: E402
 
 LR = 1e-3  # small enough that no size diverges
 MIN_STEPS = 50  # optimiser steps per timing at the least ...
@@ -323,9 +323,9 @@ def high_water_mb():
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
 sys.path.insert(0, {root!r})
 import numpy as np
-from backends import get_backend
-from comparison.run import train
-from tasks import get_task
+from backend_compare.backends import get_backend
+from backend_compare.comparison.run import train
+from backend_compare.tasks import get_task
 name = {name!r}
 get_backend(name)(get_task("linreg").make_problem(epochs=1, n_samples=100, true_w=[0.0]).spec)  # import + build
 baseline = high_water_mb()

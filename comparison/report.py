@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from comparison.run import LSTSQ, OK, BackendResult
-from tasks import Problem
+from ..tasks import Problem
+from .run import OK, REFERENCE, BackendResult
 
 FORMATS = ("table", "markdown", "csv", "json")
+FORMAT_MARKER = "backend-compare run"  # results.json's "format": what makes a folder a run of this tool
 TITLES = {
     "params": "Parameters",
     "function": "Function error on the held-out grid (RMS)",
@@ -36,6 +37,8 @@ KEYS = {  # the columns that identify a row; the others are metrics, averaged ov
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
     "curves": ["backend", "epoch"], "trajectory": ["backend_a", "backend_b", "step"],
 }
+NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
+             "different batches, so their differences are not the frameworks'.")
 LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
 FRAMEWORK_PACKAGES = ("numpy", "pandas", "torch", "mxnet")
 
@@ -47,11 +50,11 @@ def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
 
 def param_table(problem: Problem, results: list[BackendResult], relative: bool) -> pd.DataFrame:
     """Learned against true parameters for a single linear layer (an MLP's are not identifiable);
-    with `relative`, also against the least-squares fit."""
-    columns = ["backend", "parameter", "true", "learned", "abs_error"] + (["lstsq", "error_vs_lstsq"] * relative)
+    with `relative`, also against the exact optimum of the reference row."""
+    columns = ["backend", "parameter", "true", "learned", "abs_error"] + (["optimum", "error_vs_optimum"] * relative)
     if len(problem.spec) > 1:
         return pd.DataFrame(columns=columns)
-    reference = next((r.params for r in results if r.backend == LSTSQ), None)
+    reference = next((r.params for r in results if r.init == REFERENCE), None)
     rows = []
     for result in results:
         for name, learned in result.params.items():
@@ -61,8 +64,8 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
                 row: dict[str, Any] = {"backend": result.backend, "parameter": label, "true": true_value,
                                        "learned": value, "abs_error": abs(value - true_value)}
                 if relative and reference is not None:
-                    row["lstsq"] = fitted[label]
-                    row["error_vs_lstsq"] = abs(value - row["lstsq"])
+                    row["optimum"] = fitted[label]
+                    row["error_vs_optimum"] = abs(value - row["optimum"])
                 rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
@@ -70,7 +73,7 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
 def loss_table(results: list[BackendResult]) -> pd.DataFrame:
     rows = []
     for r in results:
-        trained = r.backend != LSTSQ
+        trained = r.init != REFERENCE
         rows.append({"backend": r.backend, "status": r.status, "initial_loss": r.initial_loss,
                      "final_train_loss": r.final_train_loss,
                      "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps, "seconds": r.seconds,
@@ -87,24 +90,26 @@ def function_table(results: list[BackendResult]) -> pd.DataFrame:
     )
 
 
-def _trained_pairs(results: list[BackendResult]) -> list[tuple[BackendResult, BackendResult]]:
-    """Pairs of backends that finished: a diverged or failed run has nothing comparable."""
-    return list(itertools.combinations([r for r in results if r.backend != LSTSQ and r.status == OK], 2))
+def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[BackendResult, BackendResult]]:
+    """Pairs of backends that finished in shared mode. A diverged or failed run has nothing comparable;
+    in native mode the backends start from different parameters and see different batches."""
+    finished = [r for r in results if r.init != REFERENCE and r.status == OK]
+    return list(itertools.combinations(finished, 2)) if shared else []
 
 
-def parity_table(results: list[BackendResult]) -> pd.DataFrame:
+def parity_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
     rows = [{"backend_a": a.backend, "backend_b": b.backend,
              "max_abs_param_diff": max(float(np.max(np.abs(a.params[k] - b.params[k]))) for k in a.params),
              "max_abs_step_loss_diff": float(np.max(np.abs(a.step_losses - b.step_losses)))}
-            for a, b in _trained_pairs(results)]
+            for a, b in _trained_pairs(results, shared)]
     return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff"])
 
 
-def trajectory_table(results: list[BackendResult]) -> pd.DataFrame:
+def trajectory_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
     """Largest parameter difference between each pair of backends at each snapshot (shared mode)."""
     rows = [{"backend_a": a.backend, "backend_b": b.backend, "step": step_a,
              "max_abs_param_diff": max(float(np.max(np.abs(pa[k] - pb[k]))) for k in pa)}
-            for a, b in _trained_pairs(results)
+            for a, b in _trained_pairs(results, shared)
             for (step_a, pa), (_, pb) in zip(a.checkpoints, b.checkpoints, strict=True)]
     return pd.DataFrame(rows, columns=KEYS["trajectory"] + ["max_abs_param_diff"])
 
@@ -117,24 +122,40 @@ def curve_table(results: list[BackendResult]) -> pd.DataFrame:
 
 def init_table(results: list[BackendResult]) -> pd.DataFrame:
     return pd.DataFrame([{"backend": r.backend, "initialisation and batches": r.init}
-                         for r in results if r.init not in ("shared", LSTSQ)], columns=KEYS["init"])
+                         for r in results if r.init not in ("shared", REFERENCE)], columns=KEYS["init"])
 
 
-def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame) -> pd.DataFrame:
-    """One row per backend (the least-squares row stays in the parameter and loss tables)."""
-    summary = losses[losses["backend"] != LSTSQ].set_index("backend")[["status", "final_train_loss",
-                                                                          "final_val_loss"]]
+def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame,
+                  reference: str | None) -> pd.DataFrame:
+    """One row per backend (the reference row stays in the parameter and loss tables)."""
+    summary = losses[losses["backend"] != reference].set_index("backend")[["status", "final_train_loss",
+                                                                           "final_val_loss"]]
     summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
     return summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
 
 
-def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False) -> dict[str, pd.DataFrame]:
-    """Every table for one seed's run."""
+def scale_table(results: list[BackendResult]) -> pd.DataFrame:
+    """The largest parameter and step loss of each trained backend: the size of the values that parity
+    and error metrics compare, so `diff` knows what a rounding difference is."""
+    def largest(values: list[np.ndarray]) -> float:
+        finite = [np.abs(v[np.isfinite(v)]).max() for v in values if np.isfinite(v).any()]
+        return float(max(finite, default=math.nan))
+    return pd.DataFrame([{"backend": r.backend, "param_scale": largest(list(r.params.values())),
+                          "step_loss_scale": largest([r.step_losses])} for r in results if r.init != REFERENCE],
+                        columns=["backend", "param_scale", "step_loss_scale"])
+
+
+def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
+                init: str = "shared") -> dict[str, pd.DataFrame]:
+    """Every table for one seed's run; parity only in shared mode, where it means something."""
     params, function, losses = param_table(problem, results, relative), function_table(results), loss_table(results)
-    return {"summary": summary_table(params, function, losses), "params": params, "function": function,
-            "losses": losses, "parity": parity_table(results), "init": init_table(results),
-            "curves": curve_table(results), "trajectory": trajectory_table(results)}
+    reference = next((r.backend for r in results if r.init == REFERENCE), None)
+    shared = init == "shared"
+    summary = summary_table(params, function, losses, reference).merge(scale_table(results), on="backend", how="left")
+    return {"summary": summary, "params": params, "function": function,
+            "losses": losses, "parity": parity_table(results, shared), "init": init_table(results),
+            "curves": curve_table(results), "trajectory": trajectory_table(results, shared)}
 
 
 def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
@@ -176,15 +197,16 @@ def machine() -> str:
 
 
 def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as plain Python values at full precision, NaN as None (JSON null)."""
+    """Rows as plain Python values at full precision; NaN and ±inf as None (JSON null: strict JSON
+    that every parser reads; a row's status says why a number is missing)."""
     def plain(value: Any) -> Any:
         value = value.item() if isinstance(value, np.generic) else value
-        return None if isinstance(value, float) and math.isnan(value) else value
+        return None if isinstance(value, float) and not math.isfinite(value) else value
     return [{str(key): plain(value) for key, value in row.items()} for row in table.astype(object).to_dict("records")]
 
 
 def build_report(header: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    return {**header, "versions": versions(), "machine": machine(),
+    return {"format": FORMAT_MARKER, **header, "versions": versions(), "machine": machine(),
             **{key: records(table) for key, table in tables.items()}}
 
 
@@ -203,7 +225,7 @@ def _number_format(column: str) -> Callable[[float], str]:
     return lambda x: f"{x:.6g}"
 
 
-def _text_table(rows: list[dict[str, Any]], mark_best: bool) -> tuple[pd.DataFrame, bool]:
+def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | None) -> tuple[pd.DataFrame, bool]:
     """Numbers formatted for what they are, a metric and its `_std` shown as "mean ± std"; with
     `mark_best`, the lowest error, loss or time per column (as displayed) gets a '*'."""
     table = pd.DataFrame(rows)
@@ -221,7 +243,7 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool) -> tuple[pd.DataFra
             spread = pd.to_numeric(table[f"{column}_std"], errors="coerce")
             cells = [cell if pd.isna(std) or std == 0 else f"{cell} ± {fmt(float(std))}"
                      for cell, std in zip(cells, spread, strict=True)]
-        trained = table["backend"] != LSTSQ if "backend" in table else pd.Series(True, index=table.index)
+        trained = table["backend"] != reference if "backend" in table else pd.Series(True, index=table.index)
         comparable = values[trained].notna().sum() > 1
         if mark_best and per_backend and comparable and any(word in column for word in LOWER_IS_BETTER):
             best = fmt(float(values[trained].min()))
@@ -250,18 +272,20 @@ def shown_tables(report: dict[str, Any]) -> list[str]:
 
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report, indent=2) + "\n"
+        return json.dumps(report, indent=2, allow_nan=False) + "\n"
     keys = shown_tables(report)
     if fmt == "csv":
         return "\n".join(pd.DataFrame(report[key]).to_csv(index=False) for key in keys)
     blocks = []
     for key in keys:
-        shown, marked = _text_table(report[key], mark_best=fmt == "table")
+        shown, marked = _text_table(report[key], mark_best=fmt == "table", reference=report.get("reference"))
         if fmt == "markdown":
             blocks.append(f"### {TITLES[key]}\n\n{shown.to_markdown(index=False, stralign='right')}")
         else:
             footnote = "\n(* lowest in its column)" if marked else ""
             blocks.append(f"{TITLES[key]}\n{shown.to_string(index=False)}{footnote}")
+    if report["options"]["init"] != "shared":
+        blocks.append(NO_PARITY)
     header = header_lines(report)
     if fmt == "markdown":
         header = [f"**{header[0]}**  ", header[1]]

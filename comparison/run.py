@@ -9,12 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from backends import Backend, Linear, get_backend
-from tasks import Problem
+from ..backends import Backend, Linear, get_backend
+from ..tasks import Problem
+from . import reference
 
 Params = dict[str, np.ndarray]
 INIT_MODES = ("shared", "native")
-LSTSQ = "least-squares"  # the report row of the closed-form fit
+REFERENCE = "exact optimum"  # the `init` of the reference row: solved, not trained
 OK = "ok"  # the status of a run that finished
 MAX_CHECKPOINTS = 100  # parameter snapshots per run, for the parity-over-steps plot
 MAX_CURVE_POINTS = 200  # epochs at which train and validation loss are evaluated
@@ -61,27 +62,26 @@ def function_error(backend: Backend, problem: Problem) -> float | None:
     return float(np.sqrt(np.mean((backend.predict(problem.X_grid) - problem.f_grid) ** 2)))
 
 
-def least_squares_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
-    """For a single linear layer: the best fit of the training split, numpy.linalg.lstsq in float64,
-    with its losses under the run's loss definition. None for other models."""
+def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
+    """For a single linear layer: the exact minimiser of the run's objective on the training split
+    (comparison.reference, float64, no backend involved), with its losses. None for other models."""
     if len(problem.spec) != 1:
         return None
     layer = problem.spec[0]
     assert isinstance(layer, Linear)  # a one-layer spec is a Linear layer (make_spec requires one)
-    ones = np.ones((len(problem.X_train), int(layer.bias)))
-    solution, *_ = np.linalg.lstsq(np.hstack([problem.X_train, ones]), problem.y_train, rcond=None)  # (in[+1], out)
-    params = {"0.weight": solution[: problem.X_train.shape[1]].T.copy()}
-    if ones.shape[1]:
-        params["0.bias"] = solution[-1].copy()
-    evaluator = get_backend("numpy")(problem.spec, dtype="float64", loss=options["loss"],
-                                     huber_delta=options["huber_delta"])
-    evaluator.set_params(params)
+    loss, delta = options["loss"], options["huber_delta"]
+    optimum = reference.solve(problem.X_train, problem.y_train, bias=layer.bias, loss=loss, huber_delta=delta,
+                              weight_decay=options["weight_decay"])
+    function_error = None
+    if problem.X_grid is not None and problem.f_grid is not None:
+        function_error = float(np.sqrt(np.mean((reference.predict(problem.X_grid, optimum.params) - problem.f_grid)
+                                               ** 2)))
     return BackendResult(
-        backend=LSTSQ, init=LSTSQ, status=OK, params=params, step_losses=np.empty(0), initial_loss=float("nan"),
-        final_train_loss=evaluator.loss(problem.X_train, problem.y_train),
-        final_val_loss=evaluator.loss(problem.X_val, problem.y_val),
-        initial_function_error=None, final_function_error=function_error(evaluator, problem),
-        epochs=0, seconds=float("nan"),
+        backend=optimum.name, init=REFERENCE, status=OK, params=optimum.params, step_losses=np.empty(0),
+        initial_loss=float("nan"),
+        final_train_loss=reference.mean_loss(problem.X_train, problem.y_train, optimum.params, loss, delta),
+        final_val_loss=reference.mean_loss(problem.X_val, problem.y_val, optimum.params, loss, delta),
+        initial_function_error=None, final_function_error=function_error, epochs=0, seconds=float("nan"),
     )
 
 

@@ -1,6 +1,7 @@
-"""Saved runs: a directory with results.json, each table as CSV, a Markdown report and the plot.
+"""Saved runs: a folder with results.json, each table as CSV, a Markdown report and the plot.
 
-Every file is written under a temporary name and renamed, so a reader never sees half a file.
+A run folder appears whole or not at all: it is written as a hidden sibling folder and renamed into
+place. A folder that holds anything but a previous run of this tool is never written into.
 """
 
 from __future__ import annotations
@@ -8,51 +9,104 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from comparison.report import render, shown_tables
+from .report import FORMAT_MARKER, KEYS, render, shown_tables
 
 RESULTS = "results.json"
 PLOT = "loss_curves.png"
+RUN_FILES = {RESULTS, "report.md", PLOT, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
+MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
          "max_abs_param_diff", "max_abs_step_loss_diff")
 INFORMATIONAL = ("seconds", "us_per_step")
+ROUNDING_ULPS = 16  # a change of at most this many ulp of the values compared is rounding: "equal"
+NOISE_SE = 2.0  # with several seeds, a change within this many standard errors is "within noise"
+NOT_COMPARED = ("curves", "relative")  # options that change what is printed, not what is computed
 
 
-def prepare_out(path: str) -> Path:
-    """Create the directory and prove it writable before any training starts."""
-    out = Path(path)
+class OutputError(ValueError):
+    """An output that cannot be written: one line for the user."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _user_mode(path: Path, folder: bool = False) -> None:
+    """tempfile makes private files (0600/0700); a result is the user's, readable as their umask says."""
+    path.chmod((0o777 if folder else 0o666) & ~_umask())
+
+
+def is_run_folder(path: Path) -> bool:
+    """A folder written by this tool: a results.json of ours, and nothing that is not a run file."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out):
-            pass
+        names = {entry.name for entry in path.iterdir()}
+        if RESULTS not in names or not names <= RUN_FILES:
+            return False
+        report = _read_results(path / RESULTS)
+    except (OSError, ValueError):
+        return False
+    return "summary" in report
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _prove_writable(folder: Path, option: str, given: str) -> None:
+    try:
+        Path(tempfile.mkdtemp(dir=folder, prefix=".backend-compare-check-")).rmdir()
     except OSError as err:
-        raise ValueError(f"--out {path!r} cannot be written: {err.strerror or err}") from None
+        raise OutputError(f"{option} {given!r} cannot be written: {err.strerror or err}") from None
+
+
+def check_out(given: str) -> Path:
+    """Where a run may be saved, checked before training: a new folder, an empty one, or a previous run
+    (replaced whole at the end). Nothing is created yet."""
+    out = Path(given)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise OutputError(f"--out {given!r} exists and is not a folder; give a new folder or a previous run's")
+        entries = sorted(entry.name for entry in out.iterdir())
+        if entries and not is_run_folder(out):
+            shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
+            raise OutputError(f"--out {given!r} holds files that are not a backend-compare run ({shown}); "
+                              "give a new folder, an empty one or a previous run's")
+    _prove_writable(_existing_ancestor(out.parent), "--out", given)
     return out
 
 
 def check_writable_file(option: str, path: str) -> None:
     """The file's folder exists and takes a new file (checked before training, so nothing is lost)."""
-    folder = Path(path).resolve().parent
-    if Path(path).is_dir():
-        raise ValueError(f"{option} {path!r} is a directory; give a file name")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise ValueError(f"{option} {path!r} cannot be written: {err.strerror or err}") from None
+    if Path(path).is_dir() or path.endswith(os.sep):
+        raise OutputError(f"{option} {path!r} is a folder; give a file name")
+    folder = Path(path).absolute().parent
+    if not folder.is_dir():
+        raise OutputError(f"{option} {path!r} cannot be written: its folder does not exist")
+    _prove_writable(folder, option, path)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write under a temporary name in the same folder, then rename: a reader never sees half a file."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        _user_mode(Path(temporary))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -68,59 +122,178 @@ def figure_png(figure: Any) -> bytes:
 
 
 def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None) -> None:
-    for key in ["summary", *shown_tables(report)]:
-        write_atomic(out / f"{key}.csv", pd.DataFrame(report[key]).to_csv(index=False).encode())
-    write_atomic(out / "report.md", render(report, "markdown").encode())
-    if plot_png is not None:
-        write_atomic(out / PLOT, plot_png)
-    write_atomic(out / RESULTS, render(report, "json").encode())  # last: its presence marks a complete run
+    """Write the run into a hidden sibling folder, then rename it into place; a previous run there is
+    replaced whole (no file of it stays behind). On any failure or interruption nothing changes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    previous: Path | None = None
+    try:
+        for key in ["summary", *shown_tables(report)]:
+            (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
+        (staging / "report.md").write_bytes(render(report, "markdown").encode())
+        if plot_png is not None:
+            (staging / PLOT).write_bytes(plot_png)
+        (staging / RESULTS).write_bytes(render(report, "json").encode())
+        _user_mode(staging, folder=True)
+        if out.exists():
+            if any(out.iterdir()) and not is_run_folder(out):  # it changed since check_out
+                raise OutputError(f"--out {str(out)!r} now holds files that are not a backend-compare run")
+            previous = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            os.replace(out, previous)  # an empty folder is replaced by a rename over it
+        os.replace(staging, out)
+    except BaseException:
+        if previous is not None and not out.exists():
+            os.replace(previous, out)
+            previous = None
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+
+
+def _read_results(path: Path) -> dict[str, Any]:
+    info = path.stat()  # a FIFO or a device must not be opened: reading it could block or never end
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{str(path)!r} is not a regular file")
+    if info.st_size > MAX_RESULTS_BYTES:
+        raise ValueError(f"{str(path)!r} is {info.st_size} bytes, more than a results file can be")
+    try:
+        report = json.loads(path.read_bytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise ValueError(f"{str(path)!r} cannot be read: {str(err).splitlines()[0][:200]}") from None
+    if not isinstance(report, dict):
+        raise ValueError(f"{str(path)!r} is not a backend-compare results file")
+    return report
 
 
 def load_run(path: str) -> dict[str, Any]:
     results = Path(path) / RESULTS
     try:
-        report = json.loads(results.read_text())
+        report = _read_results(results)
     except FileNotFoundError:
         raise ValueError(f"{path!r} is not a saved run: it has no {RESULTS}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{str(results)!r} cannot be read: {err}") from None
-    if not isinstance(report, dict) or "summary" not in report:
-        raise ValueError(f"{str(results)!r} is not a backend-compare results file")
+    except OSError as err:
+        raise ValueError(f"{str(results)!r} cannot be read: {err.strerror or err}") from None
+    problems = _schema_problems(report)
+    if problems:
+        raise ValueError(f"{str(results)!r} is not a backend-compare results file: {problems[0]}")
     return report
 
 
-def _metrics(report: dict[str, Any]) -> dict[tuple[str, str], float]:
-    values = {}
-    for row in report.get("summary", []):
+def _schema_problems(report: dict[str, Any]) -> list[str]:
+    """What keeps `report` from being a run this tool can show and diff (empty when nothing)."""
+    expected: dict[str, type | tuple[type, ...]] = {"task": str, "settings": dict, "options": dict, "seeds": list,
+                                                    "versions": dict, "machine": str, "summary": list}
+    problems = [f"{key!r} is missing" if key not in report else f"{key!r} is not a {kind}"
+                for key, kind in expected.items() if not isinstance(report.get(key), kind)]
+    if problems:
+        return problems
+    if report.get("format") not in (None, FORMAT_MARKER):
+        return [f"'format' is {report.get('format')!r}"]
+    for key in ("dtype", "optimizer", "loss", "init"):
+        if not isinstance(report["options"].get(key), str):
+            problems.append(f"options.{key} is not text")
+    for key in [*shown_tables(report), "summary"]:
+        rows = report.get(key)
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            problems.append(f"{key!r} is not a list of rows")
+    for row in report["summary"] if not problems else []:
+        if not isinstance(row.get("backend"), str) or not isinstance(row.get("status"), str):
+            problems.append("a summary row has no backend or status")
+            break
+        for metric in GATED + INFORMATIONAL + ("param_scale", "step_loss_scale"):
+            value = row.get(metric)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                problems.append(f"summary {metric} of {row['backend']!r} is not a number")
+    return problems
+
+
+def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings two runs do not share ("options.lr: 0.03 vs 0.01"); empty when they compare like with like."""
+    def flat(report: dict[str, Any]) -> dict[str, Any]:
+        options = {key: value for key, value in report["options"].items() if key not in NOT_COMPARED}
+        return {"task": report["task"], **{f"settings.{k}": v for k, v in report["settings"].items()},
+                **{f"options.{k}": v for k, v in options.items()}, "seeds": report["seeds"],
+                "backends": sorted(str(row.get("backend")) for row in report["summary"])}
+    a, b = flat(old), flat(new)
+    return [f"{key}: {a.get(key, '(none)')} vs {b.get(key, '(none)')}" for key in dict.fromkeys([*a, *b])
+            if a.get(key) != b.get(key)]
+
+
+def _metrics(report: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float | None, float]]:
+    """(subject, metric) -> (value, standard deviation over seeds or None, scale of the values compared)."""
+    values: dict[tuple[str, str], tuple[float, float | None, float]] = {}
+    rows = {row["backend"]: row for row in report["summary"]}
+
+    def scale(names: list[str], key: str) -> float:
+        return max((float(rows[name].get(key) or 0.0) for name in names if name in rows), default=0.0)
+
+    def add(subject: str, metric: str, row: dict[str, Any], names: list[str]) -> None:
+        if row.get(metric) is None:
+            return
+        value, std = float(row[metric]), row.get(f"{metric}_std")
+        size = (scale(names, "param_scale") if "param" in metric else
+                scale(names, "step_loss_scale") if "step_loss" in metric else abs(value))
+        values[(subject, metric)] = (value, None if std is None else float(std), size)
+
+    for name, row in rows.items():
         for metric in GATED + INFORMATIONAL:
-            if row.get(metric) is not None:
-                values[(row["backend"], metric)] = float(row[metric])
+            add(name, metric, row, [name])
     for row in report.get("parity", []):
+        pair = [row["backend_a"], row["backend_b"]]
         for metric in ("max_abs_param_diff", "max_abs_step_loss_diff"):
-            if row.get(metric) is not None:
-                values[(f"{row['backend_a']} vs {row['backend_b']}", metric)] = float(row[metric])
+            add(f"{pair[0]} vs {pair[1]}", metric, row, pair)
     return values
 
 
 def diff_runs(old: dict[str, Any], new: dict[str, Any], threshold: float, atol: float) -> pd.DataFrame:
     """Per backend (or pair) and metric: old, new, relative change and a verdict.
-    `worse` means new > old·(1 + threshold) + atol on a gated metric."""
+
+    - equal: the change is within ROUNDING_ULPS ulp of the values compared, in the run's dtype;
+    - within noise: both runs have several seeds and the change is within NOISE_SE standard errors;
+    - WORSE: a gated metric rose above old·(1 + threshold) + atol, or a backend that finished in A
+      failed, diverged or is missing in B; better / same otherwise; timing is never gated.
+    """
+    dtypes = {old["options"]["dtype"], new["options"]["dtype"]}
+    eps = max(float(np.finfo(dtype).eps) for dtype in dtypes if dtype in ("float32", "float64")) \
+        if dtypes <= {"float32", "float64"} else float(np.finfo("float32").eps)
+    n_old, n_new = len(old["seeds"]), len(new["seeds"])
     before, after = _metrics(old), _metrics(new)
-    rows = []
+    rows = _status_rows(old, new)
     for subject, metric in list(before) + [key for key in after if key not in before]:
         a, b = before.get((subject, metric)), after.get((subject, metric))
         if a is None or b is None:
-            verdict = "only in A" if b is None else "only in B"
-            change = math.nan
+            rows.append({"backend": subject, "metric": metric, "A": None if a is None else a[0],
+                         "B": None if b is None else b[0], "change": math.nan,
+                         "verdict": "only in A" if b is None else "only in B"})
+            continue
+        (va, sa, scale_a), (vb, sb, scale_b) = a, b
+        change = (vb - va) / abs(va) if va else (0.0 if vb == va else math.inf)
+        if metric in INFORMATIONAL:
+            verdict = "timing"
+        elif abs(vb - va) <= ROUNDING_ULPS * eps * max(scale_a, scale_b, abs(va), abs(vb)):
+            verdict = "equal"
+        elif sa is not None and sb is not None and n_old > 1 and n_new > 1 and \
+                abs(vb - va) <= NOISE_SE * math.sqrt(sa**2 / n_old + sb**2 / n_new):
+            verdict = "within noise"
+        elif vb > va * (1 + threshold) + atol:
+            verdict = "WORSE"
+        elif vb < va * (1 - threshold) - atol:
+            verdict = "better"
         else:
-            change = (b - a) / abs(a) if a else (0.0 if b == a else math.inf)
-            if metric in INFORMATIONAL:
-                verdict = "timing"
-            elif b > a * (1 + threshold) + atol:
-                verdict = "WORSE"
-            elif b < a * (1 - threshold) - atol:
-                verdict = "better"
-            else:
-                verdict = "same"
-        rows.append({"backend": subject, "metric": metric, "A": a, "B": b, "change": change, "verdict": verdict})
+            verdict = "same"
+        rows.append({"backend": subject, "metric": metric, "A": va, "B": vb, "change": change, "verdict": verdict})
     return pd.DataFrame(rows, columns=["backend", "metric", "A", "B", "change", "verdict"])
+
+
+def _status_rows(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """A backend that finished in A and did not in B (failed, diverged, missing) is a regression."""
+    status_b = {row["backend"]: row["status"] for row in new["summary"]}
+    rows = []
+    for row in old["summary"]:
+        was, now = row["status"], status_b.get(row["backend"], "missing")
+        if was == "ok" and now != "ok":
+            rows.append({"backend": row["backend"], "metric": f"status: {now}", "A": None, "B": None,
+                         "change": math.nan, "verdict": "WORSE"})
+    return rows

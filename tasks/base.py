@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
+from ..backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
 
 Params = dict[str, np.ndarray]
 
@@ -111,6 +112,16 @@ def check_dtype(dtype: str) -> str:
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; received: {dtype!r}")
     return dtype
+
+
+def check_range(what: str, values: np.ndarray, dtype: str) -> None:
+    """Values whose square overflows `dtype` make every loss infinite: refuse them before training."""
+    limit = math.sqrt(float(np.finfo(dtype).max))
+    largest = max(float(np.max(values)), -float(np.min(values))) if values.size else 0.0
+    if not largest <= limit:  # NaN included
+        advice = "float64 or smaller values" if dtype == "float32" else "smaller values"
+        raise ValueError(f"{what} reach {largest:.3g}, beyond what {dtype} can square ({limit:.3g}): "
+                         f"every loss would overflow; use {advice}")
 
 
 def normal_init(rng: np.random.Generator, spec: ModelSpec, *, sigma: float) -> Params:

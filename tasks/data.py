@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.base import Problem, Task, assemble, model_spec, uniform_init
-from tasks.datafile import load_xy
+from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
+from .datafile import load_xy
 
 
 def make_problem(
@@ -20,9 +20,13 @@ def make_problem(
     hidden: Sequence[int] = (13,),
     activation: str = "tanh",
     val_fraction: float = 0.2,
+    dtype: str = "float64",
 ) -> Problem:
     spec = model_spec(model, 1, 1, hidden, activation)  # checks model and sizes before reading the file
+    check_dtype(dtype)
     X, y = load_xy(data)
+    for what, values in (("features", X), ("targets", y)):
+        check_range(f"{what} in data file {str(data)!r}", values, dtype)
     spec = model_spec(model, X.shape[1], 1, hidden, activation)
     return assemble(
         "data", np.random.default_rng(seed), X, y, spec=spec, init=uniform_init, val_fraction=val_fraction,

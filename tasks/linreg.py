@@ -11,8 +11,8 @@ from functools import partial
 
 import numpy as np
 
-from backends.spec import Linear, make_spec
-from tasks.base import DRAW_ROWS_BYTES, Problem, Task, assemble, check_dtype, check_split, normal_init
+from ..backends.spec import Linear, make_spec
+from .base import DRAW_ROWS_BYTES, Problem, Task, assemble, check_dtype, check_range, check_split, normal_init
 
 
 def make_problem(
@@ -46,7 +46,10 @@ def make_problem(
         chunk = rng.normal(size=(min(rows, n_samples - start), w.size))
         X[start : start + len(chunk)] = chunk
         clean[start : start + len(chunk)] = chunk @ w + true_b
-    y = (clean + rng.normal(0.0, noise, size=n_samples)).astype(dtype)[:, None]  # (n, 1)
+    with np.errstate(over="ignore"):  # an overflow is reported by check_range, naming its cause
+        labels = clean + rng.normal(0.0, noise, size=n_samples)
+    check_range("labels made by true_w, true_b and noise", labels, dtype)
+    y = labels.astype(dtype)[:, None]  # (n, 1)
     return assemble(
         "linreg", rng, X, y,
         spec=make_spec([Linear(w.size, 1)]),

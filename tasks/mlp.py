@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from tasks.base import Problem, Task, assemble, check_dtype, model_spec, uniform_init
+from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -54,7 +54,9 @@ def make_problem(
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
     f = true_function(function, inputs, rng)
     X = rng.uniform(LOW, HIGH, size=(n_samples, inputs))  # (n, inputs)
-    y = f(X) + rng.normal(0.0, noise, size=(n_samples, 1))  # (n, 1)
+    with np.errstate(over="ignore"):  # an overflow is reported by check_range, naming its cause
+        y = f(X) + rng.normal(0.0, noise, size=(n_samples, 1))  # (n, 1)
+    check_range("labels made by noise", y, dtype)
     X_grid = np.linspace(LOW, HIGH, 201)[:, None] if inputs == 1 else rng.uniform(LOW, HIGH, size=(512, inputs))
     return assemble(
         "mlp", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=uniform_init, val_fraction=val_fraction,

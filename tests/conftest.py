@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from backends.base import Backend
-from backends.pytest_plugin import load_or_reason
+import pytest
+from backend_compare.backends.base import Backend
+from backend_compare.backends.pytest_plugin import load_or_reason
+
+from backend_compare import cli as compare
 
 # The `backend` fixture and --backends come from the project's own pytest plugin (backends/pytest_plugin.py,
 # registered by the install). `make test` names every backend, so a broken install fails instead of skipping.
@@ -23,3 +27,25 @@ def load_backend(name: str) -> type[Backend]:
     if isinstance(loaded, str):
         pytest.skip(loaded)
     return loaded
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """compare.py in this process (frameworks imported once per session): exit code, stdout, stderr.
+    A few end-to-end tests still start a real process where the process itself is under test."""
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        code = compare.main(list(args), prog="compare.py")
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+    return run
+
+
+RunCli = Callable[..., Ran]

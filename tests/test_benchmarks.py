@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backends import BACKENDS
+from backend_compare.backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,115 +1,180 @@
-"""compare.py as a user runs it, in a subprocess."""
+"""compare.py as a user runs it (in this process; tests/test_examples.py starts real ones)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from backend_compare.backends import BACKENDS
 
-from backends import BACKENDS
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def compare(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+from backend_compare import cli as compare
+from tests.conftest import RunCli
 
 
-def test_json_summary_has_every_backend() -> None:
-    result = compare("--task", "linreg", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+def test_json_summary_has_every_backend(cli: RunCli) -> None:
+    result = cli("--task", "linreg", "--format", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
     assert [row["backend"] for row in report["summary"]] == list(BACKENDS)
     for row in report["summary"]:
         assert {"backend", "final_train_loss", "final_val_loss", "max_abs_param_error", "seconds"} <= set(row)
         assert row["max_abs_param_error"] < 5e-3
         assert row["seconds"] > 0
     assert [row["backend"] for row in report["params"][::3]] == [*BACKENDS, "least-squares"]
-    assert len(report["params"]) == 3 * (len(BACKENDS) + 1)  # w[0], w[1], b; and the least-squares fit
+    assert len(report["params"]) == 3 * (len(BACKENDS) + 1)  # w[0], w[1], b; and the exact optimum
     assert [row["backend"] for row in report["losses"]] == [*BACKENDS, "least-squares"]
-    assert report["settings"]["true_w"] == [2.0, -3.4]
+    assert report["settings"]["true_w"] == [2.0, -3.4] and report["reference"] == "least-squares"
 
 
-def test_table_format_prints_both_tables() -> None:
-    result = compare("--backends", "numpy", "--true-w=1,2,3", "--true-b", "0.5", "--epochs", "2")
-    assert result.returncode == 0, result.stderr
-    assert "Parameters" in result.stdout and "Losses" in result.stdout
-    assert "0.weight[0,2]" in result.stdout
-    assert "abs_error" in result.stdout and "final_val_loss" in result.stdout
+def test_table_format_prints_both_tables(cli: RunCli) -> None:
+    result = cli("--backends", "numpy", "--true-w=1,2,3", "--true-b", "0.5", "--epochs", "2")
+    assert result.code == 0, result.err
+    assert "Parameters" in result.out and "Losses" in result.out
+    assert "0.weight[0,2]" in result.out
+    assert "abs_error" in result.out and "final_val_loss" in result.out
 
 
 @pytest.mark.parametrize("fmt,marker", [("markdown", "backend |"), ("csv", "backend,parameter,true")])
-def test_other_formats(fmt: str, marker: str) -> None:
-    result = compare("--backends", "numpy", "--format", fmt)
-    assert result.returncode == 0, result.stderr
-    assert marker in result.stdout
+def test_other_formats(cli: RunCli, fmt: str, marker: str) -> None:
+    result = cli("--backends", "numpy", "--format", fmt)
+    assert result.code == 0, result.err
+    assert marker in result.out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--lr", "0"], "lr must be a finite number > 0; received: 0.0"),
-    (["--lr", "nan"], "lr must be a finite number > 0; received: nan"),
-    (["--backends", "numpy,jax"], "argument --backends: expected names from numpy, torch, mxnet"),
-    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
-    (["--true-w", "2,x"], "argument --true-w: expected comma-separated numbers"),
-    (["--seed", "-1"], "argument --seed: expected non-negative integers such as 0 or 0,1,2; received: '-1'"),
-    (["--noise", "-1"], "noise must be a finite number >= 0; received: -1.0"),
-])
-def test_usage_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
-    result = compare("--backends", "numpy", *args) if "--backends" not in args else compare(*args)
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+def json_report(cli: RunCli, *args: str) -> dict:
+    result = cli(*args, "--format", "json")
+    assert result.code == 0, result.err
+    return json.loads(result.out)
 
 
-def json_report(*args: str) -> dict:
-    result = compare(*args, "--format", "json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def test_loss_option_reaches_the_backends() -> None:
-    mse = json_report("--backends", "numpy,torch", "--epochs", "1")
-    half = json_report("--backends", "numpy,torch", "--epochs", "1", "--loss", "half-mse")
+def test_loss_option_reaches_the_backends(cli: RunCli) -> None:
+    mse = json_report(cli, "--backends", "numpy,torch", "--epochs", "1")
+    half = json_report(cli, "--backends", "numpy,torch", "--epochs", "1", "--loss", "half-mse")
     assert half["options"]["loss"] == "half-mse"
     for a, b in zip(mse["losses"][:2], half["losses"][:2], strict=True):
         assert b["initial_loss"] == pytest.approx(a["initial_loss"] / 2, rel=1e-6)
 
 
-def test_mlp_reports_function_error_not_parameters() -> None:
-    report = json_report("--task", "mlp", "--backends", "numpy", "--epochs", "3", "--hidden", "8,8",
+def test_mlp_reports_function_error_not_parameters(cli: RunCli) -> None:
+    report = json_report(cli, "--task", "mlp", "--backends", "numpy", "--epochs", "3", "--hidden", "8,8",
                          "--activation", "relu")
-    assert report["params"] == [] and report["settings"]["hidden"] == [8, 8]
+    assert report["params"] == [] and report["settings"]["hidden"] == [8, 8] and report["reference"] is None
     row = report["summary"][0]
     assert row["max_abs_param_error"] is None and row["function_error"] > 0
     assert report["function"][0]["initial_function_error"] > 0
 
 
-def test_celsius_mlp_and_native_init_say_which_initialiser() -> None:
-    report = json_report("--task", "celsius", "--model", "mlp", "--epochs", "5", "--init", "native")
+def test_celsius_mlp_and_native_init_say_which_initialiser(cli: RunCli) -> None:
+    report = json_report(cli, "--task", "celsius", "--model", "mlp", "--epochs", "5", "--init", "native")
     assert {row["backend"] for row in report["init"]} == set(BACKENDS)
     assert any("kaiming_uniform" in row["initialisation and batches"] for row in report["init"])
     assert any("Uniform(-0.07, 0.07)" in row["initialisation and batches"] for row in report["init"])
 
 
-def test_own_data_file_with_mlp(tmp_path: Path) -> None:
+def test_native_mode_shows_no_parity_and_says_why(cli: RunCli) -> None:
+    report = json_report(cli, "--task", "linreg", "--init", "native", "--curves")
+    assert report["parity"] == [] and report["trajectory"] == []
+    table = cli("--task", "linreg", "--init", "native").out
+    assert "Parity" not in table.split("No parity table")[0]
+    assert "No parity table: with --init native the backends start from different parameters" in table
+    assert "Parity: largest absolute difference" in cli("--task", "linreg").out
+
+
+def test_own_data_file_with_mlp(cli: RunCli, tmp_path: Path) -> None:
     data = tmp_path / "xy.csv"
     data.write_text("x1,x2,y\n" + "".join(f"{i},{i % 3},{2 * i - i % 3}\n" for i in range(20)))
-    report = json_report("--data", str(data), "--model", "mlp", "--backends", "numpy", "--epochs", "2")
+    report = json_report(cli, "--data", str(data), "--model", "mlp", "--backends", "numpy", "--epochs", "2")
     assert report["task"] == "data" and report["settings"]["features"] == 2 and report["settings"]["rows"] == 20
+
+
+def test_repeated_seed_gives_identical_rows_with_every_optimiser(cli: RunCli) -> None:
+    """Backends built for the first seed are reused: loading parameters must restart their optimiser."""
+    for optimizer in ("momentum", "adam"):
+        report = json_report(cli, "--seed", "0,0", "--optimizer", optimizer, "--lr", "0.01", "--curves")
+        for table in ("summary", "params", "losses", "parity", "curves"):
+            for row in report[table]:
+                spread = {k: v for k, v in row.items() if k.endswith("_std") and k not in
+                          ("seconds_std", "us_per_step_std", "steps_per_s_std")}
+                assert all(v in (0, None) for v in spread.values()), (optimizer, table, row)
+
+
+# Every option that applies only to some runs, given where it does not: one rule, one line, exit 2.
+NOT_APPLYING = [
+    (["--task", "celsius", "--activation", "relu"], "--activation applies only to an MLP"),
+    (["--task", "celsius", "--hidden", "4"], "--hidden applies only to an MLP"),
+    (["--task", "celsius", "--model", "linear", "--hidden", "4"], "this run trains a linear model"),
+    (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
+    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum applies only with --optimizer sgd or momentum"),
+    (["--task", "mlp", "--relative"], "--relative applies only to a linear model"),
+    (["--task", "mlp", "--true-w", "1"], "--true-w applies only to --task linreg; this run is --task mlp"),
+    (["--task", "mlp", "--true-b", "1"], "--true-b applies only to --task linreg"),
+    (["--task", "linreg", "--model", "mlp"], "--model applies only to --task celsius or data"),
+    (["--task", "linreg", "--function", "sin"], "--function applies only to --task mlp"),
+    (["--task", "celsius", "--inputs", "2"], "--inputs applies only to --task mlp"),
+    (["--task", "celsius", "--noise", "0.1"], "--noise applies only to --task linreg or mlp"),
+    (["--task", "celsius", "--n-samples", "10"], "--n-samples applies only to --task linreg or mlp"),
+    (["--task", "linreg", "--data", "x.csv"], "--data applies only to --task data"),
+]
+
+
+@pytest.mark.parametrize("args,message", NOT_APPLYING, ids=[" ".join(a) for a, _ in NOT_APPLYING])
+def test_an_option_that_does_not_apply_is_refused(cli: RunCli, args: list[str], message: str) -> None:
+    result = cli("--backends", "numpy", *args)
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
+    assert message in result.err
+
+
+def test_every_conditional_option_has_a_refusal_test() -> None:
+    tested = {arg.lstrip("-").replace("-", "_") for args, _ in NOT_APPLYING for arg in args if arg.startswith("--")}
+    assert set(compare.OPTION_RULES) <= tested
+
+
+def test_options_that_apply_are_accepted(cli: RunCli) -> None:
+    for args in (["--loss", "huber", "--huber-delta", "0.5"], ["--optimizer", "momentum", "--momentum", "0.5"],
+                 ["--task", "celsius", "--model", "mlp", "--hidden", "4", "--activation", "relu", "--epochs", "2"],
+                 ["--relative", "--epochs", "1"]):
+        assert cli("--backends", "numpy", *args, "--format", "json").code == 0, args
+
+
+def test_a_backend_listed_twice_is_refused(cli: RunCli) -> None:
+    result = cli("--backends", "numpy,numpy")
+    assert result.code == 2 and "received numpy more than once in 'numpy,numpy'" in result.err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--true-b", "1e39"], "labels made by true_w, true_b and noise reach 1e+39, beyond what float32 can square"),
+    (["--true-w=1e20,1"], "labels made by true_w, true_b and noise reach 3.9e+20, beyond what float32 can square"),
+    (["--noise", "1e200", "--dtype", "float64"], "reach 3.01e+200, beyond what float64 can square"),
+    (["--noise", "1e30"], "beyond what float32 can square (1.84e+19): every loss would overflow; use float64"),
+    (["--task", "mlp", "--noise", "1e300", "--dtype", "float64"], "labels made by noise reach"),
+])
+def test_values_beyond_the_dtype_are_usage_errors(cli: RunCli, args: list[str], message: str) -> None:
+    result = cli("--backends", "numpy", *args)
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
+    assert message in result.err
+
+
+def test_data_file_beyond_float32_is_a_usage_error(cli: RunCli, tmp_path: Path) -> None:
+    path = tmp_path / "big.npz"
+    np.savez(path, X=np.array([[1.0], [2.0], [1e30]]), y=np.array([1.0, 2.0, 3.0]))
+    result = cli("--data", str(path), "--backends", "numpy")
+    assert result.code == 2 and f"features in data file {str(path)!r} reach 1e+30" in result.err
+    assert cli("--data", str(path), "--backends", "numpy", "--dtype", "float64", "--epochs", "1").code in (0, 1)
 
 
 @pytest.mark.parametrize("args,message", [
     (["--task", "data"], "--task data needs --data FILE"),
     (["--data", "/nonexistent.csv"], "data file '/nonexistent.csv' does not exist"),
-    (["--task", "mlp", "--true-w", "1"], "--true-w does not apply to --task mlp"),
-    (["--task", "linreg", "--model", "mlp"], "--model does not apply to --task linreg"),
     (["--hidden", "0"], "argument --hidden: expected comma-separated positive integers"),
-    (["--optimizer", "adam", "--momentum", "0.5"], "momentum applies to optimizer sgd or momentum, not adam"),
 ])
-def test_task_option_errors(args: list[str], message: str) -> None:
-    result = compare("--backends", "numpy", *args)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+def test_task_option_errors(cli: RunCli, args: list[str], message: str) -> None:
+    result = cli("--backends", "numpy", *args)
+    assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err
+
+
+def test_the_program_names_itself(cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
+    assert compare.main(["--lr", "0"], prog="backend-compare") == 2
+    assert capsys.readouterr().err.startswith("backend-compare: error: lr must be")
+    assert cli("--lr", "0").err.startswith("compare.py: error: lr must be")

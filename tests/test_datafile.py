@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tasks.datafile import load_xy
+from backend_compare.tasks.datafile import load_xy
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

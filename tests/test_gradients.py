@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from backends import LOSSES, get_backend, mlp_spec, param_shapes
-from backends.spec import Linear, ModelSpec, make_spec
-from backends.testing import assert_close
+from backend_compare.backends import LOSSES, get_backend, mlp_spec, param_shapes
+from backend_compare.backends.spec import Linear, ModelSpec, make_spec
+from backend_compare.backends.testing import assert_close
 
 SPECS = {
     "linear": make_spec([Linear(3, 1)]),

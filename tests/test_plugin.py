@@ -6,7 +6,7 @@ import pytest
 
 USER_TESTS = '''
 import numpy as np
-from backends import mlp_spec
+from backend_compare.backends import mlp_spec
 
 SPEC = mlp_spec(2, (3,), 1, "tanh")
 PARAMS = {name: np.full(shape, 0.1) for name, shape in {"0.weight": (3, 2), "0.bias": (3,),

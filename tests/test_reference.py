@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from backends.spec import Linear, make_spec
-from comparison.run import train
-from tasks import get_task
+from backend_compare.backends.spec import Linear, make_spec
+from backend_compare.comparison.run import train
+from backend_compare.tasks import get_task
 
 NO_BIAS = make_spec([Linear(1, 1, bias=False)])  # y = w·x
 X = np.array([[1.0], [2.0], [3.0], [4.0]])

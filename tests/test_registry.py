@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from backends import BACKENDS, get_backend, mlp_spec, param_shapes
+from backend_compare.backends import BACKENDS, get_backend, mlp_spec, param_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +22,8 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 def test_importing_backends_and_tasks_loads_no_framework() -> None:
     result = run_python("""
         import sys
-        import backends, tasks, comparison.run, comparison.report
+        import backend_compare, backend_compare.cli
+        import backend_compare.backends as backends, backend_compare.tasks as tasks
         backends.available_backends()
         tasks.get_task("linreg").make_problem()
         print(sorted(m for m in ("torch", "mxnet") if m in sys.modules))
@@ -41,7 +41,7 @@ def test_missing_torch_names_the_install_command() -> None:
     result = run_python("""
         import sys
         sys.modules["torch"] = None  # what Python does for a module that cannot be imported
-        import backends
+        import backend_compare.backends as backends
         try:
             backends.get_backend("torch")
         except backends.BackendUnavailable as err:
@@ -58,7 +58,7 @@ def test_broken_mxnet_attribute_error_is_explained(tmp_path: Path) -> None:
         import sys, numpy
         del numpy.PZERO  # make the fake fail the way MXNet 1.9.1 does on numpy 2
         sys.path.insert(0, {str(tmp_path)!r})
-        import backends
+        import backend_compare.backends as backends
         try:
             backends.get_backend("mxnet")
         except backends.BackendUnavailable as err:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_compare.backends import get_backend
 
-import compare
-from backends import get_backend
+from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,10 @@ BAD_INPUTS = [
     (["--data", "/no/such.csv"], "data file '/no/such.csv' does not exist or is not a file"),
     (["--out", "/proc/forbidden/run"], "--out '/proc/forbidden/run' cannot be written"),
     (["--plot", "/no/such/dir/p.png"], "--plot '/no/such/dir/p.png' cannot be written"),
-    (["--task", "mlp", "--true-b", "1"], "--true-b does not apply to --task mlp"),
+    (["--task", "mlp", "--true-b", "1"], "--true-b applies only to --task linreg; this run is --task mlp"),
+    (["--backends", "numpy,numpy"], "argument --backends: expected each backend once; received numpy more than once"),
+    (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
+    (["--true-b", "1e39"], "labels made by true_w, true_b and noise reach 1e+39, beyond what float32 can square"),
 ]
 
 
@@ -59,16 +62,16 @@ def compare_run(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli: RunCli, tmp_path: Path, args: list[str],
+                                                         message: str) -> None:
     out = tmp_path / "run"
     extra = [] if "--out" in args else ["--out", str(out)]
-    result = compare_run("--backends", "numpy", *extra, *args, "--quiet") if "--backends" not in args \
-        else compare_run(*extra, *args)
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == "" and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("compare.py: error: ")
-    assert message in result.stderr, result.stderr
-    assert not out.exists()
+    result = cli("--backends", "numpy", *extra, *args) if "--backends" not in args else cli(*extra, *args)
+    assert result.code == 2, result.err
+    assert result.out == "" and "Traceback" not in result.err
+    assert result.err.count("\n") == 1 and result.err.startswith("compare.py: error: ")
+    assert message in result.err, result.err
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("name,text,message", [
@@ -77,37 +80,36 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: l
     ("text.csv", "a,b\n1,2\nx,3\n", "line 3, column 'a': not a number: 'x'"),
     ("nan.csv", "a,b\n1,2\n3,nan\n", "line 3, column 'b': nan is not finite"),
 ])
-def test_bad_data_files_through_the_cli(tmp_path: Path, name: str, text: str, message: str) -> None:
+def test_bad_data_files_through_the_cli(cli: RunCli, tmp_path: Path, name: str, text: str, message: str) -> None:
     path = tmp_path / name
     path.write_text(text)
-    result = compare_run("--data", str(path), "--backends", "numpy")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    result = cli("--data", str(path), "--backends", "numpy")
+    assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err
 
 
-def test_batch_size_above_the_training_set_is_clipped_with_a_warning() -> None:
-    result = compare_run("--backends", "numpy", "--batch-size", "5000", "--format", "json")
-    assert result.returncode == 0
-    assert "warning: batch_size=5000 exceeds the 800 training rows; using 800" in result.stderr
-    assert json.loads(result.stdout)["settings"]["batch_size"] == 800
+def test_batch_size_above_the_training_set_is_clipped_with_a_warning(cli: RunCli) -> None:
+    result = cli("--backends", "numpy", "--batch-size", "5000", "--format", "json")
+    assert result.code == 0
+    assert "warning: batch_size=5000 exceeds the 800 training rows; using 800" in result.err
+    assert json.loads(result.out)["settings"]["batch_size"] == 800
 
 
-def test_divergence_is_a_result_not_a_crash() -> None:
-    result = compare_run("--lr", "10", "--format", "json")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1 and "3 of 3 backends did not finish" in result.stderr
-    rows = json.loads(result.stdout)["summary"]
+def test_divergence_is_a_result_not_a_crash(cli: RunCli) -> None:
+    result = cli("--lr", "10", "--format", "json")
+    assert result.code == 1 and "Traceback" not in result.err
+    assert result.err.count("\n") == 1 and "3 of 3 backends did not finish" in result.err
+    rows = json.loads(result.out)["summary"]
     for row in rows:
         assert row["status"].startswith("diverged at epoch 1, step ") and "last finite loss" in row["status"]
 
 
-def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:
-    code = compare.main([*args, "--format", "json", "--quiet"])
-    captured = capsys.readouterr()
-    return code, json.loads(captured.out), captured.err
+def run_in_process(cli: RunCli, *args: str) -> tuple[int, dict, str]:
+    result = cli(*args, "--format", "json", "--quiet")
+    return result.code, json.loads(result.out), result.err
 
 
 def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+                                                 cli: RunCli) -> None:
     torch_backend = get_backend("torch")
     original = torch_backend._train
 
@@ -117,7 +119,7 @@ def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch
         return np.full_like(losses, np.inf) if self.calls == 2 else losses
 
     monkeypatch.setattr(torch_backend, "_train", explode_on_the_second_epoch)
-    code, report, err = run_in_process(capsys, "--epochs", "3")
+    code, report, err = run_in_process(cli, "--epochs", "3")
     status = {row["backend"]: row["status"] for row in report["summary"]}
     assert code == 1 and status["numpy"] == "ok" and status["mxnet"] == "ok"
     assert status["torch"].startswith("diverged at epoch 2, step 81 (last finite loss ")
@@ -126,12 +128,12 @@ def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          cli: RunCli) -> None:
     def fail(self, order, bounds):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated engine failure\nwith a second line")
 
     monkeypatch.setattr(get_backend("mxnet"), "_train", fail)
-    code, report, err = run_in_process(capsys)
+    code, report, err = run_in_process(cli)
     status = {row["backend"]: row["status"] for row in report["summary"]}
     assert code == 1 and status == {"numpy": "ok", "torch": "ok",
                                     "mxnet": "failed: RuntimeError: simulated engine failure"}
@@ -174,33 +176,56 @@ def numbers_without_timing(stdout: str) -> dict:
 
 
 @pytest.mark.parametrize("args", [["--task", "linreg"], ["--task", "mlp", "--epochs", "20", "--init", "native"]])
-def test_the_same_command_twice_gives_identical_numbers(args: list[str]) -> None:
-    first, second = (compare_run(*args, "--format", "json") for _ in range(2))
-    assert first.returncode == second.returncode == 0
-    assert numbers_without_timing(first.stdout) == numbers_without_timing(second.stdout)
+def test_the_same_command_twice_gives_identical_numbers(cli: RunCli, args: list[str]) -> None:
+    first, second = (cli(*args, "--format", "json") for _ in range(2))
+    assert first.code == second.code == 0
+    assert numbers_without_timing(first.out) == numbers_without_timing(second.out)
 
 
-def test_ctrl_c_prints_what_finished_writes_nothing_and_exits_130(tmp_path: Path) -> None:
-    out = tmp_path / "run"
+# Starts compare.py with its training call wrapped so that the second backend's start creates a marker
+# file: the test then knows, without sleeping for a guessed time, that one backend has finished and
+# the next is training.
+SECOND_BACKEND_STARTED = """
+import pathlib, sys
+from backend_compare import cli
+original, calls = cli.train, []
+def announce(backend, *args, **kwargs):
+    calls.append(backend.name)
+    if len(calls) == 2:
+        pathlib.Path(sys.argv[1]).touch()
+    return original(backend, *args, **kwargs)
+cli.train = announce
+sys.exit(cli.main(sys.argv[2:], prog="compare.py"))
+"""
+
+
+@pytest.mark.parametrize("sent,code,how", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_mid_training_prints_what_finished_writes_nothing(tmp_path: Path, sent: int, code: int,
+                                                                   how: str) -> None:
+    out, marker = tmp_path / "run", tmp_path / "training"
     process = subprocess.Popen(
-        [sys.executable, "compare.py", "--task", "celsius", "--backends", "numpy,mxnet", "--epochs", "30000",
-         "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(9)  # imports, numpy's 30000 epochs (~2 s), then well into mxnet's (~30 s)
-    process.send_signal(signal.SIGINT)
+        [sys.executable, "-c", SECOND_BACKEND_STARTED, str(marker), "--task", "celsius", "--backends", "numpy,torch",
+         "--epochs", "200000", "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(sent)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "interrupted: showing the runs that finished" in stderr
-    assert "numpy" in stdout and "interrupted" in stdout.split("Losses and timing")[1]
-    assert not any(out.iterdir())  # the folder was made (and checked) up front; no file was written
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and f"{how}: showing the runs that finished" in stderr
+    losses = stdout.split("Losses and timing")[1]
+    assert "numpy" in losses and " ok " in losses and how in losses
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training"]  # no run folder, no temporary one
 
 
 def test_plot_when_every_backend_failed_is_a_warning_not_a_crash(monkeypatch: pytest.MonkeyPatch,
-                                                                 capsys: pytest.CaptureFixture[str],
+                                                                 cli: RunCli,
                                                                  tmp_path: Path) -> None:
     def fail(self, order, bounds):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(get_backend("numpy"), "_train", fail)
-    code, report, err = run_in_process(capsys, "--backends", "numpy", "--plot", str(tmp_path / "p.png"))
+    code, report, err = run_in_process(cli, "--backends", "numpy", "--plot", str(tmp_path / "p.png"))
     assert code == 1 and report["summary"][0]["status"] == "failed: RuntimeError: simulated failure"
     assert "no loss curve to plot" in err and not (tmp_path / "p.png").exists()

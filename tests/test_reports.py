@@ -15,19 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backend_compare.backends import BACKENDS
+from backend_compare.comparison import reference
+from backend_compare.comparison.plot import loss_figure
+from backend_compare.comparison.report import build_report, seed_tables
+from backend_compare.comparison.run import REFERENCE, build_backends, reference_result, train
+from backend_compare.tasks import get_task
 
-from backends import BACKENDS
-from comparison.plot import loss_figure
-from comparison.report import build_report, seed_tables
-from comparison.run import LSTSQ, build_backends, least_squares_result, train
-from tasks import get_task
+from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"dtype": "float64", "optimizer": "sgd", "lr": 0.03, "momentum": None, "weight_decay": 0.0,
            "loss": "mse", "huber_delta": 1.0}
 
 
-def compare(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+def compare_process(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "compare.py", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, **kwargs)
 
@@ -37,7 +39,7 @@ def linreg_report(init: str = "shared") -> dict:
     results = [train(b, problem, init=init, record=True) for b in build_backends(problem, list(BACKENDS), OPTIONS)]
     header = {"task": "linreg", "settings": problem.settings, "seeds": [0],
               "options": {**OPTIONS, "init": init, "curves": True, "relative": False}}
-    return build_report(header, seed_tables(problem, [*results, least_squares_result(problem, OPTIONS)]))
+    return build_report(header, seed_tables(problem, [*results, reference_result(problem, OPTIONS)], init=init))
 
 
 def test_figure_has_one_training_line_per_backend_and_a_parity_panel() -> None:
@@ -55,10 +57,10 @@ def test_native_mode_figure_has_no_parity_panel() -> None:
     assert len(loss_figure(linreg_report(init="native")).axes) == 1
 
 
-def test_plot_file_is_a_png(tmp_path: Path) -> None:
+def test_plot_file_is_a_png(cli: RunCli, tmp_path: Path) -> None:
     target = tmp_path / "curves.png"
-    result = compare("--backends", "numpy,torch", "--plot", str(target), "--quiet")
-    assert result.returncode == 0, result.stderr
+    result = cli("--backends", "numpy,torch", "--plot", str(target), "--quiet")
+    assert result.code == 0, result.err
     data = target.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
 
@@ -67,24 +69,52 @@ def test_least_squares_row_matches_an_independent_solve() -> None:
     problem = get_task("linreg").make_problem(seed=2, true_w=(1.0, -2.0, 0.5), noise=0.3)
     design = np.hstack([problem.X_train, np.ones((len(problem.X_train), 1))])
     solution = np.linalg.solve(design.T @ design, design.T @ problem.y_train[:, 0])  # normal equations
-    result = least_squares_result(problem, OPTIONS)
-    assert result is not None and result.backend == LSTSQ
+    result = reference_result(problem, OPTIONS)
+    assert result is not None and result.backend == "least-squares" and result.init == REFERENCE
     np.testing.assert_allclose(result.params["0.weight"][0], solution[:3], rtol=0, atol=1e-10)
     np.testing.assert_allclose(result.params["0.bias"], solution[3:], rtol=0, atol=1e-10)
     residual = design @ solution - problem.y_train[:, 0]
     assert result.final_train_loss == pytest.approx(np.mean(residual**2), rel=1e-10)
-    assert least_squares_result(get_task("mlp").make_problem(epochs=1), OPTIONS) is None
+    assert reference_result(get_task("mlp").make_problem(epochs=1), OPTIONS) is None
 
 
-def test_seeds_give_mean_and_std() -> None:
-    result = compare("--backends", "numpy", "--seeds", "3", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+@pytest.mark.parametrize("loss,weight_decay,name", [("huber", 0.0, "huber-optimum"), ("huber", 0.01, "huber-optimum"),
+                                                    ("mse", 0.01, "ridge-optimum"), ("half-mse", 0.0, "least-squares")])
+def test_reference_row_is_the_optimum_of_the_runs_objective(loss: str, weight_decay: float, name: str) -> None:
+    """The objective's gradient vanishes there (to 1e-10), and no nearby point is lower."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3 + rng.standard_t(2, size=(300, 1))  # heavy tails: Huber matters
+    optimum = reference.solve(X, y, bias=True, loss=loss, huber_delta=0.5, weight_decay=weight_decay)
+    assert optimum.name == name and optimum.gradient_norm <= 1e-10
+
+    def objective(params: dict) -> float:
+        penalty = 0.5 * weight_decay * sum(float((v**2).sum()) for v in params.values())
+        return reference.mean_loss(X, y, params, loss, 0.5) + penalty
+
+    best = objective(optimum.params)
+    for _ in range(20):
+        nudged = {k: v + rng.normal(0.0, 1e-3, size=v.shape) for k, v in optimum.params.items()}
+        assert objective(nudged) > best
+
+
+def test_no_backend_beats_the_huber_reference(cli: RunCli) -> None:
+    report = json.loads(cli("--loss", "huber", "--huber-delta", "0.005", "--epochs", "10", "--format", "json").out)
+    losses = {row["backend"]: row["final_train_loss"] for row in report["losses"]}
+    assert report["reference"] == "huber-optimum" and "least-squares" not in losses
+    for backend in BACKENDS:
+        assert losses[backend] >= losses["huber-optimum"] * (1 - 1e-6), backend
+
+
+def test_seeds_give_mean_and_std(cli: RunCli) -> None:
+    result = cli("--backends", "numpy", "--seeds", "3", "--format", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
     assert report["seeds"] == [0, 1, 2]
     row = next(r for r in report["summary"] if r["backend"] == "numpy")
     assert row["final_val_loss_std"] > 0 and row["max_abs_param_error_std"] > 0
-    table = compare("--backends", "numpy", "--seed", "0,1,2")
-    assert " ± " in table.stdout
+    table = cli("--backends", "numpy", "--seed", "0,1,2")
+    assert " ± " in table.out
 
 
 def test_every_report_has_a_parity_matrix_and_timing() -> None:
@@ -98,51 +128,51 @@ def test_every_report_has_a_parity_matrix_and_timing() -> None:
     assert set(report["versions"]) == {"python", "numpy", "pandas", "torch", "mxnet"} and "CPUs" in report["machine"]
 
 
-def test_table_formatting() -> None:
-    result = compare("--backends", "numpy,torch", "--quiet")
-    lines = result.stdout.splitlines()
+def test_table_formatting(cli: RunCli) -> None:
+    result = cli("--backends", "numpy,torch", "--quiet")
+    lines = result.out.splitlines()
     assert lines[0].startswith("task linreg · seed 0 · float32") and "torch 2.13.0" in lines[1]
     losses = lines[lines.index("Losses and timing") + 1:]
-    assert "e-05" in losses[1] and "*" in result.stdout and "(* lowest in its column)" in result.stdout
-    markdown = compare("--backends", "numpy", "--format", "markdown", "--quiet").stdout
+    assert "e-05" in losses[1] and "*" in result.out and "(* lowest in its column)" in result.out
+    markdown = cli("--backends", "numpy", "--format", "markdown", "--quiet").out
     assert "### Parameters" in markdown and "|:-" not in markdown.split("### Losses")[0].split("\n")[0]
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "json", "csv"])
-def test_show_reproduces_a_saved_run_byte_for_byte(tmp_path: Path, fmt: str) -> None:
-    run = compare("--backends", "numpy,torch", "--seeds", "2", "--curves", "--out", str(tmp_path / "run"),
+def test_show_reproduces_a_saved_run_byte_for_byte(cli: RunCli, tmp_path: Path, fmt: str) -> None:
+    run = cli("--backends", "numpy,torch", "--seeds", "2", "--curves", "--out", str(tmp_path / "run"),
                   "--format", fmt, "--quiet")
-    assert run.returncode == 0, run.stderr
-    shown = compare("show", str(tmp_path / "run"), "--format", fmt)
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stdout == run.stdout
+    assert run.code == 0, run.err
+    shown = cli("show", str(tmp_path / "run"), "--format", fmt)
+    assert shown.code == 0, shown.err
+    assert shown.out == run.out
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert {"results.json", "report.md", "loss_curves.png", "summary.csv", "params.csv", "losses.csv",
             "parity.csv", "curves.csv"} <= set(files)
     assert not [name for name in files if name.endswith(".tmp")]
 
 
-def test_diff_flags_a_worse_metric(tmp_path: Path) -> None:
+def test_diff_flags_a_worse_metric(cli: RunCli, tmp_path: Path) -> None:
     before = tmp_path / "before"
-    assert compare("--backends", "numpy,torch", "--out", str(before), "--quiet").returncode == 0
-    same = compare("diff", str(before), str(before))
-    assert same.returncode == 0, same.stderr
-    assert "max_abs_param_error" in same.stdout and "WORSE" not in same.stdout
+    assert cli("--backends", "numpy,torch", "--out", str(before), "--quiet").code == 0
+    same = cli("diff", str(before), str(before))
+    assert same.code == 0, same.err
+    assert "max_abs_param_error" in same.out and "WORSE" not in same.out
 
     doctored = tmp_path / "after"
     shutil.copytree(before, doctored)
     report = json.loads((doctored / "results.json").read_text())
     report["summary"][1]["max_abs_param_error"] *= 3
     (doctored / "results.json").write_text(json.dumps(report))
-    worse = compare("diff", str(before), str(doctored))
-    assert worse.returncode == 1
-    assert "torch max_abs_param_error" in worse.stderr and "+200.0%" in worse.stdout
-    assert compare("diff", str(doctored), str(before)).returncode == 0  # better is not a failure
+    worse = cli("diff", str(before), str(doctored))
+    assert worse.code == 1
+    assert "torch max_abs_param_error" in worse.err and "+200.0%" in worse.out
+    assert cli("diff", str(doctored), str(before)).code == 0  # better is not a failure
 
 
-def test_show_and_diff_errors(tmp_path: Path) -> None:
-    result = compare("show", str(tmp_path))
-    assert result.returncode == 2 and "is not a saved run" in result.stderr and result.stderr.count("\n") == 1
+def test_show_and_diff_errors(cli: RunCli, tmp_path: Path) -> None:
+    result = cli("show", str(tmp_path))
+    assert result.code == 2 and "is not a saved run" in result.err and result.err.count("\n") == 1
 
 
 def stderr_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess[str], bytes]:
@@ -169,7 +199,7 @@ def stderr_on_a_terminal(*args: str) -> tuple[subprocess.CompletedProcess[str], 
 
 def test_progress_goes_to_a_terminal_only() -> None:
     args = ("--task", "celsius", "--backends", "mxnet")  # a few seconds: past the bar's 2 s delay
-    piped = compare(*args)
+    piped = compare_process(*args)
     assert piped.returncode == 0
     assert piped.stdout.startswith("task celsius") and "\r" not in piped.stdout and "epoch/s" not in piped.stdout
     assert "epoch/s" not in piped.stderr and "\r" not in piped.stderr

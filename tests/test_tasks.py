@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
-from comparison.run import train
-from tasks import get_task
-from tasks.celsius import TRUE_B, TRUE_W
+from backend_compare.comparison.run import train
+from backend_compare.tasks import get_task
+from backend_compare.tasks.celsius import TRUE_B, TRUE_W
 
 
 def test_mlp_default_cuts_function_error_tenfold(backend) -> None:
@@ -75,7 +74,7 @@ def test_native_mode_uses_each_frameworks_own_init_and_loader(backend) -> None:
 
 
 def test_torch_native_init_is_nn_linear_default_and_leaves_global_rng() -> None:
-    from backends import get_backend, mlp_spec
+    from backend_compare.backends import get_backend, mlp_spec
 
     model = get_backend("torch")(mlp_spec(3, (), 2, "tanh"))
     state = torch.random.get_rng_state()
@@ -92,7 +91,8 @@ def test_torch_native_init_is_nn_linear_default_and_leaves_global_rng() -> None:
 
 
 def test_mxnet_native_init_is_gluon_default_and_restores_numpy_rng() -> None:
-    from backends import mlp_spec
+    from backend_compare.backends import mlp_spec
+
     from tests.conftest import load_backend
 
     model = load_backend("mxnet")(mlp_spec(50, (), 40, "tanh"))

@@ -1,0 +1,440 @@
+"""Train the same model on NumPy, PyTorch and MXNet Gluon and compare them side by side.
+
+    python compare.py --task linreg
+    python compare.py --task linreg --backends numpy,torch --dtype float64 --format markdown
+    python compare.py --task linreg --true-w=-1,0.5,3 --true-b 0 --noise 0.1 --epochs 5
+    python compare.py --task linreg --optimizer adam --lr 0.01 --loss huber --format json
+    python compare.py --task mlp --hidden 32,32 --activation relu --function teacher
+    python compare.py --task celsius --model mlp --init native
+    python compare.py --data measurements.csv --model mlp --hidden 16
+    python compare.py --task linreg --seeds 5 --relative --plot curves.png
+    python compare.py --task linreg --out runs/before
+    python compare.py show runs/before --format markdown
+    python compare.py diff runs/before runs/after --threshold 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from tqdm import tqdm
+
+from .backends import BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, install_hint
+from .backends.spec import ACTIVATIONS, DTYPES
+from .comparison.reference import row_name
+from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
+from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
+from .comparison.saved import check_out, check_writable_file, figure_png, save_run, write_atomic
+from .tasks import TASKS, Problem, Task, get_task
+from .tasks.base import MODELS
+from .tasks.mlp import FUNCTIONS
+
+PROG = "backend-compare"  # how the program names itself; `python compare.py` sets "compare.py"
+# CLI option -> task keyword, passed only when given and only to tasks that take it.
+TASK_OPTIONS = {key: "--" + key.replace("_", "-") for key in (
+    "true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs", "data")}
+
+
+def _model(args: argparse.Namespace, task: Task) -> str:
+    return str(args.model or task.default_model)
+
+
+def _task_takes(keyword: str) -> Callable[[argparse.Namespace, Task], bool]:
+    return lambda args, task: keyword in inspect.signature(task.make_problem).parameters
+
+
+def _tasks_taking(keyword: str) -> list[str]:
+    return [name for name in TASKS if keyword in inspect.signature(get_task(name).make_problem).parameters]
+
+
+# Every option that applies only to some runs: when it applies, in words, and what this run is instead.
+# One table, so every option that does not apply is refused the same way: one line, exit 2.
+Rule = tuple[Callable[[argparse.Namespace, Task], bool], str, Callable[[argparse.Namespace, Task], str]]
+OPTION_RULES: dict[str, Rule] = {
+    "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
+                 lambda a, t: f"uses --optimizer {a.optimizer}"),
+    "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
+    "hidden": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
+               lambda a, t: "trains a linear model"),
+    "activation": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
+                   lambda a, t: "trains a linear model"),
+    "relative": (lambda a, t: _model(a, t) == "linear", "to a linear model (it compares with the exact optimum)",
+                 lambda a, t: "trains an MLP"),
+    **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
+       for key in TASK_OPTIONS if key not in ("hidden", "activation")},
+}
+
+
+def check_options_apply(args: argparse.Namespace, task: Task) -> None:
+    for key, (applies, where, instead) in OPTION_RULES.items():
+        given = getattr(args, key)
+        if given is not None and given is not False and not applies(args, task):
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} applies only {where}; this run {instead(args, task)}")
+
+
+class UsageError(Exception):
+    """A user's mistake: one line on stderr, exit code 2."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so it stops as cleanly as on Ctrl-C (exit 143)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 2,-3.4; received: {text!r}") from None
+
+
+def _sizes(text: str) -> list[int]:
+    message = f"expected comma-separated positive integers such as 32,32; received: {text!r}"
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(message) from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(message)
+    return sizes
+
+
+def _seeds(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers such as 0 or 0,1,2; received: {text!r}")
+    return [int(part) for part in parts]
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
+    return int(text)
+
+
+def _backend_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(BACKENDS)}; received: {text!r}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"expected each backend once; received {', '.join(twice)} more than once "
+                                         f"in {text!r}")
+    return names
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=(__doc__ or "").replace("python compare.py", PROG),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
+    parser.add_argument("--backends", type=_backend_names, default=None,
+                        help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one)")
+    parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
+    parser.add_argument("--seeds", type=_count, help="run seeds 0..N-1 and report mean and standard deviation")
+    parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the task's reference setting)")
+    parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    parser.add_argument("--momentum", type=float, help="for sgd and momentum (default 0 and 0.9)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty added to the gradient")
+    parser.add_argument("--loss", choices=LOSSES, default="mse")
+    parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--init", choices=INIT_MODES, default="shared",
+                        help="shared: the task's initial parameters and batches for every backend; native: each "
+                             "framework's own initialiser and data loader, seeded by --seed")
+    report = parser.add_argument_group("report")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("--curves", action="store_true", help="also print train and validation loss per epoch")
+    report.add_argument("--plot", metavar="FILE", help="write the loss curves and parity over steps as a PNG")
+    report.add_argument("--relative", action="store_true",
+                        help="also show parameter errors against the exact optimum (linear models)")
+    report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    linreg = parser.add_argument_group("linreg")
+    linreg.add_argument("--true-w", type=_floats, help="e.g. 2,-3.4 (use --true-w=-1,2 for a leading minus)")
+    linreg.add_argument("--true-b", type=float)
+    linreg.add_argument("--n-samples", type=int, help="training plus validation rows (linreg, mlp)")
+    linreg.add_argument("--noise", type=float, help="standard deviation of the label noise (linreg, mlp)")
+    mlp = parser.add_argument_group("mlp, and celsius or data with --model mlp")
+    mlp.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 13 or 32,32 (default 13)")
+    mlp.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
+    mlp.add_argument("--function", choices=FUNCTIONS, help="mlp: the true function (default sin)")
+    mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
+    data = parser.add_argument_group("celsius and data")
+    data.add_argument("--model", choices=MODELS, help="default linear")
+    data.add_argument("--data", help="CSV with a header (last column the target) or .npz with X and y")
+    return parser
+
+
+def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The task's own options that were given (check_options_apply has checked that the task takes them)."""
+    return {key: getattr(args, key) for key in TASK_OPTIONS if getattr(args, key) is not None}
+
+
+def _select_backends(requested: list[str] | None) -> list[str]:
+    if requested is not None:
+        return requested
+    installed = available_backends()
+    for name in BACKENDS:
+        if name not in installed:
+            print(f"{PROG}: skipping backend {name!r}: {install_hint(name)}", file=sys.stderr)
+    return installed
+
+
+def _warn_on_stderr(message: Warning | str, *_: Any, **__: Any) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _usage(err: Exception) -> int:
+    print(f"{PROG}: error: {err}", file=sys.stderr)
+    return 2
+
+
+@dataclass
+class Plan:
+    """A checked run: everything validated, nothing trained or written yet."""
+
+    args: argparse.Namespace
+    seeds: list[int]
+    problems: Callable[[int], Problem]
+    first: Problem
+    options: dict[str, Any]
+    backends: list[Backend]  # built for the first seed while checking the options
+    out: Path | None
+
+    @property
+    def names(self) -> list[str]:
+        return [backend.name for backend in self.backends]
+
+
+def prepare(argv: list[str]) -> Plan:
+    """Parse and validate every option; raises UsageError or ValueError with a one-line message."""
+    args = make_parser().parse_args(argv)
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError("give --seed or --seeds, not both")
+    seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
+    args.task = args.task or ("data" if args.data is not None else "linreg")
+    if args.task == "data" and args.data is None:
+        raise UsageError("--task data needs --data FILE")
+    task = get_task(args.task)
+    check_options_apply(args, task)
+    defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
+    setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
+             for key in ("lr", "epochs", "batch_size")}
+    task_kwargs = _task_kwargs(args)
+    if "dtype" in inspect.signature(task.make_problem).parameters:
+        task_kwargs["dtype"] = args.dtype  # synthetic data stored in the run's dtype: no float64 copy
+
+    def problems(seed: int) -> Problem:
+        return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
+
+    first = problems(seeds[0])
+    options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
+               "weight_decay": args.weight_decay, "loss": args.loss,
+               "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta}
+    backends = []
+    for name in _select_backends(args.backends):
+        try:
+            backends += build_backends(first, [name], options)
+        except BackendUnavailable as err:
+            if args.backends is not None:
+                raise UsageError(str(err)) from err
+            print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
+    if args.plot is not None:
+        check_writable_file("--plot", args.plot)
+    out = check_out(args.out) if args.out is not None else None
+    return Plan(args, seeds, problems, first, options, backends, out)
+
+
+def execute(plan: Plan) -> int:
+    """Train every backend for every seed, print the report, then save what was asked for. Exit 0; 1 if a
+    backend diverged or failed or a file could not be written; 130 on Ctrl-C and 143 on SIGTERM, after
+    printing what finished and writing no file."""
+    args = plan.args
+    record = bool(args.curves or args.plot or args.out)
+    per_seed, seeds_run, interrupted = [], [], 0
+    progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
+                    file=sys.stderr, delay=2, leave=False, disable=True if args.quiet else None)  # None: tty only
+    with progress:
+        for seed in plan.seeds:
+            first = seed == plan.seeds[0]
+            problem = plan.first if first else plan.problems(seed)
+            results = []
+            for backend in plan.backends if first else build_backends(problem, plan.names, plan.options):
+                progress.set_description(f"seed {seed} {backend.name}")
+                try:
+                    results.append(train(backend, problem, init=args.init, seed=seed, record=record,
+                                         on_epoch=progress.update))
+                except (KeyboardInterrupt, Terminated) as stop:
+                    interrupted = 130 if isinstance(stop, KeyboardInterrupt) else 143
+                    results.append(stopped_result(backend.name, "interrupted" if interrupted == 130 else "terminated"))
+                    break
+                except Exception as err:  # a framework failing mid-run: its row says why, the others go on
+                    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                    results.append(stopped_result(backend.name, f"failed: {type(err).__name__}: {message}"))
+            reference = reference_result(problem, plan.options)
+            per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative,
+                                        args.init))
+            seeds_run.append(seed)
+            if interrupted:
+                break
+
+    optimum = row_name(plan.options["loss"], plan.options["weight_decay"]) if len(plan.first.spec) == 1 else None
+    header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
+              "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}
+    report = build_report(header, combine_seeds(per_seed))
+    write_stdout(render(report, args.format))
+    if interrupted:
+        how = "interrupted" if interrupted == 130 else "terminated"
+        print(f"{PROG}: {how}: showing the runs that finished; no file was written", file=sys.stderr)
+        return interrupted
+    try:
+        save_outputs(plan, report)
+    except (OSError, ValueError) as err:  # disk full, a folder in the way: the tables are out already
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        print(f"{PROG}: error: the results could not be saved: {reason}; nothing was written", file=sys.stderr)
+        return 1
+    stopped = [f"{row['backend']} {row['status']}" for row in report["summary"] if row["status"] != OK]
+    if stopped:
+        print(f"{PROG}: {len(stopped)} of {len(report['summary'])} backends did not finish: " + "; ".join(stopped),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def save_outputs(plan: Plan, report: dict[str, Any]) -> None:
+    if not (plan.args.plot or plan.out):
+        return
+    from .comparison.plot import loss_figure
+
+    plot_png = figure_png(loss_figure(report)) if report.get("curves") else None
+    if plot_png is None:
+        warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
+    elif plan.args.plot:
+        write_atomic(Path(plan.args.plot), plot_png)
+    if plan.out is not None:
+        save_run(plan.out, report, plot_png)
+
+
+def run_main(argv: list[str]) -> int:
+    try:
+        plan = prepare(argv)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    if not plan.names:
+        print(f"{PROG}: error: no backend could run", file=sys.stderr)
+        return 1
+    return execute(plan)
+
+
+def show_main(argv: list[str]) -> int:
+    from .comparison.saved import load_run
+
+    parser = _Parser(prog=f"{PROG} show", description="Print the tables of a run saved with --out.")
+    parser.add_argument("run", metavar="DIR")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    try:
+        args = parser.parse_args(argv)
+        report = load_run(args.run)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    sys.stdout.write(render(report, args.format))
+    return 0
+
+
+def diff_main(argv: list[str]) -> int:
+    from .comparison.saved import diff_runs, differing_settings, load_run
+
+    parser = _Parser(prog=f"{PROG} diff", description="What changed between two saved runs of the same settings, per "
+                                                      "backend and metric; exit 1 when something got worse.")
+    parser.add_argument("run_a", metavar="DIR_A")
+    parser.add_argument("run_b", metavar="DIR_B")
+    parser.add_argument("--threshold", type=float, default=0.1, help="relative rise that counts as worse (0.1)")
+    parser.add_argument("--atol", type=float, default=1e-12, help="absolute rise below which nothing is worse")
+    parser.add_argument("--force", action="store_true", help="compare runs whose settings differ")
+    try:
+        args = parser.parse_args(argv)
+        if not args.threshold >= 0 or not args.atol >= 0:
+            raise UsageError(f"--threshold and --atol must be >= 0; received: {args.threshold}, {args.atol}")
+        old, new = load_run(args.run_a), load_run(args.run_b)
+        differing = differing_settings(old, new)
+        if differing and not args.force:
+            raise UsageError(f"the runs differ in {len(differing)} setting(s), so their numbers are not comparable: "
+                             + "; ".join(differing) + " (--force compares them anyway)")
+        table = diff_runs(old, new, args.threshold, args.atol)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    shown = table.astype(object).where(table.notna(), "-")
+    for column in ("A", "B"):
+        shown[column] = [value if value == "-" else f"{value:.4g}" for value in shown[column]]
+    shown["change"] = [value if value == "-" else f"{value:+.1%}" for value in shown["change"]]
+    print(f"A = {args.run_a}, B = {args.run_b}" + (" (settings differ: --force)" if differing else ""))
+    print(shown.to_string(index=False))
+    worse = table[table["verdict"] == "WORSE"]
+    if len(worse):
+        print(f"{PROG} diff: {len(worse)} regression(s): "
+              + ", ".join(f"{row.backend} {row.metric}" for row in worse.itertuples()), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The program: `run` (the default), `show DIR` or `diff DIR_A DIR_B`; returns the exit code."""
+    global PROG
+    PROG = prog or PROG
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"show": show_main, "diff": diff_main}
+    command = commands.get(argv[0]) if argv else None
+    previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return command(argv[1:]) if command else run_main(argv)
+    except KeyboardInterrupt:  # training handles its own; this is anywhere else: imports, checks, saving
+        return _stopped("interrupted", 130)
+    except Terminated:
+        return _stopped("terminated", 143)
+    except BrokenPipeError:  # the reader left (`| head`): not an error of ours, and nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    finally:
+        warnings.showwarning = previous_warning
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def write_stdout(text: str) -> None:
+    """Print; a reader that has gone (a closed pipe) is no reason to stop saving the results."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
+def _stopped(how: str, code: int) -> int:
+    print(f"{PROG}: {how}; no file was written", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

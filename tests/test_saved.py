@@ -1,0 +1,165 @@
+"""Saved runs: whole or absent, never into a user's folder, readable by the user; diff compares like with like."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from backend_compare.comparison import saved
+
+from tests.conftest import RunCli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def save(cli: RunCli, out: Path, *args: str) -> None:
+    result = cli("--backends", "numpy", "--epochs", "1", "--out", str(out), *args)
+    assert result.code == 0, result.err
+
+
+def test_out_into_a_folder_of_other_files_is_refused_and_nothing_touched(cli: RunCli, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    result = cli("--backends", "numpy", "--out", str(folder))
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1
+    assert "holds files that are not a backend-compare run (thesis.tex)" in result.err
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"] and (folder / "thesis.tex").read_text() == "years of work"
+    (tmp_path / "file").write_text("x")
+    assert "exists and is not a folder" in cli("--backends", "numpy", "--out", str(tmp_path / "file")).err
+
+
+def test_a_previous_run_is_replaced_whole(cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    save(cli, out, "--task", "mlp")
+    assert (out / "function.csv").exists()
+    save(cli, out, "--task", "linreg")
+    assert not (out / "function.csv").exists()  # no stale file of the mlp run beside the linreg one
+    assert json.loads((out / "results.json").read_text())["task"] == "linreg"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging or old folder left
+
+
+def test_a_run_into_a_previous_run_with_a_foreign_file_is_refused(cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    save(cli, out)
+    (out / "notes.txt").write_text("mine")
+    assert cli("--backends", "numpy", "--out", str(out)).code == 2
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_files_follow_the_users_umask(cli: RunCli, tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        save(cli, tmp_path / "run")
+        cli("--backends", "numpy", "--epochs", "1", "--plot", str(tmp_path / "p.png"))
+    finally:
+        os.umask(previous)
+    for path in [tmp_path / "run", *(tmp_path / "run").iterdir(), tmp_path / "p.png"]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path.name, oct(mode))
+
+
+def test_an_interrupted_save_leaves_the_previous_run(cli: RunCli, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    save(cli, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saved, "render", interrupted)  # Ctrl-C while the new run's files are being written
+    result = cli("--backends", "numpy", "--epochs", "2", "--out", str(out))
+    assert result.code == 130 and "Traceback" not in result.err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_full_disk_is_one_line_and_the_tables_are_still_printed(cli: RunCli, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(self: Path, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    result = cli("--backends", "numpy", "--epochs", "1", "--out", str(tmp_path / "run"))
+    assert result.code == 1 and "Losses and timing" in result.out
+    assert result.err.strip() == ("compare.py: error: the results could not be saved: No space left on device; "
+                                  "nothing was written")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_outputs_are_ignored_by_git() -> None:
+    ignored = subprocess.run(["git", "check-ignore", "runs/before/results.json", "curves.png"], cwd=ROOT,
+                             capture_output=True, text=True)
+    assert ignored.stdout.split() == ["runs/before/results.json", "curves.png"], ignored.stderr
+
+
+def doctor(run: Path, copy: Path, edit: object) -> Path:
+    shutil.copytree(run, copy)
+    report = json.loads((copy / "results.json").read_text())
+    edit(report)  # type: ignore[operator]
+    (copy / "results.json").write_text(json.dumps(report))
+    return copy
+
+
+def test_diff_refuses_runs_of_different_settings(cli: RunCli, tmp_path: Path) -> None:
+    save(cli, tmp_path / "a")
+    save(cli, tmp_path / "b", "--lr", "0.01")
+    save(cli, tmp_path / "c", "--dtype", "float64")
+    result = cli("diff", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "the runs differ in 1 setting(s)" in result.err and "options.lr: 0.03 vs 0.01" in result.err
+    assert "options.dtype: float32 vs float64" in cli("diff", str(tmp_path / "a"), str(tmp_path / "c")).err
+    forced = cli("diff", str(tmp_path / "a"), str(tmp_path / "b"), "--force")
+    assert forced.code in (0, 1) and "settings differ: --force" in forced.out
+
+
+def test_diff_calls_rounding_equal_and_seed_noise_within_noise(cli: RunCli, tmp_path: Path) -> None:
+    save(cli, tmp_path / "a", "--backends", "numpy,torch")
+    ulp_scale = doctor(tmp_path / "a", tmp_path / "b",
+                       lambda r: r["parity"][0].update(max_abs_param_diff=r["parity"][0]["max_abs_param_diff"] + 4e-7))
+    result = cli("diff", str(tmp_path / "a"), str(ulp_scale))
+    assert result.code == 0 and "WORSE" not in result.out and "equal" in result.out
+
+    save(cli, tmp_path / "s", "--seeds", "3")
+
+    def nudge(report: dict) -> None:  # a rise well inside the spread of three seeds
+        row = report["summary"][0]
+        row["final_val_loss"] += 0.5 * row["final_val_loss_std"]
+    noisy = cli("diff", str(tmp_path / "s"), str(doctor(tmp_path / "s", tmp_path / "t", nudge)))
+    assert noisy.code == 0 and "within noise" in noisy.out
+
+    def regress(report: dict) -> None:  # far outside it
+        row = report["summary"][0]
+        row["final_val_loss"] += 100 * row["final_val_loss_std"] + 1.0
+    worse = cli("diff", str(tmp_path / "s"), str(doctor(tmp_path / "s", tmp_path / "u", regress)))
+    assert worse.code == 1 and "numpy final_val_loss" in worse.err
+
+
+def test_diff_counts_a_backend_that_stopped_finishing_as_a_regression(cli: RunCli, tmp_path: Path) -> None:
+    save(cli, tmp_path / "a")
+    failed = doctor(tmp_path / "a", tmp_path / "b",
+                    lambda r: r["summary"][0].update(status="diverged at epoch 1, step 3 (last finite loss 1e30)"))
+    result = cli("diff", str(tmp_path / "a"), str(failed))
+    assert result.code == 1 and "numpy status: diverged at epoch 1" in result.err
+
+
+@pytest.mark.parametrize("content", ["", "[]", '{"summary": 3}', "{" * 100000, '{"task": "linreg"}', "\x00\xff"])
+def test_show_and_diff_refuse_a_damaged_results_file(cli: RunCli, tmp_path: Path, content: str) -> None:
+    save(cli, tmp_path / "a")
+    (tmp_path / "a" / "results.json").write_bytes(content.encode("latin-1"))
+    for args in (["show", str(tmp_path / "a")], ["diff", str(tmp_path / "a"), str(tmp_path / "a")]):
+        result = cli(*args)
+        assert result.code == 2 and result.err.count("\n") == 1 and "results.json" in result.err, result.err
+
+
+def test_show_refuses_a_fifo_without_blocking(cli: RunCli, tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    os.mkfifo(tmp_path / "a" / "results.json")
+    result = cli("show", str(tmp_path / "a"))
+    assert result.code == 2 and "is not a regular file" in result.err
