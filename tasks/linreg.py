@@ -42,11 +42,11 @@ def make_problem(
     X = np.empty((n_samples, w.size), dtype=dtype)  # (n, in)
     clean = np.empty(n_samples)  # X·w + b in float64
     rows = max(1, DRAW_ROWS_BYTES // (8 * w.size))
-    for start in range(0, n_samples, rows):  # chunks: the float64 draw never exists whole
-        chunk = rng.normal(size=(min(rows, n_samples - start), w.size))
-        X[start : start + len(chunk)] = chunk
-        clean[start : start + len(chunk)] = chunk @ w + true_b
-    with np.errstate(over="ignore"):  # an overflow is reported by check_range, naming its cause
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_range, naming its cause
+        for start in range(0, n_samples, rows):  # chunks: the float64 draw never exists whole
+            chunk = rng.normal(size=(min(rows, n_samples - start), w.size))
+            X[start : start + len(chunk)] = chunk
+            clean[start : start + len(chunk)] = chunk @ w + true_b
         labels = clean + rng.normal(0.0, noise, size=n_samples)
     check_range("labels made by true_w, true_b and noise", labels, dtype)
     y = labels.astype(dtype)[:, None]  # (n, 1)

@@ -54,7 +54,7 @@ def make_problem(
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
     f = true_function(function, inputs, rng)
     X = rng.uniform(LOW, HIGH, size=(n_samples, inputs))  # (n, inputs)
-    with np.errstate(over="ignore"):  # an overflow is reported by check_range, naming its cause
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_range, naming its cause
         y = f(X) + rng.normal(0.0, noise, size=(n_samples, 1))  # (n, 1)
     check_range("labels made by noise", y, dtype)
     X_grid = np.linspace(LOW, HIGH, 201)[:, None] if inputs == 1 else rng.uniform(LOW, HIGH, size=(512, inputs))

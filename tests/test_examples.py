@@ -51,3 +51,7 @@ def test_console_script(tmp_path: Path) -> None:
     result = run([str(BIN / "backend-compare"), "--task", "linreg", "--backends", "numpy", "--format", "csv"],
                  tmp_path)
     assert result.stdout.startswith("backend,parameter,true")
+    bad = subprocess.run([str(BIN / "backend-compare"), "--lr", "0"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr == "backend-compare: error: lr must be a finite number > 0; received: 0.0\n"

@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
 import pytest
+from backend_compare.backends import BACKENDS
+
+from tests.conftest import load_backend
+
+
+@pytest.fixture(autouse=True)
+def frameworks_imported_once() -> None:
+    """Inline pytester runs restore sys.modules afterwards; a framework first imported inside one would be
+    imported a second time by the next, which torch and MXNet do not survive. Import them out here."""
+    for name in BACKENDS:
+        load_backend(name)
+
 
 USER_TESTS = '''
 import numpy as np
@@ -30,7 +47,7 @@ def test_predictions_agree(backend_parity):
 
 def test_backend_fixture_runs_once_per_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_subprocess("-v")
+    result = pytester.runpytest("-v")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test_predict_shape?numpy? PASSED*", "*test_predict_shape?torch? PASSED*",
                                  "*test_predict_shape?mxnet? PASSED*"])
@@ -38,15 +55,16 @@ def test_backend_fixture_runs_once_per_backend(pytester: pytest.Pytester) -> Non
 
 def test_backends_option_restricts(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=USER_TESTS)
-    result = pytester.runpytest_subprocess("-v", "--backends", "numpy,torch")
+    result = pytester.runpytest("-v", "--backends", "numpy,torch")
     result.assert_outcomes(passed=3)
     assert "mxnet" not in result.stdout.str()
-    bad = pytester.runpytest_subprocess("--backends", "jax")
+    bad = pytester.runpytest("--backends", "jax")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--backends must name backends from numpy, torch, mxnet; received: 'jax'*"])
 
 
 def test_missing_backend_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
+    """In a fresh process (the one end-to-end plugin run): MXNet must not be importable there."""
     pytester.makeconftest("import sys\nsys.modules['mxnet'] = None  # as if MXNet were not installed\n")
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-rs")
@@ -71,8 +89,55 @@ def test_disagreement(backend_parity):
 def test_float32_tolerance(backend_parity):
     backend_parity(lambda backend: np.float32(1.0) + (1e-6 if backend.name == "mxnet" else 0.0), dtype="float32")
 ''')
-    result = pytester.runpytest_subprocess("--backends", "numpy,torch,mxnet")
+    result = pytester.runpytest("--backends", "numpy,torch,mxnet")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*AssertionError: numpy vs torch, output: 1 of 6 elements differ beyond rtol=1e-09, atol=1e-12; "
         "worst at index (2, 1): 5.000001 vs 5.0 (abs diff 1e-06)*"])
+
+
+def test_allowance_widens_only_the_pairs_it_names(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user='''
+import numpy as np
+
+def run(backend):
+    return {"output": np.array([1.0 + (2e-7 if backend.name == "mxnet" else 0.0)])}
+
+def test_needs_the_allowance(backend_parity):
+    backend_parity(run, allow=["mxnet-float32-hyperparameters"])
+
+def test_fails_without_it(backend_parity):
+    backend_parity(run)
+
+def test_unknown_allowance(backend_parity):
+    backend_parity(run, allow=["anything-goes"])
+''')
+    result = pytester.runpytest("--backends", "numpy,torch,mxnet")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*numpy vs mxnet, output: 1 of 1 elements differ beyond rtol=1e-09*",
+                                 "*allow must name allowances from mxnet-float32-hyperparameters, mxnet-adam-beta2*"])
+
+
+def test_allowance_check_fails_when_the_difference_disappears_or_grows() -> None:
+    from backend_compare.backends.testing import assert_allowance_holds
+
+    base = np.array([1.0, 2.0])
+    assert_allowance_holds({"x": (base * (1 + 5e-7), base)}, "mxnet-float32-hyperparameters")
+    with pytest.raises(AssertionError, match="is no longer needed"):
+        assert_allowance_holds({"x": (base, base)}, "mxnet-float32-hyperparameters")
+    with pytest.raises(AssertionError, match="allowance mxnet-float32-hyperparameters"):
+        assert_allowance_holds({"x": (base * (1 + 1e-5), base)}, "mxnet-float32-hyperparameters")
+
+
+def test_the_plugin_coexists_with_a_projects_own_backends_and_tasks(tmp_path: Path) -> None:
+    """A user's project with its own `backends` and `tasks` packages runs pytest with the plugin active."""
+    for package in ("backends", "tasks"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text(f"OWNER = 'the user, {package}'\n")
+    (tmp_path / "test_own.py").write_text(
+        "from backends import OWNER\nfrom tasks import OWNER as TASKS_OWNER\n\n"
+        "def test_own_packages():\n    assert OWNER == 'the user, backends' and TASKS_OWNER == 'the user, tasks'\n\n"
+        "def test_plugin(backend):\n    assert backend.__module__.startswith('backend_compare.backends.')\n")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "numpy"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend_compare import cli as compare
-from tests.conftest import load_backend
+from tests.conftest import RunCli, load_backend
 
 SLOW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -112,3 +113,29 @@ def test_any_data_file_is_loaded_or_cleanly_refused(tmp_path: Path, text: str) -
         assert str(err).startswith(f"data file {str(path)!r}"), repr(err)
         return
     assert X.ndim == 2 and y.shape == (len(X), 1) and np.isfinite(X).all() and np.isfinite(y).all()
+
+
+NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e19, 2e19, 1e38, 1e39, 1e154,
+                                                                                     1e155, 1e308, -1e30]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(NUMBERS, min_size=1, max_size=3), NUMBERS, NUMBERS, st.sampled_from(["float32", "float64"]),
+       st.sampled_from(["linreg", "mlp"]))
+def test_any_numbers_run_the_whole_path_or_are_refused_cleanly(cli: RunCli, true_w: list[float], true_b: float,
+                                                              noise: float, dtype: str, task: str) -> None:
+    """Data made, trained and reported (numpy backend, 1 epoch): a result (0), a divergence (1) or one line (2)."""
+    extra = ["--true-w=" + ",".join(map(repr, true_w)), "--true-b", repr(true_b)] if task == "linreg" else []
+    result = cli("--task", task, "--backends", "numpy", "--epochs", "1", "--dtype", dtype, "--noise", repr(noise),
+                 "--format", "json", *extra)
+    assert "Traceback" not in result.err
+    if result.code == 2:
+        assert result.out == "" and result.err.count("\n") == 1, result.err
+    else:
+        assert result.code in (0, 1), result.err
+        report = json.loads(result.out, parse_constant=reject_non_finite)  # strict JSON
+        assert report["summary"][0]["backend"] == "numpy"
+
+
+def reject_non_finite(token: str) -> float:
+    raise AssertionError(f"the JSON holds {token}, which strict JSON parsers refuse")

@@ -21,12 +21,6 @@ def manual_descent(steps: int, lr: float = 0.01) -> float:
     return w
 
 
-def test_manual_descent_approaches_two() -> None:
-    assert manual_descent(20) == pytest.approx(2 * (1 - 0.85**20))  # w ← w − lr(15w − 30): factor 0.85
-    assert manual_descent(100) == pytest.approx(2.0, abs=1e-6)
-    assert manual_descent(0) == 0.0
-
-
 @pytest.mark.parametrize("steps", [1, 20])
 def test_backend_loop_matches_manual_gradient_descent(backend, steps: int) -> None:
     model = backend(NO_BIAS, dtype="float64", lr=0.01)

@@ -29,7 +29,8 @@ def test_out_into_a_folder_of_other_files_is_refused_and_nothing_touched(cli: Ru
     result = cli("--backends", "numpy", "--out", str(folder))
     assert result.code == 2 and result.out == "" and result.err.count("\n") == 1
     assert "holds files that are not a backend-compare run (thesis.tex)" in result.err
-    assert [p.name for p in folder.iterdir()] == ["thesis.tex"] and (folder / "thesis.tex").read_text() == "years of work"
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"]
+    assert (folder / "thesis.tex").read_text() == "years of work"
     (tmp_path / "file").write_text("x")
     assert "exists and is not a folder" in cli("--backends", "numpy", "--out", str(tmp_path / "file")).err
 
