@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
 import os
 import signal
 import sys
@@ -403,6 +404,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The program: `run` (the default), `show DIR` or `diff DIR_A DIR_B`; returns the exit code."""
     global PROG
     PROG = prog or PROG
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show '·' or 'δ' gets escapes, not a traceback
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
     commands = {"show": show_main, "diff": diff_main}
     command = commands.get(argv[0]) if argv else None

@@ -1,6 +1,7 @@
 """Port a model trained with MXNet Gluon to PyTorch, and check that both predict the same."""
 
 import numpy as np
+
 from backend_compare.backends import get_backend, mlp_spec
 
 rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@
 """
 
 import numpy as np
+
 from backend_compare.backends import mlp_spec, param_shapes
 
 SPEC = mlp_spec(3, (8, 8), 1, "relu")

@@ -1,6 +1,7 @@
 """Research code: fit one linear regression with every installed backend, on your own arrays."""
 
 import numpy as np
+
 from backend_compare.backends import Linear, available_backends, get_backend, make_spec
 
 rng = np.random.default_rng(0)

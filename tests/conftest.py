@@ -4,10 +4,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from backend_compare.backends.base import Backend
-from backend_compare.backends.pytest_plugin import load_or_reason
 
 from backend_compare import cli as compare
+from backend_compare.backends.base import Backend
+from backend_compare.backends.pytest_plugin import load_or_reason
 
 # The `backend` fixture and --backends come from the project's own pytest plugin (backends/pytest_plugin.py,
 # registered by the install). `make test` names every backend, so a broken install fails instead of skipping.

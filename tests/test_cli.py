@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_compare.backends import BACKENDS
 
 from backend_compare import cli as compare
+from backend_compare.backends import BACKENDS
 from tests.conftest import RunCli
 
 

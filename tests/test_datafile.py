@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from backend_compare.tasks.datafile import load_xy
 
 

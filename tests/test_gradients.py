@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from backend_compare.backends import LOSSES, get_backend, mlp_spec, param_shapes
 from backend_compare.backends.spec import Linear, ModelSpec, make_spec
 from backend_compare.backends.testing import assert_close

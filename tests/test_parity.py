@@ -12,11 +12,11 @@ import itertools
 from functools import cache
 
 import pytest
+
 from backend_compare.backends import BACKENDS, LOSSES, OPTIMIZERS
 from backend_compare.backends.testing import assert_allowance_holds, assert_close
 from backend_compare.comparison.run import BackendResult, train
 from backend_compare.tasks import get_task
-
 from tests.conftest import load_backend
 
 PAIRS = list(itertools.combinations(BACKENDS, 2))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_compare.backends import BACKENDS
 
+from backend_compare.backends import BACKENDS
 from tests.conftest import load_backend
 
 

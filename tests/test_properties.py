@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from backend_compare.backends import BACKENDS, param_shapes
-from backend_compare.backends.spec import ACTIVATIONS, mlp_spec
-from backend_compare.backends.testing import assert_close
-from backend_compare.tasks.datafile import load_xy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend_compare import cli as compare
+from backend_compare.backends import BACKENDS, param_shapes
+from backend_compare.backends.spec import ACTIVATIONS, mlp_spec
+from backend_compare.backends.testing import assert_close
+from backend_compare.tasks.datafile import load_xy
 from tests.conftest import RunCli, load_backend
 
 SLOW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])

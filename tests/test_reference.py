@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from backend_compare.backends.spec import Linear, make_spec
 from backend_compare.comparison.run import train
 from backend_compare.tasks import get_task

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from backend_compare.backends import BACKENDS, get_backend, mlp_spec, param_shapes
 
 ROOT = Path(__file__).resolve().parents[1]

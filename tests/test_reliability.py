@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_compare.backends import get_backend
 
-from tests.conftest import RunCli
+from backend_compare.backends import get_backend
+from tests.conftest import RunCli, load_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def run_in_process(cli: RunCli, *args: str) -> tuple[int, dict, str]:
 
 def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch,
                                                  cli: RunCli) -> None:
-    torch_backend = get_backend("torch")
+    torch_backend = load_backend("torch")
     original = torch_backend._train
 
     def explode_on_the_second_epoch(self, order, bounds):  # type: ignore[no-untyped-def]
@@ -132,7 +133,7 @@ def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.Mo
     def fail(self, order, bounds):  # type: ignore[no-untyped-def]
         raise RuntimeError("simulated engine failure\nwith a second line")
 
-    monkeypatch.setattr(get_backend("mxnet"), "_train", fail)
+    monkeypatch.setattr(load_backend("mxnet"), "_train", fail)
     code, report, err = run_in_process(cli)
     status = {row["backend"]: row["status"] for row in report["summary"]}
     assert code == 1 and status == {"numpy": "ok", "torch": "ok",
@@ -229,3 +230,9 @@ def test_plot_when_every_backend_failed_is_a_warning_not_a_crash(monkeypatch: py
     code, report, err = run_in_process(cli, "--backends", "numpy", "--plot", str(tmp_path / "p.png"))
     assert code == 1 and report["summary"][0]["status"] == "failed: RuntimeError: simulated failure"
     assert "no loss curve to plot" in err and not (tmp_path / "p.png").exists()
+
+
+def test_a_terminal_that_cannot_encode_the_tables_gets_them_escaped() -> None:
+    result = compare_run("--backends", "numpy", "--epochs", "1", env={**os.environ, "PYTHONIOENCODING": "ascii"})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith("task linreg \\xb7 seed 0")

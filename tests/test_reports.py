@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from backend_compare.backends import BACKENDS
 from backend_compare.comparison import reference
 from backend_compare.comparison.plot import loss_figure
 from backend_compare.comparison.report import build_report, seed_tables
 from backend_compare.comparison.run import REFERENCE, build_backends, reference_result, train
 from backend_compare.tasks import get_task
-
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from backend_compare.comparison import saved
 
+from backend_compare.comparison import saved
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from backend_compare.comparison.run import train
 from backend_compare.tasks import get_task
 from backend_compare.tasks.celsius import TRUE_B, TRUE_W
@@ -74,7 +75,6 @@ def test_native_mode_uses_each_frameworks_own_init_and_loader(backend) -> None:
 
 def test_torch_native_init_is_nn_linear_default_and_leaves_global_rng() -> None:
     from backend_compare.backends import mlp_spec
-
     from tests.conftest import load_backend
 
     model = load_backend("torch")(mlp_spec(3, (), 2, "tanh"))
@@ -94,7 +94,6 @@ def test_torch_native_init_is_nn_linear_default_and_leaves_global_rng() -> None:
 
 def test_mxnet_native_init_is_gluon_default_and_restores_numpy_rng() -> None:
     from backend_compare.backends import mlp_spec
-
     from tests.conftest import load_backend
 
     model = load_backend("mxnet")(mlp_spec(50, (), 40, "tanh"))
