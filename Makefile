@@ -20,7 +20,7 @@ run: $(STAMP)
 
 # Every backend is named, so a framework that fails to install fails the tests instead of skipping them.
 test: lint
-	$(BIN)/python -m pytest --backends numpy,torch,mxnet
+	$(BIN)/python -m pytest --backends numpy,torch,mxnet --durations=10
 
 # mypy cannot follow the editable install's import hook, so it checks the package through a tree of
 # links laid out as the installed package is: backend_compare/{cli.py, backends/, tasks/, comparison/}.
