@@ -34,7 +34,7 @@ from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison.reference import row_name
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
-from .comparison.saved import check_out, check_writable_file, figure_png, save_run, write_atomic
+from .comparison.saved import check_out, check_writable_file, figure_bytes, plot_format, save_run, write_atomic
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS
 from .tasks.mlp import FUNCTIONS
@@ -329,11 +329,12 @@ def save_outputs(plan: Plan, report: dict[str, Any]) -> None:
         return
     from .comparison.plot import loss_figure
 
-    plot_png = figure_png(loss_figure(report)) if report.get("curves") else None
-    if plot_png is None:
+    figure = loss_figure(report) if report.get("curves") else None
+    plot_png = figure_bytes(figure) if figure is not None else None
+    if figure is None:
         warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
     elif plan.args.plot:
-        write_atomic(Path(plan.args.plot), plot_png)
+        write_atomic(Path(plan.args.plot), figure_bytes(figure, plot_format(plan.args.plot)))
     if plan.out is not None:
         save_run(plan.out, report, plot_png)
 

@@ -94,6 +94,8 @@ def check_writable_file(option: str, path: str) -> None:
     """The file's folder exists and takes a new file (checked before training, so nothing is lost)."""
     if Path(path).is_dir() or path.endswith(os.sep):
         raise OutputError(f"{option} {path!r} is a folder; give a file name")
+    if option == "--plot":
+        plot_format(path)
     folder = Path(path).absolute().parent
     if not folder.is_dir():
         raise OutputError(f"{option} {path!r} cannot be written: its folder does not exist")
@@ -113,11 +115,23 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def figure_png(figure: Any) -> bytes:
+PLOT_FORMATS = ("png", "svg", "pdf")  # --plot writes the format its file name ends with
+
+
+def plot_format(path: str) -> str:
+    """The format named by --plot's extension; any other ending is a usage error, not PNG bytes in disguise."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in PLOT_FORMATS:
+        raise OutputError(f"--plot {path!r} must end in {', '.join('.' + f for f in PLOT_FORMATS)}; "
+                          f"received {'no extension' if not suffix else '.' + suffix}")
+    return suffix
+
+
+def figure_bytes(figure: Any, fmt: str = "png") -> bytes:
     import io
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
+    figure.savefig(buffer, format=fmt, dpi=110)
     return buffer.getvalue()
 
 

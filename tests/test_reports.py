@@ -209,3 +209,16 @@ def test_progress_goes_to_a_terminal_only() -> None:
     assert b"epoch/s" in shown, shown[-300:]
     quiet, shown = stderr_on_a_terminal(*args, "--quiet")
     assert quiet.returncode == 0 and b"epoch/s" not in shown
+
+
+@pytest.mark.parametrize("name,magic", [("p.svg", b"<?xml"), ("p.pdf", b"%PDF"), ("p.PNG", b"\x89PNG")])
+def test_plot_writes_the_format_its_name_says(cli: RunCli, tmp_path: Path, name: str, magic: bytes) -> None:
+    assert cli("--backends", "numpy", "--epochs", "1", "--plot", str(tmp_path / name)).code == 0
+    assert (tmp_path / name).read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name,message", [("p.jpg", "received .jpg"), ("plot", "received no extension")])
+def test_plot_with_another_extension_is_refused(cli: RunCli, tmp_path: Path, name: str, message: str) -> None:
+    result = cli("--backends", "numpy", "--plot", str(tmp_path / name))
+    assert result.code == 2 and "must end in .png, .svg, .pdf" in result.err and message in result.err
+    assert list(tmp_path.iterdir()) == []
