@@ -21,6 +21,7 @@ import io
 import os
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from tqdm import tqdm
 
 from .backends import BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, install_hint
 from .backends.spec import ACTIVATIONS, DTYPES
-from .comparison.reference import row_name
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
 from .comparison.saved import check_out, check_writable_file, figure_bytes, plot_format, save_run, write_atomic
@@ -93,6 +93,11 @@ class Terminated(BaseException):
 
 def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
+
+
+def _how_stopped(stop: BaseException) -> tuple[str, int]:
+    """What stopped the program, in words, and its exit code."""
+    return ("terminated", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,6 +268,7 @@ def prepare(argv: list[str]) -> Plan:
                 raise UsageError(str(err)) from err
             print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
     if args.plot is not None:
+        plot_format(args.plot)
         check_writable_file("--plot", args.plot)
     out = check_out(args.out) if args.out is not None else None
     return Plan(args, seeds, problems, first, options, backends, out)
@@ -274,7 +280,9 @@ def execute(plan: Plan) -> int:
     printing what finished and writing no file."""
     args = plan.args
     record = bool(args.curves or args.plot or args.out)
-    per_seed, seeds_run, interrupted = [], [], 0
+    per_seed, seeds_run = [], []
+    stopped_by: tuple[str, int] | None = None  # (how, exit code) when a signal ended training
+    optimum: str | None = None  # the reference row's name, when the model has an exact optimum
     progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
                     file=sys.stderr, delay=2, leave=False, disable=True if args.quiet else None)  # None: tty only
     with progress:
@@ -288,33 +296,37 @@ def execute(plan: Plan) -> int:
                     results.append(train(backend, problem, init=args.init, seed=seed, record=record,
                                          on_epoch=progress.update))
                 except (KeyboardInterrupt, Terminated) as stop:
-                    interrupted = 130 if isinstance(stop, KeyboardInterrupt) else 143
-                    results.append(stopped_result(backend.name, "interrupted" if interrupted == 130 else "terminated"))
+                    stopped_by = _how_stopped(stop)
+                    results.append(stopped_result(backend.name, stopped_by[0]))
                     break
                 except Exception as err:  # a framework failing mid-run: its row says why, the others go on
                     message = str(err).strip().splitlines()[0] if str(err).strip() else ""
                     results.append(stopped_result(backend.name, f"failed: {type(err).__name__}: {message}"))
             reference = reference_result(problem, plan.options)
+            optimum = reference.backend if reference else None
             per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative,
                                         args.init))
             seeds_run.append(seed)
-            if interrupted:
+            if stopped_by:
                 break
 
-    optimum = row_name(plan.options["loss"], plan.options["weight_decay"]) if len(plan.first.spec) == 1 else None
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}
     report = build_report(header, combine_seeds(per_seed))
     write_stdout(render(report, args.format))
-    if interrupted:
-        how = "interrupted" if interrupted == 130 else "terminated"
-        print(f"{PROG}: {how}: showing the runs that finished; no file was written", file=sys.stderr)
-        return interrupted
+    if stopped_by:
+        print(f"{PROG}: {stopped_by[0]}: showing the runs that finished; no file was written", file=sys.stderr)
+        return stopped_by[1]
+    written: list[str] = []
     try:
-        save_outputs(plan, report)
+        save_outputs(plan, report, written)
+    except (KeyboardInterrupt, Terminated) as stop:  # the tables are out; say exactly what is on disk
+        how, code = _how_stopped(stop)
+        print(f"{PROG}: {how} while saving; {_on_disk(written)}", file=sys.stderr)
+        return code
     except (OSError, ValueError) as err:  # disk full, a folder in the way: the tables are out already
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        print(f"{PROG}: error: the results could not be saved: {reason}; nothing was written", file=sys.stderr)
+        print(f"{PROG}: error: the results could not be saved: {reason}; {_on_disk(written)}", file=sys.stderr)
         return 1
     stopped = [f"{row['backend']} {row['status']}" for row in report["summary"] if row["status"] != OK]
     if stopped:
@@ -324,19 +336,30 @@ def execute(plan: Plan) -> int:
     return 0
 
 
-def save_outputs(plan: Plan, report: dict[str, Any]) -> None:
+def save_outputs(plan: Plan, report: dict[str, Any], written: list[str]) -> None:
+    """The plot file and the run folder, each whole or not at all; `written` lists those that are done."""
     if not (plan.args.plot or plan.out):
         return
     from .comparison.plot import loss_figure
 
     figure = loss_figure(report) if report.get("curves") else None
-    plot_png = figure_bytes(figure) if figure is not None else None
     if figure is None:
         warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
-    elif plan.args.plot:
-        write_atomic(Path(plan.args.plot), figure_bytes(figure, plot_format(plan.args.plot)))
+    rendered = {}  # format -> bytes: the run folder's PNG and a --plot PNG are drawn once
+    if figure is not None and plan.args.plot:
+        fmt = plot_format(plan.args.plot)
+        rendered[fmt] = figure_bytes(figure, fmt)
+        write_atomic(Path(plan.args.plot), rendered[fmt])
+        written.append(plan.args.plot)
     if plan.out is not None:
-        save_run(plan.out, report, plot_png)
+        if figure is not None and "png" not in rendered:
+            rendered["png"] = figure_bytes(figure)
+        save_run(plan.out, report, rendered.get("png"))
+        written.append(str(plan.out))
+
+
+def _on_disk(written: list[str]) -> str:
+    return f"written whole: {', '.join(written)}; nothing else" if written else "nothing was written"
 
 
 def run_main(argv: list[str]) -> int:
@@ -404,7 +427,7 @@ def diff_main(argv: list[str]) -> int:
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The program: `run` (the default), `show DIR` or `diff DIR_A DIR_B`; returns the exit code."""
     global PROG
-    PROG = prog or PROG
+    PROG = prog or "backend-compare"
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show '·' or 'δ' gets escapes, not a traceback
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
@@ -412,19 +435,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     commands = {"show": show_main, "diff": diff_main}
     command = commands.get(argv[0]) if argv else None
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
-    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
     try:
         return command(argv[1:]) if command else run_main(argv)
-    except KeyboardInterrupt:  # training handles its own; this is anywhere else: imports, checks, saving
-        return _stopped("interrupted", 130)
-    except Terminated:
-        return _stopped("terminated", 143)
+    except (KeyboardInterrupt, Terminated) as stop:  # training and saving handle their own: imports, checks
+        how, code = _how_stopped(stop)
+        print(f"{PROG}: {how}; no file was written", file=sys.stderr)
+        return code
     except BrokenPipeError:  # the reader left (`| head`): not an error of ours, and nothing more to say
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        _reader_gone()
         return 0
     finally:
         warnings.showwarning = previous_warning
-        signal.signal(signal.SIGTERM, previous_term)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def write_stdout(text: str) -> None:
@@ -433,12 +459,12 @@ def write_stdout(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        _reader_gone()
 
 
-def _stopped(how: str, code: int) -> int:
-    print(f"{PROG}: {how}; no file was written", file=sys.stderr)
-    return code
+def _reader_gone() -> None:
+    """stdout's pipe is closed: point it at /dev/null, so the flush at exit raises no second error."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -37,10 +37,11 @@ def _finite(name: str, value: Any, *, zero_allowed: bool) -> float:
     return float(value)
 
 
-def _positive_int(name: str, value: Any) -> int:
+def _integer(name: str, value: Any, *, minimum: int = 1) -> int:
     value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received: {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}; received: {value!r}")
     return value
 
 
@@ -73,16 +74,14 @@ def _as_dtype(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
         cast = np.ascontiguousarray(array, dtype=dtype)
     if cast is array and not cast.flags.writeable:
         cast = cast.copy()  # torch.from_numpy warns on a read-only array
-    if array.dtype.itemsize > cast.dtype.itemsize or np.issubdtype(array.dtype, np.integer):
+    if array.dtype.itemsize > cast.dtype.itemsize:  # narrowed: a value may have overflowed to ±inf
         _check_finite(name, cast, dtype)
     return cast
 
 
-def _seed(value: Any) -> int:
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"seed must be a non-negative integer; received: {value!r}")
-    return value
+def _unshared(array: np.ndarray, given: Any) -> np.ndarray:
+    """`array`, copied when it is (a view of) the caller's `given` array."""
+    return array.copy() if np.may_share_memory(array, given) else array
 
 
 def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
@@ -103,6 +102,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
     native_init_description: ClassVar[str]  # what native_init draws, for reports
+    load_copies: ClassVar[bool] = False  # True when _load converts into memory of the framework's own
 
     def __init__(
         self,
@@ -143,11 +143,11 @@ class Backend(ABC):
         fit continues: it starts from the current parameters and optimiser state, and appends its
         step losses to `loss_history_`. set_params and native_init start both afresh.
         """
-        epochs, batch_size = _positive_int("epochs", epochs), _positive_int("batch_size", batch_size)
+        epochs, batch_size = _integer("epochs", epochs), _integer("batch_size", batch_size)
         if not isinstance(_scalar(shuffle), bool):
             raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
         self.load(X, y)
-        rng = np.random.default_rng(_seed(seed))
+        rng = np.random.default_rng(_integer("seed", seed, minimum=0))
         history = [self.loss_history_]
         for _ in range(epochs):
             order = rng.permutation(self._n_train) if shuffle else np.arange(self._n_train)
@@ -185,7 +185,7 @@ class Backend(ABC):
     def native_init(self, seed: int) -> None:
         """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`; like
         set_params, this starts the optimiser afresh."""
-        self._native_init(_seed(seed))
+        self._native_init(_integer("seed", seed, minimum=0))
         self._restart_training()
 
     def _restart_training(self) -> None:
@@ -197,17 +197,22 @@ class Backend(ABC):
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                        shuffle: bool = True) -> list[list[np.ndarray]]:
         """Per epoch, the row indices of each batch, as the framework's own data loader orders them."""
-        n_rows, batch_size = _positive_int("n_rows", n_rows), _positive_int("batch_size", batch_size)
-        epochs = _positive_int("epochs", epochs)
+        n_rows, batch_size = _integer("n_rows", n_rows), _integer("batch_size", batch_size)
+        epochs = _integer("epochs", epochs)
         return [[np.asarray(batch, dtype=np.int64) for batch in epoch]
                 for epoch in self._native_batches(n_rows, min(batch_size, n_rows), epochs, seed, shuffle)]
 
-    def load(self, X: np.ndarray, y: np.ndarray) -> None:
+    def load(self, X: np.ndarray, y: np.ndarray, *, copy: bool = True) -> None:
         """Convert the training set to framework arrays once; `step` and `train_epoch` index into it.
-        The backend keeps a copy: changing X or y afterwards does not change what it trains on."""
-        given = X, y
-        X, y = (checked.copy() if np.may_share_memory(checked, original) else checked
-                for checked, original in zip(self._check_xy(X, y), given, strict=True))
+
+        The backend keeps a copy, so changing X or y afterwards does not change what it trains on.
+        copy=False is for a caller that will not change them: backends that can use NumPy memory as
+        it is (numpy, torch) then keep a reference instead of a second copy of the data.
+        """
+        X_checked, y_checked = self._check_xy(X, y)
+        if copy and not self.load_copies:  # what trains must not be the caller's memory
+            X_checked, y_checked = _unshared(X_checked, X), _unshared(y_checked, y)
+        X, y = X_checked, y_checked
         self._n_train = len(X)
         self._identity = np.arange(self._n_train)
         self._rows_per_gather = max(1, GATHER_BYTES // ((X.shape[1] + y.shape[1]) * X.itemsize))

@@ -43,6 +43,7 @@ class MxnetBackend(Backend):
     name = "mxnet"
     native_init_description = (
         "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)")
+    load_copies = True  # nd.array copies into MXNet's own memory
 
     def _build(self) -> None:
         self._net = gluon.nn.HybridSequential()

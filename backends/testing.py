@@ -20,8 +20,6 @@ TOLERANCES = {
 }
 
 
-
-
 @dataclass(frozen=True)
 class Allowance:
     """A known difference between one backend and the others that no setting removes: where it comes
@@ -118,6 +116,7 @@ def assert_backends_agree(fn: Callable[[type[Backend]], Any], *, backends: Seque
     """
     from . import available_backends, get_backend
 
+    allowed_tolerance(dtype, (), allow)  # an unknown allowance is refused before anything runs
     names = list(backends) if backends is not None else available_backends()
     if len(names) < 2:
         raise ValueError(f"backends must name at least two backends to compare; received: {names}")

@@ -101,8 +101,9 @@ def _solve_column(design: np.ndarray, target: np.ndarray, count: int, loss: str,
         if converged:
             break
     for _ in range(NEWTON_ITERATIONS):  # exact on a fixed partition: quadratic rows solved, linear rows constant
-        quadratic = np.abs(design @ theta - target) <= huber_delta
-        signs = np.where(quadratic, 0.0, np.sign(design @ theta - target))
+        residual = design @ theta - target
+        quadratic = np.abs(residual) <= huber_delta
+        signs = np.where(quadratic, 0.0, np.sign(residual))
         # Σ_quad aᵢ(aᵢθ − tᵢ) + δ·Σ_lin sᵢaᵢ + penalty·θ = 0
         matrix = design[quadratic].T @ design[quadratic] + penalty * np.eye(design.shape[1])
         rhs = design[quadratic].T @ target[quadratic] - huber_delta * (design.T @ signs)
@@ -121,6 +122,5 @@ def _solve_column(design: np.ndarray, target: np.ndarray, count: int, loss: str,
 
 
 def _huber_objective(design: np.ndarray, target: np.ndarray, theta: np.ndarray, delta: float, penalty: float) -> float:
-    residual = np.abs(design @ theta - target)
-    pieces = np.where(residual <= delta, 0.5 * residual**2, delta * (residual - 0.5 * delta))
-    return float(pieces.sum() + 0.5 * penalty * theta @ theta)
+    """count × (mean Huber loss + ½·wd·‖θ‖²): what IRLS and the Newton steps minimise."""
+    return float(elementwise_loss(design @ theta - target, "huber", delta).sum() + 0.5 * penalty * theta @ theta)

@@ -139,8 +139,9 @@ def scale_table(results: list[BackendResult]) -> pd.DataFrame:
     """The largest parameter and step loss of each trained backend: the size of the values that parity
     and error metrics compare, so `diff` knows what a rounding difference is."""
     def largest(values: list[np.ndarray]) -> float:
-        finite = [np.abs(v[np.isfinite(v)]).max() for v in values if np.isfinite(v).any()]
-        return float(max(finite, default=math.nan))
+        flat = np.concatenate([np.ravel(v) for v in values]) if values else np.empty(0)
+        finite = np.abs(flat[np.isfinite(flat)])
+        return float(finite.max()) if finite.size else math.nan
     return pd.DataFrame([{"backend": r.backend, "param_scale": largest(list(r.params.values())),
                           "step_loss_scale": largest([r.step_losses])} for r in results if r.init != REFERENCE],
                         columns=["backend", "param_scale", "step_loss_scale"])

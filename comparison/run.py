@@ -56,10 +56,11 @@ def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) 
     return [get_backend(name)(problem.spec, **options) for name in names]
 
 
-def function_error(backend: Backend, problem: Problem) -> float | None:
+def function_error(predict: Callable[[np.ndarray], np.ndarray], problem: Problem) -> float | None:
+    """RMS error of `predict` against the task's true function on its grid; None when it has none."""
     if problem.X_grid is None or problem.f_grid is None:
         return None
-    return float(np.sqrt(np.mean((backend.predict(problem.X_grid) - problem.f_grid) ** 2)))
+    return float(np.sqrt(np.mean((predict(problem.X_grid) - problem.f_grid) ** 2)))
 
 
 def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
@@ -72,16 +73,14 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
     loss, delta = options["loss"], options["huber_delta"]
     optimum = reference.solve(problem.X_train, problem.y_train, bias=layer.bias, loss=loss, huber_delta=delta,
                               weight_decay=options["weight_decay"])
-    function_error = None
-    if problem.X_grid is not None and problem.f_grid is not None:
-        function_error = float(np.sqrt(np.mean((reference.predict(problem.X_grid, optimum.params) - problem.f_grid)
-                                               ** 2)))
     return BackendResult(
         backend=optimum.name, init=REFERENCE, status=OK, params=optimum.params, step_losses=np.empty(0),
         initial_loss=float("nan"),
         final_train_loss=reference.mean_loss(problem.X_train, problem.y_train, optimum.params, loss, delta),
         final_val_loss=reference.mean_loss(problem.X_val, problem.y_val, optimum.params, loss, delta),
-        initial_function_error=None, final_function_error=function_error, epochs=0, seconds=float("nan"),
+        initial_function_error=None,
+        final_function_error=function_error(lambda X: reference.predict(X, optimum.params), problem),
+        epochs=0, seconds=float("nan"),
     )
 
 
@@ -114,9 +113,9 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         described = backend.native_init_description
     else:
         raise ValueError(f"init must be one of {', '.join(INIT_MODES)}; received: {init!r}")
-    backend.load(problem.X_train, problem.y_train)
+    backend.load(problem.X_train, problem.y_train, copy=False)  # a Problem's arrays are never written
     initial_loss = backend.training_loss()
-    initial_function_error = function_error(backend, problem)
+    initial_function_error = function_error(backend.predict, problem)
     first = epoch_batches[0][0][:1024]  # enough rows to set the framework up; not a copy of a full batch
     backend.loss_and_grads(problem.X_train[first], problem.y_train[first])  # warm-up: no update
 
@@ -161,7 +160,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         final_train_loss=backend.training_loss(),
         final_val_loss=backend.loss(problem.X_val, problem.y_val),
         initial_function_error=initial_function_error,
-        final_function_error=function_error(backend, problem),
+        final_function_error=function_error(backend.predict, problem),
         epochs=epochs_run,
         seconds=seconds,
         curve=curve,

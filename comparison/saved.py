@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..backends.spec import DTYPES
 from .report import FORMAT_MARKER, KEYS, render, shown_tables
 
 RESULTS = "results.json"
@@ -94,8 +95,6 @@ def check_writable_file(option: str, path: str) -> None:
     """The file's folder exists and takes a new file (checked before training, so nothing is lost)."""
     if Path(path).is_dir() or path.endswith(os.sep):
         raise OutputError(f"{option} {path!r} is a folder; give a file name")
-    if option == "--plot":
-        plot_format(path)
     folder = Path(path).absolute().parent
     if not folder.is_dir():
         raise OutputError(f"{option} {path!r} cannot be written: its folder does not exist")
@@ -205,21 +204,21 @@ def _schema_problems(report: dict[str, Any]) -> list[str]:
         return problems
     if report.get("format") not in (None, FORMAT_MARKER):
         return [f"'format' is {report.get('format')!r}"]
-    for key in ("dtype", "optimizer", "loss", "init"):
-        if not isinstance(report["options"].get(key), str):
-            problems.append(f"options.{key} is not text")
-    for key in [*shown_tables(report), "summary"]:
-        rows = report.get(key)
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            problems.append(f"{key!r} is not a list of rows")
-    for row in report["summary"] if not problems else []:
+    if report["options"].get("dtype") not in DTYPES:
+        return [f"options.dtype is {report['options'].get('dtype')!r}, not one of {', '.join(DTYPES)}"]
+    problems = [f"options.{key} is not text" for key in ("optimizer", "loss", "init")
+                if not isinstance(report["options"].get(key), str)]
+    problems += [f"{key!r} is not a list of rows" for key in [*shown_tables(report), "summary"]
+                 if not isinstance(report.get(key), list) or not all(isinstance(row, dict) for row in report[key])]
+    if problems:
+        return problems
+    for row in report["summary"]:
         if not isinstance(row.get("backend"), str) or not isinstance(row.get("status"), str):
-            problems.append("a summary row has no backend or status")
-            break
-        for metric in GATED + INFORMATIONAL + ("param_scale", "step_loss_scale"):
-            value = row.get(metric)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                problems.append(f"summary {metric} of {row['backend']!r} is not a number")
+            return ["a summary row has no backend or status"]
+        problems += [f"summary {metric} of {row['backend']!r} is not a number"
+                     for metric in (*GATED, *INFORMATIONAL, "param_scale", "step_loss_scale")
+                     if row.get(metric) is not None and (isinstance(row[metric], bool)
+                                                         or not isinstance(row[metric], (int, float)))]
     return problems
 
 
@@ -269,9 +268,7 @@ def diff_runs(old: dict[str, Any], new: dict[str, Any], threshold: float, atol: 
     - WORSE: a gated metric rose above old·(1 + threshold) + atol, or a backend that finished in A
       failed, diverged or is missing in B; better / same otherwise; timing is never gated.
     """
-    dtypes = {old["options"]["dtype"], new["options"]["dtype"]}
-    eps = max(float(np.finfo(dtype).eps) for dtype in dtypes if dtype in ("float32", "float64")) \
-        if dtypes <= {"float32", "float64"} else float(np.finfo("float32").eps)
+    eps = max(float(np.finfo(report["options"]["dtype"]).eps) for report in (old, new))  # the coarser dtype
     n_old, n_new = len(old["seeds"]), len(new["seeds"])
     before, after = _metrics(old), _metrics(new)
     rows = _status_rows(old, new)

@@ -118,9 +118,10 @@ def check_range(what: str, values: np.ndarray, dtype: str) -> None:
     """Values whose square overflows `dtype` make every loss infinite: refuse them before training."""
     limit = math.sqrt(float(np.finfo(dtype).max))
     largest = max(float(np.max(values)), -float(np.min(values))) if values.size else 0.0
-    if not largest <= limit:  # NaN included
+    if not largest <= limit:  # NaN included: inf − inf while the data were made
         advice = "float64 or smaller values" if dtype == "float32" else "smaller values"
-        raise ValueError(f"{what} reach {largest:.3g}, beyond what {dtype} can square ({limit:.3g}): "
+        size = f"{largest:.3g}" if math.isfinite(largest) else "values beyond float64's range"
+        raise ValueError(f"{what} reach {size}, beyond what {dtype} can square ({limit:.3g}): "
                          f"every loss would overflow; use {advice}")
 
 

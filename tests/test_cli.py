@@ -178,3 +178,14 @@ def test_the_program_names_itself(cli: RunCli, capsys: pytest.CaptureFixture[str
     assert compare.main(["--lr", "0"], prog="backend-compare") == 2
     assert capsys.readouterr().err.startswith("backend-compare: error: lr must be")
     assert cli("--lr", "0").err.startswith("compare.py: error: lr must be")
+
+
+def test_main_runs_from_a_thread_other_than_the_main_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """Research code may call it from a worker thread, where Python forbids installing signal handlers."""
+    import threading
+
+    codes: list[int] = []
+    worker = threading.Thread(target=lambda: codes.append(compare.main(["--backends", "numpy", "--epochs", "1"])))
+    worker.start()
+    worker.join()
+    assert codes == [0] and "Losses and timing" in capsys.readouterr().out

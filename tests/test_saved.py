@@ -164,3 +164,16 @@ def test_show_refuses_a_fifo_without_blocking(cli: RunCli, tmp_path: Path) -> No
     os.mkfifo(tmp_path / "a" / "results.json")
     result = cli("show", str(tmp_path / "a"))
     assert result.code == 2 and "is not a regular file" in result.err
+
+
+def test_ctrl_c_while_saving_says_exactly_what_is_on_disk(cli: RunCli, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(saved, "render", interrupted)  # the plot is written, then the run folder is interrupted
+    plot = tmp_path / "p.png"
+    result = cli("--backends", "numpy", "--epochs", "1", "--plot", str(plot), "--out", str(tmp_path / "run"))
+    assert result.code == 130 and "Losses and timing" in result.out
+    assert result.err.strip() == f"compare.py: interrupted while saving; written whole: {plot}; nothing else"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
