@@ -367,6 +367,9 @@ def run_main(argv: list[str]) -> int:
         plan = prepare(argv)
     except (UsageError, ValueError) as err:
         return _usage(err)
+    except MemoryError as err:  # sizes too large to build the data, batch order or model at all
+        return _usage(UsageError(f"the run does not fit in this machine's memory ({err}); "
+                                 "use smaller --n-samples, --epochs, --hidden or --inputs"))
     if not plan.names:
         print(f"{PROG}: error: no backend could run", file=sys.stderr)
         return 1

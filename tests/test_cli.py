@@ -189,3 +189,11 @@ def test_main_runs_from_a_thread_other_than_the_main_one(capsys: pytest.CaptureF
     worker.start()
     worker.join()
     assert codes == [0] and "Losses and timing" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--epochs", "100000000000"], ["--n-samples", "10000000000"],
+                                  ["--task", "mlp", "--hidden", "1000000,1000000"]])
+def test_sizes_beyond_the_machine_are_one_line(cli: RunCli, args: list[str]) -> None:
+    result = cli("--backends", "numpy", *args)
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
+    assert "does not fit in this machine's memory" in result.err
