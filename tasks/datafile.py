@@ -1,92 +1,238 @@
-"""Read a user's data set: CSV with a header row (last column the target) or .npz with X and y."""
+"""Read a user's data set: CSV with a header row (last column the target) or .npz with X and y.
+
+Every file is checked before it is trusted: an .npz by its array headers before anything is
+decompressed, a CSV by pyarrow's strict, vectorised parser; a problem is one ValueError naming the
+file and the place (CSV: the physical line, as an editor numbers it).
+"""
 
 from __future__ import annotations
 
 import csv
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
-import pandas as pd
+
+NPY_MAGIC = b"\x93NUMPY"
+NUMERIC_KINDS = "iuf"  # signed, unsigned, float; bool, complex, timedelta, datetime and text are refused
+COUNT_CHUNK = 16 * 2**20  # bytes read at a time when counting a CSV's lines
+# What zipfile and numpy raise for a damaged archive: a bad CRC or stream, a compression method or
+# encryption flag from a flipped bit, a header that does not parse.
+ARCHIVE_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+
+
+def _name(path: Path) -> str:
+    return f"data file {str(path)!r}"
 
 
 def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """X (n, features) and y (n, 1) as float64; a ValueError names the file and what is wrong."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file {str(path)!r} does not exist or is not a file")
-    X, y = _load_npz(path) if path.suffix == ".npz" else _load_csv(path)
+    path = _existing(path)
+    try:
+        X, y = _load_npz(path) if _is_npz(path) else _load_csv(path)
+    except OSError as err:  # unreadable: permissions, a disk error
+        raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
     if len(X) < 2 or X.shape[1] < 1:
-        raise ValueError(f"data file {str(path)!r} needs at least 2 rows and 1 feature; received shape {X.shape}")
+        raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received shape {X.shape}")
     return X, y
 
 
-def _check_rectangular(path: Path) -> None:
-    """pandas pads a short row with blanks; count fields per line to name a ragged one."""
-    with path.open(newline="", errors="replace") as file:
-        rows = csv.reader(file, skipinitialspace=True)
-        header = next(rows, None)
-        for line_number, row in enumerate(rows, start=2):
-            if row and len(row) != len(header or []):
-                raise ValueError(f"data file {str(path)!r} is ragged: line {line_number} has {len(row)} "
-                                 f"fields, the header has {len(header or [])}")
-
-
-def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    _check_rectangular(path)
+def data_shape(path: str | Path) -> tuple[int, int]:
+    """(rows, features) of the file, without reading its values: from an .npz's array headers, or for a
+    CSV its header and line count (an upper bound on the rows). For checking the memory a run needs."""
+    path = _existing(path)
     try:
-        table = pd.read_csv(path, skipinitialspace=True, keep_default_na=False)  # a blank stays '' to be named
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"data file {str(path)!r} is empty") from None
-    except pd.errors.ParserError as err:  # ragged rows: pandas names the line
-        raise ValueError(f"data file {str(path)!r} is ragged: {str(err).split('C error: ')[-1].strip()}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"data file {str(path)!r} is not a text CSV file") from None
-    if table.shape[1] < 2:
-        raise ValueError(f"data file {str(path)!r} needs a header and at least 2 columns (features, then the "
-                         f"target); received {table.shape[1]} column(s)")
-    # Line numbers as a user sees them: the header is line 1.
-    numeric = table.apply(pd.to_numeric, errors="coerce")
-    written_nan = table.apply(lambda column: column.astype(str).str.strip().str.lower() == "nan")
-    bad = numeric.isna() & ~written_nan
-    if bad.any().any():
-        row, column = _first(bad)
-        raise ValueError(f"data file {str(path)!r} line {row + 2}, column {column!r}: "
-                         f"not a number: {table.iloc[row][column]!r}")
-    values = numeric.to_numpy(dtype=np.float64)
-    _check_finite(path, values, lambda row, col: f"line {row + 2}, column {table.columns[col]!r}")
-    return values[:, :-1], values[:, -1:]
+        if _is_npz(path):
+            shapes = _npz_shapes(path)
+            return shapes["X"][0], shapes["X"][1]
+        return _count_lines(path), len(_csv_header(path)) - 1
+    except OSError as err:
+        raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{_name(path)} does not exist or is not a file")
+    return path
+
+
+def _is_npz(path: Path) -> bool:
+    return path.suffix.lower() == ".npz"
+
+
+# ---- .npz ----
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, RuntimeError):
+        with path.open("rb") as file:
+            npy = file.read(len(NPY_MAGIC)) == NPY_MAGIC
+        what = "a single .npy array (np.save); save X and y with np.savez" if npy else "not a zip archive"
+        raise ValueError(f"{_name(path)} is not a readable .npz archive: it is {what}") from None
+
+
+def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """X's and y's shapes, (n, features) and (n, 1), from their headers; dtypes and sizes checked."""
+    with _open_zip(path) as archive:
+        return {key: shape for key, (shape, _) in _npz_headers(path, archive).items()}
+
+
+def _npz_headers(path: Path, archive: zipfile.ZipFile) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    members = {info.filename: info for info in archive.infolist()}
+    missing = [key for key in ("X", "y") if f"{key}.npy" not in members]
+    if missing:
+        raise ValueError(f"{_name(path)} must hold arrays 'X' and 'y'; missing: {missing}")
+    headers = {}
+    for key in ("X", "y"):
+        info = members[f"{key}.npy"]
+        try:
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)  # 2.0 and 3.0 differ in encoding only
+                shape, _, dtype = read_header(member)
+                header_bytes = member.tell()
+        except ARCHIVE_ERRORS as err:
+            raise ValueError(f"{_name(path)}: {key} is not a readable .npy array: {err}") from None
+        if dtype.kind not in NUMERIC_KINDS or dtype.hasobject:
+            raise ValueError(f"{_name(path)}: {key} must hold real numbers (integers or floats); "
+                             f"received dtype {dtype}")
+        declared = header_bytes + int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if declared != info.file_size:  # a header that lies about the size is not decompressed to find out
+            raise ValueError(f"{_name(path)}: {key}'s header declares shape {shape} of {dtype} "
+                             f"({declared:,} bytes with the header) but the archive holds {info.file_size:,}")
+        headers[key] = (shape, dtype)
+    X_shape, y_shape = headers["X"][0], headers["y"][0]
+    X_shape = (X_shape[0], 1) if len(X_shape) == 1 else X_shape
+    n = X_shape[0] if X_shape else 0
+    if len(X_shape) != 2 or y_shape not in ((n,), (n, 1)):
+        raise ValueError(f"{_name(path)}: X must be (n, features) and y (n,) or (n, 1); "
+                         f"received {headers['X'][0]} and {y_shape}")
+    return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in ("X", "y") if key in archive.files}
-    except (OSError, EOFError, ValueError) as err:  # what numpy raises for a file that is not an archive
-        raise ValueError(f"data file {str(path)!r} is not a readable .npz archive: {err}") from None
-    missing = {"X", "y"} - set(arrays)
-    if missing:
-        raise ValueError(f"data file {str(path)!r} must hold arrays 'X' and 'y'; missing: {sorted(missing)}")
-    X, y = arrays["X"], arrays["y"]
-    if not (np.issubdtype(X.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
-        raise ValueError(f"data file {str(path)!r}: X and y must be numeric; received {X.dtype} and {y.dtype}")
-    X = X.reshape(-1, 1) if X.ndim == 1 else X
-    y = y.reshape(-1, 1) if y.ndim == 1 else y
-    if X.ndim != 2 or y.shape != (len(X), 1):
-        raise ValueError(f"data file {str(path)!r}: X must be (n, features) and y (n,) or (n, 1); "
-                         f"received {X.shape} and {y.shape}")
-    X, y = X.astype(np.float64), y.astype(np.float64)
-    _check_finite(path, X, lambda row, col: f"X[{row}, {col}]")
-    _check_finite(path, y, lambda row, col: f"y[{row}]")
-    return X, y
+    arrays = {}
+    with _open_zip(path) as archive:
+        for key, (shape, _) in _npz_headers(path, archive).items():
+            try:  # the zip's CRC is checked when the member has been read to its end
+                with archive.open(f"{key}.npy") as member:
+                    array = np.lib.format.read_array(member, allow_pickle=False)
+                    member.read()
+            except ARCHIVE_ERRORS as err:
+                raise ValueError(f"{_name(path)}: {key} is damaged: {err}") from None
+            arrays[key] = array.reshape(shape).astype(np.float64)
+    _check_finite(path, arrays["X"], lambda row, col: f"X[{row}, {col}]")
+    _check_finite(path, arrays["y"], lambda row, col: f"y[{row}]")
+    return arrays["X"], arrays["y"]
 
 
-def _first(mask: pd.DataFrame) -> tuple[int, str]:
-    row = int(np.argmax(mask.to_numpy().any(axis=1)))
-    return row, str(mask.columns[int(np.argmax(mask.to_numpy()[row]))])
+# ---- CSV ----
+
+def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(physical line where it starts, fields) for every non-blank record after the header."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
+        reader = csv.reader(file, skipinitialspace=True)
+        try:
+            started = reader.line_num + 1
+            for fields in reader:
+                if fields:
+                    yield started, fields
+                started = reader.line_num + 1
+        except csv.Error as err:
+            raise ValueError(f"{_name(path)} line {reader.line_num}: not a text CSV file ({err})") from None
+
+
+def _csv_header(path: Path) -> list[str]:
+    for _, header in _records(path):
+        if len(header) < 2:
+            raise ValueError(f"{_name(path)} needs a header and at least 2 columns (features, then the "
+                             f"target); received {len(header)} column(s)")
+        return header
+    raise ValueError(f"{_name(path)} is empty")
+
+
+def _count_lines(path: Path) -> int:
+    lines = 1
+    with path.open("rb") as file:
+        while chunk := file.read(COUNT_CHUNK):
+            lines += chunk.count(b"\n")
+    return lines
+
+
+def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    header = _csv_header(path)
+    table = _arrow_table(path, header)
+    if table.num_rows == 0:
+        raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received a header only")
+    values = np.column_stack([column.combine_chunks().to_numpy() for column in table.columns])
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        line = next(line for index, (line, _) in enumerate(_records(path)) if index == row + 1)
+        raise ValueError(f"{_name(path)} line {line}, column {header[col]!r}: {values[row, col]} is not finite")
+    return values[:, :-1], values[:, -1:]
+
+
+def _arrow_table(path: Path, header: list[str]) -> Any:
+    """Every column parsed as float64 by pyarrow (correctly rounded, like Python's float)."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    # A few large blocks: pyarrow's cost grows with blocks × columns, and a wide file has many columns.
+    size = path.stat().st_size
+    block = min(max(2**20, size // (os.cpu_count() or 1) + 1), 2**30)
+    # pyarrow keeps the names as written (with any leading blanks): both spellings get float64.
+    names = header + next(csv.reader([_first_line(path)]), [])
+    convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[],
+                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
+    for block_size in (block, min(size + 1, 2**31 - 1)):  # a row longer than a block needs a bigger one
+        try:
+            table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=block_size),
+                                    convert_options=convert)
+            break
+        except pa.ArrowInvalid as err:
+            if "straddl" not in str(err) or block_size > size:
+                _diagnose(path, header, str(err))
+    if not all(pa.types.is_float64(field.type) for field in table.schema):
+        _diagnose(path, header, "a column was not read as numbers")
+    return table
+
+
+def _first_line(path: Path) -> str:
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as file:
+        return file.readline()
+
+
+ARROW_CONVERSION = re.compile(r"column #(\d+): CSV conversion error to double: invalid value '(.*)'", re.DOTALL)
+
+
+def _diagnose(path: Path, header: list[str], arrow_message: str) -> NoReturn:
+    """pyarrow refused the file: find the physical line and column it means, and say so."""
+    conversion = ARROW_CONVERSION.search(arrow_message)
+    records = _records(path)
+    next(records)  # the header
+    for line, fields in records:
+        if len(fields) != len(header):
+            raise ValueError(f"{_name(path)} is ragged: line {line} has {len(fields)} fields, "
+                             f"the header has {len(header)}")
+        if conversion:
+            column, value = int(conversion[1]), conversion[2]
+            if fields[column].strip() == value.strip():
+                raise ValueError(f"{_name(path)} line {line}, column {header[column]!r}: not a number: {value!r}")
+    first_line = arrow_message.strip().splitlines()[0] if arrow_message.strip() else "unreadable"
+    raise ValueError(f"{_name(path)} cannot be parsed as CSV: {first_line}")
 
 
 def _check_finite(path: Path, values: np.ndarray, where: object) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"data file {str(path)!r} {where(row, col)}: {values[row, col]} is not finite")  # type: ignore[operator]
+        raise ValueError(f"{_name(path)} {where(row, col)}: {values[row, col]} is not finite")  # type: ignore[operator]

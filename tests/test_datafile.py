@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
-from backend_compare.tasks.datafile import load_xy
+from backend_compare.tasks.datafile import data_shape, load_xy
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -56,3 +62,153 @@ def test_missing_and_bad_npz(tmp_path: Path) -> None:
     np.savez(tmp_path / "f.npz", X=np.ones((3, 1)), y=np.array([1.0, np.inf, 2.0]))
     with pytest.raises(ValueError, match=r"y\[1\]: inf is not finite"):
         load_xy(tmp_path / "f.npz")
+
+
+# ---- generated files: every valid one read exactly, every broken one named at its line or array ----
+
+FINITE = st.floats(allow_nan=False, allow_infinity=False, width=64)
+CSV_CASES, NPZ_CASES = 150, 150
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> np.ndarray:
+    rows, cols = draw(st.integers(2, 6)), draw(st.integers(2, 4))
+    return np.array(draw(st.lists(FINITE, min_size=rows * cols, max_size=rows * cols))).reshape(rows, cols)
+
+
+def csv_text(values: np.ndarray, draw: st.DrawFn) -> tuple[str, list[int]]:
+    """The table as CSV written in one of the ways people write it, and each data row's physical line."""
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    lines, starts = [", ".join(f"col{i}" for i in range(values.shape[1]))], []
+    for row in values:
+        while draw(st.booleans()) and draw(st.booleans()):
+            lines.append("")  # blank lines are skipped, but they count as lines
+        cells = [draw(st.sampled_from(['{!r}', ' {!r}', '"{!r}"', '{:.17g}'])).format(value) for value in row]
+        starts.append(len(lines) + 1)
+        lines.append(",".join(cells))
+    return newline.join(lines) + newline, starts
+
+
+BREAKS = {  # what is put in one row, and what the error says
+    "word": (lambda cells: [*cells[:-1], "abc"], "not a number: 'abc'"),
+    "blank": (lambda cells: [*cells[:-1], ""], "not a number: ''"),
+    "nan": (lambda cells: [*cells[:-1], "nan"], "nan is not finite"),
+    "infinity": (lambda cells: ["-inf", *cells[1:]], "-inf is not finite"),
+    "overflow": (lambda cells: ["1e999", *cells[1:]], "inf is not finite"),
+    "short": (lambda cells: cells[:-1], "fields, the header has"),
+    "long": (lambda cells: [*cells, "1"], "fields, the header has"),
+}
+
+
+@settings(max_examples=CSV_CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=tables(), data=st.data())
+def test_generated_csv_is_read_exactly(tmp_path: Path, values: np.ndarray, data: st.DataObject) -> None:
+    text, _ = csv_text(values, data.draw)
+    path = tmp_path / "generated.csv"
+    path.write_bytes(text.encode())
+    X, y = load_xy(path)
+    np.testing.assert_array_equal(np.hstack([X, y]), values)  # bit for bit: parsing is correctly rounded
+
+
+@settings(max_examples=CSV_CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=tables(), data=st.data(), kind=st.sampled_from(sorted(BREAKS)))
+def test_generated_broken_csv_names_the_physical_line(tmp_path: Path, values: np.ndarray, data: st.DataObject,
+                                                       kind: str) -> None:
+    text, starts = csv_text(values, data.draw)
+    row = data.draw(st.integers(0, len(values) - 1))
+    lines = text.splitlines()
+    change, message = BREAKS[kind]
+    lines[starts[row] - 1] = ",".join(change(lines[starts[row] - 1].split(",")))
+    path = tmp_path / "broken.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"line {starts[row]}\b.*{re.escape(message)}|"
+                                         rf"{re.escape(message)}.*line {starts[row]}\b") as caught:
+        load_xy(path)
+    assert "\n" not in str(caught.value)
+
+
+@st.composite
+def npz_arrays(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+    dtype = draw(st.sampled_from(["int8", "uint16", "int64", "float16", "float32", "float64"]))
+    rows, cols = draw(st.integers(2, 6)), draw(st.integers(1, 3))
+    X = draw(arrays(dtype, (rows, cols), elements={"allow_nan": False, "allow_infinity": False}))
+    y = draw(arrays(dtype, (rows,), elements={"allow_nan": False, "allow_infinity": False}))
+    return (X[:, 0] if cols == 1 and draw(st.booleans()) else X), y
+
+
+@settings(max_examples=NPZ_CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrays_xy=npz_arrays(), compressed=st.booleans(), data=st.data())
+def test_generated_npz_is_read_exactly_or_refused_when_damaged(
+        tmp_path: Path, arrays_xy: tuple[np.ndarray, np.ndarray], compressed: bool, data: st.DataObject) -> None:
+    X, y = arrays_xy
+    path = tmp_path / data.draw(st.sampled_from(["d.npz", "D.NPZ"]))
+    with path.open("wb") as file:  # a file object: numpy would add ".npz" to the name "D.NPZ"
+        (np.savez_compressed if compressed else np.savez)(file, X=X, y=y)
+    expected_X, expected_y = X.reshape(len(X), -1).astype(np.float64), y.reshape(-1, 1).astype(np.float64)
+    loaded_X, loaded_y = load_xy(path)
+    np.testing.assert_array_equal(loaded_X, expected_X)
+    np.testing.assert_array_equal(loaded_y, expected_y)
+
+    raw = bytearray(path.read_bytes())
+    damage = data.draw(st.sampled_from(["flip", "truncate"]))
+    at = data.draw(st.integers(0, len(raw) - 1))
+    if damage == "flip":
+        raw[at] ^= data.draw(st.integers(1, 255))
+    else:
+        del raw[at:]
+    path.write_bytes(bytes(raw))
+    try:
+        loaded_X, loaded_y = load_xy(path)
+    except ValueError as err:
+        assert "\n" not in str(err)
+    else:  # a harmless byte (a timestamp, a comment): then the numbers must be exactly the same
+        np.testing.assert_array_equal(loaded_X, expected_X)
+        np.testing.assert_array_equal(loaded_y, expected_y)
+
+
+@pytest.mark.parametrize("array,message", [
+    (np.ones((4, 2), complex), "received dtype complex128"),
+    (np.ones((4, 2), "m8[s]"), r"received dtype timedelta64\[s\]"),
+    (np.ones((4, 2), "M8[D]"), r"received dtype datetime64\[D\]"),
+    (np.ones((4, 2), bool), "received dtype bool"),
+    (np.array([["a", "b"]] * 4), "received dtype <U1"),
+])
+def test_npz_of_other_kinds_of_numbers_is_refused(tmp_path: Path, array: np.ndarray, message: str) -> None:
+    np.savez(tmp_path / "k.npz", X=array, y=np.ones(4))
+    with pytest.raises(ValueError, match=f"X must hold real numbers.*{message}"):
+        load_xy(tmp_path / "k.npz")
+
+
+def test_npz_header_that_lies_about_its_size_is_refused_without_decompressing(tmp_path: Path) -> None:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 2)})
+    with zipfile.ZipFile(tmp_path / "lie.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("X.npy", header.getvalue() + b"\0" * 80)
+        archive.writestr("y.npy", header.getvalue())
+    with pytest.raises(ValueError, match=r"declares shape \(1000000000, 2\).*but the archive holds"):
+        load_xy(tmp_path / "lie.npz")
+    assert data_shape  # the same check guards the memory estimate, which reads only the headers
+    with pytest.raises(ValueError, match="declares shape"):
+        data_shape(tmp_path / "lie.npz")
+
+
+def test_npy_under_an_npz_name_and_unreadable_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    np.save(tmp_path / "a.npy", np.ones((3, 2)))
+    (tmp_path / "a.npy").rename(tmp_path / "a.npz")
+    with pytest.raises(ValueError, match=r"a single \.npy array \(np\.save\); save X and y with np\.savez"):
+        load_xy(tmp_path / "a.npz")
+    locked = write(tmp_path, "locked.csv", "a,b\n1,2\n3,4\n")
+
+    def refuse(*args: object, **kwargs: object) -> None:  # as root, chmod 0 would not stop the read
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refuse)
+    for path in (locked, tmp_path / "a.npz"):
+        with pytest.raises(ValueError, match="cannot be read: Permission denied"):
+            load_xy(path)
+
+
+def test_csv_rows_are_counted_for_the_memory_check_without_parsing(tmp_path: Path) -> None:
+    path = write(tmp_path, "d.csv", "a,b,c\n1,2,3\n\n4,5,6\n")
+    rows, features = data_shape(path)
+    assert features == 2 and rows >= 2
