@@ -30,7 +30,8 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from .backends import BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, install_hint
+from .backends import (BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, error_line,
+                       install_hint)
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
@@ -300,8 +301,7 @@ def execute(plan: Plan) -> int:
                     results.append(stopped_result(backend.name, stopped_by[0]))
                     break
                 except Exception as err:  # a framework failing mid-run: its row says why, the others go on
-                    message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                    results.append(stopped_result(backend.name, f"failed: {type(err).__name__}: {message}"))
+                    results.append(stopped_result(backend.name, f"failed: {error_line(err)}"))
             reference = reference_result(problem, plan.options)
             optimum = reference.backend if reference else None
             per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from .base import LOSSES, OPTIMIZERS, Backend
+from .base import LOSSES, OPTIMIZERS, Backend, error_line
 from .spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 
 # name -> (module, class, the framework's import name or None, install command)
@@ -18,7 +18,7 @@ BACKENDS = tuple(_REGISTRY)
 
 __all__ = [
     "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear",
-    "ModelSpec", "available_backends", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
+    "ModelSpec", "available_backends", "error_line", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
 ]
 
 
@@ -45,7 +45,7 @@ def get_backend(name: str) -> type[Backend]:
     module_name, class_name, _, _ = _REGISTRY[name]
     try:
         module = importlib.import_module(module_name, __name__)
-    except ImportError as err:
-        raise BackendUnavailable(f"backend {name!r} is unavailable: {err}") from err
+    except Exception as err:  # missing, or failing in any other way while it is imported
+        raise BackendUnavailable(f"backend {name!r} is unavailable: {error_line(err)}") from err
     backend: type[Backend] = getattr(module, class_name)
     return backend

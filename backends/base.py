@@ -84,6 +84,15 @@ def _unshared(array: np.ndarray, given: Any) -> np.ndarray:
     return array.copy() if np.may_share_memory(array, given) else array
 
 
+def error_line(err: BaseException) -> str:
+    """An exception as one line: its type and the line of its message that says what happened (MXNet
+    puts a C++ traceback first and the reason last)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    reason = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
+    reason = reason.removeprefix(f"{type(err).__name__}:").strip()
+    return f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
+
+
 def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; received: {value!r}")

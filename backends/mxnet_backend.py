@@ -6,12 +6,14 @@ removed it and MXNet 1.9.1 still uses it): the one process-wide change this back
 
 from __future__ import annotations
 
+import atexit
 import math
+import sys
 from typing import Any
 
 import numpy as np
 
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params, error_line
 from .spec import Linear
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
@@ -20,9 +22,14 @@ if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarnin
 try:
     import mxnet as mx
     from mxnet import autograd, gluon, nd
-except (ImportError, AttributeError, OSError) as err:  # a numpy>=2 clash surfaces as AttributeError
+
+    nd.zeros(1).wait_to_read()  # MXNet starts its engine on first use: a bad MXNET_ENGINE_TYPE fails here
+except Exception as err:  # numpy>=2: AttributeError; a bad MXNET_* variable: MXNetError; a missing .so: OSError
+    _base = sys.modules.get("mxnet.base")
+    if _base is not None and hasattr(_base, "_notify_shutdown"):  # it would raise the same error again at exit
+        atexit.unregister(_base._notify_shutdown)
     raise ImportError(
-        f"the mxnet backend needs MXNet 1.9.1 on numpy<2 ({type(err).__name__}: {err}); "
+        f"the mxnet backend needs MXNet 1.9.1 on numpy<2 and valid MXNET_* settings ({error_line(err)}); "
         "install it with: pip install mxnet==1.9.1 'numpy<2'"
     ) from err
 

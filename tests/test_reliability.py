@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backend_compare import backends
 from backend_compare.backends import get_backend
 from tests.conftest import RunCli, load_backend
 
@@ -164,6 +165,41 @@ def test_broken_mxnet_is_skipped_with_the_reason(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "skipping backend 'mxnet'" in result.stderr and "AttributeError" in result.stderr
     assert "pip install mxnet==1.9.1" in result.stderr
+
+
+IMPORT_FAILURES = {  # what a framework has been seen to raise on import, and the shape of its message
+    "ImportError": "raise ImportError('libfoo.so: cannot open shared object file')",
+    "AttributeError": "raise AttributeError(\"module 'numpy' has no attribute 'bool'\")",
+    "OSError": "raise OSError(12, 'Cannot allocate memory')",
+    "RuntimeError": "raise RuntimeError('Cannot re-initialize CUDA in forked subprocess')",
+    "ValueError": "raise ValueError('invalid literal in MXNET_CPU_WORKER_NTHREADS')",
+    "MXNetError": "class MXNetError(Exception): pass\n"
+                  "raise MXNetError('Traceback (most recent call last):\\n  File engine.cc\\nMXNetError: Cannot find Engine Bogus')",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IMPORT_FAILURES))
+def test_a_framework_failing_on_import_in_any_way_is_skipped_or_refused(
+        cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    module = f"fake_framework_{kind.lower()}"
+    (tmp_path / f"{module}.py").write_text(IMPORT_FAILURES[kind] + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(backends._REGISTRY, "mxnet", (module, "Backend", module, "pip install fake"))
+    default = cli("--epochs", "1", "--format", "json", "--quiet")
+    assert default.code == 0, default.err
+    assert [row["backend"] for row in json.loads(default.out)["summary"]] == ["numpy", "torch"]
+    skipped = [line for line in default.err.splitlines() if "'mxnet'" in line]
+    assert len(skipped) == 1 and f"skipping backend 'mxnet': " in skipped[0] and kind in skipped[0], default.err
+    named = cli("--backends", "numpy,mxnet", "--epochs", "1", "--quiet")
+    assert named.code == 2 and named.out == ""
+    assert named.err.count("\n") == 1 and "backend 'mxnet' is unavailable" in named.err and kind in named.err
+    assert "Traceback" not in default.err + named.err
+
+
+def test_a_bad_mxnet_setting_is_refused_in_one_line() -> None:
+    bogus = compare_run("--backends", "mxnet", "--epochs", "1", env={**os.environ, "MXNET_ENGINE_TYPE": "Bogus"})
+    assert bogus.returncode == 2 and bogus.stdout == ""
+    assert bogus.stderr.count("\n") == 1 and "Cannot find Engine Bogus" in bogus.stderr, bogus.stderr
 
 
 def numbers_without_timing(stdout: str) -> dict:
