@@ -30,8 +30,16 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from .backends import (BACKENDS, LOSSES, OPTIMIZERS, Backend, BackendUnavailable, available_backends, error_line,
-                       install_hint)
+from .backends import (
+    BACKENDS,
+    LOSSES,
+    OPTIMIZERS,
+    Backend,
+    BackendUnavailable,
+    available_backends,
+    error_line,
+    install_hint,
+)
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train

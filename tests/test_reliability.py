@@ -189,7 +189,7 @@ def test_a_framework_failing_on_import_in_any_way_is_skipped_or_refused(
     assert default.code == 0, default.err
     assert [row["backend"] for row in json.loads(default.out)["summary"]] == ["numpy", "torch"]
     skipped = [line for line in default.err.splitlines() if "'mxnet'" in line]
-    assert len(skipped) == 1 and f"skipping backend 'mxnet': " in skipped[0] and kind in skipped[0], default.err
+    assert len(skipped) == 1 and "skipping backend 'mxnet': " in skipped[0] and kind in skipped[0], default.err
     named = cli("--backends", "numpy,mxnet", "--epochs", "1", "--quiet")
     assert named.code == 2 and named.out == ""
     assert named.err.count("\n") == 1 and "backend 'mxnet' is unavailable" in named.err and kind in named.err
