@@ -17,8 +17,8 @@ _REGISTRY = {
 BACKENDS = tuple(_REGISTRY)
 
 __all__ = [
-    "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear",
-    "ModelSpec", "available_backends", "error_line", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
+    "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear", "ModelSpec",
+    "available_backends", "error_line", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
 ]
 
 

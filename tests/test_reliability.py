@@ -174,7 +174,8 @@ IMPORT_FAILURES = {  # what a framework has been seen to raise on import, and th
     "RuntimeError": "raise RuntimeError('Cannot re-initialize CUDA in forked subprocess')",
     "ValueError": "raise ValueError('invalid literal in MXNET_CPU_WORKER_NTHREADS')",
     "MXNetError": "class MXNetError(Exception): pass\n"
-                  "raise MXNetError('Traceback (most recent call last):\\n  File engine.cc\\nMXNetError: Cannot find Engine Bogus')",
+                  "raise MXNetError('Traceback (most recent call last):\\n  File engine.cc\\n"
+                  "MXNetError: Cannot find Engine Bogus')",
 }
 
 
