@@ -43,7 +43,8 @@ from .backends import (
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
-from .comparison.saved import check_out, check_writable_file, figure_bytes, plot_format, save_run, write_atomic
+from .comparison.saved import (
+    OutputError, check_apart, check_out, check_writable_file, figure_bytes, plot_format, save_run, write_atomic)
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS
 from .tasks.mlp import FUNCTIONS
@@ -254,6 +255,11 @@ def prepare(argv: list[str]) -> Plan:
         raise UsageError("--task data needs --data FILE")
     task = get_task(args.task)
     check_options_apply(args, task)
+    if args.plot is not None:  # outputs first: a run that could not be saved is not started
+        plot_format(args.plot)
+        check_writable_file("--plot", args.plot)
+    check_apart({"--data": args.data} if args.data is not None else {}, args.plot, args.out)
+    out = check_out(args.out) if args.out is not None else None
     defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
     setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
              for key in ("lr", "epochs", "batch_size")}
@@ -276,10 +282,6 @@ def prepare(argv: list[str]) -> Plan:
             if args.backends is not None:
                 raise UsageError(str(err)) from err
             print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
-    if args.plot is not None:
-        plot_format(args.plot)
-        check_writable_file("--plot", args.plot)
-    out = check_out(args.out) if args.out is not None else None
     return Plan(args, seeds, problems, first, options, backends, out)
 
 
@@ -345,25 +347,41 @@ def execute(plan: Plan) -> int:
 
 
 def save_outputs(plan: Plan, report: dict[str, Any], written: list[str]) -> None:
-    """The plot file and the run folder, each whole or not at all; `written` lists those that are done."""
+    """The plot file and the run folder, each whole or not at all; `written` lists those that are done.
+    A plot that cannot be drawn does not stop the run folder: it is saved without plot.png, then the
+    drawing error is raised."""
     if not (plan.args.plot or plan.out):
         return
-    from .comparison.plot import loss_figure
-
-    figure = loss_figure(report) if report.get("curves") else None
-    if figure is None:
-        warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
-    rendered = {}  # format -> bytes: the run folder's PNG and a --plot PNG are drawn once
-    if figure is not None and plan.args.plot:
-        fmt = plot_format(plan.args.plot)
-        rendered[fmt] = figure_bytes(figure, fmt)
-        write_atomic(Path(plan.args.plot), rendered[fmt])
+    formats = [plot_format(plan.args.plot)] if plan.args.plot else []
+    rendered: dict[str, bytes] = {}  # format -> bytes: the run folder's PNG and a --plot PNG are drawn once
+    failure = None
+    try:
+        rendered = _drawn(report, formats + ["png"] * (plan.out is not None))
+    except OutputError as err:
+        failure = err
+    if formats and formats[0] in rendered:
+        write_atomic(Path(plan.args.plot), rendered[formats[0]])
         written.append(plan.args.plot)
     if plan.out is not None:
-        if figure is not None and "png" not in rendered:
-            rendered["png"] = figure_bytes(figure)
         save_run(plan.out, report, rendered.get("png"))
         written.append(str(plan.out))
+    if failure is not None:
+        raise failure
+
+
+def _drawn(report: dict[str, Any], formats: list[str]) -> dict[str, bytes]:
+    """The loss figure in each format; matplotlib failing in any way (a broken install, a back-end, a
+    font) is one line."""
+    if not report.get("curves"):
+        warnings.warn("no backend finished an epoch: there is no loss curve to plot", stacklevel=1)
+        return {}
+    try:
+        from .comparison.plot import loss_figure
+
+        figure = loss_figure(report)
+        return {fmt: figure_bytes(figure, fmt) for fmt in dict.fromkeys(formats)}
+    except Exception as err:
+        raise OutputError(f"the plot could not be drawn: {error_line(err)}") from err
 
 
 def _on_disk(written: list[str]) -> str:

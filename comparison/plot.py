@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+
+# The figure goes to a file through the object API, so no display back-end is used; matplotlib validates
+# MPLBACKEND when it is imported, and a missing or misspelt one must not stop the plot.
+_display_backend = os.environ.pop("MPLBACKEND", None)
+try:
+    from matplotlib.figure import Figure
+finally:
+    if _display_backend is not None:
+        os.environ["MPLBACKEND"] = _display_backend
 
 FLOOR = 1e-18  # an exact match (difference 0) is drawn here on the log scale
 

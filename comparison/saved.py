@@ -101,6 +101,21 @@ def check_writable_file(option: str, path: str) -> None:
     _prove_writable(folder, option, path)
 
 
+def check_apart(inputs: dict[str, str], plot: str | None, out: str | None) -> None:
+    """No output may replace an input of the same run: --plot is not an input file, and --out (a folder
+    replaced whole at the end) holds neither an input nor the --plot file."""
+    def real(path: str) -> Path:
+        return Path(os.path.realpath(path))
+
+    folder = real(out) if out is not None else None
+    for option, path in {**inputs, **({"--plot": plot} if plot is not None else {})}.items():
+        if option != "--plot" and plot is not None and real(path) == real(plot):
+            raise OutputError(f"--plot {plot!r} is the run's {option} file; give the plot another name")
+        if folder is not None and (real(path) == folder or folder in real(path).parents):
+            raise OutputError(f"--out {out!r} would replace {option} {path!r}, which lies inside it; "
+                              "give another folder")
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write under a temporary name in the same folder, then rename: a reader never sees half a file."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from backend_compare import backends
+from backend_compare import cli as compare
 from backend_compare.backends import get_backend
 from tests.conftest import RunCli, load_backend
 
@@ -267,6 +268,47 @@ def test_plot_when_every_backend_failed_is_a_warning_not_a_crash(monkeypatch: py
     code, report, err = run_in_process(cli, "--backends", "numpy", "--plot", str(tmp_path / "p.png"))
     assert code == 1 and report["summary"][0]["status"] == "failed: RuntimeError: simulated failure"
     assert "no loss curve to plot" in err and not (tmp_path / "p.png").exists()
+
+
+def test_a_plot_matplotlib_cannot_draw_leaves_the_run_folder_and_one_line(
+        monkeypatch: pytest.MonkeyPatch, cli: RunCli, tmp_path: Path) -> None:
+    def broken(figure: object, fmt: str = "png") -> bytes:
+        raise RuntimeError("Could not load font\nsecond line")
+
+    monkeypatch.setattr(compare, "figure_bytes", broken)
+    result = cli("--backends", "numpy", "--epochs", "2", "--plot", str(tmp_path / "p.svg"),
+                 "--out", str(tmp_path / "run"))
+    assert result.code == 1 and "Losses and timing" in result.out
+    assert result.err == (f"compare.py: error: the results could not be saved: the plot could not be drawn: "
+                          f"RuntimeError: Could not load font; written whole: {tmp_path / 'run'}; nothing else\n")
+    assert not (tmp_path / "p.svg").exists() and (tmp_path / "run" / "results.json").exists()
+    assert not (tmp_path / "run" / "loss_curves.png").exists()
+
+
+def test_a_display_back_end_that_does_not_exist_does_not_stop_the_plot(tmp_path: Path) -> None:
+    result = compare_run("--backends", "numpy", "--epochs", "2", "--plot", str(tmp_path / "p.png"),
+                         env={**os.environ, "MPLBACKEND": "nonsense"})
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "{d}/d.png", "--plot", "{d}/d.png"], "--plot '{d}/d.png' is the run's --data file"),
+    (["--data", "{d}/run/d.csv", "--out", "{d}/run"], "--out '{d}/run' would replace --data '{d}/run/d.csv'"),
+    (["--plot", "{d}/run/p.png", "--out", "{d}/run"], "--out '{d}/run' would replace --plot '{d}/run/p.png'"),
+    (["--data", "{d}/d.png", "--plot", "{d}/link.png"], "--plot '{d}/link.png' is the run's --data file"),
+])
+def test_an_output_that_would_replace_an_input_is_refused(cli: RunCli, tmp_path: Path, args: list[str],
+                                                          message: str) -> None:
+    rows = "a,b\n" + "".join(f"{i},{2 * i}\n" for i in range(10))
+    for path in (tmp_path / "d.png", tmp_path / "run" / "d.csv"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(rows)
+    (tmp_path / "link.png").symlink_to(tmp_path / "d.png")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    result = cli("--backends", "numpy", *[arg.format(d=tmp_path) for arg in args])
+    assert result.code == 2 and result.out == "" and message.format(d=tmp_path) in result.err, result.err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
 def test_a_terminal_that_cannot_encode_the_tables_gets_them_escaped() -> None:
