@@ -44,7 +44,15 @@ from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
 from .comparison.saved import (
-    OutputError, check_apart, check_out, check_writable_file, figure_bytes, plot_format, save_run, write_atomic)
+    OutputError,
+    check_apart,
+    check_out,
+    check_writable_file,
+    figure_bytes,
+    plot_format,
+    save_run,
+    write_atomic,
+)
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS
 from .tasks.mlp import FUNCTIONS
