@@ -41,6 +41,7 @@ from .backends import (
     install_hint,
 )
 from .backends.spec import ACTIVATIONS, DTYPES
+from .comparison import memory
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
 from .comparison.saved import (
@@ -54,7 +55,7 @@ from .comparison.saved import (
     write_atomic,
 )
 from .tasks import TASKS, Problem, Task, get_task
-from .tasks.base import MODELS
+from .tasks.base import MODELS, given_or_default, model_spec
 from .tasks.mlp import FUNCTIONS
 
 PROG = "backend-compare"  # how the program names itself; `python compare.py` sets "compare.py"
@@ -278,12 +279,14 @@ def prepare(argv: list[str]) -> Plan:
     def problems(seed: int) -> Problem:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
 
+    names = _select_backends(args.backends)
+    check_memory(args, task, task_kwargs, setup, names, len(seeds))
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                "weight_decay": args.weight_decay, "loss": args.loss,
                "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta}
     backends = []
-    for name in _select_backends(args.backends):
+    for name in names:
         try:
             backends += build_backends(first, [name], options)
         except BackendUnavailable as err:
@@ -291,6 +294,26 @@ def prepare(argv: list[str]) -> Plan:
                 raise UsageError(str(err)) from err
             print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
     return Plan(args, seeds, problems, first, options, backends, out)
+
+
+def check_memory(args: argparse.Namespace, task: Task, task_kwargs: dict[str, Any], setup: dict[str, Any],
+                 names: list[str], seeds: int) -> None:
+    """Refuse, before anything is built, a run whose estimated memory exceeds what the machine has free."""
+    rows, features = task.data_shape(**task_kwargs)
+    if not (isinstance(rows, int) and isinstance(features, int) and rows > 0 and features > 0):
+        return  # not sizes at all: the task refuses them in its own words
+    model = _model(args, task)
+    hidden = args.hidden or given_or_default(task.make_problem, {}, "hidden") if model == "mlp" else ()
+    activation = args.activation or "tanh"
+    parts = memory.estimate(
+        rows=rows, features=features, spec=model_spec(model, features, 1, hidden, activation), dtype=args.dtype,
+        epochs=setup["epochs"], batch_size=setup["batch_size"],
+        val_fraction=given_or_default(task.make_problem, {}, "val_fraction"), backends=names,
+        optimizer=args.optimizer, seeds=seeds, record=bool(args.curves or args.plot or args.out),
+        row_option="--data" if args.data else "--n-samples",
+        feature_option={"linreg": "--true-w", "mlp": "--inputs"}.get(task.name, "--data"),
+        from_file=args.data is not None)
+    memory.check_fits(parts, memory.available_bytes())
 
 
 def execute(plan: Plan) -> int:
@@ -401,8 +424,8 @@ def run_main(argv: list[str]) -> int:
         plan = prepare(argv)
     except (UsageError, ValueError) as err:
         return _usage(err)
-    except MemoryError as err:  # sizes too large to build the data, batch order or model at all
-        return _usage(UsageError(f"the run does not fit in this machine's memory ({err}); "
+    except MemoryError as err:  # what the estimate did not foresee: sizes too large to build at all
+        return _usage(UsageError(f"the run does not fit in this machine's memory ({err or 'MemoryError'}); "
                                  "use smaller --n-samples, --epochs, --hidden or --inputs"))
     if not plan.names:
         print(f"{PROG}: error: no backend could run", file=sys.stderr)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from .batches import EpochBatches, shuffled_epochs
 from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -77,6 +78,13 @@ def _as_dtype(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
     if array.dtype.itemsize > cast.dtype.itemsize:  # narrowed: a value may have overflowed to ±inf
         _check_finite(name, cast, dtype)
     return cast
+
+
+def _in_order(order: np.ndarray) -> bool:
+    """order == 0, 1, 2, …, checked in pieces: no second array the size of the order."""
+    step = 2**20
+    return all(np.array_equal(order[start : start + step], np.arange(start, min(start + step, order.size)))
+               for start in range(0, order.size, step))
 
 
 def _unshared(array: np.ndarray, given: Any) -> np.ndarray:
@@ -158,9 +166,8 @@ class Backend(ABC):
         self.load(X, y)
         rng = np.random.default_rng(_integer("seed", seed, minimum=0))
         history = [self.loss_history_]
-        for _ in range(epochs):
-            order = rng.permutation(self._n_train) if shuffle else np.arange(self._n_train)
-            history.append(self.train_epoch([order[i : i + batch_size] for i in range(0, len(order), batch_size)]))
+        for batches in shuffled_epochs(rng, self._n_train, batch_size, epochs, shuffle):
+            history.append(self.train_epoch(batches))
         self.loss_history_ = np.concatenate(history)
         return self
 
@@ -204,12 +211,17 @@ class Backend(ABC):
         self.loss_history_ = np.empty(0)
 
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
-                       shuffle: bool = True) -> list[list[np.ndarray]]:
-        """Per epoch, the row indices of each batch, as the framework's own data loader orders them."""
-        n_rows, batch_size = _integer("n_rows", n_rows), _integer("batch_size", batch_size)
-        epochs = _integer("epochs", epochs)
-        return [[np.asarray(batch, dtype=np.int64) for batch in epoch]
-                for epoch in self._native_batches(n_rows, min(batch_size, n_rows), epochs, seed, shuffle)]
+                       shuffle: bool = True) -> EpochBatches:
+        """Per epoch, the row indices of each batch, as the framework's own data loader orders them
+        (made one epoch at a time, when asked for)."""
+        n_rows, batch_size = _integer("n_rows", n_rows), min(_integer("batch_size", batch_size), n_rows)
+        epochs, seed = _integer("epochs", epochs), _integer("seed", seed, minimum=0)
+
+        def epochs_from_the_start() -> Iterator[list[np.ndarray]]:
+            for epoch in self._native_batches(n_rows, batch_size, epochs, seed, shuffle):
+                yield [np.asarray(batch, dtype=np.int64) for batch in epoch]
+
+        return EpochBatches(epochs_from_the_start, epochs, n_rows, batch_size)
 
     def load(self, X: np.ndarray, y: np.ndarray, *, copy: bool = True) -> None:
         """Convert the training set to framework arrays once; `step` and `train_epoch` index into it.
@@ -223,7 +235,6 @@ class Backend(ABC):
             X_checked, y_checked = _unshared(X_checked, X), _unshared(y_checked, y)
         X, y = X_checked, y_checked
         self._n_train = len(X)
-        self._identity = np.arange(self._n_train)
         self._rows_per_gather = max(1, GATHER_BYTES // ((X.shape[1] + y.shape[1]) * X.itemsize))
         self._load(X, y)
 
@@ -265,7 +276,7 @@ class Backend(ABC):
             bounds = list(zip([0, *ends[:-1]], ends, strict=True))
         if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
             raise ValueError("every batch must be a non-empty array of integer row indices")
-        if order.size == self._n_train and order[0] == 0 and np.array_equal(order, self._identity):
+        if order.size == self._n_train and order[0] == 0 and _in_order(order):
             return np.asarray(self._train(None, bounds), dtype=np.float64)  # rows as loaded: nothing to copy
         if order.min() < 0 or order.max() >= self._n_train:
             raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
@@ -322,8 +333,10 @@ class Backend(ABC):
         """A new optimiser: no momentum buffers, moments or step count carried over."""
 
     @abstractmethod
-    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> Any:
-        """Index batches per epoch from the framework's own loader."""
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[Sequence[Any]]:
+        """Index batches per epoch from the framework's own loader, one epoch at a time, from the
+        start each time it is called."""
 
     @abstractmethod
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import math
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -99,15 +100,22 @@ class MxnetBackend(Backend):
                                       {"learning_rate": self.lr, "wd": self.weight_decay, **options},
                                       kvstore=None)  # one CPU: no key-value store to synchronise
 
-    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[list[np.ndarray]]:
         loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(n_rows)), batch_size=batch_size,
                                        shuffle=shuffle)
-        saved = np.random.get_state()  # Gluon's RandomSampler shuffles with NumPy's global RNG
-        np.random.seed(seed)
-        try:
-            return [[batch.asnumpy() for batch in loader] for _ in range(epochs)]
-        finally:
-            np.random.set_state(saved)
+        # Gluon's RandomSampler shuffles with NumPy's global RNG: seed it for each epoch's draw, carry its
+        # state from epoch to epoch, and give the caller's global state back in between.
+        ours = np.random.RandomState(seed).get_state()
+        for _ in range(epochs):
+            saved = np.random.get_state()
+            np.random.set_state(ours)
+            try:
+                epoch = [batch.asnumpy() for batch in loader]
+                ours = np.random.get_state()
+            finally:
+                np.random.set_state(saved)
+            yield epoch
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)

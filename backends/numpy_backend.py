@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .batches import shuffled_epochs
 from .spec import Linear
 
 # Activations with their derivatives written in terms of the layer's input `a` and output `z`.
@@ -48,10 +49,9 @@ class NumpyBackend(Backend):
         self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
         self._steps_taken = 0
 
-    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
-        rng = np.random.default_rng(seed)
-        orders = (rng.permutation(n_rows) if shuffle else np.arange(n_rows) for _ in range(epochs))
-        return [np.array_split(order, range(batch_size, n_rows, batch_size)) for order in orders]
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[list[np.ndarray]]:
+        return iter(shuffled_epochs(np.random.default_rng(seed), n_rows, batch_size, epochs, shuffle))
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = X, y

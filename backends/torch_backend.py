@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -70,10 +70,12 @@ class TorchBackend(Backend):
                 self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
 
-    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int, shuffle: bool) -> list:
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[list[np.ndarray]]:
         rows = TensorDataset(torch.arange(n_rows))
         loader = DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(seed))
-        return [[indices.numpy() for (indices,) in loader] for _ in range(epochs)]
+        for _ in range(epochs):
+            yield [indices.numpy() for (indices,) in loader]
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..backends import Backend, Linear, get_backend
+from ..backends.batches import EpochBatches
 from ..tasks import Problem
 from . import reference
 
@@ -102,7 +103,7 @@ def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 
 
 def _train(backend: Backend, problem: Problem, init: str, seed: int, record: bool,
            on_epoch: Callable[[], object] | None) -> BackendResult:
-    epoch_batches: Sequence[list[np.ndarray]]
+    epoch_batches: EpochBatches
     if init == "shared":
         backend.set_params(problem.initial_params)
         epoch_batches, described = problem.epoch_batches, "shared"
@@ -119,7 +120,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     first = epoch_batches[0][0][:1024]  # enough rows to set the framework up; not a copy of a full batch
     backend.loss_and_grads(problem.X_train[first], problem.y_train[first])  # warm-up: no update
 
-    total_steps = sum(len(batches) for batches in epoch_batches)
+    total_steps = len(epoch_batches) * epoch_batches.steps_per_epoch
     snapshot_at = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
     evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record else set()
     curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any
 
 import numpy as np
 
+from ..backends.batches import EpochBatches, shuffled_epochs
 from ..backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
 
 Params = dict[str, np.ndarray]
-
-
-class EpochBatches(Sequence[list[np.ndarray]]):
-    """Each epoch's minibatches as views into one (epochs, n_train) array of row orders."""
-
-    def __init__(self, orders: np.ndarray, batch_size: int) -> None:
-        self.orders, self.batch_size = orders, batch_size
-
-    def __len__(self) -> int:
-        return len(self.orders)
-
-    @overload
-    def __getitem__(self, epoch: int) -> list[np.ndarray]: ...
-
-    @overload
-    def __getitem__(self, epoch: slice) -> list[list[np.ndarray]]: ...
-
-    def __getitem__(self, epoch: int | slice) -> list[np.ndarray] | list[list[np.ndarray]]:
-        if isinstance(epoch, slice):
-            return [self[i] for i in range(*epoch.indices(len(self)))]
-        order = self.orders[epoch]
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
 
 
 @dataclass
@@ -63,6 +43,14 @@ class Task:
     make_problem: Callable[..., Problem]
     defaults: dict[str, dict[str, Any]]  # per model ("linear", "mlp"): lr, epochs, batch_size (None: full)
     default_model: str
+    # (rows, input features) for make_problem's keyword arguments, without making anything: for the
+    # memory check that comes before the data
+    data_shape: Callable[..., tuple[int, int]]
+
+
+def given_or_default(make_problem: Callable[..., Problem], given: dict[str, Any], key: str) -> Any:
+    """`key` as make_problem would see it: given, or its default."""
+    return given[key] if key in given else inspect.signature(make_problem).parameters[key].default
 
 
 MODELS = ("linear", "mlp")
@@ -105,7 +93,7 @@ def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int,
     return X[train], y[train], X[val], y[val]
 
 
-DRAW_ROWS_BYTES = 32 * 2**20  # float64 rows drawn at once before storing them in the data's dtype
+DRAW_ROWS_BYTES = 2**20  # float64 values drawn at once before storing them in the data's dtype
 
 
 def check_dtype(dtype: str) -> str:
@@ -153,17 +141,6 @@ def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
     return min(batch_size, n_train)
 
 
-def batch_order(
-    rng: np.random.Generator, n_train: int, batch_size: int, epochs: int, shuffle: bool = True
-) -> EpochBatches:
-    """Per epoch, the row indices of each minibatch; the last batch of an epoch may be smaller."""
-    dtype = np.int32 if n_train < 2**31 else np.int64
-    orders = np.empty((epochs, n_train), dtype=dtype)
-    for epoch in range(epochs):
-        orders[epoch] = rng.permutation(n_train) if shuffle else np.arange(n_train)
-    return EpochBatches(orders, batch_size)
-
-
 def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str) -> ModelSpec:
     """`linear`: one Linear layer; `mlp`: Linear–activation–…–Linear with the hidden sizes."""
     if check_model(model) == "linear":
@@ -198,7 +175,7 @@ def assemble(
     return Problem(
         task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
         initial_params=initial_params,
-        epoch_batches=batch_order(rng, len(X_train), batch_size, epochs, shuffle),
+        epoch_batches=shuffled_epochs(rng, len(X_train), batch_size, epochs, shuffle),
         truth=truth, X_grid=X_grid, f_grid=f_grid, shuffle=shuffle,
         settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction},
     )

@@ -48,4 +48,5 @@ TASK = Task(
     defaults={"linear": {"lr": 1e-2, "epochs": 3000, "batch_size": None},
               "mlp": {"lr": 1e-3, "epochs": 5000, "batch_size": None}},
     default_model="linear",
+    data_shape=lambda **given: (len(T_U), 1),
 )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
-from .datafile import load_xy
+from .datafile import data_shape, load_xy
 
 
 def make_problem(
@@ -43,4 +43,5 @@ TASK = Task(
     defaults={"linear": {"lr": 0.01, "epochs": 100, "batch_size": 32},
               "mlp": {"lr": 0.01, "epochs": 100, "batch_size": 32}},
     default_model="linear",
+    data_shape=lambda *, data, **given: data_shape(data),
 )

@@ -8,11 +8,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 
 from ..backends.spec import Linear, make_spec
-from .base import DRAW_ROWS_BYTES, Problem, Task, assemble, check_dtype, check_range, check_split, normal_init
+from .base import (
+    DRAW_ROWS_BYTES,
+    Problem,
+    Task,
+    assemble,
+    check_dtype,
+    check_range,
+    check_split,
+    given_or_default,
+    normal_init,
+)
 
 
 def make_problem(
@@ -40,16 +51,19 @@ def make_problem(
 
     rng = np.random.default_rng(seed)  # the one generator: data, init, batch order
     X = np.empty((n_samples, w.size), dtype=dtype)  # (n, in)
-    clean = np.empty(n_samples)  # X·w + b in float64
+    labels = np.empty(n_samples)  # X·w + b + noise in float64, rounded to dtype once at the end
     rows = max(1, DRAW_ROWS_BYTES // (8 * w.size))
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by check_range, naming its cause
-        for start in range(0, n_samples, rows):  # chunks: the float64 draw never exists whole
+        for start in range(0, n_samples, rows):  # chunks: no float64 draw exists whole
             chunk = rng.normal(size=(min(rows, n_samples - start), w.size))
             X[start : start + len(chunk)] = chunk
-            clean[start : start + len(chunk)] = chunk @ w + true_b
-        labels = clean + rng.normal(0.0, noise, size=n_samples)
+            labels[start : start + len(chunk)] = chunk @ w + true_b
+        for start in range(0, n_samples, rows * w.size):  # the same stream as one draw of n_samples
+            stop = min(start + rows * w.size, n_samples)
+            labels[start:stop] += rng.normal(0.0, noise, size=stop - start)
     check_range("labels made by true_w, true_b and noise", labels, dtype)
     y = labels.astype(dtype)[:, None]  # (n, 1)
+    del labels
     return assemble(
         "linreg", rng, X, y,
         spec=make_spec([Linear(w.size, 1)]),
@@ -61,10 +75,15 @@ def make_problem(
     )
 
 
+def data_shape(**given: Any) -> tuple[int, int]:
+    return given_or_default(make_problem, given, "n_samples"), len(given_or_default(make_problem, given, "true_w"))
+
+
 TASK = Task(
     name="linreg",
     description="linear regression with known true_w, true_b (d2l §3.3, Gluon)",
     make_problem=make_problem,
     defaults={"linear": {"lr": 0.03, "epochs": 3, "batch_size": 10}},
     default_model="linear",
+    data_shape=data_shape,
 )

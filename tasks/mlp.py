@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
+from .base import Problem, Task, assemble, check_dtype, check_range, given_or_default, model_spec, uniform_init
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -66,10 +67,15 @@ def make_problem(
     )
 
 
+def data_shape(**given: Any) -> tuple[int, int]:
+    return given_or_default(make_problem, given, "n_samples"), given_or_default(make_problem, given, "inputs")
+
+
 TASK = Task(
     name="mlp",
     description="MLP fit of sin(Σx) or a teacher network; error measured on a held-out grid",
     make_problem=make_problem,
     defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
     default_model="mlp",
+    data_shape=data_shape,
 )

@@ -191,9 +191,12 @@ def test_main_runs_from_a_thread_other_than_the_main_one(capsys: pytest.CaptureF
     assert codes == [0] and "Losses and timing" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--epochs", "100000000000"], ["--n-samples", "10000000000"],
-                                  ["--task", "mlp", "--hidden", "1000000,1000000"]])
-def test_sizes_beyond_the_machine_are_one_line(cli: RunCli, args: list[str]) -> None:
-    result = cli("--backends", "numpy", *args)
+@pytest.mark.parametrize("args,option", [
+    (["--epochs", "100000000000"], "--epochs"), (["--n-samples", "10000000000"], "--n-samples"),
+    (["--task", "mlp", "--hidden", "1000000,1000000"], "--hidden"), (["--task", "mlp", "--inputs", "10000000000"],
+                                                                     "--inputs"),
+    (["--true-w=" + ",".join(["1"] * 100000), "--n-samples", "1000000"], "--n-samples × --true-w")])
+def test_sizes_beyond_the_machine_are_one_line_naming_the_option(cli: RunCli, args: list[str], option: str) -> None:
+    result = cli("--backends", "numpy", *args)  # returning at all shows nothing of that size was built
     assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
-    assert "does not fit in this machine's memory" in result.err
+    assert "does not fit in this machine's memory" in result.err and result.err.strip().endswith(f"set by {option}")

@@ -1,0 +1,104 @@
+"""The memory a run needs, estimated from its settings before anything is built, and what the machine
+has free. The estimate is an upper bound by design: benchmarks/run.py prints it beside measured peaks."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..backends.base import GATHER_BYTES
+from ..backends.spec import Linear, ModelSpec, param_shapes
+from .run import MAX_CHECKPOINTS
+
+# Resident memory that importing each framework adds, measured here (benchmarks/run.py prints it).
+IMPORT_BYTES = {"numpy": 0, "torch": 300 * 2**20, "mxnet": 150 * 2**20}
+WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
+OPTIMIZER_STATE = {"sgd": 1, "momentum": 1, "adam": 2}  # per-parameter buffers (sgd: one, if momentum is set)
+EPOCH_OVERHEAD = 128  # bytes per epoch and backend beyond its step losses: one array object in a list
+
+
+class DoesNotFit(ValueError):
+    """The run's estimated memory exceeds what the machine has free: a usage error, before any work."""
+
+
+@dataclass(frozen=True)
+class Part:
+    what: str
+    option: str  # the setting that makes this part large
+    bytes: int
+
+
+def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: int, batch_size: int | None,
+             val_fraction: float, backends: list[str], optimizer: str, seeds: int, record: bool,
+             row_option: str, feature_option: str, from_file: bool) -> list[Part]:
+    """Each part of the run's peak memory in bytes, with the option that sets its size."""
+    item = np.dtype(dtype).itemsize
+    cells = rows * (features + 1)
+    n_train = max(1, rows - round(rows * val_fraction))
+    batch = min(batch_size or n_train, n_train)
+    data_option = (row_option if rows >= 100 * features else feature_option if features >= 100 * rows
+                   else f"{row_option} × {feature_option}")
+    # Made or read in float64 beside the run's dtype; a file also passes through pyarrow's columns.
+    data = cells * (item + (24 if from_file else 16))
+    copies = len(backends) * n_train * (features + 1) * item  # each framework's own copy, at most
+    sizes = [math.prod(shape) for shape in param_shapes(spec).values()]
+    n_params = sum(sizes)
+    per_backend = n_params * (item * (3 + OPTIMIZER_STATE[optimizer]) + 8)  # params, grads, update, state; init
+    snapshots = MAX_CHECKPOINTS * n_params * item * len(backends) if record else 0
+    widths = [layer.out_features for layer in spec if isinstance(layer, Linear)]
+    evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
+    # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.
+    activations = evaluated * sum(widths) * item * 5
+    steps = epochs * math.ceil(n_train / batch)
+    history = len(backends) * seeds * (steps * 8 + epochs * EPOCH_OVERHEAD)
+    linear = len(spec) == 1
+    parts = [
+        Part("the data", data_option, data + copies),
+        Part("the batch order", row_option, n_train * 8 * 2),
+        Part("the parameters and optimiser state", "--hidden" if not linear else feature_option,
+             len(backends) * per_backend + snapshots),
+        Part("the layer activations", "--hidden" if not linear else data_option, activations),
+        Part("the loss of every step", "--epochs", history),
+        Part("the exact optimum", data_option, 3 * cells * 8 if linear else 0),
+        Part("the frameworks", "--backends", sum(IMPORT_BYTES.get(name, 0) for name in backends) + WORKING_BYTES
+             + GATHER_BYTES * 2),
+    ]
+    return parts
+
+
+def available_bytes() -> int:
+    """Memory this process may still use: what the machine has free, within any cgroup limit."""
+    import psutil
+
+    free = int(psutil.virtual_memory().available)
+    for limit_file, usage_file in (("memory.max", "memory.current"),
+                                   ("memory/memory.limit_in_bytes", "memory/memory.usage_in_bytes")):
+        try:
+            limit = int(Path("/sys/fs/cgroup", limit_file).read_text().strip())
+            usage = int(Path("/sys/fs/cgroup", usage_file).read_text().strip())
+        except (OSError, ValueError):  # no such cgroup file, or "max": no limit there
+            continue
+        if limit < 2**60:
+            free = min(free, limit - usage)
+    return free
+
+
+def readable(size: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if size < 1024 or unit == "PB":
+            return f"{size:.3g} {unit}" if unit != "bytes" else f"{int(size)} bytes"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_fits(parts: list[Part], free: int) -> None:
+    """Refuse a run that needs more than `free`, naming the option behind its largest part."""
+    total = sum(part.bytes for part in parts)
+    if total > free:
+        largest = max(parts, key=lambda part: part.bytes)
+        raise DoesNotFit(f"the run does not fit in this machine's memory: it needs about {readable(total)} and "
+                         f"{readable(free)} is free; most of it is {largest.what} ({readable(largest.bytes)}), "
+                         f"set by {largest.option}")
