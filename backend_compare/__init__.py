@@ -3,29 +3,42 @@
 Research code imports from here; the frameworks load only when a backend is asked for:
 
     from backend_compare import get_backend, mlp_spec
+
+The names below load on first use, so `import backend_compare` (and the program's start, which
+installs its signal handlers before anything else) costs next to nothing.
 """
 
 from __future__ import annotations
 
-from .backends import (
-    BACKENDS,
-    LOSSES,
-    OPTIMIZERS,
-    Activation,
-    Backend,
-    BackendUnavailable,
-    Linear,
-    ModelSpec,
-    available_backends,
-    get_backend,
-    install_hint,
-    make_spec,
-    mlp_spec,
-    param_shapes,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backends import (
+        BACKENDS,
+        LOSSES,
+        OPTIMIZERS,
+        Activation,
+        Backend,
+        BackendUnavailable,
+        Linear,
+        ModelSpec,
+        available_backends,
+        get_backend,
+        install_hint,
+        make_spec,
+        mlp_spec,
+        param_shapes,
+    )
 
 __version__ = "0.2.0"
 __all__ = [
     "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear", "ModelSpec",
     "__version__", "available_backends", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module(".backends", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

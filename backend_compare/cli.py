@@ -54,6 +54,7 @@ from .comparison.saved import (
     save_run,
     write_atomic,
 )
+from .entry import Terminated, how_stopped, raise_terminated
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS, given_or_default, model_spec
 from .tasks.mlp import FUNCTIONS
@@ -104,19 +105,6 @@ def check_options_apply(args: argparse.Namespace, task: Task) -> None:
 
 class UsageError(Exception):
     """A user's mistake: one line on stderr, exit code 2."""
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is, so it stops as cleanly as on Ctrl-C (exit 143)."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def _how_stopped(stop: BaseException) -> tuple[str, int]:
-    """What stopped the program, in words, and its exit code."""
-    return ("terminated", 143) if isinstance(stop, Terminated) else ("interrupted", 130)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -338,7 +326,7 @@ def execute(plan: Plan) -> int:
                     results.append(train(backend, problem, init=args.init, seed=seed, record=record,
                                          on_epoch=progress.update))
                 except (KeyboardInterrupt, Terminated) as stop:
-                    stopped_by = _how_stopped(stop)
+                    stopped_by = how_stopped(stop)
                     results.append(stopped_result(backend.name, stopped_by[0]))
                     break
                 except Exception as err:  # a framework failing mid-run: its row says why, the others go on
@@ -362,7 +350,7 @@ def execute(plan: Plan) -> int:
     try:
         save_outputs(plan, report, written)
     except (KeyboardInterrupt, Terminated) as stop:  # the tables are out; say exactly what is on disk
-        how, code = _how_stopped(stop)
+        how, code = how_stopped(stop)
         print(f"{PROG}: {how} while saving; {_on_disk(written)}", file=sys.stderr)
         return code
     except (OSError, ValueError) as err:  # disk full, a folder in the way: the tables are out already
@@ -497,11 +485,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
     # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.
     on_main_thread = threading.current_thread() is threading.main_thread()
-    previous_term = signal.signal(signal.SIGTERM, _raise_terminated) if on_main_thread else None
+    previous_term = signal.signal(signal.SIGTERM, raise_terminated) if on_main_thread else None
     try:
         return command(argv[1:]) if command else run_main(argv)
     except (KeyboardInterrupt, Terminated) as stop:  # training and saving handle their own: imports, checks
-        how, code = _how_stopped(stop)
+        how, code = how_stopped(stop)
         print(f"{PROG}: {how}; no file was written", file=sys.stderr)
         return code
     except BrokenPipeError:  # the reader left (`| head`): not an error of ours, and nothing more to say

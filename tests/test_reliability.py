@@ -198,12 +198,6 @@ def test_a_framework_failing_on_import_in_any_way_is_skipped_or_refused(
     assert "Traceback" not in default.err + named.err
 
 
-def test_a_bad_mxnet_setting_is_refused_in_one_line() -> None:
-    bogus = compare_run("--backends", "mxnet", "--epochs", "1", env={**os.environ, "MXNET_ENGINE_TYPE": "Bogus"})
-    assert bogus.returncode == 2 and bogus.stdout == ""
-    assert bogus.stderr.count("\n") == 1 and "Cannot find Engine Bogus" in bogus.stderr, bogus.stderr
-
-
 def numbers_without_timing(stdout: str) -> dict:
     report = json.loads(stdout)
     for rows in report.values():
@@ -244,7 +238,7 @@ def test_a_signal_mid_training_prints_what_finished_writes_nothing(tmp_path: Pat
     out, marker = tmp_path / "run", tmp_path / "training"
     process = subprocess.Popen(
         [sys.executable, "-c", SECOND_BACKEND_STARTED, str(marker), "--task", "celsius", "--backends", "numpy,torch",
-         "--epochs", "200000", "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
+         "--epochs", "20000", "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
