@@ -6,6 +6,7 @@ place. A folder that holds anything but a previous run of this tool is never wri
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -18,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backends.spec import DTYPES
-from .report import FORMAT_MARKER, KEYS, render, shown_tables
+from .report import KEYS, render, shown_tables
 
 RESULTS = "results.json"
+SCHEMA = "results.schema.json"  # beside this file: the format of RESULTS, for show, diff and anyone's tools
 PLOT = "loss_curves.png"
 RUN_FILES = {RESULTS, "report.md", PLOT, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
 MAX_RESULTS_BYTES = 256 * 2**20
@@ -203,38 +204,30 @@ def load_run(path: str) -> dict[str, Any]:
         raise ValueError(f"{path!r} is not a saved run: it has no {RESULTS}") from None
     except OSError as err:
         raise ValueError(f"{str(results)!r} cannot be read: {err.strerror or err}") from None
-    problems = _schema_problems(report)
-    if problems:
-        raise ValueError(f"{str(results)!r} is not a backend-compare results file: {problems[0]}")
+    problem = _schema_problem(report)
+    if problem:
+        raise ValueError(f"{str(results)!r} is not a backend-compare results file: {problem}")
     return report
 
 
-def _schema_problems(report: dict[str, Any]) -> list[str]:
-    """What keeps `report` from being a run this tool can show and diff (empty when nothing)."""
-    expected: dict[str, type | tuple[type, ...]] = {"task": str, "settings": dict, "options": dict, "seeds": list,
-                                                    "versions": dict, "machine": str, "summary": list}
-    problems = [f"{key!r} is missing" if key not in report else f"{key!r} is not a {kind}"
-                for key, kind in expected.items() if not isinstance(report.get(key), kind)]
-    if problems:
-        return problems
-    if report.get("format") not in (None, FORMAT_MARKER):
-        return [f"'format' is {report.get('format')!r}"]
-    if report["options"].get("dtype") not in DTYPES:
-        return [f"options.dtype is {report['options'].get('dtype')!r}, not one of {', '.join(DTYPES)}"]
-    problems = [f"options.{key} is not text" for key in ("optimizer", "loss", "init")
-                if not isinstance(report["options"].get(key), str)]
-    problems += [f"{key!r} is not a list of rows" for key in [*shown_tables(report), "summary"]
-                 if not isinstance(report.get(key), list) or not all(isinstance(row, dict) for row in report[key])]
-    if problems:
-        return problems
-    for row in report["summary"]:
-        if not isinstance(row.get("backend"), str) or not isinstance(row.get("status"), str):
-            return ["a summary row has no backend or status"]
-        problems += [f"summary {metric} of {row['backend']!r} is not a number"
-                     for metric in (*GATED, *INFORMATIONAL, "param_scale", "step_loss_scale")
-                     if row.get(metric) is not None and (isinstance(row[metric], bool)
-                                                         or not isinstance(row[metric], (int, float)))]
-    return problems
+@functools.cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent / SCHEMA).read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _schema_problem(report: Any) -> str | None:
+    """What keeps `report` from being a run this tool can show and diff, in one line (None when nothing),
+    checked against results.schema.json: the one description of the format."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(report))
+    if error is None:
+        return None
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+    return f"{where.lstrip('.') or 'the top level'}: {error.message[:200]}"
 
 
 def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -8,10 +8,15 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from backend_compare import cli as compare
 from backend_compare.comparison import saved
+from backend_compare.comparison.report import FORMATS
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,3 +182,59 @@ def test_ctrl_c_while_saving_says_exactly_what_is_on_disk(cli: RunCli, tmp_path:
     assert result.code == 130 and "Losses and timing" in result.out
     assert result.err.strip() == f"compare.py: interrupted while saving; written whole: {plot}; nothing else"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+# ---- generated edits of a real results.json: show and diff answer in one line or work, never crash ----
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                       max_size=3), max_leaves=6)
+EDIT_CASES = 200
+
+
+def edited(report: Any, draw: st.DrawFn) -> Any:
+    """`report` with one random edit somewhere inside: a key removed, or a value replaced."""
+    if not isinstance(report, (dict, list)) or not report or draw(st.integers(0, 3)) == 0:
+        return draw(JSON_VALUES)
+    keys = list(report) if isinstance(report, dict) else list(range(len(report)))
+    key = draw(st.sampled_from(keys))
+    copy = dict(report) if isinstance(report, dict) else list(report)
+    if isinstance(copy, dict) and draw(st.booleans()) and draw(st.booleans()):
+        del copy[key]
+    else:
+        copy[key] = edited(report[key], draw)  # type: ignore[index]
+    return copy
+
+
+@pytest.fixture(scope="module")
+def saved_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder = tmp_path_factory.mktemp("saved")
+    runs = {}
+    for name, args in {"linreg": ["--seeds", "2", "--curves", "--relative"], "mlp": ["--task", "mlp"]}.items():
+        compare.main(["--backends", "numpy,torch", "--epochs", "2", *args, "--out", str(folder / name), "--quiet"])
+        runs[name] = json.loads((folder / name / "results.json").read_text())
+    return runs
+
+
+@settings(max_examples=EDIT_CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), which=st.sampled_from(["linreg", "mlp"]), fmt=st.sampled_from(FORMATS))
+def test_generated_edits_of_results_json_never_crash_show_or_diff(
+        saved_runs: dict[str, Any], tmp_path: Path, data: st.DataObject, which: str, fmt: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    original = saved_runs[which]
+    for _ in range(data.draw(st.integers(1, 3))):
+        original = edited(original, data.draw)
+    run = tmp_path / f"edited-{which}-{fmt}"
+    run.mkdir(exist_ok=True)
+    (run / "results.json").write_text(json.dumps(original))
+    clean = tmp_path / f"clean-{which}"
+    clean.mkdir(exist_ok=True)
+    (clean / "results.json").write_text(json.dumps(saved_runs[which]))
+    for args in (["show", str(run), "--format", fmt], ["diff", str(clean), str(run), "--force"],
+                 ["diff", str(run), str(clean)]):
+        capsys.readouterr()
+        code = compare.main(args, prog="compare.py")
+        err = capsys.readouterr().err
+        assert code in (0, 1, 2), (args, err)
+        if code == 2:
+            assert err.count("\n") == 1 and err.startswith("compare.py: error: "), err
