@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import io
+import math
 import os
 import signal
 import sys
@@ -42,8 +43,9 @@ from .backends import (
 )
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison import memory
+from .comparison.executors import EXECUTORS, Worker, WorkerFailed, run_in_workers, run_inline
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
-from .comparison.run import INIT_MODES, OK, build_backends, reference_result, stopped_result, train
+from .comparison.run import INIT_MODES, OK, BackendResult, build_backends, reference_result
 from .comparison.saved import (
     OutputError,
     check_apart,
@@ -88,6 +90,7 @@ OPTION_RULES: dict[str, Rule] = {
                lambda a, t: "trains a linear model"),
     "activation": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
                    lambda a, t: "trains a linear model"),
+    "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "relative": (lambda a, t: _model(a, t) == "linear", "to a linear model (it compares with the exact optimum)",
                  lambda a, t: "trains an MLP"),
     **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
@@ -144,6 +147,16 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0; received: {text!r}")
+    return value
+
+
 def _backend_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
@@ -176,6 +189,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", choices=INIT_MODES, default="shared",
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")
+    running = parser.add_argument_group("where it runs")
+    running.add_argument("--executor", choices=EXECUTORS, default="process",
+                         help="process: each backend in a worker process of its own (default); inline: all in "
+                              "this process")
+    running.add_argument("--jobs", type=_count, default=os.cpu_count() or 1,
+                         help="workers running at once (default: the number of cores)")
+    running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                         help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")
     report.add_argument("--format", choices=FORMATS, default="table")
     report.add_argument("--curves", action="store_true", help="also print train and validation loss per epoch")
@@ -233,12 +254,13 @@ class Plan:
     problems: Callable[[int], Problem]
     first: Problem
     options: dict[str, Any]
-    backends: list[Backend]  # built for the first seed while checking the options
+    backends: list[Backend]  # inline: built for the first seed while checking the options
+    workers: list[Worker]  # process: started, their framework imported
     out: Path | None
 
     @property
     def names(self) -> list[str]:
-        return [backend.name for backend in self.backends]
+        return [backend.name for backend in self.backends] + [worker.backend for worker in self.workers]
 
 
 def prepare(argv: list[str]) -> Plan:
@@ -273,15 +295,44 @@ def prepare(argv: list[str]) -> Plan:
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                "weight_decay": args.weight_decay, "loss": args.loss,
                "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta}
-    backends = []
-    for name in names:
-        try:
-            backends += build_backends(first, [name], options)
-        except BackendUnavailable as err:
-            if args.backends is not None:
-                raise UsageError(str(err)) from err
-            print(f"{PROG}: skipping backend {name!r}: {err}", file=sys.stderr)
-    return Plan(args, seeds, problems, first, options, backends, out)
+    backends: list[Backend] = []
+    workers: list[Worker] = []
+    if args.executor == "inline":
+        for name in names:
+            try:
+                backends += build_backends(first, [name], options)
+            except BackendUnavailable as err:
+                _unavailable(args, name, str(err))
+    else:
+        build_backends(first, ["numpy"], options)  # the options' checks, without importing a framework here
+        workers = _start_workers(args, names)
+    return Plan(args, seeds, problems, first, options, backends, workers, out)
+
+
+def _unavailable(args: argparse.Namespace, name: str, reason: str) -> None:
+    """A backend that cannot run: exit 2 when it was asked for, a note when it was only installed."""
+    if args.backends is not None:
+        raise UsageError(reason)
+    print(f"{PROG}: skipping backend {name!r}: {reason}", file=sys.stderr)
+
+
+def _start_workers(args: argparse.Namespace, names: list[str]) -> list[Worker]:
+    """One worker per backend, all starting at once; those that cannot load their backend are left out."""
+    started = [Worker(name, sys.executable) for name in names]
+    ready = []
+    try:
+        for worker in started:
+            try:
+                worker.start()
+                ready.append(worker)
+            except WorkerFailed as err:
+                worker.kill()
+                _unavailable(args, worker.backend, str(err))
+    except BaseException:  # a usage error or a signal: no worker outlives the program
+        for worker in started:
+            worker.kill()
+        raise
+    return ready
 
 
 def check_memory(args: argparse.Namespace, task: Task, task_kwargs: dict[str, Any], setup: dict[str, Any],
@@ -311,33 +362,38 @@ def execute(plan: Plan) -> int:
     args = plan.args
     record = bool(args.curves or args.plot or args.out)
     per_seed, seeds_run = [], []
-    stopped_by: tuple[str, int] | None = None  # (how, exit code) when a signal ended training
     optimum: str | None = None  # the reference row's name, when the model has an exact optimum
     progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
                     file=sys.stderr, delay=2, leave=False, disable=True if args.quiet else None)  # None: tty only
+
+    def finish_seed(seed: int, problem: Problem, results: list[BackendResult]) -> None:
+        nonlocal optimum
+        reference = reference_result(problem, plan.options)
+        optimum = reference.backend if reference else None
+        per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative, args.init))
+        seeds_run.append(seed)
+
+    def describe(stop: BaseException) -> str:
+        return how_stopped(stop)[0]
+
     with progress:
-        for seed in plan.seeds:
-            first = seed == plan.seeds[0]
-            problem = plan.first if first else plan.problems(seed)
-            results = []
-            for backend in plan.backends if first else build_backends(problem, plan.names, plan.options):
-                progress.set_description(f"seed {seed} {backend.name}")
-                try:
-                    results.append(train(backend, problem, init=args.init, seed=seed, record=record,
-                                         on_epoch=progress.update))
-                except (KeyboardInterrupt, Terminated) as stop:
-                    stopped_by = how_stopped(stop)
-                    results.append(stopped_result(backend.name, stopped_by[0]))
-                    break
-                except Exception as err:  # a framework failing mid-run: its row says why, the others go on
-                    results.append(stopped_result(backend.name, f"failed: {error_line(err)}"))
-            reference = reference_result(problem, plan.options)
-            optimum = reference.backend if reference else None
-            per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative,
-                                        args.init))
-            seeds_run.append(seed)
-            if stopped_by:
-                break
+        if plan.workers:
+            try:
+                stop = run_in_workers(plan.workers, plan.problems, plan.seeds, job={
+                    "options": plan.options, "init": args.init, "record": record}, jobs=args.jobs,
+                    timeout=args.timeout, on_progress=progress.update, describe=describe, finish_seed=finish_seed)
+            finally:
+                for worker in plan.workers:
+                    worker.close()
+        else:
+            stop = run_inline(
+                lambda seed, problem: plan.backends if seed == plan.seeds[0] else build_backends(
+                    problem, plan.names, plan.options),
+                lambda seed: plan.first if seed == plan.seeds[0] else plan.problems(seed), plan.seeds,
+                init=args.init, record=record, on_epoch=progress.update,
+                on_start=lambda seed, name: progress.set_description(f"seed {seed} {name}"), describe=describe,
+                finish_seed=finish_seed)
+    stopped_by = how_stopped(stop) if stop is not None else None
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}

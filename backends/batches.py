@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
@@ -17,8 +17,10 @@ class EpochBatches(Sequence[Epoch]):
     that starts the same sequence of epochs afresh each time it is called. Iterating makes each epoch
     once; asking for an earlier epoch than the last one asked for replays from the first."""
 
-    def __init__(self, epochs: Callable[[], Iterator[Epoch]], count: int, n_rows: int, batch_size: int) -> None:
+    def __init__(self, epochs: Callable[[], Iterator[Epoch]], count: int, n_rows: int, batch_size: int,
+                 recipe: dict[str, Any] | None = None) -> None:
         self._epochs, self._count = epochs, count
+        self.recipe = recipe  # how shuffled_epochs made it: enough for another process to make the same
         self.batch_size = batch_size
         self.steps_per_epoch = math.ceil(n_rows / batch_size)
         self._replay: Iterator[Epoch] | None = None
@@ -76,4 +78,13 @@ def shuffled_epochs(rng: np.random.Generator, n_rows: int, batch_size: int, epoc
         for _ in range(epochs):
             yield split_batches(replay.permutation(n_rows), batch_size)
 
-    return EpochBatches(epochs_from_the_start, epochs, n_rows, batch_size)
+    recipe = {"n_rows": n_rows, "batch_size": batch_size, "epochs": epochs, "shuffle": shuffle, "rng": state}
+    return EpochBatches(epochs_from_the_start, epochs, n_rows, batch_size, recipe)
+
+
+def from_recipe(recipe: dict[str, Any]) -> EpochBatches:
+    """The EpochBatches whose `recipe` this is: the same batches, made here."""
+    bits = getattr(np.random, recipe["rng"]["bit_generator"])()
+    bits.state = recipe["rng"]
+    return shuffled_epochs(np.random.Generator(bits), recipe["n_rows"], recipe["batch_size"], recipe["epochs"],
+                           recipe["shuffle"])

@@ -38,11 +38,15 @@ class Ran:
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
-    """compare.py in this process (frameworks imported once per session): exit code, stdout, stderr.
+    """compare.py in this process, inline unless --executor is given (frameworks imported once per
+    session): exit code, stdout, stderr.
     A few end-to-end tests still start a real process where the process itself is under test."""
     def run(*args: str) -> Ran:
         capsys.readouterr()
-        code = compare.main(list(args), prog="compare.py")
+        argv = list(args)
+        if "--executor" not in argv and (not argv or argv[0] not in ("show", "diff")):
+            argv = ["--executor", "inline", *argv]  # frameworks imported once per session, patchable by tests
+        code = compare.main(argv, prog="compare.py")
         captured = capsys.readouterr()
         return Ran(code, captured.out, captured.err)
     return run

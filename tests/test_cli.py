@@ -116,6 +116,8 @@ NOT_APPLYING = [
     (["--task", "celsius", "--noise", "0.1"], "--noise applies only to --task linreg or mlp"),
     (["--task", "celsius", "--n-samples", "10"], "--n-samples applies only to --task linreg or mlp"),
     (["--task", "linreg", "--data", "x.csv"], "--data applies only to --task data"),
+    (["--executor", "inline", "--timeout", "5"],
+     "--timeout applies only with --executor process; this run runs inline"),
 ]
 
 

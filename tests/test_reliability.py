@@ -146,7 +146,7 @@ def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.Mo
 
 def test_absent_mxnet_is_skipped_and_the_others_run() -> None:
     code = ("import sys, runpy; sys.modules['mxnet'] = None; "
-            "sys.argv = ['compare.py', '--format', 'json', '--epochs', '1']; "
+            "sys.argv = ['compare.py', '--executor', 'inline', '--format', 'json', '--epochs', '1']; "
             "runpy.run_path('compare.py', run_name='__main__')")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -221,13 +221,14 @@ def test_the_same_command_twice_gives_identical_numbers(cli: RunCli, args: list[
 SECOND_BACKEND_STARTED = """
 import pathlib, sys
 from backend_compare import cli
-original, calls = cli.train, []
+from backend_compare.comparison import executors
+original, calls = executors.train, []
 def announce(backend, *args, **kwargs):
     calls.append(backend.name)
     if len(calls) == 2:
         pathlib.Path(sys.argv[1]).touch()
     return original(backend, *args, **kwargs)
-cli.train = announce
+executors.train = announce
 sys.exit(cli.main(sys.argv[2:], prog="compare.py"))
 """
 
@@ -237,7 +238,8 @@ def test_a_signal_mid_training_prints_what_finished_writes_nothing(tmp_path: Pat
                                                                    how: str) -> None:
     out, marker = tmp_path / "run", tmp_path / "training"
     process = subprocess.Popen(
-        [sys.executable, "-c", SECOND_BACKEND_STARTED, str(marker), "--task", "celsius", "--backends", "numpy,torch",
+        [sys.executable, "-c", SECOND_BACKEND_STARTED, str(marker), "--executor", "inline", "--task", "celsius",
+         "--backends", "numpy,torch",
          "--epochs", "20000", "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

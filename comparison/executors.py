@@ -1,0 +1,265 @@
+"""Where jobs run: in this process (`inline`), or each backend in a worker process of its own
+(`process`, the default), up to --jobs at once. A worker that crashes, hangs past the timeout or is
+killed becomes its backend's row; the others finish. A worker dies with this process.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import __version__
+from ..backends import Backend, error_line
+from ..tasks import Problem
+from . import protocol
+from .run import BackendResult, stopped_result, train
+
+EXECUTORS = ("process", "inline")
+START_SECONDS = 120  # for a worker to start and import its framework
+STOP_SECONDS = 5  # for a worker to leave after `stop`, before it is killed
+
+
+class WorkerFailed(Exception):
+    """A worker that could not start, or is no longer there; the message is the row's status."""
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the main process dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker leaves when its stdin closes instead
+        pass
+
+
+class Worker:
+    """One worker process serving one backend, and the threads that read what it says."""
+
+    def __init__(self, backend: str, python: str) -> None:
+        self.backend, self.python = backend, python
+        self.process = subprocess.Popen(
+            [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
+            preexec_fn=_die_with_parent)
+        self._messages: queue.Queue[tuple[dict[str, Any], protocol.Arrays] | None] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.problem_id: int | None = None
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        try:
+            while True:
+                self._messages.put(protocol.receive(self.process.stdout))
+        except Exception:  # the stream ended or broke: the worker is gone
+            self._messages.put(None)
+
+    def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def start(self) -> str:
+        """Wait for the hello and load the backend: its framework's version; WorkerFailed says why not."""
+        hello, _ = self._next(START_SECONDS, "starting")
+        seen = hello.get("hello", {})
+        if seen.get("protocol") != protocol.PROTOCOL:
+            raise WorkerFailed(f"{self.python} runs backend-compare {seen.get('package', '?')} (protocol "
+                               f"{seen.get('protocol', '?')}); this is {__version__} (protocol {protocol.PROTOCOL}): "
+                               "install the same version there")
+        self.versions = {"python": seen["python"], "numpy": seen["numpy"]}
+        reply, _ = self.request({"kind": "load", "backend": self.backend}, timeout=START_SECONDS, what="starting")
+        if "unavailable" in reply:
+            raise WorkerFailed(reply["unavailable"])
+        return str(reply["loaded"])
+
+    def request(self, message: dict[str, Any], arrays: protocol.Arrays | None = None, *, timeout: float | None,
+                what: str = "training", on_progress: Callable[[int], object] | None = None
+                ) -> tuple[dict[str, Any], protocol.Arrays]:
+        self.send(message, arrays)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            reply, reply_arrays = self._next(None if deadline is None else deadline - time.monotonic(), what,
+                                             timeout)
+            if "progress" in reply:
+                if on_progress is not None:
+                    on_progress(reply["progress"])
+                continue
+            return reply, reply_arrays
+
+    def send(self, message: dict[str, Any], arrays: protocol.Arrays | None = None) -> None:
+        assert self.process.stdin is not None
+        try:
+            protocol.send(self.process.stdin, message, arrays)
+        except (BrokenPipeError, OSError):
+            raise WorkerFailed(self._exit_status()) from None
+
+    def _next(self, timeout: float | None, what: str, limit: float | None = None
+              ) -> tuple[dict[str, Any], protocol.Arrays]:
+        try:
+            item = self._messages.get(timeout=None if timeout is None else max(timeout, 0.0))
+        except queue.Empty:
+            self.kill()
+            raise WorkerFailed(f"timed out after {limit if limit is not None else timeout:g} s") from None
+        if item is None:
+            raise WorkerFailed(self._exit_status())
+        return item
+
+    def _exit_status(self) -> str:
+        try:
+            code = self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.process.returncode
+        if code is not None and code < 0:
+            return f"crashed (signal {-code})"
+        last = next((line for line in reversed(self._stderr) if line.strip()), "")
+        return f"crashed (exit {code})" + (f": {last[:200]}" if last else "")
+
+    def train(self, problem_id: int, problem: Problem, job: dict[str, Any], timeout: float | None,
+              on_progress: Callable[[int], object]) -> BackendResult:
+        if self.problem_id != problem_id:  # the data cross once per seed, not per job or epoch
+            message, arrays = protocol.encode_problem(problem)
+            self.send({"kind": "problem", "problem": message}, arrays)
+            self.problem_id = problem_id
+        reply, arrays = self.request({"kind": "train", "backend": self.backend, **job}, timeout=timeout,
+                                     on_progress=on_progress)
+        return protocol.decode_result(reply["result"], arrays)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            try:
+                self.send({"kind": "stop"})
+                self.process.wait(timeout=STOP_SECONDS)
+            except (WorkerFailed, subprocess.TimeoutExpired):
+                self.kill()
+        self._reap()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self._reap()
+
+    def _reap(self) -> None:
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+# ---- running a comparison: every seed on every backend ----
+
+FinishSeed = Callable[[int, Problem, list[BackendResult]], None]  # the tables of one seed, in seed order
+Describe = Callable[[BaseException], str]  # what a signal did, for the row it cut short: "interrupted"
+
+
+def run_inline(backends: Callable[[int, Problem], list[Backend]], problems: Callable[[int], Problem],
+               seeds: list[int], *, init: str, record: bool, on_epoch: Callable[[], object],
+               on_start: Callable[[int, str], object], describe: Describe, finish_seed: FinishSeed
+               ) -> BaseException | None:
+    """One backend after another in this process. A signal ends the run: the row it cut short says so,
+    and the signal is returned."""
+    for seed in seeds:
+        problem = problems(seed)
+        results = []
+        for backend in backends(seed, problem):
+            on_start(seed, backend.name)
+            try:
+                results.append(train(backend, problem, init=init, seed=seed, record=record, on_epoch=on_epoch))
+            except Exception as err:  # a framework failing mid-run: its row says why, the others go on
+                results.append(stopped_result(backend.name, f"failed: {error_line(err)}"))
+            except BaseException as signalled:  # Ctrl-C, or SIGTERM as the program raises it
+                results.append(stopped_result(backend.name, describe(signalled)))
+                finish_seed(seed, problem, results)
+                return signalled
+        finish_seed(seed, problem, results)
+    return None
+
+
+def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], seeds: list[int], *,
+                   job: dict[str, Any], jobs: int, timeout: float | None, on_progress: Callable[[int], object],
+                   describe: Describe, finish_seed: FinishSeed) -> BaseException | None:
+    """Each backend's worker takes the seeds in order, up to `jobs` workers at once. A worker that
+    fails becomes its row for that seed and is replaced for the next. A signal stops every worker; the
+    rows it cut short say so, and the signal is returned."""
+    results: dict[int, dict[str, BackendResult]] = collections.defaultdict(dict)
+    cache = _Problems(problems, users=len(workers))
+    stop: list[BaseException] = []
+
+    def lane(index: int) -> None:
+        worker = workers[index]
+        for seed in seeds:
+            if stop:
+                return
+            try:
+                problem = cache.get(seed)
+                result = worker.train(seed, problem, {**job, "seed": seed}, timeout, on_progress)
+            except WorkerFailed as err:
+                result = stopped_result(worker.backend, describe(stop[0]) if stop else str(err))
+                if not stop:
+                    workers[index] = worker = _restarted(worker)
+            finally:
+                cache.release(seed)
+            results[seed][worker.backend] = result
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        lanes = [pool.submit(lane, index) for index in range(len(workers))]
+        try:
+            while concurrent.futures.wait(lanes, timeout=0.1).not_done:
+                pass  # a short wait at a time: the main thread must stay where a signal can reach it
+        except BaseException as signalled:  # Ctrl-C or SIGTERM reached the main thread
+            stop.append(signalled)
+            for worker in workers:
+                worker.kill()
+            concurrent.futures.wait(lanes)
+    for seed in seeds:
+        if not results.get(seed):
+            break
+        finish_seed(seed, problems(seed), [results[seed].get(worker.backend) or stopped_result(
+            worker.backend, describe(stop[0]) if stop else "not run") for worker in workers])
+    return stop[0] if stop else None
+
+
+def _restarted(worker: Worker) -> Worker:
+    """A new worker in place of one that crashed or hung (it may fail too: then so do its next seeds)."""
+    worker.kill()
+    fresh = Worker(worker.backend, worker.python)
+    with contextlib.suppress(WorkerFailed):  # its next request fails the same way and names the reason
+        fresh.start()
+    return fresh
+
+
+class _Problems:
+    """Each seed's problem, made once for all workers and dropped when the last has taken it."""
+
+    def __init__(self, make: Callable[[int], Problem], users: int) -> None:
+        self._make, self._users = make, users
+        self._lock = threading.Lock()
+        self._made: dict[int, tuple[Problem, int]] = {}
+
+    def get(self, seed: int) -> Problem:
+        with self._lock:
+            if seed not in self._made:
+                self._made[seed] = (self._make(seed), 0)
+            return self._made[seed][0]
+
+    def release(self, seed: int) -> None:
+        with self._lock:
+            if seed in self._made:
+                problem, done = self._made[seed]
+                self._made[seed] = (problem, done + 1)
+                if done + 1 == self._users:
+                    del self._made[seed]

@@ -1,0 +1,89 @@
+"""A worker process: one backend, many jobs. Started by comparison.executors as
+`python -m backend_compare.comparison.worker`, possibly with another environment's interpreter.
+
+It says hello (protocol, package and NumPy versions), then answers messages on stdin/stdout until
+the stream ends: `load` a backend (its framework's version, or why it is unavailable), take a
+`problem`, `train` it (progress ticks, then the result), `stop`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import IO, Any
+
+import numpy as np
+
+from .. import __version__
+from ..backends import BackendUnavailable, error_line, get_backend
+from ..tasks import Problem
+from . import protocol
+from .run import stopped_result, train
+
+PROGRESS_SECONDS = 0.2  # at most this often a progress message
+
+
+def framework_version(name: str) -> str:
+    module = {"numpy": np, "torch": sys.modules.get("torch"), "mxnet": sys.modules.get("mxnet")}.get(name)
+    return str(getattr(module, "__version__", "?"))
+
+
+def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
+    protocol.send(outgoing, {"hello": {"protocol": protocol.PROTOCOL, "package": __version__,
+                                       "python": platform.python_version(), "numpy": np.__version__}})
+    problem: Problem | None = None
+    while True:
+        try:
+            message, arrays = protocol.receive(incoming)
+        except protocol.WorkerGone:
+            return 0
+        kind = message["kind"]
+        if kind == "stop":
+            return 0
+        if kind == "load":
+            try:
+                get_backend(message["backend"])
+                protocol.send(outgoing, {"loaded": framework_version(message["backend"])})
+            except BackendUnavailable as err:
+                protocol.send(outgoing, {"unavailable": str(err)})
+        elif kind == "problem":
+            problem = protocol.decode_problem(message["problem"], arrays)
+        elif kind == "train":
+            assert problem is not None, "a train message before any problem"
+            result_message, result_arrays = protocol.encode_result(_train(outgoing, problem, message))
+            protocol.send(outgoing, {"result": result_message}, result_arrays)
+
+
+def _train(outgoing: IO[bytes], problem: Problem, message: dict[str, Any]) -> Any:
+    done, sent_at = 0, time.monotonic()
+
+    def tick() -> None:
+        nonlocal done, sent_at
+        done += 1
+        if time.monotonic() - sent_at >= PROGRESS_SECONDS:
+            protocol.send(outgoing, {"progress": done})
+            done, sent_at = 0, time.monotonic()
+
+    name = message["backend"]
+    try:
+        backend = get_backend(name)(problem.spec, **message["options"])
+        result = train(backend, problem, init=message["init"], seed=message["seed"], record=message["record"],
+                       on_epoch=tick)
+    except Exception as err:  # a framework failing mid-run: its row says why
+        result = stopped_result(name, f"failed: {error_line(err)}")
+    if done:
+        protocol.send(outgoing, {"progress": done})
+    return result
+
+
+def main() -> int:
+    # The protocol owns stdout: a framework printing there would corrupt it, so its prints go to stderr.
+    outgoing = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return serve(sys.stdin.buffer, outgoing)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

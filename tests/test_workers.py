@@ -1,0 +1,119 @@
+"""Worker processes: the same numbers as in-process, bit for bit; a crash or a hang is one backend's row;
+no worker outlives the program."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import RunCli
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMING = ("seconds", "steps_per_s", "us_per_step")
+
+
+def without_timing(report: dict[str, Any]) -> dict[str, Any]:
+    for rows in report.values():
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict):
+                for column in [c for c in row if c.removesuffix("_std") in TIMING]:
+                    row.pop(column)
+    return report
+
+
+@pytest.mark.parametrize("args", [
+    ["--backends", "numpy,torch,mxnet", "--dtype", "float64", "--curves"],
+    ["--task", "mlp", "--backends", "numpy,torch", "--init", "native", "--epochs", "20"],
+    ["--task", "celsius", "--model", "mlp", "--backends", "numpy,mxnet", "--seeds", "2", "--epochs", "300"],
+    ["--task", "linreg", "--backends", "torch,mxnet", "--optimizer", "adam", "--lr", "0.01", "--loss", "huber",
+     "--init", "native", "--dtype", "float64"],
+], ids=["linreg-float64", "mlp-native", "celsius-mlp-seeds", "adam-huber-native"])
+def test_workers_give_the_inline_numbers_bit_for_bit(cli: RunCli, args: list[str]) -> None:
+    inline = cli(*args, "--format", "json", "--executor", "inline")
+    workers = cli(*args, "--format", "json", "--executor", "process")
+    assert inline.code == workers.code == 0, workers.err
+    assert without_timing(json.loads(workers.out)) == without_timing(json.loads(inline.out))
+
+
+def our_workers(tag: str) -> list[psutil.Process]:
+    """Live worker processes started by the run whose environment carries `tag`."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "backend_compare.comparison.worker" in " ".join(process.info["cmdline"] or []) and \
+                    process.environ().get("WORKER_TEST_TAG") == tag and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def start(*args: str) -> tuple[subprocess.Popen[str], str]:
+    tag = uuid.uuid4().hex
+    process = subprocess.Popen([sys.executable, "compare.py", "--format", "json", "--quiet", *args], cwd=ROOT,
+                               env={**os.environ, "WORKER_TEST_TAG": tag}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return process, tag
+
+
+def wait_for_workers(tag: str, count: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        workers = sorted(our_workers(tag), key=lambda p: p.create_time())
+        if len(workers) == count:
+            return workers
+        time.sleep(0.05)
+    raise AssertionError(f"{count} workers did not start")
+
+
+def test_a_worker_killed_mid_run_is_its_row_and_the_others_finish() -> None:
+    process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "60000")
+    _, torch_worker = wait_for_workers(tag, 2)  # started in the order named
+    time.sleep(1.5)  # both are training
+    torch_worker.send_signal(signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    statuses = {row["backend"]: row["status"] for row in json.loads(stdout)["summary"]}
+    assert statuses == {"numpy": "ok", "torch": "crashed (signal 9)"}
+    assert "torch crashed (signal 9)" in stderr
+    assert our_workers(tag) == []
+
+
+def test_a_job_past_the_timeout_is_stopped_and_says_so() -> None:
+    process, tag = start("--task", "celsius", "--backends", "numpy", "--epochs", "10000000", "--timeout", "1")
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    assert [row["status"] for row in json.loads(stdout)["summary"]] == ["timed out after 1 s"]
+    assert our_workers(tag) == []
+
+
+@pytest.mark.parametrize("sent,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_every_worker_and_leaves_none(sent: int, code: int) -> None:
+    process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
+    wait_for_workers(tag, 2)
+    time.sleep(1.0)
+    process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code and "Traceback" not in stderr, stderr
+    assert our_workers(tag) == []
+
+
+def test_the_main_process_killed_takes_its_workers_with_it() -> None:
+    process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
+    wait_for_workers(tag, 2)
+    process.kill()
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while our_workers(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert our_workers(tag) == []
