@@ -18,9 +18,19 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python compare.py --task linreg
 
+# A second environment with NumPy 2 and this package (no framework), for the workers' cross-environment
+# tests: the numpy backend there against the numpy backend here. Built once, kept under build/.
+NP2 := build/np2
+NP2_STAMP := $(NP2)/.installed
+$(NP2_STAMP): pyproject.toml
+	test -x $(NP2)/bin/python || $(PYTHON) -m venv $(NP2)
+	$(NP2)/bin/python -m pip install --quiet --progress-bar off "numpy>=2,<3"
+	$(NP2)/bin/python -m pip install --quiet --progress-bar off --no-deps -e .
+	touch $(NP2_STAMP)
+
 # Every backend is named, so a framework that fails to install fails the tests instead of skipping them.
-test: lint
-	$(BIN)/python -m pytest --backends numpy,torch,mxnet --durations=10
+test: lint $(NP2_STAMP)
+	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python $(BIN)/python -m pytest --backends numpy,torch,mxnet --durations=10
 
 # mypy cannot follow the editable install's import hook, so it checks the package through a tree of
 # links laid out as the installed package is: backend_compare/{cli.py, backends/, tasks/, comparison/}.

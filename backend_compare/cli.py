@@ -157,11 +157,48 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _interpreter(text: str) -> tuple[str, str]:
+    label, equals, path = text.partition("=")
+    if not equals or not label.isidentifier() or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH such as np2=/opt/np2/bin/python; received: {text!r}")
+    return label, path
+
+
+def interpreters(given: list[tuple[str, str]]) -> dict[str, str]:
+    """Labels of other environments' interpreters: ./pyproject.toml's [tool.backend-compare.python], then
+    --python (which wins)."""
+    import tomllib
+
+    found: dict[str, str] = {}
+    try:
+        table = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("backend-compare", {})
+        found.update({str(k): str(v) for k, v in table.get("python", {}).items()})
+    except FileNotFoundError:
+        pass
+    except (OSError, tomllib.TOMLDecodeError, AttributeError) as err:
+        raise UsageError(f"./pyproject.toml cannot give [tool.backend-compare.python]: {err}") from None
+    return {**found, **dict(given)}
+
+
+def _python_for(name: str, labels: dict[str, str]) -> str:
+    """The interpreter that runs backend `name` (NAME or NAME@LABEL)."""
+    label = name.partition("@")[2]
+    if not label:
+        return sys.executable
+    if label not in labels:
+        raise UsageError(f"--backends {name}: no interpreter is labelled {label!r}; give --python {label}=PATH")
+    path = labels[label]
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise UsageError(f"--python {label}={path}: not an executable file")
+    return path
+
+
 def _backend_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in BACKENDS]
+    unknown = [name for name in names if name.partition("@")[0] not in BACKENDS or name.endswith("@")]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected names from {', '.join(BACKENDS)}; received: {text!r}")
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(BACKENDS)}, each with an optional "
+                                         f"@LABEL of --python; received: {text!r}")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise argparse.ArgumentTypeError(f"expected each backend once; received {', '.join(twice)} more than once "
@@ -174,7 +211,8 @@ def make_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
     parser.add_argument("--backends", type=_backend_names, default=None,
-                        help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one)")
+                        help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one); "
+                             "NAME@LABEL runs NAME with the interpreter --python gives LABEL")
     parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
     parser.add_argument("--seeds", type=_count, help="run seeds 0..N-1 and report mean and standard deviation")
     parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
@@ -195,6 +233,9 @@ def make_parser() -> argparse.ArgumentParser:
                               "this process")
     running.add_argument("--jobs", type=_count, default=os.cpu_count() or 1,
                          help="workers running at once (default: the number of cores)")
+    running.add_argument("--python", action="append", type=_interpreter, metavar="LABEL=PATH", default=[],
+                         help="another environment's Python, for NAME@LABEL in --backends (also read from "
+                              "[tool.backend-compare.python] of ./pyproject.toml)")
     running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                          help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")
@@ -260,7 +301,7 @@ class Plan:
 
     @property
     def names(self) -> list[str]:
-        return [backend.name for backend in self.backends] + [worker.backend for worker in self.workers]
+        return [backend.name for backend in self.backends] + [worker.name for worker in self.workers]
 
 
 def prepare(argv: list[str]) -> Plan:
@@ -290,7 +331,7 @@ def prepare(argv: list[str]) -> Plan:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
 
     names = _select_backends(args.backends)
-    check_memory(args, task, task_kwargs, setup, names, len(seeds))
+    check_memory(args, task, task_kwargs, setup, [name.partition("@")[0] for name in names], len(seeds))
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                "weight_decay": args.weight_decay, "loss": args.loss,
@@ -298,6 +339,9 @@ def prepare(argv: list[str]) -> Plan:
     backends: list[Backend] = []
     workers: list[Worker] = []
     if args.executor == "inline":
+        labelled = [name for name in names if "@" in name]
+        if labelled:
+            raise UsageError(f"--backends {','.join(labelled)}: another environment needs --executor process")
         for name in names:
             try:
                 backends += build_backends(first, [name], options)
@@ -305,7 +349,8 @@ def prepare(argv: list[str]) -> Plan:
                 _unavailable(args, name, str(err))
     else:
         build_backends(first, ["numpy"], options)  # the options' checks, without importing a framework here
-        workers = _start_workers(args, names)
+        labels = interpreters(args.python)
+        workers = _start_workers(args, {name: _python_for(name, labels) for name in names})
     return Plan(args, seeds, problems, first, options, backends, workers, out)
 
 
@@ -316,9 +361,9 @@ def _unavailable(args: argparse.Namespace, name: str, reason: str) -> None:
     print(f"{PROG}: skipping backend {name!r}: {reason}", file=sys.stderr)
 
 
-def _start_workers(args: argparse.Namespace, names: list[str]) -> list[Worker]:
+def _start_workers(args: argparse.Namespace, pythons: dict[str, str]) -> list[Worker]:
     """One worker per backend, all starting at once; those that cannot load their backend are left out."""
-    started = [Worker(name, sys.executable) for name in names]
+    started = [Worker(name, python) for name, python in pythons.items()]
     ready = []
     try:
         for worker in started:
@@ -327,7 +372,7 @@ def _start_workers(args: argparse.Namespace, names: list[str]) -> list[Worker]:
                 ready.append(worker)
             except WorkerFailed as err:
                 worker.kill()
-                _unavailable(args, worker.backend, str(err))
+                _unavailable(args, worker.name, str(err))
     except BaseException:  # a usage error or a signal: no worker outlives the program
         for worker in started:
             worker.kill()
@@ -349,6 +394,7 @@ def check_memory(args: argparse.Namespace, task: Task, task_kwargs: dict[str, An
         epochs=setup["epochs"], batch_size=setup["batch_size"],
         val_fraction=given_or_default(task.make_problem, {}, "val_fraction"), backends=names,
         optimizer=args.optimizer, seeds=seeds, record=bool(args.curves or args.plot or args.out),
+        parallel=min(args.jobs, len(names)) if args.executor == "process" else 1,
         row_option="--data" if args.data else "--n-samples",
         feature_option={"linreg": "--true-w", "mlp": "--inputs"}.get(task.name, "--data"),
         from_file=args.data is not None)
@@ -397,6 +443,10 @@ def execute(plan: Plan) -> int:
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}
+    elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
+                 for worker in plan.workers if "@" in worker.name}
+    if elsewhere:  # rows from other environments: what each of them runs
+        header["environments"] = elsewhere
     report = build_report(header, combine_seeds(per_seed))
     write_stdout(render(report, args.format))
     if stopped_by:

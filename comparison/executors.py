@@ -44,8 +44,11 @@ def _die_with_parent() -> None:
 class Worker:
     """One worker process serving one backend, and the threads that read what it says."""
 
-    def __init__(self, backend: str, python: str) -> None:
-        self.backend, self.python = backend, python
+    def __init__(self, name: str, python: str) -> None:
+        """`name`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter."""
+        self.name, self.python = name, python
+        self.backend = name.partition("@")[0]
+        self.versions: dict[str, str] = {}
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
@@ -71,7 +74,12 @@ class Worker:
 
     def start(self) -> str:
         """Wait for the hello and load the backend: its framework's version; WorkerFailed says why not."""
-        hello, _ = self._next(START_SECONDS, "starting")
+        try:
+            hello, _ = self._next(START_SECONDS, "starting")
+        except WorkerFailed as err:
+            hint = ("; install backend-compare and the framework there" if "No module named 'backend_compare"
+                    in str(err) else "")
+            raise WorkerFailed(f"backend {self.name!r} could not start with {self.python}: {err}{hint}") from None
         seen = hello.get("hello", {})
         if seen.get("protocol") != protocol.PROTOCOL:
             raise WorkerFailed(f"{self.python} runs backend-compare {seen.get('package', '?')} (protocol "
@@ -81,7 +89,8 @@ class Worker:
         reply, _ = self.request({"kind": "load", "backend": self.backend}, timeout=START_SECONDS, what="starting")
         if "unavailable" in reply:
             raise WorkerFailed(reply["unavailable"])
-        return str(reply["loaded"])
+        self.versions[self.backend] = str(reply["loaded"])
+        return self.versions[self.backend]
 
     def request(self, message: dict[str, Any], arrays: protocol.Arrays | None = None, *, timeout: float | None,
                 what: str = "training", on_progress: Callable[[int], object] | None = None
@@ -134,7 +143,9 @@ class Worker:
             self.problem_id = problem_id
         reply, arrays = self.request({"kind": "train", "backend": self.backend, **job}, timeout=timeout,
                                      on_progress=on_progress)
-        return protocol.decode_result(reply["result"], arrays)
+        result = protocol.decode_result(reply["result"], arrays)
+        result.backend = self.name
+        return result
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -208,12 +219,12 @@ def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], se
                 problem = cache.get(seed)
                 result = worker.train(seed, problem, {**job, "seed": seed}, timeout, on_progress)
             except WorkerFailed as err:
-                result = stopped_result(worker.backend, describe(stop[0]) if stop else str(err))
+                result = stopped_result(worker.name, describe(stop[0]) if stop else str(err))
                 if not stop:
                     workers[index] = worker = _restarted(worker)
             finally:
                 cache.release(seed)
-            results[seed][worker.backend] = result
+            results[seed][worker.name] = result
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         lanes = [pool.submit(lane, index) for index in range(len(workers))]
@@ -228,15 +239,15 @@ def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], se
     for seed in seeds:
         if not results.get(seed):
             break
-        finish_seed(seed, problems(seed), [results[seed].get(worker.backend) or stopped_result(
-            worker.backend, describe(stop[0]) if stop else "not run") for worker in workers])
+        finish_seed(seed, problems(seed), [results[seed].get(worker.name) or stopped_result(
+            worker.name, describe(stop[0]) if stop else "not run") for worker in workers])
     return stop[0] if stop else None
 
 
 def _restarted(worker: Worker) -> Worker:
     """A new worker in place of one that crashed or hung (it may fail too: then so do its next seeds)."""
     worker.kill()
-    fresh = Worker(worker.backend, worker.python)
+    fresh = Worker(worker.name, worker.python)
     with contextlib.suppress(WorkerFailed):  # its next request fails the same way and names the reason
         fresh.start()
     return fresh

@@ -33,8 +33,9 @@ class Part:
 
 def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: int, batch_size: int | None,
              val_fraction: float, backends: list[str], optimizer: str, seeds: int, record: bool,
-             row_option: str, feature_option: str, from_file: bool) -> list[Part]:
-    """Each part of the run's peak memory in bytes, with the option that sets its size."""
+             row_option: str, feature_option: str, from_file: bool, parallel: int = 1) -> list[Part]:
+    """Each part of the run's peak memory in bytes, with the option that sets its size; `parallel`
+    backends train at once (in workers), each with its own copy of the data and its activations."""
     item = np.dtype(dtype).itemsize
     cells = rows * (features + 1)
     n_train = max(1, rows - round(rows * val_fraction))
@@ -43,7 +44,8 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
                    else f"{row_option} × {feature_option}")
     # Made or read in float64 beside the run's dtype; a file also passes through pyarrow's columns.
     data = cells * (item + (24 if from_file else 16))
-    copies = len(backends) * n_train * (features + 1) * item  # each framework's own copy, at most
+    copies = len(backends) * n_train * (features + 1) * item * (2 if parallel > 1 else 1)  # each framework's,
+    # and with workers each worker's copy of the arrays it was sent
     sizes = [math.prod(shape) for shape in param_shapes(spec).values()]
     n_params = sum(sizes)
     per_backend = n_params * (item * (3 + OPTIMIZER_STATE[optimizer]) + 8)  # params, grads, update, state; init
@@ -51,7 +53,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     widths = [layer.out_features for layer in spec if isinstance(layer, Linear)]
     evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
     # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.
-    activations = evaluated * sum(widths) * item * 5
+    activations = evaluated * sum(widths) * item * 5 * parallel
     steps = epochs * math.ceil(n_train / batch)
     history = len(backends) * seeds * (steps * 8 + epochs * EPOCH_OVERHEAD)
     linear = len(spec) == 1

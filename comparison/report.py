@@ -263,7 +263,8 @@ def header_lines(report: dict[str, Any]) -> list[str]:
              f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}")
     second = " · ".join(f"{name} {version}" for name, version in report["versions"].items())
-    return [first, f"{second} · {report['machine']}"]
+    elsewhere = [f"{name}: {versions}" for name, versions in (report.get("environments") or {}).items()]
+    return [first, f"{second} · {report['machine']}", *elsewhere]
 
 
 def shown_tables(report: dict[str, Any]) -> list[str]:
@@ -289,5 +290,5 @@ def render(report: dict[str, Any], fmt: str) -> str:
         blocks.append(NO_PARITY)
     header = header_lines(report)
     if fmt == "markdown":
-        header = [f"**{header[0]}**  ", header[1]]
+        header = [f"**{header[0]}**  ", *(f"{line}  " for line in header[1:-1]), header[-1]]
     return "\n".join(header) + "\n\n" + "\n\n".join(blocks) + "\n"

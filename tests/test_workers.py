@@ -117,3 +117,32 @@ def test_the_main_process_killed_takes_its_workers_with_it() -> None:
     while our_workers(tag) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert our_workers(tag) == []
+
+
+NP2_PYTHON = os.environ.get("NP2_PYTHON")  # `make test` builds it: build/np2, NumPy 2 and this package
+
+
+@pytest.mark.skipif(NP2_PYTHON is None, reason="NP2_PYTHON not set: `make test` builds the NumPy 2 environment")
+def test_the_numpy_backend_on_numpy_2_trains_as_here(cli: RunCli) -> None:
+    result = cli("--backends", "numpy,numpy@np2", "--python", f"np2={NP2_PYTHON}", "--dtype", "float64",
+                 "--executor", "process", "--format", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["environments"]["numpy@np2"].split(" · numpy ")[1].startswith("2.")
+    assert report["versions"]["numpy"].startswith("1.")
+    (parity,) = report["parity"]
+    assert parity["max_abs_param_diff"] <= 1e-12 and parity["max_abs_step_loss_diff"] <= 1e-12, parity
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--backends", "numpy@gone"], "--backends numpy@gone: no interpreter is labelled 'gone'; give --python gone=PATH"),
+    (["--backends", "numpy@x", "--python", "x=/no/such/python"], "--python x=/no/such/python: not an executable file"),
+    (["--backends", "numpy@x", "--python", "x=/bin/false"], "backend 'numpy@x' could not start"),
+    (["--backends", "numpy@x", "--python", f"x={sys.executable}", "--executor", "inline"],
+     "--backends numpy@x: another environment needs --executor process"),
+    (["--python", "no-equals"], "expected LABEL=PATH"),
+])
+def test_a_bad_environment_is_one_line(cli: RunCli, args: list[str], message: str) -> None:
+    result = cli(*args, "--executor", "process") if "--executor" not in args else cli(*args)
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
+    assert message in result.err, result.err
