@@ -203,11 +203,12 @@ def run_inline(backends: Callable[[int, Problem], list[Backend]], problems: Call
 def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], seeds: list[int], *,
                    job: dict[str, Any], jobs: int, timeout: float | None, on_progress: Callable[[int], object],
                    describe: Describe, finish_seed: FinishSeed) -> BaseException | None:
-    """Each backend's worker takes the seeds in order, up to `jobs` workers at once. A worker that
+    """Each backend's worker takes the seeds in order; at most `jobs` jobs run at once. A worker that
     fails becomes its row for that seed and is replaced for the next. A signal stops every worker; the
     rows it cut short say so, and the signal is returned."""
     results: dict[int, dict[str, BackendResult]] = collections.defaultdict(dict)
     cache = _Problems(problems, users=len(workers))
+    running = threading.Semaphore(jobs)
     stop: list[BaseException] = []
 
     def lane(index: int) -> None:
@@ -217,7 +218,8 @@ def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], se
                 return
             try:
                 problem = cache.get(seed)
-                result = worker.train(seed, problem, {**job, "seed": seed}, timeout, on_progress)
+                with running:  # at most `jobs` at once, taken job by job: every backend's seeds interleave
+                    result = worker.train(seed, problem, {**job, "seed": seed}, timeout, on_progress)
             except WorkerFailed as err:
                 result = stopped_result(worker.name, describe(stop[0]) if stop else str(err))
                 if not stop:
@@ -226,7 +228,7 @@ def run_in_workers(workers: list[Worker], problems: Callable[[int], Problem], se
                 cache.release(seed)
             results[seed][worker.name] = result
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(workers)) as pool:
         lanes = [pool.submit(lane, index) for index in range(len(workers))]
         try:
             while concurrent.futures.wait(lanes, timeout=0.1).not_done:
