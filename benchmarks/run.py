@@ -576,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     sections.append("## Workers against inline (medians of 3 alternated runs) and a worker's start-up\n\n"
                     "ratio: wall time with a worker per backend over the inline wall time; *_step_ratio: µs per "
                     "training step inside a worker (with --jobs 1: no other worker on the cores) over inline; "
-                    "start_and_load_s: from starting the process to its framework imported\n\n" + markdown(worker_runs) + "\n\n" + markdown(worker_starts))
+                    "start_and_load_s: from starting the process to its framework imported\n\n"
+                    + markdown(worker_runs) + "\n\n" + markdown(worker_starts))
     sections.append(f"Took {time.perf_counter() - started:.0f} s. Peak memory is VmHWM in a fresh process "
                     "(reset at its start); "
                     "the baseline is after importing the framework and building a model.")
