@@ -2,6 +2,7 @@
 
     python benchmarks/memory_probe.py --backends numpy,torch --n-samples 1000000 --batch-size 800000
 
+The run is inline (`--executor inline`): its training happens in this process, where it is measured.
 Prints one JSON line: the resident memory that importing and warming up the frameworks added
 (`imports_mb`), the growth of the peak over that baseline during the run (`growth_mb`), and the
 suite's estimate of both (`import_estimate_mb`, `estimate_mb`), in MB.
@@ -51,7 +52,7 @@ def main(argv: list[str]) -> int:
     check = memory.check_fits
     memory.check_fits = lambda estimated, free: (parts.extend(estimated), check(estimated, free))[1]
     with contextlib.redirect_stdout(io.StringIO()):
-        code = cli.main([*argv, "--quiet"])
+        code = cli.main([*argv, "--quiet", "--executor", "inline"])  # the training measured is in this process
     growth = _status("VmHWM") - baseline
     imports = sum(part.bytes for part in parts if part.what == FRAMEWORKS)
     print(json.dumps({"code": code, "imports_mb": (baseline - before) / MB, "growth_mb": growth / MB,
