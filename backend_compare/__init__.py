@@ -3,6 +3,7 @@
 Research code imports from here; the frameworks load only when a backend is asked for:
 
     from backend_compare import get_backend, mlp_spec
+    from backend_compare import in_worker   # the same API, the backend in a worker process
 
 The names below load on first use, so `import backend_compare` (and the program's start, which
 installs its signal handlers before anything else) costs next to nothing.
@@ -30,15 +31,19 @@ if TYPE_CHECKING:
         mlp_spec,
         param_shapes,
     )
+    from .comparison.remote import RemoteBackend as in_worker
 
 __version__ = "0.2.0"
 __all__ = [
     "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear", "ModelSpec",
-    "__version__", "available_backends", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
+    "__version__", "available_backends", "get_backend", "in_worker", "install_hint", "make_spec", "mlp_spec",
+    "param_shapes",
 ]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "in_worker":  # a backend in a worker process, with the Backend API (comparison/remote.py)
+        return importlib.import_module(".comparison.remote", __name__).RemoteBackend
     if name in __all__:
         return getattr(importlib.import_module(".backends", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

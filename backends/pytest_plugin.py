@@ -4,6 +4,9 @@ Gives any project's tests:
 - `backend`: a fixture parametrised over the backends (each test runs once per backend); a backend
   whose framework is missing or broken is skipped with the reason, or fails when named in --backends;
 - `--backends numpy,torch`: restricts it;
+- `--backend-workers`: the `backend` fixture then gives a factory with the same call signature whose
+  models live in worker processes (backend_compare.in_worker), one per model, closed after the test:
+  frameworks that must not share a process can meet in one session;
 - `backend_parity`: `backend_parity(fn)` runs fn(BackendClass) on every selected backend and compares
   the NumPy results pairwise with per-dtype tolerances (see backends.testing.assert_backends_agree);
   `allow=["mxnet-adam-beta2"]` widens them for a pair by a named, documented allowance.
@@ -12,7 +15,7 @@ Gives any project's tests:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backends", default=None, metavar="NAMES",
         help=f"comma-separated backends for the `backend` fixture, from {','.join(BACKENDS)} "
              "(default: all; a named backend that cannot load fails instead of skipping)")
+    parser.getgroup("backend-compare").addoption(
+        "--backend-workers", action="store_true",
+        help="the `backend` fixture makes each model in a worker process of its own")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,13 +67,35 @@ def load_or_reason(config: pytest.Config, name: str) -> type[Backend] | str:
         return str(err)
 
 
+class InWorkers:
+    """Called like a Backend class: each model it makes lives in a worker process (closed after the test)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.made: list[Any] = []
+
+    def __call__(self, spec: Any, **options: Any) -> Any:
+        from ..comparison.remote import RemoteBackend
+
+        model = RemoteBackend(self.name, spec, **options)
+        self.made.append(model)
+        return model
+
+
 @pytest.fixture
-def backend(request: pytest.FixtureRequest) -> type[Backend]:
-    """The Backend class of one backend; the test runs once per selected backend."""
+def backend(request: pytest.FixtureRequest) -> Iterator[type[Backend] | InWorkers]:
+    """The Backend class of one backend (with --backend-workers, a factory of models in workers); the
+    test runs once per selected backend."""
     loaded = load_or_reason(request.config, request.param)
     if isinstance(loaded, str):
         pytest.skip(loaded)
-    return loaded
+    if not request.config.getoption("backend_workers"):
+        yield loaded
+        return
+    factory = InWorkers(request.param)
+    yield factory
+    for model in factory.made:
+        model.close()
 
 
 @pytest.fixture

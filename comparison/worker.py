@@ -34,6 +34,7 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
     protocol.send(outgoing, {"hello": {"protocol": protocol.PROTOCOL, "package": __version__,
                                        "python": platform.python_version(), "numpy": np.__version__}})
     problem: Problem | None = None
+    model: Any = None  # the backend of a research session (comparison.remote)
     while True:
         try:
             message, arrays = protocol.receive(incoming)
@@ -48,12 +49,31 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
                 protocol.send(outgoing, {"loaded": framework_version(message["backend"])})
             except BackendUnavailable as err:
                 protocol.send(outgoing, {"unavailable": str(err)})
+        elif kind == "call":
+            model = _call(outgoing, model, message, arrays)
         elif kind == "problem":
             problem = protocol.decode_problem(message["problem"], arrays)
         elif kind == "train":
             assert problem is not None, "a train message before any problem"
             result_message, result_arrays = protocol.encode_result(_train(outgoing, problem, message))
             protocol.send(outgoing, {"result": result_message}, result_arrays)
+
+
+def _call(outgoing: IO[bytes], model: Any, message: dict[str, Any], arrays: protocol.Arrays) -> Any:
+    """One call of comparison.remote on the session's backend (`build` makes it); the backend after it."""
+    from .remote import _decode, serve_call
+
+    try:
+        if message["method"] == "build":
+            given = _decode(message["payload"], arrays)
+            model = get_backend(given["name"])(protocol.decode_spec(given["spec"]), **given["options"])
+            protocol.send(outgoing, {"value": None})
+        else:
+            reply, reply_arrays = serve_call(model, message["method"], message["payload"], arrays)
+            protocol.send(outgoing, reply, reply_arrays)
+    except Exception as err:
+        protocol.send(outgoing, {"error": str(err), "type": type(err).__name__})
+    return model
 
 
 def _train(outgoing: IO[bytes], problem: Problem, message: dict[str, Any]) -> Any:

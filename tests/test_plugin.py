@@ -141,3 +141,27 @@ def test_the_plugin_coexists_with_a_projects_own_backends_and_tasks(tmp_path: Pa
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--backends", "numpy"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_backend_workers_give_models_in_worker_processes(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_in_workers='''
+import os
+import numpy as np
+from backend_compare.backends import get_backend, mlp_spec
+
+SPEC = mlp_spec(2, (3,), 1, "tanh")
+
+
+def test_same_numbers_elsewhere(backend):
+    model = backend(SPEC, dtype="float64")
+    assert model.versions["python"] and model._worker.process.pid != os.getpid()
+    here = get_backend(backend.name)(SPEC, dtype="float64")
+    model.set_params(here.get_params())
+    X, y = np.linspace(-1, 1, 16).reshape(8, 2), np.linspace(0, 1, 8)
+    model.fit(X, y, epochs=2, batch_size=4)
+    here.fit(X, y, epochs=2, batch_size=4)
+    for name, value in here.get_params().items():
+        np.testing.assert_array_equal(model.get_params()[name], value)
+''')
+    result = pytester.runpytest_subprocess("--backends", "numpy,torch", "--backend-workers", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
