@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import pytest
 
@@ -146,3 +147,30 @@ def test_a_bad_environment_is_one_line(cli: RunCli, args: list[str], message: st
     result = cli(*args, "--executor", "process") if "--executor" not in args else cli(*args)
     assert result.code == 2 and result.out == "" and result.err.count("\n") == 1, result.err
     assert message in result.err, result.err
+
+
+def test_in_worker_keeps_the_errors_type_and_ends_when_closed() -> None:
+    from backend_compare import in_worker, mlp_spec
+
+    with in_worker("numpy", mlp_spec(2, (), 1, "tanh"), dtype="float64") as model:
+        with pytest.raises(ValueError, match=r"X must have shape \(n, 2\); received shape \(3, 5\)"):
+            model.predict(np.ones((3, 5)))
+        assert model.predict(np.ones((3, 2))).shape == (3, 1)
+        process = model._worker.process
+    assert process.poll() is not None
+
+
+@pytest.mark.skipif(NP2_PYTHON is None, reason="NP2_PYTHON not set: `make test` builds the NumPy 2 environment")
+def test_in_worker_on_numpy_2_matches_here() -> None:
+    from backend_compare import get_backend, in_worker, mlp_spec
+
+    spec = mlp_spec(2, (4,), 1, "tanh")
+    X, y = np.linspace(-1, 1, 32).reshape(16, 2), np.linspace(0, 1, 16)
+    here = get_backend("numpy")(spec, dtype="float64")
+    with in_worker("numpy", spec, python=NP2_PYTHON, dtype="float64") as there:
+        assert there.versions["numpy"].startswith("2.")
+        there.set_params(here.get_params())
+        for model in (here, there):
+            model.fit(X, y, epochs=3, batch_size=4)
+        for name, value in here.get_params().items():
+            np.testing.assert_array_equal(there.get_params()[name], value)
