@@ -38,8 +38,13 @@ def without_timing(report: dict[str, Any]) -> dict[str, Any]:
     ["--task", "celsius", "--model", "mlp", "--backends", "numpy,mxnet", "--seeds", "2", "--epochs", "300"],
     ["--task", "linreg", "--backends", "torch,mxnet", "--optimizer", "adam", "--lr", "0.01", "--loss", "huber",
      "--init", "native", "--dtype", "float64"],
-], ids=["linreg-float64", "mlp-native", "celsius-mlp-seeds", "adam-huber-native"])
-def test_workers_give_the_inline_numbers_bit_for_bit(cli: RunCli, args: list[str]) -> None:
+    ["--data", "{data}", "--model", "mlp", "--backends", "numpy,torch",
+     "--epochs", "50", "--seeds", "2"],
+], ids=["linreg-float64", "mlp-native", "celsius-mlp-seeds", "adam-huber-native", "data-mlp-seeds"])
+def test_workers_give_the_inline_numbers_bit_for_bit(cli: RunCli, args: list[str], tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x1,x2,y\n" + "".join(f"{i / 7:.6f},{(i * 3 % 11) / 5:.6f},{(i % 5) / 3:.6f}\n" for i in range(60)))
+    args = [arg.replace("{data}", str(data)) for arg in args]
     inline = cli(*args, "--format", "json", "--executor", "inline")
     workers = cli(*args, "--format", "json", "--executor", "process")
     assert inline.code == workers.code == 0, workers.err
@@ -174,3 +179,24 @@ def test_in_worker_on_numpy_2_matches_here() -> None:
             model.fit(X, y, epochs=3, batch_size=4)
         for name, value in here.get_params().items():
             np.testing.assert_array_equal(there.get_params()[name], value)
+
+
+def test_labels_come_from_pyproject_too(cli: RunCli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text(f'[tool.backend-compare.python]\nhere = "{sys.executable}"\n')
+    monkeypatch.chdir(tmp_path)
+    result = cli("--backends", "numpy,numpy@here", "--executor", "process", "--epochs", "1", "--format", "json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert [row["backend"] for row in report["summary"]] == ["numpy", "numpy@here"]
+    assert report["environments"]["numpy@here"].startswith("python ")
+
+
+def test_a_worker_of_another_protocol_is_refused(cli: RunCli, tmp_path: Path) -> None:
+    other = tmp_path / "python"
+    other.write_text(f"#!/bin/sh\nexec {sys.executable} -c 'import sys; from backend_compare.comparison import "
+                     "protocol; protocol.PROTOCOL = 0; from backend_compare.comparison.worker import main; "
+                     "sys.exit(main())'\n")
+    other.chmod(0o755)
+    result = cli("--backends", "numpy@old", "--python", f"old={other}", "--executor", "process")
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert "(protocol 0); this is" in result.err and "install the same version there" in result.err
