@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
+from dataclasses import dataclass
 
 from .base import LOSSES, OPTIMIZERS, Backend, error_line
 from .spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 
-# name -> (module, class, the framework's import name or None, install command)
-_REGISTRY = {
-    "numpy": (".numpy_backend", "NumpyBackend", None, None),
-    "torch": (".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0"),
-    "mxnet": (".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'"),
+ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Where a backend lives and what it needs: everything else (CLI, plugin, reports, memory estimate)
+    reads it from here, so a new backend is its file, one line below and its install extra."""
+
+    module: str  # relative to this package for the built-in ones; "package.module:Class" otherwise
+    cls: str
+    framework: str | None = None  # its import name and distribution, None when NumPy is all it needs
+    install: str | None = None  # the command that installs the framework
+    import_bytes: int = 0  # resident memory importing it adds, measured here (benchmarks/run.py)
+
+
+_BUILT_IN = {
+    "numpy": Registration(".numpy_backend", "NumpyBackend"),
+    "torch": Registration(".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0", 300 * 2**20),
+    "mxnet": Registration(".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'",
+                          150 * 2**20),
 }
+
+
+def _installed() -> dict[str, Registration]:
+    """Backends other packages register under the entry-point group ENTRY_POINTS (name = "module:Class")."""
+    found = {}
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if entry.name not in _BUILT_IN:
+            module, _, cls = entry.value.partition(":")
+            found[entry.name] = Registration(module, cls, install=f"reinstall the package providing {entry.name!r}")
+    return found
+
+
+_REGISTRY = {**_BUILT_IN, **_installed()}
 BACKENDS = tuple(_REGISTRY)
 
 __all__ = [
     "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear", "ModelSpec",
-    "available_backends", "error_line", "get_backend", "install_hint", "make_spec", "mlp_spec", "param_shapes",
+    "Registration", "available_backends", "error_line", "framework_version", "get_backend", "install_hint",
+    "make_spec", "mlp_spec", "param_shapes", "registration",
 ]
 
 
@@ -28,24 +59,38 @@ class BackendUnavailable(ImportError):
 
 def available_backends() -> list[str]:
     """Backends whose framework is installed (found, not imported: a broken one fails in get_backend)."""
-    return [name for name, (_, _, framework, _) in _REGISTRY.items()
-            if framework is None or importlib.util.find_spec(framework) is not None]
+    return [name for name, entry in _REGISTRY.items()
+            if entry.framework is None or importlib.util.find_spec(entry.framework) is not None]
 
 
 def install_hint(name: str) -> str:
     """Why `name` is not among available_backends(), with the command that installs its framework."""
-    _, _, framework, command = _REGISTRY[name]
-    return f"{framework} is not installed; install it with: {command}"
+    entry = _REGISTRY[name]
+    return f"{entry.framework} is not installed; install it with: {entry.install}"
 
 
 def get_backend(name: str) -> type[Backend]:
     """The Backend class registered as `name`, importing its framework now."""
     if name not in _REGISTRY:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; received: {name!r}")
-    module_name, class_name, _, _ = _REGISTRY[name]
+    entry = _REGISTRY[name]
     try:
-        module = importlib.import_module(module_name, __name__)
+        module = importlib.import_module(entry.module, __name__)
     except Exception as err:  # missing, or failing in any other way while it is imported
         raise BackendUnavailable(f"backend {name!r} is unavailable: {error_line(err)}") from err
-    backend: type[Backend] = getattr(module, class_name)
+    backend: type[Backend] = getattr(module, entry.cls)
     return backend
+
+
+def registration(name: str) -> Registration:
+    """What the registry knows of backend `name` (BACKEND@LABEL: of BACKEND)."""
+    return _REGISTRY[name.partition("@")[0]]
+
+
+def framework_version(name: str) -> str:
+    """The installed version of `name`'s framework (NumPy's for the numpy backend), read without importing it."""
+    distribution = registration(name).framework or "numpy"
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"

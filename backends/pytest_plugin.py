@@ -7,6 +7,8 @@ Gives any project's tests:
 - `--backend-workers`: the `backend` fixture then gives a factory with the same call signature whose
   models live in worker processes (backend_compare.in_worker), one per model, closed after the test:
   frameworks that must not share a process can meet in one session;
+- `check_backend`: `check_backend(MyBackend)` runs the common checks on a backend of your own
+  (backends.check) and names each that fails;
 - `backend_parity`: `backend_parity(fn)` runs fn(BackendClass) on every selected backend and compares
   the NumPy results pairwise with per-dtype tolerances (see backends.testing.assert_backends_agree);
   `allow=["mxnet-adam-beta2"]` widens them for a pair by a named, documented allowance.
@@ -28,8 +30,8 @@ from .testing import assert_backends_agree
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("backend-compare").addoption(
         "--backends", default=None, metavar="NAMES",
-        help=f"comma-separated backends for the `backend` fixture, from {','.join(BACKENDS)} "
-             "(default: all; a named backend that cannot load fails instead of skipping)")
+        help=f"comma-separated backends for the `backend` fixture, from {','.join(BACKENDS)}, or `all` "
+             "(default: all, skipping those that cannot load; a named backend, or any with `all`, fails instead)")
     parser.getgroup("backend-compare").addoption(
         "--backend-workers", action="store_true",
         help="the `backend` fixture makes each model in a worker process of its own")
@@ -43,7 +45,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def selected_backends(config: pytest.Config) -> list[str]:
     option = config.getoption("backends")
-    if option is None:
+    if option is None or option == "all":
         return list(BACKENDS)
     names = [name.strip() for name in option.split(",") if name.strip()]
     unknown = [name for name in names if name not in BACKENDS]
@@ -96,6 +98,14 @@ def backend(request: pytest.FixtureRequest) -> Iterator[type[Backend] | InWorker
     yield factory
     for model in factory.made:
         model.close()
+
+
+@pytest.fixture(name="check_backend")
+def check_backend_fixture() -> Callable[..., None]:
+    """`check_backend(MyBackend, allow=())`: the common checks of backends.check, each failure named."""
+    from .check import check_backend
+
+    return check_backend
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import registration
 from ..backends.base import GATHER_BYTES
 from ..backends.spec import Linear, ModelSpec, param_shapes
 from .run import MAX_CHECKPOINTS
 
-# Resident memory that importing each framework adds, measured here (benchmarks/run.py prints it).
-IMPORT_BYTES = {"numpy": 0, "torch": 300 * 2**20, "mxnet": 150 * 2**20}
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
 OPTIMIZER_STATE = {"sgd": 1, "momentum": 1, "adam": 2}  # per-parameter buffers (sgd: one, if momentum is set)
 EPOCH_OVERHEAD = 128  # bytes per epoch and backend beyond its step losses: one array object in a list
@@ -65,7 +64,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
         Part("the layer activations", "--hidden" if not linear else data_option, activations),
         Part("the loss of every step", "--epochs", history),
         Part("the exact optimum", data_option, 3 * cells * 8 if linear else 0),
-        Part("the frameworks", "--backends", sum(IMPORT_BYTES.get(name, 0) for name in backends) + WORKING_BYTES
+        Part("the frameworks", "--backends", sum(registration(name).import_bytes for name in backends) + WORKING_BYTES
              + GATHER_BYTES * 2),
     ]
     return parts

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..backends import BACKENDS, registration
 from ..tasks import Problem
 from .run import OK, REFERENCE, BackendResult
 
@@ -40,7 +41,8 @@ KEYS = {  # the columns that identify a row; the others are metrics, averaged ov
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
 LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
-FRAMEWORK_PACKAGES = ("numpy", "pandas", "torch", "mxnet")
+FRAMEWORK_PACKAGES = ("numpy", "pandas", *(framework for framework in (registration(name).framework
+                                                                       for name in BACKENDS) if framework))
 
 
 def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:

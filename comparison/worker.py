@@ -17,17 +17,12 @@ from typing import IO, Any
 import numpy as np
 
 from .. import __version__
-from ..backends import BackendUnavailable, error_line, get_backend
+from ..backends import BackendUnavailable, error_line, framework_version, get_backend
 from ..tasks import Problem
 from . import protocol
 from .run import stopped_result, train
 
 PROGRESS_SECONDS = 0.2  # at most this often a progress message
-
-
-def framework_version(name: str) -> str:
-    module = {"numpy": np, "torch": sys.modules.get("torch"), "mxnet": sys.modules.get("mxnet")}.get(name)
-    return str(getattr(module, "__version__", "?"))
 
 
 def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:

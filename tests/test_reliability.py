@@ -187,7 +187,8 @@ def test_a_framework_failing_on_import_in_any_way_is_skipped_or_refused(
     module = f"fake_framework_{kind.lower()}"
     (tmp_path / f"{module}.py").write_text(IMPORT_FAILURES[kind] + "\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(backends._REGISTRY, "mxnet", (module, "Backend", module, "pip install fake"))
+    monkeypatch.setitem(backends._REGISTRY, "mxnet",
+                        backends.Registration(module, "Backend", module, "pip install fake"))
     default = cli("--epochs", "1", "--format", "json", "--quiet")
     assert default.code == 0, default.err
     assert [row["backend"] for row in json.loads(default.out)["summary"]] == ["numpy", "torch"]
