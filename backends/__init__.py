@@ -30,6 +30,8 @@ _BUILT_IN = {
     "torch": Registration(".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0", 300 * 2**20),
     "mxnet": Registration(".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'",
                           150 * 2**20),
+    "jax": Registration(".jax_backend", "JaxBackend", "jax", "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8",
+                        250 * 2**20),
 }
 
 

@@ -32,7 +32,7 @@ from backend_compare.comparison.report import machine, versions  # noqa: E402
 LR = 1e-3  # small enough that no size diverges
 MIN_STEPS = 50  # optimiser steps per timing at the least ...
 MIN_ROWS = 200_000  # ... or this many rows processed, whichever comes first
-TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30}
+TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30, "jax": 1.10}
 
 
 # ---- plain loops: what a practitioner writes by hand; prepare outside the timing, run inside ----
@@ -152,7 +152,47 @@ def reference_mxnet(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: 
     return run, len(loader)
 
 
-PLAIN = {"numpy": plain_numpy, "torch": plain_torch, "mxnet": plain_mxnet}
+def plain_jax(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+              batches: list[np.ndarray]) -> Callable[[], None]:
+    """What the JAX docs teach: parameters as a pytree, a jitted step of jax.grad and optax."""
+    get_backend("jax")  # the backend's x64 setting, as the suite runs it
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    weights = {name: jnp.asarray(value, dtype=jnp.float32) for name, value in params.items()}
+    linears = [index for index, layer in enumerate(spec) if isinstance(layer, Linear)]
+
+    def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
+        out = xb
+        for position, index in enumerate(linears):
+            out = out @ p[f"{index}.weight"].T + p[f"{index}.bias"]
+            out = jnp.tanh(out) if position < len(linears) - 1 else out
+        return jnp.mean((out - yb) ** 2)
+
+    tx = optax.sgd(LR)
+    state = {"params": weights, "opt": tx.init(weights)}
+
+    @jax.jit
+    def step(p: Any, opt: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
+        loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
+        updates, opt = tx.update(grads, opt)
+        return optax.apply_updates(p, updates), opt, loss
+
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def run() -> None:
+        p, opt = state["params"], state["opt"]
+        for batch in batches:
+            idx = jnp.asarray(batch)
+            p, opt, loss = step(p, opt, Xj[idx], yj[idx])
+        jax.block_until_ready(loss)
+        state["params"], state["opt"] = p, opt
+
+    return run
+
+
+PLAIN = {"numpy": plain_numpy, "torch": plain_torch, "mxnet": plain_mxnet, "jax": plain_jax}
 
 
 # ---- measuring ----

@@ -8,8 +8,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import os
 import queue
-import signal
 import subprocess
 import threading
 import time
@@ -23,22 +23,13 @@ from . import protocol
 from .run import BackendResult, stopped_result, train
 
 EXECUTORS = ("process", "inline")
+PARENT_VARIABLE = "BACKEND_COMPARE_PARENT"  # the main process's pid, for the worker to die with it
 START_SECONDS = 120  # for a worker to start and import its framework
 STOP_SECONDS = 5  # for a worker to leave after `stop`, before it is killed
 
 
 class WorkerFailed(Exception):
     """A worker that could not start, or is no longer there; the message is the row's status."""
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGKILL when the main process dies, however it dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the worker leaves when its stdin closes instead
-        pass
 
 
 class Worker:
@@ -52,7 +43,7 @@ class Worker:
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
-            preexec_fn=_die_with_parent)
+            env={**os.environ, PARENT_VARIABLE: str(os.getpid())})
         self._messages: queue.Queue[tuple[dict[str, Any], protocol.Arrays] | None] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         threading.Thread(target=self._read, daemon=True).start()

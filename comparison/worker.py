@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
 import sys
 import time
 from typing import IO, Any
@@ -93,7 +94,23 @@ def _train(outgoing: IO[bytes], problem: Problem, message: dict[str, Any]) -> An
     return result
 
 
+def die_with_parent() -> None:
+    """SIGKILL when the main process dies, however it dies (Linux's PR_SET_PDEATHSIG), set here after
+    the exec rather than by the parent before it: a fork-and-run-Python step would make JAX warn, and
+    in threads it is unsafe. If the main process is already gone, leave now."""
+    parent = os.environ.get("BACKEND_COMPARE_PARENT")
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker leaves when its stdin closes instead
+        return
+    if parent is not None and os.getppid() != int(parent):
+        os._exit(0)
+
+
 def main() -> int:
+    die_with_parent()
     # The protocol owns stdout: a framework printing there would corrupt it, so its prints go to stderr.
     outgoing = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

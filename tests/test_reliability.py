@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 
 from backend_compare import backends
 from backend_compare import cli as compare
-from backend_compare.backends import get_backend
+from backend_compare.backends import BACKENDS, get_backend
 from tests.conftest import RunCli, load_backend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,8 @@ BAD_INPUTS = [
     (["--true-w", "2,x"], "argument --true-w: expected comma-separated numbers such as 2,-3.4; received: '2,x'"),
     (["--true-w", "nan,1"], "true_w must be a non-empty list of finite numbers; received: [nan, 1.0]"),
     (["--task", "cnn"], "argument --task: invalid choice: 'cnn' (choose from 'linreg', 'mlp', 'celsius', 'data')"),
-    (["--backends", "jax"],
-     "argument --backends: expected names from numpy, torch, mxnet, each with an optional @LABEL of --python"),
+    (["--backends", "cntk"],
+     "argument --backends: expected names from numpy, torch, mxnet, jax, each with an optional @LABEL of --python"),
     (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'markdown', 'csv', 'json')"),
     (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs' (choose from 'sgd', 'momentum', 'adam')"),
     (["--loss", "l1"], "argument --loss: invalid choice: 'l1' (choose from 'mse', 'half-mse', 'huber')"),
@@ -101,7 +102,7 @@ def test_batch_size_above_the_training_set_is_clipped_with_a_warning(cli: RunCli
 def test_divergence_is_a_result_not_a_crash(cli: RunCli) -> None:
     result = cli("--lr", "10", "--format", "json")
     assert result.code == 1 and "Traceback" not in result.err
-    assert result.err.count("\n") == 1 and "3 of 3 backends did not finish" in result.err
+    assert result.err.count("\n") == 1 and f"{len(BACKENDS)} of {len(BACKENDS)} backends did not finish" in result.err
     rows = json.loads(result.out)["summary"]
     for row in rows:
         assert row["status"].startswith("diverged at epoch 1, step ") and "last finite loss" in row["status"]
@@ -125,10 +126,11 @@ def test_one_backend_diverging_leaves_the_others(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(torch_backend, "_train", explode_on_the_second_epoch)
     code, report, err = run_in_process(cli, "--epochs", "3")
     status = {row["backend"]: row["status"] for row in report["summary"]}
-    assert code == 1 and status["numpy"] == "ok" and status["mxnet"] == "ok"
+    others = [name for name in BACKENDS if name != "torch"]
+    assert code == 1 and all(status[name] == "ok" for name in others)
     assert status["torch"].startswith("diverged at epoch 2, step 81 (last finite loss ")
-    assert err.count("\n") == 1 and "1 of 3 backends did not finish: torch diverged" in err
-    assert [(r["backend_a"], r["backend_b"]) for r in report["parity"]] == [("numpy", "mxnet")]
+    assert err.count("\n") == 1 and f"1 of {len(BACKENDS)} backends did not finish: torch diverged" in err
+    assert [(r["backend_a"], r["backend_b"]) for r in report["parity"]] == list(itertools.combinations(others, 2))
 
 
 def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.MonkeyPatch,
@@ -139,9 +141,9 @@ def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.Mo
     monkeypatch.setattr(load_backend("mxnet"), "_train", fail)
     code, report, err = run_in_process(cli)
     status = {row["backend"]: row["status"] for row in report["summary"]}
-    assert code == 1 and status == {"numpy": "ok", "torch": "ok",
+    assert code == 1 and status == {**{name: "ok" for name in BACKENDS},
                                     "mxnet": "failed: RuntimeError: simulated engine failure"}
-    assert {row["backend"] for row in report["params"]} == {"numpy", "torch", "least-squares"}
+    assert {row["backend"] for row in report["params"]} == {*BACKENDS, "least-squares"} - {"mxnet"}
     assert "mxnet failed: RuntimeError: simulated engine failure" in err
 
 
@@ -153,7 +155,7 @@ def test_absent_mxnet_is_skipped_and_the_others_run() -> None:
     assert result.returncode == 0, result.stderr
     assert "skipping backend 'mxnet': mxnet is not installed; install it with: pip install mxnet==1.9.1" \
         in result.stderr
-    assert [row["backend"] for row in json.loads(result.stdout)["summary"]] == ["numpy", "torch"]
+    assert [row["backend"] for row in json.loads(result.stdout)["summary"]] == [n for n in BACKENDS if n != "mxnet"]
     asked = subprocess.run([sys.executable, "-c", code.replace("'--epochs'", "'--backends', 'mxnet', '--epochs'")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert asked.returncode == 2 and "backend 'mxnet' is unavailable" in asked.stderr
@@ -191,7 +193,7 @@ def test_a_framework_failing_on_import_in_any_way_is_skipped_or_refused(
                         backends.Registration(module, "Backend", module, "pip install fake"))
     default = cli("--epochs", "1", "--format", "json", "--quiet")
     assert default.code == 0, default.err
-    assert [row["backend"] for row in json.loads(default.out)["summary"]] == ["numpy", "torch"]
+    assert [row["backend"] for row in json.loads(default.out)["summary"]] == [n for n in BACKENDS if n != "mxnet"]
     skipped = [line for line in default.err.splitlines() if "'mxnet'" in line]
     assert len(skipped) == 1 and "skipping backend 'mxnet': " in skipped[0] and kind in skipped[0], default.err
     named = cli("--backends", "numpy,mxnet", "--epochs", "1", "--quiet")

@@ -1,0 +1,141 @@
+"""JAX backend: Flax NNX layers, Optax optimisers and losses, jax.value_and_grad, the step under jax.jit.
+
+Importing this module turns on `jax_enable_x64` (process-wide in JAX): float64 models need it, and
+float32 ones keep float32 because every array here has an explicit dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .spec import Linear
+
+try:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+except ImportError as err:
+    raise ImportError(f"the jax backend needs JAX, Flax and Optax ({err}); install it with: "
+                      "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
+
+_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    native_init_description = "nnx.Linear defaults: lecun_normal kernels, zero biases, from nnx.Rngs(seed)"
+
+    def _build(self) -> None:
+        self._jdtype = jnp.dtype(self.dtype)
+        self._seed_model(0)
+        per_element = {
+            "mse": lambda output, target: optax.losses.squared_error(output, target),
+            "half-mse": lambda output, target: 0.5 * optax.losses.squared_error(output, target),
+            "huber": lambda output, target: optax.losses.huber_loss(output, target, delta=self.huber_delta),
+        }[self.loss_name]
+
+        def mean_loss(params: Any, X: Any, y: Any) -> Any:
+            return jnp.mean(per_element(nnx.merge(self._graph, params)(X), y))
+
+        self._mean_loss = jax.jit(mean_loss)
+        self._value_and_grad = jax.jit(jax.value_and_grad(mean_loss))
+        self._forward = jax.jit(lambda params, X: nnx.merge(self._graph, params)(X))
+        # L2 as torch applies it: wd·param added to the gradient before the optimiser sees it.
+        decay = [optax.add_decayed_weights(self.weight_decay)] if self.weight_decay else []
+        if self.optimizer == "adam":
+            rule = optax.adam(self.lr, b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPS)
+        else:
+            rule = optax.sgd(self.lr, momentum=self.momentum or None)
+        self._tx = tx = optax.chain(*decay, rule)
+        value_and_grad = self._value_and_grad
+
+        def step(params: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
+            loss, grads = value_and_grad(params, X, y)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, loss
+
+        self._step = jax.jit(step)  # traced once per batch shape, for the model's whole life
+
+    def _seed_model(self, seed: int) -> None:
+        """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained."""
+        rngs = nnx.Rngs(seed)
+        layers = [nnx.Linear(layer.in_features, layer.out_features, use_bias=layer.bias, dtype=self._jdtype,
+                             param_dtype=self._jdtype, rngs=rngs) if isinstance(layer, Linear)
+                  else _ACTIVATIONS[layer.name] for layer in self.spec]
+        self._model = nnx.Sequential(*layers)
+        self._graph, self._params = nnx.split(self._model, nnx.Param)
+
+    def _layers(self) -> Iterator[tuple[int, Any]]:
+        nnx.update(self._model, self._params)
+        for index, layer in enumerate(self._model.layers):
+            if isinstance(layer, nnx.Linear):
+                yield index, layer
+
+    def _get_params(self) -> Params:
+        found = {}
+        for index, layer in self._layers():
+            found[f"{index}.weight"] = np.asarray(layer.kernel.value).T  # Flax kernels are (in, out)
+            if layer.bias is not None:
+                found[f"{index}.bias"] = np.asarray(layer.bias.value)
+        return found
+
+    def _set_params(self, params: Params) -> None:
+        for index, layer in self._layers():
+            layer.kernel.value = jnp.asarray(params[f"{index}.weight"].T, dtype=self._jdtype)
+            if layer.bias is not None:
+                layer.bias.value = jnp.asarray(params[f"{index}.bias"], dtype=self._jdtype)
+        self._graph, self._params = nnx.split(self._model, nnx.Param)
+
+    def _native_init(self, seed: int) -> None:
+        self._seed_model(seed)
+
+    def _reset_optimizer(self) -> None:
+        self._opt_state = self._tx.init(self._params)
+
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[list[np.ndarray]]:
+        key = jax.random.PRNGKey(seed)
+        for _ in range(epochs):
+            key, epoch_key = jax.random.split(key)
+            order = np.asarray(jax.random.permutation(epoch_key, n_rows)) if shuffle else np.arange(n_rows)
+            yield [order[i : i + batch_size] for i in range(0, n_rows, batch_size)]
+
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._X, self._y = jnp.asarray(X), jnp.asarray(y)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self._forward(self._params, jnp.asarray(X)))
+
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(self._mean_loss(self._params, jnp.asarray(X), jnp.asarray(y)))
+
+    def _loss_loaded(self) -> float:
+        return float(self._mean_loss(self._params, self._X, self._y))
+
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        loss, grads = self._value_and_grad(self._params, jnp.asarray(X), jnp.asarray(y))
+        found = {}
+        for path, value in nnx.to_flat_state(grads):
+            index, kind = path[-2], path[-1]
+            array = np.asarray(value.value if hasattr(value, "value") else value)
+            found[f"{index}.{'weight' if kind == 'kernel' else 'bias'}"] = array.T if kind == "kernel" else array
+        return float(loss), found
+
+    def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
+        X, y = self._X, self._y
+        if order is not None:
+            index = jnp.asarray(order)
+            X, y = jnp.take(X, index, axis=0), jnp.take(y, index, axis=0)
+        params, opt_state, losses = self._params, self._opt_state, []
+        for start, stop in bounds:
+            params, opt_state, loss = self._step(params, opt_state, X[start:stop], y[start:stop])
+            losses.append(loss)
+        self._params, self._opt_state = params, opt_state
+        return np.asarray(jnp.stack(losses)).tolist()  # one transfer for the chunk's losses
