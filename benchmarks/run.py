@@ -324,6 +324,17 @@ def bare_matmul_rows(n: int, features: int, repeats: int, names: list[str]) -> l
             nd.waitall()
 
         bare["mxnet"] = mxnet_products
+    if "jax" in names:
+        get_backend("jax")
+        import jax
+        import jax.numpy as jnp
+
+        Xj, Wj, gj = jnp.asarray(X), jnp.asarray(W), jnp.asarray(g)
+
+        def jax_products() -> None:
+            jax.block_until_ready((Xj @ Wj.T, gj.T @ Xj))  # JAX dispatches asynchronously
+
+        bare["jax"] = jax_products
     rows = []
     for name in names:
         seconds = interleaved({"suite": suite_loop(name, spec, params, X, y, [np.arange(n)]), "bare": bare[name]},
