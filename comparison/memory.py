@@ -64,6 +64,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
         Part("the layer activations", "--hidden" if not linear else data_option, activations),
         Part("the loss of every step", "--epochs", history),
         Part("the exact optimum", data_option, 3 * cells * 8 if linear else 0),
+        Part("the frameworks' first use", "--backends", sum(registration(name).first_use_bytes for name in backends)),
         Part("the frameworks", "--backends", sum(registration(name).import_bytes for name in backends) + WORKING_BYTES
              + GATHER_BYTES * 2),
     ]

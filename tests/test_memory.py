@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend_compare.backends import get_backend, mlp_spec
+from backend_compare.backends import BACKENDS, get_backend, mlp_spec
 from backend_compare.backends.batches import EpochBatches, shuffled_epochs
 from backend_compare.comparison import memory
 from backend_compare.tasks import get_task
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("args", [
-    ["--backends", "numpy,torch,mxnet", "--n-samples", "1000000", "--batch-size", "800000", "--epochs", "3"],
+    ["--backends", ",".join(BACKENDS), "--n-samples", "1000000", "--batch-size", "800000", "--epochs", "3"],
     ["--backends", "numpy,torch", "--task", "mlp", "--n-samples", "100000", "--hidden", "64", "--lr", "0.01",
      "--batch-size", "1000", "--epochs", "1", "--loss", "huber", "--optimizer", "adam"],
 ])
