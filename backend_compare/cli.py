@@ -349,7 +349,8 @@ def prepare(argv: list[str]) -> Plan:
                 _unavailable(args, name, str(err))
     else:
         build_backends(first, ["numpy"], options)  # the options' checks, without importing a framework here
-        labels = interpreters(args.python)
+        # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
+        labels = interpreters(args.python) if any("@" in name for name in names) else {}
         workers = _start_workers(args, {name: _python_for(name, labels) for name in names})
     return Plan(args, seeds, problems, first, options, backends, workers, out)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .batches import split_batches
 from .spec import Linear
 
 try:
@@ -105,7 +106,7 @@ class JaxBackend(Backend):
         for _ in range(epochs):
             key, epoch_key = jax.random.split(key)
             order = np.asarray(jax.random.permutation(epoch_key, n_rows)) if shuffle else np.arange(n_rows)
-            yield [order[i : i + batch_size] for i in range(0, n_rows, batch_size)]
+            yield split_batches(order, batch_size)
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = jnp.asarray(X), jnp.asarray(y)

@@ -504,6 +504,11 @@ def markdown(rows: list[dict[str, Any]], formats: dict[str, str] | None = None) 
     return table.to_markdown(index=False, floatfmt=".3g")
 
 
+def explain_misses(where: str, misses: list[str], why: str) -> str:
+    """A paragraph under the targets: which ones missed, and why (nothing when none did)."""
+    return f"\n\nWhere {where}: {'; '.join(misses)}. {why}" if misses else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smallest size only; nothing written")
@@ -574,43 +579,42 @@ def main(argv: list[str] | None = None) -> int:
                     f"median {np.median(wall):.2f} s (of {', '.join(f'{s:.2f}' for s in wall)})",
                     float(np.median(wall)) < 8))
     target_table = markdown([{"target": t, "measured": m, "met": "yes" if ok else "NO"} for t, m, ok in targets])
-    misses = [(row["model"], row["backend"], row["n"], row["batch"], row["ratio"]) for row in rows
-              if row["ratio"] > row["target"]]
-    if misses:
-        target_table += ("\n\nWhere a step ratio is missed: " + "; ".join(
-            f"{model} {name} n={n} batch={batch}: {ratio:.2f}×" for model, name, n, batch, ratio in misses)
-            + ". Where an epoch is a single step (n = batch), the suite's work per epoch is not spread over"
-            " other steps: checking the batch's indices (two reductions, so a bad index is an error rather"
-            " than MXNet's silent clipping or NumPy's wrap-around), one gather, and converting the epoch's"
-            " losses, some 20-30 µs against a plain loop that checks nothing. With 10 or more steps per"
-            " epoch it vanishes in the noise.")
-    slow = [row for row in scaling if row["loop"] == "suite" and not 0.9 <= row["exponent"] <= 1.1]
-    if slow:
-        target_table += ("\n\nWhere the exponent is missed: " + "; ".join(
-            f"{row['backend']} k = {row['exponent']:.2f} (its plain loop: {plain_k[row['backend']]:.2f})"
-            for row in slow) + ". An epoch over shuffled rows reads each row once from wherever it lies: at"
-            " 1e4 rows × 100 features the 4 MB data set sits in cache, at 1e6 (400 MB) each row is a memory"
-            " access, so the time per epoch of the suite and of the plain loop alike grows faster than n on"
-            " this shared machine; the fitted k of both moves between about 1.0 and 1.3 from run to run.")
-    slow_workers = [r for r in worker_runs if r["ratio"] > 0.65]
-    if slow_workers:
-        target_table += ("\n\nWhere workers miss 0.65× the inline wall time: " + "; ".join(
-            f"{r['task']} {r['ratio']:.2f}×" for r in slow_workers) + ". One worker per backend serves all its"
-            " seeds (its framework is imported once), so the run cannot end before the slowest framework's"
-            " seeds have run one after another: in the MLP run MXNet's training alone is about 70 % of the"
-            " inline run's training time, and in the linreg run the imports, which workers overlap, are most"
-            " of it. With two cores the other backends' work hides behind that path; it cannot shorten it.")
-    heavy = [r for r in estimates if "2000 epochs" in r["case"] and r["over_fixed_per_data"] > 3]
-    if heavy:
-        target_table += ("\n\nWhere growth beyond the 1000-row run exceeds 3× the data: " + "; ".join(
-            f"{r['backend']} {r['over_fixed_per_data']:.2f}×" for r in heavy) + ". Nothing of the size epochs ×"
-            " rows remains (before the batch orders were made one epoch at a time this run grew by about 620 MB,"
-            " some 430× its data). What is left is the float64 labels drawn before they are rounded, MXNet's own"
-            " copy of the data, and memory the C allocator keeps after a full-batch step frees its temporaries"
-            " (glibc serves later blocks of that size from its heap instead of returning them). With"
-            " MALLOC_MMAP_THRESHOLD_=131072 in the environment, measured at 1e6 rows: numpy 2.0×, torch 1.9×,"
-            " mxnet 3.8× (its own copy of the data, and its storage pool), against 2.5×, 4.8× and 4.5× without;"
-            " it makes NumPy's full-batch steps about twice as slow, so the suite does not set it.")
+    target_table += explain_misses(
+        "a step ratio is missed", [f"{row['model']} {row['backend']} n={row['n']} batch={row['batch']}: "
+                                   f"{row['ratio']:.2f}×" for row in rows if row["ratio"] > row["target"]],
+        "Where an epoch is a single step (n = batch), the suite's work per epoch is not spread over"
+        " other steps: checking the batch's indices (two reductions, so a bad index is an error rather"
+        " than MXNet's silent clipping or NumPy's wrap-around), one gather, and converting the epoch's"
+        " losses, some 20-30 µs against a plain loop that checks nothing. With 10 or more steps per"
+        " epoch it vanishes in the noise.")
+    target_table += explain_misses(
+        "the exponent is missed", [f"{row['backend']} k = {row['exponent']:.2f} (its plain loop: "
+                                   f"{plain_k[row['backend']]:.2f})" for row in scaling
+                                   if row["loop"] == "suite" and not 0.9 <= row["exponent"] <= 1.1],
+        "An epoch over shuffled rows reads each row once from wherever it lies: at"
+        " 1e4 rows × 100 features the 4 MB data set sits in cache, at 1e6 (400 MB) each row is a memory"
+        " access, so the time per epoch of the suite and of the plain loop alike grows faster than n on"
+        " this shared machine; the fitted k of both moves between about 1.0 and 1.3 from run to run.")
+    target_table += explain_misses(
+        "workers miss 0.65× the inline wall time",
+        [f"{r['task']} {r['ratio']:.2f}×" for r in worker_runs if r["ratio"] > 0.65],
+        "One worker per backend serves all its"
+        " seeds (its framework is imported once), so the run cannot end before the slowest framework's"
+        " seeds have run one after another: in the MLP run MXNet's training alone is about 70 % of the"
+        " inline run's training time, and in the linreg run the imports, which workers overlap, are most"
+        " of it. With two cores the other backends' work hides behind that path; it cannot shorten it.")
+    target_table += explain_misses(
+        "growth beyond the 1000-row run exceeds 3× the data",
+        [f"{r['backend']} {r['over_fixed_per_data']:.2f}×" for r in estimates
+         if "2000 epochs" in r["case"] and r["over_fixed_per_data"] > 3],
+        "Nothing of the size epochs ×"
+        " rows remains (before the batch orders were made one epoch at a time this run grew by about 620 MB,"
+        " some 430× its data). What is left is the float64 labels drawn before they are rounded, MXNet's own"
+        " copy of the data, and memory the C allocator keeps after a full-batch step frees its temporaries"
+        " (glibc serves later blocks of that size from its heap instead of returning them). With"
+        " MALLOC_MMAP_THRESHOLD_=131072 in the environment, measured at 1e6 rows: numpy 2.0×, torch 1.9×,"
+        " mxnet 3.8× (its own copy of the data, and its storage pool), against 2.5×, 4.8× and 4.5× without;"
+        " it makes NumPy's full-batch steps about twice as slow, so the suite does not set it.")
     sections.insert(1, "## Targets\n\n" + target_table)
     if reference:
         sections.append("## MXNet: the suite against the Gluon reference loop (linreg 1000×2, batches of 10)\n\n"
