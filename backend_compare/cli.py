@@ -423,10 +423,13 @@ def execute(plan: Plan) -> int:
     def describe(stop: BaseException) -> str:
         return how_stopped(stop)[0]
 
+    def problem(seed: int) -> Problem:  # the first seed's was made while checking the options
+        return plan.first if seed == plan.seeds[0] else plan.problems(seed)
+
     with progress:
         if plan.workers:
             try:
-                stop = run_in_workers(plan.workers, plan.problems, plan.seeds, job={
+                stop = run_in_workers(plan.workers, problem, plan.seeds, job={
                     "options": plan.options, "init": args.init, "record": record}, jobs=args.jobs,
                     timeout=args.timeout, on_progress=progress.update, describe=describe, finish_seed=finish_seed)
             finally:
@@ -436,7 +439,7 @@ def execute(plan: Plan) -> int:
             stop = run_inline(
                 lambda seed, problem: plan.backends if seed == plan.seeds[0] else build_backends(
                     problem, plan.names, plan.options),
-                lambda seed: plan.first if seed == plan.seeds[0] else plan.problems(seed), plan.seeds,
+                problem, plan.seeds,
                 init=args.init, record=record, on_epoch=progress.update,
                 on_start=lambda seed, name: progress.set_description(f"seed {seed} {name}"), describe=describe,
                 finish_seed=finish_seed)
