@@ -1,4 +1,4 @@
-"""Train the same model on NumPy, PyTorch and MXNet Gluon and compare them side by side.
+"""Train the same model on NumPy, PyTorch, MXNet Gluon, JAX and TensorFlow and compare them side by side.
 
     python compare.py --task linreg
     python compare.py --task linreg --backends numpy,torch --dtype float64 --format markdown
@@ -6,6 +6,7 @@
     python compare.py --task linreg --optimizer adam --lr 0.01 --loss huber --format json
     python compare.py --task mlp --hidden 32,32 --activation relu --function teacher
     python compare.py --task celsius --model mlp --init native
+    python compare.py --task mlp --mode eager,compiled --dtype float64
     python compare.py --data measurements.csv --model mlp --hidden 16
     python compare.py --task linreg --seeds 5 --relative --plot curves.png
     python compare.py --task linreg --out runs/before
@@ -34,9 +35,11 @@ from tqdm import tqdm
 from .backends import (
     BACKENDS,
     LOSSES,
+    MODES,
     OPTIMIZERS,
     Backend,
     BackendUnavailable,
+    RowName,
     available_backends,
     error_line,
     install_hint,
@@ -141,6 +144,14 @@ def _seeds(text: str) -> list[int]:
     return [int(part) for part in parts]
 
 
+def _modes(text: str) -> list[str]:
+    modes = [mode.strip() for mode in text.split(",")]
+    if not set(modes) <= set(MODES) or len(set(modes)) < len(modes):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(MODES)}, or several once each such as "
+                                         f"eager,compiled; received: {text!r}")
+    return modes
+
+
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
@@ -181,8 +192,8 @@ def interpreters(given: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _python_for(name: str, labels: dict[str, str]) -> str:
-    """The interpreter that runs backend `name` (NAME or NAME@LABEL)."""
-    label = name.partition("@")[2]
+    """The interpreter that runs the row `name` (NAME[@LABEL][:MODE])."""
+    label = RowName.parse(name).label
     if not label:
         return sys.executable
     if label not in labels:
@@ -195,10 +206,12 @@ def _python_for(name: str, labels: dict[str, str]) -> str:
 
 def _backend_names(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name.partition("@")[0] not in BACKENDS or name.endswith("@")]
+    rows = [(name, RowName.parse(name)) for name in names]
+    unknown = [name for name, row in rows if row.backend not in BACKENDS or ("@" in name and not row.label)
+               or (":" in name and row.mode not in MODES)]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"expected names from {', '.join(BACKENDS)}, each with an optional "
-                                         f"@LABEL of --python; received: {text!r}")
+                                         f"@LABEL of --python and :MODE of {', '.join(MODES)}; received: {text!r}")
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:
         raise argparse.ArgumentTypeError(f"expected each backend once; received {', '.join(twice)} more than once "
@@ -212,7 +225,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
     parser.add_argument("--backends", type=_backend_names, default=None,
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one); "
-                             "NAME@LABEL runs NAME with the interpreter --python gives LABEL")
+                             "NAME@LABEL runs NAME with the interpreter --python gives LABEL, NAME:MODE in that mode")
     parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
     parser.add_argument("--seeds", type=_count, help="run seeds 0..N-1 and report mean and standard deviation")
     parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
@@ -227,6 +240,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", choices=INIT_MODES, default="shared",
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")
+    parser.add_argument("--mode", type=_modes, default=["usual"],
+                        help="how each training step runs: eager (op by op), compiled (torch.compile, jax.jit, "
+                             "tf.function, Gluon's hybridize) or usual (as each framework's tutorials do; the "
+                             "default); eager,compiled runs every backend both ways")
     running = parser.add_argument_group("where it runs")
     running.add_argument("--executor", choices=EXECUTORS, default="process",
                          help="process: each backend in a worker process of its own (default); inline: all in "
@@ -295,13 +312,13 @@ class Plan:
     problems: Callable[[int], Problem]
     first: Problem
     options: dict[str, Any]
-    backends: list[Backend]  # inline: built for the first seed while checking the options
+    backends: dict[str, Backend]  # inline, by row name: built for the first seed while checking the options
     workers: list[Worker]  # process: started, their framework imported
     out: Path | None
 
     @property
     def names(self) -> list[str]:
-        return [backend.name for backend in self.backends] + [worker.name for worker in self.workers]
+        return list(self.backends) + [worker.name for worker in self.workers]
 
 
 def prepare(argv: list[str]) -> Plan:
@@ -330,13 +347,16 @@ def prepare(argv: list[str]) -> Plan:
     def problems(seed: int) -> Problem:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
 
-    names = _select_backends(args.backends)
-    check_memory(args, task, task_kwargs, setup, [name.partition("@")[0] for name in names], len(seeds))
+    names = [f"{name}:{mode}" if len(args.mode) > 1 and ":" not in name else name
+             for name in _select_backends(args.backends) for mode in args.mode]
+    names = list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+    check_memory(args, task, task_kwargs, setup, [RowName.parse(name).backend for name in names], len(seeds))
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
                "weight_decay": args.weight_decay, "loss": args.loss,
-               "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta}
-    backends: list[Backend] = []
+               "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta,
+               "mode": args.mode[0] if len(args.mode) == 1 else "usual"}  # a row's own :MODE wins
+    backends: dict[str, Backend] = {}
     workers: list[Worker] = []
     if args.executor == "inline":
         labelled = [name for name in names if "@" in name]
@@ -344,15 +364,30 @@ def prepare(argv: list[str]) -> Plan:
             raise UsageError(f"--backends {','.join(labelled)}: another environment needs --executor process")
         for name in names:
             try:
-                backends += build_backends(first, [name], options)
+                backends.update(build_backends(first, [name], options))
             except BackendUnavailable as err:
                 _unavailable(args, name, str(err))
     else:
-        build_backends(first, ["numpy"], options)  # the options' checks, without importing a framework here
+        # The options' checks, without importing a framework here (every mode asked for is one numpy has).
+        build_backends(first, ["numpy"] + [f"numpy:{RowName.parse(name).mode}" for name in names if ":" in name],
+                       options)
         # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
         labels = interpreters(args.python) if any("@" in name for name in names) else {}
         workers = _start_workers(args, {name: _python_for(name, labels) for name in names})
+        _check_modes(workers, options["mode"])
     return Plan(args, seeds, problems, first, options, backends, workers, out)
+
+
+def _check_modes(workers: list[Worker], mode: str) -> None:
+    """A mode a worker's backend lacks is a usage error before anything trains (inline, constructing it
+    says the same)."""
+    for worker in workers:
+        wanted = worker.mode or mode
+        if wanted != "usual" and wanted not in worker.modes:
+            for each in workers:
+                each.kill()
+            raise UsageError(f"mode must be one of usual, {', '.join(worker.modes)} for the {worker.backend} backend; "
+                             f"received: {wanted!r}")
 
 
 def _unavailable(args: argparse.Namespace, name: str, reason: str) -> None:
@@ -446,7 +481,8 @@ def execute(plan: Plan) -> int:
     stopped_by = how_stopped(stop) if stop is not None else None
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
-              "options": {**plan.options, "init": args.init, "curves": args.curves, "relative": args.relative}}
+              "options": {**plan.options, "mode": ",".join(args.mode), "init": args.init, "curves": args.curves,
+                          "relative": args.relative}}
     elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
                  for worker in plan.workers if "@" in worker.name}
     if elsewhere:  # rows from other environments: what each of them runs

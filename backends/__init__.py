@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 
-from .base import LOSSES, OPTIMIZERS, Backend, error_line
+from .base import LOSSES, MODES, OPTIMIZERS, Backend, error_line
 from .spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 
 ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend
@@ -24,6 +26,7 @@ class Registration:
     install: str | None = None  # the command that installs the framework
     import_bytes: int = 0  # resident memory importing it adds, measured here (benchmarks/run.py)
     first_use_bytes: int = 0  # what its first steps add whatever the data: compiled code, thread pools
+    companions: tuple[str, ...] = ()  # other packages whose versions decide its numbers (Keras for TensorFlow)
 
 
 _BUILT_IN = {
@@ -32,7 +35,11 @@ _BUILT_IN = {
     "mxnet": Registration(".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'",
                           150 * 2**20),
     "jax": Registration(".jax_backend", "JaxBackend", "jax", "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8",
-                        250 * 2**20, first_use_bytes=48 * 2**20),  # XLA's compiled steps: about 20 MB measured
+                        250 * 2**20, first_use_bytes=48 * 2**20,  # XLA's compiled steps: about 20 MB measured
+                        companions=("flax", "optax")),
+    "tensorflow": Registration(".tensorflow_backend", "TensorflowBackend", "tensorflow",
+                               "pip install tensorflow-cpu==2.21.0 keras==3.15.1", 700 * 2**20,  # 668 MB measured
+                               first_use_bytes=48 * 2**20, companions=("keras",)),  # its traced steps: 24 MB
 }
 
 
@@ -50,9 +57,27 @@ _REGISTRY = {**_BUILT_IN, **_installed()}
 BACKENDS = tuple(_REGISTRY)
 
 __all__ = [
-    "BACKENDS", "LOSSES", "OPTIMIZERS", "Activation", "Backend", "BackendUnavailable", "Linear", "ModelSpec",
-    "Registration", "available_backends", "error_line", "framework_version", "get_backend", "install_hint",
-    "make_spec", "mlp_spec", "param_shapes", "registration",
+    "BACKENDS",
+    "LOSSES",
+    "MODES",
+    "OPTIMIZERS",
+    "Activation",
+    "Backend",
+    "BackendUnavailable",
+    "Linear",
+    "ModelSpec",
+    "Registration",
+    "RowName",
+    "available_backends",
+    "error_line",
+    "framework_version",
+    "get_backend",
+    "install_hint",
+    "make_spec",
+    "mlp_spec",
+    "package_version",
+    "param_shapes",
+    "registration",
 ]
 
 
@@ -85,15 +110,43 @@ def get_backend(name: str) -> type[Backend]:
     return backend
 
 
+@dataclass(frozen=True)
+class RowName:
+    """A row of a comparison, BACKEND[@LABEL][:MODE]: the backend, the environment whose interpreter runs
+    it (--python LABEL=PATH; "" for this one) and the mode it runs in ("" for the run's --mode)."""
+
+    backend: str
+    label: str
+    mode: str
+
+    @classmethod
+    def parse(cls, name: str) -> RowName:
+        rest, _, mode = name.partition(":")
+        backend, _, label = rest.partition("@")
+        return cls(backend, label, mode)
+
+
 def registration(name: str) -> Registration:
-    """What the registry knows of backend `name` (BACKEND@LABEL: of BACKEND)."""
-    return _REGISTRY[name.partition("@")[0]]
+    """What the registry knows of backend `name` (or of the backend of a row name, BACKEND@LABEL:MODE)."""
+    return _REGISTRY[RowName.parse(name).backend]
 
 
 def framework_version(name: str) -> str:
     """The installed version of `name`'s framework (NumPy's for the numpy backend), read without importing it."""
-    distribution = registration(name).framework or "numpy"
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return package_version(registration(name).framework or "numpy")
+
+
+@cache
+def _distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def package_version(package: str) -> str:
+    """The version of the distribution that provides import name `package` (tensorflow-cpu provides
+    tensorflow), without importing it; "not installed" when none does."""
+    for distribution in [package, *_distributions().get(package, [])]:
+        try:
+            return importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"

@@ -15,6 +15,7 @@ from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 LOSSES = ("mse", "half-mse", "huber")
+MODES = ("usual", "eager", "compiled")  # usual: each framework as its own tutorials run it
 DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8  # added to sqrt(v̂), as in Kingma & Ba and torch.optim.Adam
@@ -115,10 +116,14 @@ class Backend(ABC):
     Every loss is the task's definition, averaged over the batch:
     mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ).
     A new model holds its framework's default initial parameters (see `native_init`).
+    `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
+    framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.
     """
 
     name: ClassVar[str]
     native_init_description: ClassVar[str]  # what native_init draws, for reports
+    modes: ClassVar[tuple[str, ...]] = ("eager",)  # the modes this backend can run its step in
+    usual_mode: ClassVar[str] = "eager"  # what its framework's tutorials do
     load_copies: ClassVar[bool] = False  # True when _load converts into memory of the framework's own
 
     def __init__(
@@ -132,8 +137,13 @@ class Backend(ABC):
         weight_decay: float = 0.0,
         loss: str = "mse",
         huber_delta: float = 1.0,
+        mode: str = "usual",
     ) -> None:
         self.spec = make_spec(list(spec))
+        self.mode = self.usual_mode if _choice("mode", mode, MODES) == "usual" else mode
+        if self.mode not in self.modes:
+            raise ValueError(f"mode must be one of usual, {', '.join(self.modes)} for the {self.name} backend; "
+                             f"received: {mode!r}")
         self.dtype = _choice("dtype", dtype, DTYPES)
         self.optimizer = _choice("optimizer", optimizer, OPTIMIZERS)
         self.lr = _finite("lr", lr, zero_allowed=False)

@@ -32,6 +32,8 @@ _ACTIVATIONS: dict[str, Callable[[Any], Any]] = {"tanh": jnp.tanh, "relu": jax.n
 class JaxBackend(Backend):
     name = "jax"
     native_init_description = "nnx.Linear defaults: lecun_normal kernels, zero biases, from nnx.Rngs(seed)"
+    modes = ("eager", "compiled")
+    usual_mode = "compiled"
 
     def _build(self) -> None:
         self._jdtype = jnp.dtype(self.dtype)
@@ -45,9 +47,9 @@ class JaxBackend(Backend):
         def mean_loss(params: Any, X: Any, y: Any) -> Any:
             return jnp.mean(per_element(nnx.merge(self._graph, params)(X), y))
 
-        self._mean_loss = jax.jit(mean_loss)
-        self._value_and_grad = jax.jit(jax.value_and_grad(mean_loss))
-        self._forward = jax.jit(lambda params, X: nnx.merge(self._graph, params)(X))
+        self._mean_loss = self._compiled(mean_loss)
+        self._value_and_grad = self._compiled(jax.value_and_grad(mean_loss))
+        self._forward = self._compiled(lambda params, X: nnx.merge(self._graph, params)(X))
         # L2 as torch applies it: wd·param added to the gradient before the optimiser sees it.
         decay = [optax.add_decayed_weights(self.weight_decay)] if self.weight_decay else []
         if self.optimizer == "adam":
@@ -57,12 +59,24 @@ class JaxBackend(Backend):
         self._tx = tx = optax.chain(*decay, rule)
         value_and_grad = self._value_and_grad
 
-        def step(params: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
-            loss, grads = value_and_grad(params, X, y)
+        def step(params: Any, opt_state: Any, X: Any, y: Any, rows: Any) -> tuple[Any, Any, Any]:
+            # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
+            loss, grads = value_and_grad(params, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        self._step = jax.jit(step)  # traced once per batch shape, for the model's whole life
+        self._step = self._compiled(step)  # jit: traced once per batch shape, for the model's whole life
+
+    def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """fn under jax.jit in compiled mode; op by op, every inner jit disabled too, in eager mode."""
+        if self.mode == "compiled":
+            return jax.jit(fn)
+
+        def op_by_op(*args: Any) -> Any:
+            with jax.disable_jit():
+                return fn(*args)
+
+        return op_by_op
 
     def _seed_model(self, seed: int) -> None:
         """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained."""
@@ -130,13 +144,11 @@ class JaxBackend(Backend):
         return float(loss), found
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
-        X, y = self._X, self._y
-        if order is not None:
-            index = jnp.asarray(order)
-            X, y = jnp.take(X, index, axis=0), jnp.take(y, index, axis=0)
         params, opt_state, losses = self._params, self._opt_state, []
         for start, stop in bounds:
-            params, opt_state, loss = self._step(params, opt_state, X[start:stop], y[start:stop])
+            rows = np.arange(start, stop) if order is None else order[start:stop]
+            params, opt_state, loss = self._step(params, opt_state, self._X, self._y, rows)
             losses.append(loss)
         self._params, self._opt_state = params, opt_state
-        return np.asarray(jnp.stack(losses)).tolist()  # one transfer for the chunk's losses
+        # Read once the steps are queued; float() per loss: jnp.stack would compile for each chunk length.
+        return [float(loss) for loss in losses]

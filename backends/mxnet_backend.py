@@ -52,6 +52,8 @@ class MxnetBackend(Backend):
     native_init_description = (
         "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)")
     load_copies = True  # nd.array copies into MXNet's own memory
+    modes = ("eager", "compiled")  # imperative Gluon, or hybridized into cached graphs
+    usual_mode = "compiled"
 
     def _build(self) -> None:
         self._net = gluon.nn.HybridSequential()
@@ -63,7 +65,8 @@ class MxnetBackend(Backend):
             else:
                 self._net.add(gluon.nn.Activation(layer.name))
         self._net.initialize(ctx=mx.cpu())
-        self._net.hybridize(static_alloc=True)  # one cached graph per batch shape: same numbers, ~30 % faster
+        compiled = self.mode == "compiled"
+        self._net.hybridize(compiled, static_alloc=True)  # one cached graph per batch shape, ~30 % faster
         self._named = {}
         for name in self._shapes:  # Dense.weight is (units, in_units): the canonical layout as is
             index, kind = name.split(".")
@@ -77,7 +80,7 @@ class MxnetBackend(Backend):
             "huber": gluon.loss.HuberLoss(rho=self.huber_delta, weight=self.huber_delta),
         }[self.loss_name]
         self._net_loss = _NetWithLoss(self._net, self._loss_fn)
-        self._net_loss.hybridize(static_alloc=True)  # forward and loss in one cached graph per step
+        self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step
 
     def _get_params(self) -> Params:
         return {name: param.data().asnumpy() for name, param in self._named.items()}

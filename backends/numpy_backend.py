@@ -22,6 +22,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     native_init_description = (
         "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)")
+    modes = ("eager", "compiled")  # nothing to compile: both run the same code, a baseline for the others
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}

@@ -43,6 +43,13 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
               cause="MXNet's adam_update takes beta2 as a 32-bit float: 0.999 becomes 0.99900001287, so "
                     "(1 - beta2) is 1.3e-5 relative too small while its bias correction uses the exact "
                     "0.999; measured up to 1.8e-4 absolute, 8.8e-4 relative on values below 1e-5"),
+    Allowance("keras-adam-float32-beta2", "tensorflow", "float32", rtol=1e-3, atol=1e-5,
+              cause="Keras's Adam computes its bias correction 1 - beta2**t in the weights' dtype, so a float32 "
+                    "model's uses beta2 = 0.99900001287, 1.3e-5 relative too far from 1 at first; MXNet's "
+                    "adam_update rounds beta2 the other way (in the moment update, its bias correction exact). "
+                    "Each stays within float32's tolerance of numpy, torch and jax (at most 0.60 of it), but "
+                    "between the two the errors add: measured 1.03 of the tolerance on the mlp with mse, "
+                    "1.1e-5 absolute, 5.9e-4 relative on a parameter near 0.014"),
 )}
 
 

@@ -17,6 +17,21 @@ except ImportError as err:
     raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
+# torch.compile keys its compiled graphs by code object: every model here shares one forward, and each
+# new dtype, loss or architecture is a recompile of it. Past torch's default limit of 8 it would quietly
+# run eagerly instead; allow more, and fail loudly rather than report eager numbers as compiled ones.
+_RECOMPILE_LIMIT = 64
+
+
+class _NetWithLoss(nn.Module):
+    """The batch-mean loss of the network's output, as one module: what compiled mode compiles."""
+
+    def __init__(self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.net, self.loss = net, loss
+
+    def forward(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss(self.net(X), y)
 
 
 def _grad(param: torch.Tensor) -> torch.Tensor:
@@ -26,6 +41,7 @@ def _grad(param: torch.Tensor) -> torch.Tensor:
 class TorchBackend(Backend):
     name = "torch"
     native_init_description = "nn.Linear.reset_parameters: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases"
+    modes = ("eager", "compiled")
 
     def _build(self) -> None:
         layers = [
@@ -44,6 +60,11 @@ class TorchBackend(Backend):
             "huber": nn.HuberLoss(delta=self.huber_delta),
         }
         self._loss_fn = losses[self.loss_name]
+        self._net_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _NetWithLoss(self._model, self._loss_fn)
+        if self.mode == "compiled":  # forward and loss through Inductor, backward through AOTAutograd
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
+            torch._dynamo.config.fail_on_recompile_limit_hit = True
+            self._net_loss = torch.compile(self._net_loss)
 
     def _get_params(self) -> Params:
         return {name: param.detach().numpy() for name, param in self._named.items()}
@@ -92,7 +113,7 @@ class TorchBackend(Backend):
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         self._optimizer.zero_grad()
-        loss = self._loss_fn(self._model(torch.from_numpy(X)), torch.from_numpy(y))
+        loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y))
         loss.backward()
         return loss.item(), {name: _grad(param).numpy() for name, param in self._named.items()}
 
@@ -104,12 +125,14 @@ class TorchBackend(Backend):
         losses = []
         for start, stop in bounds:
             self._optimizer.zero_grad()
-            loss = self._loss_fn(self._model(X[start:stop]), y[start:stop])
+            loss = self._net_loss(X[start:stop], y[start:stop])
             loss.backward()
             self._optimizer.step()
             losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
         return losses
 
     def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
+        # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost
+        # seconds and measure nothing the training step does not.
         with torch.no_grad():
             return self._loss_fn(self._model(X), y).item()

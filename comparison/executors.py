@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..backends import Backend, error_line
+from ..backends import Backend, RowName, error_line
 from ..tasks import Problem
 from . import protocol
 from .run import BackendResult, stopped_result, train
@@ -38,8 +38,10 @@ class Worker:
     def __init__(self, name: str, python: str) -> None:
         """`name`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter."""
         self.name, self.python = name, python
-        self.backend = name.partition("@")[0]
+        row = RowName.parse(name)
+        self.backend, self.mode = row.backend, row.mode
         self.versions: dict[str, str] = {}
+        self.modes: list[str] = []  # the modes its backend has, once loaded
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
@@ -81,6 +83,7 @@ class Worker:
         if "unavailable" in reply:
             raise WorkerFailed(reply["unavailable"])
         self.versions[self.backend] = str(reply["loaded"])
+        self.modes = list(reply["modes"])
         return self.versions[self.backend]
 
     def request(self, message: dict[str, Any], arrays: protocol.Arrays | None = None, *, timeout: float | None,
@@ -132,6 +135,8 @@ class Worker:
             message, arrays = protocol.encode_problem(problem)
             self.send({"kind": "problem", "problem": message}, arrays)
             self.problem_id = problem_id
+        if self.mode:  # a row of its own mode: NAME:MODE
+            job = {**job, "options": {**job["options"], "mode": self.mode}}
         reply, arrays = self.request({"kind": "train", "backend": self.backend, **job}, timeout=timeout,
                                      on_progress=on_progress)
         result = protocol.decode_result(reply["result"], arrays)
@@ -168,7 +173,7 @@ FinishSeed = Callable[[int, Problem, list[BackendResult]], None]  # the tables o
 Describe = Callable[[BaseException], str]  # what a signal did, for the row it cut short: "interrupted"
 
 
-def run_inline(backends: Callable[[int, Problem], list[Backend]], problems: Callable[[int], Problem],
+def run_inline(backends: Callable[[int, Problem], dict[str, Backend]], problems: Callable[[int], Problem],
                seeds: list[int], *, init: str, record: bool, on_epoch: Callable[[], object],
                on_start: Callable[[int, str], object], describe: Describe, finish_seed: FinishSeed
                ) -> BaseException | None:
@@ -177,14 +182,16 @@ def run_inline(backends: Callable[[int, Problem], list[Backend]], problems: Call
     for seed in seeds:
         problem = problems(seed)
         results = []
-        for backend in backends(seed, problem):
-            on_start(seed, backend.name)
+        for name, backend in backends(seed, problem).items():
+            on_start(seed, name)
             try:
-                results.append(train(backend, problem, init=init, seed=seed, record=record, on_epoch=on_epoch))
+                result = train(backend, problem, init=init, seed=seed, record=record, on_epoch=on_epoch)
+                result.backend = name  # the row's name: BACKEND, or BACKEND:MODE
+                results.append(result)
             except Exception as err:  # a framework failing mid-run: its row says why, the others go on
-                results.append(stopped_result(backend.name, f"failed: {error_line(err)}"))
+                results.append(stopped_result(name, f"failed: {error_line(err)}"))
             except BaseException as signalled:  # Ctrl-C, or SIGTERM as the program raises it
-                results.append(stopped_result(backend.name, describe(signalled)))
+                results.append(stopped_result(name, describe(signalled)))
                 finish_seed(seed, problem, results)
                 return signalled
         finish_seed(seed, problem, results)

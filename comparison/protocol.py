@@ -19,7 +19,7 @@ from ..backends.spec import Activation, Linear, ModelSpec, make_spec
 from ..tasks import Problem
 from .run import BackendResult
 
-PROTOCOL = 1  # raised whenever a message changes shape: a worker of another version is refused
+PROTOCOL = 2  # raised whenever a message changes shape: a worker of another version is refused
 Arrays = dict[str, np.ndarray]
 
 

@@ -6,7 +6,6 @@ renderer prints comes from that dict, so a saved report renders the same later.
 
 from __future__ import annotations
 
-import importlib.metadata
 import itertools
 import json
 import math
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backends import BACKENDS, registration
+from ..backends import BACKENDS, package_version, registration
 from ..tasks import Problem
 from .run import OK, REFERENCE, BackendResult
 
@@ -32,7 +31,7 @@ TITLES = {
     "init": "Native initialisation",
     "curves": "Loss per epoch",
 }
-TEXT_COLUMNS = ("status",)  # combined over seeds by listing the distinct values
+TEXT_COLUMNS = ("status", "mode")  # combined over seeds by listing the distinct values
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
@@ -41,8 +40,8 @@ KEYS = {  # the columns that identify a row; the others are metrics, averaged ov
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
 LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
-FRAMEWORK_PACKAGES = ("numpy", "pandas", *(framework for framework in (registration(name).framework
-                                                                       for name in BACKENDS) if framework))
+FRAMEWORK_PACKAGES = ("numpy", "pandas", *(package for name in BACKENDS for package in (
+    registration(name).framework, *registration(name).companions) if package))
 
 
 def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
@@ -76,11 +75,13 @@ def loss_table(results: list[BackendResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         trained = r.init != REFERENCE
-        rows.append({"backend": r.backend, "status": r.status, "initial_loss": r.initial_loss,
+        steady = r.steady_steps if trained else 0
+        rows.append({"backend": r.backend, "status": r.status, "mode": r.mode, "initial_loss": r.initial_loss,
                      "final_train_loss": r.final_train_loss,
-                     "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps, "seconds": r.seconds,
-                     "steps_per_s": r.steps / r.seconds if trained and r.seconds > 0 else math.nan,
-                     "us_per_step": 1e6 * r.seconds / r.steps if trained and r.steps else math.nan})
+                     "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps,
+                     "compile_seconds": r.compile_seconds, "seconds": r.seconds,
+                     "steps_per_s": steady / r.seconds if steady and r.seconds > 0 else math.nan,
+                     "us_per_step": 1e6 * r.seconds / steady if steady else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -134,7 +135,8 @@ def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataF
                                                                            "final_val_loss"]]
     summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
-    return summary.join(losses.set_index("backend")[["seconds", "us_per_step"]], how="left").reset_index()
+    timing = ["mode", "compile_seconds", "seconds", "us_per_step"]
+    return summary.join(losses.set_index("backend")[timing], how="left").reset_index()
 
 
 def scale_table(results: list[BackendResult]) -> pd.DataFrame:
@@ -188,10 +190,7 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in FRAMEWORK_PACKAGES:
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
+        found[package] = package_version(package)
     return found
 
 
@@ -219,7 +218,7 @@ def _number_format(column: str) -> Callable[[float], str]:
     base = column.removesuffix("_std")
     if any(word in base for word in ("error", "diff", "loss")):
         return lambda x: f"{x:.3e}"
-    if base in ("seconds", "us_per_step"):
+    if base in ("seconds", "compile_seconds", "us_per_step"):
         return lambda x: f"{x:.3g}"
     if base == "steps_per_s":
         return lambda x: f"{x:,.0f}"
@@ -263,7 +262,7 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     seeds = ",".join(map(str, report["seeds"]))
     first = (f"task {report['task']} · seed {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
              f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
-             f" · init {options['init']}")
+             f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))
     second = " · ".join(f"{name} {version}" for name, version in report["versions"].items())
     elsewhere = [f"{name}: {versions}" for name, versions in (report.get("environments") or {}).items()]
     return [first, f"{second} · {report['machine']}", *elsewhere]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Backend, Linear, get_backend
+from ..backends import Backend, Linear, RowName, get_backend
 from ..backends.batches import EpochBatches
 from ..tasks import Problem
 from . import reference
@@ -35,13 +35,21 @@ class BackendResult:
     initial_function_error: float | None  # RMS error against the true function on the task's grid
     final_function_error: float | None
     epochs: int
-    seconds: float  # training steps only: after the warm-up, without data conversion or evaluation
+    seconds: float  # the steady steps' time: without their first steps, data conversion or evaluation
+    mode: str = "-"  # how the steps ran: eager or compiled ("-" for a row that was not trained)
+    compile_seconds: float = float("nan")  # the first step at each batch size: tracing and compiling happen there
+    compile_steps: int = 0  # how many steps compile_seconds covers (one per batch size)
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, train loss, val loss)
     checkpoints: list[tuple[int, Params]] = field(default_factory=list)  # (steps taken, parameters)
 
     @property
     def steps(self) -> int:
         return len(self.step_losses)
+
+    @property
+    def steady_steps(self) -> int:
+        """The steps `seconds` times."""
+        return self.steps - self.compile_steps
 
 
 def stopped_result(backend: str, status: str) -> BackendResult:
@@ -52,9 +60,14 @@ def stopped_result(backend: str, status: str) -> BackendResult:
                          final_function_error=None, epochs=0, seconds=nan)
 
 
-def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) -> list[Backend]:
-    """Construct every backend first, so a bad option fails before any training starts."""
-    return [get_backend(name)(problem.spec, **options) for name in names]
+def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) -> dict[str, Backend]:
+    """Construct every backend first, so a bad option fails before any training starts; by row name
+    (BACKEND[:MODE], whose MODE overrides options["mode"])."""
+    built = {}
+    for name in names:
+        row = RowName.parse(name)
+        built[name] = get_backend(row.backend)(problem.spec, **{**options, **({"mode": row.mode} if row.mode else {})})
+    return built
 
 
 def function_error(predict: Callable[[np.ndarray], np.ndarray], problem: Problem) -> float | None:
@@ -117,8 +130,6 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     backend.load(problem.X_train, problem.y_train, copy=False)  # a Problem's arrays are never written
     initial_loss = backend.training_loss()
     initial_function_error = function_error(backend.predict, problem)
-    first = epoch_batches[0][0][:1024]  # enough rows to set the framework up; not a copy of a full batch
-    backend.loss_and_grads(problem.X_train[first], problem.y_train[first])  # warm-up: no update
 
     total_steps = len(epoch_batches) * epoch_batches.steps_per_epoch
     snapshot_at = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
@@ -126,14 +137,25 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
     checkpoints = [(0, backend.get_params())] if record else []
     step_losses: list[np.ndarray] = []
-    seconds, steps, status, epochs_run = 0.0, 0, OK, 0
+    seconds, compile_seconds, compile_steps, steps, status, epochs_run = 0.0, 0.0, 0, 0, OK, 0
+    sizes_seen: set[int] = set()
     for epoch, batches in enumerate(epoch_batches, start=1):
         epochs_run = epoch
-        cuts = [i for i in range(1, len(batches)) if steps + i in snapshot_at]
+        firsts = set()  # the first step at each batch size runs alone and is timed apart: a compiler traces it
+        for i, batch in enumerate(batches):
+            if len(batch) not in sizes_seen:
+                sizes_seen.add(len(batch))
+                firsts.add(i)
+        cuts = sorted({i for i in range(1, len(batches)) if steps + i in snapshot_at}
+                      | {c for i in firsts for c in (i, i + 1) if 0 < c < len(batches)})
         for start, stop in zip([0, *cuts], [*cuts, len(batches)], strict=True):
             began = time.perf_counter()
             losses = backend.train_epoch(batches[start:stop])
-            seconds += time.perf_counter() - began
+            took = time.perf_counter() - began
+            if start in firsts:
+                compile_seconds, compile_steps = compile_seconds + took, compile_steps + 1
+            else:
+                seconds += took
             if not np.isfinite(losses).all():
                 first_bad = int(np.argmin(np.isfinite(losses)))
                 finite = np.concatenate([[initial_loss], *step_losses, losses[:first_bad]])
@@ -164,6 +186,9 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         final_function_error=function_error(backend.predict, problem),
         epochs=epochs_run,
         seconds=seconds,
+        mode=backend.mode,
+        compile_seconds=compile_seconds if compile_steps else float("nan"),
+        compile_steps=compile_steps,
         curve=curve,
         checkpoints=checkpoints,
     )

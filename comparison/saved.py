@@ -29,7 +29,7 @@ MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
          "max_abs_param_diff", "max_abs_step_loss_diff")
-INFORMATIONAL = ("seconds", "us_per_step")
+INFORMATIONAL = ("seconds", "compile_seconds", "us_per_step")
 ROUNDING_ULPS = 16  # a change of at most this many ulp of the values compared is rounding: "equal"
 NOISE_SE = 2.0  # with several seeds, a change within this many standard errors is "within noise"
 NOT_COMPARED = ("curves", "relative")  # options that change what is printed, not what is computed

@@ -41,8 +41,8 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
             return 0
         if kind == "load":
             try:
-                get_backend(message["backend"])
-                protocol.send(outgoing, {"loaded": framework_version(message["backend"])})
+                loaded = get_backend(message["backend"])
+                protocol.send(outgoing, {"loaded": framework_version(message["backend"]), "modes": list(loaded.modes)})
             except BackendUnavailable as err:
                 protocol.send(outgoing, {"unavailable": str(err)})
         elif kind == "call":

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend_compare.backends import BACKENDS, get_backend, mlp_spec
+from backend_compare.backends import BACKENDS, Backend, get_backend, mlp_spec
 from backend_compare.backends.batches import EpochBatches, shuffled_epochs
 from backend_compare.comparison import memory
 from backend_compare.tasks import get_task
@@ -69,11 +69,9 @@ def test_epochs_made_when_asked_are_those_drawn_in_sequence() -> None:
     assert [batch.tolist() for batch in in_order[1]] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-@pytest.mark.parametrize("name", ["numpy", "torch", "mxnet"])
-def test_native_batches_are_made_one_epoch_at_a_time(name: str) -> None:
-    from tests.conftest import load_backend
-
-    model = load_backend(name)(mlp_spec(1, (), 1, "tanh"))
+def test_native_batches_are_made_one_epoch_at_a_time(backend: type[Backend]) -> None:
+    model = backend(mlp_spec(1, (), 1, "tanh"))
+    name = backend.name
     batches = model.native_batches(10, 4, 10**9, seed=1)
     assert isinstance(batches, EpochBatches) and len(batches) == 10**9
     first, second = batches[0], batches[1]

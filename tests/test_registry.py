@@ -27,7 +27,7 @@ def test_importing_backends_and_tasks_loads_no_framework() -> None:
         import backend_compare.backends as backends, backend_compare.tasks as tasks
         backends.available_backends()
         tasks.get_task("linreg").make_problem()
-        print(sorted(m for m in ("torch", "mxnet") if m in sys.modules))
+        print(sorted(m for m in ("torch", "mxnet", "jax", "tensorflow", "keras") if m in sys.modules))
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
@@ -93,4 +93,4 @@ def test_set_params_rejects_wrong_shapes_and_names(backend) -> None:
 
 
 def test_registry_names() -> None:
-    assert BACKENDS[:4] == ("numpy", "torch", "mxnet", "jax")  # built-in first, then any installed ones
+    assert BACKENDS[:5] == ("numpy", "torch", "mxnet", "jax", "tensorflow")  # built-in first, then any installed ones

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from backend_compare.backends import get_backend
+from backend_compare.backends import Backend
 from backend_compare.backends.check import check_backend
+from backend_compare.backends.testing import ALLOWANCES
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = {
@@ -44,6 +45,7 @@ class MineBackend(NumpyBackend):
 
 class SloppyBackend(NumpyBackend):
     name = "sloppy"
+    modes = ("eager",)
 
     def _loss_and_grads(self, X, y):
         loss, grads = super()._loss_and_grads(X, y)
@@ -79,6 +81,16 @@ def test_an_installed_backend_runs_in_compare_py(installed: dict[str, str]) -> N
         assert report["parity"][0]["max_abs_param_diff"] == 0.0
 
 
+def test_a_mode_an_installed_backend_lacks_is_refused_before_training(installed: dict[str, str]) -> None:
+    for executor in ("process", "inline"):
+        result = subprocess.run([sys.executable, "compare.py", "--backends", "numpy,sloppy", "--mode", "compiled",
+                                 "--executor", executor], cwd=ROOT, env=installed, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert result.stderr == ("compare.py: error: mode must be one of usual, eager for the sloppy backend; "
+                                 "received: 'compiled'\n")
+
+
 def test_check_backend_passes_a_good_one_and_names_what_a_bad_one_gets_wrong(installed: dict[str, str]) -> None:
     good = python("from backend_compare.backends import get_backend\n"
                   "from backend_compare.backends.check import check_backend\n"
@@ -92,10 +104,6 @@ def test_check_backend_passes_a_good_one_and_names_what_a_bad_one_gets_wrong(ins
     assert "parity with the numpy backend" in last
 
 
-@pytest.mark.parametrize("name,allow", [("numpy", []), ("torch", []),
-                                        ("mxnet", ["mxnet-float32-hyperparameters", "mxnet-adam-beta2"])])
-def test_the_built_in_backends_pass_check_backend(name: str, allow: list[str]) -> None:
-    from tests.conftest import load_backend
-
-    check_backend(load_backend(name), allow)
-    assert get_backend(name) is load_backend(name)
+def test_the_built_in_backends_pass_check_backend(backend: type[Backend]) -> None:
+    allow = [allowance.name for allowance in ALLOWANCES.values() if allowance.backend == backend.name]
+    check_backend(backend, allow)  # with exactly the allowances documented for it

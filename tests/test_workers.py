@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import RunCli
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING = ("seconds", "steps_per_s", "us_per_step")
+TIMING = ("seconds", "compile_seconds", "steps_per_s", "us_per_step")
 
 
 def without_timing(report: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,239 @@
+"""TensorFlow backend: Keras 3 layers, losses and optimisers on TensorFlow, tf.GradientTape, the step
+under tf.function.
+
+Importing this module selects Keras's TensorFlow backend (KERAS_BACKEND) and keeps TensorFlow's
+start-up log lines off stderr; it refuses to load when Keras was already imported for another backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .spec import Linear, in_features, out_features
+
+_INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
+
+
+# C++ log lines TensorFlow writes to file descriptor 2 whatever TF_CPP_MIN_LOG_LEVEL says: INFO on import
+# ("oneDNN custom operations are on"), and, when JAX set up absl's logging first in the process, a
+# warning per float64 op that the oneDNN graph rewrites skip while a tf.function is first optimised.
+_CHATTER = ("I0000 ", "WARNING: All log messages before absl::InitializeLog()")
+_CHATTER_PARTS = ("] Not handling type DT_DOUBLE",)
+
+
+@contextlib.contextmanager
+def _native_log_filtered() -> Iterator[None]:
+    """Catch what is written to file descriptor 2 meanwhile, and pass on every line that is not known
+    chatter (_CHATTER), so a real error still shows."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
+                if not line.startswith(_CHATTER) and not any(part in line for part in _CHATTER_PARTS):
+                    sys.stderr.write(line)
+
+
+if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    raise ImportError(f"the tensorflow backend needs Keras on TensorFlow, but Keras was already imported with "
+                      f"KERAS_BACKEND={os.environ['KERAS_BACKEND']!r} in this process")
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # no INFO and WARNING lines from the C++ side after import
+try:
+    with _native_log_filtered():
+        import keras
+        import tensorflow as tf
+except ImportError as err:
+    raise ImportError(f"the tensorflow backend needs TensorFlow and Keras 3 ({err}); install it with: {_INSTALL}"
+                      ) from err
+
+
+
+class _NoRetracingWarning(logging.Filter):
+    """TensorFlow warns when tf.functions of one Python function trace often. Here each model traces
+    its own step once (and again after each optimiser reset), by design: the warning would only alarm."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingWarning())
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str) -> Iterator[None]:
+    """Keras's float type set to `dtype` while the block runs (the Keras way to work in float64)."""
+    saved = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(saved)
+
+
+class TensorflowBackend(Backend):
+    name = "tensorflow"
+    native_init_description = ("keras.layers.Dense defaults: glorot_uniform kernels, zero biases, from "
+                               "keras.random.SeedGenerator(seed)")
+    modes = ("eager", "compiled")
+    usual_mode = "compiled"
+
+    def _build(self) -> None:
+        # Every Keras object gets the dtype explicitly: layers, losses and the optimiser's learning-rate
+        # variable otherwise take keras.config.floatx(), float32 by default, whatever the weights are.
+        n_in, n_out = in_features(self.spec), out_features(self.spec)
+        inputs = keras.Input((n_in,), dtype=self.dtype)
+        layers = [keras.layers.Dense(layer.out_features, use_bias=layer.bias, dtype=self.dtype)
+                  if isinstance(layer, Linear) else keras.layers.Activation(layer.name, dtype=self.dtype)
+                  for layer in self.spec]
+        self._model = keras.Sequential([inputs, *layers])
+        self._dense = {index: layer for index, layer in enumerate(self._model.layers)
+                       if isinstance(layer, keras.layers.Dense)}
+        mse = keras.losses.MeanSquaredError(dtype=self.dtype)  # the mean over every element, as torch's
+        self._loss_fn: Callable[[Any, Any], Any] = {
+            "mse": mse,
+            "half-mse": lambda target, output: 0.5 * mse(target, output),
+            "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self.dtype),  # torch's HuberLoss(delta)
+        }[self.loss_name]
+        X_spec, y_spec = tf.TensorSpec([None, n_in], self.dtype), tf.TensorSpec([None, n_out], self.dtype)
+        # Any batch size, one trace: the last, shorter batch of an epoch does not trace again.
+        self._forward = self._compiled(lambda X: self._model(X, training=False), [X_spec])
+        self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
+                                         [X_spec, y_spec])
+        self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec])
+        self._step_signature = [X_spec, y_spec, tf.TensorSpec([None], tf.int64)]
+
+    def _compiled(self, fn: Callable[..., Any], signature: list[Any]) -> Callable[..., Any]:
+        """fn under tf.function in compiled mode (its first call, which traces and optimises the graph,
+        with the C++ chatter filtered); as it is, op by op, in eager mode."""
+        if self.mode == "eager":
+            return fn
+        function = tf.function(fn, input_signature=signature)
+        traced = False
+
+        def call(*args: Any) -> Any:
+            nonlocal traced
+            if traced:
+                return function(*args)
+            with _native_log_filtered():
+                result = function(*args)
+            traced = True
+            return result
+
+        return call
+
+    def _loss_and_gradients(self, X: Any, y: Any) -> tuple[Any, list[Any]]:
+        variables = self._model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss = self._loss_fn(y, self._model(X, training=True))
+        return loss, tape.gradient(loss, variables)
+
+    def _train_step(self, X: Any, y: Any, rows: Any) -> Any:
+        # The batch is gathered inside the step: no slicing op per batch outside the graph.
+        loss, grads = self._loss_and_gradients(tf.gather(X, rows), tf.gather(y, rows))
+        variables = self._model.trainable_variables
+        if self.weight_decay:  # Keras's weight_decay is decoupled (AdamW's); torch's is this L2 term
+            grads = [grad + self.weight_decay * variable for grad, variable in zip(grads, variables, strict=True)]
+        if self.optimizer == "adam":
+            # Keras's Adam adds ε to √v, torch and the paper to √v̂ = √v / √(1−β₂ᵗ): ε·√(1−β₂ᵗ) makes
+            # Keras's update the paper's, exactly (the MXNet backend does the same).
+            step = tf.cast(self._optimizer.iterations + 1, self.dtype)
+            self._epsilon.assign(ADAM_EPS * tf.sqrt(1 - tf.constant(ADAM_BETAS[1], self.dtype) ** step))
+        self._optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return loss
+
+    def _get_params(self) -> Params:
+        found = {}
+        for index, layer in self._dense.items():
+            found[f"{index}.weight"] = layer.kernel.numpy().T  # Keras kernels are (in, out)
+            if layer.use_bias:
+                found[f"{index}.bias"] = layer.bias.numpy()
+        return found
+
+    def _set_params(self, params: Params) -> None:
+        for index, layer in self._dense.items():
+            layer.kernel.assign(params[f"{index}.weight"].T)
+            if layer.use_bias:
+                layer.bias.assign(params[f"{index}.bias"])
+
+    def _native_init(self, seed: int) -> None:
+        draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed
+        for layer in self._dense.values():
+            layer.kernel.assign(keras.initializers.GlorotUniform(seed=draws)(layer.kernel.shape, self.dtype))
+            if layer.use_bias:
+                layer.bias.assign(keras.initializers.Zeros()(layer.bias.shape, self.dtype))
+
+    def _reset_optimizer(self) -> None:
+        # Keras's update steps cast their hyper-parameters with ops.cast(self.beta_2, variable.dtype); for
+        # a Python float that makes a float32 tensor first, so a float64 model would see β₂ = 0.99900001287
+        # in Adam's bias correction (and μ = 0.899999976 in SGD). np.float64 is a float Keras accepts and
+        # casts exactly. The learning rate is a variable of floatx: built under the model's dtype, likewise.
+        with _floatx(self.dtype):
+            if self.optimizer == "adam":
+                self._optimizer = keras.optimizers.Adam(self.lr, beta_1=np.float64(ADAM_BETAS[0]),
+                                                        beta_2=np.float64(ADAM_BETAS[1]))
+                self._epsilon = tf.Variable(ADAM_EPS, dtype=self.dtype, trainable=False)
+                self._optimizer.epsilon = self._epsilon  # read at each step, set by _train_step
+            else:
+                self._optimizer = keras.optimizers.SGD(self.lr, momentum=np.float64(self.momentum))
+            self._optimizer.build(self._model.trainable_variables)
+        # A new optimiser has new variables: a new step function, traced for them on its first call.
+        self._step = self._compiled(self._train_step, self._step_signature)
+
+    def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
+                        shuffle: bool) -> Iterator[list[np.ndarray]]:
+        rows = tf.data.Dataset.range(n_rows)
+        if shuffle:  # a buffer as long as the data: a uniform shuffle, new each epoch, seeded
+            rows = rows.shuffle(n_rows, seed=seed, reshuffle_each_iteration=True)
+        batches = rows.batch(batch_size)
+        for _ in range(epochs):
+            yield [batch.numpy() for batch in batches]
+
+    def _load(self, X: np.ndarray, y: np.ndarray) -> None:
+        self._X, self._y = tf.constant(X), tf.constant(y)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._forward(tf.constant(X)).numpy()
+
+    def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float(self._mean_loss(tf.constant(X), tf.constant(y)))
+
+    def _loss_loaded(self) -> float:
+        return float(self._mean_loss(self._X, self._y))
+
+    def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y))
+        found = {}
+        for (index, layer), kernel_grad, *bias_grad in self._grads_by_layer(grads):
+            found[f"{index}.weight"] = kernel_grad.numpy().T
+            if layer.use_bias:
+                found[f"{index}.bias"] = bias_grad[0].numpy()
+        return float(loss), found
+
+    def _grads_by_layer(self, grads: list[Any]) -> Iterator[tuple[Any, ...]]:
+        """Each Dense layer with its gradients, in trainable_variables' order (kernel, then bias)."""
+        position = 0
+        for item in self._dense.items():
+            count = 2 if item[1].use_bias else 1
+            yield (item, *grads[position : position + count])
+            position += count
+
+    def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
+        losses = [self._step(self._X, self._y, np.arange(start, stop) if order is None else order[start:stop])
+                  for start, stop in bounds]
+        return [float(loss) for loss in losses]
