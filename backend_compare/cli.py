@@ -618,15 +618,42 @@ def diff_main(argv: list[str]) -> int:
     return 0
 
 
+def explain_main(argv: list[str]) -> int:
+    """Where and why backends part ways, from the run's shared start; exit 1 when a pair differs."""
+    from .comparison.explain import Explainer, render_explained
+
+    global PROG
+    run_prog, PROG = PROG, f"{PROG} explain"
+    try:
+        plan = prepare(["--executor", "inline", *argv] if "--executor" not in argv else argv)
+        if plan.args.executor != "inline":
+            raise UsageError("explain steps the backends side by side in this process: --executor inline")
+        if plan.args.init != "shared" or len(plan.seeds) > 1:
+            raise UsageError("explain compares backends from one shared start: give one --seed and --init shared")
+        if len(plan.backends) < 2:
+            raise UsageError(f"explain needs two backends or more; received: {', '.join(plan.backends) or 'none'}")
+        if plan.out is not None:
+            raise UsageError("explain does not write a folder yet: drop --out")
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    finally:
+        PROG = run_prog
+    findings = Explainer(plan.first, plan.backends, plan.options).run()
+    header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": plan.seeds,
+              "options": {**plan.options, "mode": ",".join(plan.args.mode), "init": "shared"}}
+    write_stdout(render_explained(header, findings, plan.args.format))
+    return 1 if any(not finding.agree for finding in findings) else 0
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """The program: `run` (the default), `show DIR` or `diff DIR_A DIR_B`; returns the exit code."""
+    """The program: `run` (the default), `show DIR`, `diff DIR_A DIR_B` or `explain`; returns the exit code."""
     global PROG
     PROG = prog or "backend-compare"
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show '·' or 'δ' gets escapes, not a traceback
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"show": show_main, "diff": diff_main}
+    commands = {"show": show_main, "diff": diff_main, "explain": explain_main}
     command = commands.get(argv[0]) if argv else None
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
     # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.

@@ -160,6 +160,7 @@ class Backend(ABC):
         self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
         self._build()
         self._reset_optimizer()
+        self._updates = 0  # optimiser steps since the state was last set: the canonical state's step count
 
     # ---- public API: checks and conversions, then the framework hooks below ----
 
@@ -218,6 +219,7 @@ class Backend(ABC):
         """New parameters: the optimiser state (momentum, Adam's moments and step count) and the loss
         history start again, so training from the same parameters twice gives the same numbers."""
         self._reset_optimizer()
+        self._updates = 0
         self.loss_history_ = np.empty(0)
 
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
@@ -277,6 +279,7 @@ class Backend(ABC):
             raise RuntimeError("call load(X, y) before step or train_epoch")
         if not len(batches):
             return np.empty(0)
+        self._updates += len(batches)
         if len(batches) == 1:  # a full batch, or step(): no concatenation
             order = np.asarray(batches[0]).ravel()
             bounds = [(0, order.size)]
@@ -302,6 +305,58 @@ class Backend(ABC):
             losses.append(np.asarray(self._train(order[start : bounds[last][1]], chunk), dtype=np.float64))
             first = last + 1
         return np.concatenate(losses)
+
+    # ---- what `compare.py explain` replays a step with ----
+
+    def forward_activations(self, X: np.ndarray) -> list[np.ndarray]:
+        """The output of every layer of the spec, in order, for a NumPy batch (the last is the prediction)."""
+        found = self._hook("_activations")(self._check_x(X))
+        return [np.asarray(value, dtype=self.dtype) for value in found]
+
+    def get_optimizer_state(self) -> dict[str, Any]:
+        """The optimiser's state in the canonical form: {"step": updates made} plus, by parameter name in
+        the canonical layout, "velocity" (momentum: torch's buffer, buf = μ·buf + g) or "m" and "v" (Adam's
+        biased first and second moments)."""
+        state = self._hook("_optimizer_state")()
+        return {"step": self._updates, **{kind: {name: np.array(value, dtype=self.dtype)
+                                                      for name, value in state[kind].items()}
+                                               for kind in self._state_kinds()}}
+
+    def set_optimizer_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from a state of get_optimizer_state's form (of this backend or another)."""
+        kinds = self._state_kinds()
+        missing = [kind for kind in kinds if set(state.get(kind, {})) != set(self._shapes)]
+        if "step" not in state or missing:
+            raise ValueError(f"state must hold step and {', '.join(kinds) or 'nothing else'} for every parameter; "
+                             f"missing or incomplete: {['step'] if 'step' not in state else missing}")
+        step = _integer("state['step']", state["step"], minimum=0)
+        self._hook("_set_optimizer_state")({"step": step, **{
+            kind: {name: _as_dtype(f"state[{kind!r}][{name!r}]", np.asarray(state[kind][name]), self.dtype)
+                   for name in self._shapes} for kind in kinds}})
+        self._updates = step
+
+    def _state_kinds(self) -> tuple[str, ...]:
+        """What the optimiser keeps per parameter besides the step count."""
+        return ("m", "v") if self.optimizer == "adam" else ("velocity",) if self.momentum else ()
+
+    def update_for(self, batch: np.ndarray) -> tuple[Params, dict[str, Any]]:
+        """The change one optimiser step on the loaded rows `batch` would make to each parameter, and the
+        optimiser state after it, without keeping either: parameters and state are put back."""
+        params, state = self.get_params(), self.get_optimizer_state()
+        history = self.loss_history_
+        self.step(batch)
+        after, state_after = self.get_params(), self.get_optimizer_state()
+        self.set_params(params)
+        self.set_optimizer_state(state)
+        self.loss_history_ = history
+        return {name: after[name] - params[name] for name in params}, state_after
+
+    def _hook(self, name: str) -> Any:
+        hook = getattr(self, name, None)
+        if hook is None:
+            raise NotImplementedError(f"backend {self.name!r} has no {name} hook, which explain needs: see the "
+                                      "replay hooks in backends/base.py and backends/numpy_backend.py")
+        return hook
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
         X = _as_dtype("X", _real_array("X", X), self.dtype)

@@ -6,6 +6,7 @@ float32 ones keep float32 because every array here has an explicit dtype.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +28,19 @@ except ImportError as err:
                       "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
 
 _ACTIVATIONS: dict[str, Callable[[Any], Any]] = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
+# Optax's state by path: .trace (momentum, torch's buffer), .mu and .nu (Adam's moments) hold one array per
+# parameter, under the model's ['layers'][index]['kernel' or 'bias'].
+_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]\['(kernel|bias)'\]")
+_STATE_KINDS = {"trace": "velocity", "mu": "m", "nu": "v"}
+
+
+def _state_slot(path: str) -> tuple[str, str, bool] | None:
+    """(canonical kind, parameter name, whether it is a kernel to transpose) for a state leaf's path."""
+    found = _STATE_PATH.search(path)
+    if found is None:
+        return None
+    kind, index, part = found.groups()
+    return _STATE_KINDS[kind], f"{index}.{'weight' if part == 'kernel' else 'bias'}", part == "kernel"
 
 
 class JaxBackend(Backend):
@@ -59,13 +73,18 @@ class JaxBackend(Backend):
         self._tx = tx = optax.chain(*decay, rule)
         value_and_grad = self._value_and_grad
 
-        def step(params: Any, opt_state: Any, X: Any, y: Any, rows: Any) -> tuple[Any, Any, Any]:
-            # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
-            loss, grads = value_and_grad(params, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
+        def step(params: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
+            loss, grads = value_and_grad(params, X, y)
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, loss
 
-        self._step = self._compiled(step)  # jit: traced once per batch shape, for the model's whole life
+        def step_on_rows(params: Any, opt_state: Any, X: Any, y: Any, rows: Any) -> tuple[Any, Any, Any]:
+            # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
+            return step(params, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
+
+        # jit: each traced once per batch shape, for the model's whole life; a full batch in loaded order
+        # takes the data as they are, without a gather the size of the data set.
+        self._step, self._step_on_rows = self._compiled(step), self._compiled(step_on_rows)
 
     def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """fn under jax.jit in compiled mode; op by op, every inner jit disabled too, in eager mode."""
@@ -143,11 +162,47 @@ class JaxBackend(Backend):
             found[f"{index}.{'weight' if kind == 'kernel' else 'bias'}"] = array.T if kind == "kernel" else array
         return float(loss), found
 
+    # ---- replay hooks (compare.py explain) ----
+
+    def _activations(self, X: np.ndarray) -> list[np.ndarray]:
+        nnx.update(self._model, self._params)
+        found, out = [], jnp.asarray(X)
+        for layer in self._model.layers:
+            out = layer(out)
+            found.append(np.asarray(out))
+        return found
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self._opt_state)[0]:
+            slot = _state_slot(jax.tree_util.keystr(path))
+            if slot is not None:
+                kind, name, kernel = slot
+                found[kind][name] = np.asarray(leaf).T if kernel else np.asarray(leaf)
+        return found
+
+    def _set_optimizer_state(self, state: dict[str, Any]) -> None:
+        def replaced(path: Any, leaf: Any) -> Any:
+            key = jax.tree_util.keystr(path)
+            if key.endswith(".count"):  # Adam's step count
+                return jnp.asarray(state["step"], dtype=jnp.asarray(leaf).dtype)
+            slot = _state_slot(key)
+            if slot is None:
+                return leaf
+            kind, name, kernel = slot
+            value = state[kind][name]
+            return jnp.asarray(value.T if kernel else value, dtype=self._jdtype)
+
+        self._opt_state = jax.tree_util.tree_map_with_path(replaced, self._opt_state)
+
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         params, opt_state, losses = self._params, self._opt_state, []
         for start, stop in bounds:
-            rows = np.arange(start, stop) if order is None else order[start:stop]
-            params, opt_state, loss = self._step(params, opt_state, self._X, self._y, rows)
+            if order is None and stop - start == self._n_train:
+                params, opt_state, loss = self._step(params, opt_state, self._X, self._y)
+            else:
+                rows = np.arange(start, stop) if order is None else order[start:stop]
+                params, opt_state, loss = self._step_on_rows(params, opt_state, self._X, self._y, rows)
             losses.append(loss)
         self._params, self._opt_state = params, opt_state
         # Read once the steps are queued; float() per loss: jnp.stack would compile for each chunk length.

@@ -164,6 +164,49 @@ class MxnetBackend(Backend):
         means = [nd.concat(*per_example[:equal], dim=0).reshape((equal, size)).mean(axis=1)]
         return nd.concat(*means, *(loss.mean() for loss in per_example[equal:]), dim=0)
 
+    # ---- replay hooks (compare.py explain) ----
+
+    def _activations(self, X: np.ndarray) -> list[np.ndarray]:
+        found, out = [], nd.array(X, dtype=self.dtype)
+        for index in range(len(self._net)):
+            out = self._net[index](out)
+            found.append(out.asnumpy())
+        return found
+
+    def _slots(self) -> dict[str, int]:
+        """Each parameter's index in the Trainer, which keys its optimiser state."""
+        position = {id(param): index for index, param in enumerate(self._trainer._params)}
+        return {name: position[id(param)] for name, param in self._named.items()}
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        # Gluon's SGD keeps mom = μ·mom − lr·g (lr as float32): torch's buffer is −mom / lr.
+        lr32 = float(np.float32(self.lr))
+        states = self._trainer._updaters[0].states
+        found: dict[str, dict[str, np.ndarray]] = {"velocity": {}, "m": {}, "v": {}}
+        for name, index in self._slots().items():
+            state, zeros = states.get(index), np.zeros(self._shapes[name], self.dtype)
+            if self.optimizer == "adam":
+                found["m"][name], found["v"][name] = ((state[0].asnumpy(), state[1].asnumpy()) if state is not None
+                                                      else (zeros, zeros))
+            else:
+                found["velocity"][name] = -state.asnumpy() / lr32 if state is not None else zeros
+        return found
+
+    def _set_optimizer_state(self, state: dict[str, Any]) -> None:
+        updater, optimizer = self._trainer._updaters[0], self._trainer._optimizer
+        lr32 = float(np.float32(self.lr))
+        for name, index in self._slots().items():
+            weight = self._named[name].data()
+            if self.optimizer == "adam":
+                made = (nd.array(state["m"][name], dtype=self.dtype), nd.array(state["v"][name], dtype=self.dtype))
+            elif "velocity" in state:
+                made = nd.array(-state["velocity"][name] * lr32, dtype=self.dtype)
+            else:
+                made = optimizer.create_state_multi_precision(index, weight)
+            updater.states[index], updater.states_synced[index] = made, True
+            optimizer._index_update_count[index] = state["step"]
+        optimizer.num_update = state["step"]
+
     def _before_step(self) -> None:
         # MXNet's Adam adds epsilon to sqrt(v), torch and the paper add it to sqrt(v̂) = sqrt(v)/sqrt(1−β₂ᵗ).
         # Scaling epsilon by sqrt(1−β₂ᵗ) each step makes MXNet's update the paper's, exactly.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,20 @@ class NumpyBackend(Backend):
             losses[i], grads = self._loss_and_grads(X[start:stop], y[start:stop])
             self._update(grads)
         return losses
+
+    # ---- replay hooks (compare.py explain) ----
+
+    def _activations(self, X: np.ndarray) -> list[np.ndarray]:
+        return self._forward(X)[1:]
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        return {"velocity": self._velocity, "m": self._velocity, "v": self._second_moment}
+
+    def _set_optimizer_state(self, state: dict[str, Any]) -> None:
+        self._steps_taken = state["step"]
+        for kind, target in (("velocity", self._velocity), ("m", self._velocity), ("v", self._second_moment)):
+            for name, value in state.get(kind, {}).items():
+                target[name][...] = value
 
     # ---- the hand-derived pieces ----
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,21 +32,31 @@ _CHATTER_PARTS = ("] Not handling type DT_DOUBLE",)
 
 @contextlib.contextmanager
 def _native_log_filtered() -> Iterator[None]:
-    """Catch what is written to file descriptor 2 meanwhile, and pass on every line that is not known
-    chatter (_CHATTER), so a real error still shows."""
+    """File descriptor 2 through a pipe meanwhile: a thread passes on, as it comes, every line that is
+    not known chatter (_CHATTER), so a real error still shows (one written the instant before an abort
+    may be lost with the process; a worker's row then still says how it died)."""
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as caught:
-        saved = os.dup(2)
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            for line in caught.read().decode(errors="replace").splitlines(keepends=True):
-                if not line.startswith(_CHATTER) and not any(part in line for part in _CHATTER_PARTS):
-                    sys.stderr.write(line)
+    read_end, write_end = os.pipe()
+    stderr = os.dup(2)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as lines:
+            for line in lines:
+                text = line.decode(errors="replace")
+                if not text.startswith(_CHATTER) and not any(part in text for part in _CHATTER_PARTS):
+                    os.write(stderr, line)
+
+    reader = threading.Thread(target=forward, daemon=True)
+    reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(stderr, 2)  # closes the pipe's last write end: the reader reads to its end and stops
+        reader.join(timeout=5)
+        os.close(stderr)
 
 
 if "keras" in sys.modules and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
@@ -116,7 +126,7 @@ class TensorflowBackend(Backend):
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
                                          [X_spec, y_spec])
         self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec])
-        self._step_signature = [X_spec, y_spec, tf.TensorSpec([None], tf.int64)]
+        self._signature = [X_spec, y_spec]
 
     def _compiled(self, fn: Callable[..., Any], signature: list[Any]) -> Callable[..., Any]:
         """fn under tf.function in compiled mode (its first call, which traces and optimises the graph,
@@ -143,9 +153,12 @@ class TensorflowBackend(Backend):
             loss = self._loss_fn(y, self._model(X, training=True))
         return loss, tape.gradient(loss, variables)
 
-    def _train_step(self, X: Any, y: Any, rows: Any) -> Any:
+    def _train_step_on_rows(self, X: Any, y: Any, rows: Any) -> Any:
         # The batch is gathered inside the step: no slicing op per batch outside the graph.
-        loss, grads = self._loss_and_gradients(tf.gather(X, rows), tf.gather(y, rows))
+        return self._train_step(tf.gather(X, rows), tf.gather(y, rows))
+
+    def _train_step(self, X: Any, y: Any) -> Any:
+        loss, grads = self._loss_and_gradients(X, y)
         variables = self._model.trainable_variables
         if self.weight_decay:  # Keras's weight_decay is decoupled (AdamW's); torch's is this L2 term
             grads = [grad + self.weight_decay * variable for grad, variable in zip(grads, variables, strict=True)]
@@ -193,7 +206,10 @@ class TensorflowBackend(Backend):
                 self._optimizer = keras.optimizers.SGD(self.lr, momentum=np.float64(self.momentum))
             self._optimizer.build(self._model.trainable_variables)
         # A new optimiser has new variables: a new step function, traced for them on its first call.
-        self._step = self._compiled(self._train_step, self._step_signature)
+        # A full batch in loaded order takes the data as they are, without a gather the size of the data set.
+        self._step = self._compiled(self._train_step, self._signature)
+        self._step_on_rows = self._compiled(self._train_step_on_rows,
+                                            [*self._signature, tf.TensorSpec([None], tf.int64)])
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
@@ -233,7 +249,50 @@ class TensorflowBackend(Backend):
             yield (item, *grads[position : position + count])
             position += count
 
+    # ---- replay hooks (compare.py explain) ----
+
+    def _activations(self, X: np.ndarray) -> list[np.ndarray]:
+        found, out = [], tf.constant(X)
+        for layer in self._model.layers:
+            out = layer(out)
+            found.append(out.numpy())
+        return found
+
+    def _state_variables(self) -> Iterator[tuple[str, bool, dict[str, Any]]]:
+        """Per canonical name: whether Keras keeps it transposed (a kernel), and the optimiser's variables
+        for it by canonical kind."""
+        optimizer = self._optimizer
+        for index, layer in self._dense.items():
+            for name, variable, kernel in ((f"{index}.weight", layer.kernel, True),
+                                           (f"{index}.bias", layer.bias, False)):
+                if variable is None:
+                    continue
+                slot = optimizer._get_variable_index(variable)
+                kinds = ({"m": optimizer._momentums[slot], "v": optimizer._velocities[slot]}
+                         if self.optimizer == "adam" else
+                         {"velocity": optimizer.momentums[slot]} if self.momentum else {})
+                yield name, kernel, kinds
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        # Keras's SGD keeps m = μ·m − lr·g: torch's buffer is −m / lr (the learning rate Keras holds).
+        scale = {"velocity": -1 / float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
+        found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
+        for name, kernel, kinds in self._state_variables():
+            for kind, variable in kinds.items():
+                array = variable.numpy() * scale[kind]
+                found[kind][name] = array.T if kernel else array
+        return found
+
+    def _set_optimizer_state(self, state: dict[str, Any]) -> None:
+        scale = {"velocity": -float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
+        self._optimizer.iterations.assign(state["step"])
+        for name, kernel, kinds in self._state_variables():
+            for kind, variable in kinds.items():
+                value = state[kind][name] * scale[kind]
+                variable.assign(value.T if kernel else value)
+
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
-        losses = [self._step(self._X, self._y, np.arange(start, stop) if order is None else order[start:stop])
+        losses = [self._step(self._X, self._y) if order is None and stop - start == self._n_train else
+                  self._step_on_rows(self._X, self._y, np.arange(start, stop) if order is None else order[start:stop])
                   for start, stop in bounds]
         return [float(loss) for loss in losses]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,11 @@ class _NetWithLoss(nn.Module):
         return self.loss(self.net(X), y)
 
 
+def _state_tensor(state: dict[str, Any], key: str, param: torch.Tensor) -> torch.Tensor:
+    value = state.get(key)
+    return value.detach() if value is not None else torch.zeros_like(param).detach()
+
+
 def _grad(param: torch.Tensor) -> torch.Tensor:
     return param.grad if param.grad is not None else torch.zeros_like(param)  # None: not on the loss's path
 
@@ -60,11 +66,12 @@ class TorchBackend(Backend):
             "huber": nn.HuberLoss(delta=self.huber_delta),
         }
         self._loss_fn = losses[self.loss_name]
-        self._net_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _NetWithLoss(self._model, self._loss_fn)
+        self._net_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
+            lambda X, y: self._loss_fn(self._model(X), y))  # eager: no module call around it
         if self.mode == "compiled":  # forward and loss through Inductor, backward through AOTAutograd
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
             torch._dynamo.config.fail_on_recompile_limit_hit = True
-            self._net_loss = torch.compile(self._net_loss)
+            self._net_loss = torch.compile(_NetWithLoss(self._model, self._loss_fn))
 
     def _get_params(self) -> Params:
         return {name: param.detach().numpy() for name, param in self._named.items()}
@@ -130,6 +137,31 @@ class TorchBackend(Backend):
             self._optimizer.step()
             losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
         return losses
+
+    # ---- replay hooks (compare.py explain) ----
+
+    def _activations(self, X: np.ndarray) -> list[np.ndarray]:
+        found, out = [], torch.from_numpy(X)
+        with torch.no_grad():
+            for module in self._model:
+                out = module(out)
+                found.append(out.numpy().copy())
+        return found
+
+    def _optimizer_state(self) -> dict[str, Any]:
+        # torch.optim keeps nothing before the first step; its buffers then start from zero, as these do
+        keys = {"velocity": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq"}
+        return {kind: {name: _state_tensor(self._optimizer.state.get(param, {}), key, param).numpy()
+                       for name, param in self._named.items()} for kind, key in keys.items()}
+
+    def _set_optimizer_state(self, state: dict[str, Any]) -> None:
+        for name, param in self._named.items():
+            if self.optimizer == "adam":
+                self._optimizer.state[param] = {
+                    "step": torch.tensor(float(state["step"])), "exp_avg": torch.from_numpy(state["m"][name].copy()),
+                    "exp_avg_sq": torch.from_numpy(state["v"][name].copy())}
+            elif "velocity" in state:
+                self._optimizer.state[param] = {"momentum_buffer": torch.from_numpy(state["velocity"][name].copy())}
 
     def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
         # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost

@@ -11,6 +11,7 @@ wall time of compare.py are measured in fresh subprocesses.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import platform
@@ -32,13 +33,14 @@ from backend_compare.comparison.report import machine, versions  # noqa: E402
 LR = 1e-3  # small enough that no size diverges
 MIN_STEPS = 50  # optimiser steps per timing at the least ...
 MIN_ROWS = 200_000  # ... or this many rows processed, whichever comes first
-TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30, "jax": 1.10}
+TARGETS = {"torch": 1.10, "mxnet": 1.10, "numpy": 1.30, "jax": 1.10, "tensorflow": 1.10}
 
 
 # ---- plain loops: what a practitioner writes by hand; prepare outside the timing, run inside ----
+# Each takes `compiled`: the same loop with the framework's compiler (or its eager default) on.
 
 def plain_numpy(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-                batches: list[np.ndarray]) -> Callable[[], None]:
+                batches: list[np.ndarray], compiled: bool = False) -> Callable[[], None]:
     p = {name: value.copy() for name, value in params.items()}
 
     def linear() -> None:
@@ -69,7 +71,7 @@ def plain_numpy(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.n
 
 
 def plain_torch(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-                batches: list[np.ndarray]) -> Callable[[], None]:
+                batches: list[np.ndarray], compiled: bool = False) -> Callable[[], None]:
     import torch
     from torch import nn
 
@@ -80,11 +82,16 @@ def plain_torch(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.n
     optimizer, mse = torch.optim.SGD(model.parameters(), lr=LR), nn.MSELoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
 
+    def model_loss(xb: Any, yb: Any) -> Any:
+        return mse(model(xb), yb)
+
+    forward = torch.compile(model_loss) if compiled else model_loss
+
     def run() -> None:
         for batch in batches:
             idx = torch.from_numpy(batch)
             optimizer.zero_grad()
-            loss = mse(model(Xt[idx]), yt[idx])
+            loss = forward(Xt[idx], yt[idx])
             loss.backward()
             optimizer.step()
 
@@ -109,12 +116,12 @@ def _gluon_net(spec: Any, params: dict[str, np.ndarray], hybridize: bool) -> Any
 
 
 def plain_mxnet(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-                batches: list[np.ndarray]) -> Callable[[], None]:
-    net = _gluon_net(spec, params, hybridize=True)
+                batches: list[np.ndarray], compiled: bool = True) -> Callable[[], None]:
+    net = _gluon_net(spec, params, hybridize=compiled)
     from mxnet import autograd, gluon, nd
 
     loss_fn = gluon.loss.L2Loss(weight=2.0)
-    loss_fn.hybridize(static_alloc=True)
+    loss_fn.hybridize(compiled, static_alloc=True)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR}, kvstore=None)
     Xn, yn = nd.array(X), nd.array(y)
 
@@ -153,7 +160,7 @@ def reference_mxnet(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: 
 
 
 def plain_jax(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-              batches: list[np.ndarray]) -> Callable[[], None]:
+              batches: list[np.ndarray], compiled: bool = True) -> Callable[[], None]:
     """What the JAX docs teach: parameters as a pytree, a jitted step of jax.grad and optax."""
     get_backend("jax")  # the backend's x64 setting, as the suite runs it
     import jax
@@ -173,33 +180,70 @@ def plain_jax(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.nda
     tx = optax.sgd(LR)
     state = {"params": weights, "opt": tx.init(weights)}
 
-    @jax.jit
     def step(p: Any, opt: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
         loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
         updates, opt = tx.update(grads, opt)
         return optax.apply_updates(p, updates), opt, loss
 
+    jitted = jax.jit(step)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
 
     def run() -> None:
         p, opt = state["params"], state["opt"]
-        for batch in batches:
-            idx = jnp.asarray(batch)
-            p, opt, loss = step(p, opt, Xj[idx], yj[idx])
+        with contextlib.nullcontext() if compiled else jax.disable_jit():
+            for batch in batches:
+                idx = jnp.asarray(batch)
+                p, opt, loss = jitted(p, opt, Xj[idx], yj[idx])
         jax.block_until_ready(loss)
         state["params"], state["opt"] = p, opt
 
     return run
 
 
-PLAIN = {"numpy": plain_numpy, "torch": plain_torch, "mxnet": plain_mxnet, "jax": plain_jax}
+def plain_tensorflow(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                     batches: list[np.ndarray], compiled: bool = True) -> Callable[[], None]:
+    """The Keras guide's custom training loop: GradientTape, apply_gradients, the step under tf.function."""
+    get_backend("tensorflow")  # selects Keras's TensorFlow backend, as the suite runs it
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((spec[0].in_features,)),
+                              *(keras.layers.Dense(layer.out_features) if isinstance(layer, Linear)
+                                else keras.layers.Activation("tanh") for layer in spec)])
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, keras.layers.Dense):
+            layer.kernel.assign(params[f"{index}.weight"].T.astype(np.float32))
+            layer.bias.assign(params[f"{index}.bias"].astype(np.float32))
+    optimizer, mse = keras.optimizers.SGD(LR), keras.losses.MeanSquaredError()
+
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = mse(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    run_step = tf.function(step) if compiled else step
+    Xt, yt = tf.constant(X), tf.constant(y)
+
+    def run() -> None:
+        for batch in batches:
+            idx = tf.constant(batch)
+            loss = run_step(tf.gather(Xt, idx), tf.gather(yt, idx))
+        float(loss)
+
+    return run
+
+
+PLAIN = {"numpy": plain_numpy, "torch": plain_torch, "mxnet": plain_mxnet, "jax": plain_jax,
+         "tensorflow": plain_tensorflow}
 
 
 # ---- measuring ----
 
 def suite_loop(name: str, spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
-               batches: list[np.ndarray]) -> Callable[[], None]:
-    model: Backend = get_backend(name)(spec, dtype="float32", lr=LR)
+               batches: list[np.ndarray], mode: str = "usual") -> Callable[[], None]:
+    model: Backend = get_backend(name)(spec, dtype="float32", lr=LR, mode=mode)
     model.set_params(params)
     model.load(X, y)
 
@@ -281,6 +325,55 @@ def step_table(sizes: list[int], features_list: list[int], batch_list: list[int 
     return rows
 
 
+MODE_CASES = {"linreg n=1000, batch 10": ("linreg", 1000, 2, 10), "mlp n=10000, batch 100": ("mlp", 10_000, 1, 100)}
+MODES = ("eager", "compiled")
+
+
+def mode_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """Per case, backend and mode: the suite's steady step against the plain loop run the same way."""
+    rows = []
+    for case, (model, n, features, batch) in MODE_CASES.items():
+        spec, params, X, y = problem(model, n, features)
+        batches = batches_for(n, batch, np.random.default_rng(1), max_rows=n)
+        for name in names:
+            for mode in MODES:
+                runs = {"suite": suite_loop(name, spec, params, X, y, batches, mode),
+                        "plain": PLAIN[name](spec, params, X, y, batches, compiled=mode == "compiled")}
+                seconds = interleaved(runs, repeats)
+                ratios = np.array(seconds["suite"]) / np.array(seconds["plain"])
+                rows.append({"case": case, "backend": name, "mode": mode,
+                             "suite_us": 1e6 * float(np.median(seconds["suite"])) / len(batches),
+                             "plain_us": 1e6 * float(np.median(seconds["plain"])) / len(batches),
+                             "ratio": float(np.median(ratios)),
+                             "ratio_spread": f"{ratios.min():.2f}–{ratios.max():.2f}",
+                             "target": TARGETS[name]})
+                print(f"  {case} {name} {mode}: ratio {rows[-1]['ratio']:.2f}", file=sys.stderr)
+    return rows
+
+
+def compile_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """What compare.py reports, each in a fresh process: the first step at each batch size (tracing and
+    compiling) against the steady step, per backend and mode (medians of `repeats` runs)."""
+    rows = []
+    for task in ("linreg", "mlp"):
+        for name in names:
+            for mode in MODES:
+                found: dict[str, list[float]] = {"compile_seconds": [], "us_per_step": []}
+                for _ in range(repeats):
+                    out = subprocess.run([sys.executable, "compare.py", "--task", task, "--backends", name, "--mode",
+                                          mode, "--executor", "inline", "--quiet", "--format", "json"], cwd=ROOT,
+                                         capture_output=True, text=True, check=True).stdout
+                    row = json.loads(out)["summary"][0]
+                    for key in found:
+                        found[key].append(row[key])
+                compile_ms = 1e3 * float(np.median(found["compile_seconds"]))
+                step_us = float(np.median(found["us_per_step"]))
+                rows.append({"task": task, "backend": name, "mode": mode, "compile_ms": compile_ms,
+                             "steady_us_per_step": step_us, "compile_in_steps": 1e3 * compile_ms / step_us})
+                print(f"  {task} {name} {mode}: compile {compile_ms:.1f} ms, step {step_us:.1f} µs", file=sys.stderr)
+    return rows
+
+
 def mxnet_reference_row(repeats: int) -> dict[str, Any]:
     spec, params, X, y = problem("linreg", 1000, 2)
     rng = np.random.default_rng(1)
@@ -335,6 +428,16 @@ def bare_matmul_rows(n: int, features: int, repeats: int, names: list[str]) -> l
             jax.block_until_ready((Xj @ Wj.T, gj.T @ Xj))  # JAX dispatches asynchronously
 
         bare["jax"] = jax_products
+    if "tensorflow" in names:
+        get_backend("tensorflow")
+        import tensorflow as tf
+
+        Xf, Wf, gf = tf.constant(X), tf.constant(W), tf.constant(g)
+
+        def tensorflow_products() -> None:
+            tf.matmul(Xf, Wf, transpose_b=True).numpy(), tf.matmul(gf, Xf, transpose_a=True).numpy()
+
+        bare["tensorflow"] = tensorflow_products
     rows = []
     for name in names:
         seconds = interleaved({"suite": suite_loop(name, spec, params, X, y, [np.arange(n)]), "bare": bare[name]},
@@ -514,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smallest size only; nothing written")
     parser.add_argument("--memory", action="store_true", help="the memory estimate against measured peaks only")
     parser.add_argument("--workers", action="store_true", help="workers against inline, and workers' start-up only")
+    parser.add_argument("--modes", action="store_true", help="eager and compiled modes, and compile costs only")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
@@ -527,6 +631,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.memory:
         print(markdown(memory_estimate_rows(names)))
+        return 0
+    if args.modes:
+        print(markdown(mode_rows(args.repeats, names), {"suite_us": "{:.1f}", "plain_us": "{:.1f}", "ratio": "{:.2f}"})
+              + "\n\n" + markdown(compile_rows(3, names), {"compile_ms": "{:.1f}", "steady_us_per_step": "{:.1f}",
+                                                             "compile_in_steps": "{:.0f}"}))
         return 0
     if args.quick:
         rows = step_table([1000], [2], [10], repeats=max(1, min(args.repeats, 3)), names=names)
@@ -545,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     memory = memory_rows(1_000_000, 100, names)
     estimates = memory_estimate_rows(names)
     worker_runs, worker_starts = worker_rows(3, names)
+    modes, compiles = mode_rows(args.repeats, names), compile_rows(3, names)
     wall = compare_wall_seconds(3)
 
     worst = {name: max(r["ratio"] for r in rows if r["backend"] == name) for name in names}
@@ -575,6 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     targets += [(f"{r['task']}: {name} µs per step in a worker (--jobs 1) ≤ 1.05× inline",
                  f"{r[f'{name}_step_ratio']:.2f}×",
                  r[f"{name}_step_ratio"] <= 1.05) for r in worker_runs for name in names]
+    targets += [(f"{r['backend']} {r['mode']} suite ≤ {r['target']:.2f}× its plain {r['mode']} loop, {r['case']}",
+                 f"{r['ratio']:.2f}× ({r['suite_us']:.0f} vs {r['plain_us']:.0f} µs)", r["ratio"] <= r["target"])
+                for r in modes]
     targets.append(("python compare.py --task linreg < 8 s wall, imports included",
                     f"median {np.median(wall):.2f} s (of {', '.join(f'{s:.2f}' for s in wall)})",
                     float(np.median(wall)) < 8))
@@ -633,6 +746,15 @@ def main(argv: list[str] | None = None) -> int:
                     "training step inside a worker (with --jobs 1: no other worker on the cores) over inline; "
                     "start_and_load_s: from starting the process to its framework imported\n\n"
                     + markdown(worker_runs) + "\n\n" + markdown(worker_starts))
+    sections.append("## Eager against compiled: the suite against the plain loop in the same mode (float32, SGD, "
+                    f"µs per step, medians of {args.repeats} interleaved repeats)\n\n"
+                    + markdown(modes, {"suite_us": "{:.1f}", "plain_us": "{:.1f}", "ratio": "{:.2f}"}))
+    sections.append("## Compile cost: what compare.py reports, each run in a fresh process (medians of 3)\n\n"
+                    "compile_ms: the first step at each batch size, where tracing and compiling happen (torch: "
+                    "with Inductor's on-disk cache warm from the run before); steady_us_per_step: every other "
+                    "step; compile_in_steps: how many steady steps the compile costs\n\n"
+                    + markdown(compiles, {"compile_ms": "{:.1f}", "steady_us_per_step": "{:.1f}",
+                                          "compile_in_steps": "{:.0f}"}))
     sections.append(f"Took {time.perf_counter() - started:.0f} s. Peak memory is VmHWM in a fresh process "
                     "(reset at its start); "
                     "the baseline is after importing the framework and building a model.")

@@ -44,6 +44,16 @@ def test_what_it_prints_is_a_real_run(cli: RunCli) -> None:
     assert comparable(block) == comparable(result.out), "regenerate the README block: python compare.py --task linreg"
 
 
+EXPLAIN = "$ python compare.py explain --task linreg --backends numpy,torch,mxnet --dtype float64\n"
+
+
+def test_the_explain_example_is_a_real_run(cli: RunCli) -> None:
+    block = README.read_text().split(EXPLAIN, 1)[1].split("```", 1)[0]
+    result = cli(*EXPLAIN.split()[3:])
+    assert result.code == 1, result.err  # MXNet's float32 hyper-parameters differ
+    assert result.out == block, "regenerate the README's explain example"
+
+
 # Files the README's bad-input table names, made as the row describes.
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
     buffer = io.BytesIO()

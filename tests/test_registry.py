@@ -94,3 +94,21 @@ def test_set_params_rejects_wrong_shapes_and_names(backend) -> None:
 
 def test_registry_names() -> None:
     assert BACKENDS[:5] == ("numpy", "torch", "mxnet", "jax", "tensorflow")  # built-in first, then any installed ones
+
+
+def test_tensorflow_keeps_its_start_up_log_lines_off_stderr() -> None:
+    """TensorFlow's C++ side logs INFO lines on import, and float64 warnings while a tf.function is first
+    optimised once JAX has set up logging in the process: none of them reach the user."""
+    from tests.conftest import load_backend
+
+    load_backend("jax"), load_backend("tensorflow")  # skipped (or failed, when named) like the others
+    result = run_python("""
+        import numpy as np
+        from backend_compare.backends import get_backend, mlp_spec
+        get_backend("jax")
+        model = get_backend("tensorflow")(mlp_spec(2, (3,), 1, "tanh"), dtype="float64", optimizer="adam")
+        model.fit(np.ones((10, 2)), np.ones(10), epochs=2, batch_size=4)
+        print("trained")
+    """)
+    assert result.returncode == 0 and result.stdout == "trained\n", result.stderr
+    assert result.stderr == ""

@@ -1,0 +1,174 @@
+"""compare.py explain names the step, stage, place and likely cause where two backends part ways: on
+real framework differences (MXNet's float32 hyper-parameters), on causes planted in subclasses of the
+numpy backend, and stays silent where backends agree to rounding."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from backend_compare.backends import BACKENDS, Backend, numpy_backend
+from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
+from backend_compare.backends.numpy_backend import NumpyBackend
+from backend_compare.comparison.explain import Explainer, Finding
+from backend_compare.tasks import get_task
+from tests.conftest import RunCli, load_backend
+
+
+class HalfLoss(NumpyBackend):
+    """The loss (and so its gradient) scaled by ½: half-MSE where the other computes MSE."""
+
+    name = "half-loss"
+
+    def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = super()._loss_and_output_grad(output, y)
+        return 0.5 * loss, 0.5 * grad
+
+
+class WrongTanhDerivative(NumpyBackend):
+    """tanh's derivative written 1 − z instead of 1 − z² in the hand-written backward."""
+
+    name = "wrong-tanh"
+
+    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        wrong = {"tanh": (np.tanh, lambda a, z: 1.0 - z)}
+        with mock.patch.dict(numpy_backend._ACTIVATIONS, wrong):
+            return super()._backward(activations, output_grad)
+
+
+class ScaledBiasGradient(NumpyBackend):
+    """The output layer's bias gradient 1 % too large."""
+
+    name = "scaled-bias"
+
+    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        grads = super()._backward(activations, output_grad)
+        last = max(int(key.split(".")[0]) for key in grads if key.endswith(".bias"))
+        grads[f"{last}.bias"] = grads[f"{last}.bias"] * 1.01
+        return grads
+
+
+class EpsilonOnRawRoot(NumpyBackend):
+    """Adam with ε added to √v before the bias correction (MXNet's and Keras's form, left unaligned)."""
+
+    name = "eps-on-sqrt-v"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        if self.optimizer != "adam":
+            return super()._update(grads)
+        self._steps_taken += 1
+        t, (beta1, beta2) = self._steps_taken, ADAM_BETAS
+        for name, param in self._params.items():
+            g = grads[name] + self.weight_decay * param
+            m, v = self._velocity[name], self._second_moment[name]
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            param -= self.lr * np.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (np.sqrt(v) + ADAM_EPS)
+        return None
+
+
+def explained(planted: type[Backend], task: str = "linreg", **options: Any) -> Finding:
+    problem = get_task(task).make_problem(seed=0, epochs=1, batch_size=10)
+    options = {"dtype": "float64", "lr": 0.03, **options}
+    backends = {"numpy": NumpyBackend(problem.spec, **options), planted.name: planted(problem.spec, **options)}
+    (finding,) = Explainer(problem, backends, options).run()
+    return finding
+
+
+def test_half_mse_is_found_in_the_loss() -> None:
+    finding = explained(HalfLoss)
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, "loss")
+    assert "half-MSE against MSE" in finding.cause
+
+
+def test_a_wrong_activation_derivative_is_found_in_the_gradient_before_it() -> None:
+    finding = explained(WrongTanhDerivative, task="mlp")
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, "gradient")
+    assert finding.difference is not None and finding.difference.where.startswith("0.")
+    assert "the backward of layer 1 (tanh)" in finding.cause
+
+
+def test_a_scaled_bias_gradient_is_named_with_its_factor() -> None:
+    finding = explained(ScaledBiasGradient, task="mlp")
+    assert (finding.step, finding.stage) == (1, "gradient")
+    assert finding.difference is not None and finding.difference.where == "2.bias[0]"
+    assert "only the gradient of 2.bias differs, by a constant factor 1.01" in finding.cause
+
+
+def test_epsilon_outside_the_bias_correction_is_found_in_the_update() -> None:
+    finding = explained(EpsilonOnRawRoot, optimizer="adam", lr=0.01)
+    assert (finding.step, finding.stage) == (1, "update")
+    assert "ε placement in Adam's bias correction" in finding.cause
+
+
+def test_mxnet_float32_learning_rate_at_float64(cli: RunCli) -> None:
+    load_backend("mxnet")
+    ran = cli("explain", "--task", "linreg", "--backends", "numpy,mxnet", "--dtype", "float64", "--format", "json")
+    assert ran.code == 1, ran.err
+    (pair,) = json.loads(ran.out)["pairs"]
+    assert (pair["step"], pair["stage"]) == (1, "update")
+    assert "the learning rate and the 1/batch-size gradient scale are held in float32 by mxnet" in pair["cause"]
+    held = float(np.float32(0.03)) * float(np.float32(0.1)) / (0.03 * 0.1)  # the factor on every update
+    assert pair["difference"]["rel_diff"] == pytest.approx(abs(held - 1), rel=1e-3)
+
+
+def test_mxnet_adam_beta2_held_in_float32(cli: RunCli) -> None:
+    load_backend("mxnet")
+    ran = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--optimizer", "adam", "--lr", "0.01")
+    assert ran.code == 1, ran.err
+    assert "numpy vs mxnet: differ from step 1" in ran.out
+    assert "first stage that differs from the same start: update" in ran.out
+    assert "(1 − float32(β₂)) / (1 − β₂): β₂ = 0.999 is held in float32 by mxnet" in ran.out
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_silent_where_backends_agree_to_rounding(cli: RunCli, dtype: str) -> None:
+    names = [name for name in BACKENDS if not (name == "mxnet" and dtype == "float64")]  # MXNet: above
+    for name in names:
+        load_backend(name)
+    ran = cli("explain", "--task", "mlp", "--epochs", "5", "--backends", ",".join(names), "--dtype", dtype,
+              "--optimizer", "adam", "--lr", str(2**-7))
+    assert ran.code == 0, ran.out + ran.err
+    assert ran.out.count(": agree") == len(names) * (len(names) - 1) // 2
+
+
+@pytest.mark.parametrize("given,message", [
+    (["--init", "native"], "explain compares backends from one shared start"),
+    (["--seeds", "2"], "explain compares backends from one shared start"),
+    (["--backends", "numpy"], "explain needs two backends or more"),
+    (["--executor", "process"], "explain steps the backends side by side in this process"),
+])
+def test_explain_usage_errors(cli: RunCli, given: list[str], message: str) -> None:
+    ran = cli("explain", *given)
+    assert ran.code == 2 and message in ran.err and ran.err.count("\n") == 1 and ran.out == ""
+
+
+def test_replay_hooks_round_trip_the_optimiser_state(backend: type[Backend]) -> None:
+    problem = get_task("mlp").make_problem(seed=0, epochs=1, batch_size=10, n_samples=60)
+    reference = NumpyBackend(problem.spec, dtype="float64", optimizer="adam", lr=0.01)
+    model = backend(problem.spec, dtype="float64", optimizer="adam", lr=0.01)
+    for each in (reference, model):
+        each.set_params(problem.initial_params)
+        each.load(problem.X_train, problem.y_train)
+        each.step(np.arange(10))
+    state = reference.get_optimizer_state()
+    model.set_params(reference.get_params())
+    model.set_optimizer_state(state)
+    assert model.get_optimizer_state()["step"] == 1
+    update, after = model.update_for(np.arange(10, 20))
+    expected, expected_after = reference.update_for(np.arange(10, 20))
+    np.testing.assert_array_equal(model.get_params()["0.weight"], reference.get_params()["0.weight"])  # put back
+    for name in expected:  # MXNet's β₂ in float32 moves its update by ~1e-5 relative: checked above
+        np.testing.assert_allclose(update[name], expected[name], rtol=1e-4 if backend.name == "mxnet" else 1e-9)
+    assert after["step"] == expected_after["step"] == 2 and model.get_optimizer_state()["step"] == 1
+    for name in expected:  # MXNet's β₁ in float32 as well
+        np.testing.assert_allclose(after["m"][name], expected_after["m"][name],
+                                   rtol=1e-4 if backend.name == "mxnet" else 1e-12)
+    activations = model.forward_activations(problem.X_train[:3])
+    assert [a.shape for a in activations] == [(3, 13), (3, 13), (3, 1)]
