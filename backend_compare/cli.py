@@ -621,10 +621,13 @@ def diff_main(argv: list[str]) -> int:
 def explain_main(argv: list[str]) -> int:
     """Where and why backends part ways, from the run's shared start; exit 1 when a pair differs."""
     from .comparison.explain import Explainer, render_explained
+    from .comparison.repro import check_bundle_folder, write_bundle
 
     global PROG
     run_prog, PROG = PROG, f"{PROG} explain"
     try:
+        argv, out_given = _without_out(argv)  # explain's --out is a repro bundle, not a run folder
+        out = check_bundle_folder(out_given) if out_given is not None else None
         plan = prepare(["--executor", "inline", *argv] if "--executor" not in argv else argv)
         if plan.args.executor != "inline":
             raise UsageError("explain steps the backends side by side in this process: --executor inline")
@@ -632,17 +635,41 @@ def explain_main(argv: list[str]) -> int:
             raise UsageError("explain compares backends from one shared start: give one --seed and --init shared")
         if len(plan.backends) < 2:
             raise UsageError(f"explain needs two backends or more; received: {', '.join(plan.backends) or 'none'}")
-        if plan.out is not None:
-            raise UsageError("explain does not write a folder yet: drop --out")
     except (UsageError, ValueError) as err:
         return _usage(err)
     finally:
         PROG = run_prog
-    findings = Explainer(plan.first, plan.backends, plan.options).run()
+    try:
+        findings = Explainer(plan.first, plan.backends, plan.options).run()
+    except NotImplementedError as err:  # a backend of one's own without the replay hooks
+        return _usage(err)
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": plan.seeds,
               "options": {**plan.options, "mode": ",".join(plan.args.mode), "init": "shared"}}
     write_stdout(render_explained(header, findings, plan.args.format))
+    if out is not None:
+        try:
+            write_bundle(out, plan.first, plan.options, findings, render_explained(header, findings, "table"))
+        except OSError as err:
+            print(f"{PROG}: error: the bundle could not be written: {err.strerror or err}; nothing was written",
+                  file=sys.stderr)
+            return 1
     return 1 if any(not finding.agree for finding in findings) else 0
+
+
+def _without_out(argv: list[str]) -> tuple[list[str], str | None]:
+    """argv without --out DIR (or --out=DIR), and DIR."""
+    rest, out = [], None
+    items = iter(argv)
+    for item in items:
+        if item == "--out":
+            out = next(items, None)
+            if out is None:
+                raise UsageError("argument --out: expected one argument")
+        elif item.startswith("--out="):
+            out = item.removeprefix("--out=")
+        else:
+            rest.append(item)
+    return rest, out
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -140,6 +140,9 @@ class Backend(ABC):
         mode: str = "usual",
     ) -> None:
         self.spec = make_spec(list(spec))
+        self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
+                         "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode}
+        self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
         self.mode = self.usual_mode if _choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
             raise ValueError(f"mode must be one of usual, {', '.join(self.modes)} for the {self.name} backend; "
@@ -175,6 +178,9 @@ class Backend(ABC):
         if not isinstance(_scalar(shuffle), bool):
             raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
         self.load(X, y)
+        fresh = not len(self.loss_history_) and self._updates == 0
+        self.last_fit_ = {"X": X, "y": y, "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
+                          "seed": seed, "start": self.get_params() if fresh else None}
         rng = np.random.default_rng(_integer("seed", seed, minimum=0))
         history = [self.loss_history_]
         for batches in shuffled_epochs(rng, self._n_train, batch_size, epochs, shuffle):

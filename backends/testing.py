@@ -127,14 +127,62 @@ def assert_backends_agree(fn: Callable[[type[Backend]], Any], *, backends: Seque
     names = list(backends) if backends is not None else available_backends()
     if len(names) < 2:
         raise ValueError(f"backends must name at least two backends to compare; received: {names}")
-    results = {name: fn(get_backend(name)) for name in names}
+    made: dict[str, list[Backend]] = {name: [] for name in names}
+    results = {name: fn(_recording(get_backend(name), made[name])) for name in names}
     arrays = {name: _as_arrays(value) for name, value in results.items()}
     for a, b in itertools.combinations(names, 2):
         if arrays[a].keys() != arrays[b].keys():
             raise AssertionError(f"{a} vs {b}: results differ in structure: {sorted(arrays[a])} vs {sorted(arrays[b])}")
         tolerance = allowed_tolerance(dtype, (a, b), allow)
-        for key in arrays[a]:
-            assert_close(arrays[b][key], arrays[a][key], dtype=dtype, what=f"{a} vs {b}, {key}",
-                         rtol=tolerance["rtol"] if rtol is None else rtol,
-                         atol=tolerance["atol"] if atol is None else atol)
+        try:
+            for key in arrays[a]:
+                assert_close(arrays[b][key], arrays[a][key], dtype=dtype, what=f"{a} vs {b}, {key}",
+                             rtol=tolerance["rtol"] if rtol is None else rtol,
+                             atol=tolerance["atol"] if atol is None else atol)
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}{_explained({a: made[a], b: made[b]})}") from None
     return results
+
+
+def _recording(cls: type[Backend], made: list[Backend]) -> type[Backend]:
+    """`cls` as fn sees it, keeping every model fn makes (to replay its training when results differ)."""
+    def __init__(self: Backend, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        made.append(self)
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
+
+
+def _explained(made: dict[str, list[Backend]]) -> str:
+    """Where the last models fn trained part ways (compare.py explain's finding), when both were fitted
+    from their start on the same data with the same settings; nothing otherwise."""
+    from types import SimpleNamespace
+
+    from ..comparison.explain import Explainer, _line
+    from . import get_backend
+    from .batches import shuffled_epochs
+
+    fitted = [next((m for m in reversed(models) if m.last_fit_ is not None), None) for models in made.values()]
+    if fitted[0] is None or fitted[1] is None:
+        return ""
+    first, second = fitted[0].last_fit_, fitted[1].last_fit_
+    assert first is not None and second is not None
+    same = all(first[key] == second[key] for key in ("epochs", "batch_size", "shuffle", "seed")) and \
+        np.array_equal(first["X"], second["X"]) and np.array_equal(first["y"], second["y"]) and \
+        fitted[0].options_ == fitted[1].options_ and first["start"] is not None and second["start"] is not None
+    if not same:
+        return ""
+    try:
+        model_a, model_b = (get_backend(name)(m.spec, **m.options_)  # type: ignore[union-attr]
+                            for name, m in zip(made, fitted, strict=True))
+        X, y = model_a._check_xy(first["X"], first["y"])
+        batches = shuffled_epochs(np.random.default_rng(first["seed"]), len(X), min(first["batch_size"], len(X)),
+                                  first["epochs"], first["shuffle"])
+        problem = SimpleNamespace(spec=model_a.spec, initial_params=first["start"], X_train=X, y_train=y,
+                                  epoch_batches=batches)
+        (finding,) = Explainer(problem, dict(zip(made, (model_a, model_b), strict=True)),  # type: ignore[arg-type]
+                               fitted[0].options_).run()
+    except Exception as err:  # a hook missing in a backend of one's own: say so, keep the failure
+        return f"\n(explain could not replay the training: {type(err).__name__}: {err})"
+    return "\nexplain: " + "\n".join(_line(finding)).strip()

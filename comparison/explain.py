@@ -121,6 +121,10 @@ class Explainer:
         self.dtype = str(options.get("dtype", "float32"))
 
     def run(self) -> list[Finding]:
+        with np.errstate(all="ignore"):  # a diverging run is reported as such, not warned about
+            return self._run()
+
+    def _run(self) -> list[Finding]:
         names = list(self.backends)
         for backend in self.backends.values():
             backend.set_params(self.problem.initial_params)
@@ -144,6 +148,13 @@ class Explainer:
                       loss_b: float, params_a: Mapping[str, np.ndarray], params_b: Mapping[str, np.ndarray]) -> None:
         named = {"step loss": (np.array(loss_a), np.array(loss_b)),
                  **{key: (params_a[key], params_b[key]) for key in params_a}}
+        broken = [name for name, values in ((finding.backend_a, [np.array(loss_a), *params_a.values()]),
+                                            (finding.backend_b, [np.array(loss_b), *params_b.values()]))
+                  if not all(np.isfinite(value).all() for value in values)]
+        if broken:  # nothing left to compare: the run itself failed
+            finding.agree, finding.settled, finding.step = False, True, step
+            finding.cause = f"the run diverged at step {step}: a non-finite loss or parameter in {' and '.join(broken)}"
+            return
         relative = max(_of_tolerance(b, a, self.dtype) for a, b in named.values())
         if relative <= 1:
             finding.largest = max(finding.largest, relative)
@@ -290,9 +301,11 @@ def _line(finding: Finding) -> list[str]:
     if finding.agree:
         return [f"{pair}: agree to rounding: beyond the tolerance from step {finding.step} ({finding.jump:.2g} of it; "
                 f"{finding.drift:.2g} before), yet {finding.cause}"]
+    if finding.stage is None:  # nothing compared at the step: the run diverged
+        return [f"{pair}: {finding.cause}"]
     lines = [f"{pair}: differ from step {finding.step} ({finding.jump:.2g} of the tolerance at it, "
              f"{finding.drift:.2g} at most over the steps before it)"]
-    if finding.stage is not None and finding.difference is not None:
+    if finding.difference is not None:
         d = finding.difference
         lines.append(f"  first stage that differs from the same start: {finding.stage}, at {d.where}: {d.a:.17g} vs "
                      f"{d.b:.17g} (abs {d.abs_diff:.3g}, rel {d.rel_diff:.3g}, {d.ulps:.3g} ulp)")
@@ -301,10 +314,16 @@ def _line(finding: Finding) -> list[str]:
 
 
 def render_explained(header: dict[str, Any], findings: list[Finding], fmt: str) -> str:
-    """The findings as text (table and csv), a Markdown table, or JSON with the header."""
+    """The findings as text (table), one CSV row per pair, a Markdown table, or JSON with the header."""
     import json
 
     records = [finding.record() for finding in findings]
+    if fmt == "csv":  # one row per pair, the difference's fields flattened
+        import pandas as pd
+
+        rows = [{**{k: v for k, v in record.items() if k != "difference"},
+                 **{f"difference_{k}": v for k, v in (record["difference"] or {}).items()}} for record in records]
+        return pd.DataFrame(rows).to_csv(index=False)
     if fmt == "json":
         return json.dumps({"format": "backend-compare explain", **header, "pairs": records}, indent=2,
                           allow_nan=False, default=float) + "\n"
@@ -313,11 +332,11 @@ def render_explained(header: dict[str, Any], findings: list[Finding], fmt: str) 
              f"loss {options['loss']} · batch {header['settings']['batch_size']} · tolerance "
              f"rtol {TOLERANCES[options['dtype']]['rtol']:g}, atol {TOLERANCES[options['dtype']]['atol']:g}")
     if fmt == "markdown":
-        rows = ["| pair | verdict | first step | stage | where | rel diff | ulp | likely cause |", "|---" * 8 + "|"]
+        lines = ["| pair | verdict | first step | stage | where | rel diff | ulp | likely cause |", "|---" * 8 + "|"]
         for f in findings:
             d = f.difference
-            rows.append(f"| {f.backend_a} vs {f.backend_b} | {'agree' if f.agree else 'differ'} | "
+            lines.append(f"| {f.backend_a} vs {f.backend_b} | {'agree' if f.agree else 'differ'} | "
                         f"{f.step or '-'} | {f.stage or '-'} | {d.where if d else '-'} | "
                         f"{(d.rel_diff if d else f.largest):.3g} | {d.ulps if d else 0:.3g} | {f.cause or '-'} |")
-        return f"**{title}**\n\n" + "\n".join(rows) + "\n"
+        return f"**{title}**\n\n" + "\n".join(lines) + "\n"
     return title + "\n\n" + "\n".join(line for finding in findings for line in _line(finding)) + "\n"

@@ -5,6 +5,9 @@ numpy backend, and stays silent where backends agree to rounding."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -15,6 +18,7 @@ from backend_compare.backends import BACKENDS, Backend, numpy_backend
 from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.comparison.explain import Explainer, Finding
+from backend_compare.comparison.repro import bundle_arrays, script
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli, load_backend
 
@@ -172,3 +176,87 @@ def test_replay_hooks_round_trip_the_optimiser_state(backend: type[Backend]) -> 
                                    rtol=1e-4 if backend.name == "mxnet" else 1e-12)
     activations = model.forward_activations(problem.X_train[:3])
     assert [a.shape for a in activations] == [(3, 13), (3, 13), (3, 1)]
+
+
+def test_a_diverging_run_is_named_without_warnings(cli: RunCli) -> None:
+    load_backend("torch")
+    ran = cli("explain", "--backends", "numpy,torch", "--lr", "100", "--epochs", "2")
+    assert ran.code == 1 and ran.err == ""
+    assert "numpy vs torch: the run diverged at step 10: a non-finite loss or parameter in numpy and torch" in ran.out
+
+
+REPRO_CASES = {"mlp-adam-huber": ("mlp", {"optimizer": "adam", "lr": 0.01, "loss": "huber", "huber_delta": 0.5,
+                                          "weight_decay": 2**-6}),
+               "linreg-momentum": ("linreg", {"optimizer": "momentum", "momentum": 0.5, "lr": 2**-5})}
+
+
+@pytest.mark.parametrize("case", REPRO_CASES)
+def test_the_replay_scripts_print_what_the_backend_computes(backend: type[Backend], case: str,
+                                                            tmp_path: Path) -> None:
+    """Each framework's standalone script, from a step's saved start, prints the loss, gradients and updates
+    the backend itself computes from that start (float64, three steps in: the optimiser state matters)."""
+    task, settings = REPRO_CASES[case]
+    problem = get_task(task).make_problem(seed=0, epochs=1, batch_size=10, n_samples=80)
+    options = {"dtype": "float64", "momentum": None, "weight_decay": 0.0, "loss": "mse", "huber_delta": 1.0,
+               **settings}
+    model = backend(problem.spec, **options)
+    model.set_params(problem.initial_params)
+    model.load(problem.X_train, problem.y_train)
+    for batch in problem.epoch_batches[0][:3]:
+        model.step(batch)
+    batch = problem.epoch_batches[0][3]
+    finding = Finding("a", "b", agree=False, replay={"batch": batch, "params": model.get_params(),
+                                                     "state": model.get_optimizer_state()})
+    np.savez(tmp_path / "step.npz", **bundle_arrays(problem, finding))
+    (tmp_path / "replay.py").write_text(script(backend.name, problem, options))
+    ran = subprocess.run([sys.executable, "replay.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    printed = {" ".join(line.split()[:2]): line.split(None, 2)[-1] for line in ran.stdout.splitlines()}
+    loss, grads = model.loss_and_grads(problem.X_train[batch], problem.y_train[batch])
+    updates, _ = model.update_for(batch)
+    assert float(ran.stdout.split()[1]) == pytest.approx(loss, rel=1e-12)  # the first line: "loss <value>"
+    for name in grads:
+        shown = np.array(json.loads(printed[f"gradient {name}"].replace(" ", "")), dtype=float)
+        np.testing.assert_allclose(shown, grads[name].ravel(), rtol=1e-10, atol=1e-15, err_msg=f"gradient {name}")
+        shown = np.array(json.loads(printed[f"update {name}"].replace(" ", "")), dtype=float)
+        np.testing.assert_allclose(shown, updates[name].ravel(), rtol=1e-9, atol=1e-15, err_msg=f"update {name}")
+
+
+def test_explain_writes_a_bundle_whole_and_refuses_a_users_folder(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("mxnet")
+    out = tmp_path / "bundle"
+    ran = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
+    assert ran.code == 1, ran.err
+    assert sorted(p.name for p in out.iterdir()) == ["explain.txt", "numpy-vs-mxnet"]
+    assert sorted(p.name for p in (out / "numpy-vs-mxnet").iterdir()) == [
+        "finding.txt", "replay_mxnet.py", "replay_numpy.py", "step.npz"]
+    again = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
+    assert again.code == 1 and (out / "explain.txt").read_text() == ran.out  # a previous bundle is replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    refused = cli("explain", "--backends", "numpy,mxnet", "--out", str(mine))
+    assert refused.code == 2 and "holds files that are not an explain bundle (notes.txt)" in refused.err
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and refused.out == ""
+
+
+def test_a_backend_without_the_replay_hooks_is_told_which(monkeypatch: pytest.MonkeyPatch, cli: RunCli) -> None:
+    monkeypatch.setattr(NumpyBackend, "_optimizer_state", None)
+    problem = get_task("linreg").make_problem(seed=0, epochs=1)
+    with pytest.raises(NotImplementedError, match="backend 'numpy' has no _optimizer_state hook, which explain needs"):
+        Explainer(problem, {"numpy": NumpyBackend(problem.spec), "other": HalfLoss(problem.spec)}, {}).run()
+    load_backend("torch")
+    ran = cli("explain", "--backends", "numpy,torch")
+    assert ran.code == 2 and ran.err.count("\n") == 1 and "has no _optimizer_state hook" in ran.err
+
+
+def test_explain_formats(cli: RunCli) -> None:
+    import io
+
+    import pandas as pd
+
+    load_backend("torch")
+    table = pd.read_csv(io.StringIO(cli("explain", "--backends", "numpy,torch", "--format", "csv").out))
+    assert list(table["backend_a"]) == ["numpy"] and bool(table["agree"][0])
+    markdown = cli("explain", "--backends", "numpy,torch", "--format", "markdown").out
+    assert "| numpy vs torch | agree |" in markdown

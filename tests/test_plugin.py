@@ -164,3 +164,30 @@ def test_same_numbers_elsewhere(backend):
 ''')
     result = pytester.runpytest_subprocess("--backends", "numpy,torch", "--backend-workers", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_a_failing_training_parity_names_the_step_stage_and_cause(pytester: pytest.Pytester) -> None:
+    load_backend("mxnet")
+    pytester.makepyfile(test_user='''
+import numpy as np
+from backend_compare import mlp_spec
+
+SPEC = mlp_spec(2, (), 1, "tanh")
+rng = np.random.default_rng(0)
+X, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 1))
+START = {"0.weight": np.array([[0.3, -0.2]]), "0.bias": np.array([0.1])}
+
+def test_my_model(backend_parity):
+    def train(backend):
+        model = backend(SPEC, dtype="float64", lr=0.03)
+        model.set_params(START)
+        return model.fit(X, y, epochs=2, batch_size=10).params_
+    backend_parity(train)
+''')
+    result = pytester.runpytest("--backends", "numpy,mxnet")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*AssertionError: numpy vs mxnet, 0.weight: * elements differ beyond rtol=1e-09*",
+        "*explain: numpy vs mxnet: differ from step 1*",
+        "*first stage that differs from the same start: update, at *",
+        "*held in float32 by mxnet*"])
