@@ -635,6 +635,10 @@ def explain_main(argv: list[str]) -> int:
             raise UsageError("explain compares backends from one shared start: give one --seed and --init shared")
         if len(plan.backends) < 2:
             raise UsageError(f"explain needs two backends or more; received: {', '.join(plan.backends) or 'none'}")
+        shown = [option for option, given in (("--plot", plan.args.plot), ("--curves", plan.args.curves),
+                                              ("--relative", plan.args.relative)) if given]
+        if shown:
+            raise UsageError(f"{', '.join(shown)}: explain reports where backends part ways, not curves or plots")
     except (UsageError, ValueError) as err:
         return _usage(err)
     finally:

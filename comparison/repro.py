@@ -17,6 +17,7 @@ from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..backends.spec import Linear
 from ..tasks import Problem
 from .explain import Finding, _line
+from .saved import _existing_ancestor, _prove_writable
 
 BUNDLE_MARKER = "explain.txt"  # what makes a folder a previous bundle, replaced whole
 
@@ -317,6 +318,7 @@ def check_bundle_folder(given: str) -> Path:
             raise ValueError(f"--out {given!r} holds files that are not an explain bundle ({', '.join(entries[:3])}"
                              f"{', …' if len(entries) > 3 else ''}); give a new folder, an empty one or a previous "
                              "bundle's")
+    _prove_writable(_existing_ancestor(out.parent), "--out", given)
     return out
 
 

@@ -147,6 +147,7 @@ def test_silent_where_backends_agree_to_rounding(cli: RunCli, dtype: str) -> Non
     (["--seeds", "2"], "explain compares backends from one shared start"),
     (["--backends", "numpy"], "explain needs two backends or more"),
     (["--executor", "process"], "explain steps the backends side by side in this process"),
+    (["--curves"], "--curves: explain reports where backends part ways, not curves or plots"),
 ])
 def test_explain_usage_errors(cli: RunCli, given: list[str], message: str) -> None:
     ran = cli("explain", *given)
@@ -260,3 +261,8 @@ def test_explain_formats(cli: RunCli) -> None:
     assert list(table["backend_a"]) == ["numpy"] and bool(table["agree"][0])
     markdown = cli("explain", "--backends", "numpy,torch", "--format", "markdown").out
     assert "| numpy vs torch | agree |" in markdown
+
+
+def test_an_unwritable_bundle_folder_is_refused_before_running(cli: RunCli) -> None:
+    ran = cli("explain", "--backends", "numpy,torch", "--out", "/proc/forbidden/bundle")
+    assert ran.code == 2 and ran.out == "" and "--out '/proc/forbidden/bundle' cannot be written" in ran.err
