@@ -12,6 +12,7 @@
     python compare.py --task linreg --out runs/before
     python compare.py show runs/before --format markdown
     python compare.py diff runs/before runs/after --threshold 0.1
+    python compare.py explain --backends numpy,mxnet --dtype float64 --out why
 """
 
 from __future__ import annotations

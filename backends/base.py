@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -91,6 +92,14 @@ def _in_order(order: np.ndarray) -> bool:
 def _unshared(array: np.ndarray, given: Any) -> np.ndarray:
     """`array`, copied when it is (a view of) the caller's `given` array."""
     return array.copy() if np.may_share_memory(array, given) else array
+
+
+def _weak(value: Any) -> Callable[[], Any]:
+    """A weak reference to an array (None once it is gone), or to nothing for what cannot be weakly held."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: None
 
 
 def error_line(err: BaseException) -> str:
@@ -179,8 +188,9 @@ class Backend(ABC):
             raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
         self.load(X, y)
         fresh = not len(self.loss_history_) and self._updates == 0
-        self.last_fit_ = {"X": X, "y": y, "epochs": epochs, "batch_size": batch_size, "shuffle": shuffle,
-                          "seed": seed, "start": self.get_params() if fresh else None}
+        # The caller's arrays by weak reference: remembering a fit must not keep a data set alive.
+        self.last_fit_ = {"X": _weak(X), "y": _weak(y), "epochs": epochs, "batch_size": batch_size,
+                          "shuffle": shuffle, "seed": seed, "start": self.get_params() if fresh else None}
         rng = np.random.default_rng(_integer("seed", seed, minimum=0))
         history = [self.loss_history_]
         for batches in shuffled_epochs(rng, self._n_train, batch_size, epochs, shuffle):

@@ -168,15 +168,17 @@ def _explained(made: dict[str, list[Backend]]) -> str:
         return ""
     first, second = fitted[0].last_fit_, fitted[1].last_fit_
     assert first is not None and second is not None
+    data = [first["X"](), first["y"](), second["X"](), second["y"]()]
     same = all(first[key] == second[key] for key in ("epochs", "batch_size", "shuffle", "seed")) and \
-        np.array_equal(first["X"], second["X"]) and np.array_equal(first["y"], second["y"]) and \
-        fitted[0].options_ == fitted[1].options_ and first["start"] is not None and second["start"] is not None
+        all(item is not None for item in data) and np.array_equal(data[0], data[2]) and \
+        np.array_equal(data[1], data[3]) and fitted[0].options_ == fitted[1].options_ and \
+        first["start"] is not None and second["start"] is not None
     if not same:
         return ""
     try:
         model_a, model_b = (get_backend(name)(m.spec, **m.options_)  # type: ignore[union-attr]
                             for name, m in zip(made, fitted, strict=True))
-        X, y = model_a._check_xy(first["X"], first["y"])
+        X, y = model_a._check_xy(data[0], data[1])
         batches = shuffled_epochs(np.random.default_rng(first["seed"]), len(X), min(first["batch_size"], len(X)),
                                   first["epochs"], first["shuffle"])
         problem = SimpleNamespace(spec=model_a.spec, initial_params=first["start"], X_train=X, y_train=y,

@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backend_compare.backends import BACKENDS
+from backend_compare.backends import BACKENDS, mlp_spec
 from tests.conftest import load_backend
 
 
 @pytest.fixture(autouse=True)
 def frameworks_imported_once() -> None:
     """Inline pytester runs restore sys.modules afterwards; a framework first imported inside one would be
-    imported a second time by the next, which torch and MXNet do not survive. Import them out here."""
+    imported a second time by the next, which torch and MXNet do not survive. Import them out here, and
+    train each once: torch imports more of itself (torch._inductor's test operators) at its first step."""
     for name in BACKENDS:
-        load_backend(name)
+        model = load_backend(name)(mlp_spec(1, (), 1, "tanh"))
+        model.fit(np.zeros((2, 1)), np.zeros(2), epochs=1, batch_size=2)
 
 
 USER_TESTS = '''
