@@ -661,6 +661,158 @@ def explain_main(argv: list[str]) -> int:
     return 1 if any(not finding.agree for finding in findings) else 0
 
 
+SWEEP_MARKER = "sweep.json"  # what makes a folder a previous sweep's
+NOT_IN_KEY = ("--out", "--format", "--jobs", "--executor", "--timeout", "--seed", "--seeds", "--backends")
+
+
+def sweep_main(argv: list[str]) -> int:
+    """Every point of the grid × seeds × backends, cached job by job under --out; the tables and a summary."""
+    from .comparison.saved import _existing_ancestor, _prove_writable
+    from .comparison.sweep import split_grid
+
+    global PROG
+    run_prog, PROG = PROG, f"{PROG} sweep"
+    try:
+        argv, out_given = _without_out(argv)
+        if out_given is None:
+            raise UsageError("sweep needs --out DIR: the folder its cached jobs and tables go to")
+        rerun = "--rerun" in argv
+        base, grid = split_grid([item for item in argv if item != "--rerun"])
+        grid = grid or [{}]
+        args = make_parser().parse_args(base + [part for option, value in grid[0].items() for part in (option, value)])
+        if args.init != "shared":
+            raise UsageError("sweep compares backends from the same start: --init shared")
+        seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
+        names = _select_backends(args.backends)
+        out = Path(out_given)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SWEEP_MARKER).exists())):
+            raise UsageError(f"--out {out_given!r} is not a folder of a previous sweep, nor new or empty")
+        _prove_writable(_existing_ancestor(out.parent), "--out", out_given)
+        rows: list[dict[str, Any]] = []
+        try:
+            _sweep_points(args, grid, base, seeds, names, out, rerun, rows)
+        except (KeyboardInterrupt, Terminated) as stop:
+            how, code = how_stopped(stop)
+            print(f"{PROG}: {how}; the jobs that finished are cached in {out / 'jobs'}: the same command goes on "
+                  "from there", file=sys.stderr)
+            return code
+        return _sweep_tables(out, grid, names, rows, args.dtype)
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    finally:
+        PROG = run_prog
+
+
+def _sweep_points(args: argparse.Namespace, grid: list[dict[str, str]], base: list[str], seeds: list[int],
+                  names: list[str], out: Path, rerun: bool, rows: list[dict[str, Any]]) -> None:
+    """Run the jobs of every point that are not cached (all of them with --rerun), caching each as it ends."""
+    import json as json_module
+
+    from .comparison.saved import write_atomic
+    from .comparison.sweep import cached, code_version, job_key, job_row, store
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / SWEEP_MARKER, json_module.dumps({"format": "backend-compare sweep"}).encode())
+    fixed, code = _key_argv(base), code_version()
+    for number, point in enumerate(grid, start=1):
+        settings = {"task": args.task or ("data" if args.data else "linreg"),
+                    **{option.lstrip("-").replace("-", "_"): value for option, value in point.items()}}
+        keys = {(seed, name): job_key({"argv": fixed, **settings}, name, seed, code) for seed in seeds
+                for name in names}
+        done = {} if rerun else cached(out, keys.values())
+        missing = {pair for pair, key in keys.items() if key not in done}
+        if missing:
+            if not args.quiet:
+                print(f"{PROG}: point {number} of {len(grid)} {settings}: {len(missing)} job(s) to run",
+                      file=sys.stderr)
+            run_names = [name for name in names if any(name == n for _, n in missing)]
+            point_argv = [*_dropped(base, ("--seed", "--seeds", "--backends")),
+                          *(part for option, value in point.items() for part in (option, value)),
+                          "--backends", ",".join(run_names),
+                          "--seed", ",".join(map(str, sorted({seed for seed, _ in missing}))), "--quiet"]
+            for seed, problem, results in _collect(prepare(point_argv)):
+                for result in results:
+                    if (seed, result.backend) in missing:
+                        row = job_row(settings, seed, problem, result, keys[(seed, result.backend)])
+                        if row["status"] == OK:  # a failed or interrupted job is not cached: it runs again
+                            store(out, row, write_atomic)
+                        done[row["key"]] = row
+        rows += [done[key] for key in keys.values() if key in done]
+
+
+def _sweep_tables(out: Path, grid: list[dict[str, str]], names: list[str], rows: list[dict[str, Any]],
+                  dtype: str) -> int:
+    """The tidy table (Parquet and CSV), the summary and the paired differences, written whole; printed."""
+    import pandas as pd
+
+    from .comparison.saved import write_atomic
+    from .comparison.sweep import METRICS, paired, summarise
+
+    jobs = pd.DataFrame(rows)
+    jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
+    settings = ["task", *(option.lstrip("-").replace("-", "_") for option in grid[0])]
+    summary, differences = summarise(jobs, settings), paired(jobs, settings, names[0], dtype)
+    buffer = io.BytesIO()
+    jobs.to_parquet(buffer, index=False)
+    write_atomic(out / "jobs.parquet", buffer.getvalue())
+    write_atomic(out / "jobs.csv", jobs.to_csv(index=False).encode())
+    write_atomic(out / "summary.csv", summary.to_csv(index=False).encode())
+    write_atomic(out / "paired.csv", differences.to_csv(index=False).encode())
+    shown = summary[[*settings, "backend", "seeds", "final_val_loss_mean", "final_val_loss_ci_low",
+                     "final_val_loss_ci_high", "us_per_step_mean"]]
+    verdicts = (differences[[*settings, "backend", "mean_difference", "ci_low", "ci_high", "verdict"]].to_string(
+        index=False) if len(differences) else "no paired differences: one backend")
+    write_stdout(f"{len(jobs)} jobs in {out}: jobs/ (the cache), jobs.parquet, jobs.csv, summary.csv, paired.csv\n\n"
+                 f"{shown.to_string(index=False)}\n\nfinal_val_loss against {names[0]}, paired by seed:\n"
+                 f"{verdicts}\n")
+    return 0 if (jobs["status"] == OK).all() else 1
+
+
+def _collect(plan: Plan) -> list[tuple[int, Problem, list[BackendResult]]]:
+    """Every seed's results of a checked plan, without printing; a signal that stopped it is raised again."""
+    collected: list[tuple[int, Problem, list[BackendResult]]] = []
+
+    def finish_seed(seed: int, problem: Problem, results: list[BackendResult]) -> None:
+        collected.append((seed, problem, results))
+
+    def problem(seed: int) -> Problem:
+        return plan.first if seed == plan.seeds[0] else plan.problems(seed)
+
+    if plan.workers:
+        try:
+            stop = run_in_workers(plan.workers, problem, plan.seeds, job={"options": plan.options, "init": "shared",
+                                  "record": False}, jobs=plan.args.jobs, timeout=plan.args.timeout,
+                                  on_progress=lambda _: None, describe=lambda s: how_stopped(s)[0],
+                                  finish_seed=finish_seed)
+        finally:
+            for worker in plan.workers:
+                worker.close()
+    else:
+        stop = run_inline(lambda seed, p: plan.backends if seed == plan.seeds[0] else build_backends(
+            p, plan.names, plan.options), problem, plan.seeds, init="shared", record=False,
+            on_epoch=lambda: None, on_start=lambda seed, name: None, describe=lambda s: how_stopped(s)[0],
+            finish_seed=finish_seed)
+    if stop is not None:
+        raise stop
+    return collected
+
+
+def _dropped(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """argv without these options and their values."""
+    kept, items = [], iter(argv)
+    for item in items:
+        if item in options:
+            next(items, None)
+        elif not item.startswith(tuple(f"{option}=" for option in options)):
+            kept.append(item)
+    return kept
+
+
+def _key_argv(argv: list[str]) -> list[str]:
+    """The options that decide a job's numbers, in a fixed order."""
+    return sorted(item for item in _dropped(argv, NOT_IN_KEY) if item != "--quiet")
+
+
 def _without_out(argv: list[str]) -> tuple[list[str], str | None]:
     """argv without --out DIR (or --out=DIR), and DIR."""
     rest, out = [], None
@@ -685,7 +837,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"show": show_main, "diff": diff_main, "explain": explain_main}
+    commands = {"show": show_main, "diff": diff_main, "explain": explain_main, "sweep": sweep_main}
     command = commands.get(argv[0]) if argv else None
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
     # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.
