@@ -746,11 +746,11 @@ def _sweep_tables(out: Path, grid: list[dict[str, str]], names: list[str], rows:
     import pandas as pd
 
     from .comparison.saved import write_atomic
-    from .comparison.sweep import METRICS, paired, summarise
+    from .comparison.sweep import METRICS, paired, summarise, with_parity
 
-    jobs = pd.DataFrame(rows)
-    jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     settings = ["task", *(option.lstrip("-").replace("-", "_") for option in grid[0])]
+    jobs = pd.DataFrame(with_parity(rows, settings, names[0]))
+    jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     summary, differences = summarise(jobs, settings), paired(jobs, settings, names[0], dtype)
     buffer = io.BytesIO()
     jobs.to_parquet(buffer, index=False)

@@ -24,8 +24,8 @@ from .run import BackendResult
 
 SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
              "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
-METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "us_per_step",
-           "compile_seconds")
+METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
+           "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval
 JOBS = "jobs"  # the cache: one JSON file per finished job, named by its key
 
@@ -82,7 +82,26 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem, result: Backe
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
             "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
-            "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key}
+            "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
+            "params": {name: value.tolist() for name, value in result.params.items()}}  # for parity, not a column
+
+
+def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str) -> list[dict[str, Any]]:
+    """Each row with its largest parameter difference from the reference backend's job of the same point and
+    seed (same data and start); the parameters themselves stay in the cache."""
+    def point(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (*(row.get(name) for name in settings), row["seed"])
+
+    references = {point(row): row.get("params") or {} for row in rows if row["backend"] == reference}
+    found = []
+    for row in rows:
+        mine, theirs = row.get("params") or {}, references.get(point(row), {})
+        common = [name for name in mine if name in theirs]
+        parity = (max(float(np.max(np.abs(np.asarray(mine[name]) - np.asarray(theirs[name])))) for name in common)
+                  if common and row["status"] == "ok" else math.nan)
+        found.append({**{k: v for k, v in row.items() if k != "params"}, "reference": reference,
+                      "parity_to_reference": parity})
+    return found
 
 
 def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:

@@ -89,3 +89,12 @@ def test_paired_verdicts_respect_the_noise_and_the_dtype() -> None:
     assert _verdict("torch", "numpy", -0.3, -0.1, 1e-6) == "torch lower"
     assert _verdict("torch", "numpy", 0.1, 0.3, 1e-6) == "numpy lower"
     assert _verdict("torch", "numpy", -0.1, 0.3, 1e-6) == "no conclusion"
+
+
+def test_each_job_has_its_parity_to_the_reference_backend(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    ran = cli(*GRID, "--dtype", "float64", "--out", str(tmp_path / "s"))
+    assert ran.code == 0, ran.err
+    jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
+    assert (jobs["reference"] == "numpy").all() and (jobs[jobs["backend"] == "numpy"]["parity_to_reference"] == 0).all()
+    assert (jobs["parity_to_reference"] < 1e-12).all() and "params" not in jobs.columns
