@@ -709,35 +709,57 @@ def _sweep_points(args: argparse.Namespace, grid: list[dict[str, str]], base: li
     import json as json_module
 
     from .comparison.saved import write_atomic
-    from .comparison.sweep import cached, code_version, job_key, job_row, store
+    from .comparison.sweep import cached, code_version, job_key
 
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / SWEEP_MARKER, json_module.dumps({"format": "backend-compare sweep"}).encode())
     fixed, code = _key_argv(base), code_version()
-    for number, point in enumerate(grid, start=1):
+    points = []
+    for point in grid:  # what is cached first, so the progress bar counts the jobs that will run
         settings = {"task": args.task or ("data" if args.data else "linreg"),
                     **{option.lstrip("-").replace("-", "_"): value for option, value in point.items()}}
         keys = {(seed, name): job_key({"argv": fixed, **settings}, name, seed, code) for seed in seeds
                 for name in names}
         done = {} if rerun else cached(out, keys.values())
-        missing = {pair for pair, key in keys.items() if key not in done}
-        if missing:
-            if not args.quiet:
-                print(f"{PROG}: point {number} of {len(grid)} {settings}: {len(missing)} job(s) to run",
-                      file=sys.stderr)
-            run_names = [name for name in names if any(name == n for _, n in missing)]
-            point_argv = [*_dropped(base, ("--seed", "--seeds", "--backends")),
-                          *(part for option, value in point.items() for part in (option, value)),
-                          "--backends", ",".join(run_names),
-                          "--seed", ",".join(map(str, sorted({seed for seed, _ in missing}))), "--quiet"]
-            for seed, problem, results in _collect(prepare(point_argv)):
-                for result in results:
-                    if (seed, result.backend) in missing:
-                        row = job_row(settings, seed, problem, result, keys[(seed, result.backend)])
-                        if row["status"] == OK:  # a failed or interrupted job is not cached: it runs again
-                            store(out, row, write_atomic)
-                        done[row["key"]] = row
-        rows += [done[key] for key in keys.values() if key in done]
+        points.append((point, settings, keys, done, {pair for pair, key in keys.items() if key not in done}))
+    progress = tqdm(total=sum(len(missing) for *_, missing in points), unit="job", file=sys.stderr, delay=2,
+                    leave=False, disable=True if args.quiet else None)  # None: on a terminal only
+    with progress:
+        for number, (point, settings, keys, done, missing) in enumerate(points, start=1):
+            _sweep_point(args, base, point, settings, keys, done, missing, out, f"{number} of {len(grid)}",
+                         progress.update)
+            rows += [done[key] for key in keys.values() if key in done]
+
+
+def _sweep_point(args: argparse.Namespace, base: list[str], point: dict[str, str], settings: dict[str, Any],
+                 keys: dict[tuple[int, str], str], done: dict[str, Any], missing: set[tuple[int, str]], out: Path,
+                 where: str, on_jobs: Callable[[int], object]) -> None:
+    """One point's missing jobs, each cached as its seed finishes."""
+    from .comparison.saved import write_atomic
+    from .comparison.sweep import job_row, store
+
+    if not missing:
+        return
+    if not args.quiet:
+        tqdm.write(f"{PROG}: point {where} {settings}: {len(missing)} job(s) to run", file=sys.stderr)  # above the bar
+    run_names = [name for name in keys_names(keys) if any(name == n for _, n in missing)]
+    point_argv = [*_dropped(base, ("--seed", "--seeds", "--backends")),
+                  *(part for option, value in point.items() for part in (option, value)),
+                  "--backends", ",".join(run_names),
+                  "--seed", ",".join(map(str, sorted({seed for seed, _ in missing}))), "--quiet"]
+    for seed, problem, results in _collect(prepare(point_argv)):
+        for result in results:
+            if (seed, result.backend) in missing:
+                row = job_row(settings, seed, problem, result, keys[(seed, result.backend)])
+                if row["status"] == OK:  # a failed or interrupted job is not cached: it runs again
+                    store(out, row, write_atomic)
+                done[row["key"]] = row
+                on_jobs(1)
+
+
+def keys_names(keys: dict[tuple[int, str], str]) -> list[str]:
+    """The backends of a point's keys, in their order."""
+    return list(dict.fromkeys(name for _, name in keys))
 
 
 def _sweep_tables(out: Path, grid: list[dict[str, str]], names: list[str], rows: list[dict[str, Any]],
