@@ -456,29 +456,9 @@ def execute(plan: Plan) -> int:
         per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative, args.init))
         seeds_run.append(seed)
 
-    def describe(stop: BaseException) -> str:
-        return how_stopped(stop)[0]
-
-    def problem(seed: int) -> Problem:  # the first seed's was made while checking the options
-        return plan.first if seed == plan.seeds[0] else plan.problems(seed)
-
     with progress:
-        if plan.workers:
-            try:
-                stop = run_in_workers(plan.workers, problem, plan.seeds, job={
-                    "options": plan.options, "init": args.init, "record": record}, jobs=args.jobs,
-                    timeout=args.timeout, on_progress=progress.update, describe=describe, finish_seed=finish_seed)
-            finally:
-                for worker in plan.workers:
-                    worker.close()
-        else:
-            stop = run_inline(
-                lambda seed, problem: plan.backends if seed == plan.seeds[0] else build_backends(
-                    problem, plan.names, plan.options),
-                problem, plan.seeds,
-                init=args.init, record=record, on_epoch=progress.update,
-                on_start=lambda seed, name: progress.set_description(f"seed {seed} {name}"), describe=describe,
-                finish_seed=finish_seed)
+        stop = _run_seeds(plan, record, finish_seed, progress.update,
+                          lambda seed, name: progress.set_description(f"seed {seed} {name}"))
     stopped_by = how_stopped(stop) if stop is not None else None
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
@@ -654,8 +634,9 @@ def explain_main(argv: list[str]) -> int:
     if out is not None:
         try:
             write_bundle(out, plan.first, plan.options, findings, render_explained(header, findings, "table"))
-        except OSError as err:
-            print(f"{PROG}: error: the bundle could not be written: {err.strerror or err}; nothing was written",
+        except (OSError, ValueError) as err:  # a full disk, or the folder filled by someone else meanwhile
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+            print(f"{PROG}: error: the bundle could not be written: {reason}; nothing was written",
                   file=sys.stderr)
             return 1
     return 1 if any(not finding.agree for finding in findings) else 0
@@ -742,7 +723,7 @@ def _sweep_point(args: argparse.Namespace, base: list[str], point: dict[str, str
         return
     if not args.quiet:
         tqdm.write(f"{PROG}: point {where} {settings}: {len(missing)} job(s) to run", file=sys.stderr)  # above the bar
-    run_names = [name for name in keys_names(keys) if any(name == n for _, n in missing)]
+    run_names = [name for name in _names_of(keys) if any(name == n for _, n in missing)]
     point_argv = [*_dropped(base, ("--seed", "--seeds", "--backends")),
                   *(part for option, value in point.items() for part in (option, value)),
                   "--backends", ",".join(run_names),
@@ -757,7 +738,7 @@ def _sweep_point(args: argparse.Namespace, base: list[str], point: dict[str, str
                 on_jobs(1)
 
 
-def keys_names(keys: dict[tuple[int, str], str]) -> list[str]:
+def _names_of(keys: dict[tuple[int, str], str]) -> list[str]:
     """The backends of a point's keys, in their order."""
     return list(dict.fromkeys(name for _, name in keys))
 
@@ -790,30 +771,35 @@ def _sweep_tables(out: Path, grid: list[dict[str, str]], names: list[str], rows:
     return 0 if (jobs["status"] == OK).all() else 1
 
 
-def _collect(plan: Plan) -> list[tuple[int, Problem, list[BackendResult]]]:
-    """Every seed's results of a checked plan, without printing; a signal that stopped it is raised again."""
-    collected: list[tuple[int, Problem, list[BackendResult]]] = []
-
-    def finish_seed(seed: int, problem: Problem, results: list[BackendResult]) -> None:
-        collected.append((seed, problem, results))
-
-    def problem(seed: int) -> Problem:
+def _run_seeds(plan: Plan, record: bool, finish_seed: Callable[[int, Problem, list[BackendResult]], None],
+               on_progress: Callable[[int], object], on_start: Callable[[int, str], object]) -> BaseException | None:
+    """Every seed of a checked plan on its executor, the workers closed after; the signal that stopped it."""
+    def problem(seed: int) -> Problem:  # the first seed's was made while checking the options
         return plan.first if seed == plan.seeds[0] else plan.problems(seed)
+
+    def describe(stop: BaseException) -> str:
+        return how_stopped(stop)[0]
 
     if plan.workers:
         try:
-            stop = run_in_workers(plan.workers, problem, plan.seeds, job={"options": plan.options, "init": "shared",
-                                  "record": False}, jobs=plan.args.jobs, timeout=plan.args.timeout,
-                                  on_progress=lambda _: None, describe=lambda s: how_stopped(s)[0],
-                                  finish_seed=finish_seed)
+            return run_in_workers(plan.workers, problem, plan.seeds, job={
+                "options": plan.options, "init": plan.args.init, "record": record}, jobs=plan.args.jobs,
+                timeout=plan.args.timeout, on_progress=on_progress, describe=describe, finish_seed=finish_seed)
         finally:
             for worker in plan.workers:
                 worker.close()
-    else:
-        stop = run_inline(lambda seed, p: plan.backends if seed == plan.seeds[0] else build_backends(
-            p, plan.names, plan.options), problem, plan.seeds, init="shared", record=False,
-            on_epoch=lambda: None, on_start=lambda seed, name: None, describe=lambda s: how_stopped(s)[0],
-            finish_seed=finish_seed)
+    return run_inline(
+        lambda seed, problem: plan.backends if seed == plan.seeds[0] else build_backends(
+            problem, plan.names, plan.options),
+        problem, plan.seeds, init=plan.args.init, record=record, on_epoch=lambda: on_progress(1), on_start=on_start,
+        describe=describe, finish_seed=finish_seed)
+
+
+def _collect(plan: Plan) -> list[tuple[int, Problem, list[BackendResult]]]:
+    """Every seed's results of a checked plan, without printing; a signal that stopped it is raised again."""
+    collected: list[tuple[int, Problem, list[BackendResult]]] = []
+    stop = _run_seeds(plan, False, lambda *seed_results: collected.append(seed_results), lambda _: None,
+                      lambda seed, name: None)
     if stop is not None:
         raise stop
     return collected
@@ -837,18 +823,15 @@ def _key_argv(argv: list[str]) -> list[str]:
 
 def _without_out(argv: list[str]) -> tuple[list[str], str | None]:
     """argv without --out DIR (or --out=DIR), and DIR."""
-    rest, out = [], None
-    items = iter(argv)
-    for item in items:
+    out = None
+    for index, item in enumerate(argv):
         if item == "--out":
-            out = next(items, None)
-            if out is None:
+            if index + 1 == len(argv):
                 raise UsageError("argument --out: expected one argument")
+            out = argv[index + 1]
         elif item.startswith("--out="):
             out = item.removeprefix("--out=")
-        else:
-            rest.append(item)
-    return rest, out
+    return _dropped(argv, ("--out",)), out
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -197,7 +197,7 @@ class Explainer:
             difference = worst(stages[stage], self.dtype)
             if difference is not None:
                 finding.stage, finding.difference = stage, difference
-                finding.cause = self._cause(stage, stages, finding, (loss_a, loss_b))
+                finding.cause = self._cause(stage, stages, finding)
                 return True
         finding.cause = ("every stage agrees from the same start: rounding accumulated over the steps before it "
                          "(the trajectories drift apart; no computation differs)")
@@ -208,8 +208,8 @@ class Explainer:
         kind = layer.name if isinstance(layer, Activation) else "linear"
         return f"layer {index} ({kind}) output"
 
-    def _cause(self, stage: str, stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], finding: Finding,
-               losses: tuple[float, float]) -> str:
+    def _cause(self, stage: str, stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], finding: Finding
+               ) -> str:
         pairs = stages[stage]
         a = {key: np.asarray(x, np.float64) for key, (x, _) in pairs.items()}
         b = {key: np.asarray(z, np.float64) for key, (_, z) in pairs.items()}

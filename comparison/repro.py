@@ -4,9 +4,7 @@ package) that replays that one step and prints its loss, gradients and updates a
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..backends.spec import Linear
 from ..tasks import Problem
 from .explain import Finding, _line
-from .saved import _existing_ancestor, _prove_writable
+from .saved import _existing_ancestor, _prove_writable, write_folder_whole
 
 BUNDLE_MARKER = "explain.txt"  # what makes a folder a previous bundle, replaced whole
 
@@ -323,12 +321,9 @@ def check_bundle_folder(given: str) -> Path:
 
 
 def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings: list[Finding], text: str) -> None:
-    """Every differing pair's folder (step.npz and one script per framework) and the report, written into a
-    hidden sibling and renamed into place: whole or not at all."""
-    out.absolute().parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
-    previous = None
-    try:
+    """Every differing pair's folder (step.npz, finding.txt and one script per framework) and the report,
+    written whole as a run folder is."""
+    def fill(staging: Path) -> None:
         (staging / BUNDLE_MARKER).write_text(text)
         for finding in findings:
             if finding.agree or not finding.replay:
@@ -336,24 +331,11 @@ def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings:
             folder = staging / _folder_name(finding)
             folder.mkdir()
             np.savez(folder / "step.npz", **bundle_arrays(problem, finding))
-            frameworks = dict.fromkeys(RowName.parse(name).backend for name in (finding.backend_a, finding.backend_b))
+            frameworks = [name for name in dict.fromkeys(RowName.parse(row).backend for row in
+                                                         (finding.backend_a, finding.backend_b)) if name in SCRIPTS]
             for framework in frameworks:  # replay_numpy.py: a numpy.py would shadow NumPy itself
-                if framework in SCRIPTS:
-                    (folder / f"replay_{framework}.py").write_text(script(framework, problem, options))
+                (folder / f"replay_{framework}.py").write_text(script(framework, problem, options))
             (folder / "finding.txt").write_text("\n".join(_line(finding)) + "\n\nrun: " + " ; ".join(
-                f"python replay_{framework}.py" for framework in frameworks if framework in SCRIPTS) + "\n")
-        if out.exists():
-            previous = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, previous)
-        os.replace(staging, out)
-    except BaseException:
-        if previous is not None and not out.exists():
-            os.replace(previous, out)
-        import shutil
+                f"python replay_{framework}.py" for framework in frameworks) + "\n")
 
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if previous is not None:
-        import shutil
-
-        shutil.rmtree(previous, ignore_errors=True)
+    write_folder_whole(out, fill, lambda folder: (folder / BUNDLE_MARKER).exists(), "an explain bundle")

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,23 +152,32 @@ def figure_bytes(figure: Any, fmt: str = "png") -> bytes:
 
 
 def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None) -> None:
-    """Write the run into a hidden sibling folder, then rename it into place; a previous run there is
-    replaced whole (no file of it stays behind). On any failure or interruption nothing changes."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    previous: Path | None = None
-    try:
+    """The run folder: tables, report, plot and results.json, written whole (see write_folder_whole)."""
+    def fill(staging: Path) -> None:
         for key in ["summary", *shown_tables(report)]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
         if plot_png is not None:
             (staging / PLOT).write_bytes(plot_png)
         (staging / RESULTS).write_bytes(render(report, "json").encode())
+
+    write_folder_whole(out, fill, is_run_folder, "a backend-compare run")
+
+
+def write_folder_whole(out: Path, fill: Callable[[Path], None], ours: Callable[[Path], bool], what: str) -> None:
+    """`fill` a hidden sibling folder, then rename it into place; a previous folder of ours there (`ours`
+    says which) is replaced whole, no file of it staying behind. On any failure or interruption nothing
+    changes."""
+    out.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
+    previous: Path | None = None
+    try:
+        fill(staging)
         _user_mode(staging, folder=True)
         if out.exists():
-            if any(out.iterdir()) and not is_run_folder(out):  # it changed since check_out
-                raise OutputError(f"--out {str(out)!r} now holds files that are not a backend-compare run")
-            previous = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+            if any(out.iterdir()) and not ours(out):  # it changed since it was checked
+                raise OutputError(f"--out {str(out)!r} now holds files that are not {what}")
+            previous = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".old"))
             os.replace(out, previous)  # an empty folder is replaced by a rename over it
         os.replace(staging, out)
     except BaseException:
