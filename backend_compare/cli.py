@@ -27,7 +27,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -295,6 +295,13 @@ def _select_backends(requested: list[str] | None) -> list[str]:
     return installed
 
 
+def row_names(args: argparse.Namespace, backends: list[str]) -> list[str]:
+    """Each backend once per --mode when several are given (NAME:MODE), in order."""
+    names = [f"{name}:{mode}" if len(args.mode) > 1 and ":" not in name else name
+             for name in backends for mode in args.mode]
+    return list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+
+
 def _warn_on_stderr(message: Warning | str, *_: Any, **__: Any) -> None:
     print(f"{PROG}: warning: {message}", file=sys.stderr)
 
@@ -316,14 +323,19 @@ class Plan:
     backends: dict[str, Backend]  # inline, by row name: built for the first seed while checking the options
     workers: list[Worker]  # process: started, their framework imported
     out: Path | None
+    task: str = ""
+    task_kwargs: dict[str, Any] = field(default_factory=dict)  # with the dtype, when the task stores data in it
+    setup: dict[str, Any] = field(default_factory=dict)  # lr, epochs and batch_size: given or the task's defaults
+    pythons: dict[str, str] = field(default_factory=dict)  # row name -> the interpreter its worker runs
 
     @property
     def names(self) -> list[str]:
         return list(self.backends) + [worker.name for worker in self.workers]
 
 
-def prepare(argv: list[str]) -> Plan:
-    """Parse and validate every option; raises UsageError or ValueError with a one-line message."""
+def prepare(argv: list[str], runners: bool = True) -> Plan:
+    """Parse and validate every option; raises UsageError or ValueError with a one-line message. Without
+    `runners`, no backend is built and no worker started: the options are checked as for workers."""
     args = make_parser().parse_args(argv)
     if args.seed is not None and args.seeds is not None:
         raise UsageError("give --seed or --seeds, not both")
@@ -348,9 +360,7 @@ def prepare(argv: list[str]) -> Plan:
     def problems(seed: int) -> Problem:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
 
-    names = [f"{name}:{mode}" if len(args.mode) > 1 and ":" not in name else name
-             for name in _select_backends(args.backends) for mode in args.mode]
-    names = list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+    names = row_names(args, _select_backends(args.backends))
     check_memory(args, task, task_kwargs, setup, [RowName.parse(name).backend for name in names], len(seeds))
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
@@ -359,7 +369,7 @@ def prepare(argv: list[str]) -> Plan:
                "mode": args.mode[0] if len(args.mode) == 1 else "usual"}  # a row's own :MODE wins
     backends: dict[str, Backend] = {}
     workers: list[Worker] = []
-    if args.executor == "inline":
+    if args.executor == "inline" and runners:
         labelled = [name for name in names if "@" in name]
         if labelled:
             raise UsageError(f"--backends {','.join(labelled)}: another environment needs --executor process")
@@ -374,9 +384,12 @@ def prepare(argv: list[str]) -> Plan:
                        options)
         # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
         labels = interpreters(args.python) if any("@" in name for name in names) else {}
-        workers = _start_workers(args, {name: _python_for(name, labels) for name in names})
-        _check_modes(workers, options["mode"])
-    return Plan(args, seeds, problems, first, options, backends, workers, out)
+        pythons = {name: _python_for(name, labels) for name in names}
+        if runners:
+            workers = _start_workers(args, pythons)
+            _check_modes(workers, options["mode"])
+    return Plan(args, seeds, problems, first, options, backends, workers, out, args.task, task_kwargs, setup,
+                pythons if args.executor != "inline" else {})
 
 
 def _check_modes(workers: list[Worker], mode: str) -> None:
@@ -550,21 +563,26 @@ def run_main(argv: list[str]) -> int:
 
 def show_main(argv: list[str]) -> int:
     from .comparison.saved import load_run
+    from .sweep_command import is_sweep, show_sweep
 
-    parser = _Parser(prog=f"{PROG} show", description="Print the tables of a run saved with --out.")
+    parser = _Parser(prog=f"{PROG} show", description="Print the tables of a run or a sweep saved with --out.")
     parser.add_argument("run", metavar="DIR")
     parser.add_argument("--format", choices=FORMATS, default="table")
     try:
         args = parser.parse_args(argv)
+        if is_sweep(args.run):
+            write_stdout(show_sweep(args.run, args.format))
+            return 0
         report = load_run(args.run)
     except (UsageError, ValueError) as err:
         return _usage(err)
-    sys.stdout.write(render(report, args.format))
+    write_stdout(render(report, args.format))
     return 0
 
 
 def diff_main(argv: list[str]) -> int:
     from .comparison.saved import diff_runs, differing_settings, load_run
+    from .sweep_command import is_sweep
 
     parser = _Parser(prog=f"{PROG} diff", description="What changed between two saved runs of the same settings, per "
                                                       "backend and metric; exit 1 when something got worse.")
@@ -577,6 +595,12 @@ def diff_main(argv: list[str]) -> int:
         args = parser.parse_args(argv)
         if not args.threshold >= 0 or not args.atol >= 0:
             raise UsageError(f"--threshold and --atol must be >= 0; received: {args.threshold}, {args.atol}")
+        sweeps = [is_sweep(args.run_a), is_sweep(args.run_b)]
+        if any(sweeps):
+            if not all(sweeps):
+                raise UsageError(f"{args.run_a if sweeps[0] else args.run_b} is a sweep and the other is a run: diff "
+                                 "compares two runs or two sweeps")
+            return _diff_sweeps(args)
         old, new = load_run(args.run_a), load_run(args.run_b)
         differing = differing_settings(old, new)
         if differing and not args.force:
@@ -595,6 +619,23 @@ def diff_main(argv: list[str]) -> int:
     if len(worse):
         print(f"{PROG} diff: {len(worse)} regression(s): "
               + ", ".join(f"{row.backend} {row.metric}" for row in worse.itertuples()), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _diff_sweeps(args: argparse.Namespace) -> int:
+    """Two sweeps, point by point and seed by seed; exit 1 when a change is a regression outside the noise."""
+    from .sweep_command import diff_sweep_folders
+
+    table, heading = diff_sweep_folders(args.run_a, args.run_b, args.threshold, args.atol)
+    shown = table.astype(object).where(table.notna(), "-")
+    for column in ("A", "B", "change", "ci_low", "ci_high"):
+        shown[column] = [value if value == "-" else f"{value:.4g}" for value in shown[column]]
+    write_stdout(f"{heading}\n{shown.to_string(index=False)}\n")
+    worse = table[table["verdict"] == "WORSE"]
+    if len(worse):
+        print(f"{PROG} diff: {len(worse)} regression(s) outside the noise: "
+              + ", ".join(f"{row.backend} {row.metric}" for row in worse.head(10).itertuples()), file=sys.stderr)
         return 1
     return 0
 
@@ -642,135 +683,6 @@ def explain_main(argv: list[str]) -> int:
     return 1 if any(not finding.agree for finding in findings) else 0
 
 
-SWEEP_MARKER = "sweep.json"  # what makes a folder a previous sweep's
-NOT_IN_KEY = ("--out", "--format", "--jobs", "--executor", "--timeout", "--seed", "--seeds", "--backends")
-
-
-def sweep_main(argv: list[str]) -> int:
-    """Every point of the grid × seeds × backends, cached job by job under --out; the tables and a summary."""
-    from .comparison.saved import _existing_ancestor, _prove_writable
-    from .comparison.sweep import split_grid
-
-    global PROG
-    run_prog, PROG = PROG, f"{PROG} sweep"
-    try:
-        argv, out_given = _without_out(argv)
-        if out_given is None:
-            raise UsageError("sweep needs --out DIR: the folder its cached jobs and tables go to")
-        rerun = "--rerun" in argv
-        base, grid = split_grid([item for item in argv if item != "--rerun"])
-        grid = grid or [{}]
-        args = make_parser().parse_args(base + [part for option, value in grid[0].items() for part in (option, value)])
-        if args.init != "shared":
-            raise UsageError("sweep compares backends from the same start: --init shared")
-        seeds = list(range(args.seeds)) if args.seeds else (args.seed or [0])
-        names = _select_backends(args.backends)
-        out = Path(out_given)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / SWEEP_MARKER).exists())):
-            raise UsageError(f"--out {out_given!r} is not a folder of a previous sweep, nor new or empty")
-        _prove_writable(_existing_ancestor(out.parent), "--out", out_given)
-        rows: list[dict[str, Any]] = []
-        try:
-            _sweep_points(args, grid, base, seeds, names, out, rerun, rows)
-        except (KeyboardInterrupt, Terminated) as stop:
-            how, code = how_stopped(stop)
-            print(f"{PROG}: {how}; the jobs that finished are cached in {out / 'jobs'}: the same command goes on "
-                  "from there", file=sys.stderr)
-            return code
-        return _sweep_tables(out, grid, names, rows, args.dtype)
-    except (UsageError, ValueError) as err:
-        return _usage(err)
-    finally:
-        PROG = run_prog
-
-
-def _sweep_points(args: argparse.Namespace, grid: list[dict[str, str]], base: list[str], seeds: list[int],
-                  names: list[str], out: Path, rerun: bool, rows: list[dict[str, Any]]) -> None:
-    """Run the jobs of every point that are not cached (all of them with --rerun), caching each as it ends."""
-    import json as json_module
-
-    from .comparison.saved import write_atomic
-    from .comparison.sweep import cached, code_version, job_key
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / SWEEP_MARKER, json_module.dumps({"format": "backend-compare sweep"}).encode())
-    fixed, code = _key_argv(base), code_version()
-    points = []
-    for point in grid:  # what is cached first, so the progress bar counts the jobs that will run
-        settings = {"task": args.task or ("data" if args.data else "linreg"),
-                    **{option.lstrip("-").replace("-", "_"): value for option, value in point.items()}}
-        keys = {(seed, name): job_key({"argv": fixed, **settings}, name, seed, code) for seed in seeds
-                for name in names}
-        done = {} if rerun else cached(out, keys.values())
-        points.append((point, settings, keys, done, {pair for pair, key in keys.items() if key not in done}))
-    progress = tqdm(total=sum(len(missing) for *_, missing in points), unit="job", file=sys.stderr, delay=2,
-                    leave=False, disable=True if args.quiet else None)  # None: on a terminal only
-    with progress:
-        for number, (point, settings, keys, done, missing) in enumerate(points, start=1):
-            _sweep_point(args, base, point, settings, keys, done, missing, out, f"{number} of {len(grid)}",
-                         progress.update)
-            rows += [done[key] for key in keys.values() if key in done]
-
-
-def _sweep_point(args: argparse.Namespace, base: list[str], point: dict[str, str], settings: dict[str, Any],
-                 keys: dict[tuple[int, str], str], done: dict[str, Any], missing: set[tuple[int, str]], out: Path,
-                 where: str, on_jobs: Callable[[int], object]) -> None:
-    """One point's missing jobs, each cached as its seed finishes."""
-    from .comparison.saved import write_atomic
-    from .comparison.sweep import job_row, store
-
-    if not missing:
-        return
-    if not args.quiet:
-        tqdm.write(f"{PROG}: point {where} {settings}: {len(missing)} job(s) to run", file=sys.stderr)  # above the bar
-    run_names = [name for name in _names_of(keys) if any(name == n for _, n in missing)]
-    point_argv = [*_dropped(base, ("--seed", "--seeds", "--backends")),
-                  *(part for option, value in point.items() for part in (option, value)),
-                  "--backends", ",".join(run_names),
-                  "--seed", ",".join(map(str, sorted({seed for seed, _ in missing}))), "--quiet"]
-    for seed, problem, results in _collect(prepare(point_argv)):
-        for result in results:
-            if (seed, result.backend) in missing:
-                row = job_row(settings, seed, problem, result, keys[(seed, result.backend)])
-                if row["status"] == OK:  # a failed or interrupted job is not cached: it runs again
-                    store(out, row, write_atomic)
-                done[row["key"]] = row
-                on_jobs(1)
-
-
-def _names_of(keys: dict[tuple[int, str], str]) -> list[str]:
-    """The backends of a point's keys, in their order."""
-    return list(dict.fromkeys(name for _, name in keys))
-
-
-def _sweep_tables(out: Path, grid: list[dict[str, str]], names: list[str], rows: list[dict[str, Any]],
-                  dtype: str) -> int:
-    """The tidy table (Parquet and CSV), the summary and the paired differences, written whole; printed."""
-    import pandas as pd
-
-    from .comparison.saved import write_atomic
-    from .comparison.sweep import METRICS, paired, summarise, with_parity
-
-    settings = ["task", *(option.lstrip("-").replace("-", "_") for option in grid[0])]
-    jobs = pd.DataFrame(with_parity(rows, settings, names[0]))
-    jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
-    summary, differences = summarise(jobs, settings), paired(jobs, settings, names[0], dtype)
-    buffer = io.BytesIO()
-    jobs.to_parquet(buffer, index=False)
-    write_atomic(out / "jobs.parquet", buffer.getvalue())
-    write_atomic(out / "jobs.csv", jobs.to_csv(index=False).encode())
-    write_atomic(out / "summary.csv", summary.to_csv(index=False).encode())
-    write_atomic(out / "paired.csv", differences.to_csv(index=False).encode())
-    shown = summary[[*settings, "backend", "seeds", "final_val_loss_mean", "final_val_loss_ci_low",
-                     "final_val_loss_ci_high", "us_per_step_mean"]]
-    verdicts = (differences[[*settings, "backend", "mean_difference", "ci_low", "ci_high", "verdict"]].to_string(
-        index=False) if len(differences) else "no paired differences: one backend")
-    write_stdout(f"{len(jobs)} jobs in {out}: jobs/ (the cache), jobs.parquet, jobs.csv, summary.csv, paired.csv\n\n"
-                 f"{shown.to_string(index=False)}\n\nfinal_val_loss against {names[0]}, paired by seed:\n"
-                 f"{verdicts}\n")
-    return 0 if (jobs["status"] == OK).all() else 1
-
-
 def _run_seeds(plan: Plan, record: bool, finish_seed: Callable[[int, Problem, list[BackendResult]], None],
                on_progress: Callable[[int], object], on_start: Callable[[int, str], object]) -> BaseException | None:
     """Every seed of a checked plan on its executor, the workers closed after; the signal that stopped it."""
@@ -795,16 +707,6 @@ def _run_seeds(plan: Plan, record: bool, finish_seed: Callable[[int, Problem, li
         describe=describe, finish_seed=finish_seed)
 
 
-def _collect(plan: Plan) -> list[tuple[int, Problem, list[BackendResult]]]:
-    """Every seed's results of a checked plan, without printing; a signal that stopped it is raised again."""
-    collected: list[tuple[int, Problem, list[BackendResult]]] = []
-    stop = _run_seeds(plan, False, lambda *seed_results: collected.append(seed_results), lambda _: None,
-                      lambda seed, name: None)
-    if stop is not None:
-        raise stop
-    return collected
-
-
 def _dropped(argv: list[str], options: tuple[str, ...]) -> list[str]:
     """argv without these options and their values."""
     kept, items = [], iter(argv)
@@ -814,11 +716,6 @@ def _dropped(argv: list[str], options: tuple[str, ...]) -> list[str]:
         elif not item.startswith(tuple(f"{option}=" for option in options)):
             kept.append(item)
     return kept
-
-
-def _key_argv(argv: list[str]) -> list[str]:
-    """The options that decide a job's numbers, in a fixed order."""
-    return sorted(item for item in _dropped(argv, NOT_IN_KEY) if item != "--quiet")
 
 
 def _without_out(argv: list[str]) -> tuple[list[str], str | None]:
@@ -842,7 +739,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"show": show_main, "diff": diff_main, "explain": explain_main, "sweep": sweep_main}
+    commands = {"show": show_main, "diff": diff_main, "explain": explain_main, "sweep": _sweep}
     command = commands.get(argv[0]) if argv else None
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
     # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.
@@ -861,6 +758,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         warnings.showwarning = previous_warning
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous_term)
+
+
+def _sweep(argv: list[str]) -> int:
+    from .sweep_command import sweep_main
+
+    return sweep_main(argv)
 
 
 def write_stdout(text: str) -> None:

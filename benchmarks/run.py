@@ -772,6 +772,10 @@ def main(argv: list[str] | None = None) -> int:
                     "(reset at its start); "
                     "the baseline is after importing the framework and building a model.")
     text = "\n\n".join(sections) + "\n"
+    sweep_marker = "<!-- benchmarks/sweep.py writes below this line -->"  # its section is kept as it is
+    previous = Path(args.out).read_text() if Path(args.out).exists() else ""
+    if sweep_marker in previous:
+        text = text.rstrip("\n") + "\n\n" + sweep_marker + previous.split(sweep_marker, 1)[1]
     Path(args.out).write_text(text)
     print(text)
     return 0 if all(ok for _, _, ok in targets) else 1

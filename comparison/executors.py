@@ -13,7 +13,7 @@ import queue
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from .. import __version__
@@ -35,8 +35,9 @@ class WorkerFailed(Exception):
 class Worker:
     """One worker process serving one backend, and the threads that read what it says."""
 
-    def __init__(self, name: str, python: str) -> None:
-        """`name`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter."""
+    def __init__(self, name: str, python: str, env: dict[str, str | None] | None = None) -> None:
+        """`name`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter; `env`:
+        variables set (or, when None, removed) for it over this process's."""
         self.name, self.python = name, python
         row = RowName.parse(name)
         self.backend, self.mode = row.backend, row.mode
@@ -45,12 +46,12 @@ class Worker:
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
-            env={**os.environ, PARENT_VARIABLE: str(os.getpid())})
+            env=_environment(env or {}))
         self._messages: queue.Queue[tuple[dict[str, Any], protocol.Arrays] | None] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        self.problem_id: int | None = None
+        self.problem_id: Hashable = None
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -129,7 +130,7 @@ class Worker:
         last = next((line for line in reversed(self._stderr) if line.strip()), "")
         return f"crashed (exit {code})" + (f": {last[:200]}" if last else "")
 
-    def train(self, problem_id: int, problem: Problem, job: dict[str, Any], timeout: float | None,
+    def train(self, problem_id: Hashable, problem: Problem, job: dict[str, Any], timeout: float | None,
               on_progress: Callable[[int], object]) -> BackendResult:
         if self.problem_id != problem_id:  # the data cross once per seed, not per job or epoch
             message, arrays = protocol.encode_problem(problem)
@@ -165,6 +166,11 @@ class Worker:
                     stream.close()
             except OSError:
                 pass
+
+
+def _environment(changes: dict[str, str | None]) -> dict[str, str]:
+    merged = {**os.environ, **changes, PARENT_VARIABLE: str(os.getpid())}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 # ---- running a comparison: every seed on every backend ----

@@ -19,7 +19,7 @@ from ..backends.spec import Activation, Linear, ModelSpec, make_spec
 from ..tasks import Problem
 from .run import BackendResult
 
-PROTOCOL = 2  # raised whenever a message changes shape: a worker of another version is refused
+PROTOCOL = 3  # raised whenever a message changes shape: a worker of another version is refused
 Arrays = dict[str, np.ndarray]
 
 
@@ -111,5 +111,6 @@ def decode_result(message: dict[str, Any], arrays: Arrays) -> BackendResult:
     scalars = dict(message)
     steps = scalars.pop("checkpoint_steps")
     scalars["curve"] = [tuple(point) for point in scalars["curve"]]
+    scalars["clock"] = [tuple(point) for point in scalars["clock"]]
     return BackendResult(**scalars, params=prefixed("params/"), step_losses=arrays["step_losses"],
                          checkpoints=[(step, prefixed(f"checkpoint{index}/")) for index, step in enumerate(steps)])

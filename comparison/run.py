@@ -41,6 +41,7 @@ class BackendResult:
     compile_steps: int = 0  # how many steps compile_seconds covers (one per batch size)
     curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, train loss, val loss)
     checkpoints: list[tuple[int, Params]] = field(default_factory=list)  # (steps taken, parameters)
+    clock: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, step seconds so far, compiling too)
 
     @property
     def steps(self) -> int:
@@ -137,6 +138,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
     checkpoints = [(0, backend.get_params())] if record else []
     step_losses: list[np.ndarray] = []
+    clock = [(0, 0.0)]
     seconds, compile_seconds, compile_steps, steps, status, epochs_run = 0.0, 0.0, 0, 0, OK, 0
     sizes_seen: set[int] = set()
     for epoch, batches in enumerate(epoch_batches, start=1):
@@ -165,6 +167,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
                 break
             step_losses.append(losses)
             steps += stop - start
+            clock.append((steps, seconds + compile_seconds))
             if steps in snapshot_at:
                 checkpoints.append((steps, backend.get_params()))
         if status != OK:
@@ -191,4 +194,5 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         compile_steps=compile_steps,
         curve=curve,
         checkpoints=checkpoints,
+        clock=clock,
     )

@@ -4,6 +4,7 @@ a tidy table of jobs (Parquet and CSV) and a summary with bootstrap intervals an
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -17,16 +18,20 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..backends import RowName, framework_version
+from ..backends import RowName
 from ..backends.testing import TOLERANCES
 from ..tasks import Problem
 from .run import BackendResult
+from .saved import ROUNDING_ULPS
 
 SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
              "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
 METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
            "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval
+CURVE_POINTS = 100  # of each job's loss curve, kept in its cache file
+RIDING = ("params", "curve")  # in a job's cache file, not in the tables
+TIME_MARGIN = 0.05  # per-step times within ±5 % of each other are "equivalent": timing noise, not a difference
 JOBS = "jobs"  # the cache: one JSON file per finished job, named by its key
 
 
@@ -51,6 +56,7 @@ def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
     return rest, [dict(zip(lists, point, strict=True)) for point in itertools.product(*lists.values())]
 
 
+@functools.cache
 def code_version() -> str:
     """A hash of this package's own code: results computed by other code are never mixed in."""
     import backend_compare
@@ -63,27 +69,45 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def job_key(settings: dict[str, Any], backend: str, seed: int, code: str) -> str:
+def job_key(settings: dict[str, Any], backend: str, seed: int, code: str, framework: str) -> str:
+    """A name for the job's numbers: its settings, backend, seed, this package's code, the framework's
+    version ("" for another environment's row: its label stands for it) and Python's."""
     row = RowName.parse(backend)
     identity = {"settings": settings, "backend": backend, "seed": seed, "code": code,
-                "framework": framework_version(row.backend) if not row.label else row.label,
+                "framework": framework or row.label,
                 "python": platform.python_version() if not row.label else row.label}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def job_row(settings: dict[str, Any], seed: int, problem: Problem, result: BackendResult,
+def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result: BackendResult,
             key: str) -> dict[str, Any]:
-    """One tidy row: the settings, the backend and seed, what it reached, and its time."""
+    """One tidy row: the settings, the backend and seed, what it reached, and its time; its parameters and
+    loss curve ride along for parity and plots (kept in the cache, not columns)."""
     steady = result.steady_steps
     error = (max(float(np.max(np.abs(result.params[name] - value))) for name, value in problem.truth.items())
-             if problem.truth and result.params and len(problem.spec) == 1 else math.nan)
+             if problem is not None and problem.truth and result.params and len(problem.spec) == 1 else math.nan)
     return {**settings, "backend": result.backend, "seed": seed, "status": result.status, "mode": result.mode,
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
             "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
             "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
-            "params": {name: value.tolist() for name, value in result.params.items()}}  # for parity, not a column
+            "params": {name: value.tolist() for name, value in result.params.items()},
+            "curve": loss_curve(result)}
+
+
+def loss_curve(result: BackendResult) -> dict[str, list[float]]:
+    """Up to CURVE_POINTS points: the mean batch loss of the steps since the previous point, against steps
+    taken and against the seconds of training so far (the clock's marks, interpolated between them)."""
+    losses = result.step_losses
+    if not losses.size:
+        return {"step": [], "loss": [], "seconds": []}
+    ends = np.unique(np.linspace(1, losses.size, min(losses.size, CURVE_POINTS)).round().astype(int))
+    starts = np.concatenate([[0], ends[:-1]])
+    clock = np.asarray(result.clock, dtype=float).reshape(-1, 2)
+    seconds = np.interp(ends, clock[:, 0], clock[:, 1]) if len(clock) > 1 else np.full(ends.size, math.nan)
+    return {"step": ends.tolist(), "loss": [float(np.mean(losses[a:b])) for a, b in zip(starts, ends, strict=True)],
+            "seconds": seconds.tolist()}
 
 
 def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str) -> list[dict[str, Any]]:
@@ -99,7 +123,7 @@ def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str)
         common = [name for name in mine if name in theirs]
         parity = (max(float(np.max(np.abs(np.asarray(mine[name]) - np.asarray(theirs[name])))) for name in common)
                   if common and row["status"] == "ok" else math.nan)
-        found.append({**{k: v for k, v in row.items() if k != "params"}, "reference": reference,
+        found.append({**{k: v for k, v in row.items() if k not in RIDING}, "reference": reference,
                       "parity_to_reference": parity})
     return found
 
@@ -133,41 +157,61 @@ def summarise(jobs: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str, metric: str = "final_val_loss"
-           ) -> pd.DataFrame:
-    """Per setting and backend, its difference from the reference backend on the same seeds (same data and
-    start, so paired): mean, bootstrap 95 % interval and a verdict. Differences within the dtype's tolerance
-    of the reference's value are rounding: an interval inside that margin is "equivalent"."""
+def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str) -> pd.DataFrame:
+    """Per setting and backend, against the reference backend on the same seeds (same data and start, so
+    paired): the validation loss as a mean difference and the per-step time as a geometric-mean ratio, each
+    with a bootstrap 95 % interval and a verdict. A loss difference within the dtype's tolerance of the
+    reference's value is rounding, a time ratio within ±TIME_MARGIN is noise: an interval inside that
+    margin is "equivalent"."""
     rng = np.random.default_rng(1)
     rows = []
     for keys, group in jobs.groupby(settings, sort=False, dropna=False):
-        by = group.pivot_table(index="seed", columns="backend", values=metric, aggfunc="first")
-        if reference not in by:
-            continue
-        for backend in [b for b in by.columns if b != reference]:
-            difference = (by[backend] - by[reference]).to_numpy(dtype=float)
-            difference = difference[np.isfinite(difference)]
-            low, high = bootstrap_interval(difference, rng)
-            level = float(np.nanmean(np.abs(by[reference].to_numpy(dtype=float))))
-            margin = TOLERANCES[dtype]["atol"] + TOLERANCES[dtype]["rtol"] * level
-            row = dict(zip(settings, keys if isinstance(keys, tuple) else (keys,), strict=True))
-            row.update({"backend": backend, "reference": reference, "metric": metric, "pairs": difference.size,
-                        "mean_difference": difference.mean() if difference.size else math.nan,
-                        "ci_low": low, "ci_high": high, "margin": margin,
-                        "verdict": _verdict(backend, reference, low, high, margin)})
-            rows.append(row)
+        point = dict(zip(settings, keys if isinstance(keys, tuple) else (keys,), strict=True))
+        tolerance = TOLERANCES[str(point.get("dtype", dtype))]
+        for metric in ("final_val_loss", "us_per_step"):
+            by = group[group["status"] == "ok"].pivot_table(index="seed", columns="backend", values=metric,
+                                                            aggfunc="first")
+            if reference not in by:
+                continue
+            for backend in [b for b in group["backend"].unique() if b != reference]:
+                theirs = by[backend] if backend in by else pd.Series(dtype=float)
+                rows.append({**point, "backend": backend, "reference": reference, "metric": metric,
+                             **_compared(metric, theirs, by[reference], tolerance, rng, backend, reference)})
     return pd.DataFrame(rows)
 
 
-def _verdict(backend: str, reference: str, low: float, high: float, margin: float) -> str:
+def _compared(metric: str, theirs: pd.Series, ours: pd.Series, tolerance: dict[str, float],
+              rng: np.random.Generator, backend: str, reference: str) -> dict[str, Any]:
+    a, b = theirs.align(ours, join="inner")
+    if metric == "us_per_step":  # a ratio: on the log scale, where a slowdown and a speed-up are symmetric
+        logs = np.log((a / b).to_numpy(dtype=float))
+        logs = logs[np.isfinite(logs)]
+        low, high = bootstrap_interval(logs, rng)
+        margin = math.log1p(TIME_MARGIN)
+        return {"pairs": logs.size, "statistic": "ratio", "value": math.exp(logs.mean()) if logs.size else math.nan,
+                "ci_low": math.exp(low), "ci_high": math.exp(high), "margin": TIME_MARGIN,
+                "verdict": _verdict(backend, reference, low, high, margin, ("faster", f"within ±{TIME_MARGIN:.0%}"))}
+    difference = (a - b).to_numpy(dtype=float)
+    difference = difference[np.isfinite(difference)]
+    low, high = bootstrap_interval(difference, rng)
+    level = float(np.nanmean(np.abs(ours.to_numpy(dtype=float)))) if len(ours) else math.nan
+    margin = tolerance["atol"] + tolerance["rtol"] * level
+    return {"pairs": difference.size, "statistic": "difference",
+            "value": difference.mean() if difference.size else math.nan, "ci_low": low, "ci_high": high,
+            "margin": margin, "verdict": _verdict(backend, reference, low, high, margin)}
+
+
+def _verdict(backend: str, reference: str, low: float, high: float, margin: float,
+             words: tuple[str, str] | None = None) -> str:
+    lower, within = words or ("lower", f"within ±{margin:.2g}")
     if not (math.isfinite(low) and math.isfinite(high)):
         return "no conclusion (fewer than two seeds)"
     if -margin <= low and high <= margin:
-        return f"equivalent within ±{margin:.2g}"
+        return f"equivalent {within}"
     if high < -margin:
-        return f"{backend} lower"
+        return f"{backend} {lower}"
     if low > margin:
-        return f"{reference} lower"
+        return f"{reference} {lower}"
     return "no conclusion"
 
 
@@ -186,3 +230,100 @@ def store(folder: Path, row: dict[str, Any], write: Callable[[Path, bytes], None
     (folder / JOBS).mkdir(parents=True, exist_ok=True)
     plain = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
     write(folder / JOBS / f"{row['key']}.json", json.dumps(plain, default=str).encode())
+
+
+GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference")
+TIMING = ("us_per_step", "compile_seconds")
+
+
+def diff_sweeps(old: pd.DataFrame, new: pd.DataFrame, settings: list[str], dtype: str, threshold: float,
+                atol: float) -> pd.DataFrame:
+    """Per point, backend and metric, over the seeds both sweeps ran: the means in A and B, the mean paired
+    change (same seed: same data and start) with its bootstrap 95 % interval, and a verdict.
+
+    - equal: every seed's value is the same to ROUNDING_ULPS ulp of the dtype;
+    - within noise: with two seeds or more, the interval of the change holds zero;
+    - WORSE: a gated metric rose by more than threshold·|A| + atol, and, with two seeds or more, its
+      interval lies above zero; so does a job that finished in A and not in B;
+    - better / same otherwise; timing (per-step, compile) is reported with its interval, never gated
+      ("timing: same" within ±TIME_MARGIN).
+    """
+    rng = np.random.default_rng(2)
+    keys = [*settings, "backend"]
+    merged = old.merge(new, on=[*keys, "seed"], how="outer", suffixes=("_a", "_b"), sort=False)
+    groups = dict(list(merged.groupby(keys, sort=False, dropna=False)))
+    order = pd.concat([old[keys], new[keys]]).drop_duplicates().itertuples(index=False, name=None)
+    rows = []
+    for group_keys in order:  # the sweeps' own order (an outer merge sorts)
+        group = groups[group_keys]
+        point = dict(zip(keys, group_keys, strict=True))
+        gone = group[(group["status_a"] == "ok") & (group["status_b"] != "ok")]
+        if len(gone):
+            now = sorted({str(status) if isinstance(status, str) else "missing" for status in gone["status_b"]})
+            rows.append({**point, "metric": f"status: {', '.join(now)}", "seeds": len(gone), "verdict": "WORSE"})
+        both = group[(group["status_a"] == "ok") & (group["status_b"] == "ok")]
+        eps = float(np.finfo(str(point.get("dtype", dtype))).eps)
+        for metric in GATED + TIMING:
+            a, b = (pd.to_numeric(both[f"{metric}_{side}"], errors="coerce").to_numpy(dtype=float) for side in "ab")
+            finite = np.isfinite(a) & np.isfinite(b)
+            if finite.any():
+                rows.append({**point, "metric": metric, "seeds": int(finite.sum()),
+                             **_change(metric, a[finite], b[finite], eps, threshold, atol, rng)})
+    columns = [*keys, "metric", "seeds", "A", "B", "change", "ci_low", "ci_high", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _change(metric: str, a: np.ndarray, b: np.ndarray, eps: float, threshold: float, atol: float,
+            rng: np.random.Generator) -> dict[str, Any]:
+    change = b - a
+    low, high = bootstrap_interval(change, rng)
+    found = {"A": a.mean(), "B": b.mean(), "change": change.mean(), "ci_low": low, "ci_high": high}
+    noisy = math.isfinite(low)  # two seeds or more: an interval to judge the change by
+    bar = threshold * abs(a.mean()) + atol
+    if np.all(np.abs(change) <= ROUNDING_ULPS * eps * np.maximum(np.abs(a), np.abs(b))):
+        verdict = "equal"
+    elif noisy and low <= 0 <= high:
+        verdict = "within noise"
+    elif metric in TIMING:
+        verdict = ("timing: same" if abs(change.mean()) <= TIME_MARGIN * abs(a.mean()) else
+                   f"timing: {'slower' if change.mean() > 0 else 'faster'}")
+    elif change.mean() > bar:
+        verdict = "WORSE"
+    elif change.mean() < -bar:
+        verdict = "better"
+    else:
+        verdict = "same"
+    return {**found, "verdict": verdict}
+
+
+def render_sweep(summary: pd.DataFrame, differences: pd.DataFrame, settings: list[str], reference: str) -> str:
+    """The summary a person reads: per point and backend, the validation loss with its interval and the
+    per-step time; then each backend against the reference, paired by seed."""
+    def number(value: Any) -> str:
+        return "-" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4g}"
+
+    def setting(column: pd.Series) -> pd.Series:
+        return column.map(lambda value: f"{value:g}" if isinstance(value, float) else value)
+
+    shown = pd.DataFrame({**{name: setting(summary[name]) for name in [*settings, "backend", "seeds"]},
+                          "val loss (mean)": summary["final_val_loss_mean"].map(number),
+                          "95% CI": [f"{number(lo)} .. {number(hi)}" for lo, hi in
+                                     zip(summary["final_val_loss_ci_low"], summary["final_val_loss_ci_high"],
+                                         strict=True)],
+                          "µs/step (mean)": summary["us_per_step_mean"].map(number),
+                          "µs/step 95% CI": [f"{number(lo)} .. {number(hi)}" for lo, hi in
+                                             zip(summary["us_per_step_ci_low"], summary["us_per_step_ci_high"],
+                                                 strict=True)]})
+    text = shown.to_string(index=False) + "\n"
+    if not len(differences):
+        return text + "\nno paired differences: one backend\n"
+    for metric, title in (("final_val_loss", "validation loss minus"), ("us_per_step", "per-step time over")):
+        rows = differences[differences["metric"] == metric]
+        if len(rows):
+            table = pd.DataFrame({**{name: setting(rows[name]) for name in [*settings, "backend"]},
+                                  "value": rows["value"].map(number),
+                                  "95% CI": [f"{number(lo)} .. {number(hi)}" for lo, hi in
+                                             zip(rows["ci_low"], rows["ci_high"], strict=True)],
+                                  "verdict": rows["verdict"]})
+            text += f"\n{title} {reference}'s, paired by seed:\n{table.to_string(index=False)}\n"
+    return text

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend_compare import cli as compare
-from backend_compare.comparison.sweep import _verdict, bootstrap_interval, split_grid
+from backend_compare.comparison import job_executors
+from backend_compare.comparison.sweep import _verdict, bootstrap_interval, paired, split_grid, summarise
 from tests.conftest import RunCli, load_backend
 
 GRID = ["sweep", "--task", "linreg", "--lr", "0.01,0.03", "--batch-size", "10,100", "--seeds", "2", "--epochs", "1",
@@ -23,37 +23,37 @@ def test_a_sweep_runs_its_grid_once_and_then_from_its_cache(cli: RunCli, tmp_pat
     out = tmp_path / "sweep"
     first = cli(*GRID, "--out", str(out))
     assert first.code == 0, first.err
-    assert first.err.count("job(s) to run") == 4  # every point ran
+    assert "16 jobs, 0 cached, 16 to run on inline" in first.err
     jobs = pd.read_parquet(out / "jobs.parquet")
     assert len(jobs) == 2 * 2 * 2 * 2 and set(jobs["backend"]) == {"numpy", "torch"}
     assert (jobs["status"] == "ok").all() and jobs["final_val_loss"].notna().all()
     summary = pd.read_csv(out / "summary.csv")
     assert {"final_val_loss_mean", "final_val_loss_ci_low", "final_val_loss_ci_high"} <= set(summary.columns)
     again = cli(*GRID, "--out", str(out))
-    assert again.code == 0 and "job(s) to run" not in again.err and again.out == first.out
+    assert again.code == 0 and "to run" not in again.err and again.out == first.out
     pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet"), jobs)
     wider = cli(*[("0.01,0.03,0.1" if item == "0.01,0.03" else item) for item in GRID], "--out", str(out))
-    assert wider.code == 0 and wider.err.count("job(s) to run") == 2  # only the new lr's two points
+    assert wider.code == 0 and "24 jobs, 16 cached, 8 to run" in wider.err  # only the new lr's two points
     assert "equivalent within" in first.out
 
 
 def test_a_stopped_sweep_goes_on_from_its_cache(monkeypatch: pytest.MonkeyPatch, cli: RunCli, tmp_path: Path) -> None:
     load_backend("torch")
-    out, calls, original = tmp_path / "sweep", [], compare._collect
+    out, calls, original = tmp_path / "sweep", [], job_executors.run_job_here
 
-    def stopped_at_the_third_point(plan):  # type: ignore[no-untyped-def]
+    def stopped_at_the_ninth_job(job):  # type: ignore[no-untyped-def]
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == 9:
             raise KeyboardInterrupt
-        return original(plan)
+        return original(job)
 
-    monkeypatch.setattr(compare, "_collect", stopped_at_the_third_point)
+    monkeypatch.setattr(job_executors, "run_job_here", stopped_at_the_ninth_job)
     stopped = cli(*GRID, "--out", str(out))
     assert stopped.code == 130 and "the jobs that finished are cached" in stopped.err
-    assert not (out / "jobs.parquet").exists() and len(list((out / "jobs").iterdir())) == 2 * 2 * 2
-    monkeypatch.setattr(compare, "_collect", original)
+    assert not (out / "jobs.parquet").exists() and len(list((out / "jobs").iterdir())) == 8
+    monkeypatch.setattr(job_executors, "run_job_here", original)
     resumed = cli(*GRID, "--out", str(out))
-    assert resumed.code == 0 and resumed.err.count("job(s) to run") == 2
+    assert resumed.code == 0 and "16 jobs, 8 cached, 8 to run" in resumed.err
 
 
 @pytest.mark.parametrize("given,message", [
@@ -98,3 +98,88 @@ def test_each_job_has_its_parity_to_the_reference_backend(cli: RunCli, tmp_path:
     jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
     assert (jobs["reference"] == "numpy").all() and (jobs[jobs["backend"] == "numpy"]["parity_to_reference"] == 0).all()
     assert (jobs["parity_to_reference"] < 1e-12).all() and "params" not in jobs.columns
+
+
+def test_show_reprints_a_sweep_and_diff_flags_only_changes_outside_the_noise(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    a, b = tmp_path / "a", tmp_path / "b"
+    ran = cli(*GRID, "--out", str(a))
+    assert ran.code == 0, ran.err
+    shown = cli("show", str(a))
+    assert shown.code == 0 and shown.out == ran.out.split("\n\n", 1)[1]  # the summary, without the files line
+    assert cli(*GRID, "--out", str(b)).code == 0
+    same = cli("diff", str(a), str(b))
+    assert same.code == 0 and "WORSE" not in same.out
+    verdicts = same.out.splitlines()
+    assert all(" equal" in line for line in verdicts if "final_val_loss" in line)  # the same code, bit for bit
+    jobs = pd.read_parquet(b / "jobs.parquet")
+    worse = jobs.copy()
+    worse.loc[worse["backend"] == "torch", "final_val_loss"] *= 1.5  # torch got worse on every seed
+    worse.to_parquet(b / "jobs.parquet")
+    flagged = cli("diff", str(a), str(b))
+    assert flagged.code == 1 and "regression(s) outside the noise: torch final_val_loss" in flagged.err
+    noisy = jobs.copy()  # one seed up, one seed down by as much: the interval holds zero
+    torch = noisy["backend"] == "torch"
+    noisy.loc[torch, "final_val_loss"] *= np.where(noisy.loc[torch, "seed"] == 0, 1.5, 0.5)
+    noisy.to_parquet(b / "jobs.parquet")
+    within = cli("diff", str(a), str(b))
+    assert within.code == 0 and "within noise" in within.out
+    failed = jobs.copy()
+    failed.loc[0, "status"] = "crashed (signal 9)"
+    failed.to_parquet(b / "jobs.parquet")
+    lost = cli("diff", str(a), str(b))
+    assert lost.code == 1 and "status: crashed (signal 9)" in lost.out
+    mixed = cli("diff", str(a), str(tmp_path / "nothing"))
+    assert mixed.code == 2
+
+
+def test_a_sweep_and_a_run_are_not_compared(cli: RunCli, tmp_path: Path) -> None:
+    assert cli(*GRID, "--backends", "numpy", "--out", str(tmp_path / "sweep")).code == 0
+    assert cli("--backends", "numpy", "--executor", "inline", "--out", str(tmp_path / "run")).code == 0
+    ran = cli("diff", str(tmp_path / "sweep"), str(tmp_path / "run"))
+    assert ran.code == 2 and "is a sweep and the other is a run" in ran.err
+
+
+def test_the_figures_show_each_backend_with_its_interval(tmp_path: Path) -> None:
+    from backend_compare.comparison import sweep_plots
+
+    rows = []
+    for lr in (0.01, 0.03):
+        for batch in (10, 100):
+            for backend, scale in (("numpy", 1.0), ("torch", 1.0), ("mxnet", 2.0)):
+                for seed in range(3):
+                    rows.append({"task": "linreg", "lr": lr, "batch_size": batch, "backend": backend, "seed": seed,
+                                 "status": "ok", "final_train_loss": scale * lr,
+                                 "final_val_loss": scale * lr * (1 + seed),
+                                 "max_abs_param_error": 0.1, "function_error": np.nan,
+                                 "parity_to_reference": 0.0 if backend == "numpy" else 1e-7 * scale,
+                                 "us_per_step": 10 * scale + seed, "compile_seconds": 0.01})
+    jobs = pd.DataFrame(rows)
+    settings = ["task", "lr", "batch_size"]
+    summary = summarise(jobs, settings)
+    name, loss = sweep_plots.loss_figure(summary, settings, "t")
+    assert name == "loss_vs_lr.png" and len(loss.axes) == 2  # a panel per batch size, lr along x
+    for axes in loss.axes:
+        assert [line.get_label() for line in axes.lines] == ["numpy", "torch", "mxnet"]
+        assert len(axes.collections) == 3  # each backend's 95 % band
+        assert axes.get_xscale() == "log"
+    parity = sweep_plots.parity_figure(jobs, settings, "numpy", "t")
+    image = parity.axes[0].images[0].get_array()
+    assert image.shape == (4, 2) and np.allclose(image[:, 1], -6.69897, atol=1e-4)  # mxnet: log10(2e-7)
+    bars = sweep_plots.time_figure(summary, settings, "t").axes[0]
+    errors = [c for c in bars.containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars.patches) == 3 * 4 and len(errors) == 3 and "95 % interval" in bars.get_title()
+    curves = sweep_plots.curves_figure({"numpy": {"step": [1, 2], "loss": [2.0, 1.0], "seconds": [0.0, 0.1]}}, "x")
+    assert [axes.get_xlabel() for axes in curves.axes] == ["optimiser step", "seconds of training (compiling "
+                                                                            "included)"]
+
+
+def test_time_is_compared_as_a_paired_ratio_with_its_interval() -> None:
+    jobs = pd.DataFrame([{"task": "t", "backend": backend, "seed": seed, "status": "ok", "final_val_loss": 1.0,
+                          "us_per_step": base * (1 + 0.01 * seed)}
+                         for seed in range(5) for backend, base in (("numpy", 10.0), ("torch", 30.0), ("jax", 10.2))])
+    table = paired(jobs, ["task"], "numpy", "float32").set_index(["backend", "metric"])
+    assert table.loc[("torch", "us_per_step"), "value"] == pytest.approx(3.0)
+    assert table.loc[("torch", "us_per_step"), "verdict"] == "numpy faster"
+    assert table.loc[("jax", "us_per_step"), "verdict"] == "equivalent within ±5%"
+    assert table.loc[("torch", "final_val_loss"), "verdict"].startswith("equivalent within")

@@ -1,0 +1,232 @@
+"""Where a sweep's jobs run: `inline` (one after another in this process), `local` (a pool of worker
+processes on this machine, --jobs at once), `dask` (a distributed cluster at --address, or a LocalCluster
+of --jobs workers) and `ray` (a Ray cluster at --address, or a local one of --jobs CPUs).
+
+Each calls `on_row` in this thread as jobs finish, in any order. A job the executor loses (its node
+gone, a task failing outside the job) is a row with that status. A signal cancels what has not run,
+kills what is running and is raised again.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import functools
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..backends import error_line
+from .jobs import Job, close_workers, identity, idle_identities, kill_workers, lost_row, run_job, run_job_here
+
+JOB_EXECUTORS = ("local", "inline", "dask", "ray")
+CONNECT_SECONDS = 30  # for a cluster at --address to answer
+REACH_SECONDS = 5  # for its port to accept a connection at all
+OnRow = Callable[[dict[str, Any]], None]
+
+
+class ExecutorUnavailable(Exception):
+    """The executor's package is missing or its cluster does not answer: one line, exit 2."""
+
+
+@contextlib.contextmanager
+def executor(kind: str, *, parallel: int, address: str | None) -> Iterator[Callable[[list[Job], OnRow], None]]:
+    """The executor, started (a cluster connected, or a local one up): what runs a list of jobs. A cluster
+    that cannot be reached raises ExecutorUnavailable before anything is run or written."""
+    if kind in ("inline", "local"):
+        yield functools.partial(_inline if kind == "inline" else _local, parallel=parallel)
+    elif kind == "dask":
+        with _quiet("distributed"), _dask_client(parallel, address) as client:
+            yield functools.partial(_dask, client=client)
+    else:
+        with _ray_session(parallel, address) as ray:
+            yield functools.partial(_ray, ray=ray)
+
+
+def _inline(jobs: list[Job], on_row: OnRow, parallel: int) -> None:
+    for job in jobs:
+        on_row(run_job_here(job))
+
+
+def _local(jobs: list[Job], on_row: OnRow, parallel: int) -> None:
+    """`parallel` lanes, each taking next a job whose worker is idle (no import to wait for), else one of the
+    kind with the most jobs left: a second worker of a backend starts only where it shortens the sweep."""
+    queues: dict[tuple[str, str, str], collections.deque[Job]] = {}
+    for job in jobs:
+        queues.setdefault(identity(job), collections.deque()).append(job)
+    lock, stop = threading.Lock(), threading.Event()
+    finished: queue.Queue[tuple[Job, dict[str, Any]]] = queue.Queue()
+
+    def next_job() -> Job | None:
+        with lock:
+            left = {kind: waiting for kind, waiting in queues.items() if waiting}
+            if not left or stop.is_set():
+                return None
+            ready = [kind for kind in left if kind in idle_identities()]
+            return left[ready[0] if ready else max(left, key=lambda kind: len(left[kind]))].popleft()
+
+    def lane() -> None:
+        while (job := next_job()) is not None:
+            finished.put((job, _row(functools.partial(run_job, job), job)))
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="backend-compare-job")
+    lanes = [pool.submit(lane) for _ in range(parallel)]
+    try:
+        done = 0
+        while done < len(jobs):  # a short wait at a time: the main thread must stay where a signal can reach it
+            try:
+                _, row = finished.get(timeout=0.1)
+            except queue.Empty:
+                if all(future.done() for future in lanes) and finished.empty():
+                    for future in lanes:
+                        future.result()  # a lane that raised: say so
+                    break
+                continue
+            on_row(row)
+            done += 1
+    except BaseException:
+        stop.set()
+        kill_workers()
+        raise
+    finally:
+        stop.set()
+        pool.shutdown(wait=True)
+        close_workers()
+
+
+def _row(result: Callable[[], dict[str, Any]], job: Job) -> dict[str, Any]:
+    try:
+        return result()
+    except Exception as err:  # the executor lost the job: its row says how
+        return lost_row(job, f"lost by the executor: {error_line(err)}")
+
+
+def _dask(jobs: list[Job], on_row: OnRow, client: Any) -> None:
+    import distributed
+
+    futures = {client.submit(run_job, job, key=f"backend-compare-{job.backend}-{job.key}-{uuid.uuid4().hex[:8]}",
+                             pure=False, retries=0): job for job in jobs}
+    try:
+        for future in distributed.as_completed(futures):
+            on_row(_row(future.result, futures[future]))
+    except BaseException:
+        client.cancel(list(futures), force=True)
+        raise
+
+
+@contextlib.contextmanager
+def _dask_client(parallel: int, address: str | None) -> Iterator[Any]:
+    """A client of the cluster at `address`, or of a LocalCluster of `parallel` one-thread worker processes
+    that ends with it. A cluster of one's own keeps running; only the workers this package started on it stop."""
+    try:
+        import distributed
+    except ImportError as err:
+        raise ExecutorUnavailable(f"--executor dask needs the distributed package ({error_line(err)}); install it "
+                                  "with: pip install 'backend-compare[cluster]'") from None
+    if address is not None:
+        _reachable(address, "Dask scheduler")
+    cluster = None
+    if address is None:
+        with _without_ctrl_c():  # Ctrl-C at the terminal reaches the whole process group: it is ours to handle
+            cluster = distributed.LocalCluster(n_workers=parallel, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        client = distributed.Client(cluster if cluster is not None else address, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError, ValueError) as err:
+        if cluster is not None:
+            cluster.close()
+        raise ExecutorUnavailable(f"--address {address}: no Dask scheduler answered ({error_line(err)})") from None
+    try:
+        yield client
+    finally:
+        if cluster is None:
+            with contextlib.suppress(Exception):
+                client.run(close_workers)
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _ray_session(parallel: int, address: str | None) -> Iterator[Any]:
+    try:
+        import ray
+    except ImportError as err:
+        raise ExecutorUnavailable(f"--executor ray needs the ray package ({error_line(err)}); install it with: "
+                                  "pip install 'backend-compare[cluster]'") from None
+    if address is not None and address != "auto":
+        _reachable(address, "Ray cluster")
+    with _quiet("ray"):
+        try:
+            ray.init(address=address, num_cpus=parallel if address is None else None, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            hint = ("; a cluster with token authentication (Ray's default) also needs RAY_AUTH_MODE=token here"
+                    if "RAY_AUTH_MODE" not in os.environ else "")
+            raise ExecutorUnavailable(f"--address {address}: no Ray cluster answered ({error_line(err)}){hint}"
+                                      ) from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _ray(jobs: list[Job], on_row: OnRow, ray: Any) -> None:
+    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    refs = {remote.options(name=f"backend-compare-{job.backend}-{job.key}").remote(job): job for job in jobs}
+    pending = list(refs)
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1, timeout=0.1)
+            for ref in done:
+                on_row(_row(functools.partial(ray.get, ref), refs[ref]))
+    except BaseException:
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
+
+
+def _reachable(address: str, what: str) -> None:
+    """A quick look before the cluster's own client, which retries an address that is not there for long."""
+    host, _, port = address.split("://")[-1].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS):
+            pass
+    except ValueError:
+        raise ExecutorUnavailable(f"--address must be HOST:PORT (tcp://HOST:PORT for Dask); received: "
+                                  f"{address!r}") from None
+    except OSError as err:
+        raise ExecutorUnavailable(f"--address {address}: no {what} answered ({err.strerror or err})") from None
+
+
+@contextlib.contextmanager
+def _without_ctrl_c() -> Iterator[None]:
+    """Processes started meanwhile inherit SIGINT ignored (this process's own handler comes back after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """The cluster's own start-up and shut-down lines stay off the terminal; its errors do not."""
+    log = logging.getLogger(logger)
+    previous = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)

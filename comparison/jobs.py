@@ -1,0 +1,186 @@
+"""A sweep's job: one backend trained at one point of the grid for one seed, run where the executor puts
+it. Every executor calls the same function with the same job, and the job builds its data from the seed
+where it runs, so the numbers are the same on every executor, bit for bit.
+
+Off this process (local pool, Dask, Ray), a job trains in a worker process of the machine that runs it,
+kept for the next job of its backend there: a job that crashes or hangs past its timeout kills only that
+worker, and becomes a row with a status.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..backends import error_line
+from ..tasks import Problem, get_task
+from .executors import Worker, WorkerFailed
+from .run import build_backends, stopped_result, train
+from .sweep import job_row
+
+# What decides how many threads a framework's kernels use, and so, for some sizes, the order of their sums:
+# a job's worker gets the values of the process that submitted it (Ray, for one, sets OMP_NUM_THREADS=1).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    settings: dict[str, Any]  # the grid point, for its row
+    seed: int
+    backend: str  # a row name: BACKEND[:MODE][@LABEL]
+    task: str
+    task_kwargs: dict[str, Any]
+    setup: dict[str, Any]  # epochs and batch_size
+    options: dict[str, Any]  # the backend's: dtype, optimizer, lr, ...
+    python: str | None = None  # another environment's interpreter; None: the one running the job
+    timeout: float | None = None
+    env: dict[str, str | None] = field(default_factory=dict)
+    code: str = ""  # this package's code version where the sweep was started: a node running other code refuses
+    framework: str = ""  # the framework's version there ("" for another environment's row)
+
+
+def thread_settings() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in THREAD_VARIABLES}
+
+
+@functools.lru_cache(maxsize=4)  # a point's backends share their seed's data
+def _problem(task: str, task_kwargs: str, epochs: int, batch_size: int | None, seed: int) -> Problem:
+    return get_task(task).make_problem(seed=seed, epochs=epochs, batch_size=batch_size, **json.loads(task_kwargs))
+
+
+def problem_of(job: Job) -> tuple[str, Problem]:
+    """The job's data, start and batches, and a name for them (a worker that has them is not sent them again)."""
+    identity = (job.task, json.dumps(job.task_kwargs, sort_keys=True), job.setup["epochs"], job.setup["batch_size"],
+                job.seed)
+    return json.dumps(identity), _problem(*identity)
+
+
+def run_job_here(job: Job) -> dict[str, Any]:
+    """Train in this process (the inline executor): a failing framework is the row's status."""
+    _, problem = problem_of(job)
+    try:
+        backend = build_backends(problem, [job.backend], job.options)[job.backend]
+        result = train(backend, problem, init="shared", seed=job.seed)
+        result.backend = job.backend
+    except Exception as err:
+        result = stopped_result(job.backend, f"failed: {error_line(err)}")
+    return job_row(job.settings, job.seed, problem, result, job.key)
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Train in a worker process of this machine: what executors off this process call."""
+    name, problem = problem_of(job)
+    try:
+        worker = _take(job)
+        try:
+            mode = worker.mode or job.options.get("mode", "usual")
+            differs = _differs(job, worker)
+            if differs:
+                result = stopped_result(job.backend, f"failed: {differs}")
+            elif mode != "usual" and mode not in worker.modes:
+                result = stopped_result(job.backend, f"failed: mode must be one of usual, {', '.join(worker.modes)} "
+                                                     f"for the {worker.backend} backend; received: {mode!r}")
+            else:
+                result = worker.train(name, problem, {"options": job.options, "init": "shared", "record": False,
+                                                      "seed": job.seed}, job.timeout, on_progress=lambda _: None)
+        except BaseException:
+            _drop(worker)
+            raise
+        _give_back(job, worker)
+    except WorkerFailed as err:  # crashed, timed out, could not start: only this job's row
+        result = stopped_result(job.backend, str(err))
+    return job_row(job.settings, job.seed, problem, result, job.key)
+
+
+def _differs(job: Job, worker: Worker) -> str:
+    """What makes this machine's numbers not the ones the sweep's key promises: other code or framework."""
+    from .sweep import code_version
+
+    here = {"backend-compare code": code_version(), worker.backend: worker.versions.get(worker.backend, "")}
+    wanted = {"backend-compare code": job.code, worker.backend: job.framework}
+    differing = [f"{what} {here[what]} here, {wanted[what]} where the sweep started" for what in here
+                 if wanted[what] and here[what] != wanted[what]]
+    return "; ".join(differing) + ": install the same versions" if differing else ""
+
+
+def lost_row(job: Job, status: str) -> dict[str, Any]:
+    """The row of a job whose executor lost it (a node gone, a task cancelled)."""
+    return job_row(job.settings, job.seed, None, stopped_result(job.backend, status), job.key)
+
+
+# ---- this process's workers, kept between jobs ----
+
+_lock = threading.Lock()
+_idle: dict[tuple[str, str, str], list[Worker]] = {}
+_busy: set[Worker] = set()
+# Linux kills a worker when the thread that started it ends (PR_SET_PDEATHSIG, see worker.py): workers are
+# started from this one thread, which lives as long as the process.
+_starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-compare-starter")
+
+
+def identity(job: Job) -> tuple[str, str, str]:
+    """What a worker must be to run the job: its backend, interpreter and environment."""
+    return job.backend, job.python or "", json.dumps(job.env, sort_keys=True)
+
+
+def idle_identities() -> set[tuple[str, str, str]]:
+    """The kinds of worker this process has idle now: a job of one of them starts without an import."""
+    with _lock:
+        return {kind for kind, workers in _idle.items() if workers}
+
+
+def _take(job: Job) -> Worker:
+    with _lock:
+        idle = _idle.get(identity(job))
+        worker = idle.pop() if idle else None
+        if worker is not None:
+            _busy.add(worker)
+            return worker
+    worker = _starter.submit(Worker, job.backend, job.python or sys.executable, job.env).result()
+    with _lock:
+        _busy.add(worker)
+    try:
+        worker.start()
+    except BaseException:
+        _drop(worker)
+        raise
+    return worker
+
+
+def _give_back(job: Job, worker: Worker) -> None:
+    with _lock:
+        _busy.discard(worker)
+        _idle.setdefault(identity(job), []).append(worker)
+
+
+def _drop(worker: Worker) -> None:
+    with _lock:
+        _busy.discard(worker)
+    worker.kill()
+
+
+def kill_workers() -> None:
+    """Kill the workers running jobs now (their jobs end as rows); a signal stopped the sweep."""
+    with _lock:
+        busy = list(_busy)
+    for worker in busy:
+        worker.kill()
+
+
+def close_workers() -> None:
+    """Stop every worker this process keeps (after a sweep; on a cluster, each node is asked to)."""
+    with _lock:
+        idle = [worker for workers in _idle.values() for worker in workers]
+        _idle.clear()
+    kill_workers()
+    if idle:  # all at once: each takes a moment to leave (its framework's own clean-up)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(idle)) as closing:
+            list(closing.map(Worker.close, idle))

@@ -1,0 +1,124 @@
+"""A sweep's figures (matplotlib's object API, no display): final loss against a setting with 95 % bands,
+parity to the reference across the grid, per-step time with intervals, and the loss curves of one point
+against steps and against wall time."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .plot import FLOOR, Figure
+
+X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")  # in this order of preference
+LOG_X = ("lr", "weight_decay", "batch_size")
+MOST_PANELS = 12
+
+
+def _width(rank: int, count: int) -> float:
+    """Nested line widths, the first backend's widest: lines that coincide stay visible."""
+    return 1.2 + 1.6 * (count - 1 - rank)
+
+
+def varying(table: pd.DataFrame, settings: list[str]) -> list[str]:
+    """The settings that take more than one value in the sweep."""
+    return [name for name in settings if table[name].nunique(dropna=False) > 1]
+
+
+def loss_figure(summary: pd.DataFrame, settings: list[str], title: str) -> tuple[str, Figure]:
+    """Final validation loss (mean over seeds, 95 % band) against the first numeric setting that varies,
+    one panel per value of the others; its file name."""
+    changing = varying(summary, settings)
+    x = next((name for name in X_SETTINGS if name in changing), None)
+    others = [name for name in changing if name != x]
+    panels = list(summary.groupby(others, sort=False, dropna=False)) if others else [((), summary)]
+    panels = panels[:MOST_PANELS]
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(4.6 * columns, 3.6 * rows + 0.6), layout="constrained")
+    for index, (keys, table) in enumerate(panels, start=1):
+        axes = figure.add_subplot(rows, columns, index)
+        groups = list(table.groupby("backend", sort=False))
+        for rank, (backend, lines) in enumerate(groups):
+            lines = lines.sort_values(x) if x else lines
+            where = lines[x].astype(float).to_numpy() if x else np.arange(len(lines))
+            (line,) = axes.plot(where, lines["final_val_loss_mean"], marker="o", label=backend,
+                                linewidth=_width(rank, len(groups)), markersize=3 + 2.5 * (len(groups) - 1 - rank))
+            axes.fill_between(where, lines["final_val_loss_ci_low"].astype(float),
+                              lines["final_val_loss_ci_high"].astype(float), color=line.get_color(), alpha=0.2)
+        if x in LOG_X:
+            axes.set_xscale("log")
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        axes.set(yscale="log", xlabel=x or "grid point", ylabel="final validation loss",
+                 title=" ".join(f"{name}={value}" for name, value in zip(others, keys, strict=False)) or None)
+        axes.legend(fontsize="small")
+    figure.suptitle(f"{title}: mean over seeds, band = bootstrap 95 % interval")
+    return f"loss_vs_{x or 'point'}.png", figure
+
+
+def parity_figure(jobs: pd.DataFrame, settings: list[str], reference: str, title: str) -> Figure:
+    """The largest parameter difference from the reference backend over seeds, per grid point and backend."""
+    changing = varying(jobs, settings)
+    others = jobs[jobs["backend"] != reference]
+    table = others.pivot_table(index=changing or ["task"], columns="backend", values="parity_to_reference",
+                               aggfunc="max", sort=False)
+    values = np.log10(np.maximum(table.to_numpy(dtype=float), FLOOR))
+    figure = Figure(figsize=(2.2 + 1.3 * table.shape[1], 1.4 + 0.35 * table.shape[0]), layout="constrained")
+    axes = figure.add_subplot()
+    image = axes.imshow(values, aspect="auto", cmap="viridis")
+    axes.set_xticks(range(table.shape[1]), table.columns)
+    labels = [" ".join(f"{n}={v}" for n, v in zip(changing, key if isinstance(key, tuple) else (key,), strict=False))
+              for key in table.index] if changing else ["all"]
+    axes.set_yticks(range(table.shape[0]), labels, fontsize="small")
+    for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
+        axes.text(j, i, "-" if not math.isfinite(value) else "0" if value == 0 else f"{value:.0e}", ha="center",
+                  va="center",
+                  color="white", fontsize="x-small")
+    figure.colorbar(image, ax=axes, label="log10 of the difference")
+    axes.set_title(f"{title}\nlargest |parameter − {reference}'s| over seeds (0 drawn at {FLOOR:g})",
+                   fontsize="medium")
+    return figure
+
+
+def time_figure(summary: pd.DataFrame, settings: list[str], title: str) -> Figure:
+    """Per-step time (mean over seeds, 95 % interval) per backend at each grid point."""
+    changing = varying(summary, settings)
+    points = list(summary.groupby(changing, sort=False, dropna=False)) if changing else [((), summary)]
+    backends = list(dict.fromkeys(summary["backend"]))
+    figure = Figure(figsize=(max(6.0, 0.5 + 0.35 * len(points) * len(backends)), 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    width = 0.8 / len(backends)
+    for rank, backend in enumerate(backends):
+        where, mean, low, high = [], [], [], []
+        for index, (_, rows) in enumerate(points):
+            row = rows[rows["backend"] == backend]
+            if len(row):
+                where.append(index + (rank - (len(backends) - 1) / 2) * width)
+                mean.append(float(row["us_per_step_mean"].iloc[0]))
+                low.append(float(row["us_per_step_ci_low"].iloc[0]))
+                high.append(float(row["us_per_step_ci_high"].iloc[0]))
+        mean_a, low_a, high_a = (np.asarray(v, dtype=float) for v in (mean, low, high))
+        spread = np.nan_to_num(np.vstack([mean_a - low_a, high_a - mean_a]), nan=0.0)
+        axes.bar(where, mean_a, width=width, yerr=spread, capsize=3, label=backend)
+    axes.set_xticks(range(len(points)), [" ".join(f"{n}={v}" for n, v in zip(changing, key if isinstance(
+        key, tuple) else (key,), strict=False)) or "all" for key, _ in points], rotation=30, ha="right",
+        fontsize="small")
+    axes.set(yscale="log", ylabel="µs per steady step", title=f"{title}: per-step time, bars = 95 % interval")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def curves_figure(curves: dict[str, dict[str, list[float]]], label: str) -> Figure:
+    """One job per backend: the loss against optimiser steps, and against seconds of training."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    by_step, by_time = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for rank, (backend, curve) in enumerate(curves.items()):
+        (line,) = by_step.plot(curve["step"], curve["loss"], label=backend, linewidth=_width(rank, len(curves)))
+        by_time.plot(curve["seconds"], curve["loss"], color=line.get_color(), label=backend)
+    by_step.set(yscale="log", xlabel="optimiser step", ylabel="batch loss (mean since the previous point)")
+    by_time.set(yscale="log", xlabel="seconds of training (compiling included)", ylabel="batch loss")
+    for axes in (by_step, by_time):
+        axes.legend(fontsize="small")
+    figure.suptitle(f"loss curves at {label}")
+    return figure

@@ -1,0 +1,134 @@
+"""A sweep on every executor: inline, the local pool, a real Dask LocalCluster and a real local Ray give the
+same numbers bit for bit; a job that times out or crashes is a row with its status on each; a cluster that
+is not there, or a node running other versions, is said in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backend_compare.comparison import jobs as jobs_module
+from backend_compare.comparison.run import stopped_result
+from tests.conftest import RunCli, load_backend
+from tests.test_workers import ROOT, our_workers, wait_for_workers
+
+GRID = ["--task", "linreg", "--lr", "0.01,0.03", "--optimizer", "sgd,adam", "--seeds", "2", "--epochs", "1",
+        "--backends", "numpy,torch"]
+NUMBERS = ["final_train_loss", "final_val_loss", "max_abs_param_error", "parity_to_reference", "steps", "status",
+           "key"]
+
+
+def sweep(out: Path, *args: str, tag: str = "", timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(out), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "WORKER_TEST_TAG": tag})
+
+
+def cached_params(out: Path, keys: pd.Series) -> list[dict[str, list[float]]]:
+    return [json.loads((out / "jobs" / f"{key}.json").read_text())["params"] for key in keys]
+
+
+def test_every_executor_gives_the_same_numbers_bit_for_bit(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    inline = cli("sweep", *GRID, "--executor", "inline", "--out", str(tmp_path / "inline"))
+    assert inline.code == 0, inline.err
+    expected = pd.read_parquet(tmp_path / "inline" / "jobs.parquet")
+    assert len(expected) == 2 * 2 * 2 * 2
+    for executor in ("local", "dask", "ray"):
+        out = tmp_path / executor
+        ran = sweep(out, *GRID, "--executor", executor, "--jobs", "2")
+        assert ran.returncode == 0 and "Traceback" not in ran.stderr, ran.stderr
+        assert ran.stderr == "", f"{executor} printed: {ran.stderr}"  # the cluster's own chatter stays off
+        found = pd.read_parquet(out / "jobs.parquet")
+        pd.testing.assert_frame_equal(found[NUMBERS], expected[NUMBERS])
+        assert cached_params(out, found["key"]) == cached_params(tmp_path / "inline", expected["key"]), executor
+
+
+@pytest.mark.parametrize("executor", ["local", "dask", "ray"])
+def test_a_job_past_its_timeout_is_a_row_on_every_executor(executor: str, tmp_path: Path) -> None:
+    out = tmp_path / "s"
+    ran = sweep(out, "--task", "celsius", "--backends", "numpy", "--epochs", "2,10000000", "--timeout", "2",
+                "--executor", executor, "--jobs", "2")
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+    jobs = pd.read_parquet(out / "jobs.parquet")
+    assert dict(zip(jobs["epochs"], jobs["status"], strict=True)) == {2: "ok", 10000000: "timed out after 2 s"}
+    assert "1 of 2 jobs did not finish: numpy seed 0 timed out after 2 s" in ran.stderr
+    assert len(list((out / "jobs").iterdir())) == 1  # the timed-out job is not cached: it runs again next time
+
+
+def test_a_crashed_job_is_its_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out, tag = tmp_path / "s", "sweep-crash-" + str(time.monotonic_ns())
+    process = subprocess.Popen([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(out), "--task",
+                                "celsius", "--backends", "numpy", "--epochs", "10000000,2", "--jobs", "1"],
+                               cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    (worker,) = wait_for_workers(tag, 1)
+    time.sleep(1.0)  # training the long job
+    worker.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1 and "Traceback" not in stderr, stderr
+    jobs = pd.read_parquet(out / "jobs.parquet")
+    assert dict(zip(jobs["epochs"], jobs["status"], strict=True)) == {10000000: "crashed (signal 9)", 2: "ok"}
+    assert our_workers(tag) == []
+
+
+@pytest.mark.parametrize("executor,sent,code", [("local", signal.SIGINT, 130), ("local", signal.SIGTERM, 143),
+                                                ("dask", signal.SIGINT, 130), ("ray", signal.SIGINT, 130)])
+def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: str, sent: int, code: int) -> None:
+    out, tag = tmp_path / "s", "sweep-signal-" + str(time.monotonic_ns())
+    process = subprocess.Popen([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(out), "--task",
+                                "celsius", "--backends", "numpy", "--epochs", "10000000", "--seeds", "2",
+                                "--executor", executor, "--jobs", "2"],
+                               cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag}, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_workers(tag, 2)
+    os.killpg(process.pid, sent)  # as a terminal's Ctrl-C does: to every process of the group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code and "Traceback" not in stderr, stderr
+    assert "the jobs that finished are cached" in stderr and not (out / "jobs.parquet").exists()
+    deadline = time.monotonic() + 10
+    while our_workers(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert our_workers(tag) == []
+
+
+@pytest.mark.parametrize("given,message", [
+    (["--executor", "dask", "--address", "tcp://127.0.0.1:9"], "--address tcp://127.0.0.1:9: no Dask scheduler "
+                                                               "answered (Connection refused)"),
+    (["--executor", "ray", "--address", "127.0.0.1:9"], "--address 127.0.0.1:9: no Ray cluster answered"),
+    (["--executor", "ray", "--address", "nowhere"], "--address must be HOST:PORT"),
+    (["--address", "127.0.0.1:9"], "--address applies only with --executor dask or ray"),
+    (["--executor", "dask", "--backends", "numpy@other"], "another environment's rows run on --executor local"),
+    (["--curves-at", "momentum=0.5"], "'momentum' is not a setting this sweep varies (lr)"),
+    (["--curves-at", "lr=0.5"], "no point of the grid has these settings"),
+    (["--plot", "x.png"], "--plot: a sweep writes its tables and figures into --out"),
+])
+def test_executor_usage_errors_are_one_line_and_write_nothing(cli: RunCli, tmp_path: Path, given: list[str],
+                                                              message: str) -> None:
+    ran = cli("sweep", "--backends", "numpy", "--lr", "0.01,0.03", "--out", str(tmp_path / "s"), *given)
+    assert ran.code == 2 and message in ran.err and ran.err.count("\n") == 1, ran.err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_node_with_other_versions_refuses_its_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    job = jobs_module.Job(key="k", settings={"task": "celsius"}, seed=0, backend="numpy", task="celsius",
+                          task_kwargs={}, setup={"epochs": 1, "batch_size": 4},
+                          options={"dtype": "float32", "optimizer": "sgd", "lr": 0.01, "momentum": None,
+                                   "weight_decay": 0.0, "loss": "mse", "huber_delta": 1.0, "mode": "usual"},
+                          code="0000", framework="0.0")
+    row = jobs_module.run_job(job)
+    jobs_module.close_workers()
+    assert row["status"].startswith("failed: backend-compare code ") and "0000 where the sweep started" in row["status"]
+    assert f"numpy {np.__version__} here, 0.0 where the sweep started: install the same versions" in row["status"]
+    lost = jobs_module.lost_row(job, "lost by the executor: KilledWorker")
+    assert lost["status"] == "lost by the executor: KilledWorker" and lost["params"] == {}
+    assert stopped_result("numpy", "x").clock == []
