@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint clean browser
 
 setup: $(STAMP)
 
@@ -28,10 +28,19 @@ $(NP2_STAMP): pyproject.toml
 	$(NP2)/bin/python -m pip install --quiet --progress-bar off --no-deps -e .
 	touch $(NP2_STAMP)
 
+# Headless Chromium for the report.html tests: Debian's chromium and chromedriver, installed with apt-get
+# where this runs as root (no tool downloads a browser of its own); elsewhere, install them yourself.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "install Debian's chromium and chromium-driver (as root: apt-get install chromium chromium-driver)"; fi; \
+	fi
+
 # `--backends all` names every registered backend, so a framework that fails to install fails the tests
-# instead of skipping them.
-test: lint $(NP2_STAMP)
-	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python $(BIN)/python -m pytest --backends all --durations=10
+# instead of skipping them; BROWSER_REQUIRED does the same for a missing Chromium.
+test: lint $(NP2_STAMP) browser
+	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python BROWSER_REQUIRED=1 $(BIN)/python -m pytest --backends all --durations=10
 
 # mypy cannot follow the editable install's import hook, so it checks the package through a tree of
 # links laid out as the installed package is: backend_compare/{cli.py, backends/, tasks/, comparison/}.

@@ -22,6 +22,7 @@ import inspect
 import io
 import math
 import os
+import platform
 import signal
 import sys
 import threading
@@ -43,11 +44,15 @@ from .backends import (
     RowName,
     available_backends,
     error_line,
+    framework_version,
     install_hint,
+    package_version,
+    registration,
 )
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison import memory
 from .comparison.executors import EXECUTORS, Worker, WorkerFailed, run_in_workers, run_inline
+from .comparison.provenance import provenance, started_at
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, BackendResult, build_backends, reference_result
 from .comparison.saved import (
@@ -68,7 +73,8 @@ from .tasks.mlp import FUNCTIONS
 PROG = "backend-compare"  # how the program names itself; `python compare.py` sets "compare.py"
 # CLI option -> task keyword, passed only when given and only to tasks that take it.
 TASK_OPTIONS = {key: "--" + key.replace("_", "-") for key in (
-    "true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs", "data")}
+    "true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs", "data", "target",
+    "header", "standardize")}
 
 
 def _model(args: argparse.Namespace, task: Task) -> str:
@@ -102,10 +108,14 @@ OPTION_RULES: dict[str, Rule] = {
 }
 
 
+SAID_AS_NO = ("header",)  # --no-header is given as False: saying it is still saying it
+
+
 def check_options_apply(args: argparse.Namespace, task: Task) -> None:
     for key, (applies, where, instead) in OPTION_RULES.items():
         given = getattr(args, key)
-        if given is not None and given is not False and not applies(args, task):
+        said = given is not None and (given is not False or key in SAID_AS_NO)
+        if said and not applies(args, task):
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"{flag} applies only {where}; this run {instead(args, task)}")
 
@@ -258,7 +268,9 @@ def make_parser() -> argparse.ArgumentParser:
                          help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")
     report.add_argument("--format", choices=FORMATS, default="table")
-    report.add_argument("--curves", action="store_true", help="also print train and validation loss per epoch")
+    report.add_argument("--curves", nargs="?", const="summary", choices=("summary", "all"),
+                        help="also print the training and validation loss along the steps: a few points per backend, "
+                             "or every evaluated point with --curves all")
     report.add_argument("--plot", metavar="FILE", help="write the loss curves and parity over steps as a PNG")
     report.add_argument("--relative", action="store_true",
                         help="also show parameter errors against the exact optimum (linear models)")
@@ -276,7 +288,13 @@ def make_parser() -> argparse.ArgumentParser:
     mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
     data = parser.add_argument_group("celsius and data")
     data.add_argument("--model", choices=MODELS, help="default linear")
-    data.add_argument("--data", help="CSV with a header (last column the target) or .npz with X and y")
+    data.add_argument("--data", help="a CSV (with a header line or without) or an .npz with X and y")
+    data.add_argument("--target", metavar="COLUMN", help="the CSV column to predict: its name, or its position "
+                                                         "(1 the first, -1 the last; default the last)")
+    data.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                      help="whether the CSV's first line names the columns (default: when it is not all numbers)")
+    data.add_argument("--standardize", action="store_true", default=None,
+                      help="scale each feature by the training split's mean and standard deviation (reported)")
     return parser
 
 
@@ -327,6 +345,7 @@ class Plan:
     task_kwargs: dict[str, Any] = field(default_factory=dict)  # with the dtype, when the task stores data in it
     setup: dict[str, Any] = field(default_factory=dict)  # lr, epochs and batch_size: given or the task's defaults
     pythons: dict[str, str] = field(default_factory=dict)  # row name -> the interpreter its worker runs
+    argv: list[str] = field(default_factory=list)  # as given: the command in a saved run's provenance
 
     @property
     def names(self) -> list[str]:
@@ -389,7 +408,7 @@ def prepare(argv: list[str], runners: bool = True) -> Plan:
             workers = _start_workers(args, pythons)
             _check_modes(workers, options["mode"])
     return Plan(args, seeds, problems, first, options, backends, workers, out, args.task, task_kwargs, setup,
-                pythons if args.executor != "inline" else {})
+                pythons if args.executor != "inline" else {}, list(argv))
 
 
 def _check_modes(workers: list[Worker], mode: str) -> None:
@@ -457,6 +476,7 @@ def execute(plan: Plan) -> int:
     printing what finished and writing no file."""
     args = plan.args
     record = bool(args.curves or args.plot or args.out)
+    started = started_at()
     per_seed, seeds_run = [], []
     optimum: str | None = None  # the reference row's name, when the model has an exact optimum
     progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
@@ -481,6 +501,8 @@ def execute(plan: Plan) -> int:
                  for worker in plan.workers if "@" in worker.name}
     if elsewhere:  # rows from other environments: what each of them runs
         header["environments"] = elsewhere
+    if plan.out is not None:
+        header["provenance"] = provenance(PROG, plan.argv, started, _environments(plan), args.data)
     report = build_report(header, combine_seeds(per_seed))
     write_stdout(render(report, args.format))
     if stopped_by:
@@ -503,6 +525,21 @@ def execute(plan: Plan) -> int:
               file=sys.stderr)
         return 1
     return 0
+
+
+def _environments(plan: Plan) -> dict[str, dict[str, str]]:
+    """Per row: its framework's version, Python's and NumPy's, where it ran."""
+    here = {"python": platform.python_version(), "numpy": package_version("numpy")}
+    def framework(backend: str, version: str) -> str:
+        return f"{registration(backend).framework or 'numpy'} {version}"
+
+    found = {name: {**here, "framework": framework(RowName.parse(name).backend, framework_version(
+        RowName.parse(name).backend))} for name in plan.backends}
+    for worker in plan.workers:
+        found[worker.name] = {"python": worker.versions.get("python", "?"), "numpy": worker.versions.get("numpy", "?"),
+                              "framework": framework(worker.backend, worker.versions.get(worker.backend, "?")),
+                              **({"interpreter": worker.python} if "@" in worker.name else {})}
+    return found
 
 
 def save_outputs(plan: Plan, report: dict[str, Any], written: list[str]) -> None:
@@ -623,6 +660,30 @@ def diff_main(argv: list[str]) -> int:
     return 0
 
 
+def report_main(argv: list[str]) -> int:
+    """report.html of a saved run or sweep, written (again) into its folder."""
+    from .comparison.html import run_page
+    from .comparison.saved import HTML, load_run
+    from .sweep_command import is_sweep, sweep_report
+
+    parser = _Parser(prog=f"{PROG} report", description="Write DIR/report.html for a run or sweep saved with --out: "
+                                                         "one self-contained page, no network needed to open it.")
+    parser.add_argument("run", metavar="DIR")
+    try:
+        args = parser.parse_args(argv)
+        page = sweep_report(args.run) if is_sweep(args.run) else run_page(load_run(args.run))
+    except (UsageError, ValueError) as err:
+        return _usage(err)
+    target = Path(args.run) / HTML
+    try:
+        write_atomic(target, page.encode())
+    except OSError as err:
+        print(f"{PROG}: error: {target} could not be written: {err.strerror or err}", file=sys.stderr)
+        return 1
+    print(f"{target} ({len(page) / 1e6:.1f} MB)")
+    return 0
+
+
 def _diff_sweeps(args: argparse.Namespace) -> int:
     """Two sweeps, point by point and seed by seed; exit 1 when a change is a regression outside the noise."""
     from .sweep_command import diff_sweep_folders
@@ -643,6 +704,7 @@ def _diff_sweeps(args: argparse.Namespace) -> int:
 def explain_main(argv: list[str]) -> int:
     """Where and why backends part ways, from the run's shared start; exit 1 when a pair differs."""
     from .comparison.explain import Explainer, render_explained
+    from .comparison.html import explain_page
     from .comparison.repro import check_bundle_folder, write_bundle
 
     global PROG
@@ -674,7 +736,8 @@ def explain_main(argv: list[str]) -> int:
     write_stdout(render_explained(header, findings, plan.args.format))
     if out is not None:
         try:
-            write_bundle(out, plan.first, plan.options, findings, render_explained(header, findings, "table"))
+            text = render_explained(header, findings, "table")
+            write_bundle(out, plan.first, plan.options, findings, text, explain_page(header, findings, text))
         except (OSError, ValueError) as err:  # a full disk, or the folder filled by someone else meanwhile
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             print(f"{PROG}: error: the bundle could not be written: {reason}; nothing was written",
@@ -739,7 +802,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"show": show_main, "diff": diff_main, "explain": explain_main, "sweep": _sweep}
+    commands = {"show": show_main, "diff": diff_main, "explain": explain_main, "sweep": _sweep, "report": report_main}
     command = commands.get(argv[0]) if argv else None
     previous_warning, warnings.showwarning = warnings.showwarning, _warn_on_stderr
     # Python lets only the main thread set a signal handler; called from another thread, SIGTERM is left alone.

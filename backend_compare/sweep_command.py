@@ -19,10 +19,11 @@ from tqdm import tqdm
 
 from . import cli
 from .backends import RowName, available_backends, error_line, framework_version, install_hint
+from .comparison.html import sweep_page
 from .comparison.job_executors import JOB_EXECUTORS, ExecutorUnavailable, executor
 from .comparison.jobs import Job, thread_settings
 from .comparison.run import OK
-from .comparison.saved import _existing_ancestor, _prove_writable, figure_bytes, write_atomic
+from .comparison.saved import HTML, _existing_ancestor, _prove_writable, figure_bytes, write_atomic
 from .comparison.sweep import (
     METRICS,
     RIDING,
@@ -43,7 +44,7 @@ from .entry import Terminated, how_stopped
 MARKER = "sweep.json"  # what makes a folder a previous sweep's, and what it was
 NOT_IN_KEY = ("--out", "--format", "--jobs", "--executor", "--timeout", "--seed", "--seeds", "--backends")
 NOT_FOR_SWEEPS = ("--plot", "--curves", "--relative")
-TABLES = ("jobs.parquet", "jobs.csv", "summary.csv", "paired.csv")
+TABLES = ("jobs.parquet", "jobs.csv", "summary.csv", "paired.csv", "report.html")
 
 
 def _own_parser() -> argparse.ArgumentParser:
@@ -237,6 +238,7 @@ def _tables(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], curves_
         write_atomic(out / "summary.csv", summary.to_csv(index=False).encode())
         write_atomic(out / "paired.csv", differences.to_csv(index=False).encode())
         drawn = _figures(out, jobs, summary, meta, curves, curves_at)
+        write_atomic(out / HTML, sweep_page(meta, jobs, summary, differences, curves, _label(curves_at)).encode())
         write_atomic(out / MARKER, json.dumps({**meta, "tables_of": made_of if drawn else None, "figures": drawn},
                                               indent=1).encode())
     cli.write_stdout(f"{len(jobs)} jobs in {out}: jobs/ (the cache), {', '.join(TABLES)}, {', '.join(drawn)}\n\n"
@@ -256,7 +258,7 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
 
     settings, reference = meta["settings"], meta["reference"]
     title = f"{jobs['task'].iloc[0]} · {meta['dtype']}"
-    label = " ".join(f"{name}={value}" for name, value in curves_at.items()) or "the only point"
+    label = _label(curves_at)
     try:
         name, loss = sweep_plots.loss_figure(summary, settings, title)
         figures = {name: loss, "parity.png": sweep_plots.parity_figure(jobs, settings, reference, title),
@@ -270,6 +272,10 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
     for name, data in drawn.items():
         write_atomic(out / name, data)
     return list(drawn)
+
+
+def _label(point: dict[str, Any]) -> str:
+    return " ".join(f"{name}={value}" for name, value in point.items()) or "the only point"
 
 
 def render(summary: pd.DataFrame, differences: pd.DataFrame, meta: dict[str, Any], fmt: str) -> str:
@@ -318,6 +324,21 @@ def show_sweep(path: str, fmt: str) -> str:
     meta, summary = load_sweep(path, "summary.csv")
     _, differences = load_sweep(path, "paired.csv")
     return render(summary, differences, meta, fmt)
+
+
+def sweep_report(path: str) -> str:
+    """report.html of a saved sweep, from its tables and cache."""
+    meta, jobs = load_sweep(path, "jobs.parquet")
+    _, summary = load_sweep(path, "summary.csv")
+    _, differences = load_sweep(path, "paired.csv")
+    first = {str(name): value for name, value in jobs.iloc[0].items() if name in meta["settings"]}
+    curves = {}
+    for row in jobs[(jobs[list(first)] == pd.Series(first)).all(axis=1) & (jobs["seed"] == jobs["seed"].min())
+                    ].itertuples():
+        cached_row = cached(Path(path), [row.key]).get(row.key, {})
+        if cached_row.get("curve"):
+            curves[row.backend] = cached_row["curve"]
+    return sweep_page(meta, jobs, summary, differences, curves, _label(first))
 
 
 def diff_sweep_folders(path_a: str, path_b: str, threshold: float, atol: float) -> tuple[pd.DataFrame, str]:

@@ -18,24 +18,29 @@ import numpy as np
 import pandas as pd
 
 from ..backends import BACKENDS, package_version, registration
+from ..backends.testing import TOLERANCES
 from ..tasks import Problem
-from .run import OK, REFERENCE, BackendResult
+from .run import OK, REFERENCE, BackendResult, loss_curve
 
 FORMATS = ("table", "markdown", "csv", "json")
 FORMAT_MARKER = "backend-compare run"  # results.json's "format": what makes a folder a run of this tool
 TITLES = {
     "params": "Parameters",
     "function": "Function error on the held-out grid (RMS)",
-    "losses": "Losses and timing",
+    "losses": "Losses",
     "parity": "Parity: largest absolute difference between backends",
     "init": "Native initialisation",
-    "curves": "Loss per epoch",
+    "curves": "Training and validation loss along the steps",
 }
-TEXT_COLUMNS = ("status", "mode")  # combined over seeds by listing the distinct values
+TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
+TEXT_COLUMNS = ("status", "mode", "note")  # combined over seeds by listing the distinct values
+NOT_CONVERGED = 0.1  # a training loss 10 % above the exact optimum's ...
+NOT_CONVERGED_PATH = 0.001  # ... and 0.1 % of the way from the start to it is "not converged"
+WIDTH = 120  # columns of text before a table is wrapped
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
-    "curves": ["backend", "epoch"], "trajectory": ["backend_a", "backend_b", "step"],
+    "curves": ["backend", "step"], "trajectory": ["backend_a", "backend_b", "step"], "steps": ["backend", "step"],
 }
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
@@ -56,16 +61,21 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     if len(problem.spec) > 1:
         return pd.DataFrame(columns=columns)
     reference = next((r.params for r in results if r.init == REFERENCE), None)
+    names = problem.settings.get("columns")  # a data file's feature names: w[height] rather than 0.weight[0,2]
+    readable = {f"0.weight[0,{j}]": f"w[{name}]" for j, name in enumerate(names or [])} | (
+        {"0.bias[0]": "b"} if names else {})
     rows = []
     for result in results:
         for name, learned in result.params.items():
             truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
             fitted = dict(_elements(name, reference[name])) if relative and reference is not None else {}
-            for (label, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth), strict=True):
+            for (canonical, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth),
+                                                           strict=True):
+                label = readable.get(canonical, canonical)
                 row: dict[str, Any] = {"backend": result.backend, "parameter": label, "true": true_value,
                                        "learned": value, "abs_error": abs(value - true_value)}
                 if relative and reference is not None:
-                    row["optimum"] = fitted[label]
+                    row["optimum"] = fitted[canonical]
                     row["error_vs_optimum"] = abs(value - row["optimum"])
                 rows.append(row)
     return pd.DataFrame(rows, columns=columns)
@@ -118,9 +128,18 @@ def trajectory_table(results: list[BackendResult], shared: bool = True) -> pd.Da
 
 
 def curve_table(results: list[BackendResult]) -> pd.DataFrame:
-    rows = [{"backend": r.backend, "epoch": epoch, "train_loss": train, "val_loss": val}
-            for r in results for epoch, train, val in r.curve]
-    return pd.DataFrame(rows, columns=["backend", "epoch", "train_loss", "val_loss"])
+    rows = [{"backend": r.backend, "step": step, "epoch": epoch, "train_loss": train, "val_loss": val}
+            for r in results for epoch, step, train, val in r.curve]
+    return pd.DataFrame(rows, columns=["backend", "step", "epoch", "train_loss", "val_loss"])
+
+
+def step_table(results: list[BackendResult]) -> pd.DataFrame:
+    """Each trained backend's batch loss along its steps (up to MAX_CURVE_POINTS points, each the mean of the
+    steps since the previous one) and the training seconds at each: for the per-step and wall-time plots."""
+    rows = [{"backend": r.backend, "step": step, "batch_loss": loss, "seconds": seconds}
+            for r in results if r.init != REFERENCE and r.curve
+            for step, loss, seconds in zip(*loss_curve(r).values(), strict=True)]
+    return pd.DataFrame(rows, columns=["backend", "step", "batch_loss", "seconds"])
 
 
 def init_table(results: list[BackendResult]) -> pd.DataFrame:
@@ -151,6 +170,21 @@ def scale_table(results: list[BackendResult]) -> pd.DataFrame:
                         columns=["backend", "param_scale", "step_loss_scale"])
 
 
+def convergence_note(result: BackendResult, optimum: BackendResult | None) -> str:
+    """"not converged: …" when a finished backend's training loss is more than NOT_CONVERGED above the exact
+    optimum's (the noise this model cannot fit on these data) and more than NOT_CONVERGED_PATH of the way
+    from its start to it; empty otherwise, and for models without an exact optimum."""
+    if optimum is None or result.status != OK or result.init == REFERENCE:
+        return ""
+    best, reached, start = optimum.final_train_loss, result.final_train_loss, result.initial_loss
+    gap = reached - best
+    if gap > NOT_CONVERGED * best and gap > NOT_CONVERGED_PATH * (start - best):
+        return (f"not converged: training loss {reached:.4g} against the exact optimum's {best:.4g} "
+                f"({reached / best:.3g}×; more epochs or a larger --lr)" if best > 0 else
+                f"not converged: training loss {reached:.4g}, the exact optimum's is 0")
+    return ""
+
+
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
                 init: str = "shared") -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
@@ -158,9 +192,13 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
     reference = next((r.backend for r in results if r.init == REFERENCE), None)
     shared = init == "shared"
     summary = summary_table(params, function, losses, reference).merge(scale_table(results), on="backend", how="left")
+    optimum = next((r for r in results if r.init == REFERENCE), None)
+    notes = {r.backend: convergence_note(r, optimum) for r in results}
+    summary.insert(2, "note", [notes.get(name, "") for name in summary["backend"]])
     return {"summary": summary, "params": params, "function": function,
             "losses": losses, "parity": parity_table(results, shared), "init": init_table(results),
-            "curves": curve_table(results), "trajectory": trajectory_table(results, shared)}
+            "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
+            "steps": step_table(results)}
 
 
 def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
@@ -170,7 +208,7 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
     combined = {}
     for key, keys in KEYS.items():
         table = pd.concat([tables[key] for tables in per_seed], ignore_index=True)
-        texts = {c: table.groupby(keys, sort=False)[c].agg(lambda v: " | ".join(dict.fromkeys(v)))
+        texts = {c: table.groupby(keys, sort=False)[c].agg(lambda v: " | ".join(dict.fromkeys(x for x in v if x)))
                  for c in TEXT_COLUMNS if c in table}
         metrics = [c for c in table.columns if c not in keys and c not in TEXT_COLUMNS]
         if table.empty:
@@ -185,6 +223,21 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
             joined.insert(position, column, values)
         combined[key] = joined.reset_index()
     return combined
+
+
+def diverged_step(status: str) -> int | None:
+    """The step a "diverged at epoch E, step S (...)" status names; None for any other status."""
+    if not status.startswith("diverged") or "step " not in status:
+        return None
+    step = status.split("step ", 1)[1].split(" ", 1)[0].rstrip(")")
+    return int(step) if step.isdigit() else None
+
+
+def parity_tolerance(report: dict[str, Any]) -> float:
+    """The dtype's parity tolerance at the scale of the parameters compared: atol + rtol·(largest)."""
+    tolerance = TOLERANCES[report["options"]["dtype"]]
+    scale = max((float(row.get("param_scale") or 0.0) for row in report["summary"]), default=0.0)
+    return float(tolerance["atol"] + tolerance["rtol"] * scale)
 
 
 def versions() -> dict[str, str]:
@@ -222,18 +275,27 @@ def _number_format(column: str) -> Callable[[float], str]:
         return lambda x: f"{x:.3g}"
     if base == "steps_per_s":
         return lambda x: f"{x:,.0f}"
-    if base in ("epoch", "epochs", "steps", "step"):
+    if base in ("epochs", "steps", "step"):
         return lambda x: f"{x:g}"
+    if base == "epoch":
+        return lambda x: f"{x:.3g}"
     return lambda x: f"{x:.6g}"
 
 
 def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | None) -> tuple[pd.DataFrame, bool]:
     """Numbers formatted for what they are, a metric and its `_std` shown as "mean ± std"; with
-    `mark_best`, the lowest error, loss or time per column (as displayed) gets a '*'."""
+    `mark_best`, the lowest error, loss or time per column (as displayed) gets a '*': like with like, among
+    the trained backends that finished (never the reference row, a diverged or a failed one), and only in
+    a column whose values differ."""
     table = pd.DataFrame(rows)
     shown = pd.DataFrame(index=table.index)
     marked = False
     per_backend = "backend" in table and "parameter" not in table and table["backend"].is_unique
+    contenders = pd.Series(True, index=table.index)
+    if "backend" in table:
+        contenders &= table["backend"] != reference
+    if "status" in table:
+        contenders &= table["status"].astype(str).str.fullmatch(OK)
     for column in [c for c in table.columns if not c.endswith("_std")]:
         values = pd.to_numeric(table[column], errors="coerce")
         if values.isna().all() and table[column].notna().any():
@@ -245,12 +307,12 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
             spread = pd.to_numeric(table[f"{column}_std"], errors="coerce")
             cells = [cell if pd.isna(std) or std == 0 else f"{cell} ± {fmt(float(std))}"
                      for cell, std in zip(cells, spread, strict=True)]
-        trained = table["backend"] != reference if "backend" in table else pd.Series(True, index=table.index)
-        comparable = values[trained].notna().sum() > 1
-        if mark_best and per_backend and comparable and any(word in column for word in LOWER_IS_BETTER):
-            best = fmt(float(values[trained].min()))
-            for index in values[trained].index:
-                if not pd.isna(values[index]) and fmt(float(values[index])) == best:
+        candidates = values[contenders].dropna()
+        displayed = {fmt(float(v)) for v in candidates}
+        if mark_best and per_backend and len(displayed) > 1 and any(word in column for word in LOWER_IS_BETTER):
+            best = fmt(float(candidates.min()))
+            for index in candidates.index:
+                if fmt(float(values[index])) == best:
                     cells[index] += " *"
                     marked = True
         shown[column] = cells
@@ -263,9 +325,65 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     first = (f"task {report['task']} · seed {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
              f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))
+    shown_elsewhere = ("seed", "epochs", "batch_size")
+    task = " · ".join(f"{name} {_setting(value)}" for name, value in settings.items() if name not in shown_elsewhere)
     second = " · ".join(f"{name} {version}" for name, version in report["versions"].items())
     elsewhere = [f"{name}: {versions}" for name, versions in (report.get("environments") or {}).items()]
-    return [first, f"{second} · {report['machine']}", *elsewhere]
+    lines = [first, f"{report['task']}: {task}", f"{second} · {report['machine']}", *elsewhere]
+    return [part for line in lines for part in _wrapped(line)]
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{key} {_setting(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ",".join(_setting(item) for item in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _wrapped(line: str) -> list[str]:
+    """The line in pieces of at most WIDTH characters, broken between its " · " items."""
+    pieces, current = [], ""
+    for item in line.split(" · "):
+        candidate = f"{current} · {item}" if current else item
+        if current and len(candidate) > WIDTH:
+            pieces.append(current + " ·")
+            current = item
+        else:
+            current = candidate
+    return [*pieces, current]
+
+
+TIMING = ("compile_seconds", "seconds", "steps_per_s", "us_per_step")
+
+
+def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each table to print with its title: the losses and the timing apart (one table would be too wide),
+    the curves summarised unless every point is asked for."""
+    parts = []
+    for key in shown_tables(report):
+        rows = report[key]
+        if key == "curves" and report["options"].get("curves") != "all":
+            rows = _curve_summary(rows)
+        if key == "losses":
+            timing = [column for column in rows[0] if column.removesuffix("_std") in TIMING]
+            parts.append((TITLES[key], [{k: v for k, v in row.items() if k not in timing} for row in rows]))
+            parts.append((TIMING_TITLE, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
+                                              for row in rows if row["backend"] != report.get("reference")]))
+        else:
+            parts.append((TITLES[key], rows))
+    return parts
+
+
+def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str, Any]]:
+    """A few evenly spaced points of each backend's curve, its first and last included (--curves all: every one)."""
+    table = pd.DataFrame(rows)
+    kept = []
+    for _, curve in table.groupby("backend", sort=False):
+        chosen = sorted(set(np.linspace(0, len(curve) - 1, min(points, len(curve))).round().astype(int)))
+        kept.append(curve.iloc[chosen])
+    return [{str(key): value for key, value in row.items()} for row in pd.concat(kept).to_dict("records")] \
+        if kept else rows
 
 
 def shown_tables(report: dict[str, Any]) -> list[str]:
@@ -276,17 +394,22 @@ def shown_tables(report: dict[str, Any]) -> list[str]:
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report, indent=2, allow_nan=False) + "\n"
-    keys = shown_tables(report)
-    if fmt == "csv":
-        return "\n".join(pd.DataFrame(report[key]).to_csv(index=False) for key in keys)
+    if fmt == "csv":  # one tidy table that any CSV reader loads: a row per backend; --out writes the others
+        return pd.DataFrame(report["summary"]).to_csv(index=False)
     blocks = []
-    for key in keys:
-        shown, marked = _text_table(report[key], mark_best=fmt == "table", reference=report.get("reference"))
+    for title, rows in _parts(report):
+        shown, marked = _text_table(rows, mark_best=fmt == "table", reference=report.get("reference"))
         if fmt == "markdown":
-            blocks.append(f"### {TITLES[key]}\n\n{shown.to_markdown(index=False, stralign='right')}")
+            blocks.append(f"### {title}\n\n{shown.to_markdown(index=False, stralign='right')}")
         else:
-            footnote = "\n(* lowest in its column)" if marked else ""
-            blocks.append(f"{TITLES[key]}\n{shown.to_string(index=False)}{footnote}")
+            beside = report.get("reference") in {row.get("backend") for row in rows}
+            footnote = ("\n(* lowest in its column among the trained backends that finished"
+                        + (f";\n {report['reference']} is the exact optimum: the mark of what is possible)"
+                           if beside else ")")) if marked else ""
+            blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
+    notes = [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
+    if notes:
+        blocks.append("Notes\n" + "\n".join(notes))
     if report["options"]["init"] != "shared":
         blocks.append(NO_PARITY)
     header = header_lines(report)

@@ -19,7 +19,9 @@ INIT_MODES = ("shared", "native")
 REFERENCE = "exact optimum"  # the `init` of the reference row: solved, not trained
 OK = "ok"  # the status of a run that finished
 MAX_CHECKPOINTS = 100  # parameter snapshots per run, for the parity-over-steps plot
-MAX_CURVE_POINTS = 200  # epochs at which train and validation loss are evaluated
+MAX_CURVE_POINTS = 200  # points of the per-step loss curve; epochs evaluated on large data
+MAX_EVALUATIONS = 50  # steps at which train and validation loss are evaluated, evenly spaced
+EVALUATE_ROWS = 200_000  # above this many rows in the splits, evaluated once per epoch instead (it costs a pass)
 
 
 @dataclass
@@ -39,7 +41,7 @@ class BackendResult:
     mode: str = "-"  # how the steps ran: eager or compiled ("-" for a row that was not trained)
     compile_seconds: float = float("nan")  # the first step at each batch size: tracing and compiling happen there
     compile_steps: int = 0  # how many steps compile_seconds covers (one per batch size)
-    curve: list[tuple[int, float, float]] = field(default_factory=list)  # (epoch, train loss, val loss)
+    curve: list[tuple[float, int, float, float]] = field(default_factory=list)  # (epochs, steps, train, val loss)
     checkpoints: list[tuple[int, Params]] = field(default_factory=list)  # (steps taken, parameters)
     clock: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, step seconds so far, compiling too)
 
@@ -99,6 +101,21 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
     )
 
 
+def loss_curve(result: BackendResult, points: int = MAX_CURVE_POINTS) -> dict[str, list[float]]:
+    """Up to `points` points: the mean batch loss of the steps since the previous point, against steps taken
+    and against the seconds of training so far (the clock's marks, interpolated between them)."""
+    losses = result.step_losses
+    if not losses.size:
+        return {"step": [], "loss": [], "seconds": []}
+    ends = np.unique(np.linspace(1, losses.size, min(losses.size, points)).round().astype(int))
+    starts = np.concatenate([[0], ends[:-1]])
+    clock = np.asarray(result.clock, dtype=float).reshape(-1, 2)
+    seconds = np.interp(ends, clock[:, 0], clock[:, 1]) if len(clock) > 1 else np.full(ends.size, np.nan)
+    with np.errstate(all="ignore"):  # a diverged run's last points are not finite: they are shown as such
+        means = [float(np.mean(losses[a:b])) for a, b in zip(starts, ends, strict=True)]
+    return {"step": ends.tolist(), "loss": means, "seconds": seconds.tolist()}
+
+
 def _spaced(total: int, most: int) -> set[int]:
     """Up to `most` + 1 evenly spaced integers from 0 to total, both included."""
     return set(np.linspace(0, total, min(total, most) + 1).round().astype(int).tolist())
@@ -133,9 +150,13 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     initial_function_error = function_error(backend.predict, problem)
 
     total_steps = len(epoch_batches) * epoch_batches.steps_per_epoch
-    snapshot_at = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
-    evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record else set()
-    curve = [(0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else []
+    by_step = record and len(problem.X_train) + len(problem.X_val) <= EVALUATE_ROWS
+    evaluate_steps = _spaced(total_steps, MAX_EVALUATIONS) - {0} if by_step else set()
+    evaluate_at = _spaced(len(epoch_batches), MAX_CURVE_POINTS) if record and not by_step else set()
+    snapshots = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
+    snapshot_at = snapshots | evaluate_steps  # where a chunk of steps ends
+    curve: list[tuple[float, int, float, float]] = (
+        [(0.0, 0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else [])
     checkpoints = [(0, backend.get_params())] if record else []
     step_losses: list[np.ndarray] = []
     clock = [(0, 0.0)]
@@ -168,12 +189,15 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
             step_losses.append(losses)
             steps += stop - start
             clock.append((steps, seconds + compile_seconds))
-            if steps in snapshot_at:
+            if steps in snapshots:
                 checkpoints.append((steps, backend.get_params()))
+            if steps in evaluate_steps:
+                curve.append((steps / epoch_batches.steps_per_epoch, steps, backend.training_loss(),
+                              backend.loss(problem.X_val, problem.y_val)))
         if status != OK:
             break
         if epoch in evaluate_at:
-            curve.append((epoch, backend.training_loss(), backend.loss(problem.X_val, problem.y_val)))
+            curve.append((float(epoch), steps, backend.training_loss(), backend.loss(problem.X_val, problem.y_val)))
         if on_epoch is not None:
             on_epoch()
     return BackendResult(

@@ -20,12 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .html import run_page
 from .report import KEYS, render, shown_tables
 
 RESULTS = "results.json"
 SCHEMA = "results.schema.json"  # beside this file: the format of RESULTS, for show, diff and anyone's tools
 PLOT = "loss_curves.png"
-RUN_FILES = {RESULTS, "report.md", PLOT, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
+HTML = "report.html"  # the page people share: self-contained, interactive
+RUN_FILES = {RESULTS, "report.md", PLOT, HTML, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
 MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
@@ -157,6 +159,7 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None) -> None:
         for key in ["summary", *shown_tables(report)]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
+        (staging / HTML).write_bytes(run_page(report).encode())
         if plot_png is not None:
             (staging / PLOT).write_bytes(plot_png)
         (staging / RESULTS).write_bytes(render(report, "json").encode())

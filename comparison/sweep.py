@@ -21,7 +21,7 @@ from .. import __version__
 from ..backends import RowName
 from ..backends.testing import TOLERANCES
 from ..tasks import Problem
-from .run import BackendResult
+from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
 
 SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
@@ -93,21 +93,7 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
             "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
             "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
             "params": {name: value.tolist() for name, value in result.params.items()},
-            "curve": loss_curve(result)}
-
-
-def loss_curve(result: BackendResult) -> dict[str, list[float]]:
-    """Up to CURVE_POINTS points: the mean batch loss of the steps since the previous point, against steps
-    taken and against the seconds of training so far (the clock's marks, interpolated between them)."""
-    losses = result.step_losses
-    if not losses.size:
-        return {"step": [], "loss": [], "seconds": []}
-    ends = np.unique(np.linspace(1, losses.size, min(losses.size, CURVE_POINTS)).round().astype(int))
-    starts = np.concatenate([[0], ends[:-1]])
-    clock = np.asarray(result.clock, dtype=float).reshape(-1, 2)
-    seconds = np.interp(ends, clock[:, 0], clock[:, 1]) if len(clock) > 1 else np.full(ends.size, math.nan)
-    return {"step": ends.tolist(), "loss": [float(np.mean(losses[a:b])) for a, b in zip(starts, ends, strict=True)],
-            "seconds": seconds.tolist()}
+            "curve": loss_curve(result, CURVE_POINTS)}
 
 
 def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str) -> list[dict[str, Any]]:

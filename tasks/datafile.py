@@ -13,6 +13,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,14 +33,37 @@ def _name(path: Path) -> str:
 
 def load_xy(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """X (n, features) and y (n, 1) as float64; a ValueError names the file and what is wrong."""
+    table = load_table(path)
+    return table.X, table.y
+
+
+@dataclass
+class Table:
+    X: np.ndarray  # (n, features), float64
+    y: np.ndarray  # (n, 1)
+    features: list[str]  # the feature columns' names: the CSV's header, or col1, col2, ... without one
+    target: str
+    header: bool  # whether the file's first line was a header
+
+
+def load_table(path: str | Path, target: str | None = None, header: bool | None = None) -> Table:
+    """The file's features and target (a CSV's column named or numbered by `target`, default the last;
+    `header` None: a first line that is not all numbers is the header). ValueError names what is wrong."""
     path = _existing(path)
+    if _is_npz(path) and (target is not None or header is not None):
+        given = "--target" if target is not None else "--header/--no-header"
+        raise ValueError(f"{given} applies to a CSV file; {_name(path)} is an .npz, whose arrays are X and y")
     try:
-        X, y = _load_npz(path) if _is_npz(path) else _load_csv(path)
+        if _is_npz(path):
+            X, y = _load_npz(path)
+            table = Table(X, y, [f"x{j + 1}" for j in range(X.shape[1])], "y", header=False)
+        else:
+            table = _load_csv(path, target, header)
     except OSError as err:  # unreadable: permissions, a disk error
         raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
-    if len(X) < 2 or X.shape[1] < 1:
-        raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received shape {X.shape}")
-    return X, y
+    if len(table.X) < 2 or table.X.shape[1] < 1:
+        raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received shape {table.X.shape}")
+    return table
 
 
 def data_shape(path: str | Path) -> tuple[int, int]:
@@ -153,10 +177,30 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
 def _csv_header(path: Path) -> list[str]:
     for _, header in _records(path):
         if len(header) < 2:
-            raise ValueError(f"{_name(path)} needs a header and at least 2 columns (features, then the "
-                             f"target); received {len(header)} column(s)")
+            raise ValueError(f"{_name(path)} needs at least 2 columns (features and a target); received "
+                             f"{len(header)} column(s)")
         return header
     raise ValueError(f"{_name(path)} is empty")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _column(path: Path, names: list[str], target: str | None) -> int:
+    """The target column: a name of the header, else a position (1 the first, -1 the last)."""
+    if target is None:
+        return len(names) - 1
+    if target in names:
+        return names.index(target)
+    if re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= len(names):
+        return int(target) - 1 if int(target) > 0 else len(names) + int(target)
+    raise ValueError(f"--target must name a column of {_name(path)} ({', '.join(names)}) or give its position "
+                     f"(1 to {len(names)}, or -1 for the last); received: {target!r}")
 
 
 def _count_lines(path: Path) -> int:
@@ -167,22 +211,28 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
-def _load_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    header = _csv_header(path)
-    table = _arrow_table(path, header)
+def _load_csv(path: Path, target: str | None = None, header: bool | None = None) -> Table:
+    first = _csv_header(path)
+    has_header = header if header is not None else not all(_is_number(field) for field in first)
+    names = [field.strip() for field in first] if has_header else [f"col{j + 1}" for j in range(len(first))]
+    column = _column(path, names, target)
+    table = _arrow_table(path, first if has_header else names, has_header)
     if table.num_rows == 0:
         raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received a header only")
-    values = np.column_stack([column.combine_chunks().to_numpy() for column in table.columns])
+    values = np.column_stack([chunked.combine_chunks().to_numpy() for chunked in table.columns])
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        line = next(line for index, (line, _) in enumerate(_records(path)) if index == row + 1)
-        raise ValueError(f"{_name(path)} line {line}, column {header[col]!r}: {values[row, col]} is not finite")
-    return values[:, :-1], values[:, -1:]
+        line = next(line for index, (line, _) in enumerate(_records(path)) if index == row + has_header)
+        raise ValueError(f"{_name(path)} line {line}, column {names[col]!r}: {values[row, col]} is not finite")
+    features = [j for j in range(values.shape[1]) if j != column]
+    return Table(values[:, features], values[:, column:column + 1], [names[j] for j in features], names[column],
+                 has_header)
 
 
-def _arrow_table(path: Path, header: list[str]) -> Any:
-    """Every column parsed as float64 by pyarrow (correctly rounded, like Python's float)."""
+def _arrow_table(path: Path, header: list[str], has_header: bool = True) -> Any:
+    """Every column parsed as float64 by pyarrow (correctly rounded, like Python's float); without a
+    header line, the columns get the names `header` gives."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -190,19 +240,20 @@ def _arrow_table(path: Path, header: list[str]) -> Any:
     size = path.stat().st_size
     block = min(max(2**20, size // (os.cpu_count() or 1) + 1), 2**30)
     # pyarrow keeps the names as written (with any leading blanks): both spellings get float64.
-    names = header + next(csv.reader([_first_line(path)]), [])
+    names = header + (next(csv.reader([_first_line(path)]), []) if has_header else [])
     convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[],
                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
+    named = {} if has_header else {"column_names": header}
     for block_size in (block, min(size + 1, 2**31 - 1)):  # a row longer than a block needs a bigger one
         try:
-            table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=block_size),
+            table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=block_size, **named),
                                     convert_options=convert)
             break
         except pa.ArrowInvalid as err:
             if "straddl" not in str(err) or block_size > size:
-                _diagnose(path, header, str(err))
+                _diagnose(path, header, str(err), has_header)
     if not all(pa.types.is_float64(field.type) for field in table.schema):
-        _diagnose(path, header, "a column was not read as numbers")
+        _diagnose(path, header, "a column was not read as numbers", has_header)
     return table
 
 
@@ -214,15 +265,16 @@ def _first_line(path: Path) -> str:
 ARROW_CONVERSION = re.compile(r"column #(\d+): CSV conversion error to double: invalid value '(.*)'", re.DOTALL)
 
 
-def _diagnose(path: Path, header: list[str], arrow_message: str) -> NoReturn:
+def _diagnose(path: Path, header: list[str], arrow_message: str, has_header: bool = True) -> NoReturn:
     """pyarrow refused the file: find the physical line and column it means, and say so."""
     conversion = ARROW_CONVERSION.search(arrow_message)
     records = _records(path)
-    next(records)  # the header
+    if has_header:
+        next(records)
     for line, fields in records:
         if len(fields) != len(header):
             raise ValueError(f"{_name(path)} is ragged: line {line} has {len(fields)} fields, "
-                             f"the header has {len(header)}")
+                             f"the {'header' if has_header else 'first line'} has {len(header)}")
         if conversion:
             column, value = int(conversion[1]), conversion[2]
             if fields[column].strip() == value.strip():

@@ -36,7 +36,7 @@ def test_table_format_prints_both_tables(cli: RunCli) -> None:
     assert "abs_error" in result.out and "final_val_loss" in result.out
 
 
-@pytest.mark.parametrize("fmt,marker", [("markdown", "backend |"), ("csv", "backend,parameter,true")])
+@pytest.mark.parametrize("fmt,marker", [("markdown", "backend |"), ("csv", "backend,status,note,final_train_loss")])
 def test_other_formats(cli: RunCli, fmt: str, marker: str) -> None:
     result = cli("--backends", "numpy", "--format", fmt)
     assert result.code == 0, result.err
@@ -116,6 +116,10 @@ NOT_APPLYING = [
     (["--task", "celsius", "--noise", "0.1"], "--noise applies only to --task linreg or mlp"),
     (["--task", "celsius", "--n-samples", "10"], "--n-samples applies only to --task linreg or mlp"),
     (["--task", "linreg", "--data", "x.csv"], "--data applies only to --task data"),
+    (["--task", "celsius", "--target", "y"], "--target applies only to --task data; this run is --task celsius"),
+    (["--task", "linreg", "--header"], "--header applies only to --task data"),
+    (["--task", "linreg", "--no-header"], "--header applies only to --task data"),
+    (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
     (["--executor", "inline", "--timeout", "5"],
      "--timeout applies only with --executor process; this run runs inline"),
 ]
@@ -190,7 +194,7 @@ def test_main_runs_from_a_thread_other_than_the_main_one(capsys: pytest.CaptureF
     worker = threading.Thread(target=lambda: codes.append(compare.main(["--backends", "numpy", "--epochs", "1"])))
     worker.start()
     worker.join()
-    assert codes == [0] and "Losses and timing" in capsys.readouterr().out
+    assert codes == [0] and "\nLosses\n" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args,option", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
 from pathlib import Path
@@ -13,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from backend_compare.tasks.datafile import data_shape, load_xy
+from backend_compare.tasks import get_task
+from backend_compare.tasks.datafile import data_shape, load_table, load_xy
+from tests.conftest import RunCli
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -212,3 +215,52 @@ def test_csv_rows_are_counted_for_the_memory_check_without_parsing(tmp_path: Pat
     path = write(tmp_path, "d.csv", "a,b,c\n1,2,3\n\n4,5,6\n")
     rows, features = data_shape(path)
     assert features == 2 and rows >= 2
+
+
+PEOPLE = "height,weight,age,score\n1.7,70,30,5\n1.8,80,40,6\n1.6,60,20,4\n1.75,75,35,5.5\n1.65,65,25,4.5\n1.9,90,50,7\n"
+
+
+def test_a_csv_without_a_header_keeps_its_first_row(tmp_path: Path) -> None:
+    rows = "".join(PEOPLE.splitlines(keepends=True)[1:])
+    table = load_table(write(tmp_path, "n.csv", rows))
+    assert not table.header and table.X.shape == (6, 3) and table.X[0].tolist() == [1.7, 70, 30]
+    assert table.features == ["col1", "col2", "col3"] and table.target == "col4"
+    forced = load_table(write(tmp_path, "h.csv", rows), header=True)  # told so: its first line is names
+    assert forced.header and forced.X.shape == (5, 3) and forced.features == ["1.7", "70", "30"]
+    with pytest.raises(ValueError, match=r"line 1, column 'col1': not a number: 'height'"):
+        load_table(write(tmp_path, "p.csv", PEOPLE), header=False)
+
+
+def test_the_target_is_picked_by_name_or_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", PEOPLE)
+    by_name = load_table(path, target="weight")
+    assert by_name.target == "weight" and by_name.features == ["height", "age", "score"]
+    assert by_name.y[:, 0].tolist() == [70, 80, 60, 75, 65, 90] and by_name.X[0].tolist() == [1.7, 30, 5]
+    assert load_table(path, target="1").target == "height" and load_table(path, target="-1").target == "score"
+    with pytest.raises(ValueError, match=r"--target must name a column .* \(height, weight, age, score\)"):
+        load_table(path, target="shoe")
+    np.savez(tmp_path / "d.npz", X=np.ones((3, 2)), y=np.ones(3))
+    with pytest.raises(ValueError, match="--target applies to a CSV file"):
+        load_table(tmp_path / "d.npz", target="1")
+
+
+def test_user_data_reads_like_user_data(cli: RunCli, tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", PEOPLE)
+    ran = cli("--data", str(path), "--backends", "numpy", "--target", "score", "--standardize", "--epochs", "20",
+              "--format", "json")
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)
+    assert [row["parameter"] for row in report["params"] if row["backend"] == "numpy"] == [
+        "w[height]", "w[weight]", "w[age]", "b"]
+    settings = report["settings"]
+    assert settings["columns"] == ["height", "weight", "age"] and settings["target"] == "score"
+    mean, std = (np.array(settings["standardized"][key]) for key in ("mean", "std"))
+    problem = get_task("data").make_problem(data=str(path), target="score", seed=0, batch_size=4)
+    assert np.allclose(mean, problem.X_train.mean(axis=0)) and np.allclose(std, problem.X_train.std(axis=0))
+    scaled = get_task("data").make_problem(data=str(path), target="score", seed=0, batch_size=4, standardize=True)
+    assert np.allclose(scaled.X_train.mean(axis=0), 0) and np.allclose(scaled.X_train.std(axis=0), 1)
+    assert np.allclose(scaled.X_val, (problem.X_val - mean) / std)  # the training split's statistics
+    table = cli("--data", str(path), "--backends", "numpy", "--epochs", "2", "--quiet").out
+    assert "columns height,weight,age · target score · header True" in table
+    wrong = cli("--backends", "numpy", "--target", "score")
+    assert wrong.code == 2 and "--target applies only to --task data" in wrong.err

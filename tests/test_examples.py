@@ -52,7 +52,7 @@ def test_readme_research_example(tmp_path: Path) -> None:
 def test_console_script(tmp_path: Path) -> None:
     result = run([str(BIN / "backend-compare"), "--task", "linreg", "--backends", "numpy", "--format", "csv"],
                  tmp_path)
-    assert result.stdout.startswith("backend,parameter,true")
+    assert result.stdout.startswith("backend,status,note,final_train_loss")
     bad = subprocess.run([str(BIN / "backend-compare"), "--lr", "0"], cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)
     assert bad.returncode == 2

@@ -228,7 +228,7 @@ def test_explain_writes_a_bundle_whole_and_refuses_a_users_folder(cli: RunCli, t
     out = tmp_path / "bundle"
     ran = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
     assert ran.code == 1, ran.err
-    assert sorted(p.name for p in out.iterdir()) == ["explain.txt", "numpy-vs-mxnet"]
+    assert sorted(p.name for p in out.iterdir()) == ["explain.txt", "numpy-vs-mxnet", "report.html"]
     assert sorted(p.name for p in (out / "numpy-vs-mxnet").iterdir()) == [
         "finding.txt", "replay_mxnet.py", "replay_numpy.py", "step.npz"]
     again = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))

@@ -27,13 +27,13 @@ def comparable(text: str) -> list[list[str]]:
     changes from run to run), and the machine's description."""
     lines, in_timing = [], False
     for line in text.replace(" *", "").splitlines():
-        line = re.sub(r" · [^·]+, \d+ CPUs$", "", line)
-        if line in ("(* lowest in its column)", ""):
+        line = re.sub(r"(^| · )[^·]+, \d+ CPUs$", "", line)
+        if line.startswith(("(* lowest in its column", " least-squares is the exact optimum")) or not line:
             in_timing = in_timing and line != ""
             continue
-        in_timing = in_timing or line == "Losses and timing"
+        in_timing = in_timing or line.startswith("Timing (")
         tokens = line.split()
-        lines.append(tokens[:-TIMING_COLUMNS] if in_timing and line != "Losses and timing" else tokens)
+        lines.append(tokens[:-TIMING_COLUMNS] if in_timing and not line.startswith("Timing (") else tokens)
     return lines
 
 

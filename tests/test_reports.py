@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import itertools
 import json
 import os
@@ -15,6 +16,7 @@ import termios
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from backend_compare.backends import BACKENDS
@@ -23,7 +25,7 @@ from backend_compare.comparison.plot import loss_figure
 from backend_compare.comparison.report import FRAMEWORK_PACKAGES, build_report, seed_tables
 from backend_compare.comparison.run import REFERENCE, build_backends, reference_result, train
 from backend_compare.tasks import get_task
-from tests.conftest import RunCli
+from tests.conftest import RunCli, load_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = {"dtype": "float64", "optimizer": "sgd", "lr": 0.03, "momentum": None, "weight_decay": 0.0,
@@ -49,10 +51,14 @@ def test_figure_has_one_training_line_per_backend_and_a_parity_panel() -> None:
     losses, parity = figure.axes
     labelled = [line.get_label() for line in losses.get_lines() if not line.get_label().startswith("_")]
     assert labelled == list(BACKENDS)
-    assert len(losses.get_lines()) == 2 * len(BACKENDS)  # train and validation
+    assert len(losses.get_lines()) == 3 * len(BACKENDS)  # batches, training split and validation
+    validation = [line for line in losses.get_lines() if line.get_label().endswith(" validation")]
+    assert len(validation) == len(BACKENDS) and all(line.get_marker() == "o" for line in validation)
+    assert losses.get_xlabel() == "optimiser step"
     assert losses.get_yscale() == "log" and parity.get_yscale() == "log"
     assert [line.get_label() for line in parity.get_lines()] == [f"{a} vs {b}" for a, b in
-                                                                  itertools.combinations(BACKENDS, 2)]
+                                                                  itertools.combinations(BACKENDS, 2)] + [
+        "float64 tolerance (4.2e-09)"]  # atol + rtol x the largest parameter (4.2)
     assert "linreg" in figure._suptitle.get_text() and "seed 0" in figure._suptitle.get_text()
 
 
@@ -136,9 +142,11 @@ def test_every_report_has_a_parity_matrix_and_timing() -> None:
 def test_table_formatting(cli: RunCli) -> None:
     result = cli("--backends", "numpy,torch", "--quiet")
     lines = result.out.splitlines()
-    assert lines[0].startswith("task linreg · seed 0 · float32") and "torch 2.13.0" in lines[1]
-    losses = lines[lines.index("Losses and timing") + 1:]
-    assert "e-05" in losses[1] and "*" in result.out and "(* lowest in its column)" in result.out
+    assert lines[0].startswith("task linreg · seed 0 · float32") and "torch 2.13.0" in lines[2]
+    assert lines[1] == "linreg: true_w 2,-3.4 · true_b 4.2 · n_samples 1000 · noise 0.01 · val_fraction 0.2"
+    losses = lines[lines.index("Losses") + 1:]
+    assert "e-05" in losses[1] and "*" in result.out and "(* lowest in its column among the trained" in result.out
+    assert max(len(line) for line in lines) <= 120  # wide tables wrap
     markdown = cli("--backends", "numpy", "--format", "markdown", "--quiet").out
     assert "### Parameters" in markdown and "|:-" not in markdown.split("### Losses")[0].split("\n")[0]
 
@@ -227,3 +235,39 @@ def test_plot_with_another_extension_is_refused(cli: RunCli, tmp_path: Path, nam
     result = cli("--backends", "numpy", "--plot", str(tmp_path / name))
     assert result.code == 2 and "must end in .png, .svg, .pdf" in result.err and message in result.err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_lowest_mark_compares_like_with_like(cli: RunCli) -> None:
+    load_backend("torch")
+    result = cli("--backends", "numpy,torch", "--dtype", "float64", "--quiet")
+    losses = result.out.split("Losses\n")[1].split("\n\n")[0]
+    rows = {line.split()[0]: line for line in losses.splitlines()[1:] if line.strip()}
+    assert "*" not in rows["least-squares"]  # the exact optimum is the mark of what is possible, not a contender
+    # numpy and torch reach the same losses in float64: a column of equal values marks nobody
+    assert rows["numpy"].split()[4] == rows["torch"].split()[4] and "*" not in rows["numpy"].split()[5]
+    diverged = cli("--backends", "numpy,torch", "--lr", "3", "--quiet")
+    table = diverged.out.split("Losses\n")[1].split("\n\n")[0]
+    assert "diverged" in table and "*" not in table  # a diverged row is never "best", even at stopping soonest
+
+
+def test_a_run_far_from_the_optimum_is_noted_as_not_converged(cli: RunCli) -> None:
+    result = cli("--backends", "numpy", "--epochs", "1", "--lr", "0.0001", "--quiet")
+    assert "Notes\nnumpy: not converged: training loss" in result.out and "the exact optimum's" in result.out
+    converged = cli("--backends", "numpy", "--quiet")
+    assert "not converged" not in converged.out
+
+
+def test_csv_is_one_table_pandas_reads(cli: RunCli) -> None:
+    load_backend("torch")
+    result = cli("--backends", "numpy,torch", "--seeds", "2", "--format", "csv", "--quiet")
+    table = pd.read_csv(io.StringIO(result.out))
+    assert list(table["backend"]) == ["numpy", "torch"]
+    assert {"final_val_loss", "final_val_loss_std", "max_abs_param_error", "us_per_step"} <= set(table.columns)
+
+
+def test_curves_are_summarised_unless_every_point_is_asked_for(cli: RunCli) -> None:
+    summary = cli("--backends", "numpy", "--curves", "--quiet").out.split("along the steps\n")[1]
+    every = cli("--backends", "numpy", "--curves", "all", "--quiet").out.split("along the steps\n")[1]
+    assert len(summary.strip().splitlines()) == 1 + 6 and len(every.strip().splitlines()) == 1 + 51
+    assert summary.strip().splitlines()[1].split()[:2] == ["numpy", "0"]
+    assert every.strip().splitlines()[-1].split()[:2] == summary.strip().splitlines()[-1].split()[:2]  # the last step

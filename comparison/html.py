@@ -1,0 +1,289 @@
+"""report.html: one self-contained page (plotly's script inlined, no network needed) with a run's, a
+sweep's or an explanation's settings and provenance, sortable tables and interactive figures."""
+
+from __future__ import annotations
+
+import html
+import math
+import shlex
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .report import diverged_step, parity_tolerance
+
+FLOOR = 1e-18  # an exact match is drawn here on a log scale
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{padding:.2em .6em;border-bottom:1px solid #eee;
+text-align:right}th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}th:hover{background:#e8e8e8}
+td:first-child,th:first-child{text-align:left}.note{background:#fff6d6;padding:.5em 1em;border-left:4px solid #e0b000}
+.bad{color:#b00020}.settings td{text-align:left}.plot{min-height:420px}
+"""
+# Click a column's header to sort by it (numbers as numbers, then text), again to reverse.
+SORTING = """
+document.querySelectorAll('table.sortable th').forEach(function(th){th.addEventListener('click',function(){
+var table=th.closest('table'),body=table.tBodies[0],index=Array.prototype.indexOf.call(th.parentNode.children,th),
+up=th.dataset.order!=='up';th.dataset.order=up?'up':'down';var rows=Array.prototype.slice.call(body.rows);
+rows.sort(function(a,b){var x=a.cells[index].dataset.value||a.cells[index].textContent,
+y=b.cells[index].dataset.value||b.cells[index].textContent,nx=parseFloat(x),ny=parseFloat(y);
+var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return up?c:-c;});
+rows.forEach(function(r){body.appendChild(r);});});});
+"""
+
+
+def page(title: str, sections: list[str]) -> str:
+    from plotly.offline import get_plotlyjs
+
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body><h1>{html.escape(title)}</h1>"
+            + "\n".join(sections) + f"<script>{SORTING}</script></body></html>\n")
+
+
+def section(heading: str, *parts: str) -> str:
+    return f"<section><h2>{html.escape(heading)}</h2>{''.join(parts)}</section>"
+
+
+def settings_table(pairs: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(_text(value))}</td></tr>"
+                   for key, value in pairs.items() if value is not None and value != "")
+    return f"<table class='settings'><tbody>{rows}</tbody></table>"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(map(_text, value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def table(rows: list[dict[str, Any]] | pd.DataFrame, table_id: str) -> str:
+    """A sortable table; numbers shown to 4 significant digits and sorted by their full value."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if frame.empty:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
+    body = []
+    for record in frame.astype(object).to_dict("records"):
+        cells = []
+        for value in record.values():
+            if isinstance(value, float | int | np.number) and not isinstance(value, bool):
+                number = float(value)
+                shown = "-" if not math.isfinite(number) else f"{number:.4g}"
+                cells.append(f"<td data-value='{number!r}'>{shown}</td>")
+            else:
+                text = "-" if value is None else str(value)
+                bad = " class='bad'" if text.startswith(("diverged", "failed", "crashed", "timed out", "lost")) else ""
+                cells.append(f"<td{bad}>{html.escape(text)}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<table class='sortable' id='{table_id}'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def figure(fig: Any, div_id: str) -> str:
+    """A plotly figure as a div; the page carries plotly's script once."""
+    return str(fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                           default_height=420, config={"displaylogo": False}))
+
+
+def _go() -> Any:
+    import plotly.graph_objects as go
+
+    return go
+
+
+# ---- a run ----
+
+def run_page(report: dict[str, Any]) -> str:
+    """A saved run: settings and provenance, notes, the tables, and its figures."""
+    options, settings = report["options"], report["settings"]
+    title = (f"backend-compare: {report['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+             f" · seeds {','.join(map(str, report['seeds']))}")
+    provenance = report.get("provenance") or {}
+    sections = [section("Settings", settings_table({**{"task": report["task"]}, **settings, **options})),
+                section("Provenance", settings_table({
+                    "command": provenance.get("command"), "package": provenance.get("package"),
+                    "commit": provenance.get("commit"), "started": provenance.get("started"),
+                    "machine": provenance.get("machine") or report.get("machine"),
+                    "data": provenance.get("data"), **{f"backend {name}": env for name, env in
+                                                       (provenance.get("backends") or {}).items()},
+                    "versions": report.get("versions")}))]
+    notes = [f"{row['backend']}: {row['status']}" for row in report["summary"] if row.get("status") != "ok"]
+    notes += [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
+    if notes:
+        sections.append(section("Notes", "".join(f"<p class='note'>{html.escape(note)}</p>" for note in notes)))
+    figures = run_figures(report)
+    sections.append(section("Figures", *(figure(fig, name) for name, fig in figures.items())))
+    for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses and timing"),
+                         ("parity", "Parity: largest absolute difference between backends"),
+                         ("function", "Function error"), ("init", "Native initialisation")):
+        if report.get(key):
+            sections.append(section(heading, table(report[key], f"table-{key}")))
+    return page(title, sections)
+
+
+def run_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """plot-loss (per step, validation distinct), plot-time (against wall time), plot-parity (over steps,
+    the tolerance as a line) and plot-error (each parameter's error); only those with data."""
+    go = _go()
+    steps, curves = pd.DataFrame(report.get("steps") or []), pd.DataFrame(report.get("curves") or [])
+    status = {row["backend"]: str(row.get("status")) for row in report["summary"]}
+    loss_name = report["options"]["loss"]
+    figures = {}
+    if not steps.empty or not curves.empty:
+        loss, wall = go.Figure(), go.Figure()
+        backends = list(dict.fromkeys([*steps.get("backend", []), *curves.get("backend", [])]))
+        for index, backend in enumerate(backends):
+            colour, width = _colour(index), 1.2 + 1.6 * (len(backends) - 1 - index)  # identical curves stay visible
+            mine = steps[steps["backend"] == backend] if not steps.empty else steps
+            if not mine.empty:
+                band = "batch_loss_std" in mine and mine["batch_loss_std"].notna().any()
+                for target, x in ((loss, "step"), (wall, "seconds")):
+                    if band:
+                        _band(target, mine[x], mine["batch_loss"], mine["batch_loss_std"], colour, backend)
+                    target.add_trace(go.Scatter(x=mine[x], y=mine["batch_loss"], mode="lines", name=f"{backend} train",
+                                                legendgroup=backend, line={"color": colour, "width": width}))
+            epochs = curves[curves["backend"] == backend] if not curves.empty else curves
+            if not epochs.empty and "step" in epochs:
+                loss.add_trace(go.Scatter(x=epochs["step"], y=epochs["val_loss"], mode="lines+markers",
+                                          name=f"{backend} validation", legendgroup=backend,
+                                          line={"color": colour, "dash": "dash", "width": width},
+                                          marker={"symbol": "diamond-open", "size": 9}))
+            where = diverged_step(status.get(backend, ""))
+            if where is not None:
+                loss.add_vline(x=where, line={"color": colour, "dash": "dot"},
+                               annotation_text=f"{backend} diverged at step {where}")
+        loss.update_layout(title="Loss per optimiser step (solid: training batches; dashed, diamonds: validation)",
+                           xaxis_title="optimiser step", yaxis_title=f"{loss_name} loss", yaxis_type="log")
+        wall.update_layout(title="Training batch loss against seconds of training (compiling included)",
+                           xaxis_title="seconds", yaxis_title=f"{loss_name} loss", yaxis_type="log")
+        figures["plot-loss"] = loss
+        if not steps.empty:
+            figures["plot-time"] = wall
+    trajectory = pd.DataFrame(report.get("trajectory") or [])
+    if not trajectory.empty:
+        parity = go.Figure()
+        for index, ((a, b), rows) in enumerate(trajectory.groupby(["backend_a", "backend_b"], sort=False)):
+            parity.add_trace(go.Scatter(x=rows["step"], y=np.maximum(rows["max_abs_param_diff"].astype(float), FLOOR),
+                                        mode="lines", name=f"{a} vs {b}", line={"color": _colour(index)}))
+        tolerance = parity_tolerance(report)
+        parity.add_hline(y=tolerance, line={"color": "#b00020", "dash": "dash"},
+                         annotation_text=f"{report['options']['dtype']} tolerance {tolerance:.1e}")
+        parity.update_layout(title=f"Largest parameter difference between backends (0 drawn at {FLOOR:g})",
+                             xaxis_title="optimiser step", yaxis_title="max |difference|", yaxis_type="log")
+        figures["plot-parity"] = parity
+    params = pd.DataFrame(report.get("params") or [])
+    if not params.empty and "abs_error" in params:
+        error = go.Figure()
+        for index, (backend, rows) in enumerate(params.groupby("backend", sort=False)):
+            error.add_trace(go.Bar(x=rows["parameter"], y=rows["abs_error"], name=backend,
+                                   marker={"color": _colour(index)}))
+        error.update_layout(title="Error of each parameter against the truth", barmode="group",
+                            yaxis_title="|learned − true|", yaxis_type="log")
+        figures["plot-error"] = error
+    return figures
+
+
+def _band(target: Any, x: pd.Series, mean: pd.Series, std: pd.Series, colour: str, group: str) -> None:
+    go = _go()
+    upper, lower = (mean + std.fillna(0)).tolist(), (mean - std.fillna(0)).clip(lower=FLOOR).tolist()
+    target.add_trace(go.Scatter(x=[*x, *x[::-1]], y=[*upper, *lower[::-1]], fill="toself", mode="lines",
+                                line={"width": 0}, fillcolor=colour, opacity=0.2, name=f"{group} ± 1 std over seeds",
+                                legendgroup=group, hoverinfo="skip"))
+
+
+def _colour(index: int) -> str:
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+    return palette[index % len(palette)]
+
+
+# ---- a sweep ----
+
+def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, differences: pd.DataFrame,
+               curves: dict[str, dict[str, list[float]]], curves_label: str) -> str:
+    go = _go()
+    settings, reference = meta["settings"], meta["reference"]
+    changing = [name for name in settings if jobs[name].nunique(dropna=False) > 1]
+    figures = {}
+    x = next((name for name in ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")
+              if name in changing), None)
+    label = summary[[name for name in changing if name != x]].astype(str).agg(" ".join, axis=1) \
+        if [name for name in changing if name != x] else pd.Series("", index=summary.index)
+    loss = go.Figure()
+    lines = list(summary.assign(panel=label).groupby(["backend", "panel"], sort=False))
+    for index, ((backend, panel), rows) in enumerate(lines):
+        rows = rows.sort_values(x) if x else rows
+        where = rows[x] if x else list(range(len(rows)))
+        name = f"{backend} {panel}".strip()
+        colour = _colour(index)
+        loss.add_trace(go.Scatter(x=[*where, *list(where)[::-1]], y=[*rows["final_val_loss_ci_high"],
+                                  *rows["final_val_loss_ci_low"][::-1]], fill="toself", mode="lines",
+                                  line={"width": 0}, fillcolor=colour, opacity=0.2, legendgroup=name,
+                                  name=f"{name} 95 % interval", hoverinfo="skip"))
+        loss.add_trace(go.Scatter(x=where, y=rows["final_val_loss_mean"], mode="lines+markers", name=name,
+                                  legendgroup=name,
+                                  line={"color": colour, "width": 1.2 + 1.6 * (len(lines) - 1 - index)}))
+    loss.update_layout(title="Final validation loss (mean over seeds, band: bootstrap 95 % interval)",
+                       xaxis_title=x or "grid point", yaxis_title="final validation loss", yaxis_type="log",
+                       xaxis_type="log" if x in ("lr", "weight_decay", "batch_size") else None)
+    figures["plot-sweep-loss"] = loss
+    others = jobs[jobs["backend"] != reference]
+    if not others.empty:
+        grid = others.pivot_table(index=changing or ["task"], columns="backend", values="parity_to_reference",
+                                  aggfunc="max", sort=False)
+        labels = [" ".join(map(str, key if isinstance(key, tuple) else (key,))) for key in grid.index]
+        figures["plot-sweep-parity"] = go.Figure(go.Heatmap(
+            z=np.log10(np.maximum(grid.to_numpy(dtype=float), FLOOR)), x=list(grid.columns), y=labels,
+            colorbar={"title": "log10"}, text=[[f"{v:.1e}" for v in row] for row in grid.to_numpy(dtype=float)],
+            texttemplate="%{text}")).update_layout(title=f"Largest |parameter − {reference}'s| over seeds")
+    timing = go.Figure()
+    points = summary[changing].astype(str).agg(" ".join, axis=1) if changing else pd.Series("all", index=summary.index)
+    for index, (backend, rows) in enumerate(summary.assign(point=points).groupby("backend", sort=False)):
+        above = (rows["us_per_step_ci_high"] - rows["us_per_step_mean"]).fillna(0)
+        below = (rows["us_per_step_mean"] - rows["us_per_step_ci_low"]).fillna(0)
+        timing.add_trace(go.Bar(x=rows["point"], y=rows["us_per_step_mean"], name=backend,
+                                marker={"color": _colour(index)},
+                                error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below}))
+    timing.update_layout(title="µs per steady step (bars: 95 % interval over seeds)", barmode="group",
+                         yaxis_type="log")
+    figures["plot-sweep-time"] = timing
+    if curves:
+        steps_figure, wall = go.Figure(), go.Figure()
+        for index, (backend, curve) in enumerate(curves.items()):
+            steps_figure.add_trace(go.Scatter(x=curve["step"], y=curve["loss"], name=backend,
+                                              line={"color": _colour(index)}))
+            wall.add_trace(go.Scatter(x=curve["seconds"], y=curve["loss"], name=backend,
+                                      line={"color": _colour(index)}))
+        steps_figure.update_layout(title=f"Loss per step at {curves_label}", xaxis_title="optimiser step",
+                                   yaxis_type="log")
+        wall.update_layout(title=f"Loss against seconds of training at {curves_label}", xaxis_title="seconds",
+                           yaxis_type="log")
+        figures["plot-sweep-steps"], figures["plot-sweep-wall"] = steps_figure, wall
+    described = {key: meta.get(key) for key in ("executor", "address", "backends", "reference", "dtype", "settings")}
+    sections = [section("Settings", settings_table({"command": shlex.join(["compare.py", "sweep", *meta["command"]]),
+                                                    **described, "jobs": len(jobs)})),
+                section("Figures", *(figure(fig, name) for name, fig in figures.items())),
+                section("Summary over seeds", table(summary, "table-summary")),
+                section(f"Against {reference}, paired by seed", table(differences, "table-paired"))]
+    failed = jobs[jobs["status"] != "ok"]
+    if len(failed):
+        sections.insert(1, section("Jobs that did not finish", table(failed, "table-failed")))
+    return page(f"backend-compare sweep: {jobs['task'].iloc[0]} · {len(jobs)} jobs", sections)
+
+
+# ---- an explanation ----
+
+def explain_page(header: dict[str, Any], findings: list[Any], text: str) -> str:
+    """Where backends part ways: each pair's verdict, its first differing step and stage, and the cause."""
+    rows = [{"backends": f"{f.backend_a} vs {f.backend_b}", "verdict": "agree" if f.agree else "differ",
+             "first differing step": f.step, "stage": f.stage or "-", "of tolerance": f.largest,
+             "cause": f.cause or "-"} for f in findings]
+    options = header["options"]
+    return page(f"backend-compare explain: {header['task']} · {options['dtype']} · {options['optimizer']}",
+                [section("Settings", settings_table({"task": header["task"], **header["settings"], **options})),
+                 section("Findings", table(rows, "table-findings"), f"<pre>{html.escape(text)}</pre>")])
