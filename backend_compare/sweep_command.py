@@ -67,9 +67,9 @@ def sweep_main(argv: list[str]) -> int:
     run_prog, cli.PROG = cli.PROG, f"{cli.PROG} sweep"
     try:
         own, rest = _own_parser().parse_known_args(argv)
-        jobs, meta, out, fmt = _checked(own, rest, argv)
+        jobs, meta, out, fmt, curves_at = _checked(own, rest, argv)
         rows = _run(jobs, {} if own.rerun else cached(out, [job.key for job in jobs]), meta, out)
-        return _tables(out, meta, rows, own.curves_at, fmt)
+        return _tables(out, meta, rows, curves_at, fmt)
     except (cli.UsageError, ValueError, ExecutorUnavailable) as err:
         return cli._usage(err)
     except (KeyboardInterrupt, Terminated) as stop:  # _run said what is cached
@@ -84,7 +84,7 @@ def sweep_main(argv: list[str]) -> int:
 
 
 def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
-             ) -> tuple[list[Job], dict[str, Any], Path, str]:
+             ) -> tuple[list[Job], dict[str, Any], Path, str, dict[str, Any]]:
     """Every point's options checked and its jobs made, before anything runs or is written."""
     if own.out is None:
         raise cli.UsageError("sweep needs --out DIR: the folder its cached jobs and tables go to")
@@ -107,7 +107,6 @@ def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
         raise cli.UsageError(f"--out {own.out!r} is not a folder of a previous sweep, nor new or empty")
     _prove_writable(_existing_ancestor(out.parent), "--out", own.out)
     curves_at = _point_asked(own.curves_at, grid)
-    own.curves_at = curves_at
     fixed, code, jobs = _key_argv(base), code_version(), []
     versions = {name: "" if RowName.parse(name).label else framework_version(RowName.parse(name).backend)
                 for name in names}  # read once: each reading parses the distribution's metadata
@@ -129,7 +128,7 @@ def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
     meta = {"format": "backend-compare sweep", "settings": ["task", *(_column(option) for option in grid[0])],
             "backends": names, "reference": names[0], "dtype": args.dtype, "command": argv,
             "executor": executor, "address": own.address, "jobs": args.jobs}
-    return jobs, meta, out, args.format
+    return jobs, meta, out, args.format, curves_at
 
 
 def _parts(point: dict[str, str]) -> list[str]:

@@ -22,7 +22,7 @@ from ..backends import error_line
 from ..tasks import Problem, get_task
 from .executors import Worker, WorkerFailed
 from .run import build_backends, stopped_result, train
-from .sweep import job_row
+from .sweep import code_version, job_row
 
 # What decides how many threads a framework's kernels use, and so, for some sizes, the order of their sums:
 # a job's worker gets the values of the process that submitted it (Ray, for one, sets OMP_NUM_THREADS=1).
@@ -102,8 +102,6 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def _differs(job: Job, worker: Worker) -> str:
     """What makes this machine's numbers not the ones the sweep's key promises: other code or framework."""
-    from .sweep import code_version
-
     here = {"backend-compare code": code_version(), worker.backend: worker.versions.get(worker.backend, "")}
     wanted = {"backend-compare code": job.code, worker.backend: job.framework}
     differing = [f"{what} {here[what]} here, {wanted[what]} where the sweep started" for what in here
