@@ -65,6 +65,7 @@ def _own_parser() -> argparse.ArgumentParser:
 
 def sweep_main(argv: list[str]) -> int:
     run_prog, cli.PROG = cli.PROG, f"{cli.PROG} sweep"
+    out: Path | None = None
     try:
         own, rest = _own_parser().parse_known_args(argv)
         jobs, meta, out, fmt, curves_at = _checked(own, rest, argv)
@@ -72,8 +73,12 @@ def sweep_main(argv: list[str]) -> int:
         return _tables(out, meta, rows, curves_at, fmt)
     except (cli.UsageError, ValueError, ExecutorUnavailable) as err:
         return cli._usage(err)
-    except (KeyboardInterrupt, Terminated) as stop:  # _run said what is cached
-        return how_stopped(stop)[1]
+    except (KeyboardInterrupt, Terminated) as stop:  # running or saving: what finished is cached, each file whole
+        how, code = how_stopped(stop)
+        where = (f"the jobs that finished are cached in {out / 'jobs'}: the same command goes on from there"
+                 if out is not None and out.exists() else "no file was written")
+        print(f"{cli.PROG}: {how}; {where}", file=sys.stderr)
+        return code
     except OSError as err:  # a full disk, a folder made read-only meanwhile: each file is whole or absent
         print(f"{cli.PROG}: error: the sweep could not be saved: {err.strerror or err}"
               f"{f' ({err.filename})' if err.filename else ''}; every job that finished before is cached",
@@ -206,13 +211,8 @@ def _run_on(run: Callable[[list[Job], Callable[[dict[str, Any]], None]], None], 
         done[row["key"]] = row
         progress.update(1)
 
-    try:
-        with progress:
-            run(missing, finished)
-    except (KeyboardInterrupt, Terminated) as stop:
-        print(f"{cli.PROG}: {how_stopped(stop)[0]}; the jobs that finished are cached in {out / 'jobs'}: the same "
-              "command goes on from there", file=sys.stderr)
-        raise
+    with progress:
+        run(missing, finished)
 
 
 def _tables(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], curves_at: dict[str, Any],

@@ -183,3 +183,18 @@ def test_time_is_compared_as_a_paired_ratio_with_its_interval() -> None:
     assert table.loc[("torch", "us_per_step"), "verdict"] == "numpy faster"
     assert table.loc[("jax", "us_per_step"), "verdict"] == "equivalent within ±5%"
     assert table.loc[("torch", "final_val_loss"), "verdict"].startswith("equivalent within")
+
+
+def test_a_sweep_stopped_while_saving_says_what_is_cached(monkeypatch: pytest.MonkeyPatch, cli: RunCli,
+                                                          tmp_path: Path) -> None:
+    from backend_compare import sweep_command
+
+    def stopped(*_: object) -> list[str]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep_command, "_figures", stopped)
+    out = tmp_path / "sweep"
+    ran = cli(*GRID, "--backends", "numpy", "--out", str(out))
+    assert ran.code == 130 and ran.err.endswith(f"interrupted; the jobs that finished are cached in {out / 'jobs'}: "
+                                                "the same command goes on from there\n"), ran.err
+    assert len(list((out / "jobs").iterdir())) == 8 and not list(out.glob(".*.tmp"))
