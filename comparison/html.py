@@ -14,6 +14,7 @@ import pandas as pd
 from .report import diverged_step, parity_tolerance
 
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -212,22 +213,25 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
     figures = {}
     x = next((name for name in ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")
               if name in changing), None)
-    label = summary[[name for name in changing if name != x]].astype(str).agg(" ".join, axis=1) \
-        if [name for name in changing if name != x] else pd.Series("", index=summary.index)
+    others = [name for name in changing if name != x]
+    label = summary[others].apply(lambda row: " ".join(f"{name}={row[name]}" for name in others), axis=1) \
+        if others else pd.Series("", index=summary.index)
     loss = go.Figure()
-    lines = list(summary.assign(panel=label).groupby(["backend", "panel"], sort=False))
-    for index, ((backend, panel), rows) in enumerate(lines):
+    backends, panels = [str(b) for b in dict.fromkeys(summary["backend"])], [str(p) for p in dict.fromkeys(label)]
+    for (backend, panel), rows in summary.assign(panel=label).groupby(["backend", "panel"], sort=False):
         rows = rows.sort_values(x) if x else rows
         where = rows[x] if x else list(range(len(rows)))
         name = f"{backend} {panel}".strip()
-        colour = _colour(index)
+        rank = backends.index(str(backend))
+        colour = _colour(rank)  # a colour per backend, a dash per value of the other settings
         loss.add_trace(go.Scatter(x=[*where, *list(where)[::-1]], y=[*rows["final_val_loss_ci_high"],
                                   *rows["final_val_loss_ci_low"][::-1]], fill="toself", mode="lines",
                                   line={"width": 0}, fillcolor=colour, opacity=0.2, legendgroup=name,
                                   name=f"{name} 95 % interval", hoverinfo="skip"))
         loss.add_trace(go.Scatter(x=where, y=rows["final_val_loss_mean"], mode="lines+markers", name=name,
                                   legendgroup=name,
-                                  line={"color": colour, "width": 1.2 + 1.6 * (len(lines) - 1 - index)}))
+                                  line={"color": colour, "width": 1.2 + 1.6 * (len(backends) - 1 - rank),
+                                        "dash": DASHES[panels.index(str(panel)) % len(DASHES)]}))
     loss.update_layout(title="Final validation loss (mean over seeds, band: bootstrap 95 % interval)",
                        xaxis_title=x or "grid point", yaxis_title="final validation loss", yaxis_type="log",
                        xaxis_type="log" if x in ("lr", "weight_decay", "batch_size") else None)
@@ -236,21 +240,23 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
     if not others.empty:
         grid = others.pivot_table(index=changing or ["task"], columns="backend", values="parity_to_reference",
                                   aggfunc="max", sort=False)
-        labels = [" ".join(map(str, key if isinstance(key, tuple) else (key,))) for key in grid.index]
+        labels = [" ".join(f"{name}={value}" for name, value in zip(changing, key if isinstance(key, tuple) else (key,),
+                                                                     strict=False)) or "all" for key in grid.index]
         figures["plot-sweep-parity"] = go.Figure(go.Heatmap(
             z=np.log10(np.maximum(grid.to_numpy(dtype=float), FLOOR)), x=list(grid.columns), y=labels,
             colorbar={"title": "log10"}, text=[[f"{v:.1e}" for v in row] for row in grid.to_numpy(dtype=float)],
             texttemplate="%{text}")).update_layout(title=f"Largest |parameter − {reference}'s| over seeds")
     timing = go.Figure()
-    points = summary[changing].astype(str).agg(" ".join, axis=1) if changing else pd.Series("all", index=summary.index)
+    points = summary[changing].apply(lambda row: " ".join(f"{name}={row[name]}" for name in changing), axis=1) \
+        if changing else pd.Series("all", index=summary.index)
     for index, (backend, rows) in enumerate(summary.assign(point=points).groupby("backend", sort=False)):
         above = (rows["us_per_step_ci_high"] - rows["us_per_step_mean"]).fillna(0)
         below = (rows["us_per_step_mean"] - rows["us_per_step_ci_low"]).fillna(0)
-        timing.add_trace(go.Bar(x=rows["point"], y=rows["us_per_step_mean"], name=backend,
-                                marker={"color": _colour(index)},
-                                error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below}))
-    timing.update_layout(title="µs per steady step (bars: 95 % interval over seeds)", barmode="group",
-                         yaxis_type="log")
+        timing.add_trace(go.Scatter(x=rows["point"], y=rows["us_per_step_mean"], name=backend, mode="markers",
+                                    marker={"color": _colour(index), "size": 10},
+                                    error_y={"type": "data", "symmetric": False, "array": above, "arrayminus": below}))
+    timing.update_layout(title="µs per steady step (mean over seeds; whiskers: 95 % interval)", scattermode="group",
+                         yaxis_type="log", yaxis_title="µs per step")
     figures["plot-sweep-time"] = timing
     if curves:
         steps_figure, wall = go.Figure(), go.Figure()
