@@ -13,6 +13,9 @@
     python compare.py show runs/before --format markdown
     python compare.py diff runs/before runs/after --threshold 0.1
     python compare.py explain --backends numpy,mxnet --dtype float64 --out why
+    python compare.py sweep --lr 0.01,0.03 --batch-size 10,100 --seeds 3 --out sweep1 [--executor dask|ray]
+    python compare.py report runs/before             (report.html again, for a saved run or sweep)
+    python compare.py --data people.csv --target score --standardize
 """
 
 from __future__ import annotations
@@ -795,7 +798,8 @@ def _without_out(argv: list[str]) -> tuple[list[str], str | None]:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """The program: `run` (the default), `show DIR`, `diff DIR_A DIR_B` or `explain`; returns the exit code."""
+    """The program: `run` (the default), `show DIR`, `diff DIR_A DIR_B`, `explain`, `sweep` or `report DIR`;
+    returns the exit code."""
     global PROG
     PROG = prog or "backend-compare"
     for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show '·' or 'δ' gets escapes, not a traceback
