@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import io
 import math
@@ -55,6 +56,7 @@ from .backends import (
 from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison import memory
 from .comparison.executors import EXECUTORS, Worker, WorkerFailed, run_in_workers, run_inline
+from .comparison.html import run_page
 from .comparison.provenance import provenance, started_at
 from .comparison.report import FORMATS, build_report, combine_seeds, render, seed_tables
 from .comparison.run import INIT_MODES, OK, BackendResult, build_backends, reference_result
@@ -64,6 +66,7 @@ from .comparison.saved import (
     check_out,
     check_writable_file,
     figure_bytes,
+    html_page,
     plot_format,
     save_run,
     write_atomic,
@@ -111,14 +114,10 @@ OPTION_RULES: dict[str, Rule] = {
 }
 
 
-SAID_AS_NO = ("header",)  # --no-header is given as False: saying it is still saying it
-
-
 def check_options_apply(args: argparse.Namespace, task: Task) -> None:
     for key, (applies, where, instead) in OPTION_RULES.items():
         given = getattr(args, key)
-        said = given is not None and (given is not False or key in SAID_AS_NO)
-        if said and not applies(args, task):
+        if given is not None and not applies(args, task):  # None: not given (--no-header gives False)
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"{flag} applies only {where}; this run {instead(args, task)}")
 
@@ -275,7 +274,7 @@ def make_parser() -> argparse.ArgumentParser:
                         help="also print the training and validation loss along the steps: a few points per backend, "
                              "or every evaluated point with --curves all")
     report.add_argument("--plot", metavar="FILE", help="write the loss curves and parity over steps as a PNG")
-    report.add_argument("--relative", action="store_true",
+    report.add_argument("--relative", action="store_true", default=None,
                         help="also show parameter errors against the exact optimum (linear models)")
     report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -489,7 +488,8 @@ def execute(plan: Plan) -> int:
         nonlocal optimum
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
-        per_seed.append(seed_tables(problem, results + ([reference] if reference else []), args.relative, args.init))
+        per_seed.append(seed_tables(problem, results + ([reference] if reference else []), bool(args.relative),
+                                    args.init))
         seeds_run.append(seed)
 
     with progress:
@@ -499,7 +499,7 @@ def execute(plan: Plan) -> int:
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "mode": ",".join(args.mode), "init": args.init, "curves": args.curves,
-                          "relative": args.relative}}
+                          "relative": bool(args.relative)}}
     elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
                  for worker in plan.workers if "@" in worker.name}
     if elsewhere:  # rows from other environments: what each of them runs
@@ -547,25 +547,30 @@ def _environments(plan: Plan) -> dict[str, dict[str, str]]:
 
 def save_outputs(plan: Plan, report: dict[str, Any], written: list[str]) -> None:
     """The plot file and the run folder, each whole or not at all; `written` lists those that are done.
-    A plot that cannot be drawn does not stop the run folder: it is saved without plot.png, then the
-    drawing error is raised."""
+    A plot or page that cannot be made does not stop the run folder: it is saved without them, then the
+    error is raised."""
     if not (plan.args.plot or plan.out):
         return
     formats = [plot_format(plan.args.plot)] if plan.args.plot else []
     rendered: dict[str, bytes] = {}  # format -> bytes: the run folder's PNG and a --plot PNG are drawn once
-    failure = None
+    failures = []
     try:
         rendered = _drawn(report, formats + ["png"] * (plan.out is not None))
     except OutputError as err:
-        failure = err
+        failures.append(err)
     if formats and formats[0] in rendered:
         write_atomic(Path(plan.args.plot), rendered[formats[0]])
         written.append(plan.args.plot)
     if plan.out is not None:
-        save_run(plan.out, report, rendered.get("png"))
+        page = None
+        try:
+            page = html_page(lambda: run_page(report))
+        except OutputError as err:
+            failures.append(err)
+        save_run(plan.out, report, rendered.get("png"), page)
         written.append(str(plan.out))
-    if failure is not None:
-        raise failure
+    if failures:
+        raise failures[0]
 
 
 def _drawn(report: dict[str, Any], formats: list[str]) -> dict[str, bytes]:
@@ -665,8 +670,7 @@ def diff_main(argv: list[str]) -> int:
 
 def report_main(argv: list[str]) -> int:
     """report.html of a saved run or sweep, written (again) into its folder."""
-    from .comparison.html import run_page
-    from .comparison.saved import HTML, load_run
+    from .comparison.saved import HTML, html_page, load_run
     from .sweep_command import is_sweep, sweep_report
 
     parser = _Parser(prog=f"{PROG} report", description="Write DIR/report.html for a run or sweep saved with --out: "
@@ -674,9 +678,14 @@ def report_main(argv: list[str]) -> int:
     parser.add_argument("run", metavar="DIR")
     try:
         args = parser.parse_args(argv)
-        page = sweep_report(args.run) if is_sweep(args.run) else run_page(load_run(args.run))
-    except (UsageError, ValueError) as err:
+        make = sweep_report(args.run) if is_sweep(args.run) else functools.partial(run_page, load_run(args.run))
+    except (UsageError, ValueError) as err:  # the folder: the user's to mend
         return _usage(err)
+    try:
+        page = html_page(make)
+    except OutputError as err:  # plotly failing: the environment's
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     target = Path(args.run) / HTML
     try:
         write_atomic(target, page.encode())
@@ -740,7 +749,15 @@ def explain_main(argv: list[str]) -> int:
     if out is not None:
         try:
             text = render_explained(header, findings, "table")
-            write_bundle(out, plan.first, plan.options, findings, text, explain_page(header, findings, text))
+            page, failure = None, None
+            try:
+                page = html_page(lambda: explain_page(header, findings, text))
+            except OutputError as err:
+                failure = err
+            write_bundle(out, plan.first, plan.options, findings, text, page)
+            if failure is not None:
+                print(f"{PROG}: error: {failure}; the bundle is written without it", file=sys.stderr)
+                return 1
         except (OSError, ValueError) as err:  # a full disk, or the folder filled by someone else meanwhile
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             print(f"{PROG}: error: the bundle could not be written: {reason}; nothing was written",

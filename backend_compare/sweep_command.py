@@ -22,11 +22,19 @@ from .backends import RowName, available_backends, error_line, framework_version
 from .comparison.html import sweep_page
 from .comparison.job_executors import JOB_EXECUTORS, ExecutorUnavailable, executor
 from .comparison.jobs import Job, thread_settings
+from .comparison.provenance import data_file
 from .comparison.run import OK
-from .comparison.saved import HTML, _existing_ancestor, _prove_writable, figure_bytes, write_atomic
+from .comparison.saved import (
+    HTML,
+    OutputError,
+    _existing_ancestor,
+    _prove_writable,
+    figure_bytes,
+    html_page,
+    write_atomic,
+)
 from .comparison.sweep import (
     METRICS,
-    RIDING,
     SWEEPABLE,
     cached,
     code_version,
@@ -42,7 +50,6 @@ from .comparison.sweep import (
 from .entry import Terminated, how_stopped
 
 MARKER = "sweep.json"  # what makes a folder a previous sweep's, and what it was
-NOT_IN_KEY = ("--out", "--format", "--jobs", "--executor", "--timeout", "--seed", "--seeds", "--backends")
 NOT_FOR_SWEEPS = ("--plot", "--curves", "--relative")
 TABLES = ("jobs.parquet", "jobs.csv", "summary.csv", "paired.csv", "report.html")
 
@@ -101,7 +108,7 @@ def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
     shown = [option for option in NOT_FOR_SWEEPS if any(item.split("=")[0] == option for item in base)]
     if shown:
         raise cli.UsageError(f"{', '.join(shown)}: a sweep writes its tables and figures into --out")
-    point_argv = [*base, "--executor", "inline" if executor == "inline" else "process", "--quiet"]
+    point_argv = [*base, "--executor", "inline" if executor == "inline" else "process"]
     args = cli.make_parser().parse_args(point_argv + _parts(grid[0]))
     if args.init != "shared":
         raise cli.UsageError("sweep compares backends from the same start: --init shared")
@@ -112,27 +119,31 @@ def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
         raise cli.UsageError(f"--out {own.out!r} is not a folder of a previous sweep, nor new or empty")
     _prove_writable(_existing_ancestor(out.parent), "--out", own.out)
     curves_at = _point_asked(own.curves_at, grid)
-    fixed, code, jobs = _key_argv(base), code_version(), []
+    code, jobs = code_version(), []
     versions = {name: "" if RowName.parse(name).label else framework_version(RowName.parse(name).backend)
                 for name in names}  # read once: each reading parses the distribution's metadata
     with_names = [*cli._dropped(point_argv, ("--backends",)), "--backends", ",".join(names)]
-    for point in grid:  # every point checked before any job runs
+    data: dict[str, Any] | None = None
+    for index, point in enumerate(grid):  # every point checked before any job runs, one at a time (its data)
         plan = cli.prepare(with_names + _parts(point), runners=False)
+        if index == 0:  # the data file is read by then, so it is there; its bytes decide the numbers
+            data = data_file(args.data)
         settings = {"task": plan.task, **{_column(option): SWEEPABLE[option](value) for option, value in point.items()}}
+        setup = {"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]}
+        # What decides a job's numbers, as checked (not as spelt): the same options in any order are one job.
+        numbers = {"task": plan.task, "task_kwargs": plan.task_kwargs, "data": data and data["sha256"],
+                   "setup": setup, "options": plan.options}
         for seed in plan.seeds:
             for name in names:
                 row = RowName.parse(name)
                 jobs.append(Job(
-                    key=job_key({"argv": fixed, **settings}, name, seed, code, versions[name]), settings=settings,
-                    seed=seed,
-                    backend=name, task=plan.task, task_kwargs=plan.task_kwargs,
-                    setup={"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]},
-                    options=plan.options, python=plan.pythons.get(name) if row.label else None,
-                    timeout=plan.args.timeout, env=thread_settings(), code=code,
-                    framework=versions[name]))
+                    key=job_key(numbers, name, seed, code, versions[name]), settings=settings, seed=seed,
+                    backend=name, task=plan.task, task_kwargs=plan.task_kwargs, setup=setup, options=plan.options,
+                    python=plan.pythons.get(name) if row.label else None, timeout=plan.args.timeout,
+                    env=thread_settings(), code=code, framework=versions[name]))
     meta = {"format": "backend-compare sweep", "settings": ["task", *(_column(option) for option in grid[0])],
             "backends": names, "reference": names[0], "dtype": args.dtype, "command": argv,
-            "executor": executor, "address": own.address, "jobs": args.jobs}
+            "executor": executor, "address": own.address, "jobs": args.jobs, "quiet": bool(args.quiet)}
     return jobs, meta, out, args.format, curves_at
 
 
@@ -168,7 +179,10 @@ def _point_asked(given: str | None, grid: list[dict[str, str]]) -> dict[str, Any
         if option not in grid[0]:
             raise cli.UsageError(f"--curves-at {given!r}: {name.strip()!r} is not a setting this sweep varies "
                                  f"({', '.join(_column(o) for o in grid[0]) or 'none'})")
-        asked[_column(option)] = SWEEPABLE[option](value.strip())
+        try:
+            asked[_column(option)] = SWEEPABLE[option](value.strip())
+        except ValueError:
+            raise cli.UsageError(f"--curves-at {given!r}: {value.strip()!r} is not a value of {name.strip()}") from None
     matches = [point for point in grid if all(SWEEPABLE[o](v) == asked.get(_column(o), SWEEPABLE[o](v))
                                                for o, v in point.items())]
     if not matches:
@@ -176,15 +190,9 @@ def _point_asked(given: str | None, grid: list[dict[str, str]]) -> dict[str, Any
     return {_column(option): SWEEPABLE[option](value) for option, value in matches[0].items()}
 
 
-def _key_argv(argv: list[str]) -> list[str]:
-    """The options that decide a job's numbers, in a fixed order."""
-    return sorted(item for item in cli._dropped(argv, NOT_IN_KEY) if item != "--quiet")
-
-
 def _run(jobs: list[Job], done: dict[str, dict[str, Any]], meta: dict[str, Any], out: Path
          ) -> list[dict[str, Any]]:
-    """Run the jobs not in `done` (caching each that finished as it ends); every job's row, in grid order.
-    A signal is raised again once the message says what is cached."""
+    """Run the jobs not in `done` (caching each that finished as it ends); every job's row, in grid order."""
     missing = [job for job in jobs if job.key not in done]
     with executor(meta["executor"] if missing else "inline", parallel=meta["jobs"], address=meta["address"]) as run:
         out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +205,7 @@ def _run(jobs: list[Job], done: dict[str, dict[str, Any]], meta: dict[str, Any],
 
 def _run_on(run: Callable[[list[Job], Callable[[dict[str, Any]], None]], None], jobs: list[Job], missing: list[Job],
             done: dict[str, dict[str, Any]], meta: dict[str, Any], out: Path) -> None:
-    quiet = "--quiet" in meta["command"]
+    quiet = meta["quiet"]
     if missing and not quiet:
         where = meta["executor"] + (f" at {meta['address']}" if meta["address"] else "")
         print(f"{cli.PROG}: {len(jobs)} jobs, {len(jobs) - len(missing)} cached, {len(missing)} to run on {where}",
@@ -219,9 +227,9 @@ def _tables(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], curves_
             fmt: str) -> int:
     """The tidy table (Parquet and CSV), the summary, the paired differences and the figures; printed."""
     settings, reference = meta["settings"], meta["reference"]
+    first_seed = min(row["seed"] for row in rows)
     curves = {row["backend"]: row["curve"] for row in rows if row.get("curve") and row["status"] == OK
-              and all(row.get(name) == value for name, value in curves_at.items())
-              and row["seed"] == min(r["seed"] for r in rows)}
+              and row["seed"] == first_seed and all(row.get(name) == value for name, value in curves_at.items())}
     jobs = pd.DataFrame(with_parity(rows, settings, reference))
     jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     summary, differences = summarise(jobs, settings), paired(jobs, settings, reference, meta["dtype"])
@@ -237,7 +245,12 @@ def _tables(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], curves_
         write_atomic(out / "summary.csv", summary.to_csv(index=False).encode())
         write_atomic(out / "paired.csv", differences.to_csv(index=False).encode())
         drawn = _figures(out, jobs, summary, meta, curves, curves_at)
-        write_atomic(out / HTML, sweep_page(meta, jobs, summary, differences, curves, _label(curves_at)).encode())
+        try:
+            write_atomic(out / HTML, html_page(lambda: sweep_page(meta, jobs, summary, differences, curves,
+                                                                  _label(curves_at))).encode())
+        except OutputError as err:
+            print(f"{cli.PROG}: error: {err}", file=sys.stderr)
+            drawn = []  # not current: made again next time, and the exit code says so
         write_atomic(out / MARKER, json.dumps({**meta, "tables_of": made_of if drawn else None, "figures": drawn},
                                               indent=1).encode())
     cli.write_stdout(f"{len(jobs)} jobs in {out}: jobs/ (the cache), {', '.join(TABLES)}, {', '.join(drawn)}\n\n"
@@ -325,8 +338,8 @@ def show_sweep(path: str, fmt: str) -> str:
     return render(summary, differences, meta, fmt)
 
 
-def sweep_report(path: str) -> str:
-    """report.html of a saved sweep, from its tables and cache."""
+def sweep_report(path: str) -> Callable[[], str]:
+    """What makes report.html of a saved sweep, its tables and cache read (ValueError when they cannot be)."""
     meta, jobs = load_sweep(path, "jobs.parquet")
     _, summary = load_sweep(path, "summary.csv")
     _, differences = load_sweep(path, "paired.csv")
@@ -337,7 +350,7 @@ def sweep_report(path: str) -> str:
         cached_row = cached(Path(path), [row.key]).get(row.key, {})
         if cached_row.get("curve"):
             curves[row.backend] = cached_row["curve"]
-    return sweep_page(meta, jobs, summary, differences, curves, _label(first))
+    return lambda: sweep_page(meta, jobs, summary, differences, curves, _label(first))
 
 
 def diff_sweep_folders(path_a: str, path_b: str, threshold: float, atol: float) -> tuple[pd.DataFrame, str]:
@@ -346,6 +359,5 @@ def diff_sweep_folders(path_a: str, path_b: str, threshold: float, atol: float) 
     if meta_a["settings"] != meta_b["settings"]:
         raise cli.UsageError(f"the sweeps vary different settings ({', '.join(meta_a['settings'])} vs "
                              f"{', '.join(meta_b['settings'])}), so their points are not comparable")
-    table = diff_sweeps(jobs_a.drop(columns=[c for c in RIDING if c in jobs_a]), jobs_b, meta_a["settings"],
-                        meta_a["dtype"], threshold, atol)
+    table = diff_sweeps(jobs_a, jobs_b, meta_a["settings"], meta_a["dtype"], threshold, atol)
     return table, f"A = {path_a}, B = {path_b}, paired by seed"

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .report import diverged_step, parity_tolerance
+from .report import abbreviated, diverged_step, notes, parity_tolerance
+from .sweep import LOG_X, X_SETTINGS, varying
 
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
@@ -57,7 +58,7 @@ def _text(value: Any) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_text(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return ", ".join(map(_text, value))
+        return abbreviated([_text(item) for item in value]).replace(",", ", ")
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
@@ -114,10 +115,10 @@ def run_page(report: dict[str, Any]) -> str:
                     "data": provenance.get("data"), **{f"backend {name}": env for name, env in
                                                        (provenance.get("backends") or {}).items()},
                     "versions": report.get("versions")}))]
-    notes = [f"{row['backend']}: {row['status']}" for row in report["summary"] if row.get("status") != "ok"]
-    notes += [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
-    if notes:
-        sections.append(section("Notes", "".join(f"<p class='note'>{html.escape(note)}</p>" for note in notes)))
+    said = [f"{row['backend']}: {row['status']}" for row in report["summary"] if row.get("status") != "ok"]
+    said += notes(report)
+    if said:
+        sections.append(section("Notes", "".join(f"<p class='note'>{html.escape(note)}</p>" for note in said)))
     figures = run_figures(report)
     sections.append(section("Figures", *(figure(fig, name) for name, fig in figures.items())))
     for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses and timing"),
@@ -209,10 +210,9 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
                curves: dict[str, dict[str, list[float]]], curves_label: str) -> str:
     go = _go()
     settings, reference = meta["settings"], meta["reference"]
-    changing = [name for name in settings if jobs[name].nunique(dropna=False) > 1]
+    changing = varying(jobs, settings)
     figures = {}
-    x = next((name for name in ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")
-              if name in changing), None)
+    x = next((name for name in X_SETTINGS if name in changing), None)
     others = [name for name in changing if name != x]
     label = summary[others].apply(lambda row: " ".join(f"{name}={row[name]}" for name in others), axis=1) \
         if others else pd.Series("", index=summary.index)
@@ -234,7 +234,7 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
                                         "dash": DASHES[panels.index(str(panel)) % len(DASHES)]}))
     loss.update_layout(title="Final validation loss (mean over seeds, band: bootstrap 95 % interval)",
                        xaxis_title=x or "grid point", yaxis_title="final validation loss", yaxis_type="log",
-                       xaxis_type="log" if x in ("lr", "weight_decay", "batch_size") else None)
+                       xaxis_type="log" if x in LOG_X else None)
     figures["plot-sweep-loss"] = loss
     others = jobs[jobs["backend"] != reference]
     if not others.empty:

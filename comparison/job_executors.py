@@ -62,19 +62,20 @@ def _local(jobs: list[Job], on_row: OnRow, parallel: int) -> None:
     for job in jobs:
         queues.setdefault(identity(job), collections.deque()).append(job)
     lock, stop = threading.Lock(), threading.Event()
-    finished: queue.Queue[tuple[Job, dict[str, Any]]] = queue.Queue()
+    finished: queue.Queue[dict[str, Any]] = queue.Queue()
 
     def next_job() -> Job | None:
         with lock:
             left = {kind: waiting for kind, waiting in queues.items() if waiting}
             if not left or stop.is_set():
                 return None
-            ready = [kind for kind in left if kind in idle_identities()]
-            return left[ready[0] if ready else max(left, key=lambda kind: len(left[kind]))].popleft()
+            idle = idle_identities()
+            ready = [kind for kind in left if kind in idle] or [max(left, key=lambda k: len(left[k]))]
+            return left[ready[0]].popleft()
 
     def lane() -> None:
         while (job := next_job()) is not None:
-            finished.put((job, _row(functools.partial(run_job, job), job)))
+            finished.put(_row(functools.partial(run_job, job), job))
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="backend-compare-job")
     lanes = [pool.submit(lane) for _ in range(parallel)]
@@ -82,7 +83,7 @@ def _local(jobs: list[Job], on_row: OnRow, parallel: int) -> None:
         done = 0
         while done < len(jobs):  # a short wait at a time: the main thread must stay where a signal can reach it
             try:
-                _, row = finished.get(timeout=0.1)
+                row = finished.get(timeout=0.1)
             except queue.Empty:
                 if all(future.done() for future in lanes) and finished.empty():
                     for future in lanes:

@@ -189,12 +189,12 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
                 init: str = "shared") -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
     params, function, losses = param_table(problem, results, relative), function_table(results), loss_table(results)
-    reference = next((r.backend for r in results if r.init == REFERENCE), None)
-    shared = init == "shared"
-    summary = summary_table(params, function, losses, reference).merge(scale_table(results), on="backend", how="left")
     optimum = next((r for r in results if r.init == REFERENCE), None)
-    notes = {r.backend: convergence_note(r, optimum) for r in results}
-    summary.insert(2, "note", [notes.get(name, "") for name in summary["backend"]])
+    shared = init == "shared"
+    summary = summary_table(params, function, losses, optimum.backend if optimum else None).merge(
+        scale_table(results), on="backend", how="left")
+    noted = {r.backend: convergence_note(r, optimum) for r in results}
+    summary.insert(2, "note", [noted.get(name, "") for name in summary["backend"]])
     return {"summary": summary, "params": params, "function": function,
             "losses": losses, "parity": parity_table(results, shared), "init": init_table(results),
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
@@ -223,6 +223,11 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
             joined.insert(position, column, values)
         combined[key] = joined.reset_index()
     return combined
+
+
+def notes(report: dict[str, Any]) -> list[str]:
+    """What the summary notes of each backend ("not converged: …"), as lines."""
+    return [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
 
 
 def diverged_step(status: str) -> int | None:
@@ -337,8 +342,15 @@ def _setting(value: Any) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{key} {_setting(item)}" for key, item in value.items())
     if isinstance(value, list | tuple):
-        return ",".join(_setting(item) for item in value)
+        return abbreviated([_setting(item) for item in value])
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def abbreviated(items: list[str], most: int = 8) -> str:
+    """Comma-separated; a long list (a data file's thousands of columns) shows its ends and its length."""
+    if len(items) <= most:
+        return ",".join(items)
+    return ",".join(items[: most // 2]) + ",…," + ",".join(items[-2:]) + f" ({len(items)} in all)"
 
 
 def _wrapped(line: str) -> list[str]:
@@ -407,9 +419,8 @@ def render(report: dict[str, Any], fmt: str) -> str:
                         + (f";\n {report['reference']} is the exact optimum: the mark of what is possible)"
                            if beside else ")")) if marked else ""
             blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
-    notes = [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
-    if notes:
-        blocks.append("Notes\n" + "\n".join(notes))
+    if notes(report):
+        blocks.append("Notes\n" + "\n".join(notes(report)))
     if report["options"]["init"] != "shared":
         blocks.append(NO_PARITY)
     header = header_lines(report)

@@ -324,12 +324,13 @@ HTML = "report.html"
 
 
 def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings: list[Finding], text: str,
-                 page: str) -> None:
+                 page: str | None) -> None:
     """Every differing pair's folder (step.npz, finding.txt and one script per framework), the report as
     text and as report.html, written whole as a run folder is."""
     def fill(staging: Path) -> None:
         (staging / BUNDLE_MARKER).write_text(text)
-        (staging / HTML).write_text(page)
+        if page is not None:  # None: it could not be made (and the caller says so)
+            (staging / HTML).write_text(page)
         for finding in findings:
             if finding.agree or not finding.replay:
                 continue

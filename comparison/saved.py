@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .html import run_page
 from .report import KEYS, render, shown_tables
 
 RESULTS = "results.json"
@@ -153,13 +152,25 @@ def figure_bytes(figure: Any, fmt: str = "png") -> bytes:
     return buffer.getvalue()
 
 
-def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None) -> None:
-    """The run folder: tables, report, plot and results.json, written whole (see write_folder_whole)."""
+def html_page(make: Callable[[], str]) -> str:
+    """report.html's text; plotly failing in any way (a broken install) is OutputError, one line."""
+    from ..backends import error_line
+
+    try:
+        return make()
+    except Exception as err:
+        raise OutputError(f"report.html could not be made: {error_line(err)}") from err
+
+
+def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: str | None) -> None:
+    """The run folder: tables, report, plot, report.html and results.json, written whole (see
+    write_folder_whole); without the plot or the page when they could not be made."""
     def fill(staging: Path) -> None:
         for key in ["summary", *shown_tables(report)]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
-        (staging / HTML).write_bytes(run_page(report).encode())
+        if page is not None:
+            (staging / HTML).write_bytes(page.encode())
         if plot_png is not None:
             (staging / PLOT).write_bytes(plot_png)
         (staging / RESULTS).write_bytes(render(report, "json").encode())

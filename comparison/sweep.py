@@ -33,6 +33,8 @@ CURVE_POINTS = 100  # of each job's loss curve, kept in its cache file
 RIDING = ("params", "curve")  # in a job's cache file, not in the tables
 TIME_MARGIN = 0.05  # per-step times within ±5 % of each other are "equivalent": timing noise, not a difference
 JOBS = "jobs"  # the cache: one JSON file per finished job, named by its key
+X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")  # a figure's x, by preference
+LOG_X = ("lr", "weight_decay", "batch_size")  # drawn on a log axis
 
 
 def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
@@ -69,11 +71,12 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def job_key(settings: dict[str, Any], backend: str, seed: int, code: str, framework: str) -> str:
-    """A name for the job's numbers: its settings, backend, seed, this package's code, the framework's
-    version ("" for another environment's row: its label stands for it) and Python's."""
+def job_key(numbers: dict[str, Any], backend: str, seed: int, code: str, framework: str) -> str:
+    """A name for the job's numbers: what decides them (the checked task, data and options), its backend,
+    seed, this package's code, the framework's version ("" for another environment's row: its label stands
+    for it) and Python's."""
     row = RowName.parse(backend)
-    identity = {"settings": settings, "backend": backend, "seed": seed, "code": code,
+    identity = {"numbers": numbers, "backend": backend, "seed": seed, "code": code,
                 "framework": framework or row.label,
                 "python": platform.python_version() if not row.label else row.label}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]
@@ -112,6 +115,11 @@ def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str)
         found.append({**{k: v for k, v in row.items() if k not in RIDING}, "reference": reference,
                       "parity_to_reference": parity})
     return found
+
+
+def varying(table: pd.DataFrame, settings: list[str]) -> list[str]:
+    """The settings that take more than one value in the sweep."""
+    return [name for name in settings if table[name].nunique(dropna=False) > 1]
 
 
 def bootstrap_interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:

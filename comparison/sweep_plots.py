@@ -10,20 +10,14 @@ import numpy as np
 import pandas as pd
 
 from .plot import FLOOR, Figure
+from .sweep import LOG_X, X_SETTINGS, varying
 
-X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")  # in this order of preference
-LOG_X = ("lr", "weight_decay", "batch_size")
 MOST_PANELS = 12
 
 
 def _width(rank: int, count: int) -> float:
     """Nested line widths, the first backend's widest: lines that coincide stay visible."""
     return 1.2 + 1.6 * (count - 1 - rank)
-
-
-def varying(table: pd.DataFrame, settings: list[str]) -> list[str]:
-    """The settings that take more than one value in the sweep."""
-    return [name for name in settings if table[name].nunique(dropna=False) > 1]
 
 
 def loss_figure(summary: pd.DataFrame, settings: list[str], title: str) -> tuple[str, Figure]:

@@ -199,7 +199,8 @@ def _column(path: Path, names: list[str], target: str | None) -> int:
         return names.index(target)
     if re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= len(names):
         return int(target) - 1 if int(target) > 0 else len(names) + int(target)
-    raise ValueError(f"--target must name a column of {_name(path)} ({', '.join(names)}) or give its position "
+    shown = ", ".join(names) if len(names) <= 12 else ", ".join(names[:10]) + f", … ({len(names)} columns)"
+    raise ValueError(f"--target must name a column of {_name(path)} ({shown}) or give its position "
                      f"(1 to {len(names)}, or -1 for the last); received: {target!r}")
 
 

@@ -157,3 +157,20 @@ def test_report_rewrites_a_saved_runs_page_and_refuses_other_folders(cli: RunCli
     assert results["provenance"]["command"] == f"compare.py --executor inline --backends numpy --out {tmp_path / 'run'}"
     if shutil.which("git"):  # run from this checkout: its commit, and whether the tree differs from it
         assert re.fullmatch(r"[0-9a-f]{40}( \+ changes)?", results["provenance"]["commit"])
+
+
+def test_a_page_that_cannot_be_made_leaves_the_rest_of_the_run_saved(monkeypatch: pytest.MonkeyPatch, cli: RunCli,
+                                                                      tmp_path: Path) -> None:
+    from backend_compare import cli as compare
+
+    def broken(*_: object) -> str:
+        raise ImportError("plotly is broken")
+
+    monkeypatch.setattr(compare, "run_page", broken)
+    ran = cli("--backends", "numpy", "--out", str(tmp_path / "run"), "--quiet")
+    assert ran.code == 1 and "report.html could not be made: ImportError: plotly is broken" in ran.err
+    assert ran.err.count("\n") == 1 and "Traceback" not in ran.err
+    saved = sorted(path.name for path in (tmp_path / "run").iterdir())
+    assert "results.json" in saved and "report.html" not in saved
+    again = cli("report", str(tmp_path / "run"))
+    assert again.code == 1 and "could not be made" in again.err and not (tmp_path / "run" / "report.html").exists()

@@ -198,3 +198,27 @@ def test_a_sweep_stopped_while_saving_says_what_is_cached(monkeypatch: pytest.Mo
     assert ran.code == 130 and ran.err.endswith(f"interrupted; the jobs that finished are cached in {out / 'jobs'}: "
                                                 "the same command goes on from there\n"), ran.err
     assert len(list((out / "jobs").iterdir())) == 8 and not list(out.glob(".*.tmp"))
+
+
+def test_a_jobs_key_is_what_decides_its_numbers_not_how_it_is_spelt(cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    first = cli("sweep", "--backends", "numpy", "--lr", "0.01,0.03", "--epochs", "1", "--true-b", "2", "--noise",
+                "0.5", "--executor", "inline", "--out", str(out))
+    assert first.code == 0 and "2 jobs, 0 cached, 2 to run" in first.err, first.err
+    reordered = cli("sweep", "--backends", "numpy", "--noise", "0.50", "--epochs", "1", "--lr", "0.01,0.03",
+                    "--true-b", "2.0", "--executor", "inline", "--out", str(out))
+    assert reordered.code == 0 and "to run" not in reordered.err  # the same options: all cached
+    swapped = cli("sweep", "--backends", "numpy", "--lr", "0.01,0.03", "--epochs", "1", "--true-b", "0.5", "--noise",
+                  "2", "--executor", "inline", "--out", str(out))
+    assert swapped.code == 0 and "2 jobs, 0 cached, 2 to run" in swapped.err  # other numbers: not the cache's
+
+
+def test_an_edited_data_file_runs_its_jobs_again(cli: RunCli, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n" + "".join(f"{i},{2 * i + 1}\n" for i in range(20)))
+    grid = ["sweep", "--data", str(data), "--backends", "numpy", "--lr", "0.001,0.002", "--epochs", "1",
+            "--executor", "inline", "--out", str(tmp_path / "sweep")]
+    assert "2 to run" in cli(*grid).err
+    assert "to run" not in cli(*grid).err
+    data.write_text("x,y\n" + "".join(f"{i},{3 * i + 1}\n" for i in range(20)))  # same name, other numbers
+    assert "2 jobs, 0 cached, 2 to run" in cli(*grid).err

@@ -110,6 +110,7 @@ def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: s
     (["--executor", "dask", "--backends", "numpy@other"], "another environment's rows run on --executor local"),
     (["--curves-at", "momentum=0.5"], "'momentum' is not a setting this sweep varies (lr)"),
     (["--curves-at", "lr=0.5"], "no point of the grid has these settings"),
+    (["--curves-at", "lr=fast"], "--curves-at 'lr=fast': 'fast' is not a value of lr"),
     (["--plot", "x.png"], "--plot: a sweep writes its tables and figures into --out"),
 ])
 def test_executor_usage_errors_are_one_line_and_write_nothing(cli: RunCli, tmp_path: Path, given: list[str],
