@@ -15,7 +15,8 @@ from .batches import EpochBatches, shuffled_epochs
 from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-LOSSES = ("mse", "half-mse", "huber")
+LOSSES = ("mse", "half-mse", "huber", "cross-entropy")
+CLASSIFICATION_LOSSES = ("cross-entropy",)  # the model's outputs are class logits, y holds class indices
 MODES = ("usual", "eager", "compiled")  # usual: each framework as its own tutorials run it
 DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
 ADAM_BETAS = (0.9, 0.999)
@@ -123,7 +124,9 @@ class Backend(ABC):
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
     the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
     Every loss is the task's definition, averaged over the batch:
-    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ).
+    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ);
+    cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
+    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype (every framework takes them so).
     A new model holds its framework's default initial parameters (see `native_init`).
     `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
     framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.
@@ -167,12 +170,20 @@ class Backend(ABC):
         self.weight_decay = _finite("weight_decay", weight_decay, zero_allowed=True)
         self.loss_name = _choice("loss", loss, LOSSES)
         self.huber_delta = _finite("huber_delta", huber_delta, zero_allowed=False)
+        if self.classifies and out_features(self.spec) < 2:
+            raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
+                             f"received a model with {out_features(self.spec)} output")
         self._shapes = param_shapes(self.spec)
         self._n_train = 0
         self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
         self._build()
         self._reset_optimizer()
         self._updates = 0  # optimiser steps since the state was last set: the canonical state's step count
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the loss takes class indices (cross-entropy) rather than targets of the output's shape."""
+        return self.loss_name in CLASSIFICATION_LOSSES
 
     # ---- public API: checks and conversions, then the framework hooks below ----
 
@@ -383,6 +394,8 @@ class Backend(ABC):
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
+        if self.classifies:
+            return X, self._check_labels(y, len(X))
         y = _as_dtype("y", _real_array("y", y), self.dtype)
         n_out = out_features(self.spec)
         if y.ndim == 1 and n_out == 1:
@@ -390,6 +403,21 @@ class Backend(ABC):
         if y.shape != (len(X), n_out):
             raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
         return X, np.ascontiguousarray(y)
+
+    def _check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
+        """Class indices 0…K−1, given as (n,) or (n, 1) integers (or floats holding integers), as (n, 1) of
+        the model's dtype."""
+        labels = _real_array("y", y)
+        if labels.shape not in ((n,), (n, 1)):
+            raise ValueError(f"y must hold one class index per row of X, shape ({n},) or ({n}, 1); "
+                             f"received shape {labels.shape}")
+        classes = out_features(self.spec)
+        bad = (labels != np.floor(labels)) | (labels < 0) | (labels >= classes)
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"y must hold class indices 0 to {classes - 1} for a model with {classes} outputs; "
+                             f"received {labels[where]} at index {where}")
+        return np.ascontiguousarray(labels.reshape(n, 1), dtype=self.dtype)
 
     # ---- framework hooks, implemented in this order by every backend ----
 

@@ -56,6 +56,9 @@ class JaxBackend(Backend):
             "mse": lambda output, target: optax.losses.squared_error(output, target),
             "half-mse": lambda output, target: 0.5 * optax.losses.squared_error(output, target),
             "huber": lambda output, target: optax.losses.huber_loss(output, target, delta=self.huber_delta),
+            # Per example, from integer labels: the (n, 1) class indices become int32 inside the traced step.
+            "cross-entropy": lambda output, target: optax.losses.softmax_cross_entropy_with_integer_labels(
+                output, target[:, 0].astype(jnp.int32)),
         }[self.loss_name]
 
         def mean_loss(params: Any, X: Any, y: Any) -> Any:

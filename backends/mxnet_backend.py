@@ -78,6 +78,9 @@ class MxnetBackend(Backend):
             "mse": gluon.loss.L2Loss(weight=2.0),
             "half-mse": gluon.loss.L2Loss(),
             "huber": gluon.loss.HuberLoss(rho=self.huber_delta, weight=self.huber_delta),
+            # sparse_label: y holds class indices (float, as pick takes them); from_logits=False: the loss
+            # applies log_softmax itself (Keras's from_logits=False means the opposite: y_pred are probabilities).
+            "cross-entropy": gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False),
         }[self.loss_name]
         self._net_loss = _NetWithLoss(self._net, self._loss_fn)
         self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step

@@ -19,6 +19,20 @@ _ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.n
 }
 
 
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean −log softmax(logits)[label] and its gradient (softmax − one-hot) / n. The largest logit is
+    subtracted first: exp then cannot overflow, and log Σ exp keeps its precision."""
+    n = len(logits)
+    rows, picked = np.arange(n), labels[:, 0].astype(np.intp)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1)
+    loss = float(np.mean(np.log(total) - shifted[rows, picked]))
+    grad = exp / total[:, None]
+    grad[rows, picked] -= 1.0
+    return loss, grad / n
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     native_init_description = (
@@ -127,6 +141,8 @@ class NumpyBackend(Backend):
         return grads
 
     def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        if self.classifies:
+            return _cross_entropy(output, y)
         diff = output - y
         n = diff.size  # the loss is a mean over every element of the batch
         if self.loss_name in ("mse", "half-mse"):

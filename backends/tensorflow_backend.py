@@ -119,8 +119,11 @@ class TensorflowBackend(Backend):
             "mse": mse,
             "half-mse": lambda target, output: 0.5 * mse(target, output),
             "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self.dtype),  # torch's HuberLoss(delta)
+            # from_logits=True: the default (False) takes the outputs for probabilities and gives another number.
+            "cross-entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype),
         }[self.loss_name]
-        X_spec, y_spec = tf.TensorSpec([None, n_in], self.dtype), tf.TensorSpec([None, n_out], self.dtype)
+        y_width = 1 if self.classifies else n_out  # class indices: one per row
+        X_spec, y_spec = tf.TensorSpec([None, n_in], self.dtype), tf.TensorSpec([None, y_width], self.dtype)
         # Any batch size, one trace: the last, shorter batch of an epoch does not trace again.
         self._forward = self._compiled(lambda X: self._model(X, training=False), [X_spec])
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),

@@ -49,7 +49,15 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
                     "adam_update rounds beta2 the other way (in the moment update, its bias correction exact). "
                     "Each stays within float32's tolerance of numpy, torch and jax (at most 0.60 of it), but "
                     "between the two the errors add: measured 1.03 of the tolerance on the mlp with mse, "
-                    "1.1e-5 absolute, 5.9e-4 relative on a parameter near 0.014"),
+                    "1.1e-5 absolute, 5.9e-4 relative on a parameter near 0.014; on the iris MLP classifier "
+                    "(cross-entropy) it reaches 1.44-1.50 of the tolerance against numpy, torch and jax alone, "
+                    "3.0 against mxnet (6.0e-6 absolute)"),
+    Allowance("mxnet-adam-float32-beta2", "mxnet", "float32", rtol=1e-3, atol=1e-5,
+              cause="MXNet's adam_update rounds beta2 to float32 (0.99900001287) in the second-moment update while "
+                    "its bias correction uses the exact 0.999 (the float64 allowance mxnet-adam-beta2, at float32): "
+                    "within float32's tolerance on the regressions, but on the iris MLP classifier (cross-entropy, "
+                    "gradients of a few 1e-3) it reaches 1.54-1.60 of it against numpy, torch and jax (3.1e-6 "
+                    "absolute on a bias near 0.0096)"),
 )}
 
 

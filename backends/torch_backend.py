@@ -60,10 +60,14 @@ class TorchBackend(Backend):
         self._model = nn.Sequential(*layers).to(getattr(torch, self.dtype))
         self._named = dict(self._model.named_parameters())
         mse = nn.MSELoss()  # mean over every element
+        cross_entropy = nn.CrossEntropyLoss()  # log_softmax, then the mean over the batch
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
             "half-mse": lambda output, target: 0.5 * mse(output, target),
             "huber": nn.HuberLoss(delta=self.huber_delta),
+            # Class indices must be int64 and one-dimensional: a float target of the logits' shape would be
+            # taken for class probabilities instead.
+            "cross-entropy": lambda output, target: cross_entropy(output, target.reshape(-1).long()),
         }
         self._loss_fn = losses[self.loss_name]
         self._net_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
