@@ -74,13 +74,14 @@ from .comparison.saved import (
 from .entry import Terminated, how_stopped, raise_terminated
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS, given_or_default, model_spec
+from .tasks.labelled import DATASETS
 from .tasks.mlp import FUNCTIONS
 
 PROG = "backend-compare"  # how the program names itself; `python compare.py` sets "compare.py"
 # CLI option -> task keyword, passed only when given and only to tasks that take it.
 TASK_OPTIONS = {key: "--" + key.replace("_", "-") for key in (
     "true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs", "data", "target",
-    "header", "standardize")}
+    "header", "standardize", "dataset")}
 
 
 def _model(args: argparse.Namespace, task: Task) -> str:
@@ -102,13 +103,15 @@ OPTION_RULES: dict[str, Rule] = {
     "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
+    "loss": (lambda a, t: a.loss in t.losses, "", lambda a, t: ""),  # worded by check_options_apply
     "hidden": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
                lambda a, t: "trains a linear model"),
     "activation": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
                    lambda a, t: "trains a linear model"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
-    "relative": (lambda a, t: _model(a, t) == "linear", "to a linear model (it compares with the exact optimum)",
-                 lambda a, t: "trains an MLP"),
+    "relative": (lambda a, t: _model(a, t) == "linear" and "mse" in t.losses,
+                 "to a linear regression (it compares with the exact optimum)",
+                 lambda a, t: "trains an MLP" if _model(a, t) == "mlp" else f"is --task {t.name}, a classification"),
     **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
        for key in TASK_OPTIONS if key not in ("hidden", "activation")},
 }
@@ -119,6 +122,9 @@ def check_options_apply(args: argparse.Namespace, task: Task) -> None:
         given = getattr(args, key)
         if given is not None and not applies(args, task):  # None: not given (--no-header gives False)
             flag = "--" + key.replace("_", "-")
+            if key == "loss":
+                raise UsageError(f"--loss {given} does not suit --task {task.name}: its labels take "
+                                 f"{' or '.join(task.losses)}")
             raise UsageError(f"{flag} applies only {where}; this run {instead(args, task)}")
 
 
@@ -246,8 +252,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     parser.add_argument("--momentum", type=float, help="for sgd and momentum (default 0 and 0.9)")
-    parser.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty added to the gradient")
-    parser.add_argument("--loss", choices=LOSSES, default="mse")
+    parser.add_argument("--weight-decay", type=float,
+                        help="L2 penalty added to the gradient (default 0; softmax: 1e-3, which gives its "
+                             "separable data sets a finite optimum)")
+    parser.add_argument("--loss", choices=LOSSES,
+                        help="default mse; cross-entropy (on logits, class indices as labels) for softmax and "
+                             "classifier, the only loss they take")
     parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--init", choices=INIT_MODES, default="shared",
@@ -288,6 +298,9 @@ def make_parser() -> argparse.ArgumentParser:
     mlp.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
     mlp.add_argument("--function", choices=FUNCTIONS, help="mlp: the true function (default sin)")
     mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
+    labelled = parser.add_argument_group("softmax and classifier (--data and --target also apply)")
+    labelled.add_argument("--dataset", choices=DATASETS,
+                          help="bundled with scikit-learn (default digits: 8×8 images of handwritten digits)")
     data = parser.add_argument_group("celsius and data")
     data.add_argument("--model", choices=MODELS, help="default linear")
     data.add_argument("--data", help="a CSV (with a header line or without) or an .npz with X and y")
@@ -365,6 +378,7 @@ def prepare(argv: list[str], runners: bool = True) -> Plan:
     if args.task == "data" and args.data is None:
         raise UsageError("--task data needs --data FILE")
     task = get_task(args.task)
+    args.loss = args.loss or task.losses[0]  # each task's labels have a loss of their own
     check_options_apply(args, task)
     if args.plot is not None:  # outputs first: a run that could not be saved is not started
         plot_format(args.plot)
@@ -374,6 +388,7 @@ def prepare(argv: list[str], runners: bool = True) -> Plan:
     defaults = task.defaults.get(args.model or task.default_model, task.defaults[task.default_model])
     setup = {key: getattr(args, key) if getattr(args, key) is not None else defaults[key]
              for key in ("lr", "epochs", "batch_size")}
+    weight_decay = args.weight_decay if args.weight_decay is not None else defaults.get("weight_decay", 0.0)
     task_kwargs = _task_kwargs(args)
     if "dtype" in inspect.signature(task.make_problem).parameters:
         task_kwargs["dtype"] = args.dtype  # synthetic data stored in the run's dtype: no float64 copy
@@ -385,7 +400,7 @@ def prepare(argv: list[str], runners: bool = True) -> Plan:
     check_memory(args, task, task_kwargs, setup, [RowName.parse(name).backend for name in names], len(seeds))
     first = problems(seeds[0])
     options = {"dtype": args.dtype, "optimizer": args.optimizer, "lr": setup["lr"], "momentum": args.momentum,
-               "weight_decay": args.weight_decay, "loss": args.loss,
+               "weight_decay": weight_decay, "loss": args.loss,
                "huber_delta": 1.0 if args.huber_delta is None else args.huber_delta,
                "mode": args.mode[0] if len(args.mode) == 1 else "usual"}  # a row's own :MODE wins
     backends: dict[str, Backend] = {}

@@ -122,6 +122,7 @@ def run_page(report: dict[str, Any]) -> str:
     figures = run_figures(report)
     sections.append(section("Figures", *(figure(fig, name) for name, fig in figures.items())))
     for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses and timing"),
+                         ("classes", "Accuracy per class (the share of each class's rows predicted as it)"),
                          ("parity", "Parity: largest absolute difference between backends"),
                          ("function", "Function error"), ("init", "Native initialisation")):
         if report.get(key):
@@ -188,7 +189,38 @@ def run_figures(report: dict[str, Any]) -> dict[str, Any]:
         error.update_layout(title="Error of each parameter against the truth", barmode="group",
                             yaxis_title="|learned − true|", yaxis_type="log")
         figures["plot-error"] = error
+    confusion = pd.DataFrame(report.get("confusion") or [])
+    if not confusion.empty:
+        figures["plot-confusion"] = confusion_figure(confusion[confusion["split"] == "val"])
     return figures
+
+
+def confusion_figure(counts: pd.DataFrame) -> Any:
+    """A heatmap per backend of the validation split: colour the share of each true class's rows (a row sums
+    to 1), the count written in each cell."""
+    from plotly.subplots import make_subplots
+
+    go = _go()
+    backends = list(dict.fromkeys(counts["backend"]))
+    columns = min(3, len(backends))
+    rows = -(-len(backends) // columns)
+    figure = make_subplots(rows=rows, cols=columns, subplot_titles=backends, horizontal_spacing=0.08,
+                           vertical_spacing=0.12)
+    for index, backend in enumerate(backends):
+        mine = counts[counts["backend"] == backend]
+        matrix = mine.pivot_table(index="true", columns="predicted", values="count", sort=False)
+        share = matrix.div(matrix.sum(axis=1).replace(0, np.nan), axis=0)
+        figure.add_trace(go.Heatmap(z=share.to_numpy(), x=[str(c) for c in matrix.columns],
+                                    y=[str(c) for c in matrix.index], text=matrix.to_numpy(),
+                                    texttemplate="%{text:.3g}",
+                                    zmin=0, zmax=1, colorscale="Blues", showscale=index == 0, name=backend,
+                                    hovertemplate="true %{y}, predicted %{x}: %{text:.3g} rows<extra></extra>"),
+                         row=index // columns + 1, col=index % columns + 1)
+    figure.update_yaxes(autorange="reversed", title_text="true class", col=1)
+    figure.update_xaxes(title_text="predicted class", row=rows)
+    figure.update_layout(title="Confusion matrices on the validation split (colour: the share of the true class)",
+                         height=360 * rows)
+    return figure
 
 
 def _band(target: Any, x: pd.Series, mean: pd.Series, std: pd.Series, colour: str, group: str) -> None:

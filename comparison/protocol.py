@@ -19,7 +19,7 @@ from ..backends.spec import Activation, Linear, ModelSpec, make_spec
 from ..tasks import Problem
 from .run import BackendResult
 
-PROTOCOL = 3  # raised whenever a message changes shape: a worker of another version is refused
+PROTOCOL = 4  # raised whenever a message changes shape: a worker of another version is refused
 Arrays = dict[str, np.ndarray]
 
 
@@ -76,7 +76,7 @@ def encode_problem(problem: Problem) -> tuple[dict[str, Any], Arrays]:
     arrays.update({f"truth/{name}": value for name, value in (problem.truth or {}).items()})
     message = {"task": problem.task, "spec": encode_spec(problem.spec), "shuffle": problem.shuffle,
                "settings": problem.settings, "batches": problem.epoch_batches.recipe,
-               "has_truth": problem.truth is not None}
+               "has_truth": problem.truth is not None, "classes": problem.classes}
     return message, arrays
 
 
@@ -90,15 +90,17 @@ def decode_problem(message: dict[str, Any], arrays: Arrays) -> Problem:
                    y_train=arrays["y_train"], X_val=arrays["X_val"], y_val=arrays["y_val"],
                    initial_params=prefixed("initial/"), epoch_batches=from_recipe(message["batches"]),
                    truth=prefixed("truth/") if message["has_truth"] else None, X_grid=arrays.get("X_grid"),
-                   f_grid=arrays.get("f_grid"), shuffle=message["shuffle"], settings=message["settings"])
+                   f_grid=arrays.get("f_grid"), shuffle=message["shuffle"], settings=message["settings"],
+                   classes=message["classes"])
 
 
 def encode_result(result: BackendResult) -> tuple[dict[str, Any], Arrays]:
     scalars = {field.name: getattr(result, field.name) for field in fields(result)
-               if field.name not in ("params", "step_losses", "checkpoints")}
+               if field.name not in ("params", "step_losses", "checkpoints", "confusion")}
     scalars["checkpoint_steps"] = [steps for steps, _ in result.checkpoints]
     arrays = {f"params/{name}": value for name, value in result.params.items()}
     arrays["step_losses"] = result.step_losses
+    arrays.update({f"confusion/{split}": counts for split, counts in result.confusion.items()})
     for index, (_, params) in enumerate(result.checkpoints):
         arrays.update({f"checkpoint{index}/{name}": value for name, value in params.items()})
     return scalars, arrays
@@ -113,4 +115,5 @@ def decode_result(message: dict[str, Any], arrays: Arrays) -> BackendResult:
     scalars["curve"] = [tuple(point) for point in scalars["curve"]]
     scalars["clock"] = [tuple(point) for point in scalars["clock"]]
     return BackendResult(**scalars, params=prefixed("params/"), step_losses=arrays["step_losses"],
+                         confusion=prefixed("confusion/"),
                          checkpoints=[(step, prefixed(f"checkpoint{index}/")) for index, step in enumerate(steps)])

@@ -31,6 +31,7 @@ TITLES = {
     "parity": "Parity: largest absolute difference between backends",
     "init": "Native initialisation",
     "curves": "Training and validation loss along the steps",
+    "classes": "Accuracy per class (the share of each class's rows predicted as that class)",
 }
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
 TEXT_COLUMNS = ("status", "mode", "note")  # combined over seeds by listing the distinct values
@@ -41,10 +42,12 @@ KEYS = {  # the columns that identify a row; the others are metrics, averaged ov
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
     "curves": ["backend", "step"], "trajectory": ["backend_a", "backend_b", "step"], "steps": ["backend", "step"],
+    "classes": ["backend", "class"], "confusion": ["backend", "split", "true", "predicted"],
 }
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
 LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
+HIGHER_IS_BETTER = ("accuracy",)
 FRAMEWORK_PACKAGES = ("numpy", "pandas", *(package for name in BACKENDS for package in (
     registration(name).framework, *registration(name).companions) if package))
 
@@ -58,7 +61,7 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     """Learned against true parameters for a single linear layer (an MLP's are not identifiable);
     with `relative`, also against the exact optimum of the reference row."""
     columns = ["backend", "parameter", "true", "learned", "abs_error"] + (["optimum", "error_vs_optimum"] * relative)
-    if len(problem.spec) > 1:
+    if len(problem.spec) > 1 or problem.classes is not None:  # class weights: one logit's shift is free
         return pd.DataFrame(columns=columns)
     reference = next((r.params for r in results if r.init == REFERENCE), None)
     names = problem.settings.get("columns")  # a data file's feature names: w[height] rather than 0.weight[0,2]
@@ -81,14 +84,21 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     return pd.DataFrame(rows, columns=columns)
 
 
-def loss_table(results: list[BackendResult]) -> pd.DataFrame:
+def accuracy(counts: np.ndarray | None) -> float:
+    """The share of rows on the diagonal of a confusion matrix; NaN without one."""
+    return float(np.trace(counts) / counts.sum()) if counts is not None and counts.sum() else math.nan
+
+
+def loss_table(results: list[BackendResult], classify: bool = False) -> pd.DataFrame:
     rows = []
     for r in results:
         trained = r.init != REFERENCE
         steady = r.steady_steps if trained else 0
-        rows.append({"backend": r.backend, "status": r.status, "mode": r.mode, "initial_loss": r.initial_loss,
-                     "final_train_loss": r.final_train_loss,
-                     "final_val_loss": r.final_val_loss, "epochs": r.epochs, "steps": r.steps,
+        accuracies = {f"{split}_accuracy": accuracy(r.confusion.get(split)) for split in ("train", "val")}
+        rows.append({"backend": r.backend, "status": r.status, "mode": r.mode, "note": r.note,
+                     "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
+                     "final_val_loss": r.final_val_loss, **(accuracies if classify else {}),
+                     "epochs": r.epochs, "steps": r.steps,
                      "compile_seconds": r.compile_seconds, "seconds": r.seconds,
                      "steps_per_s": steady / r.seconds if steady and r.seconds > 0 else math.nan,
                      "us_per_step": 1e6 * r.seconds / steady if steady else math.nan})
@@ -142,6 +152,31 @@ def step_table(results: list[BackendResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["backend", "step", "batch_loss", "seconds"])
 
 
+def class_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
+    """Per backend and class: the share of the class's rows predicted as it (recall), on each split."""
+    columns = ["backend", "class", "train_accuracy", "val_accuracy", "val_rows"]
+    rows = []
+    for r in results:
+        if not r.confusion:
+            continue
+        train, val = r.confusion["train"], r.confusion["val"]
+        for k, name in enumerate(problem.classes or []):
+            rows.append({"backend": r.backend, "class": name,
+                         "train_accuracy": train[k, k] / train[k].sum() if train[k].sum() else math.nan,
+                         "val_accuracy": val[k, k] / val[k].sum() if val[k].sum() else math.nan,
+                         "val_rows": int(val[k].sum())})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def confusion_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
+    """Tidy confusion matrices: a row per backend, split, true class and predicted class, with the count."""
+    names = problem.classes or []
+    rows = [{"backend": r.backend, "split": split, "true": names[t], "predicted": names[p], "count": int(counts[t, p])}
+            for r in results for split, counts in r.confusion.items()
+            for t in range(len(names)) for p in range(len(names))]
+    return pd.DataFrame(rows, columns=KEYS["confusion"] + ["count"])
+
+
 def init_table(results: list[BackendResult]) -> pd.DataFrame:
     return pd.DataFrame([{"backend": r.backend, "initialisation and batches": r.init}
                          for r in results if r.init not in ("shared", REFERENCE)], columns=KEYS["init"])
@@ -150,8 +185,9 @@ def init_table(results: list[BackendResult]) -> pd.DataFrame:
 def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame,
                   reference: str | None) -> pd.DataFrame:
     """One row per backend (the reference row stays in the parameter and loss tables)."""
+    accuracies = [column for column in ("train_accuracy", "val_accuracy") if column in losses]
     summary = losses[losses["backend"] != reference].set_index("backend")[["status", "final_train_loss",
-                                                                           "final_val_loss"]]
+                                                                           "final_val_loss", *accuracies]]
     summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
     timing = ["mode", "compile_seconds", "seconds", "us_per_step"]
@@ -188,7 +224,8 @@ def convergence_note(result: BackendResult, optimum: BackendResult | None) -> st
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
                 init: str = "shared") -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
-    params, function, losses = param_table(problem, results, relative), function_table(results), loss_table(results)
+    params, function = param_table(problem, results, relative), function_table(results)
+    losses = loss_table(results, classify=problem.classes is not None)
     optimum = next((r for r in results if r.init == REFERENCE), None)
     shared = init == "shared"
     summary = summary_table(params, function, losses, optimum.backend if optimum else None).merge(
@@ -198,7 +235,8 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
     return {"summary": summary, "params": params, "function": function,
             "losses": losses, "parity": parity_table(results, shared), "init": init_table(results),
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
-            "steps": step_table(results)}
+            "steps": step_table(results), "classes": class_table(problem, results),
+            "confusion": confusion_table(problem, results)}
 
 
 def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
@@ -226,8 +264,9 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
 
 
 def notes(report: dict[str, Any]) -> list[str]:
-    """What the summary notes of each backend ("not converged: …"), as lines."""
-    return [f"{row['backend']}: {row['note']}" for row in report["summary"] if row.get("note")]
+    """What the summary notes of each backend ("not converged: …") and the reference row notes, as lines."""
+    rows = [*report["summary"], *(row for row in report["losses"] if row["backend"] == report.get("reference"))]
+    return [f"{row['backend']}: {row['note']}" for row in rows if row.get("note")]
 
 
 def diverged_step(status: str) -> int | None:
@@ -278,6 +317,8 @@ def _number_format(column: str) -> Callable[[float], str]:
         return lambda x: f"{x:.3e}"
     if base in ("seconds", "compile_seconds", "us_per_step"):
         return lambda x: f"{x:.3g}"
+    if "accuracy" in base:
+        return lambda x: f"{x:.4f}"
     if base == "steps_per_s":
         return lambda x: f"{x:,.0f}"
     if base in ("epochs", "steps", "step"):
@@ -314,8 +355,9 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
                      for cell, std in zip(cells, spread, strict=True)]
         candidates = values[contenders].dropna()
         displayed = {fmt(float(v)) for v in candidates}
-        if mark_best and per_backend and len(displayed) > 1 and any(word in column for word in LOWER_IS_BETTER):
-            best = fmt(float(candidates.min()))
+        higher = any(word in column for word in HIGHER_IS_BETTER)
+        if mark_best and per_backend and len(displayed) > 1 and (higher or any(w in column for w in LOWER_IS_BETTER)):
+            best = fmt(float(candidates.max() if higher else candidates.min()))
             for index in candidates.index:
                 if fmt(float(values[index])) == best:
                     cells[index] += " *"
@@ -328,7 +370,8 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     options, settings = report["options"], report["settings"]
     seeds = ",".join(map(str, report["seeds"]))
     first = (f"task {report['task']} · seed {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
-             f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
+             + (f" · weight decay {options['weight_decay']:g}" if options.get("weight_decay") else "")
+             + f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))
     shown_elsewhere = ("seed", "epochs", "batch_size")
     task = " · ".join(f"{name} {_setting(value)}" for name, value in settings.items() if name not in shown_elsewhere)
@@ -379,9 +422,19 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             rows = _curve_summary(rows)
         if key == "losses":
             timing = [column for column in rows[0] if column.removesuffix("_std") in TIMING]
-            parts.append((TITLES[key], [{k: v for k, v in row.items() if k not in timing} for row in rows]))
+            parts.append((TITLES[key], [{k: v for k, v in row.items() if k not in timing and k != "note"}
+                                        for row in rows]))
             parts.append((TIMING_TITLE, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
+        elif key == "classes":  # a class per row and a backend per column: the backends side by side
+            table = pd.DataFrame(rows)
+            wide = table.pivot_table(index="class", columns="backend", values="val_accuracy", sort=False)
+            wide = wide[list(dict.fromkeys(table["backend"]))].reset_index()
+            wide.insert(1, "val_rows", table.groupby("class", sort=False)["val_rows"].first().to_numpy())
+            wide.columns = [str(column) if column in ("class", "val_rows") else f"{column} accuracy"
+                            for column in wide.columns]
+            parts.append(("Validation accuracy per class (the share of each class's rows predicted as it)",
+                          [{str(k): v for k, v in row.items()} for row in wide.to_dict("records")]))
         else:
             parts.append((TITLES[key], rows))
     return parts
@@ -399,7 +452,8 @@ def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str
 
 
 def shown_tables(report: dict[str, Any]) -> list[str]:
-    keys = ["params", "function", "losses", "parity", "init"] + (["curves"] if report["options"].get("curves") else [])
+    keys = ["params", "function", "losses", "classes", "parity", "init"] + (
+        ["curves"] if report["options"].get("curves") else [])
     return [key for key in keys if report.get(key)]
 
 

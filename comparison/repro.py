@@ -62,7 +62,14 @@ for i, layer in enumerate(LAYERS):
         z = ACT[layer[0]][0](a)
     acts.append(z)
 diff = acts[-1] - y
-if OPTIONS["loss"] == "huber":
+if OPTIONS["loss"] == "cross-entropy":  # y holds class indices; stable log-softmax, gradient softmax − one-hot
+    z = acts[-1] - acts[-1].max(axis=1, keepdims=True)
+    rows, labels = np.arange(len(z)), y[:, 0].astype(int)
+    loss = np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, labels])
+    g = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    g[rows, labels] -= 1.0
+    g /= len(z)
+elif OPTIONS["loss"] == "huber":
     d = OPTIONS["huber_delta"]
     loss = np.mean(np.where(np.abs(diff) <= d, 0.5 * diff * diff, d * (np.abs(diff) - 0.5 * d)))
     g = np.where(np.abs(diff) <= d, diff, d * np.sign(diff)) / diff.size
@@ -102,7 +109,8 @@ model = model.to(getattr(torch, DTYPE))
 model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
 mse = nn.MSELoss()
 loss_fn = {"mse": mse, "half-mse": lambda out, t: 0.5 * mse(out, t),
-           "huber": nn.HuberLoss(delta=OPTIONS["huber_delta"])}[OPTIONS["loss"]]
+           "huber": nn.HuberLoss(delta=OPTIONS["huber_delta"]),
+           "cross-entropy": lambda out, t: nn.CrossEntropyLoss()(out, t.reshape(-1).long())}[OPTIONS["loss"]]
 named = dict(model.named_parameters())
 if OPTIONS["optimizer"] == "adam":
     opt = torch.optim.Adam(model.parameters(), lr=OPTIONS["lr"], betas=(BETA1, BETA2), eps=EPS,
@@ -142,7 +150,8 @@ for name in params:
     named[name].set_data(nd.array(params[name], dtype=DTYPE))
 d = OPTIONS["huber_delta"]
 loss_fn = {"mse": gluon.loss.L2Loss(weight=2.0), "half-mse": gluon.loss.L2Loss(),
-           "huber": gluon.loss.HuberLoss(rho=d, weight=d)}[OPTIONS["loss"]]
+           "huber": gluon.loss.HuberLoss(rho=d, weight=d),
+           "cross-entropy": gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True)}[OPTIONS["loss"]]
 adam = OPTIONS["optimizer"] == "adam"
 settings = ({"beta1": BETA1, "beta2": BETA2, "epsilon": EPS} if adam else {"momentum": OPTIONS["momentum"] or 0.0})
 trainer = gluon.Trainer(net.collect_params(), "adam" if adam else "sgd",
@@ -189,7 +198,9 @@ for i, layer in enumerate(model.layers):
             layer.bias.value = jnp.asarray(params[f"{i}.bias"])
 graph, weights = nnx.split(model, nnx.Param)
 per_element = {"mse": optax.losses.squared_error, "half-mse": lambda o, t: 0.5 * optax.losses.squared_error(o, t),
-               "huber": lambda o, t: optax.losses.huber_loss(o, t, delta=OPTIONS["huber_delta"])}[OPTIONS["loss"]]
+               "huber": lambda o, t: optax.losses.huber_loss(o, t, delta=OPTIONS["huber_delta"]),
+               "cross-entropy": lambda o, t: optax.losses.softmax_cross_entropy_with_integer_labels(
+                   o, t[:, 0].astype(jnp.int32))}[OPTIONS["loss"]]
 
 
 def mean_loss(w, X, y):
@@ -246,7 +257,8 @@ for i, layer in enumerate(model.layers):
             variables[f"{i}.bias"] = (layer.bias, False)
 mse = keras.losses.MeanSquaredError(dtype=DTYPE)
 loss_fn = {"mse": mse, "half-mse": lambda t, o: 0.5 * mse(t, o),
-           "huber": keras.losses.Huber(delta=OPTIONS["huber_delta"], dtype=DTYPE)}[OPTIONS["loss"]]
+           "huber": keras.losses.Huber(delta=OPTIONS["huber_delta"], dtype=DTYPE),
+           "cross-entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=DTYPE)}[OPTIONS["loss"]]
 adam = OPTIONS["optimizer"] == "adam"
 # Keras casts Python-float hyper-parameters through float32: np.float64 keeps them exact
 opt = (keras.optimizers.Adam(OPTIONS["lr"], beta_1=np.float64(BETA1), beta_2=np.float64(BETA2)) if adam

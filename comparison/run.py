@@ -12,7 +12,7 @@ import numpy as np
 from ..backends import Backend, Linear, RowName, get_backend
 from ..backends.batches import EpochBatches
 from ..tasks import Problem
-from . import reference
+from . import reference, softmax_reference
 
 Params = dict[str, np.ndarray]
 INIT_MODES = ("shared", "native")
@@ -44,6 +44,9 @@ class BackendResult:
     curve: list[tuple[float, int, float, float]] = field(default_factory=list)  # (epochs, steps, train, val loss)
     checkpoints: list[tuple[int, Params]] = field(default_factory=list)  # (steps taken, parameters)
     clock: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, step seconds so far, compiling too)
+    # classification: per split ("train", "val"), counts[true class, predicted class] of the final model
+    confusion: dict[str, np.ndarray] = field(default_factory=dict)
+    note: str = ""  # what the row's numbers need said beside them (a reference row without an optimum)
 
     @property
     def steps(self) -> int:
@@ -80,13 +83,32 @@ def function_error(predict: Callable[[np.ndarray], np.ndarray], problem: Problem
     return float(np.sqrt(np.mean((predict(problem.X_grid) - problem.f_grid) ** 2)))
 
 
+def confusion(predict: Callable[[np.ndarray], np.ndarray], problem: Problem) -> dict[str, np.ndarray]:
+    """counts[true, predicted] on each split, the predicted class being the largest of `predict`'s logits
+    (the backend's own forward pass); empty for a task without classes."""
+    if problem.classes is None:
+        return {}
+    k = len(problem.classes)
+    found = {}
+    for split, X, y in (("train", problem.X_train, problem.y_train), ("val", problem.X_val, problem.y_val)):
+        predicted = np.argmax(predict(X), axis=1)
+        found[split] = np.bincount(y[:, 0].astype(np.int64) * k + predicted, minlength=k * k).reshape(k, k)
+    return found
+
+
+NO_FINITE_OPTIMUM = "no finite optimum"  # the status of a reference row whose minimiser lies at infinity
+
+
 def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
     """For a single linear layer: the exact minimiser of the run's objective on the training split
-    (comparison.reference, float64, no backend involved), with its losses. None for other models."""
+    (comparison.reference and comparison.softmax_reference, float64, no backend involved), with its losses.
+    None for other models."""
     if len(problem.spec) != 1:
         return None
     layer = problem.spec[0]
     assert isinstance(layer, Linear)  # a one-layer spec is a Linear layer (make_spec requires one)
+    if problem.classes is not None:
+        return _softmax_reference(problem, layer, options)
     loss, delta = options["loss"], options["huber_delta"]
     optimum = reference.solve(problem.X_train, problem.y_train, bias=layer.bias, loss=loss, huber_delta=delta,
                               weight_decay=options["weight_decay"])
@@ -99,6 +121,30 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
         final_function_error=function_error(lambda X: reference.predict(X, optimum.params), problem),
         epochs=0, seconds=float("nan"),
     )
+
+
+def _softmax_reference(problem: Problem, layer: Linear, options: dict[str, Any]) -> BackendResult:
+    assert problem.classes is not None
+    labels = {split: y[:, 0].astype(np.int64) for split, y in (("train", problem.y_train), ("val", problem.y_val))}
+    optimum = softmax_reference.solve(problem.X_train, labels["train"], len(problem.classes), bias=layer.bias,
+                                      weight_decay=options["weight_decay"])
+    nan = float("nan")
+    if optimum.params is None:
+        pairs = ", ".join(f"{problem.classes[a]}|{problem.classes[b]}" for a, b in optimum.separated[:6])
+        more = f" and {len(optimum.separated) - 6} more pairs" if len(optimum.separated) > 6 else ""
+        return BackendResult(
+            backend=optimum.name, init=REFERENCE, status=NO_FINITE_OPTIMUM, params={}, step_losses=np.empty(0),
+            initial_loss=nan, final_train_loss=nan, final_val_loss=nan, initial_function_error=None,
+            final_function_error=None, epochs=0, seconds=nan,
+            note=f"the training split separates classes {pairs}{more}: without weight decay the loss falls for "
+                 "ever as the weights grow, so there is no optimum to compare with (give --weight-decay for one)")
+    params = optimum.params
+    return BackendResult(
+        backend=optimum.name, init=REFERENCE, status=OK, params=params, step_losses=np.empty(0), initial_loss=nan,
+        final_train_loss=softmax_reference.mean_cross_entropy(problem.X_train, labels["train"], params),
+        final_val_loss=softmax_reference.mean_cross_entropy(problem.X_val, labels["val"], params),
+        initial_function_error=None, final_function_error=None, epochs=0, seconds=nan,
+        confusion=confusion(lambda X: softmax_reference.logits(X, params), problem))
 
 
 def loss_curve(result: BackendResult, points: int = MAX_CURVE_POINTS) -> dict[str, list[float]]:
@@ -211,6 +257,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         final_val_loss=backend.loss(problem.X_val, problem.y_val),
         initial_function_error=initial_function_error,
         final_function_error=function_error(backend.predict, problem),
+        confusion=confusion(backend.predict, problem) if status == OK else {},
         epochs=epochs_run,
         seconds=seconds,
         mode=backend.mode,

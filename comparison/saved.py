@@ -166,7 +166,7 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: st
     """The run folder: tables, report, plot, report.html and results.json, written whole (see
     write_folder_whole); without the plot or the page when they could not be made."""
     def fill(staging: Path) -> None:
-        for key in ["summary", *shown_tables(report)]:
+        for key in ["summary", *shown_tables(report), *(["confusion"] if report.get("confusion") else [])]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
         if page is not None:
@@ -262,8 +262,12 @@ def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 **{f"options.{k}": v for k, v in options.items()}, "seeds": report["seeds"],
                 "backends": sorted(str(row.get("backend")) for row in report["summary"])}
     a, b = flat(old), flat(new)
-    return [f"{key}: {a.get(key, '(none)')} vs {b.get(key, '(none)')}" for key in dict.fromkeys([*a, *b])
-            if a.get(key) != b.get(key)]
+
+    def shown(value: Any) -> str:  # an edited file's text may hold line breaks: the message stays one line
+        return repr(value) if isinstance(value, str) and not value.isprintable() else str(value)
+
+    return [f"{key}: {shown(a.get(key, '(none)'))} vs {shown(b.get(key, '(none)'))}"
+            for key in dict.fromkeys([*a, *b]) if a.get(key) != b.get(key)]
 
 
 def _metrics(report: dict[str, Any]) -> dict[tuple[str, str], tuple[float, float | None, float]]:

@@ -21,13 +21,14 @@ from .. import __version__
 from ..backends import RowName
 from ..backends.testing import TOLERANCES
 from ..tasks import Problem
+from .report import accuracy
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
 
 SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
              "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
 METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
-           "us_per_step", "compile_seconds")
+           "val_accuracy", "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval
 CURVE_POINTS = 100  # of each job's loss curve, kept in its cache file
 RIDING = ("params", "curve")  # in a job's cache file, not in the tables
@@ -93,6 +94,7 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
+            "val_accuracy": accuracy(result.confusion.get("val")),  # NaN for a regression
             "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
             "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
             "params": {name: value.tolist() for name, value in result.params.items()},

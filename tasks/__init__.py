@@ -6,7 +6,7 @@ import importlib
 
 from .base import Problem, Task
 
-_REGISTRY = {name: f".{name}" for name in ("linreg", "mlp", "celsius", "data")}
+_REGISTRY = {name: f".{name}" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier")}
 TASKS = tuple(_REGISTRY)
 
 __all__ = ["TASKS", "Problem", "Task", "get_task"]

@@ -34,6 +34,10 @@ class Problem:
     f_grid: np.ndarray | None = None  # the noise-free true function there, (n_grid, out)
     shuffle: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
+    classes: list[str] | None = None  # a classification's class names: y holds their indices, as (n, 1) floats
+
+
+REGRESSION_LOSSES = ("mse", "half-mse", "huber")
 
 
 @dataclass(frozen=True)
@@ -41,11 +45,13 @@ class Task:
     name: str
     description: str
     make_problem: Callable[..., Problem]
-    defaults: dict[str, dict[str, Any]]  # per model ("linear", "mlp"): lr, epochs, batch_size (None: full)
+    # per model ("linear", "mlp"): lr, epochs, batch_size (None: full), and optionally weight_decay
+    defaults: dict[str, dict[str, Any]]
     default_model: str
     # (rows, input features) for make_problem's keyword arguments, without making anything: for the
     # memory check that comes before the data
     data_shape: Callable[..., tuple[int, int]]
+    losses: tuple[str, ...] = REGRESSION_LOSSES  # the losses its labels suit; the first is the default
 
 
 def given_or_default(make_problem: Callable[..., Problem], given: dict[str, Any], key: str) -> Any:
@@ -164,11 +170,14 @@ def assemble(
     X_grid: np.ndarray | None = None,
     f_grid: np.ndarray | None = None,
     iid: bool = False,
+    splitter: Callable[[np.random.Generator, np.ndarray, np.ndarray, int], tuple[np.ndarray, ...]] | None = None,
     settings: dict[str, Any],
 ) -> Problem:
-    """Split, initial parameters, then batch order, drawn from `rng` in that order. A full batch is
-    not shuffled: its gradient does not depend on the order, and the rows then need no copying."""
-    X_train, y_train, X_val, y_val = split(rng, X, y, check_split(len(X), val_fraction), iid)
+    """Split (by `splitter` when given), initial parameters, then batch order, drawn from `rng` in that order.
+    A full batch is not shuffled: its gradient does not depend on the order, and the rows then need no copying."""
+    n_val = check_split(len(X), val_fraction)
+    X_train, y_train, X_val, y_val = (splitter(rng, X, y, n_val) if splitter is not None
+                                      else split(rng, X, y, n_val, iid))
     batch_size = check_batching(len(X_train), batch_size, epochs)
     shuffle = shuffle and batch_size < len(X_train)
     initial_params = init(rng, spec)

@@ -44,11 +44,36 @@ class Table:
     features: list[str]  # the feature columns' names: the CSV's header, or col1, col2, ... without one
     target: str
     header: bool  # whether the file's first line was a header
+    classes: list[str] | None = None  # with labels=True: the class names, y holding their indices
 
 
-def load_table(path: str | Path, target: str | None = None, header: bool | None = None) -> Table:
+def as_classes(path: Path, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Class labels (text or numbers) as indices 0…K−1 of their sorted distinct values (numbers in numeric
+    order), and those values as names."""
+    values = np.asarray(values).reshape(-1)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or (values != np.round(values)).any():
+            bad = values[~np.isfinite(values) | (values != np.round(values))][0]
+            raise ValueError(f"{_name(path)}: class labels must be whole numbers or text; received {bad}")
+        values = values.astype(np.int64)
+    if values.dtype.kind in "iu":
+        names, indices = np.unique(values, return_inverse=True)
+        return indices.astype(np.float64)[:, None], [str(name) for name in names.tolist()]
+    text = np.array([str(value).strip() for value in values])
+    if (text == "").any():
+        raise ValueError(f"{_name(path)}: row {int(np.argmax(text == ''))} has an empty class label")
+    if all(_is_number(label) for label in text):  # "1", "2", "10": numeric order, written as given
+        return as_classes(path, np.array([float(label) for label in text]))
+    names, indices = np.unique(text, return_inverse=True)
+    return indices.astype(np.float64)[:, None], names.tolist()
+
+
+def load_table(path: str | Path, target: str | None = None, header: bool | None = None,
+               labels: bool = False) -> Table:
     """The file's features and target (a CSV's column named or numbered by `target`, default the last;
-    `header` None: a first line that is not all numbers is the header). ValueError names what is wrong."""
+    `header` None: a first line that is not all numbers is the header). With `labels`, the target holds
+    class labels (text or whole numbers), returned as indices with the class names. ValueError names what
+    is wrong."""
     path = _existing(path)
     if _is_npz(path) and (target is not None or header is not None):
         given = "--target" if target is not None else "--header/--no-header"
@@ -57,8 +82,10 @@ def load_table(path: str | Path, target: str | None = None, header: bool | None 
         if _is_npz(path):
             X, y = _load_npz(path)
             table = Table(X, y, [f"x{j + 1}" for j in range(X.shape[1])], "y", header=False)
+            if labels:
+                table.y, table.classes = as_classes(path, y)
         else:
-            table = _load_csv(path, target, header)
+            table = _load_csv(path, target, header, labels)
     except OSError as err:  # unreadable: permissions, a disk error
         raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
     if len(table.X) < 2 or table.X.shape[1] < 1:
@@ -212,28 +239,38 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
-def _load_csv(path: Path, target: str | None = None, header: bool | None = None) -> Table:
+def _load_csv(path: Path, target: str | None = None, header: bool | None = None, labels: bool = False) -> Table:
     first = _csv_header(path)
-    has_header = header if header is not None else not all(_is_number(field) for field in first)
+    # A class label may be text: a first line that is all numbers but that field is no header either.
+    column_of = len(first) - 1 if target is None else None
+    features_only = [field for j, field in enumerate(first) if j != column_of] if labels else first
+    has_header = header if header is not None else not all(_is_number(field) for field in features_only)
     names = [field.strip() for field in first] if has_header else [f"col{j + 1}" for j in range(len(first))]
     column = _column(path, names, target)
-    table = _arrow_table(path, first if has_header else names, has_header)
+    table = _arrow_table(path, first if has_header else names, has_header, text_column=column if labels else None)
     if table.num_rows == 0:
         raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received a header only")
+    classes, y = None, None
+    if labels:
+        y, classes = as_classes(path, table.column(column).combine_chunks().to_numpy(zero_copy_only=False))
+        table = table.remove_column(column)
+    columns = [name for j, name in enumerate(names) if j != column] if labels else names
     values = np.column_stack([chunked.combine_chunks().to_numpy() for chunked in table.columns])
     bad = ~np.isfinite(values)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
         line = next(line for index, (line, _) in enumerate(_records(path)) if index == row + has_header)
-        raise ValueError(f"{_name(path)} line {line}, column {names[col]!r}: {values[row, col]} is not finite")
+        raise ValueError(f"{_name(path)} line {line}, column {columns[col]!r}: {values[row, col]} is not finite")
+    if y is not None:  # labels: the target column was taken out
+        return Table(values, y, columns, names[column], has_header, classes)
     features = [j for j in range(values.shape[1]) if j != column]
     return Table(values[:, features], values[:, column:column + 1], [names[j] for j in features], names[column],
                  has_header)
 
 
-def _arrow_table(path: Path, header: list[str], has_header: bool = True) -> Any:
-    """Every column parsed as float64 by pyarrow (correctly rounded, like Python's float); without a
-    header line, the columns get the names `header` gives."""
+def _arrow_table(path: Path, header: list[str], has_header: bool = True, text_column: int | None = None) -> Any:
+    """Every column parsed as float64 by pyarrow (correctly rounded, like Python's float), but `text_column`
+    read as text; without a header line, the columns get the names `header` gives."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -242,7 +279,11 @@ def _arrow_table(path: Path, header: list[str], has_header: bool = True) -> Any:
     block = min(max(2**20, size // (os.cpu_count() or 1) + 1), 2**30)
     # pyarrow keeps the names as written (with any leading blanks): both spellings get float64.
     names = header + (next(csv.reader([_first_line(path)]), []) if has_header else [])
-    convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.float64()), null_values=[],
+    types = dict.fromkeys(names, pa.float64())
+    if text_column is not None:  # both spellings of its name, as above
+        types.update(dict.fromkeys({header[text_column], names[len(header) + text_column] if has_header
+                                    else header[text_column]}, pa.string()))
+    convert = pa_csv.ConvertOptions(column_types=types, null_values=[],
                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
     named = {} if has_header else {"column_names": header}
     for block_size in (block, min(size + 1, 2**31 - 1)):  # a row longer than a block needs a bigger one
@@ -253,7 +294,7 @@ def _arrow_table(path: Path, header: list[str], has_header: bool = True) -> Any:
         except pa.ArrowInvalid as err:
             if "straddl" not in str(err) or block_size > size:
                 _diagnose(path, header, str(err), has_header)
-    if not all(pa.types.is_float64(field.type) for field in table.schema):
+    if not all(pa.types.is_float64(field.type) or j == text_column for j, field in enumerate(table.schema)):
         _diagnose(path, header, "a column was not read as numbers", has_header)
     return table
 

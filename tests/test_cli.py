@@ -107,7 +107,12 @@ NOT_APPLYING = [
     (["--task", "celsius", "--model", "linear", "--hidden", "4"], "this run trains a linear model"),
     (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
     (["--optimizer", "adam", "--momentum", "0.5"], "--momentum applies only with --optimizer sgd or momentum"),
-    (["--task", "mlp", "--relative"], "--relative applies only to a linear model"),
+    (["--task", "mlp", "--relative"], "--relative applies only to a linear regression"),
+    (["--task", "softmax", "--relative"], "--relative applies only to a linear regression (it compares with the exact "
+                                          "optimum); this run is --task softmax, a classification"),
+    (["--task", "celsius", "--dataset", "iris"], "--dataset applies only to --task softmax or classifier"),
+    (["--task", "classifier", "--loss", "huber"], "--loss huber does not suit --task classifier: its labels take "
+                                                  "cross-entropy"),
     (["--task", "mlp", "--true-w", "1"], "--true-w applies only to --task linreg; this run is --task mlp"),
     (["--task", "mlp", "--true-b", "1"], "--true-b applies only to --task linreg"),
     (["--task", "linreg", "--model", "mlp"], "--model applies only to --task celsius or data"),
@@ -116,7 +121,8 @@ NOT_APPLYING = [
     (["--task", "celsius", "--noise", "0.1"], "--noise applies only to --task linreg or mlp"),
     (["--task", "celsius", "--n-samples", "10"], "--n-samples applies only to --task linreg or mlp"),
     (["--task", "linreg", "--data", "x.csv"], "--data applies only to --task data"),
-    (["--task", "celsius", "--target", "y"], "--target applies only to --task data; this run is --task celsius"),
+    (["--task", "celsius", "--target", "y"],
+     "--target applies only to --task data or softmax or classifier; this run is --task celsius"),
     (["--task", "linreg", "--header"], "--header applies only to --task data"),
     (["--task", "linreg", "--no-header"], "--header applies only to --task data"),
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),

@@ -186,9 +186,12 @@ def test_a_diverging_run_is_named_without_warnings(cli: RunCli) -> None:
     assert "numpy vs torch: the run diverged at step 10: a non-finite loss or parameter in numpy and torch" in ran.out
 
 
-REPRO_CASES = {"mlp-adam-huber": ("mlp", {"optimizer": "adam", "lr": 0.01, "loss": "huber", "huber_delta": 0.5,
-                                          "weight_decay": 2**-6}),
-               "linreg-momentum": ("linreg", {"optimizer": "momentum", "momentum": 0.5, "lr": 2**-5})}
+SMALL = {"n_samples": 80}
+REPRO_CASES = {"mlp-adam-huber": ("mlp", SMALL, {"optimizer": "adam", "lr": 0.01, "loss": "huber", "huber_delta": 0.5,
+                                                 "weight_decay": 2**-6}),
+               "linreg-momentum": ("linreg", SMALL, {"optimizer": "momentum", "momentum": 0.5, "lr": 2**-5}),
+               "classifier-adam-cross-entropy": ("classifier", {"dataset": "wine", "hidden": (5,)},
+                                                 {"optimizer": "adam", "lr": 0.01, "loss": "cross-entropy"})}
 
 
 @pytest.mark.parametrize("case", REPRO_CASES)
@@ -196,8 +199,8 @@ def test_the_replay_scripts_print_what_the_backend_computes(backend: type[Backen
                                                             tmp_path: Path) -> None:
     """Each framework's standalone script, from a step's saved start, prints the loss, gradients and updates
     the backend itself computes from that start (float64, three steps in: the optimiser state matters)."""
-    task, settings = REPRO_CASES[case]
-    problem = get_task(task).make_problem(seed=0, epochs=1, batch_size=10, n_samples=80)
+    task, task_settings, settings = REPRO_CASES[case]
+    problem = get_task(task).make_problem(seed=0, epochs=1, batch_size=10, **task_settings)
     options = {"dtype": "float64", "momentum": None, "weight_decay": 0.0, "loss": "mse", "huber_delta": 1.0,
                **settings}
     model = backend(problem.spec, **options)

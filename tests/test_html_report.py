@@ -88,6 +88,21 @@ def test_a_runs_report_renders_its_plots_in_chromium(browser: Any, cli: RunCli, 
     assert_not_blank(browser, tmp_path / "run.png")
 
 
+def test_a_classifications_report_has_its_confusion_matrices(browser: Any, cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    ran = cli("--task", "softmax", "--dataset", "iris", "--backends", "numpy,torch", "--epochs", "20",
+              "--out", str(tmp_path / "run1"))
+    assert ran.code == 0, ran.err
+    plots = opened(browser, tmp_path / "run1" / "report.html")
+    assert plots["plot-confusion"] == 3, plots  # a heatmap each: numpy, torch and the optimum
+    titles = browser.execute_script(
+        "return document.getElementById('plot-confusion').layout.annotations.map(function(a){return a.text;})")
+    assert titles == ["numpy", "torch", "L2 cross-entropy optimum"]
+    assert "Accuracy per class" in browser.page_source and "versicolor" in browser.page_source
+    assert (tmp_path / "run1" / "confusion.csv").read_text().startswith("backend,split,true,predicted,count")
+    assert_not_blank(browser, tmp_path / "classification.png")
+
+
 def test_tables_sort_on_a_click(browser: Any, cli: RunCli, tmp_path: Path) -> None:
     ran = cli("--task", "linreg", "--backends", "numpy", "--seeds", "3", "--out", str(tmp_path / "run"))
     assert ran.code == 0, ran.err

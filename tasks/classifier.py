@@ -1,0 +1,40 @@
+"""An MLP classifier: Linear–activation–…–Linear with one logit per class, cross-entropy (Dive into Deep
+Learning §4), on a data set bundled with scikit-learn or your own file of class labels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .base import Problem, Task
+from .labelled import classification_problem, shape
+
+
+def make_problem(
+    *,
+    seed: int = 0,
+    epochs: int = 30,
+    batch_size: int | None = 32,
+    hidden: Sequence[int] = (32,),
+    activation: str = "tanh",
+    dataset: str | None = None,
+    data: str | None = None,
+    target: str | None = None,
+    header: bool | None = None,
+    val_fraction: float = 0.2,
+    dtype: str = "float64",
+) -> Problem:
+    """As the softmax task, with hidden layers of the sizes given."""
+    return classification_problem("classifier", seed=seed, epochs=epochs, batch_size=batch_size, model="mlp",
+                                  hidden=hidden, activation=activation, val_fraction=val_fraction, dtype=dtype,
+                                  dataset=dataset, data=data, target=target, header=header)
+
+
+TASK = Task(
+    name="classifier",
+    description="MLP classifier on iris, wine, breast_cancer, digits (bundled) or your labelled file",
+    make_problem=make_problem,
+    defaults={"mlp": {"lr": 0.1, "epochs": 30, "batch_size": 32}},
+    default_model="mlp",
+    data_shape=shape,
+    losses=("cross-entropy",),
+)
