@@ -12,7 +12,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,23 +47,26 @@ class Table:
     classes: list[str] | None = None  # with labels=True: the class names, y holding their indices
 
 
-def as_classes(path: Path, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def as_classes(path: Path, values: np.ndarray, where: Callable[[int], str] = lambda row: f"y[{row}]"
+               ) -> tuple[np.ndarray, list[str]]:
     """Class labels (text or numbers) as indices 0…K−1 of their sorted distinct values (numbers in numeric
-    order), and those values as names."""
+    order), and those values as names; `where` names a row in a message."""
     values = np.asarray(values).reshape(-1)
     if values.dtype.kind == "f":
-        if not np.isfinite(values).all() or (values != np.round(values)).any():
-            bad = values[~np.isfinite(values) | (values != np.round(values))][0]
-            raise ValueError(f"{_name(path)}: class labels must be whole numbers or text; received {bad}")
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ValueError(f"{_name(path)} {where(row)}: class labels must be whole numbers or text; "
+                             f"received {values[row]}")
         values = values.astype(np.int64)
     if values.dtype.kind in "iu":
         names, indices = np.unique(values, return_inverse=True)
         return indices.astype(np.float64)[:, None], [str(name) for name in names.tolist()]
     text = np.array([str(value).strip() for value in values])
     if (text == "").any():
-        raise ValueError(f"{_name(path)}: row {int(np.argmax(text == ''))} has an empty class label")
+        raise ValueError(f"{_name(path)} {where(int(np.argmax(text == '')))}: the class label is empty")
     if all(_is_number(label) for label in text):  # "1", "2", "10": numeric order, written as given
-        return as_classes(path, np.array([float(label) for label in text]))
+        return as_classes(path, np.array([float(label) for label in text]), where)
     names, indices = np.unique(text, return_inverse=True)
     return indices.astype(np.float64)[:, None], names.tolist()
 
@@ -252,7 +255,11 @@ def _load_csv(path: Path, target: str | None = None, header: bool | None = None,
         raise ValueError(f"{_name(path)} needs at least 2 rows and 1 feature; received a header only")
     classes, y = None, None
     if labels:
-        y, classes = as_classes(path, table.column(column).combine_chunks().to_numpy(zero_copy_only=False))
+        def line_of(row: int) -> str:
+            line = next(line for index, (line, _) in enumerate(_records(path)) if index == row + has_header)
+            return f"line {line}, column {names[column]!r}"
+
+        y, classes = as_classes(path, table.column(column).combine_chunks().to_numpy(zero_copy_only=False), line_of)
         table = table.remove_column(column)
     columns = [name for j, name in enumerate(names) if j != column] if labels else names
     values = np.column_stack([chunked.combine_chunks().to_numpy() for chunked in table.columns])

@@ -181,7 +181,10 @@ def test_a_users_file_of_text_labels(cli, tmp_path: Path) -> None:
     assert ran.code == 2 and "at least 2 rows of every class; 1 class(es) have one: 'y'" in ran.err
     np.savez(tmp_path / "halves.npz", X=np.ones((6, 2)), y=np.array([0, 1, 0.5, 1, 0, 1]))
     ran = cli("--task", "softmax", "--data", str(tmp_path / "halves.npz"))
-    assert ran.code == 2 and "class labels must be whole numbers or text; received 0.5" in ran.err
+    assert ran.code == 2 and "halves.npz' y[2]: class labels must be whole numbers or text; received 0.5" in ran.err
+    (tmp_path / "blank.csv").write_text("a,label\n1,x\n\n2,\n3,y\n")
+    ran = cli("--task", "softmax", "--data", str(tmp_path / "blank.csv"))
+    assert ran.code == 2 and "blank.csv' line 4, column 'label': the class label is empty" in ran.err
 
 
 def test_every_backend_trains_a_classifier_in_parity_with_numpy(backend: type) -> None:

@@ -222,3 +222,18 @@ def test_an_edited_data_file_runs_its_jobs_again(cli: RunCli, tmp_path: Path) ->
     assert "to run" not in cli(*grid).err
     data.write_text("x,y\n" + "".join(f"{i},{3 * i + 1}\n" for i in range(20)))  # same name, other numbers
     assert "2 jobs, 0 cached, 2 to run" in cli(*grid).err
+
+
+def test_a_classification_sweep_summarises_accuracy_and_refuses_a_regression_loss(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    grid = ["sweep", "--task", "softmax", "--dataset", "iris", "--lr", "0.1,0.3", "--seeds", "2", "--epochs", "5",
+            "--backends", "numpy,torch", "--executor", "inline", "--dtype", "float64"]
+    ran = cli(*grid, "--out", str(tmp_path / "s"))
+    assert ran.code == 0, ran.err
+    jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
+    assert len(jobs) == 8 and jobs["val_accuracy"].between(0.3, 1).all() and (jobs["parity_to_reference"] < 1e-12).all()
+    summary = pd.read_csv(tmp_path / "s" / "summary.csv")
+    assert {"val_accuracy_mean", "val_accuracy_ci_low", "val_accuracy_ci_high"} <= set(summary.columns)
+    refused = cli(*grid, "--loss", "mse,cross-entropy", "--out", str(tmp_path / "t"))
+    assert refused.code == 2 and "--loss mse does not suit --task softmax" in refused.err
+    assert not (tmp_path / "t").exists()
