@@ -16,6 +16,9 @@
     python compare.py sweep --lr 0.01,0.03 --batch-size 10,100 --seeds 3 --out sweep1 [--executor dask|ray]
     python compare.py report runs/before             (report.html again, for a saved run or sweep)
     python compare.py --data people.csv --target score --standardize
+    python compare.py --task softmax --dataset digits               (classification: accuracy, per class, optimum)
+    python compare.py --task classifier --dataset wine --optimizer adam
+    python compare.py --task classifier --data animals.csv --target species --hidden 16
 """
 
 from __future__ import annotations

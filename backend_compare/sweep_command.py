@@ -231,7 +231,8 @@ def _tables(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]], curves_
     curves = {row["backend"]: row["curve"] for row in rows if row.get("curve") and row["status"] == OK
               and row["seed"] == first_seed and all(row.get(name) == value for name, value in curves_at.items())}
     jobs = pd.DataFrame(with_parity(rows, settings, reference))
-    jobs[list(METRICS)] = jobs[list(METRICS)].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
+    metrics = [metric for metric in METRICS if metric in jobs]  # val_accuracy: classification only
+    jobs[metrics] = jobs[metrics].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     summary, differences = summarise(jobs, settings), paired(jobs, settings, reference, meta["dtype"])
     made_of = hashlib.sha256(json.dumps([[(row["key"], row["status"]) for row in rows], settings, reference,
                                          curves_at], default=str).encode()).hexdigest()[:16]

@@ -265,7 +265,8 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
 
 def notes(report: dict[str, Any]) -> list[str]:
     """What the summary notes of each backend ("not converged: …") and the reference row notes, as lines."""
-    rows = [*report["summary"], *(row for row in report["losses"] if row["backend"] == report.get("reference"))]
+    rows = [*report["summary"],
+            *(row for row in report.get("losses") or [] if row.get("backend") == report.get("reference"))]
     return [f"{row['backend']}: {row['note']}" for row in rows if row.get("note")]
 
 

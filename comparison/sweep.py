@@ -94,11 +94,11 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
-            "val_accuracy": accuracy(result.confusion.get("val")),  # NaN for a regression
             "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
             "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
             "params": {name: value.tolist() for name, value in result.params.items()},
-            "curve": loss_curve(result, CURVE_POINTS)}
+            "curve": loss_curve(result, CURVE_POINTS),
+            **({"val_accuracy": accuracy(result.confusion["val"])} if result.confusion else {})}  # classification
 
 
 def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str) -> list[dict[str, Any]]:
@@ -141,7 +141,7 @@ def summarise(jobs: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     for keys, group in jobs.groupby([*settings, "backend"], sort=False, dropna=False):
         row = dict(zip([*settings, "backend"], keys if isinstance(keys, tuple) else (keys,), strict=True))
         row["seeds"] = len(group)
-        for metric in METRICS:
+        for metric in (metric for metric in METRICS if metric in group):  # val_accuracy: classification only
             values = pd.to_numeric(group[metric], errors="coerce").to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
             low, high = bootstrap_interval(values, rng)
