@@ -517,7 +517,8 @@ def execute(plan: Plan) -> int:
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "mode": ",".join(args.mode), "init": args.init, "curves": args.curves,
-                          "relative": bool(args.relative)}}
+                          "relative": bool(args.relative),
+                          "parallel": min(args.jobs, len(plan.workers)) if plan.workers else 1}}
     elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
                  for worker in plan.workers if "@" in worker.name}
     if elsewhere:  # rows from other environments: what each of them runs

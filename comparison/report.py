@@ -425,7 +425,11 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             timing = [column for column in rows[0] if column.removesuffix("_std") in TIMING]
             parts.append((TITLES[key], [{k: v for k, v in row.items() if k not in timing and k != "note"}
                                         for row in rows]))
-            parts.append((TIMING_TITLE, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
+            parallel = int(report["options"].get("parallel") or 1)
+            title = TIMING_TITLE if parallel < 2 else (
+                f"{TIMING_TITLE}\n(timed while {parallel} workers trained at once, sharing the cores: "
+                "--jobs 1 times each backend alone)")
+            parts.append((title, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
             table = pd.DataFrame(rows)

@@ -28,7 +28,8 @@ def comparable(text: str) -> list[list[str]]:
     lines, in_timing = [], False
     for line in text.replace(" *", "").splitlines():
         line = re.sub(r"(^| · )[^·]+, \d+ CPUs$", "", line)
-        if line.startswith(("(* lowest in its column", " least-squares is the exact optimum")) or not line:
+        if line.startswith(("(* lowest in its column", " least-squares is the exact optimum", "(timed while")) \
+                or not line:
             in_timing = in_timing and line != ""
             continue
         in_timing = in_timing or line.startswith("Timing (")
