@@ -203,3 +203,11 @@ def test_native_mode_trains_every_backend_from_its_own_initialiser(cli) -> None:
     ran = cli("--task", "classifier", "--dataset", "iris", "--init", "native", "--epochs", "5", "--format", "json")
     assert ran.code == 0, ran.err
     assert all(row["val_accuracy"] is not None for row in json.loads(ran.out)["summary"])
+
+
+def test_explain_finds_mxnets_adam_beta2_on_a_classifier_and_nothing_between_the_others(cli) -> None:
+    ran = cli("explain", "--task", "classifier", "--dataset", "wine", "--hidden", "5", "--epochs", "2",
+              "--optimizer", "adam", "--dtype", "float64", "--backends", "numpy,torch,mxnet")
+    assert ran.code == 1, ran.err  # explain exits 1 when a pair differs
+    assert "numpy vs torch: agree" in ran.out
+    assert "β₂ = 0.999 is held in float32 by mxnet" in ran.out

@@ -49,6 +49,16 @@ def test_readme_research_example(tmp_path: Path) -> None:
     assert "prediction gap" in result.stdout
 
 
+def test_readme_classifier_example(tmp_path: Path) -> None:
+    section = (ROOT / "README.md").read_text().split("## Using a backend from Python", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    imports = "import numpy as np\nfrom backend_compare import get_backend, mlp_spec\n"
+    (tmp_path / "classifier.py").write_text(imports + blocks[1])
+    result = run([sys.executable, "classifier.py"], tmp_path)
+    accuracy = float(result.stdout.split("accuracy:")[1].split()[0])
+    assert accuracy > 0.9, result.stdout  # iris, a small MLP, 50 epochs of Adam: measured 0.98
+
+
 def test_console_script(tmp_path: Path) -> None:
     result = run([str(BIN / "backend-compare"), "--task", "linreg", "--backends", "numpy", "--format", "csv"],
                  tmp_path)
