@@ -244,8 +244,11 @@ def _count_lines(path: Path) -> int:
 
 def _load_csv(path: Path, target: str | None = None, header: bool | None = None, labels: bool = False) -> Table:
     first = _csv_header(path)
-    # A class label may be text: a first line that is all numbers but that field is no header either.
-    column_of = len(first) - 1 if target is None else None
+    # A class label may be text: a first line of numbers but for the label's field is no header either. A
+    # target given by name means a header; by position, that field is the label's.
+    by_position = target is not None and re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= len(first)
+    column_of = (len(first) - 1 if target is None else
+                 (int(target) - 1 if int(target) > 0 else len(first) + int(target)) if by_position else None)
     features_only = [field for j, field in enumerate(first) if j != column_of] if labels else first
     has_header = header if header is not None else not all(_is_number(field) for field in features_only)
     names = [field.strip() for field in first] if has_header else [f"col{j + 1}" for j in range(len(first))]

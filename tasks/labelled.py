@@ -9,7 +9,7 @@ numpy.random.default_rng(seed), as in every task.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,10 +51,11 @@ def load_file(data: str, target: str | None, header: bool | None) -> Labelled:
                     {"data": str(data), "columns": table.features, "target": table.target, "header": table.header})
 
 
-def rows(*, dataset: str | None, data: str | None,
-         target: str | None, header: bool | None) -> Labelled:
+def labelled_rows(*, dataset: str | None, data: str | None, target: str | None, header: bool | None) -> Labelled:
+    """The bundled data set, or the user's file; the default data set when neither is given."""
     if data is not None and dataset is not None:
-        raise ValueError(f"give a dataset or a data file, not both; received dataset={dataset!r} and data={data!r}")
+        raise ValueError(f"give a dataset or a data file (--dataset or --data), not both; received "
+                         f"dataset={dataset!r} and data={data!r}")
     if data is None and (target is not None or header is not None):
         raise ValueError("target and header apply to a data file (--data FILE)")
     return load_file(data, target, header) if data is not None else load_dataset(dataset or DEFAULT_DATASET)
@@ -67,7 +68,10 @@ def shape(*, dataset: str | None = None, data: str | None = None, **_: Any) -> t
     return SHAPES.get(dataset or DEFAULT_DATASET, (0, 0))
 
 
-def stratified_split(seed: int) -> Any:
+Splitter = Callable[[np.random.Generator, np.ndarray, np.ndarray, int], tuple[np.ndarray, ...]]
+
+
+def stratified_split(seed: int) -> Splitter:
     """The split assemble() makes: scikit-learn's stratified train_test_split with random_state=seed."""
     def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int) -> tuple[np.ndarray, ...]:
         from sklearn.model_selection import train_test_split
@@ -99,7 +103,7 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
                            header: bool | None) -> Problem:
     model_spec(model, 1, 2, hidden, activation)  # checks sizes and names before anything is read
     check_dtype(dtype)
-    labelled = rows(dataset=dataset, data=data, target=target, header=header)
+    labelled = labelled_rows(dataset=dataset, data=data, target=target, header=header)
     n_val = check_split(len(labelled.X), val_fraction)
     check_classes(labelled, n_val)
     spec = model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation)
