@@ -71,6 +71,7 @@ from .comparison.saved import (
     figure_bytes,
     html_page,
     plot_format,
+    raise_stop_within,
     save_run,
     write_atomic,
 )
@@ -604,6 +605,7 @@ def _drawn(report: dict[str, Any], formats: list[str]) -> dict[str, bytes]:
         figure = loss_figure(report)
         return {fmt: figure_bytes(figure, fmt) for fmt in dict.fromkeys(formats)}
     except Exception as err:
+        raise_stop_within(err)
         raise OutputError(f"the plot could not be drawn: {error_line(err)}") from err
 
 

@@ -31,6 +31,7 @@ from .comparison.saved import (
     _prove_writable,
     figure_bytes,
     html_page,
+    raise_stop_within,
     write_atomic,
 )
 from .comparison.sweep import (
@@ -280,6 +281,7 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
             figures["curves.png"] = sweep_plots.curves_figure(curves, f"{label}, seed {jobs['seed'].min()}")
         drawn = {name: figure_bytes(figure, "png") for name, figure in figures.items()}
     except Exception as err:
+        raise_stop_within(err)
         print(f"{cli.PROG}: error: the figures could not be drawn: {error_line(err)}", file=sys.stderr)
         return []
     for name, data in drawn.items():

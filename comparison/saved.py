@@ -152,6 +152,19 @@ def figure_bytes(figure: Any, fmt: str = "png") -> bytes:
     return buffer.getvalue()
 
 
+def raise_stop_within(err: BaseException) -> None:
+    """Raise the Ctrl-C or SIGTERM that `err` wraps, if any: a signal that lands while Python builds a class
+    (an import, say) comes out as the RuntimeError of `__set_name__`, its cause the KeyboardInterrupt. Such
+    a run was stopped, not broken."""
+    seen: set[int] = set()
+    found: BaseException | None = err
+    while found is not None and id(found) not in seen:
+        if not isinstance(found, Exception):  # KeyboardInterrupt, the program's Terminated
+            raise found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+
+
 def html_page(make: Callable[[], str]) -> str:
     """report.html's text; plotly failing in any way (a broken install) is OutputError, one line."""
     from ..backends import error_line
@@ -159,6 +172,7 @@ def html_page(make: Callable[[], str]) -> str:
     try:
         return make()
     except Exception as err:
+        raise_stop_within(err)
         raise OutputError(f"report.html could not be made: {error_line(err)}") from err
 
 
