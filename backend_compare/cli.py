@@ -107,13 +107,12 @@ OPTION_RULES: dict[str, Rule] = {
     "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
-    "loss": (lambda a, t: a.loss in t.losses, "", lambda a, t: ""),  # worded by check_options_apply
     "hidden": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
                lambda a, t: "trains a linear model"),
     "activation": (lambda a, t: _model(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
                    lambda a, t: "trains a linear model"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
-    "relative": (lambda a, t: _model(a, t) == "linear" and "mse" in t.losses,
+    "relative": (lambda a, t: _model(a, t) == "linear" and not t.classifies,
                  "to a linear regression (it compares with the exact optimum)",
                  lambda a, t: "trains an MLP" if _model(a, t) == "mlp" else f"is --task {t.name}, a classification"),
     **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
@@ -126,9 +125,6 @@ def check_options_apply(args: argparse.Namespace, task: Task) -> None:
         given = getattr(args, key)
         if given is not None and not applies(args, task):  # None: not given (--no-header gives False)
             flag = "--" + key.replace("_", "-")
-            if key == "loss":
-                raise UsageError(f"--loss {given} does not suit --task {task.name}: its labels take "
-                                 f"{' or '.join(task.losses)}")
             raise UsageError(f"{flag} applies only {where}; this run {instead(args, task)}")
 
 
@@ -382,7 +378,10 @@ def prepare(argv: list[str], runners: bool = True) -> Plan:
     if args.task == "data" and args.data is None:
         raise UsageError("--task data needs --data FILE")
     task = get_task(args.task)
-    args.loss = args.loss or task.losses[0]  # each task's labels have a loss of their own
+    args.loss = args.loss or task.losses[0]  # each task's labels have losses of their own
+    if args.loss not in task.losses:
+        raise UsageError(f"--loss {args.loss} does not suit --task {task.name}: its labels take "
+                         f"{' or '.join(task.losses)}")
     check_options_apply(args, task)
     if args.plot is not None:  # outputs first: a run that could not be saved is not started
         plot_format(args.plot)

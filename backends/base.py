@@ -15,8 +15,9 @@ from .batches import EpochBatches, shuffled_epochs
 from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-LOSSES = ("mse", "half-mse", "huber", "cross-entropy")
+REGRESSION_LOSSES = ("mse", "half-mse", "huber")  # y has the output's shape
 CLASSIFICATION_LOSSES = ("cross-entropy",)  # the model's outputs are class logits, y holds class indices
+LOSSES = REGRESSION_LOSSES + CLASSIFICATION_LOSSES
 MODES = ("usual", "eager", "compiled")  # usual: each framework as its own tutorials run it
 DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
 ADAM_BETAS = (0.9, 0.999)
@@ -126,7 +127,8 @@ class Backend(ABC):
     Every loss is the task's definition, averaged over the batch:
     mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ);
     cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
-    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype (every framework takes them so).
+    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; each backend turns them into
+    what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take them as they are).
     A new model holds its framework's default initial parameters (see `native_init`).
     `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
     framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.

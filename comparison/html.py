@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .report import abbreviated, diverged_step, notes, parity_tolerance
+from .report import TITLES, abbreviated, diverged_step, notes, parity_tolerance
 from .sweep import LOG_X, X_SETTINGS, varying
 
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
@@ -122,7 +122,7 @@ def run_page(report: dict[str, Any]) -> str:
     figures = run_figures(report)
     sections.append(section("Figures", *(figure(fig, name) for name, fig in figures.items())))
     for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses and timing"),
-                         ("classes", "Accuracy per class (the share of each class's rows predicted as it)"),
+                         ("classes", TITLES["classes"]),
                          ("parity", "Parity: largest absolute difference between backends"),
                          ("function", "Function error"), ("init", "Native initialisation")):
         if report.get(key):

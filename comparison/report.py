@@ -31,8 +31,10 @@ TITLES = {
     "parity": "Parity: largest absolute difference between backends",
     "init": "Native initialisation",
     "curves": "Training and validation loss along the steps",
-    "classes": "Accuracy per class (the share of each class's rows predicted as that class)",
+    "classes": "Accuracy per class (the share of each class's rows predicted as it)",
 }
+WRITTEN_NOT_SHOWN = ("confusion",)  # tables saved as CSV (and drawn in report.html) but not printed
+CONFUSION_CLASSES = 50  # up to this many classes the confusion matrices are kept: classes² rows per backend
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
 TEXT_COLUMNS = ("status", "mode", "note")  # combined over seeds by listing the distinct values
 NOT_CONVERGED = 0.1  # a training loss 10 % above the exact optimum's ...
@@ -154,25 +156,23 @@ def step_table(results: list[BackendResult]) -> pd.DataFrame:
 
 def class_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
     """Per backend and class: the share of the class's rows predicted as it (recall), on each split."""
+    def recall(counts: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):  # a class without rows on a split: NaN
+            return np.diag(counts) / counts.sum(axis=1)
+
+    tables = [pd.DataFrame({"backend": r.backend, "class": problem.classes,
+                            "train_accuracy": recall(r.confusion["train"]), "val_accuracy": recall(r.confusion["val"]),
+                            "val_rows": r.confusion["val"].sum(axis=1)}) for r in results if r.confusion]
     columns = ["backend", "class", "train_accuracy", "val_accuracy", "val_rows"]
-    rows = []
-    for r in results:
-        if not r.confusion:
-            continue
-        train, val = r.confusion["train"], r.confusion["val"]
-        for k, name in enumerate(problem.classes or []):
-            rows.append({"backend": r.backend, "class": name,
-                         "train_accuracy": train[k, k] / train[k].sum() if train[k].sum() else math.nan,
-                         "val_accuracy": val[k, k] / val[k].sum() if val[k].sum() else math.nan,
-                         "val_rows": int(val[k].sum())})
-    return pd.DataFrame(rows, columns=columns)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
 
 
 def confusion_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
-    """Tidy confusion matrices: a row per backend, split, true class and predicted class, with the count."""
+    """Tidy confusion matrices: a row per backend, split, true class and predicted class, with the count; up
+    to CONFUSION_CLASSES classes (beyond, the per-class table is what stays readable)."""
     names = problem.classes or []
     rows = [{"backend": r.backend, "split": split, "true": names[t], "predicted": names[p], "count": int(counts[t, p])}
-            for r in results for split, counts in r.confusion.items()
+            for r in results for split, counts in r.confusion.items() if len(names) <= CONFUSION_CLASSES
             for t in range(len(names)) for p in range(len(names))]
     return pd.DataFrame(rows, columns=KEYS["confusion"] + ["count"])
 
@@ -438,7 +438,7 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             wide.insert(1, "val_rows", table.groupby("class", sort=False)["val_rows"].first().to_numpy())
             wide.columns = [str(column) if column in ("class", "val_rows") else f"{column} accuracy"
                             for column in wide.columns]
-            parts.append(("Validation accuracy per class (the share of each class's rows predicted as it)",
+            parts.append((f"Validation {TITLES[key][0].lower()}{TITLES[key][1:]}",
                           [{str(k): v for k, v in row.items()} for row in wide.to_dict("records")]))
         else:
             parts.append((TITLES[key], rows))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .report import KEYS, render, shown_tables
+from .report import KEYS, WRITTEN_NOT_SHOWN, render, shown_tables
 
 RESULTS = "results.json"
 SCHEMA = "results.schema.json"  # beside this file: the format of RESULTS, for show, diff and anyone's tools
@@ -180,7 +180,7 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: st
     """The run folder: tables, report, plot, report.html and results.json, written whole (see
     write_folder_whole); without the plot or the page when they could not be made."""
     def fill(staging: Path) -> None:
-        for key in ["summary", *shown_tables(report), *(["confusion"] if report.get("confusion") else [])]:
+        for key in ["summary", *shown_tables(report), *(key for key in WRITTEN_NOT_SHOWN if report.get(key))]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
         if page is not None:

@@ -107,11 +107,10 @@ def _newton(design: np.ndarray, labels: np.ndarray, classes: int,
     for _ in range(NEWTON_ITERATIONS):
         if np.linalg.norm(gradient) <= GRADIENT_TOLERANCE:
             break
-        if not weight_decay:
-            z = design @ theta.T
-            own = z[rows, labels]
-            z[rows, labels] = -np.inf
-            if np.all(own > z.max(axis=1)):
+        if not weight_decay:  # every row's own class strictly the most probable: separated
+            others = probabilities.copy()
+            others[rows, labels] = -1.0
+            if np.all(probabilities[rows, labels] > others.max(axis=1)):
                 return theta, float(np.linalg.norm(gradient)), True
         # Hessian of the mean cross-entropy: Σ_i (diag(p_i) − p_i p_iᵀ) ⊗ x_i x_iᵀ / n, class-major.
         outer = (probabilities[:, :, None] * design[:, None, :]).reshape(n, classes * columns)
@@ -144,9 +143,9 @@ def separated_pairs(design: np.ndarray, labels: np.ndarray, classes: int) -> lis
     from scipy.sparse import coo_matrix
 
     n, columns = design.shape
-    others = np.array([[k for k in range(classes) if k != label] for label in labels])  # (n, classes-1)
+    every = np.broadcast_to(np.arange(classes), (n, classes))
+    other = every[every != labels[:, None]]  # each row's other classes, row by row: (n·(classes−1),)
     rows = np.repeat(np.arange(n), classes - 1)
-    other = others.reshape(-1)
     count = len(other)
     # Constraint j: s_j − (w_{y_i} − w_k)·x_i ≤ 0; variables: W (classes·columns), then the slacks s.
     index = np.arange(count)

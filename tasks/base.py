@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
 from ..backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
 
@@ -37,8 +38,6 @@ class Problem:
     classes: list[str] | None = None  # a classification's class names: y holds their indices, as (n, 1) floats
 
 
-REGRESSION_LOSSES = ("mse", "half-mse", "huber")
-
 
 @dataclass(frozen=True)
 class Task:
@@ -52,6 +51,11 @@ class Task:
     # memory check that comes before the data
     data_shape: Callable[..., tuple[int, int]]
     losses: tuple[str, ...] = REGRESSION_LOSSES  # the losses its labels suit; the first is the default
+
+    @property
+    def classifies(self) -> bool:
+        """Whether its labels are classes (its losses take class indices)."""
+        return self.losses[0] in CLASSIFICATION_LOSSES
 
 
 def given_or_default(make_problem: Callable[..., Problem], given: dict[str, Any], key: str) -> Any:

@@ -221,14 +221,23 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _position(target: str | None, count: int) -> int | None:
+    """The column `target` gives by position (1 the first, -1 the last; None: the last), or None when it
+    is no position among `count` columns."""
+    if target is None:
+        return count - 1
+    if re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= count:
+        return int(target) - 1 if int(target) > 0 else count + int(target)
+    return None
+
+
 def _column(path: Path, names: list[str], target: str | None) -> int:
     """The target column: a name of the header, else a position (1 the first, -1 the last)."""
-    if target is None:
-        return len(names) - 1
-    if target in names:
+    if target is not None and target in names:
         return names.index(target)
-    if re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= len(names):
-        return int(target) - 1 if int(target) > 0 else len(names) + int(target)
+    position = _position(target, len(names))
+    if position is not None:
+        return position
     shown = ", ".join(names) if len(names) <= 12 else ", ".join(names[:10]) + f", … ({len(names)} columns)"
     raise ValueError(f"--target must name a column of {_name(path)} ({shown}) or give its position "
                      f"(1 to {len(names)}, or -1 for the last); received: {target!r}")
@@ -244,12 +253,10 @@ def _count_lines(path: Path) -> int:
 
 def _load_csv(path: Path, target: str | None = None, header: bool | None = None, labels: bool = False) -> Table:
     first = _csv_header(path)
-    # A class label may be text: a first line of numbers but for the label's field is no header either. A
-    # target given by name means a header; by position, that field is the label's.
-    by_position = target is not None and re.fullmatch(r"-?\d+", target.strip()) and 1 <= abs(int(target)) <= len(first)
-    column_of = (len(first) - 1 if target is None else
-                 (int(target) - 1 if int(target) > 0 else len(first) + int(target)) if by_position else None)
-    features_only = [field for j, field in enumerate(first) if j != column_of] if labels else first
+    # A class label may be text: a first line of numbers but for the label's field is no header either (a
+    # target given by name means a header).
+    label_field = _position(target, len(first)) if labels else None
+    features_only = [field for j, field in enumerate(first) if j != label_field]
     has_header = header if header is not None else not all(_is_number(field) for field in features_only)
     names = [field.strip() for field in first] if has_header else [f"col{j + 1}" for j in range(len(first))]
     column = _column(path, names, target)

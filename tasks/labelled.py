@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from .base import Problem, assemble, check_dtype, check_split, model_spec, uniform_init
+from .base import Problem, assemble, check_dtype, model_spec, uniform_init
 from .data import standardized
 from .datafile import data_shape as file_shape
 from .datafile import load_table
 
 DATASETS = ("iris", "wine", "breast_cancer", "digits")  # bundled with scikit-learn: no download
 DEFAULT_DATASET = "digits"
+MAX_CLASSES = 1000  # more distinct labels than this is a regression target; a confusion matrix is classes²
 SHAPES = {"iris": (150, 4), "wine": (178, 13), "breast_cancer": (569, 30), "digits": (1797, 64)}
 
 
@@ -71,30 +72,36 @@ def shape(*, dataset: str | None = None, data: str | None = None, **_: Any) -> t
 Splitter = Callable[[np.random.Generator, np.ndarray, np.ndarray, int], tuple[np.ndarray, ...]]
 
 
-def stratified_split(seed: int) -> Splitter:
-    """The split assemble() makes: scikit-learn's stratified train_test_split with random_state=seed."""
+def stratified_split(seed: int, classes: list[str]) -> Splitter:
+    """The split assemble() makes: scikit-learn's stratified train_test_split with random_state=seed, once
+    the classes are checked to allow one."""
     def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int) -> tuple[np.ndarray, ...]:
         from sklearn.model_selection import train_test_split
 
+        check_classes(y[:, 0].astype(np.int64), classes, n_val)
         X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=n_val, stratify=y[:, 0],
                                                           random_state=seed)
         return X_train, y_train, X_val, y_val
     return split
 
 
-def check_classes(labelled: Labelled, n_val: int) -> None:
-    """Every class needs a row on each side of a stratified split, and there must be two classes."""
-    counts = np.bincount(labelled.labels, minlength=len(labelled.classes))
-    if len(labelled.classes) < 2:
-        raise ValueError(f"classification needs at least 2 classes; the target holds one: {labelled.classes[0]!r}")
-    scarce = [name for name, count in zip(labelled.classes, counts, strict=True) if count < 2]
+def check_classes(labels: np.ndarray, classes: list[str], n_val: int) -> None:
+    """Two classes at least, not so many that the labels look like a regression's, and every class with a
+    row on each side of a stratified split."""
+    if len(classes) < 2:
+        raise ValueError(f"classification needs at least 2 classes; the target holds one: {classes[0]!r}")
+    if len(classes) > MAX_CLASSES:
+        raise ValueError(f"the target holds {len(classes):,} distinct labels; classification here takes at most "
+                         f"{MAX_CLASSES:,} classes (a column of measurements is --task data's)")
+    counts = np.bincount(labels, minlength=len(classes))
+    scarce = [name for name, count in zip(classes, counts, strict=True) if count < 2]
     if scarce:
         raise ValueError(f"a stratified split needs at least 2 rows of every class; "
                          f"{len(scarce)} class(es) have one: {', '.join(map(repr, scarce[:5]))}")
-    if n_val < len(labelled.classes) or len(labelled.labels) - n_val < len(labelled.classes):
-        raise ValueError(f"val_fraction must leave at least one row of each of the {len(labelled.classes)} classes "
+    if n_val < len(classes) or len(labels) - n_val < len(classes):
+        raise ValueError(f"val_fraction must leave at least one row of each of the {len(classes)} classes "
                          f"on both sides of the split; it leaves {n_val} validation and "
-                         f"{len(labelled.labels) - n_val} training rows")
+                         f"{len(labels) - n_val} training rows")
 
 
 def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int | None, model: str,
@@ -104,13 +111,11 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
     model_spec(model, 1, 2, hidden, activation)  # checks sizes and names before anything is read
     check_dtype(dtype)
     labelled = labelled_rows(dataset=dataset, data=data, target=target, header=header)
-    n_val = check_split(len(labelled.X), val_fraction)
-    check_classes(labelled, n_val)
     spec = model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation)
     problem = assemble(
         task, np.random.default_rng(seed), labelled.X, labelled.labels[:, None].astype(np.float64), spec=spec,
         init=uniform_init, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
-        splitter=stratified_split(seed),
+        splitter=stratified_split(seed, labelled.classes),
         settings={"seed": seed, **labelled.source, "rows": len(labelled.X), "features": labelled.X.shape[1],
                   "classes": labelled.classes,
                   **({"hidden": list(hidden), "activation": activation} if model == "mlp" else {})})

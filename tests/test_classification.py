@@ -211,3 +211,16 @@ def test_explain_finds_mxnets_adam_beta2_on_a_classifier_and_nothing_between_the
     assert ran.code == 1, ran.err  # explain exits 1 when a pair differs
     assert "numpy vs torch: agree" in ran.out
     assert "β₂ = 0.999 is held in float32 by mxnet" in ran.out
+
+
+def test_a_regression_target_is_refused_and_many_classes_keep_their_tables_small(cli, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "ids.npz", X=rng.normal(size=(2500, 2)), y=np.repeat(np.arange(1250), 2))
+    ran = cli("--task", "softmax", "--data", str(tmp_path / "ids.npz"))
+    assert ran.code == 2 and "the target holds 1,250 distinct labels; classification here takes at most 1,000" in ran.err
+    np.savez(tmp_path / "sixty.npz", X=rng.normal(size=(300, 2)), y=np.repeat(np.arange(60), 5))
+    ran = cli("--task", "softmax", "--data", str(tmp_path / "sixty.npz"), "--backends", "numpy", "--epochs", "1",
+              "--format", "json")
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)
+    assert len(report["classes"]) == 2 * 60 and report["confusion"] == []  # numpy and the optimum; no 60² cells
