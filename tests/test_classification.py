@@ -217,7 +217,8 @@ def test_a_regression_target_is_refused_and_many_classes_keep_their_tables_small
     rng = np.random.default_rng(2)
     np.savez(tmp_path / "ids.npz", X=rng.normal(size=(2500, 2)), y=np.repeat(np.arange(1250), 2))
     ran = cli("--task", "softmax", "--data", str(tmp_path / "ids.npz"))
-    assert ran.code == 2 and "the target holds 1,250 distinct labels; classification here takes at most 1,000" in ran.err
+    assert ran.code == 2
+    assert "the target holds 1,250 distinct labels; classification here takes at most 1,000" in ran.err
     np.savez(tmp_path / "sixty.npz", X=rng.normal(size=(300, 2)), y=np.repeat(np.arange(60), 5))
     ran = cli("--task", "softmax", "--data", str(tmp_path / "sixty.npz"), "--backends", "numpy", "--epochs", "1",
               "--format", "json")
