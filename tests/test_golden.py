@@ -1,0 +1,54 @@
+"""Every number a fixed set of runs printed when tests/golden/runs.json was recorded prints the same now,
+bit for bit: every task, both dtypes, both init modes, inline and in worker processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend_compare.entry import main
+from tests.golden import runs
+
+RECORDED = json.loads(runs.RECORDED.read_text())
+
+
+def differences(recorded: Any, now: Any, where: str = "") -> list[str]:
+    """Every place where `now` is not `recorded` exactly (NaN equal to NaN), as readable lines."""
+    if isinstance(recorded, dict) and isinstance(now, dict):
+        found = [f"{where}.{key}: recorded only" for key in recorded.keys() - now.keys()]
+        found += [f"{where}.{key}: new" for key in now.keys() - recorded.keys()]
+        for key in recorded.keys() & now.keys():
+            found += differences(recorded[key], now[key], f"{where}.{key}")
+        return found
+    if isinstance(recorded, list) and isinstance(now, list):
+        if len(recorded) != len(now):
+            return [f"{where}: {len(recorded)} items recorded, {len(now)} now"]
+        return [line for i, (a, b) in enumerate(zip(recorded, now, strict=True))
+                for line in differences(a, b, f"{where}[{i}]")]
+    same = recorded == now or (isinstance(recorded, float) and isinstance(now, float)
+                               and math.isnan(recorded) and math.isnan(now))
+    return [] if same else [f"{where}: recorded {recorded!r}, now {now!r}"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("golden")
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="recorded on x86_64: other CPUs round differently")
+@pytest.mark.parametrize("key", runs.keys())
+def test_inline_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
+    now = runs.run(main, ["--executor", "inline", *runs.argv(key, folder)])
+    assert not differences(RECORDED[key], now), "\n".join(differences(RECORDED[key], now)[:20])
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="recorded on x86_64: other CPUs round differently")
+@pytest.mark.parametrize("key", runs.IN_WORKERS)
+def test_worker_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
+    now = runs.run(main, ["--executor", "process", *runs.argv(key, folder)])
+    assert not differences(RECORDED[key], now), "\n".join(differences(RECORDED[key], now)[:20])
