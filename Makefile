@@ -42,15 +42,9 @@ browser:
 test: lint $(NP2_STAMP) browser
 	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python BROWSER_REQUIRED=1 $(BIN)/python -m pytest --backends all --durations=10
 
-# mypy cannot follow the editable install's import hook, so it checks the package through a tree of
-# links laid out as the installed package is: backend_compare/{cli.py, backends/, tasks/, comparison/}.
-TYPECHECK := build/typecheck
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/backend_compare
-	ln -s $(CURDIR)/backend_compare/*.py $(CURDIR)/backend_compare/py.typed $(CURDIR)/backends $(CURDIR)/tasks \
-		$(CURDIR)/comparison $(TYPECHECK)/backend_compare/
-	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p backend_compare
+	$(BIN)/mypy --config-file pyproject.toml -p backend_compare
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis build

@@ -56,7 +56,6 @@ from .backends import (
     package_version,
     registration,
 )
-from .backends.spec import ACTIVATIONS, DTYPES
 from .comparison import memory
 from .comparison.executors import EXECUTORS, Worker, WorkerFailed, run_in_workers, run_inline
 from .comparison.html import run_page
@@ -76,6 +75,7 @@ from .comparison.saved import (
     write_atomic,
 )
 from .entry import Terminated, how_stopped, raise_terminated
+from .layers import ACTIVATIONS, DTYPES
 from .tasks import TASKS, Problem, Task, get_task
 from .tasks.base import MODELS, given_or_default, model_spec
 from .tasks.labelled import DATASETS

@@ -27,10 +27,10 @@ from .comparison.run import OK
 from .comparison.saved import (
     HTML,
     OutputError,
-    _existing_ancestor,
-    _prove_writable,
+    existing_ancestor,
     figure_bytes,
     html_page,
+    prove_writable,
     raise_stop_within,
     write_atomic,
 )
@@ -118,7 +118,7 @@ def _checked(own: argparse.Namespace, rest: list[str], argv: list[str]
     out = Path(own.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
         raise cli.UsageError(f"--out {own.out!r} is not a folder of a previous sweep, nor new or empty")
-    _prove_writable(_existing_ancestor(out.parent), "--out", own.out)
+    prove_writable(existing_ancestor(out.parent), "--out", own.out)
     curves_at = _point_asked(own.curves_at, grid)
     code, jobs = code_version(), []
     versions = {name: "" if RowName.parse(name).label else framework_version(RowName.parse(name).backend)

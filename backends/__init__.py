@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
+from ..layers import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 from .base import LOSSES, MODES, OPTIMIZERS, Backend, error_line
-from .spec import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 
 ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend
 

@@ -11,8 +11,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..layers import (
+    DTYPES,
+    LAYER_TYPES,
+    Layer,
+    ModelSpec,
+    Translator,
+    input_shape,
+    make_spec,
+    out_features,
+    param_shapes,
+)
 from .batches import EpochBatches, shuffled_epochs
-from .spec import DTYPES, ModelSpec, in_features, make_spec, out_features, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 REGRESSION_LOSSES = ("mse", "half-mse", "huber")  # y has the output's shape
@@ -139,6 +149,26 @@ class Backend(ABC):
     modes: ClassVar[tuple[str, ...]] = ("eager",)  # the modes this backend can run its step in
     usual_mode: ClassVar[str] = "eager"  # what its framework's tutorials do
     load_copies: ClassVar[bool] = False  # True when _load converts into memory of the framework's own
+    framework: ClassVar[str] = ""  # whose translators build its layers (a layer's `translators` key); "" for none
+    translators: ClassVar[Mapping[str, type[Translator]]] = {}  # layer kind → this backend's own translator
+    replay: ClassVar[bool] = False  # whether it has the replay hooks explain needs (_activations, _optimizer_state,
+    # _set_optimizer_state)
+
+    @classmethod
+    def translates(cls, layer: Layer) -> bool:
+        """Whether this backend can build `layer`: a translator of its own or the layer's for its framework."""
+        return layer.kind in cls.translators or cls.framework in layer.translators
+
+    @classmethod
+    def layer_kinds(cls) -> tuple[str, ...]:
+        """The registered layer types this backend builds."""
+        return tuple(kind for kind, layer in LAYER_TYPES.items()
+                     if kind in cls.translators or cls.framework in layer.translators)
+
+    def translator(self, layer: Layer) -> Translator:
+        """The translator that builds `layer` in this backend's framework."""
+        own = self.translators.get(layer.kind)
+        return own() if own is not None else layer.translator(self.framework)
 
     def __init__(
         self,
@@ -154,6 +184,10 @@ class Backend(ABC):
         mode: str = "usual",
     ) -> None:
         self.spec = make_spec(list(spec))
+        for index, layer in enumerate(self.spec):
+            if not self.translates(layer):
+                raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; it builds: "
+                                 f"{', '.join(self.layer_kinds()) or 'no layer type'}")
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
@@ -276,7 +310,8 @@ class Backend(ABC):
             X_checked, y_checked = _unshared(X_checked, X), _unshared(y_checked, y)
         X, y = X_checked, y_checked
         self._n_train = len(X)
-        self._rows_per_gather = max(1, GATHER_BYTES // ((X.shape[1] + y.shape[1]) * X.itemsize))
+        row_bytes = (math.prod(X.shape[1:]) + math.prod(y.shape[1:])) * X.itemsize
+        self._rows_per_gather = max(1, GATHER_BYTES // row_bytes)
         self._load(X, y)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -389,9 +424,9 @@ class Backend(ABC):
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
         X = _as_dtype("X", _real_array("X", X), self.dtype)
-        n_in = in_features(self.spec)
-        if X.ndim != 2 or X.shape[1] != n_in:
-            raise ValueError(f"X must have shape (n, {n_in}); received shape {X.shape}")
+        shape = input_shape(self.spec)
+        if X.shape[1:] != shape or X.ndim != len(shape) + 1:
+            raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
         return X
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .base import Backend, error_line
-from .spec import mlp_spec, param_shapes
-from .testing import allowed_tolerance
+from ..layers import LAYER_TYPES, Layer, make_spec, mlp_spec, param_shapes
+from .base import MODES, Backend, error_line
+from .tolerances import allowed_tolerance
 
 SPEC = mlp_spec(2, (3,), 1, "tanh")
 GRADIENT_RTOL, GRADIENT_ATOL = 1e-6, 1e-9  # central differences with step 1e-6, float64
@@ -95,17 +95,100 @@ def bad_input_rejected(cls: type[Backend]) -> None:
     refused("X with NaN", lambda: model.predict(np.full((2, 2), np.nan)))
 
 
+def _close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e-9, atol: float = 1e-12) -> None:
+    """assert_allclose with a one-line message that says first what differs."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape or not np.allclose(actual, expected, rtol=rtol, atol=atol):
+        gap = np.max(np.abs(actual - expected)) if actual.shape == expected.shape else "shape"
+        raise AssertionError(f"{what} differs (largest difference {gap}; rtol {rtol:g}, atol {atol:g})")
+
+
+def _example_data(spec: Sequence[Layer], rows: int = 6) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    from ..layers import input_shape, out_features
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(rows, *input_shape(tuple(spec))))
+    y = rng.normal(size=(rows, out_features(tuple(spec))))
+    params = {name: rng.normal(0.0, 0.5, size=shape) for name, shape in param_shapes(tuple(spec)).items()}
+    return X, y, params
+
+
+def declared_layers(cls: type[Backend]) -> None:
+    """Every layer type the backend declares it builds: each of the type's example models gives the NumPy
+    backend's loss and gradients (float64) from the same parameters."""
+    from .numpy_backend import NumpyBackend
+
+    for kind in cls.layer_kinds():
+        for example in LAYER_TYPES[kind].examples():
+            spec = make_spec(example)
+            X, y, params = _example_data(spec)
+            ours, theirs = NumpyBackend(spec, dtype="float64"), cls(spec, dtype="float64")
+            ours.set_params(params)
+            theirs.set_params(params)
+            (loss_a, grads_a), (loss_b, grads_b) = ours.loss_and_grads(X, y), theirs.loss_and_grads(X, y)
+            where = ", ".join(layer.describe() for layer in spec)
+            _close(np.asarray(loss_b), np.asarray(loss_a), f"{kind} in [{where}]: the loss")
+            for name in grads_a:
+                _close(grads_b[name], grads_a[name], f"{kind} in [{where}]: the gradient of {name}")
+
+
+def declared_modes(cls: type[Backend]) -> None:
+    """Every mode the backend declares runs its step and trains as its eager mode does (float64)."""
+    unknown = [mode for mode in cls.modes if mode not in MODES]
+    if unknown or cls.usual_mode not in cls.modes:
+        raise AssertionError(f"modes must be among {', '.join(MODES[1:])} and include usual_mode "
+                             f"{cls.usual_mode!r}; declared: {cls.modes}")
+    X, y = _data()
+    trained = {}
+    for mode in cls.modes:
+        model = cls(SPEC, dtype="float64", mode=mode, lr=2**-5)
+        model.set_params(_params(3))
+        trained[mode] = model.fit(X, y, epochs=2, batch_size=8, seed=4).get_params()
+    first = cls.modes[0]
+    for mode, params in trained.items():
+        for name in params:
+            _close(params[name], trained[first][name], f"mode {mode} against {first}: {name}")
+
+
+def declared_replay(cls: type[Backend]) -> None:
+    """A backend that declares the replay hooks (explain needs them) gives every layer's output and its
+    optimiser state, and continues from a state it is given exactly as from its own."""
+    if not cls.replay:
+        return
+    X, y = _data(8)
+    model = cls(SPEC, dtype="float64", optimizer="adam", lr=2**-5)
+    model.set_params(_params(3))
+    model.load(X, y)
+    outputs = model.forward_activations(X)
+    if len(outputs) != len(SPEC):
+        raise AssertionError(f"forward_activations gave {len(outputs)} outputs for a model of {len(SPEC)} layers")
+    _close(outputs[-1], model.predict(X), "forward_activations' last output against predict", rtol=1e-12)
+    model.step(np.arange(8))
+    params, state = model.get_params(), model.get_optimizer_state()
+    model.step(np.arange(4))
+    expected = model.get_params()
+    model.set_params(params)
+    model.set_optimizer_state(state)
+    model.step(np.arange(4))
+    for name, value in model.get_params().items():
+        _close(value, expected[name], f"{name} after a step from a restored optimiser state", rtol=1e-12, atol=1e-15)
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "parameter round trip": parameter_round_trip,
     "gradients against finite differences": gradients_against_finite_differences,
     "parity with the numpy backend": parity_with_numpy,
     "determinism": determinism,
     "bad input rejected": bad_input_rejected,
+    "the layer types it declares": declared_layers,
+    "the modes it declares": declared_modes,
+    "the replay hooks it declares": declared_replay,
 }
 
 
 def check_backend(cls: type[Backend], allow: Sequence[str] = ()) -> None:
-    """Run every check on `cls`; an AssertionError names each that fails and why. `allow` names known,
+    """Run every check on `cls`, each declared capability (layer types, modes, replay hooks) included; an
+    AssertionError names each that fails and why. `allow` names known,
     documented differences (backends.testing.ALLOWANCES) that widen the parity check for this backend."""
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise TypeError(f"check_backend takes a Backend subclass; received: {cls!r}")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from ..layers import Build, Link
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import split_batches
-from .spec import Linear
 
 try:
     import jax
@@ -27,30 +27,28 @@ except ImportError as err:
     raise ImportError(f"the jax backend needs JAX, Flax and Optax ({err}); install it with: "
                       "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
 
-_ACTIVATIONS: dict[str, Callable[[Any], Any]] = {"tanh": jnp.tanh, "relu": jax.nn.relu, "sigmoid": jax.nn.sigmoid}
 # Optax's state by path: .trace (momentum, torch's buffer), .mu and .nu (Adam's moments) hold one array per
-# parameter, under the model's ['layers'][index]['kernel' or 'bias'].
-_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]\['(kernel|bias)'\]")
+# parameter, under the model's ['layers'][index][attribute].
+_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]\['(\w+)'\]")
 _STATE_KINDS = {"trace": "velocity", "mu": "m", "nu": "v"}
-
-
-def _state_slot(path: str) -> tuple[str, str, bool] | None:
-    """(canonical kind, parameter name, whether it is a kernel to transpose) for a state leaf's path."""
-    found = _STATE_PATH.search(path)
-    if found is None:
-        return None
-    kind, index, part = found.groups()
-    return _STATE_KINDS[kind], f"{index}.{'weight' if part == 'kernel' else 'bias'}", part == "kernel"
 
 
 class JaxBackend(Backend):
     name = "jax"
+    framework = "jax"  # the key of its translators in each layer module
+    replay = True
     native_init_description = "nnx.Linear defaults: lecun_normal kernels, zero biases, from nnx.Rngs(seed)"
     modes = ("eager", "compiled")
     usual_mode = "compiled"
 
     def _build(self) -> None:
         self._jdtype = jnp.dtype(self.dtype)
+        self._translators = [self.translator(layer) for layer in self.spec]
+        # (layer index, the attribute holding it) → the canonical name and the layout it is held in
+        self._links: dict[tuple[int, str], tuple[str, Link]] = {
+            (index, link.native): (f"{index}.{name}", link)
+            for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
+            for name, link in translator.links.items() if name in layer.params()}
         self._seed_model(0)
         per_element = {
             "mse": lambda output, target: optax.losses.squared_error(output, target),
@@ -102,32 +100,23 @@ class JaxBackend(Backend):
 
     def _seed_model(self, seed: int) -> None:
         """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained."""
-        rngs = nnx.Rngs(seed)
-        layers = [nnx.Linear(layer.in_features, layer.out_features, use_bias=layer.bias, dtype=self._jdtype,
-                             param_dtype=self._jdtype, rngs=rngs) if isinstance(layer, Linear)
-                  else _ACTIVATIONS[layer.name] for layer in self.spec]
-        self._model = nnx.Sequential(*layers)
+        build = Build(self.dtype, rngs=nnx.Rngs(seed))
+        self._model = nnx.Sequential(*(translator.build(layer, build)
+                                       for translator, layer in zip(self._translators, self.spec, strict=True)))
         self._graph, self._params = nnx.split(self._model, nnx.Param)
 
-    def _layers(self) -> Iterator[tuple[int, Any]]:
+    def _variables(self) -> Iterator[tuple[str, Link, Any]]:
+        """Each canonical parameter's name, layout and nnx variable, the model brought up to date first."""
         nnx.update(self._model, self._params)
-        for index, layer in enumerate(self._model.layers):
-            if isinstance(layer, nnx.Linear):
-                yield index, layer
+        for (index, native), (name, link) in self._links.items():
+            yield name, link, getattr(self._model.layers[index], native)
 
     def _get_params(self) -> Params:
-        found = {}
-        for index, layer in self._layers():
-            found[f"{index}.weight"] = np.asarray(layer.kernel.value).T  # Flax kernels are (in, out)
-            if layer.bias is not None:
-                found[f"{index}.bias"] = np.asarray(layer.bias.value)
-        return found
+        return {name: link.canonical_array(np.asarray(variable.value)) for name, link, variable in self._variables()}
 
     def _set_params(self, params: Params) -> None:
-        for index, layer in self._layers():
-            layer.kernel.value = jnp.asarray(params[f"{index}.weight"].T, dtype=self._jdtype)
-            if layer.bias is not None:
-                layer.bias.value = jnp.asarray(params[f"{index}.bias"], dtype=self._jdtype)
+        for name, link, variable in self._variables():
+            variable.value = jnp.asarray(link.native_array(params[name]), dtype=self._jdtype)
         self._graph, self._params = nnx.split(self._model, nnx.Param)
 
     def _native_init(self, seed: int) -> None:
@@ -160,10 +149,18 @@ class JaxBackend(Backend):
         loss, grads = self._value_and_grad(self._params, jnp.asarray(X), jnp.asarray(y))
         found = {}
         for path, value in nnx.to_flat_state(grads):
-            index, kind = path[-2], path[-1]
-            array = np.asarray(value.value if hasattr(value, "value") else value)
-            found[f"{index}.{'weight' if kind == 'kernel' else 'bias'}"] = array.T if kind == "kernel" else array
+            name, link = self._links[(cast(int, path[-2]), str(path[-1]))]  # (…, 'layers', index, attribute)
+            found[name] = link.canonical_array(np.asarray(value.value if hasattr(value, "value") else value))
         return float(loss), found
+
+    def _state_slot(self, path: str) -> tuple[str, str, Link] | None:
+        """(canonical kind, parameter name, its layout) for an optimiser state leaf's path."""
+        found = _STATE_PATH.search(path)
+        if found is None:
+            return None
+        kind, index, native = found.groups()
+        name, link = self._links[(int(index), native)]
+        return _STATE_KINDS[kind], name, link
 
     # ---- replay hooks (compare.py explain) ----
 
@@ -178,10 +175,10 @@ class JaxBackend(Backend):
     def _optimizer_state(self) -> dict[str, Any]:
         found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
         for path, leaf in jax.tree_util.tree_flatten_with_path(self._opt_state)[0]:
-            slot = _state_slot(jax.tree_util.keystr(path))
+            slot = self._state_slot(jax.tree_util.keystr(path))
             if slot is not None:
-                kind, name, kernel = slot
-                found[kind][name] = np.asarray(leaf).T if kernel else np.asarray(leaf)
+                kind, name, link = slot
+                found[kind][name] = link.canonical_array(np.asarray(leaf))
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
@@ -189,12 +186,11 @@ class JaxBackend(Backend):
             key = jax.tree_util.keystr(path)
             if key.endswith(".count"):  # Adam's step count
                 return jnp.asarray(state["step"], dtype=jnp.asarray(leaf).dtype)
-            slot = _state_slot(key)
+            slot = self._state_slot(key)
             if slot is None:
                 return leaf
-            kind, name, kernel = slot
-            value = state[kind][name]
-            return jnp.asarray(value.T if kernel else value, dtype=self._jdtype)
+            kind, name, link = slot
+            return jnp.asarray(link.native_array(state[kind][name]), dtype=self._jdtype)
 
         self._opt_state = jax.tree_util.tree_map_with_path(replaced, self._opt_state)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import Build, Link
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params, error_line
-from .spec import Linear
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
     np.bool = bool  # type: ignore[attr-defined]
@@ -49,6 +49,8 @@ class _NetWithLoss(gluon.HybridBlock):
 
 class MxnetBackend(Backend):
     name = "mxnet"
+    framework = "mxnet"  # the key of its translators in each layer module
+    replay = True
     native_init_description = (
         "Block.initialize() default: Uniform(-0.07, 0.07) weights, zero biases; mx.random.seed(seed)")
     load_copies = True  # nd.array copies into MXNet's own memory
@@ -57,20 +59,18 @@ class MxnetBackend(Backend):
 
     def _build(self) -> None:
         self._net = gluon.nn.HybridSequential()
-        for layer in self.spec:
-            if isinstance(layer, Linear):
-                # in_units given, so no deferred initialisation: parameters exist before a forward.
-                self._net.add(gluon.nn.Dense(layer.out_features, in_units=layer.in_features,
-                                             use_bias=layer.bias, dtype=self.dtype))
-            else:
-                self._net.add(gluon.nn.Activation(layer.name))
+        build = Build(self.dtype)
+        translators = [self.translator(layer) for layer in self.spec]
+        for translator, layer in zip(translators, self.spec, strict=True):
+            self._net.add(translator.build(layer, build))
         self._net.initialize(ctx=mx.cpu())
         compiled = self.mode == "compiled"
         self._net.hybridize(compiled, static_alloc=True)  # one cached graph per batch shape, ~30 % faster
-        self._named = {}
-        for name in self._shapes:  # Dense.weight is (units, in_units): the canonical layout as is
-            index, kind = name.split(".")
-            self._named[name] = getattr(self._net[int(index)], kind)
+        # Each canonical parameter with the Gluon Parameter that holds it and the layout it is held in.
+        self._links: dict[str, tuple[Any, Link]] = {
+            f"{index}.{name}": (getattr(self._net[index], link.native), link)
+            for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
+            for name, link in translator.links.items() if name in layer.params()}
         # Gluon losses are per example; Trainer.step(batch_size) then divides the summed gradient by
         # the batch size, which makes the batch mean. L2Loss is ½(ŷ−y)², so weight=2 gives the MSE;
         # HuberLoss(rho) is torch's HuberLoss(delta) divided by delta, so weight=delta undoes that.
@@ -86,11 +86,12 @@ class MxnetBackend(Backend):
         self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step
 
     def _get_params(self) -> Params:
-        return {name: param.data().asnumpy() for name, param in self._named.items()}
+        return {name: link.canonical_array(param.data().asnumpy()) for name, (param, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
         for name, value in params.items():
-            self._named[name].set_data(nd.array(value, dtype=self.dtype))
+            param, link = self._links[name]
+            param.set_data(nd.array(link.native_array(value), dtype=self.dtype))
 
     def _native_init(self, seed: int) -> None:
         mx.random.seed(seed)  # MXNet has no generator object: native mode seeds its global RNG
@@ -139,7 +140,8 @@ class MxnetBackend(Backend):
         with autograd.record():  # the same fused graph that training steps through
             loss = self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype))
         loss.backward()  # sums per-example gradients; divide as Trainer.step(batch_size) would
-        grads = {name: (param.grad() / len(X)).asnumpy() for name, param in self._named.items()}
+        grads = {name: link.canonical_array((param.grad() / len(X)).asnumpy())
+                 for name, (param, link) in self._links.items()}
         return loss.mean().asscalar(), grads
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
@@ -179,7 +181,7 @@ class MxnetBackend(Backend):
     def _slots(self) -> dict[str, int]:
         """Each parameter's index in the Trainer, which keys its optimiser state."""
         position = {id(param): index for index, param in enumerate(self._trainer._params)}
-        return {name: position[id(param)] for name, param in self._named.items()}
+        return {name: position[id(param)] for name, (param, _) in self._links.items()}
 
     def _optimizer_state(self) -> dict[str, Any]:
         # Gluon's SGD keeps mom = μ·mom − lr·g (lr as float32): torch's buffer is −mom / lr.
@@ -187,25 +189,31 @@ class MxnetBackend(Backend):
         states = self._trainer._updaters[0].states
         found: dict[str, dict[str, np.ndarray]] = {"velocity": {}, "m": {}, "v": {}}
         for name, index in self._slots().items():
-            state, zeros = states.get(index), np.zeros(self._shapes[name], self.dtype)
+            state, zeros, link = states.get(index), np.zeros(self._shapes[name], self.dtype), self._links[name][1]
             if self.optimizer == "adam":
-                found["m"][name], found["v"][name] = ((state[0].asnumpy(), state[1].asnumpy()) if state is not None
-                                                      else (zeros, zeros))
+                found["m"][name], found["v"][name] = ((link.canonical_array(state[0].asnumpy()),
+                                                       link.canonical_array(state[1].asnumpy()))
+                                                      if state is not None else (zeros, zeros))
             else:
-                found["velocity"][name] = -state.asnumpy() / lr32 if state is not None else zeros
+                found["velocity"][name] = (-link.canonical_array(state.asnumpy()) / lr32 if state is not None
+                                           else zeros)
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
         updater, optimizer = self._trainer._updaters[0], self._trainer._optimizer
         lr32 = float(np.float32(self.lr))
         for name, index in self._slots().items():
-            weight = self._named[name].data()
+            param, link = self._links[name]
+
+            def native(value: np.ndarray, link: Link = link) -> Any:
+                return nd.array(link.native_array(value), dtype=self.dtype)
+
             if self.optimizer == "adam":
-                made = (nd.array(state["m"][name], dtype=self.dtype), nd.array(state["v"][name], dtype=self.dtype))
+                made = (native(state["m"][name]), native(state["v"][name]))
             elif "velocity" in state:
-                made = nd.array(-state["velocity"][name] * lr32, dtype=self.dtype)
+                made = native(-state["velocity"][name] * lr32)
             else:
-                made = optimizer.create_state_multi_precision(index, weight)
+                made = optimizer.create_state_multi_precision(index, param.data())
             updater.states[index], updater.states_synced[index] = made, True
             optimizer._index_update_count[index] = state["step"]
         optimizer.num_update = state["step"]

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from ..layers import LAYER_TYPES, Layer
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import shuffled_epochs
-from .spec import Linear
-
-# Activations with their derivatives written in terms of the layer's input `a` and output `z`.
-_ACTIVATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
-    "tanh": (np.tanh, lambda a, z: 1.0 - z * z),
-    "relu": (lambda a: np.maximum(a, 0), lambda a, z: (a > 0).astype(a.dtype)),
-    "sigmoid": (lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a, z: z * (1.0 - z)),
-}
 
 
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -35,15 +28,26 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.nd
 
 class NumpyBackend(Backend):
     name = "numpy"
+    framework = "numpy"
+    replay = True
     native_init_description = (
         "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)")
     modes = ("eager", "compiled")  # nothing to compile: both run the same code, a baseline for the others
 
+    @classmethod
+    def translates(cls, layer: Layer) -> bool:
+        return True  # every layer type carries its NumPy forward and backward
+
+    @classmethod
+    def layer_kinds(cls) -> tuple[str, ...]:
+        return tuple(LAYER_TYPES)
+
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
-        # Per layer: (index, weight name, bias name, activation name), so a step formats no names.
-        self._plan = [(index, f"{index}.weight", f"{index}.bias" if layer.bias else None, None)
-                      if isinstance(layer, Linear) else (index, None, None, layer.name)
+        # Per layer: the layer, its parameters by the layer's own names (views of self._params, which every
+        # update changes in place) and their canonical names, so a step formats no names.
+        self._plan = [(layer, {short: self._params[f"{index}.{short}"] for short in layer.params()},
+                       {short: f"{index}.{short}" for short in layer.params()})
                       for index, layer in enumerate(self.spec)]
         self._native_init(0)  # like the frameworks, a new model starts from its default initialiser
 
@@ -56,9 +60,8 @@ class NumpyBackend(Backend):
 
     def _native_init(self, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        for name, param in self._params.items():
-            bound = 1.0 / np.sqrt(self._shapes[name.replace("bias", "weight")][1])
-            param[...] = rng.uniform(-bound, bound, size=param.shape)
+        for layer, params, _ in self._plan:
+            layer.numpy_init(rng, params)
 
     def _reset_optimizer(self) -> None:
         self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
@@ -73,7 +76,7 @@ class NumpyBackend(Backend):
         self._X, self._y = X, y
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self._forward(X)[-1]
+        return self._forward(X, train=False)[0][-1]
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
         return self._loss_and_output_grad(self._predict(X), y)[0]
@@ -82,9 +85,9 @@ class NumpyBackend(Backend):
         return self._loss(self._X, self._y)
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        activations = self._forward(X)
-        loss, output_grad = self._loss_and_output_grad(activations[-1], y)
-        return loss, self._backward(activations, output_grad)
+        outputs, saved = self._forward(X)
+        loss, output_grad = self._loss_and_output_grad(outputs[-1], y)
+        return loss, self._backward(saved, output_grad)
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
         X, y = (self._X, self._y) if order is None else (self._X[order], self._y[order])  # batches: views
@@ -97,7 +100,7 @@ class NumpyBackend(Backend):
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        return self._forward(X)[1:]
+        return self._forward(X)[0]
 
     def _optimizer_state(self) -> dict[str, Any]:
         return {"velocity": self._velocity, "m": self._velocity, "v": self._second_moment}
@@ -110,34 +113,27 @@ class NumpyBackend(Backend):
 
     # ---- the hand-derived pieces ----
 
-    def _forward(self, X: np.ndarray) -> list[np.ndarray]:
-        """Every layer's input, then the model output: activations[i] enters layer i."""
-        activations = [X]
-        params = self._params
-        for _, weight, bias, activation in self._plan:
-            a = activations[-1]
-            if weight is not None:
-                z = a @ params[weight].T  # (batch, out)
-                if bias is not None:
-                    z += params[bias]
-            else:
-                z = _ACTIVATIONS[activation][0](a)  # type: ignore[index]
-            activations.append(z)
-        return activations
+    def _forward(self, X: np.ndarray, train: bool = True) -> tuple[list[np.ndarray], list[object]]:
+        """Every layer's output, and what each layer's backward needs of its call (train: layers such as
+        dropout and batch normalisation behave as in training)."""
+        outputs: list[np.ndarray] = []
+        saved: list[object] = []
+        out = X
+        for layer, params, _ in self._plan:
+            out, kept = layer.forward(params, out, train)
+            outputs.append(out)
+            saved.append(kept)
+        return outputs, saved
 
-    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> Params:
+    def _backward(self, saved: list[object], output_grad: np.ndarray) -> Params:
         grads: Params = {}
-        g = output_grad  # dL/d(output of the current layer), (batch, out)
-        for index, weight, bias, activation in reversed(self._plan):
-            a = activations[index]
-            if weight is not None:
-                grads[weight] = g.T @ a  # (out, in)
-                if bias is not None:
-                    grads[bias] = g.sum(axis=0)
-                if index:  # the input needs no gradient
-                    g = g @ self._params[weight]
-            else:
-                g = g * _ACTIVATIONS[activation][1](a, activations[index + 1])  # type: ignore[index]
+        g: np.ndarray | None = output_grad  # dL/d(output of the current layer)
+        for index in reversed(range(len(self._plan))):
+            layer, params, names = self._plan[index]
+            assert g is not None
+            g, found = layer.backward(params, saved[index], g, index > 0)  # the input needs no gradient
+            for short, value in found.items():
+                grads[names[short]] = value
         return grads
 
     def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

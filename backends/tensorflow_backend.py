@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import Build, Link, input_shape, out_features
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
-from .spec import Linear, in_features, out_features
 
 _INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
 
@@ -98,6 +98,8 @@ def _floatx(dtype: str) -> Iterator[None]:
 
 class TensorflowBackend(Backend):
     name = "tensorflow"
+    framework = "tensorflow"  # the key of its translators in each layer module
+    replay = True
     native_init_description = ("keras.layers.Dense defaults: glorot_uniform kernels, zero biases, from "
                                "keras.random.SeedGenerator(seed)")
     modes = ("eager", "compiled")
@@ -106,14 +108,21 @@ class TensorflowBackend(Backend):
     def _build(self) -> None:
         # Every Keras object gets the dtype explicitly: layers, losses and the optimiser's learning-rate
         # variable otherwise take keras.config.floatx(), float32 by default, whatever the weights are.
-        n_in, n_out = in_features(self.spec), out_features(self.spec)
-        inputs = keras.Input((n_in,), dtype=self.dtype)
-        layers = [keras.layers.Dense(layer.out_features, use_bias=layer.bias, dtype=self.dtype)
-                  if isinstance(layer, Linear) else keras.layers.Activation(layer.name, dtype=self.dtype)
-                  for layer in self.spec]
-        self._model = keras.Sequential([inputs, *layers])
-        self._dense = {index: layer for index, layer in enumerate(self._model.layers)
-                       if isinstance(layer, keras.layers.Dense)}
+        shape, n_out = input_shape(self.spec), out_features(self.spec)
+        inputs = keras.Input(shape, dtype=self.dtype)
+        build = Build(self.dtype)
+        self._translators = [self.translator(layer) for layer in self.spec]
+        self._model = keras.Sequential([inputs, *(translator.build(layer, build) for translator, layer
+                                                  in zip(self._translators, self.spec, strict=True))])
+        # Each canonical parameter with the Keras layer that holds it and the layout it is held in.
+        self._links: dict[str, tuple[Any, Link]] = {
+            f"{index}.{name}": (native, link)
+            for index, (native, translator, layer) in enumerate(zip(self._model.layers, self._translators, self.spec,
+                                                                    strict=True))
+            for name, link in translator.links.items() if name in layer.params()}
+        # trainable_variables' order is the order of the gradients a tape returns for them.
+        by_variable = {id(getattr(native, link.native)): name for name, (native, link) in self._links.items()}
+        self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
         mse = keras.losses.MeanSquaredError(dtype=self.dtype)  # the mean over every element, as torch's
         self._loss_fn: Callable[[Any, Any], Any] = {
             "mse": mse,
@@ -123,7 +132,7 @@ class TensorflowBackend(Backend):
             "cross-entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype),
         }[self.loss_name]
         y_width = 1 if self.classifies else n_out  # class indices: one per row
-        X_spec, y_spec = tf.TensorSpec([None, n_in], self.dtype), tf.TensorSpec([None, y_width], self.dtype)
+        X_spec, y_spec = tf.TensorSpec([None, *shape], self.dtype), tf.TensorSpec([None, y_width], self.dtype)
         # Any batch size, one trace: the last, shorter batch of an epoch does not trace again.
         self._forward = self._compiled(lambda X: self._model(X, training=False), [X_spec])
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
@@ -174,25 +183,17 @@ class TensorflowBackend(Backend):
         return loss
 
     def _get_params(self) -> Params:
-        found = {}
-        for index, layer in self._dense.items():
-            found[f"{index}.weight"] = layer.kernel.numpy().T  # Keras kernels are (in, out)
-            if layer.use_bias:
-                found[f"{index}.bias"] = layer.bias.numpy()
-        return found
+        return {name: link.canonical_array(getattr(native, link.native).numpy())
+                for name, (native, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
-        for index, layer in self._dense.items():
-            layer.kernel.assign(params[f"{index}.weight"].T)
-            if layer.use_bias:
-                layer.bias.assign(params[f"{index}.bias"])
+        for name, (native, link) in self._links.items():
+            getattr(native, link.native).assign(link.native_array(params[name]))
 
     def _native_init(self, seed: int) -> None:
         draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed
-        for layer in self._dense.values():
-            layer.kernel.assign(keras.initializers.GlorotUniform(seed=draws)(layer.kernel.shape, self.dtype))
-            if layer.use_bias:
-                layer.bias.assign(keras.initializers.Zeros()(layer.bias.shape, self.dtype))
+        for native, translator in zip(self._model.layers, self._translators, strict=True):
+            translator.native_init(native, draws, self.dtype)
 
     def _reset_optimizer(self) -> None:
         # Keras's update steps cast their hyper-parameters with ops.cast(self.beta_2, variable.dtype); for
@@ -237,20 +238,9 @@ class TensorflowBackend(Backend):
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y))
-        found = {}
-        for (index, layer), kernel_grad, *bias_grad in self._grads_by_layer(grads):
-            found[f"{index}.weight"] = kernel_grad.numpy().T
-            if layer.use_bias:
-                found[f"{index}.bias"] = bias_grad[0].numpy()
+        found = {name: self._links[name][1].canonical_array(grad.numpy())
+                 for name, grad in zip(self._gradient_names, grads, strict=True)}
         return float(loss), found
-
-    def _grads_by_layer(self, grads: list[Any]) -> Iterator[tuple[Any, ...]]:
-        """Each Dense layer with its gradients, in trainable_variables' order (kernel, then bias)."""
-        position = 0
-        for item in self._dense.items():
-            count = 2 if item[1].use_bias else 1
-            yield (item, *grads[position : position + count])
-            position += count
 
     # ---- replay hooks (compare.py explain) ----
 
@@ -261,38 +251,32 @@ class TensorflowBackend(Backend):
             found.append(out.numpy())
         return found
 
-    def _state_variables(self) -> Iterator[tuple[str, bool, dict[str, Any]]]:
-        """Per canonical name: whether Keras keeps it transposed (a kernel), and the optimiser's variables
-        for it by canonical kind."""
+    def _state_variables(self) -> Iterator[tuple[str, Link, dict[str, Any]]]:
+        """Per canonical name: the layout Keras keeps it in, and the optimiser's variables for it by
+        canonical kind."""
         optimizer = self._optimizer
-        for index, layer in self._dense.items():
-            for name, variable, kernel in ((f"{index}.weight", layer.kernel, True),
-                                           (f"{index}.bias", layer.bias, False)):
-                if variable is None:
-                    continue
-                slot = optimizer._get_variable_index(variable)
-                kinds = ({"m": optimizer._momentums[slot], "v": optimizer._velocities[slot]}
-                         if self.optimizer == "adam" else
-                         {"velocity": optimizer.momentums[slot]} if self.momentum else {})
-                yield name, kernel, kinds
+        for name, (native, link) in self._links.items():
+            slot = optimizer._get_variable_index(getattr(native, link.native))
+            kinds = ({"m": optimizer._momentums[slot], "v": optimizer._velocities[slot]}
+                     if self.optimizer == "adam" else
+                     {"velocity": optimizer.momentums[slot]} if self.momentum else {})
+            yield name, link, kinds
 
     def _optimizer_state(self) -> dict[str, Any]:
         # Keras's SGD keeps m = μ·m − lr·g: torch's buffer is −m / lr (the learning rate Keras holds).
         scale = {"velocity": -1 / float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
         found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
-        for name, kernel, kinds in self._state_variables():
+        for name, link, kinds in self._state_variables():
             for kind, variable in kinds.items():
-                array = variable.numpy() * scale[kind]
-                found[kind][name] = array.T if kernel else array
+                found[kind][name] = link.canonical_array(variable.numpy() * scale[kind])
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
         scale = {"velocity": -float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
         self._optimizer.iterations.assign(state["step"])
-        for name, kernel, kinds in self._state_variables():
+        for name, link, kinds in self._state_variables():
             for kind, variable in kinds.items():
-                value = state[kind][name] * scale[kind]
-                variable.assign(value.T if kernel else value)
+                variable.assign(link.native_array(state[kind][name] * scale[kind]))
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         losses = [self._step(self._X, self._y) if order is None and stop - start == self._n_train else

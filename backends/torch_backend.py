@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..layers import Build, Link
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
-from .spec import Linear
 
 try:
     import torch
@@ -17,7 +17,6 @@ try:
 except ImportError as err:
     raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
 
-_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "sigmoid": nn.Sigmoid}
 # torch.compile keys its compiled graphs by code object: every model here shares one forward, and each
 # new dtype, loss or architecture is a recompile of it. Past torch's default limit of 8 it would quietly
 # run eagerly instead; allow more, and fail loudly rather than report eager numbers as compiled ones.
@@ -46,19 +45,22 @@ def _grad(param: torch.Tensor) -> torch.Tensor:
 
 class TorchBackend(Backend):
     name = "torch"
+    framework = "torch"  # the key of its translators in each layer module
+    replay = True
     native_init_description = "nn.Linear.reset_parameters: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases"
     modes = ("eager", "compiled")
 
     def _build(self) -> None:
-        layers = [
-            nn.Linear(layer.in_features, layer.out_features, bias=layer.bias)
-            if isinstance(layer, Linear)
-            else _ACTIVATIONS[layer.name]()
-            for layer in self.spec
-        ]
-        # nn.Sequential names parameters "{index}.weight" (out, in): the canonical layout as is.
-        self._model = nn.Sequential(*layers).to(getattr(torch, self.dtype))
-        self._named = dict(self._model.named_parameters())
+        build = Build(self.dtype)
+        self._translators = [self.translator(layer) for layer in self.spec]
+        self._model = nn.Sequential(*(translator.build(layer, build) for translator, layer in
+                                      zip(self._translators, self.spec, strict=True))).to(getattr(torch, self.dtype))
+        # Each canonical parameter with the tensor that holds it and the layout it is held in.
+        self._links: dict[str, tuple[torch.Tensor, Link]] = {
+            f"{index}.{name}": (getattr(module, link.native), link)
+            for index, (module, translator, layer) in enumerate(zip(self._model, self._translators, self.spec,
+                                                                    strict=True))
+            for name, link in translator.links.items() if name in layer.params()}
         mse = nn.MSELoss()  # mean over every element
         cross_entropy = nn.CrossEntropyLoss()  # log_softmax, then the mean over the batch
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -78,19 +80,19 @@ class TorchBackend(Backend):
             self._net_loss = torch.compile(_NetWithLoss(self._model, self._loss_fn))
 
     def _get_params(self) -> Params:
-        return {name: param.detach().numpy() for name, param in self._named.items()}
+        return {name: link.canonical_array(param.detach().numpy()) for name, (param, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
         with torch.no_grad():
             for name, value in params.items():
-                self._named[name].copy_(torch.from_numpy(value))
+                param, link = self._links[name]
+                param.copy_(torch.from_numpy(link.native_array(value)))
 
     def _native_init(self, seed: int) -> None:
         with torch.random.fork_rng():  # seeded, without moving the caller's global torch RNG
             torch.manual_seed(seed)
-            for module in self._model:
-                if isinstance(module, nn.Linear):
-                    module.reset_parameters()
+            for module, translator in zip(self._model, self._translators, strict=True):
+                translator.native_init(module, None, self.dtype)
 
     def _reset_optimizer(self) -> None:
         if self.optimizer == "adam":
@@ -126,7 +128,8 @@ class TorchBackend(Backend):
         self._optimizer.zero_grad()
         loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y))
         loss.backward()
-        return loss.item(), {name: _grad(param).numpy() for name, param in self._named.items()}
+        return loss.item(), {name: link.canonical_array(_grad(param).numpy())
+                             for name, (param, link) in self._links.items()}
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         X, y = self._X, self._y
@@ -155,17 +158,20 @@ class TorchBackend(Backend):
     def _optimizer_state(self) -> dict[str, Any]:
         # torch.optim keeps nothing before the first step; its buffers then start from zero, as these do
         keys = {"velocity": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq"}
-        return {kind: {name: _state_tensor(self._optimizer.state.get(param, {}), key, param).numpy()
-                       for name, param in self._named.items()} for kind, key in keys.items()}
+        return {kind: {name: link.canonical_array(_state_tensor(self._optimizer.state.get(param, {}), key,
+                                                                 param).numpy())
+                       for name, (param, link) in self._links.items()} for kind, key in keys.items()}
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
-        for name, param in self._named.items():
+        for name, (param, link) in self._links.items():
+            def native(kind: str, name: str = name, link: Link = link) -> torch.Tensor:
+                return torch.from_numpy(np.ascontiguousarray(link.native_array(state[kind][name])).copy())
+
             if self.optimizer == "adam":
                 self._optimizer.state[param] = {
-                    "step": torch.tensor(float(state["step"])), "exp_avg": torch.from_numpy(state["m"][name].copy()),
-                    "exp_avg_sq": torch.from_numpy(state["v"][name].copy())}
+                    "step": torch.tensor(float(state["step"])), "exp_avg": native("m"), "exp_avg_sq": native("v")}
             elif "velocity" in state:
-                self._optimizer.state[param] = {"momentum_buffer": torch.from_numpy(state["velocity"][name].copy())}
+                self._optimizer.state[param] = {"momentum_buffer": native("velocity")}
 
     def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
         # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost

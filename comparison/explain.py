@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend
-from ..backends.spec import Activation
-from ..backends.testing import TOLERANCES
+from ..backends.tolerances import TOLERANCES
+from ..layers import Activation
 from ..tasks import Problem
 
 STAGES = ("forward", "loss", "gradient", "update", "state")
@@ -204,9 +204,7 @@ class Explainer:
         return False
 
     def _layer_name(self, index: int) -> str:
-        layer = self.problem.spec[index]
-        kind = layer.name if isinstance(layer, Activation) else "linear"
-        return f"layer {index} ({kind}) output"
+        return f"layer {index} ({self.problem.spec[index].label}) output"
 
     def _cause(self, stage: str, stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], finding: Finding
                ) -> str:
@@ -244,7 +242,7 @@ class Explainer:
             between = [index for index in range(first_bad + 1, min(agreeing))
                        if isinstance(self.problem.spec[index], Activation)]
             if between:
-                name = self.problem.spec[between[-1]].name  # type: ignore[union-attr]
+                name = self.problem.spec[between[-1]].label
                 return (f"gradients agree from layer {min(agreeing)} on and differ before it: the backward of "
                         f"layer {between[-1]} ({name}), the activation's derivative")
         return f"the gradients of {', '.join(differing)} differ while the loss agrees: the backward pass"
@@ -294,7 +292,7 @@ def _state_pairs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[
 
 # ---- rendering ----
 
-def _line(finding: Finding) -> list[str]:
+def finding_lines(finding: Finding) -> list[str]:
     pair = f"{finding.backend_a} vs {finding.backend_b}"
     if finding.agree and finding.step is None:
         return [f"{pair}: agree (largest difference {finding.largest:.2g} of the tolerance)"]
@@ -339,4 +337,4 @@ def render_explained(header: dict[str, Any], findings: list[Finding], fmt: str) 
                         f"{f.step or '-'} | {f.stage or '-'} | {d.where if d else '-'} | "
                         f"{(d.rel_diff if d else f.largest):.3g} | {d.ulps if d else 0:.3g} | {f.cause or '-'} |")
         return f"**{title}**\n\n" + "\n".join(lines) + "\n"
-    return title + "\n\n" + "\n".join(line for finding in findings for line in _line(finding)) + "\n"
+    return title + "\n\n" + "\n".join(line for finding in findings for line in finding_lines(finding)) + "\n"

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backends import registration
 from ..backends.base import GATHER_BYTES
-from ..backends.spec import Linear, ModelSpec, param_shapes
+from ..layers import ModelSpec, input_shape, param_shapes
 from .run import MAX_CHECKPOINTS
 
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
@@ -49,7 +49,11 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     n_params = sum(sizes)
     per_backend = n_params * (item * (3 + OPTIMIZER_STATE[optimizer]) + 8)  # params, grads, update, state; init
     snapshots = MAX_CHECKPOINTS * n_params * item * len(backends) if record else 0
-    widths = [layer.out_features for layer in spec if isinstance(layer, Linear)]
+    widths, shape = [], input_shape(spec)  # the outputs of every layer with parameters, per example
+    for layer in spec:
+        shape = layer.output_shape(shape)
+        if layer.params():
+            widths.append(math.prod(shape))
     evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
     # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.
     activations = evaluated * sum(widths) * item * 5 * parallel

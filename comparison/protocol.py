@@ -10,12 +10,12 @@ from __future__ import annotations
 import io
 import json
 import struct
-from dataclasses import asdict, fields
+from dataclasses import fields
 from typing import IO, Any
 
 import numpy as np
 
-from ..backends.spec import Activation, Linear, ModelSpec, make_spec
+from ..layers import decode_spec, encode_spec
 from ..tasks import Problem
 from .run import BackendResult
 
@@ -58,15 +58,6 @@ def _npy(array: np.ndarray) -> bytes:
 # ---- what crosses: a problem, and a result ----
 
 PROBLEM_ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_grid", "f_grid")
-
-
-def encode_spec(spec: ModelSpec) -> list[dict[str, Any]]:
-    return [{"linear": asdict(layer)} if isinstance(layer, Linear) else {"activation": layer.name} for layer in spec]
-
-
-def decode_spec(layers: list[dict[str, Any]]) -> ModelSpec:
-    return make_spec([Linear(**layer["linear"]) if "linear" in layer else Activation(layer["activation"])
-                      for layer in layers])
 
 
 def encode_problem(problem: Problem) -> tuple[dict[str, Any], Arrays]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.spec import ModelSpec, make_spec
+from ..layers import ModelSpec, encode_spec, make_spec
 from . import protocol
 from .executors import Worker, WorkerFailed
 
@@ -40,7 +40,7 @@ class RemoteBackend:
         self._worker = Worker(name, python or sys.executable)
         try:
             self._worker.start()
-            self._call("build", name=self._worker.backend, spec=protocol.encode_spec(make_spec(list(spec))),
+            self._call("build", name=self._worker.backend, spec=encode_spec(make_spec(list(spec))),
                        options=options)
         except BaseException:
             self._worker.kill()
@@ -78,7 +78,7 @@ class RemoteBackend:
         if "error" in reply:  # the same kind of error as there, when it is one of Python's own
             kind = getattr(builtins, reply["type"], None)
             raise (kind if isinstance(kind, type) and issubclass(kind, Exception) else RemoteError)(reply["error"])
-        return _decode(reply["value"], reply_arrays)
+        return decode_value(reply["value"], reply_arrays)
 
     def close(self) -> None:
         self._worker.close()
@@ -103,14 +103,14 @@ def _encode(value: Any, arrays: protocol.Arrays) -> Any:
     return value
 
 
-def _decode(value: Any, arrays: protocol.Arrays) -> Any:
+def decode_value(value: Any, arrays: protocol.Arrays) -> Any:
     if isinstance(value, dict) and "__array__" in value:
         array = arrays[value["__array__"]]
         return array[()] if array.ndim == 0 else array
     if isinstance(value, dict) and "__dict__" in value:
-        return {k: _decode(v, arrays) for k, v in value["__dict__"]}
+        return {k: decode_value(v, arrays) for k, v in value["__dict__"]}
     if isinstance(value, list):
-        return [_decode(item, arrays) for item in value]
+        return [decode_value(item, arrays) for item in value]
     return value
 
 
@@ -118,7 +118,7 @@ def serve_call(model: Any, method: str, payload: Any, arrays: protocol.Arrays) -
     """In the worker: `method` on `model` with the payload's arguments; the reply and its arrays."""
     if method not in (*CALLS, "loss_history_"):
         raise AttributeError(f"no method {method!r}")
-    given = _decode(payload, arrays)
+    given = decode_value(payload, arrays)
     if method == "loss_history_":
         result = model.loss_history_
     else:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..backends import BACKENDS, package_version, registration
-from ..backends.testing import TOLERANCES
+from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
 from .run import OK, REFERENCE, BackendResult, loss_curve
 

@@ -12,10 +12,10 @@ import numpy as np
 
 from ..backends import RowName
 from ..backends.base import ADAM_BETAS, ADAM_EPS
-from ..backends.spec import Linear
+from ..layers import Linear
 from ..tasks import Problem
-from .explain import Finding, _line
-from .saved import _existing_ancestor, _prove_writable, write_folder_whole
+from .explain import Finding, finding_lines
+from .saved import existing_ancestor, prove_writable, write_folder_whole
 
 BUNDLE_MARKER = "explain.txt"  # what makes a folder a previous bundle, replaced whole
 
@@ -292,7 +292,7 @@ show(float(loss), grad_out, {name: (v.numpy().T if kernel else v.numpy()) - para
 
 def layers_literal(problem: Problem) -> list[tuple[Any, ...]]:
     return [("linear", layer.in_features, layer.out_features, layer.bias) if isinstance(layer, Linear)
-            else (layer.name,) for layer in problem.spec]
+            else (layer.label,) for layer in problem.spec]
 
 
 def script(framework: str, problem: Problem, options: dict[str, Any]) -> str:
@@ -328,7 +328,7 @@ def check_bundle_folder(given: str) -> Path:
             raise ValueError(f"--out {given!r} holds files that are not an explain bundle ({', '.join(entries[:3])}"
                              f"{', …' if len(entries) > 3 else ''}); give a new folder, an empty one or a previous "
                              "bundle's")
-    _prove_writable(_existing_ancestor(out.parent), "--out", given)
+    prove_writable(existing_ancestor(out.parent), "--out", given)
     return out
 
 
@@ -353,7 +353,7 @@ def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings:
                                                          (finding.backend_a, finding.backend_b)) if name in SCRIPTS]
             for framework in frameworks:  # replay_numpy.py: a numpy.py would shadow NumPy itself
                 (folder / f"replay_{framework}.py").write_text(script(framework, problem, options))
-            (folder / "finding.txt").write_text("\n".join(_line(finding)) + "\n\nrun: " + " ; ".join(
+            (folder / "finding.txt").write_text("\n".join(finding_lines(finding)) + "\n\nrun: " + " ; ".join(
                 f"python replay_{framework}.py" for framework in frameworks) + "\n")
 
     write_folder_whole(out, fill, lambda folder: (folder / BUNDLE_MARKER).exists(), "an explain bundle")

@@ -64,14 +64,14 @@ def is_run_folder(path: Path) -> bool:
     return "summary" in report
 
 
-def _existing_ancestor(path: Path) -> Path:
+def existing_ancestor(path: Path) -> Path:
     path = path.absolute()
     while not path.exists():
         path = path.parent
     return path
 
 
-def _prove_writable(folder: Path, option: str, given: str) -> None:
+def prove_writable(folder: Path, option: str, given: str) -> None:
     try:
         Path(tempfile.mkdtemp(dir=folder, prefix=".backend-compare-check-")).rmdir()
     except OSError as err:
@@ -90,7 +90,7 @@ def check_out(given: str) -> Path:
             shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
             raise OutputError(f"--out {given!r} holds files that are not a backend-compare run ({shown}); "
                               "give a new folder, an empty one or a previous run's")
-    _prove_writable(_existing_ancestor(out.parent), "--out", given)
+    prove_writable(existing_ancestor(out.parent), "--out", given)
     return out
 
 
@@ -101,7 +101,7 @@ def check_writable_file(option: str, path: str) -> None:
     folder = Path(path).absolute().parent
     if not folder.is_dir():
         raise OutputError(f"{option} {path!r} cannot be written: its folder does not exist")
-    _prove_writable(folder, option, path)
+    prove_writable(folder, option, path)
 
 
 def check_apart(inputs: dict[str, str], plot: str | None, out: str | None) -> None:

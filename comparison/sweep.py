@@ -19,7 +19,7 @@ import pandas as pd
 
 from .. import __version__
 from ..backends import RowName
-from ..backends.testing import TOLERANCES
+from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
 from .report import accuracy
 from .run import BackendResult, loss_curve

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import BackendUnavailable, error_line, framework_version, get_backend
+from ..layers import decode_spec
 from ..tasks import Problem
 from . import protocol
 from .run import stopped_result, train
@@ -57,12 +58,12 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
 
 def _call(outgoing: IO[bytes], model: Any, message: dict[str, Any], arrays: protocol.Arrays) -> Any:
     """One call of comparison.remote on the session's backend (`build` makes it); the backend after it."""
-    from .remote import _decode, serve_call
+    from .remote import decode_value, serve_call
 
     try:
         if message["method"] == "build":
-            given = _decode(message["payload"], arrays)
-            model = get_backend(given["name"])(protocol.decode_spec(given["spec"]), **given["options"])
+            given = decode_value(message["payload"], arrays)
+            model = get_backend(given["name"])(decode_spec(given["spec"]), **given["options"])
             protocol.send(outgoing, {"value": None})
         else:
             reply, reply_arrays = serve_call(model, message["method"], message["payload"], arrays)

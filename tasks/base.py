@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
-from ..backends.spec import DTYPES, ModelSpec, mlp_spec, param_shapes
+from ..layers import DTYPES, ModelSpec, mlp_spec, param_shapes
 
 Params = dict[str, np.ndarray]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.spec import Linear, make_spec
+from ..layers import Linear, make_spec
 from .base import (
     DRAW_ROWS_BYTES,
     Problem,

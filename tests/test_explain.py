@@ -4,6 +4,7 @@ numpy backend, and stays silent where backends agree to rounding."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,11 +15,12 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from backend_compare.backends import BACKENDS, Backend, numpy_backend
+from backend_compare.backends import BACKENDS, Backend
 from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.comparison.explain import Explainer, Finding
 from backend_compare.comparison.repro import bundle_arrays, script
+from backend_compare.layers import activation
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli, load_backend
 
@@ -38,10 +40,10 @@ class WrongTanhDerivative(NumpyBackend):
 
     name = "wrong-tanh"
 
-    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> dict[str, np.ndarray]:
-        wrong = {"tanh": (np.tanh, lambda a, z: 1.0 - z)}
-        with mock.patch.dict(numpy_backend._ACTIVATIONS, wrong):
-            return super()._backward(activations, output_grad)
+    def _backward(self, saved: list[object], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        wrong = {"tanh": dataclasses.replace(activation.FUNCTIONS["tanh"], derivative=lambda a, z: 1.0 - z)}
+        with mock.patch.dict(activation.FUNCTIONS, wrong):
+            return super()._backward(saved, output_grad)
 
 
 class ScaledBiasGradient(NumpyBackend):
@@ -49,8 +51,8 @@ class ScaledBiasGradient(NumpyBackend):
 
     name = "scaled-bias"
 
-    def _backward(self, activations: list[np.ndarray], output_grad: np.ndarray) -> dict[str, np.ndarray]:
-        grads = super()._backward(activations, output_grad)
+    def _backward(self, saved: list[object], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        grads = super()._backward(saved, output_grad)
         last = max(int(key.split(".")[0]) for key in grads if key.endswith(".bias"))
         grads[f"{last}.bias"] = grads[f"{last}.bias"] * 1.01
         return grads

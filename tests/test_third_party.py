@@ -100,8 +100,29 @@ def test_check_backend_passes_a_good_one_and_names_what_a_bad_one_gets_wrong(ins
                  "from backend_compare.backends.check import check_backend\n"
                  "check_backend(get_backend('sloppy'))", installed)
     last = bad.stderr.strip().splitlines()[-1]
-    assert last.startswith("AssertionError: SloppyBackend fails 2 of 5 checks: gradients against finite differences")
-    assert "parity with the numpy backend" in last
+    assert last.startswith("AssertionError: SloppyBackend fails 3 of 8 checks: gradients against finite differences")
+    assert "parity with the numpy backend" in last and "the layer types it declares" in last
+
+
+def test_check_backend_verifies_each_capability_a_backend_declares() -> None:
+    from backend_compare.backends.numpy_backend import NumpyBackend
+
+    class Boasting(NumpyBackend):
+        name = "boasting"
+        modes = ("eager", "turbo")
+
+    class Forgetful(NumpyBackend):  # declares the replay hooks, and its state does not round trip
+        name = "forgetful"
+
+        def _set_optimizer_state(self, state: dict) -> None:
+            pass
+
+    with pytest.raises(AssertionError, match=r"fails 1 of 8 checks: the modes it declares: AssertionError: modes "
+                                             r"must be among eager, compiled and include usual_mode"):
+        check_backend(Boasting)
+    with pytest.raises(AssertionError, match=r"fails 1 of 8 checks: the replay hooks it declares: AssertionError: \S+ "
+                                             r"after a step from a restored optimiser state differs"):
+        check_backend(Forgetful)
 
 
 def test_the_built_in_backends_pass_check_backend(backend: type[Backend]) -> None:

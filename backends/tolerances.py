@@ -1,0 +1,67 @@
+"""The tolerance table keyed by dtype (rtol and atol always together) and the named allowances: framework
+differences that cannot be aligned, measured and bounded. Reports, explain and the tests all read them here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+TOLERANCES = {
+    "float32": {"rtol": 1e-4, "atol": 1e-6},
+    "float64": {"rtol": 1e-9, "atol": 1e-12},
+}
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A known difference between one backend and the others that no setting removes: where it comes
+    from, when it applies, and the tolerance that bounds it (measured with margin)."""
+
+    name: str
+    backend: str
+    dtype: str
+    rtol: float
+    atol: float
+    cause: str
+
+
+ALLOWANCES = {allowance.name: allowance for allowance in (
+    Allowance("mxnet-float32-hyperparameters", "mxnet", "float64", rtol=1e-6, atol=1e-12,
+              cause="MXNet's optimiser ops take lr, wd, momentum and rescale_grad (1/batch_size) as 32-bit C "
+                    "floats even for float64 weights (struct SGDParam { float lr; ... }), so a learning rate "
+                    "or batch size not exact in 32 bits moves its float64 trajectory by ~1e-7 relative "
+                    "(measured 1.4e-7 at lr 0.03, batch 10)"),
+    Allowance("mxnet-adam-beta2", "mxnet", "float64", rtol=1e-3, atol=1e-5,
+              cause="MXNet's adam_update takes beta2 as a 32-bit float: 0.999 becomes 0.99900001287, so "
+                    "(1 - beta2) is 1.3e-5 relative too small while its bias correction uses the exact "
+                    "0.999; measured up to 1.8e-4 absolute, 8.8e-4 relative on values below 1e-5"),
+    Allowance("keras-adam-float32-beta2", "tensorflow", "float32", rtol=1e-3, atol=1e-5,
+              cause="Keras's Adam computes its bias correction 1 - beta2**t in the weights' dtype, so a float32 "
+                    "model's uses beta2 = 0.99900001287, 1.3e-5 relative too far from 1 at first; MXNet's "
+                    "adam_update rounds beta2 the other way (in the moment update, its bias correction exact). "
+                    "Each stays within float32's tolerance of numpy, torch and jax (at most 0.60 of it), but "
+                    "between the two the errors add: measured 1.03 of the tolerance on the mlp with mse, "
+                    "1.1e-5 absolute, 5.9e-4 relative on a parameter near 0.014; on the iris MLP classifier "
+                    "(cross-entropy) it reaches 1.44-1.50 of the tolerance against numpy, torch and jax alone, "
+                    "3.0 against mxnet (6.0e-6 absolute)"),
+    Allowance("mxnet-adam-float32-beta2", "mxnet", "float32", rtol=1e-3, atol=1e-5,
+              cause="MXNet's adam_update rounds beta2 to float32 (0.99900001287) in the second-moment update while "
+                    "its bias correction uses the exact 0.999 (the float64 allowance mxnet-adam-beta2, at float32): "
+                    "within float32's tolerance on the regressions, but on the iris MLP classifier (cross-entropy, "
+                    "gradients of a few 1e-3) it reaches 1.54-1.60 of it against numpy, torch and jax (3.1e-6 "
+                    "absolute on a bias near 0.0096)"),
+)}
+
+
+def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:
+    """rtol and atol for comparing a pair of backends: the dtype's, widened by every allowance in
+    `allow` that concerns one of the two backends at this dtype."""
+    tolerance = dict(TOLERANCES[dtype])
+    names = set(pair)
+    for name in allow:
+        if name not in ALLOWANCES:
+            raise ValueError(f"allow must name allowances from {', '.join(ALLOWANCES)}; received: {name!r}")
+        allowance = ALLOWANCES[name]
+        if allowance.backend in names and allowance.dtype == dtype:
+            tolerance = {"rtol": max(tolerance["rtol"], allowance.rtol), "atol": max(tolerance["atol"], allowance.atol)}
+    return tolerance

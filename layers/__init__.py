@@ -1,0 +1,83 @@
+"""Layer types, one module each (spec, NumPy forward and backward, a translator per framework), and the
+registry that names them. Importing this package imports no deep-learning framework.
+
+A layer type is one new module and one line in LAYER_TYPES below; another package adds one through the
+entry-point group "backend_compare.layers" (name = "module:Class").
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from typing import Any
+
+from .activation import ACTIVATIONS, Activation
+from .base import Build, Layer, Link, Shape, Translator
+from .linear import Linear
+from .model import (
+    DTYPES,
+    ModelSpec,
+    in_features,
+    input_shape,
+    make_spec,
+    mlp_spec,
+    out_features,
+    output_shape,
+    param_shapes,
+    state_shapes,
+)
+
+ENTRY_POINTS = "backend_compare.layers"
+
+LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (Linear, Activation)}
+
+__all__ = [
+    "ACTIVATIONS",
+    "DTYPES",
+    "LAYER_TYPES",
+    "Activation",
+    "Build",
+    "Layer",
+    "Linear",
+    "Link",
+    "ModelSpec",
+    "Shape",
+    "Translator",
+    "decode_spec",
+    "encode_spec",
+    "in_features",
+    "input_shape",
+    "layer_type",
+    "make_spec",
+    "mlp_spec",
+    "out_features",
+    "output_shape",
+    "param_shapes",
+    "state_shapes",
+]
+
+
+def layer_type(kind: str) -> type[Layer]:
+    """The layer class registered as `kind`, built in or added by another package's entry point."""
+    if kind in LAYER_TYPES:
+        return LAYER_TYPES[kind]
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS, name=kind):
+        module, _, name = entry.value.partition(":")
+        found: type[Layer] = getattr(importlib.import_module(module), name)
+        return found
+    raise ValueError(f"layer type must be one of {', '.join(LAYER_TYPES)} or one another package registers; "
+                     f"received: {kind!r}")
+
+
+def encode_spec(spec: ModelSpec) -> list[dict[str, Any]]:
+    """A spec as JSON: one {kind: options} per layer."""
+    return [{layer.kind: layer.encode()} for layer in spec]
+
+
+def decode_spec(layers: list[dict[str, Any]]) -> ModelSpec:
+    """encode_spec's inverse."""
+    found: list[Layer] = []
+    for layer in layers:
+        ((kind, options),) = layer.items()
+        found.append(layer_type(kind).decode(options))
+    return make_spec(found)

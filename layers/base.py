@@ -1,0 +1,140 @@
+"""What a layer type is: its spec, its NumPy forward and hand-derived backward, and a translator per
+framework that builds the framework's own layer and says where each canonical parameter lives in it.
+
+A layer type is one module of this package (linear.py is the model to copy); a backend builds a model by
+asking each layer's translator and never branches on layer types.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+Shape = tuple[int, ...]  # one example's shape, without the batch axis
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Link:
+    """Where one canonical parameter (or state array) lives in a framework's layer: the attribute that holds
+    it, and the axes permutation that turns the canonical array into the framework's (None: the same layout;
+    (1, 0) for a Dense kernel kept as (in, out))."""
+
+    native: str
+    to_native: tuple[int, ...] | None = None
+
+    def native_array(self, canonical: np.ndarray) -> np.ndarray:
+        return canonical if self.to_native is None else canonical.transpose(self.to_native)
+
+    def canonical_array(self, native: np.ndarray) -> np.ndarray:
+        return native if self.to_native is None else native.transpose(np.argsort(self.to_native))
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a translator may need to build its framework's layer: the model's dtype, and the framework's
+    own random state where its layers draw their initial values while they are built (Flax's nnx.Rngs)."""
+
+    dtype: str
+    rngs: Any = None
+
+
+class Translator:
+    """One framework's version of a layer type. The framework is imported inside the methods, when a backend
+    of that framework asks: importing a layer module imports no framework."""
+
+    links: ClassVar[Mapping[str, Link]] = {}  # canonical parameter name → where it lives
+    state_links: ClassVar[Mapping[str, Link]] = {}  # the same for non-trainable state (running statistics)
+
+    def build(self, layer: Layer, build: Build) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not build {layer.describe()}")
+
+    def native_init(self, native: Any, draws: Any, dtype: str) -> None:
+        """Re-draw the native layer's parameters with the framework's own default (from `draws`, the
+        framework's seeded random state where it takes one); nothing for a layer without parameters."""
+
+
+class Layer(ABC):
+    """A layer type's spec: a frozen dataclass of its options, the shapes of its parameters and state in the
+    canonical layout, its output shape, and its NumPy forward and backward.
+
+    Parameters are named by the layer ("weight", "bias"); a model names them "{index}.{name}".
+    """
+
+    kind: ClassVar[str]  # its name in a model's description and in the worker protocol
+    translators: ClassVar[Mapping[str, type[Translator]]] = {}  # framework (backend name) → its translator
+
+    # ---- the spec ----
+
+    def params(self) -> dict[str, Shape]:
+        """Trainable parameters: canonical name → shape."""
+        return {}
+
+    def state(self) -> dict[str, Shape]:
+        """Non-trainable state (running statistics): canonical name → shape."""
+        return {}
+
+    def input_shape(self) -> Shape | None:
+        """The one input shape the layer's options fix, if they fix one (a Linear layer's width)."""
+        return None
+
+    @abstractmethod
+    def output_shape(self, shape: Shape) -> Shape:
+        """The output shape for an input of `shape`; a ValueError says why the input does not fit."""
+
+    @property
+    def label(self) -> str:
+        """Its short name in messages and tables: the kind (an activation: its function)."""
+        return self.kind
+
+    def encode(self) -> Any:
+        """The layer's options as JSON (the worker protocol)."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def decode(cls, options: Any) -> Layer:
+        """encode's inverse."""
+        return cls(**options)
+
+    def describe(self) -> str:
+        """The layer as written in a model's description, e.g. linear(2, 1)."""
+        values = [getattr(self, field.name) for field in fields(self)]  # type: ignore[arg-type]
+        return f"{self.kind}({', '.join(str(value) for value in values)})"
+
+    # ---- NumPy: forward, the hand-derived backward, the NumPy backend's own initialiser ----
+
+    @abstractmethod
+    def forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
+        """The output for input x (batch first), and what backward needs of this call."""
+
+    @abstractmethod
+    def backward(self, params: Mapping[str, np.ndarray], saved: Any, grad: np.ndarray,
+                 need_input_grad: bool) -> tuple[np.ndarray | None, Arrays]:
+        """From dL/d(output): dL/d(input) (None when not needed) and dL/d(each parameter)."""
+
+    def numpy_init(self, rng: np.random.Generator, params: Mapping[str, np.ndarray]) -> None:  # noqa: B027
+        """Overwrite the parameters with the NumPy backend's default initial values, drawn from rng (a layer
+        without parameters has nothing to draw)."""
+
+    @classmethod
+    def examples(cls) -> list[list[Layer]]:
+        """Small models that use this layer type with each of its options, for the gradient and parity
+        checks every backend that builds it must pass (check_backend, the suite's tests)."""
+        return []
+
+    def translator(self, framework: str) -> Translator:
+        """The translator that builds this layer in `framework`; a ValueError when it has none."""
+        found = self.translators.get(framework)
+        if found is None:
+            raise ValueError(f"layer {self.describe()} has no translator for {framework}; "
+                             f"it has: {', '.join(self.translators) or 'none'}")
+        return found()
+
+
+def positive_integer(layer: str, option: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{layer} {option} must be a positive integer; received: {value!r}")

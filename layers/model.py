@@ -1,0 +1,75 @@
+"""A model: a sequence of layers, checked to fit together, with its canonical parameter and state names."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from .activation import Activation
+from .base import Layer, Shape
+from .linear import Linear
+
+DTYPES = ("float32", "float64")
+
+ModelSpec = tuple[Layer, ...]
+
+
+def make_spec(layers: Sequence[Layer]) -> ModelSpec:
+    """Check that every layer fits the output of the one before and return the spec as a tuple."""
+    spec = tuple(layers)
+    for index, layer in enumerate(spec):
+        if not isinstance(layer, Layer):
+            raise ValueError(f"layer {index} must be a layer (backend_compare.layers); received: {layer!r}")
+    if not any(layer.params() for layer in spec):
+        raise ValueError("a model spec needs at least one layer with parameters; received none")
+    output_shape(spec)
+    return spec
+
+
+def input_shape(spec: ModelSpec) -> Shape:
+    """One example's shape, as the first layer that fixes one fixes it (layers before it keep the shape)."""
+    for layer in spec:
+        shape = layer.input_shape()
+        if shape is not None:
+            return shape
+    raise ValueError(f"no layer of the model fixes its input shape: {', '.join(layer.describe() for layer in spec)}")
+
+
+def output_shape(spec: ModelSpec) -> Shape:
+    """One example's output shape; a ValueError names the first layer that does not fit its input."""
+    shape = input_shape(spec)
+    for index, layer in enumerate(spec):
+        try:
+            shape = layer.output_shape(shape)
+        except ValueError as err:
+            raise ValueError(f"layer {index} {err}") from None
+    return shape
+
+
+def in_features(spec: ModelSpec) -> int:
+    return input_shape(spec)[-1]
+
+
+def out_features(spec: ModelSpec) -> int:
+    return output_shape(spec)[-1]
+
+
+def param_shapes(spec: ModelSpec) -> dict[str, Shape]:
+    """Canonical names and shapes, "{index}.{name}" in layer order: "0.weight" (out, in), "0.bias" (out,)."""
+    return {f"{index}.{name}": shape for index, layer in enumerate(spec) for name, shape in layer.params().items()}
+
+
+def state_shapes(spec: ModelSpec) -> dict[str, Shape]:
+    """Non-trainable state, named like parameters: "{index}.running_mean"."""
+    return {f"{index}.{name}": shape for index, layer in enumerate(spec) for name, shape in layer.state().items()}
+
+
+def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activation: str) -> ModelSpec:
+    """Linear–activation–…–Linear; no hidden sizes gives a single linear layer."""
+    sizes = (in_features, *hidden, out_features)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        if i:
+            layers.append(Activation(activation))
+        layers.append(Linear(n_in, n_out))
+    return make_spec(layers)
