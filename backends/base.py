@@ -13,11 +13,11 @@ import numpy as np
 
 from ..layers import (
     DTYPES,
-    LAYER_TYPES,
     Layer,
     ModelSpec,
     Translator,
     input_shape,
+    layer_types,
     make_spec,
     out_features,
     param_shapes,
@@ -162,7 +162,7 @@ class Backend(ABC):
     @classmethod
     def layer_kinds(cls) -> tuple[str, ...]:
         """The registered layer types this backend builds."""
-        return tuple(kind for kind, layer in LAYER_TYPES.items()
+        return tuple(kind for kind, layer in layer_types().items()
                      if kind in cls.translators or cls.framework in layer.translators)
 
     def translator(self, layer: Layer) -> Translator:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..layers import LAYER_TYPES, Layer, make_spec, mlp_spec, param_shapes
+from ..layers import Layer, layer_types, make_spec, mlp_spec, param_shapes
 from .base import MODES, Backend, error_line
 from .tolerances import allowed_tolerance
 
@@ -119,7 +119,7 @@ def declared_layers(cls: type[Backend]) -> None:
     from .numpy_backend import NumpyBackend
 
     for kind in cls.layer_kinds():
-        for example in LAYER_TYPES[kind].examples():
+        for example in layer_types()[kind].examples():
             spec = make_spec(example)
             X, y, params = _example_data(spec)
             ours, theirs = NumpyBackend(spec, dtype="float64"), cls(spec, dtype="float64")

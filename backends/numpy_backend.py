@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import LAYER_TYPES, Layer
+from ..layers import Layer, layer_types
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import shuffled_epochs
 
@@ -40,7 +40,7 @@ class NumpyBackend(Backend):
 
     @classmethod
     def layer_kinds(cls) -> tuple[str, ...]:
-        return tuple(LAYER_TYPES)
+        return tuple(layer_types())
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}

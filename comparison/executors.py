@@ -11,9 +11,11 @@ import contextlib
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -46,7 +48,7 @@ class Worker:
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
-            env=_environment(env or {}))
+            env=_environment({**_this_code(python), **(env or {})}))
         self._messages: queue.Queue[tuple[dict[str, Any], protocol.Arrays] | None] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         threading.Thread(target=self._read, daemon=True).start()
@@ -166,6 +168,16 @@ class Worker:
                     stream.close()
             except OSError:
                 pass
+
+
+def _this_code(python: str) -> dict[str, str | None]:
+    """For a worker of this interpreter, the folder this package was imported from first on its path: a
+    checkout's compare.py then runs that checkout's code in its workers too, whatever is installed."""
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return {}  # another environment runs the package it has
+    package = sys.modules[__name__.rpartition(".")[0].rpartition(".")[0]]  # backend_compare
+    root = str(Path(str(package.__file__)).resolve().parents[1])
+    return {"PYTHONPATH": os.pathsep.join(part for part in (root, os.environ.get("PYTHONPATH")) if part)}
 
 
 def _environment(changes: dict[str, str | None]) -> dict[str, str]:

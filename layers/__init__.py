@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from functools import cache
 from typing import Any
 
 from .activation import ACTIVATIONS, Activation
@@ -48,6 +49,7 @@ __all__ = [
     "in_features",
     "input_shape",
     "layer_type",
+    "layer_types",
     "make_spec",
     "mlp_spec",
     "out_features",
@@ -57,16 +59,25 @@ __all__ = [
 ]
 
 
+@cache
+def layer_types() -> dict[str, type[Layer]]:
+    """Every layer type: the built-in ones, then those other packages register (imported now)."""
+    found = dict(LAYER_TYPES)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        if entry.name not in found:
+            module, _, name = entry.value.partition(":")
+            found[entry.name] = getattr(importlib.import_module(module), name)
+    return found
+
+
 def layer_type(kind: str) -> type[Layer]:
     """The layer class registered as `kind`, built in or added by another package's entry point."""
     if kind in LAYER_TYPES:
         return LAYER_TYPES[kind]
-    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS, name=kind):
-        module, _, name = entry.value.partition(":")
-        found: type[Layer] = getattr(importlib.import_module(module), name)
-        return found
-    raise ValueError(f"layer type must be one of {', '.join(LAYER_TYPES)} or one another package registers; "
-                     f"received: {kind!r}")
+    known = layer_types()
+    if kind not in known:
+        raise ValueError(f"layer type must be one of {', '.join(known)}; received: {kind!r}")
+    return known[kind]
 
 
 def encode_spec(spec: ModelSpec) -> list[dict[str, Any]]:

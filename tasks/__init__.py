@@ -1,12 +1,27 @@
-"""Task registry. Tasks are NumPy only and know nothing about frameworks."""
+"""Task registry. Tasks are NumPy only and know nothing about frameworks.
+
+A task is one module with a TASK (see linreg.py) and one line in _BUILT_IN below; another package adds one
+through the entry-point group "backend_compare.tasks" (name = "module:TASK").
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 
 from .base import Problem, Task
 
-_REGISTRY = {name: f".{name}" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier")}
+ENTRY_POINTS = "backend_compare.tasks"
+
+_BUILT_IN = {name: f"{__name__}.{name}:TASK" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier")}
+
+
+def _installed() -> dict[str, str]:
+    return {entry.name: entry.value for entry in importlib.metadata.entry_points(group=ENTRY_POINTS)
+            if entry.name not in _BUILT_IN}
+
+
+_REGISTRY = {**_BUILT_IN, **_installed()}
 TASKS = tuple(_REGISTRY)
 
 __all__ = ["TASKS", "Problem", "Task", "get_task"]
@@ -15,5 +30,6 @@ __all__ = ["TASKS", "Problem", "Task", "get_task"]
 def get_task(name: str) -> Task:
     if name not in _REGISTRY:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; received: {name!r}")
-    task: Task = importlib.import_module(_REGISTRY[name], __name__).TASK
+    module, _, attribute = _REGISTRY[name].partition(":")
+    task: Task = getattr(importlib.import_module(module), attribute)
     return task
