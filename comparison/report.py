@@ -20,6 +20,7 @@ import pandas as pd
 from ..backends import BACKENDS, package_version, registration
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
+from .metrics import accuracy, largest_difference, step_loss_difference, steps_per_second, us_per_step
 from .run import OK, REFERENCE, BackendResult, loss_curve
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -86,24 +87,18 @@ def param_table(problem: Problem, results: list[BackendResult], relative: bool) 
     return pd.DataFrame(rows, columns=columns)
 
 
-def accuracy(counts: np.ndarray | None) -> float:
-    """The share of rows on the diagonal of a confusion matrix; NaN without one."""
-    return float(np.trace(counts) / counts.sum()) if counts is not None and counts.sum() else math.nan
-
-
 def loss_table(results: list[BackendResult], classify: bool = False) -> pd.DataFrame:
     rows = []
     for r in results:
         trained = r.init != REFERENCE
-        steady = r.steady_steps if trained else 0
         accuracies = {f"{split}_accuracy": accuracy(r.confusion.get(split)) for split in ("train", "val")}
         rows.append({"backend": r.backend, "status": r.status, "mode": r.mode, "note": r.note,
                      "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
                      "final_val_loss": r.final_val_loss, **(accuracies if classify else {}),
                      "epochs": r.epochs, "steps": r.steps,
                      "compile_seconds": r.compile_seconds, "seconds": r.seconds,
-                     "steps_per_s": steady / r.seconds if steady and r.seconds > 0 else math.nan,
-                     "us_per_step": 1e6 * r.seconds / steady if steady else math.nan})
+                     "steps_per_s": steps_per_second(r) if trained else math.nan,
+                     "us_per_step": us_per_step(r) if trained else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -124,8 +119,8 @@ def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[Bac
 
 def parity_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
     rows = [{"backend_a": a.backend, "backend_b": b.backend,
-             "max_abs_param_diff": max(float(np.max(np.abs(a.params[k] - b.params[k]))) for k in a.params),
-             "max_abs_step_loss_diff": float(np.max(np.abs(a.step_losses - b.step_losses)))}
+             "max_abs_param_diff": largest_difference(a.params, b.params),
+             "max_abs_step_loss_diff": step_loss_difference(a, b)}
             for a, b in _trained_pairs(results, shared)]
     return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff"])
 
@@ -133,7 +128,7 @@ def parity_table(results: list[BackendResult], shared: bool = True) -> pd.DataFr
 def trajectory_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
     """Largest parameter difference between each pair of backends at each snapshot (shared mode)."""
     rows = [{"backend_a": a.backend, "backend_b": b.backend, "step": step_a,
-             "max_abs_param_diff": max(float(np.max(np.abs(pa[k] - pb[k]))) for k in pa)}
+             "max_abs_param_diff": largest_difference(pa, pb)}
             for a, b in _trained_pairs(results, shared)
             for (step_a, pa), (_, pb) in zip(a.checkpoints, b.checkpoints, strict=True)]
     return pd.DataFrame(rows, columns=KEYS["trajectory"] + ["max_abs_param_diff"])

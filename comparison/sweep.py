@@ -21,7 +21,7 @@ from .. import __version__
 from ..backends import RowName
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
-from .report import accuracy
+from .metrics import accuracy, largest_difference, us_per_step
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
 
@@ -87,14 +87,13 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
             key: str) -> dict[str, Any]:
     """One tidy row: the settings, the backend and seed, what it reached, and its time; its parameters and
     loss curve ride along for parity and plots (kept in the cache, not columns)."""
-    steady = result.steady_steps
-    error = (max(float(np.max(np.abs(result.params[name] - value))) for name, value in problem.truth.items())
+    error = (largest_difference(result.params, problem.truth)
              if problem is not None and problem.truth and result.params and len(problem.spec) == 1 else math.nan)
     return {**settings, "backend": result.backend, "seed": seed, "status": result.status, "mode": result.mode,
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
-            "us_per_step": 1e6 * result.seconds / steady if steady else math.nan,
+            "us_per_step": us_per_step(result),
             "compile_seconds": result.compile_seconds, "steps": result.steps, "key": key,
             "params": {name: value.tolist() for name, value in result.params.items()},
             "curve": loss_curve(result, CURVE_POINTS),
@@ -111,9 +110,7 @@ def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str)
     found = []
     for row in rows:
         mine, theirs = row.get("params") or {}, references.get(point(row), {})
-        common = [name for name in mine if name in theirs]
-        parity = (max(float(np.max(np.abs(np.asarray(mine[name]) - np.asarray(theirs[name])))) for name in common)
-                  if common and row["status"] == "ok" else math.nan)
+        parity = largest_difference(mine, theirs) if row["status"] == "ok" else math.nan
         found.append({**{k: v for k, v in row.items() if k not in RIDING}, "reference": reference,
                       "parity_to_reference": parity})
     return found
