@@ -60,6 +60,12 @@ def _integer(name: str, value: Any, *, minimum: int = 1) -> int:
     return value
 
 
+def _an_array(name: str, value: Any) -> None:
+    """Data cross the boundary as NumPy arrays: a list would be converted with a dtype of NumPy's choosing."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a NumPy array; received {type(value).__name__} (np.asarray makes one)")
+
+
 def _real_array(name: str, value: Any) -> np.ndarray:
     """`value` as an array of real numbers, all finite; a ValueError names what is wrong."""
     array = np.asarray(value)
@@ -325,7 +331,7 @@ class Backend(ABC):
     def training_loss(self) -> float:
         """The loss on the loaded training set, using the arrays `load` made (no second conversion)."""
         if not self._n_train:
-            raise RuntimeError("call load(X, y) before training_loss")
+            raise ValueError("training_loss needs the training set: call load(X, y) or fit(X, y) first")
         return float(self._loss_loaded())
 
     def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
@@ -340,7 +346,7 @@ class Backend(ABC):
     def train_epoch(self, batches: Sequence[np.ndarray]) -> np.ndarray:
         """One optimiser step per index array, in order; returns each step's loss before its update."""
         if not self._n_train:
-            raise RuntimeError("call load(X, y) before step or train_epoch")
+            raise ValueError("step and train_epoch need the training set: call load(X, y) or fit(X, y) first")
         if not len(batches):
             return np.empty(0)
         self._updates += len(batches)
@@ -423,14 +429,18 @@ class Backend(ABC):
         return hook
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
+        _an_array("X", X)
         X = _as_dtype("X", _real_array("X", X), self.dtype)
         shape = input_shape(self.spec)
         if X.shape[1:] != shape or X.ndim != len(shape) + 1:
             raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
+        if not len(X):
+            raise ValueError(f"X must have at least one row; received shape {X.shape}")
         return X
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
+        _an_array("y", y)
         if self.classifies:
             return X, self._check_labels(y, len(X))
         y = _as_dtype("y", _real_array("y", y), self.dtype)

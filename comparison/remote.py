@@ -37,6 +37,7 @@ class RemoteBackend:
     def __init__(self, name: str, spec: ModelSpec | Sequence[Any], *, python: str | None = None,
                  **options: Any) -> None:
         self.name = name
+        self._closed = False
         self._worker = Worker(name, python or sys.executable)
         try:
             self._worker.start()
@@ -69,6 +70,8 @@ class RemoteBackend:
         return call
 
     def _call(self, method: str, **payload: Any) -> Any:
+        if self._closed:
+            raise ValueError(f"the {self.name} worker was closed: make a new in_worker({self.name!r}, …) to go on")
         arrays: protocol.Arrays = {}
         message = {"kind": "call", "method": method, "payload": _encode(payload, arrays)}
         try:
@@ -81,6 +84,7 @@ class RemoteBackend:
         return decode_value(reply["value"], reply_arrays)
 
     def close(self) -> None:
+        self._closed = True
         self._worker.close()
 
     def __enter__(self) -> RemoteBackend:

@@ -88,3 +88,19 @@ def test_values_beyond_float32_are_refused_by_name(backend) -> None:
         model.predict(np.array([[0.0, 0.0], [1e39, 0.0]]))
     with pytest.raises(ValueError, match=r"params\['0.bias'\] must fit in float32"):
         model.set_params({**START, "0.bias": np.full(4, 1e300)})
+
+
+def test_misuse_is_a_value_error_naming_what_is_wrong(backend) -> None:
+    model = backend(SPEC, dtype="float64")
+    with pytest.raises(ValueError, match=r"^step and train_epoch need the training set: call load\(X, y\) or fit"):
+        model.step(np.arange(4))
+    with pytest.raises(ValueError, match=r"^training_loss needs the training set"):
+        model.training_loss()
+    with pytest.raises(ValueError, match=r"^X must have at least one row; received shape \(0, 2\)$"):
+        model.fit(X[:0], Y[:0])
+    with pytest.raises(ValueError, match=r"^X must have at least one row"):
+        model.predict(X[:0])
+    with pytest.raises(ValueError, match=r"^X must be a NumPy array; received list"):
+        model.fit(X.tolist(), Y)
+    with pytest.raises(ValueError, match=r"^y must be a NumPy array; received list"):
+        model.loss_and_grads(X, Y.tolist())

@@ -164,6 +164,8 @@ def test_in_worker_keeps_the_errors_type_and_ends_when_closed() -> None:
         assert model.predict(np.ones((3, 2))).shape == (3, 1)
         process = model._worker.process
     assert process.poll() is not None
+    with pytest.raises(ValueError, match=r"^the numpy worker was closed: make a new in_worker\('numpy', …\) to go on$"):
+        model.predict(np.ones((3, 2)))
 
 
 @pytest.mark.skipif(NP2_PYTHON is None, reason="NP2_PYTHON not set: `make test` builds the NumPy 2 environment")
