@@ -1,0 +1,75 @@
+"""The plain MXNet loops, the yardstick of the suite's mxnet backend, written by hand;
+from the suite it takes only the spec's layer type and get_backend's import-time setting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backend_compare.backends import Linear, get_backend
+
+from . import LR
+
+
+def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+               batches: list[np.ndarray], compiled: bool = True) -> Callable[[], None]:
+    """Gluon with L2Loss(weight=2) as the mean squared error; `compiled` hybridizes the net and the loss."""
+    net = _gluon_net(spec, params, hybridize=compiled)
+    from mxnet import autograd, gluon, nd
+
+    loss_fn = gluon.loss.L2Loss(weight=2.0)
+    loss_fn.hybridize(compiled, static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR}, kvstore=None)
+    Xn, yn = nd.array(X), nd.array(y)
+
+    def run() -> None:
+        for batch in batches:  # as d2l's data_iter: indices to an NDArray per batch
+            idx = nd.array(batch, dtype="int64")
+            xb, yb = nd.take(Xn, idx), nd.take(yn, idx)
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(len(idx))
+        nd.waitall()  # MXNet is asynchronous: the work is done only when the engine is idle
+
+    return run
+
+
+def reference_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                   batch_size: int) -> tuple[Callable[[], None], int]:
+    """The Gluon reference of d2l §3.3 as written: DataLoader over ArrayDataset, Sequential, L2Loss."""
+    net = _gluon_net(spec, params, hybridize=False)
+    from mxnet import autograd, gluon, nd
+
+    loss_fn = gluon.loss.L2Loss()
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": LR})
+    loader = gluon.data.DataLoader(gluon.data.ArrayDataset(nd.array(X), nd.array(y)), batch_size, shuffle=True)
+
+    def run() -> None:
+        for xb, yb in loader:
+            with autograd.record():
+                loss = loss_fn(net(xb), yb)
+            loss.backward()
+            trainer.step(batch_size)
+        nd.waitall()
+
+    return run, len(loader)
+
+
+def _gluon_net(spec: Any, params: dict[str, np.ndarray], hybridize: bool) -> Any:
+    get_backend("mxnet")  # its numpy.bool shim must run before MXNet is imported
+    from mxnet import gluon, nd
+
+    net = gluon.nn.HybridSequential() if hybridize else gluon.nn.Sequential()
+    for layer in spec:
+        net.add(gluon.nn.Dense(layer.out_features, in_units=layer.in_features) if isinstance(layer, Linear)
+                else gluon.nn.Activation("tanh"))
+    net.initialize()
+    if hybridize:
+        net.hybridize(static_alloc=True)
+    for name, value in params.items():
+        index, kind = name.split(".")
+        getattr(net[int(index)], kind).set_data(nd.array(value, dtype="float32"))
+    return net

@@ -1,0 +1,42 @@
+"""The plain PyTorch loop, the yardstick of the suite's torch backend, written by hand;
+from the suite it takes only the spec's layer type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from backend_compare.backends import Linear
+
+from . import LR
+
+
+def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+               batches: list[np.ndarray], compiled: bool = False) -> Callable[[], None]:
+    """nn.Sequential, MSELoss and SGD; `compiled` wraps the loss's forward in torch.compile."""
+    import torch
+    from torch import nn
+
+    layers = [nn.Linear(layer.in_features, layer.out_features) if isinstance(layer, Linear) else nn.Tanh()
+              for layer in spec]
+    model = nn.Sequential(*layers)
+    model.load_state_dict({name: torch.from_numpy(value.astype(np.float32)) for name, value in params.items()})
+    optimizer, mse = torch.optim.SGD(model.parameters(), lr=LR), nn.MSELoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def model_loss(xb: Any, yb: Any) -> Any:
+        return mse(model(xb), yb)
+
+    forward = torch.compile(model_loss) if compiled else model_loss
+
+    def run() -> None:
+        for batch in batches:
+            idx = torch.from_numpy(batch)
+            optimizer.zero_grad()
+            loss = forward(Xt[idx], yt[idx])
+            loss.backward()
+            optimizer.step()
+
+    return run

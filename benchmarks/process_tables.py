@@ -1,0 +1,141 @@
+"""The tables measured in fresh processes: peak memory against the suite's estimate, workers against inline,
+a worker's start-up, and the wall time of compare.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+MEMORY_PROBE = """
+import json, sys
+open("/proc/self/clear_refs", "w").write("5")  # reset the high-water mark that fork and exec carried over
+def high_water_mb():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+sys.path.insert(0, {root!r})
+import numpy as np
+from backend_compare.backends import get_backend
+from backend_compare.comparison.run import train
+from backend_compare.tasks import get_task
+name = {name!r}
+get_backend(name)(get_task("linreg").make_problem(epochs=1, n_samples=100, true_w=[0.0]).spec)  # import + build
+baseline = high_water_mb()
+problem = get_task("linreg").make_problem(seed=0, true_w=np.linspace(-1, 1, {features}), n_samples={n_samples},
+                                          batch_size=None, epochs=2, dtype="float32")
+result = train(get_backend(name)(problem.spec, dtype="float32", lr=0.01), problem)
+peak = high_water_mb()
+print(json.dumps({{"baseline_mb": baseline, "peak_mb": peak, "status": result.status}}))
+"""
+
+
+def memory_rows(n_train: int, features: int, names: list[str]) -> list[dict[str, Any]]:
+    dataset_mb = n_train * (features + 1) * 4 / 2**20  # float32 X and y of the training split
+    rows = []
+    for name in names:
+        code = MEMORY_PROBE.format(root=str(ROOT), name=name, features=features, n_samples=int(n_train / 0.8))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        measured = json.loads(out.strip().splitlines()[-1])
+        growth = measured["peak_mb"] - measured["baseline_mb"]
+        rows.append({"backend": name, "baseline_mb": measured["baseline_mb"], "peak_mb": measured["peak_mb"],
+                     "growth_mb": growth, "dataset_mb": dataset_mb, "growth_over_dataset": growth / dataset_mb})
+    return rows
+
+
+MEMORY_CASES = {  # name -> compare.py arguments; each is measured with numpy, torch and mxnet in turn
+    "linreg 1e5 rows, full batch, 2000 epochs": ["--n-samples", "125000", "--batch-size", "100000",
+                                                 "--epochs", "2000"],
+    "linreg 1e6 rows, batches of 1000, --out": ["--n-samples", "1000000", "--batch-size", "1000", "--epochs", "1",
+                                                "--out", "{tmp}/run"],
+    "mlp 1e5 rows, hidden 64, huber, adam": ["--task", "mlp", "--n-samples", "100000", "--hidden", "64", "--lr",
+                                             "0.01", "--batch-size", "1000", "--epochs", "1", "--loss", "huber",
+                                             "--optimizer", "adam"],
+}
+TINY = ["--n-samples", "1000", "--epochs", "1"]  # the same command at a negligible size: its fixed cost
+
+
+def memory_probe(args: list[str]) -> dict[str, Any]:
+    """One run of compare.py in a fresh process: measured peak growth and the suite's estimate (MB)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [arg.format(tmp=tmp) for arg in args]
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "memory_probe.py"), *argv],
+                             capture_output=True, text=True, check=True).stdout
+    measured: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return measured
+
+
+def memory_estimate_rows(names: list[str]) -> list[dict[str, Any]]:
+    """Per case and backend: the growth of peak memory over the warm import baseline, the same command's
+    growth at 1000 rows (its fixed cost), the data, and the estimate made before the run."""
+    rows = []
+    for case, args in MEMORY_CASES.items():
+        n_samples = int(args[args.index("--n-samples") + 1])
+        features = 2 if "mlp" not in case else 1
+        data_mb = n_samples * (features + 1) * 4 / 2**20  # float32 X and y
+        for name in names:
+            run = memory_probe(["--backends", name, *args])
+            tiny = memory_probe(["--backends", name, *args[: args.index("--n-samples")], *TINY])
+            rows.append({"case": case, "backend": name, "data_mb": data_mb, "growth_mb": run["growth_mb"],
+                         "fixed_mb": tiny["growth_mb"], "over_fixed_per_data": (run["growth_mb"] - tiny["growth_mb"])
+                         / data_mb, "estimate_mb": run["estimate_mb"],
+                         "estimate_over_growth": run["estimate_mb"] / run["growth_mb"],
+                         "imports_mb": run["imports_mb"], "import_estimate_mb": run["import_estimate_mb"]})
+    return rows
+
+
+def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Wall time of `--seeds 6` with workers against inline, alternated run by run; µs per step inside a
+    worker against inline (from the same runs); and how long a worker takes to start and load."""
+    from backend_compare.comparison.executors import Worker
+
+    runs = []
+    for task in ("linreg", "mlp"):
+        # "alone": one job at a time, so a worker's steps are timed without another worker on the cores
+        settings = {"process": ["--executor", "process"], "alone": ["--executor", "process", "--jobs", "1"],
+                    "inline": ["--executor", "inline"]}
+        walls: dict[str, list[float]] = {key: [] for key in settings}
+        steps: dict[str, dict[str, list[float]]] = {key: {} for key in settings}
+        for _ in range(repeats):
+            for key, extra in settings.items():
+                began = time.perf_counter()
+                out = subprocess.run([sys.executable, "compare.py", "--task", task, "--seeds", "6", "--quiet",
+                                      "--backends", ",".join(names), *extra, "--format", "json"],
+                                     cwd=ROOT, capture_output=True, text=True, check=True).stdout
+                walls[key].append(time.perf_counter() - began)
+                for row in json.loads(out)["summary"]:
+                    steps[key].setdefault(row["backend"], []).append(row["us_per_step"])
+        runs.append({"task": f"{task} --seeds 6", "inline_s": float(np.median(walls["inline"])),
+                     "workers_s": float(np.median(walls["process"])),
+                     "ratio": float(np.median(walls["process"]) / np.median(walls["inline"])),
+                     **{f"{name}_step_ratio": float(np.median(steps["alone"][name]) / np.median(steps["inline"][name]))
+                        for name in names}})
+    starts = []
+    for name in names:
+        seconds = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            worker = Worker(name, sys.executable)
+            worker.start()
+            seconds.append(time.perf_counter() - began)
+            worker.close()
+        starts.append({"backend": name, "start_and_load_s": float(np.median(seconds))})
+    return runs, starts
+
+
+def compare_wall_seconds(repeats: int) -> list[float]:
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "compare.py", "--task", "linreg"], cwd=ROOT, capture_output=True, check=True)
+        seconds.append(time.perf_counter() - start)
+    return seconds
