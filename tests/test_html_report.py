@@ -176,12 +176,14 @@ def test_report_rewrites_a_saved_runs_page_and_refuses_other_folders(cli: RunCli
 
 def test_a_page_that_cannot_be_made_leaves_the_rest_of_the_run_saved(monkeypatch: pytest.MonkeyPatch, cli: RunCli,
                                                                       tmp_path: Path) -> None:
-    from backend_compare import cli as compare
+    from backend_compare.cli import report as report_command
+    from backend_compare.cli import run as run_command
 
     def broken(*_: object) -> str:
         raise ImportError("plotly is broken")
 
-    monkeypatch.setattr(compare, "run_page", broken)
+    monkeypatch.setattr(run_command, "run_page", broken)
+    monkeypatch.setattr(report_command, "run_page", broken)
     ran = cli("--backends", "numpy", "--out", str(tmp_path / "run"), "--quiet")
     assert ran.code == 1 and "report.html could not be made: ImportError: plotly is broken" in ran.err
     assert ran.err.count("\n") == 1 and "Traceback" not in ran.err

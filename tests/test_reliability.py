@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from backend_compare import backends
-from backend_compare import cli as compare
 from backend_compare.backends import BACKENDS, get_backend
+from backend_compare.cli import run as run_command
 from tests.conftest import RunCli, load_backend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +278,7 @@ def test_a_plot_matplotlib_cannot_draw_leaves_the_run_folder_and_one_line(
     def broken(figure: object, fmt: str = "png") -> bytes:
         raise RuntimeError("Could not load font\nsecond line")
 
-    monkeypatch.setattr(compare, "figure_bytes", broken)
+    monkeypatch.setattr(run_command, "figure_bytes", broken)
     result = cli("--backends", "numpy", "--epochs", "2", "--plot", str(tmp_path / "p.svg"),
                  "--out", str(tmp_path / "run"))
     assert result.code == 1 and "\nLosses\n" in result.out

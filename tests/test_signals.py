@@ -91,7 +91,7 @@ def test_a_signal_at_any_moment_leaves_the_previous_run_or_the_new_one_whole(
 def test_ctrl_c_inside_a_class_definition_is_a_stop_not_a_broken_plot(monkeypatch: pytest.MonkeyPatch) -> None:
     """Python wraps what __set_name__ raises in a RuntimeError: Ctrl-C while matplotlib is imported for the plot
     came out as "the plot could not be drawn" (exit 1) instead of a stop (exit 130). Found by the test above."""
-    from backend_compare import cli as cli_module
+    from backend_compare.cli import run as run_command
     from backend_compare.comparison import plot
 
     class Interrupting:
@@ -103,4 +103,4 @@ def test_ctrl_c_inside_a_class_definition_is_a_stop_not_a_broken_plot(monkeypatc
 
     monkeypatch.setattr(plot, "loss_figure", figure_while_a_class_is_made)
     with pytest.raises(KeyboardInterrupt):
-        cli_module._drawn({"curves": [{"backend": "numpy"}]}, ["png"])
+        run_command.drawn({"curves": [{"backend": "numpy"}]}, ["png"])

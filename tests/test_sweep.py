@@ -187,7 +187,7 @@ def test_time_is_compared_as_a_paired_ratio_with_its_interval() -> None:
 
 def test_a_sweep_stopped_while_saving_says_what_is_cached(monkeypatch: pytest.MonkeyPatch, cli: RunCli,
                                                           tmp_path: Path) -> None:
-    from backend_compare import sweep_command
+    from backend_compare.cli import sweep as sweep_command
 
     def stopped(*_: object) -> list[str]:
         raise KeyboardInterrupt

@@ -1,0 +1,208 @@
+"""Train the same model on NumPy, PyTorch, MXNet Gluon, JAX and TensorFlow and compare them side by side.
+
+    python compare.py --task linreg
+    python compare.py --task linreg --backends numpy,torch --dtype float64 --format markdown
+    python compare.py --task linreg --true-w=-1,0.5,3 --true-b 0 --noise 0.1 --epochs 5
+    python compare.py --task linreg --optimizer adam --lr 0.01 --loss huber --format json
+    python compare.py --task mlp --hidden 32,32 --activation relu --function teacher
+    python compare.py --task celsius --model mlp --init native
+    python compare.py --task mlp --mode eager,compiled --dtype float64
+    python compare.py --data measurements.csv --model mlp --hidden 16
+    python compare.py --task linreg --seeds 5 --relative --plot curves.png
+    python compare.py --task linreg --out runs/before
+    python compare.py show runs/before --format markdown
+    python compare.py diff runs/before runs/after --threshold 0.1
+    python compare.py explain --backends numpy,mxnet --dtype float64 --out why
+    python compare.py sweep --lr 0.01,0.03 --batch-size 10,100 --seeds 3 --out sweep1 [--executor dask|ray]
+    python compare.py report runs/before             (report.html again, for a saved run or sweep)
+    python compare.py --data people.csv --target score --standardize
+    python compare.py --task softmax --dataset digits               (classification: accuracy, per class, optimum)
+    python compare.py --task classifier --dataset wine --optimizer adam
+    python compare.py --task classifier --data animals.csv --target species --hidden 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from typing import Any, NoReturn
+
+from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
+from ..comparison.executors import EXECUTORS
+from ..comparison.report import FORMATS
+from ..comparison.run import INIT_MODES
+from ..layers import ACTIVATIONS, DTYPES
+from ..tasks import TASKS
+from ..tasks.base import MODELS
+from ..tasks.labelled import DATASETS
+from ..tasks.mlp import FUNCTIONS
+from .console import UsageError
+from .settings import RunSettings
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, its errors raised as UsageError (one line, exit 2) instead of printed with the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def parse_settings(argv: list[str], prog: str, **defaults: Any) -> RunSettings:
+    """A run's command line as settings (not yet checked: RunSettings.checked); `defaults` replace the
+    parser's (explain runs inline unless told otherwise)."""
+    parser = make_parser(prog)
+    parser.set_defaults(**defaults)
+    return RunSettings.from_values(vars(parser.parse_args(argv)))
+
+
+def parse_value(parser: argparse.ArgumentParser, option: str, text: str) -> Any:
+    """One option's value as `parser` reads it on a command line: its type, choices and error messages."""
+    return getattr(parser.parse_args([f"{option}={text}"]), option.lstrip("-").replace("-", "_"))
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 2,-3.4; received: {text!r}") from None
+
+
+def _sizes(text: str) -> list[int]:
+    message = f"expected comma-separated positive integers such as 32,32; received: {text!r}"
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(message) from None
+    if min(sizes) < 1:
+        raise argparse.ArgumentTypeError(message)
+    return sizes
+
+
+def _seeds(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers such as 0 or 0,1,2; received: {text!r}")
+    return [int(part) for part in parts]
+
+
+def _modes(text: str) -> list[str]:
+    modes = [mode.strip() for mode in text.split(",")]
+    if not set(modes) <= set(MODES) or len(set(modes)) < len(modes):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(MODES)}, or several once each such as "
+                                         f"eager,compiled; received: {text!r}")
+    return modes
+
+
+def count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0; received: {text!r}")
+    return value
+
+
+def _interpreter(text: str) -> tuple[str, str]:
+    label, equals, path = text.partition("=")
+    if not equals or not label.isidentifier() or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH such as np2=/opt/np2/bin/python; received: {text!r}")
+    return label, path
+
+
+def _backend_names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    rows = [(name, RowName.parse(name)) for name in names]
+    unknown = [name for name, row in rows if row.backend not in BACKENDS or ("@" in name and not row.label)
+               or (":" in name and row.mode not in MODES)]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"expected names from {', '.join(BACKENDS)}, each with an optional "
+                                         f"@LABEL of --python and :MODE of {', '.join(MODES)}; received: {text!r}")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"expected each backend once; received {', '.join(twice)} more than once "
+                                         f"in {text!r}")
+    return names
+
+
+def make_parser(prog: str) -> argparse.ArgumentParser:
+    parser = Parser(prog=prog, description=(__doc__ or "").replace("python compare.py", prog),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
+    parser.add_argument("--backends", type=_backend_names, default=None,
+                        help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one); "
+                             "NAME@LABEL runs NAME with the interpreter --python gives LABEL, NAME:MODE in that mode")
+    parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
+    parser.add_argument("--seeds", type=count, help="run seeds 0..N-1 and report mean and standard deviation")
+    parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the task's reference setting)")
+    parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    parser.add_argument("--momentum", type=float, help="for sgd and momentum (default 0 and 0.9)")
+    parser.add_argument("--weight-decay", type=float,
+                        help="L2 penalty added to the gradient (default 0; softmax: 1e-3, which gives its "
+                             "separable data sets a finite optimum)")
+    parser.add_argument("--loss", choices=LOSSES,
+                        help="default mse; cross-entropy (on logits, class indices as labels) for softmax and "
+                             "classifier, the only loss they take")
+    parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--init", choices=INIT_MODES, default="shared",
+                        help="shared: the task's initial parameters and batches for every backend; native: each "
+                             "framework's own initialiser and data loader, seeded by --seed")
+    parser.add_argument("--mode", type=_modes, default=["usual"],
+                        help="how each training step runs: eager (op by op), compiled (torch.compile, jax.jit, "
+                             "tf.function, Gluon's hybridize) or usual (as each framework's tutorials do; the "
+                             "default); eager,compiled runs every backend both ways")
+    running = parser.add_argument_group("where it runs")
+    running.add_argument("--executor", choices=EXECUTORS, default="process",
+                         help="process: each backend in a worker process of its own (default); inline: all in "
+                              "this process")
+    running.add_argument("--jobs", type=count, default=os.cpu_count() or 1,
+                         help="workers running at once (default: the number of cores)")
+    running.add_argument("--python", action="append", type=_interpreter, metavar="LABEL=PATH", default=[],
+                         help="another environment's Python, for NAME@LABEL in --backends (also read from "
+                              "[tool.backend-compare.python] of ./pyproject.toml)")
+    running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                         help="a job running longer is stopped and its row says so (process executor)")
+    report = parser.add_argument_group("report")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("--curves", nargs="?", const="summary", choices=("summary", "all"),
+                        help="also print the training and validation loss along the steps: a few points per backend, "
+                             "or every evaluated point with --curves all")
+    report.add_argument("--plot", metavar="FILE", help="write the loss curves and parity over steps as a PNG")
+    report.add_argument("--relative", action="store_true", default=None,
+                        help="also show parameter errors against the exact optimum (linear models)")
+    report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    linreg = parser.add_argument_group("linreg")
+    linreg.add_argument("--true-w", type=_floats, help="e.g. 2,-3.4 (use --true-w=-1,2 for a leading minus)")
+    linreg.add_argument("--true-b", type=float)
+    linreg.add_argument("--n-samples", type=int, help="training plus validation rows (linreg, mlp)")
+    linreg.add_argument("--noise", type=float, help="standard deviation of the label noise (linreg, mlp)")
+    mlp = parser.add_argument_group("mlp, and celsius or data with --model mlp")
+    mlp.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 13 or 32,32 (default 13)")
+    mlp.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
+    mlp.add_argument("--function", choices=FUNCTIONS, help="mlp: the true function (default sin)")
+    mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
+    labelled = parser.add_argument_group("softmax and classifier (--data and --target also apply)")
+    labelled.add_argument("--dataset", choices=DATASETS,
+                          help="bundled with scikit-learn (default digits: 8×8 images of handwritten digits)")
+    data = parser.add_argument_group("celsius and data")
+    data.add_argument("--model", choices=MODELS, help="default linear")
+    data.add_argument("--data", help="a CSV (with a header line or without) or an .npz with X and y")
+    data.add_argument("--target", metavar="COLUMN", help="the CSV column to predict: its name, or its position "
+                                                         "(1 the first, -1 the last; default the last)")
+    data.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                      help="whether the CSV's first line names the columns (default: when it is not all numbers)")
+    data.add_argument("--standardize", action="store_true", default=None,
+                      help="scale each feature by the training split's mean and standard deviation (reported)")
+    return parser

@@ -1,0 +1,210 @@
+"""A run's plan: its checked settings, the problem of each seed, and the backends built (inline) or workers
+started (process), everything validated before anything trains or is written."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends import BACKENDS, Backend, BackendUnavailable, RowName, available_backends, install_hint
+from ..comparison import memory
+from ..comparison.executors import Worker, WorkerFailed
+from ..comparison.run import build_backends
+from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
+from ..tasks import Problem, Task, get_task
+from ..tasks.base import given_or_default, model_spec
+from .console import UsageError, say
+from .options import parse_settings
+from .settings import RunSettings, model_of
+
+
+@dataclass
+class Plan:
+    """A checked run: everything validated, nothing trained or written yet."""
+
+    settings: RunSettings  # checked: the task and loss filled in
+    prog: str  # how the program names itself in what it prints
+    seeds: list[int]
+    problems: Callable[[int], Problem]
+    first: Problem
+    options: dict[str, Any]
+    backends: dict[str, Backend]  # inline, by row name: built for the first seed while checking the options
+    workers: list[Worker]  # process: started, their framework imported
+    out: Path | None
+    task_kwargs: dict[str, Any] = field(default_factory=dict)  # with the dtype, when the task stores data in it
+    setup: dict[str, Any] = field(default_factory=dict)  # lr, epochs and batch_size: given or the task's defaults
+    pythons: dict[str, str] = field(default_factory=dict)  # row name -> the interpreter its worker runs
+    argv: list[str] = field(default_factory=list)  # as given: the command in a saved run's provenance
+    rows: dict[str, RowName] = field(default_factory=dict)  # every row name asked for, parsed
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.backends) + [worker.name for worker in self.workers]
+
+    @property
+    def task(self) -> str:
+        return str(self.settings.task)
+
+
+def prepare(argv: list[str], prog: str = "backend-compare", runners: bool = True) -> Plan:
+    """A run's command line, parsed and planned; raises UsageError or ValueError with a one-line message."""
+    return plan_run(parse_settings(argv, prog), prog, runners, argv)
+
+
+def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str] | None = None) -> Plan:
+    """Validate the settings and everything they need; raises UsageError or ValueError with a one-line
+    message. Without `runners`, no backend is built and no worker started: the options are checked as for
+    workers."""
+    settings = asked.checked()
+    seeds = settings.seed_list
+    task = get_task(str(settings.task))
+    if settings.plot is not None:  # outputs first: a run that could not be saved is not started
+        plot_format(settings.plot)
+        check_writable_file("--plot", settings.plot)
+    check_apart({"--data": settings.data} if settings.data is not None else {}, settings.plot, settings.out)
+    out = check_out(settings.out) if settings.out is not None else None
+    defaults = task.defaults.get(settings.model or task.default_model, task.defaults[task.default_model])
+    setup = {key: given if (given := getattr(settings, key)) is not None else defaults[key]
+             for key in ("lr", "epochs", "batch_size")}
+    weight_decay = settings.weight_decay if settings.weight_decay is not None else defaults.get("weight_decay", 0.0)
+    task_kwargs = settings.task_kwargs()
+    if "dtype" in inspect.signature(task.make_problem).parameters:
+        task_kwargs["dtype"] = settings.dtype  # synthetic data stored in the run's dtype: no float64 copy
+
+    def problems(seed: int) -> Problem:
+        return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
+
+    names = settings.row_names(select_backends(settings.backends, prog))
+    rows = {name: RowName.parse(name) for name in names}
+    check_memory(settings, task, task_kwargs, setup, [row.backend for row in rows.values()], len(seeds))
+    first = problems(seeds[0])
+    options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
+               "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
+               "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
+               "mode": settings.mode[0] if len(settings.mode) == 1 else "usual"}  # a row's own :MODE wins
+    backends: dict[str, Backend] = {}
+    workers: list[Worker] = []
+    pythons: dict[str, str] = {}
+    if settings.executor == "inline" and runners:
+        labelled = [name for name, row in rows.items() if row.label]
+        if labelled:
+            raise UsageError(f"--backends {','.join(labelled)}: another environment needs --executor process")
+        for name in names:
+            try:
+                backends.update(build_backends(first, [name], options))
+            except BackendUnavailable as err:
+                unavailable(settings, prog, name, str(err))
+    else:
+        # The options' checks, without importing a framework here (every mode asked for is one numpy has).
+        build_backends(first, ["numpy"] + [f"numpy:{row.mode}" for row in rows.values() if row.mode], options)
+        # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
+        labels = interpreters(settings.python) if any(row.label for row in rows.values()) else {}
+        pythons = {name: python_for(name, row, labels) for name, row in rows.items()}
+        if runners:
+            workers = start_workers(settings, prog, pythons)
+            check_modes(workers, options["mode"])
+    return Plan(settings, prog, seeds, problems, first, options, backends, workers, out, task_kwargs, setup,
+                pythons if settings.executor != "inline" else {}, list(argv or []), rows)
+
+
+def select_backends(requested: tuple[str, ...] | None, prog: str) -> list[str]:
+    if requested is not None:
+        return list(requested)
+    installed = available_backends()
+    for name in BACKENDS:
+        if name not in installed:
+            say(prog, f"skipping backend {name!r}: {install_hint(name)}")
+    return installed
+
+
+def interpreters(given: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    """Labels of other environments' interpreters: ./pyproject.toml's [tool.backend-compare.python], then
+    --python (which wins)."""
+    import tomllib
+
+    found: dict[str, str] = {}
+    try:
+        table = tomllib.loads(Path("pyproject.toml").read_text()).get("tool", {}).get("backend-compare", {})
+        found.update({str(k): str(v) for k, v in table.get("python", {}).items()})
+    except FileNotFoundError:
+        pass
+    except (OSError, tomllib.TOMLDecodeError, AttributeError) as err:
+        raise UsageError(f"./pyproject.toml cannot give [tool.backend-compare.python]: {err}") from None
+    return {**found, **dict(given)}
+
+
+def python_for(name: str, row: RowName, labels: dict[str, str]) -> str:
+    """The interpreter that runs the row `name`."""
+    if not row.label:
+        return sys.executable
+    if row.label not in labels:
+        raise UsageError(f"--backends {name}: no interpreter is labelled {row.label!r}; "
+                         f"give --python {row.label}=PATH")
+    path = labels[row.label]
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise UsageError(f"--python {row.label}={path}: not an executable file")
+    return path
+
+
+def check_modes(workers: list[Worker], mode: str) -> None:
+    """A mode a worker's backend lacks is a usage error before anything trains (inline, constructing it
+    says the same)."""
+    for worker in workers:
+        wanted = worker.mode or mode
+        if wanted != "usual" and wanted not in worker.modes:
+            for each in workers:
+                each.kill()
+            raise UsageError(f"mode must be one of usual, {', '.join(worker.modes)} for the {worker.backend} backend; "
+                             f"received: {wanted!r}")
+
+
+def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> None:
+    """A backend that cannot run: exit 2 when it was asked for, a note when it was only installed."""
+    if settings.backends is not None:
+        raise UsageError(reason)
+    say(prog, f"skipping backend {name!r}: {reason}")
+
+
+def start_workers(settings: RunSettings, prog: str, pythons: dict[str, str]) -> list[Worker]:
+    """One worker per backend, all starting at once; those that cannot load their backend are left out."""
+    started = [Worker(name, python) for name, python in pythons.items()]
+    ready = []
+    try:
+        for worker in started:
+            try:
+                worker.start()
+                ready.append(worker)
+            except WorkerFailed as err:
+                worker.kill()
+                unavailable(settings, prog, worker.name, str(err))
+    except BaseException:  # a usage error or a signal: no worker outlives the program
+        for worker in started:
+            worker.kill()
+        raise
+    return ready
+
+
+def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any], setup: dict[str, Any],
+                 names: list[str], seeds: int) -> None:
+    """Refuse, before anything is built, a run whose estimated memory exceeds what the machine has free."""
+    rows, features = task.data_shape(**task_kwargs)
+    if not (isinstance(rows, int) and isinstance(features, int) and rows > 0 and features > 0):
+        return  # not sizes at all: the task refuses them in its own words
+    model = model_of(settings, task)
+    hidden = (list(settings.hidden or ()) or given_or_default(task.make_problem, {}, "hidden")
+              if model == "mlp" else ())
+    parts = memory.estimate(
+        rows=rows, features=features, spec=model_spec(model, features, 1, hidden, settings.activation or "tanh"),
+        dtype=settings.dtype, epochs=setup["epochs"], batch_size=setup["batch_size"],
+        val_fraction=given_or_default(task.make_problem, {}, "val_fraction"), backends=names,
+        optimizer=settings.optimizer, seeds=seeds, record=settings.records,
+        parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
+        row_option="--data" if settings.data else "--n-samples",
+        feature_option={"linreg": "--true-w", "mlp": "--inputs"}.get(task.name, "--data"),
+        from_file=settings.data is not None)
+    memory.check_fits(parts, memory.available_bytes())

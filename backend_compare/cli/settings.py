@@ -1,0 +1,157 @@
+"""A run's settings, typed: given on the command line (None: not given, the task's default applies), checked
+once with one-line errors, written to JSON and read back. Sweep and explain derive theirs with `replace`."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tasks import TASKS, Task, get_task
+from .console import UsageError
+
+# Settings that are the task's own keywords, passed only when given and only to tasks that take them.
+TASK_OPTIONS = ("true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs",
+                "data", "target", "header", "standardize", "dataset")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything a run is asked for: task, model, optimiser, loss, dtype, init, mode, data, seeds, where it
+    runs and what it reports. Lists are tuples, so settings compare and never change."""
+
+    task: str | None = None
+    backends: tuple[str, ...] | None = None  # row names, NAME[@LABEL][:MODE]; None: every installed backend
+    seed: tuple[int, ...] | None = None
+    seeds: int | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    weight_decay: float | None = None
+    loss: str | None = None
+    huber_delta: float | None = None
+    dtype: str = "float32"
+    init: str = "shared"
+    mode: tuple[str, ...] = ("usual",)
+    executor: str = "process"
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    python: tuple[tuple[str, str], ...] = ()  # (LABEL, PATH) of other environments' interpreters
+    timeout: float | None = None
+    format: str = "table"
+    curves: str | None = None
+    plot: str | None = None
+    relative: bool | None = None
+    out: str | None = None
+    quiet: bool = False
+    true_w: tuple[float, ...] | None = None
+    true_b: float | None = None
+    n_samples: int | None = None
+    noise: float | None = None
+    hidden: tuple[int, ...] | None = None
+    activation: str | None = None
+    function: str | None = None
+    inputs: int | None = None
+    dataset: str | None = None
+    model: str | None = None
+    data: str | None = None
+    target: str | None = None
+    header: bool | None = None
+    standardize: bool | None = None
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> RunSettings:
+        """From parsed or JSON values (lists become tuples); a name that is no setting is a TypeError."""
+        return cls(**{name: _frozen(value) for name, value in values.items()})
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSettings:
+        return cls.from_values(json.loads(text))
+
+    def checked(self) -> RunSettings:
+        """Validated: one-line UsageError for settings that do not go together; the task and loss filled in."""
+        if self.seed is not None and self.seeds is not None:
+            raise UsageError("give --seed or --seeds, not both")
+        name = self.task or ("data" if self.data is not None else "linreg")
+        if name == "data" and self.data is None:
+            raise UsageError("--task data needs --data FILE")
+        task = get_task(name)
+        loss = self.loss or task.losses[0]  # each task's labels have losses of their own
+        if loss not in task.losses:
+            raise UsageError(f"--loss {loss} does not suit --task {task.name}: its labels take "
+                             f"{' or '.join(task.losses)}")
+        done = dataclasses.replace(self, task=name, loss=loss)
+        check_options_apply(done, task)
+        return done
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if self.seeds else list(self.seed or [0])
+
+    @property
+    def records(self) -> bool:
+        """Whether the runs keep their loss curves: something shows or saves them."""
+        return bool(self.curves or self.plot or self.out)
+
+    def task_kwargs(self) -> dict[str, Any]:
+        """The task's own settings that were given (checked() has checked that the task takes them)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key in TASK_OPTIONS if (value := getattr(self, key)) is not None}
+
+    def row_names(self, backends: list[str]) -> list[str]:
+        """Each backend once per --mode when several are given (NAME:MODE), in order."""
+        names = [f"{name}:{mode}" if len(self.mode) > 1 and ":" not in name else name
+                 for name in backends for mode in self.mode]
+        return list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(_frozen(item) for item in value) if isinstance(value, list | tuple) else value
+
+
+def model_of(settings: RunSettings, task: Task) -> str:
+    return str(settings.model or task.default_model)
+
+
+def _task_takes(keyword: str) -> Callable[[RunSettings, Task], bool]:
+    return lambda settings, task: keyword in inspect.signature(task.make_problem).parameters
+
+
+def _tasks_taking(keyword: str) -> list[str]:
+    return [name for name in TASKS if keyword in inspect.signature(get_task(name).make_problem).parameters]
+
+
+# Every option that applies only to some runs: when it applies, in words, and what this run is instead.
+# One table, so every option that does not apply is refused the same way: one line, exit 2.
+Rule = tuple[Callable[[RunSettings, Task], bool], str, Callable[[RunSettings, Task], str]]
+OPTION_RULES: dict[str, Rule] = {
+    "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
+                 lambda a, t: f"uses --optimizer {a.optimizer}"),
+    "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
+    "hidden": (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
+               lambda a, t: "trains a linear model"),
+    "activation": (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
+                   lambda a, t: "trains a linear model"),
+    "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
+    "relative": (lambda a, t: model_of(a, t) == "linear" and not t.classifies,
+                 "to a linear regression (it compares with the exact optimum)",
+                 lambda a, t: "trains an MLP" if model_of(a, t) == "mlp" else f"is --task {t.name}, a classification"),
+    **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
+       for key in TASK_OPTIONS if key not in ("hidden", "activation")},
+}
+
+
+def check_options_apply(settings: RunSettings, task: Task) -> None:
+    for key, (applies, where, instead) in OPTION_RULES.items():
+        given = getattr(settings, key)
+        if given is not None and not applies(settings, task):  # None: not given (--no-header gives False)
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(f"{flag} applies only {where}; this run {instead(settings, task)}")

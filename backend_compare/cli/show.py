@@ -1,0 +1,25 @@
+"""`compare.py show DIR`: the tables of a run or a sweep saved with --out, printed again."""
+
+from __future__ import annotations
+
+from ..comparison.report import FORMATS, render
+from ..comparison.saved import load_run
+from .console import UsageError, usage, write_stdout
+from .options import Parser
+from .sweep_folders import is_sweep, show_sweep
+
+
+def main(argv: list[str], prog: str) -> int:
+    parser = Parser(prog=f"{prog} show", description="Print the tables of a run or a sweep saved with --out.")
+    parser.add_argument("run", metavar="DIR")
+    parser.add_argument("--format", choices=FORMATS, default="table")
+    try:
+        args = parser.parse_args(argv)
+        if is_sweep(args.run):
+            write_stdout(show_sweep(args.run, args.format))
+            return 0
+        report = load_run(args.run)
+    except (UsageError, ValueError) as err:
+        return usage(prog, err)
+    write_stdout(render(report, args.format))
+    return 0
