@@ -61,7 +61,32 @@ def test_backends_option_restricts(pytester: pytest.Pytester) -> None:
     assert "mxnet" not in result.stdout.str()
     bad = pytester.runpytest("--backends", "cntk")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines([f"*--backends must name backends from {', '.join(BACKENDS)}; received: 'cntk'*"])
+    bad.stderr.fnmatch_lines([f"*--bc-backends must name backends from {', '.join(BACKENDS)}; received: 'cntk'*"])
+    namespaced = pytester.runpytest("-v", "--bc-backends", "numpy,torch")
+    namespaced.assert_outcomes(passed=3)
+
+
+def test_a_projects_own_backend_fixture_is_its_own(pytester: pytest.Pytester) -> None:
+    """A project's conftest with a `backend` fixture of its own: its tests run as it says, not once per backend."""
+    pytester.makeconftest(
+        "import pytest\n\n@pytest.fixture\ndef backend():\n    return 'mine'\n\n"
+        "@pytest.fixture(params=['a', 'b'])\ndef check_backend(request):\n    return request.param\n")
+    pytester.makepyfile(test_own="def test_own(backend):\n    assert backend == 'mine'\n\n"
+                                 "def test_param(check_backend):\n    assert check_backend in 'ab'\n\n"
+                                 "def test_ours(bc_backend):\n    assert bc_backend.name\n")
+    result = pytester.runpytest("-v", "--bc-backends", "numpy,torch")
+    result.assert_outcomes(passed=1 + 2 + 2)
+    result.stdout.fnmatch_lines(["*test_own PASSED*", "*test_param?a? PASSED*", "*test_ours?torch? PASSED*"])
+
+
+def test_a_projects_own_backends_option_is_its_own(pytester: pytest.Pytester) -> None:
+    """A project's conftest that adds --backends: pytest starts, the option is the project's, --bc-backends ours."""
+    pytester.makeconftest("def pytest_addoption(parser):\n    parser.addoption('--backends', default='theirs')\n\n"
+                          "def pytest_configure(config):\n    print('backends:', config.getoption('backends'))\n")
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_subprocess("-s", "--backends", "cluster-a", "--bc-backends", "numpy,torch")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["backends: cluster-a"])
 
 
 def test_missing_backend_is_skipped_with_the_reason(pytester: pytest.Pytester) -> None:
