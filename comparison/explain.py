@@ -117,6 +117,11 @@ class Explainer:
     """Runs two or more backends in lock step from the problem's shared start, one batch at a time."""
 
     def __init__(self, problem: Problem, backends: Mapping[str, Backend], options: Mapping[str, Any]) -> None:
+        lacking = [name for name, backend in backends.items() if not backend.replay]
+        if lacking:  # asked of the declaration up front, not found missing at the first differing step
+            raise NotImplementedError(f"explain replays steps with hooks the {' and '.join(lacking)} backend"
+                             f"{'s do' if len(lacking) > 1 else ' does'} not declare (Backend.replay, see "
+                             "backends/base.py); compare it with compare.py instead")
         self.problem, self.backends, self.options = problem, dict(backends), dict(options)
         self.dtype = str(options.get("dtype", "float32"))
 

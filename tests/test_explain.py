@@ -246,7 +246,22 @@ def test_explain_writes_a_bundle_whole_and_refuses_a_users_folder(cli: RunCli, t
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and refused.out == ""
 
 
-def test_a_backend_without_the_replay_hooks_is_told_which(monkeypatch: pytest.MonkeyPatch, cli: RunCli) -> None:
+def test_a_backend_that_does_not_declare_the_replay_hooks_is_refused_up_front(monkeypatch: pytest.MonkeyPatch,
+                                                                              cli: RunCli) -> None:
+    monkeypatch.setattr(NumpyBackend, "replay", False)
+    problem = get_task("linreg").make_problem(seed=0, epochs=1)
+    with pytest.raises(NotImplementedError, match=r"^explain replays steps with hooks the numpy and other backends "
+                                                  r"do not declare \(Backend.replay"):
+        Explainer(problem, {"numpy": NumpyBackend(problem.spec), "other": HalfLoss(problem.spec)}, {})
+    load_backend("torch")
+    ran = cli("explain", "--backends", "numpy,torch")
+    assert ran.code == 2 and ran.err == ("compare.py explain: error: explain replays steps with hooks the numpy "
+                                         "backend does not declare (Backend.replay, see backends/base.py); compare "
+                                         "it with compare.py instead\n")
+
+
+def test_a_backend_without_the_replay_hooks_it_declares_is_told_which(monkeypatch: pytest.MonkeyPatch,
+                                                                      cli: RunCli) -> None:
     monkeypatch.setattr(NumpyBackend, "_optimizer_state", None)
     problem = get_task("linreg").make_problem(seed=0, epochs=1)
     with pytest.raises(NotImplementedError, match="backend 'numpy' has no _optimizer_state hook, which explain needs"):

@@ -21,10 +21,10 @@ def main(argv: list[str], prog: str) -> int:
             plan, out = checked(argv, f"{prog} explain")
     except (UsageError, ValueError) as err:
         return usage(f"{prog} explain", err)
-    try:
+    try:  # a backend of one's own that does not declare the replay hooks, or lacks one it declares
         findings = Explainer(plan.first, plan.backends, plan.options).run()
-    except NotImplementedError as err:  # a backend of one's own without the replay hooks
-        return usage(prog, err)
+    except NotImplementedError as err:
+        return usage(f"{prog} explain", err)
     settings = plan.settings
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": plan.seeds,
               "options": {**plan.options, "mode": ",".join(settings.mode), "init": "shared"}}
