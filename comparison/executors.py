@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import __version__
 from ..backends import Backend, RowName, error_line
+from ..layers import ModelSpec
 from ..tasks import Problem
 from . import protocol
 from .run import BackendResult, stopped_result, train
@@ -45,6 +46,7 @@ class Worker:
         self.backend, self.mode = row.backend, row.mode
         self.versions: dict[str, str] = {}
         self.modes: list[str] = []  # the modes its backend has, once loaded
+        self.layer_kinds: list[str] | None = None  # the layer types it builds, once loaded (None: not said)
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
@@ -87,7 +89,16 @@ class Worker:
             raise WorkerFailed(reply["unavailable"])
         self.versions[self.backend] = str(reply["loaded"])
         self.modes = list(reply["modes"])
+        self.layer_kinds = list(reply["layers"]) if "layers" in reply else None
         return self.versions[self.backend]
+
+    def cannot_build(self, spec: ModelSpec) -> str | None:
+        """Why its backend cannot build `spec` (as constructing it would say), or None when it can."""
+        for index, layer in enumerate(spec):
+            if self.layer_kinds is not None and layer.kind not in self.layer_kinds:
+                return (f"the {self.backend} backend cannot build layer {index} {layer.describe()}; it builds: "
+                        f"{', '.join(self.layer_kinds) or 'no layer type'}")
+        return None
 
     def request(self, message: dict[str, Any], arrays: protocol.Arrays | None = None, *, timeout: float | None,
                 what: str = "training", on_progress: Callable[[int], object] | None = None

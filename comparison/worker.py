@@ -43,7 +43,8 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
         if kind == "load":
             try:
                 loaded = get_backend(message["backend"])
-                protocol.send(outgoing, {"loaded": framework_version(message["backend"]), "modes": list(loaded.modes)})
+                protocol.send(outgoing, {"loaded": framework_version(message["backend"]), "modes": list(loaded.modes),
+                                         "layers": list(loaded.layer_kinds())})
             except BackendUnavailable as err:
                 protocol.send(outgoing, {"unavailable": str(err)})
         elif kind == "call":
