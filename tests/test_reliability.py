@@ -224,7 +224,8 @@ def test_the_same_command_twice_gives_identical_numbers(cli: RunCli, args: list[
 
 # Starts compare.py with its training call wrapped so that the second backend's start creates a marker
 # file: the test then knows, without sleeping for a guessed time, that one backend has finished and
-# the next is training.
+# the next is training. The second backend then trains again and again until the signal comes, however late
+# a loaded machine lets the test send it (one pass of 20000 epochs took less than the test's reaction once).
 SECOND_BACKEND_STARTED = """
 import pathlib, sys
 from backend_compare import cli
@@ -232,9 +233,11 @@ from backend_compare.comparison import executors
 original, calls = executors.train, []
 def announce(backend, *args, **kwargs):
     calls.append(backend.name)
-    if len(calls) == 2:
-        pathlib.Path(sys.argv[1]).touch()
-    return original(backend, *args, **kwargs)
+    if len(calls) < 2:
+        return original(backend, *args, **kwargs)
+    pathlib.Path(sys.argv[1]).touch()
+    while True:
+        original(backend, *args, **kwargs)
 executors.train = announce
 sys.exit(cli.main(sys.argv[2:], prog="compare.py"))
 """
