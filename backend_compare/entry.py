@@ -7,7 +7,7 @@ import signal
 import sys
 import threading
 
-from .cli.signals import Terminated, how_stopped, raise_terminated, signal_again
+from .signals import Terminated, how_stopped, raise_terminated, signal_again
 
 __all__ = ["Terminated", "how_stopped", "main", "raise_terminated"]
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         sys.unraisablehook = signal_again
     try:
         try:
-            from .cli.program import main as run
+            from .cli import main as run
         except (KeyboardInterrupt, Terminated) as stop:
             how, code = how_stopped(stop)
             print(f"{prog or 'backend-compare'}: {how}; no file was written", file=sys.stderr)

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from .signals import FAILED, USAGE
+from ..signals import FAILED, USAGE
 
 
 class UsageError(Exception):

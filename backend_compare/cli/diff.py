@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 
 from ..comparison.saved import diff_runs, differing_settings, load_run
+from ..signals import FAILED
 from .console import UsageError, say, usage, write_stdout
 from .options import Parser
-from .signals import FAILED
 from .sweep_folders import diff_sweep_folders, is_sweep
 
 

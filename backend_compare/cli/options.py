@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
@@ -95,7 +94,7 @@ def _modes(text: str) -> list[str]:
     return modes
 
 
-def count(text: str) -> int:
+def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
     return int(text)
@@ -134,6 +133,7 @@ def _backend_names(text: str) -> list[str]:
 
 
 def make_parser(prog: str) -> argparse.ArgumentParser:
+    usual = RunSettings()  # the defaults are the settings'
     parser = Parser(prog=prog, description=(__doc__ or "").replace("python compare.py", prog),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
@@ -141,11 +141,11 @@ def make_parser(prog: str) -> argparse.ArgumentParser:
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one); "
                              "NAME@LABEL runs NAME with the interpreter --python gives LABEL, NAME:MODE in that mode")
     parser.add_argument("--seed", type=_seeds, help="one seed or several, e.g. 0,1,2 (default 0): data, init, batches")
-    parser.add_argument("--seeds", type=count, help="run seeds 0..N-1 and report mean and standard deviation")
+    parser.add_argument("--seeds", type=_count, help="run seeds 0..N-1 and report mean and standard deviation")
     parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
     parser.add_argument("--lr", type=float, help="learning rate (default: the task's reference setting)")
     parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=usual.optimizer)
     parser.add_argument("--momentum", type=float, help="for sgd and momentum (default 0 and 0.9)")
     parser.add_argument("--weight-decay", type=float,
                         help="L2 penalty added to the gradient (default 0; softmax: 1e-3, which gives its "
@@ -154,19 +154,19 @@ def make_parser(prog: str) -> argparse.ArgumentParser:
                         help="default mse; cross-entropy (on logits, class indices as labels) for softmax and "
                              "classifier, the only loss they take")
     parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
-    parser.add_argument("--dtype", choices=DTYPES, default="float32")
-    parser.add_argument("--init", choices=INIT_MODES, default="shared",
+    parser.add_argument("--dtype", choices=DTYPES, default=usual.dtype)
+    parser.add_argument("--init", choices=INIT_MODES, default=usual.init,
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")
-    parser.add_argument("--mode", type=_modes, default=["usual"],
+    parser.add_argument("--mode", type=_modes, default=usual.mode,
                         help="how each training step runs: eager (op by op), compiled (torch.compile, jax.jit, "
                              "tf.function, Gluon's hybridize) or usual (as each framework's tutorials do; the "
                              "default); eager,compiled runs every backend both ways")
     running = parser.add_argument_group("where it runs")
-    running.add_argument("--executor", choices=EXECUTORS, default="process",
+    running.add_argument("--executor", choices=EXECUTORS, default=usual.executor,
                          help="process: each backend in a worker process of its own (default); inline: all in "
                               "this process")
-    running.add_argument("--jobs", type=count, default=os.cpu_count() or 1,
+    running.add_argument("--jobs", type=_count, default=usual.jobs,
                          help="workers running at once (default: the number of cores)")
     running.add_argument("--python", action="append", type=_interpreter, metavar="LABEL=PATH", default=[],
                          help="another environment's Python, for NAME@LABEL in --backends (also read from "
@@ -174,7 +174,7 @@ def make_parser(prog: str) -> argparse.ArgumentParser:
     running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                          help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")
-    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("--format", choices=FORMATS, default=usual.format)
     report.add_argument("--curves", nargs="?", const="summary", choices=("summary", "all"),
                         help="also print the training and validation loss along the steps: a few points per backend, "
                              "or every evaluated point with --curves all")

@@ -9,9 +9,9 @@ import sys
 import threading
 from collections.abc import Callable
 
+from ..signals import Terminated, how_stopped, raise_terminated
 from . import diff, explain, report, run, show, sweep
 from .console import reader_gone, say, warnings_as
-from .signals import Terminated, how_stopped, raise_terminated
 
 COMMANDS: dict[str, Callable[[list[str], str], int]] = {
     "show": show.main, "diff": diff.main, "explain": explain.main, "sweep": sweep.main, "report": report.main}

@@ -26,10 +26,10 @@ from ..comparison.saved import (
     save_run,
     write_atomic,
 )
+from ..signals import FAILED, Terminated, how_stopped
 from ..tasks import Problem
 from .console import UsageError, failed, on_disk, say, usage, write_stdout
 from .plan import Plan, prepare
-from .signals import FAILED, Terminated, how_stopped
 
 
 def main(argv: list[str], prog: str) -> int:

@@ -45,11 +45,11 @@ from ..comparison.sweep import (
     summarise,
     with_parity,
 )
+from ..signals import FAILED, Terminated, how_stopped
 from .console import UsageError, failed, say, usage, warnings_as, write_stdout
 from .options import Parser, make_parser, parse_value
 from .plan import plan_run, select_backends
 from .settings import RunSettings
-from .signals import FAILED, Terminated, how_stopped
 from .sweep_folders import MARKER, described, label, render
 
 TABLES = ("jobs.parquet", "jobs.csv", "summary.csv", "paired.csv", "report.html")

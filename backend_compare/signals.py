@@ -1,5 +1,6 @@
 """Signals and exit codes: SIGTERM raised as an exception where the program is, as Ctrl-C is, so either ends
-it with one line and exit 143 or 130. Imported before anything heavy (backend_compare.entry)."""
+it with one line and exit 143 or 130. Light: backend_compare.entry installs these handlers before the command
+line (backend_compare.cli) and its imports load."""
 
 from __future__ import annotations
 
