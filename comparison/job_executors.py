@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends import error_line
-from .jobs import Job, close_workers, identity, idle_identities, kill_workers, lost_row, run_job, run_job_here
+from .jobs import Job, close_workers, identity, idle_identities, lost_row, run_job, run_job_here, stop_workers
 
 JOB_EXECUTORS = ("local", "inline", "dask", "ray")
 CONNECT_SECONDS = 30  # for a cluster at --address to answer
@@ -94,7 +94,7 @@ def _local(jobs: list[Job], on_row: OnRow, parallel: int) -> None:
             done += 1
     except BaseException:
         stop.set()
-        kill_workers()
+        stop_workers()
         raise
     finally:
         stop.set()

@@ -115,6 +115,7 @@ def lost_row(job: Job, status: str) -> dict[str, Any]:
 _lock = threading.Lock()
 _idle: dict[tuple[str, str, str], list[Worker]] = {}
 _busy: set[Worker] = set()
+_stopping = threading.Event()  # a signal stopped the sweep: no worker is taken until close_workers
 # Linux kills a worker when the thread that started it ends (PR_SET_PDEATHSIG, see worker.py): workers are
 # started from this one thread, which lives as long as the process.
 _starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-compare-starter")
@@ -133,14 +134,21 @@ def idle_identities() -> set[tuple[str, str, str]]:
 
 def _take(job: Job) -> Worker:
     with _lock:
+        if _stopping.is_set():
+            raise WorkerFailed("stopped before it started")
         idle = _idle.get(identity(job))
         worker = idle.pop() if idle else None
         if worker is not None:
             _busy.add(worker)
             return worker
     worker = _starter.submit(Worker, job.backend, job.python or sys.executable, job.env).result()
-    with _lock:
-        _busy.add(worker)
+    with _lock:  # busy, where stop_workers finds it, unless a signal came while its process was starting
+        stopped = _stopping.is_set()
+        if not stopped:
+            _busy.add(worker)
+    if stopped:
+        worker.kill()
+        raise WorkerFailed("stopped before it started")
     try:
         worker.start()
     except BaseException:
@@ -161,8 +169,16 @@ def _drop(worker: Worker) -> None:
     worker.kill()
 
 
+def stop_workers() -> None:
+    """A signal stopped the sweep: kill the workers running jobs now (their jobs end as rows), and every one
+    that is starting as soon as it has started, so that no job runs on to its end while the sweep waits."""
+    with _lock:
+        _stopping.set()
+    kill_workers()
+
+
 def kill_workers() -> None:
-    """Kill the workers running jobs now (their jobs end as rows); a signal stopped the sweep."""
+    """Kill the workers running jobs now (their jobs end as rows)."""
     with _lock:
         busy = list(_busy)
     for worker in busy:
@@ -178,3 +194,4 @@ def close_workers() -> None:
     if idle:  # all at once: each takes a moment to leave (its framework's own clean-up)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(idle)) as closing:
             list(closing.map(Worker.close, idle))
+    _stopping.clear()  # the next sweep in this process takes workers again

@@ -101,6 +101,45 @@ def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: s
     assert our_workers(tag) == []
 
 
+# A sweep whose workers take 3 s between their process's start and their joining the sweep's busy set: the
+# window where a signal once found no worker to stop, and the job then ran to its end while the sweep waited.
+SLOW_TO_JOIN = """
+import pathlib, sys, time
+from backend_compare import cli
+from backend_compare.comparison import jobs
+class SlowToJoin(jobs.Worker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        pathlib.Path(sys.argv[1]).touch()
+        time.sleep(3)
+jobs.Worker = SlowToJoin
+sys.exit(cli.main(sys.argv[2:], prog="compare.py"))
+"""
+
+
+@pytest.mark.parametrize("sent,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_a_worker_starts_stops_the_sweep(tmp_path: Path, sent: int, code: int) -> None:
+    out, marker, tag = tmp_path / "s", tmp_path / "starting", "sweep-window-" + str(time.monotonic_ns())
+    process = subprocess.Popen([sys.executable, "-c", SLOW_TO_JOIN, str(marker), "sweep", "--quiet", "--out",
+                                str(out), "--task", "celsius", "--backends", "numpy", "--epochs", "10000000",
+                                "--jobs", "1"], cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag},
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, sent)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:  # a sweep that does not stop is the failure: it must not outlive the test
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == code and "Traceback" not in stderr, stderr
+    deadline = time.monotonic() + 10
+    while our_workers(tag) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert our_workers(tag) == []
+
+
 @pytest.mark.parametrize("given,message", [
     (["--executor", "dask", "--address", "tcp://127.0.0.1:9"], "--address tcp://127.0.0.1:9: no Dask scheduler "
                                                                "answered (Connection refused)"),
