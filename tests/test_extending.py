@@ -160,7 +160,7 @@ def test_a_toy_task_layer_and_backend_run_through_compare_py(env: dict[str, str]
     assert all(row["final_train_loss"] < 1e-3 for row in report["summary"])
 
 
-@pytest.mark.parametrize("executor", ["inline"])
+@pytest.mark.parametrize("executor", ["inline", "process"])
 def test_a_backend_without_a_translator_for_the_layer_is_refused_before_training(env: dict[str, str],
                                                                                   executor: str) -> None:
     result = run(env, "compare.py", "--task", "scaled", "--backends", "numpy,jax", "--executor", executor)

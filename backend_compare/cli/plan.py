@@ -16,6 +16,7 @@ from ..comparison import memory
 from ..comparison.executors import Worker, WorkerFailed
 from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
+from ..layers import ModelSpec
 from ..tasks import Problem, Task, get_task
 from ..tasks.base import given_or_default, model_spec
 from .console import UsageError, say
@@ -107,7 +108,7 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
         pythons = {name: python_for(name, row, labels) for name, row in rows.items()}
         if runners:
             workers = start_workers(settings, prog, pythons)
-            check_modes(workers, options["mode"])
+            check_capabilities(workers, options["mode"], first.spec)
     return Plan(settings, prog, seeds, problems, first, options, backends, workers, out, task_kwargs, setup,
                 pythons if settings.executor != "inline" else {}, list(argv or []), rows)
 
@@ -151,16 +152,18 @@ def python_for(name: str, row: RowName, labels: dict[str, str]) -> str:
     return path
 
 
-def check_modes(workers: list[Worker], mode: str) -> None:
-    """A mode a worker's backend lacks is a usage error before anything trains (inline, constructing it
-    says the same)."""
+def check_capabilities(workers: list[Worker], mode: str, spec: ModelSpec) -> None:
+    """A mode a worker's backend lacks, or a layer it cannot build, is a usage error before anything trains
+    (inline, constructing the backend says the same)."""
     for worker in workers:
         wanted = worker.mode or mode
-        if wanted != "usual" and wanted not in worker.modes:
+        problem = (f"mode must be one of usual, {', '.join(worker.modes)} for the {worker.backend} backend; "
+                   f"received: {wanted!r}" if wanted != "usual" and wanted not in worker.modes
+                   else worker.cannot_build(spec))
+        if problem is not None:
             for each in workers:
                 each.kill()
-            raise UsageError(f"mode must be one of usual, {', '.join(worker.modes)} for the {worker.backend} backend; "
-                             f"received: {wanted!r}")
+            raise UsageError(problem)
 
 
 def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> None:
