@@ -17,9 +17,10 @@ from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..layers import Linear
 from ..tasks import Problem
 from .explain import Finding, finding_lines
-from .saved import existing_ancestor, prove_writable, write_folder_whole
+from .saved import existing_ancestor, owned, prove_writable, write_folder_whole
 
-BUNDLE_MARKER = "explain.txt"  # what makes a folder a previous bundle, replaced whole
+BUNDLE_MARKER = "explain.txt"  # the bundle's report as text
+BUNDLE = "explain bundle"  # its kind in the owner file: only a folder that proves it is one is replaced
 
 PROLOGUE = '''"""Replays one optimiser step of a backend-compare explain finding with __FRAMEWORK__ alone:
 prints the loss, every gradient and every update (the change the step makes) at full precision."""
@@ -96,7 +97,7 @@ def check_bundle_folder(given: str) -> Path:
         if not out.is_dir():
             raise ValueError(f"--out {given!r} exists and is not a folder; give a new folder or a previous bundle's")
         entries = sorted(entry.name for entry in out.iterdir())
-        if entries and BUNDLE_MARKER not in entries:
+        if entries and not owned(out, BUNDLE):
             raise ValueError(f"--out {given!r} holds files that are not an explain bundle ({', '.join(entries[:3])}"
                              f"{', …' if len(entries) > 3 else ''}); give a new folder, an empty one or a previous "
                              "bundle's")
@@ -129,4 +130,4 @@ def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings:
             (folder / "finding.txt").write_text("\n".join(finding_lines(finding)) + "\n\nrun: " + " ; ".join(
                 f"python replay_{framework}.py" for framework in frameworks) + "\n")
 
-    write_folder_whole(out, fill, lambda folder: (folder / BUNDLE_MARKER).exists(), "an explain bundle")
+    write_folder_whole(out, fill, lambda folder: owned(folder, BUNDLE), "an explain bundle", BUNDLE)

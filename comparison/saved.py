@@ -6,6 +6,7 @@ place. A folder that holds anything but a previous run of this tool is never wri
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -26,7 +27,9 @@ RESULTS = "results.json"
 SCHEMA = "results.schema.json"  # beside this file: the format of RESULTS, for show, diff and anyone's tools
 PLOT = "loss_curves.png"
 HTML = "report.html"  # the page people share: self-contained, interactive
-RUN_FILES = {RESULTS, "report.md", PLOT, HTML, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
+OWNER = ".backend-compare.json"  # in every folder written whole: what wrote it and every file it wrote
+SIGNATURE = "backend-compare folder"
+RUN_FILES = {RESULTS, "report.md", PLOT, HTML, OWNER, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
 MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
@@ -53,10 +56,11 @@ def _user_mode(path: Path, folder: bool = False) -> None:
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder written by this tool: a results.json of ours, and nothing that is not a run file."""
+    """A folder written by this tool: a results.json of ours, and nothing that is not a run file; with its
+    owner file (runs since 0.3), exactly the files it lists."""
     try:
         names = {entry.name for entry in path.iterdir()}
-        if RESULTS not in names or not names <= RUN_FILES:
+        if RESULTS not in names or not names <= RUN_FILES or (OWNER in names and not owned(path, "run")):
             return False
         report = _read_results(path / RESULTS)
     except (OSError, ValueError):
@@ -189,18 +193,44 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: st
             (staging / PLOT).write_bytes(plot_png)
         (staging / RESULTS).write_bytes(render(report, "json").encode())
 
-    write_folder_whole(out, fill, is_run_folder, "a backend-compare run")
+    write_folder_whole(out, fill, is_run_folder, "a backend-compare run", "run")
 
 
-def write_folder_whole(out: Path, fill: Callable[[Path], None], ours: Callable[[Path], bool], what: str) -> None:
+def _contents(folder: Path) -> list[str]:
+    """Every file and folder below `folder`, as paths relative to it (links not followed), sorted."""
+    found = []
+    for root, folders, files in os.walk(folder):
+        found += [str(Path(root, name).relative_to(folder)) for name in folders + files]
+    return sorted(name for name in found if name != OWNER)
+
+
+def owned(folder: Path, kind: str) -> bool:
+    """Whether this suite provably wrote `folder` as a `kind` and nothing has been added to it since: its
+    owner file says so and lists exactly what the folder holds."""
+    marker = folder / OWNER
+    try:
+        if not stat.S_ISREG(marker.lstat().st_mode) or marker.stat().st_size > MAX_RESULTS_BYTES:
+            return False
+        written = json.loads(marker.read_bytes().decode())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(written, dict) and written.get("signature") == SIGNATURE and written.get("kind") == kind
+            and written.get("files") == _contents(folder))
+
+
+def write_folder_whole(out: Path, fill: Callable[[Path], None], ours: Callable[[Path], bool], what: str,
+                       kind: str | None = None) -> None:
     """`fill` a hidden sibling folder, then rename it into place; a previous folder of ours there (`ours`
     says which) is replaced whole, no file of it staying behind. On any failure or interruption nothing
-    changes."""
+    changes. With `kind`, the folder gets its owner file (see owned), listing every file written."""
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.absolute().parent, prefix=f".{out.name}.", suffix=".tmp"))
     previous: Path | None = None
     try:
         fill(staging)
+        if kind is not None:
+            (staging / OWNER).write_text(json.dumps({"signature": SIGNATURE, "kind": kind,
+                                                     "files": _contents(staging)}, indent=1) + "\n")
         _user_mode(staging, folder=True)
         if out.exists():
             if any(out.iterdir()) and not ours(out):  # it changed since it was checked
@@ -216,7 +246,19 @@ def write_folder_whole(out: Path, fill: Callable[[Path], None], ours: Callable[[
         raise
     finally:
         if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+            remove_tree(previous)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder of ours whole, folders without permissions inside it included (given them first):
+    nothing of it stays behind, hidden or not."""
+    folders = [path]
+    while folders:
+        folder = folders.pop()
+        with contextlib.suppress(OSError):
+            folder.chmod(folder.lstat().st_mode | stat.S_IRWXU)
+            folders += [entry for entry in folder.iterdir() if entry.is_dir() and not entry.is_symlink()]
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _read_results(path: Path) -> dict[str, Any]:

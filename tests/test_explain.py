@@ -233,7 +233,8 @@ def test_explain_writes_a_bundle_whole_and_refuses_a_users_folder(cli: RunCli, t
     out = tmp_path / "bundle"
     ran = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
     assert ran.code == 1, ran.err
-    assert sorted(p.name for p in out.iterdir()) == ["explain.txt", "numpy-vs-mxnet", "report.html"]
+    assert sorted(p.name for p in out.iterdir()) == [".backend-compare.json", "explain.txt", "numpy-vs-mxnet",
+                                                     "report.html"]
     assert sorted(p.name for p in (out / "numpy-vs-mxnet").iterdir()) == [
         "finding.txt", "replay_mxnet.py", "replay_numpy.py", "step.npz"]
     again = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
@@ -244,6 +245,22 @@ def test_explain_writes_a_bundle_whole_and_refuses_a_users_folder(cli: RunCli, t
     refused = cli("explain", "--backends", "numpy,mxnet", "--out", str(mine))
     assert refused.code == 2 and "holds files that are not an explain bundle (notes.txt)" in refused.err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and refused.out == ""
+
+
+@pytest.mark.parametrize("users", [{"explain.txt": "my notes", "thesis.tex": "chapter 1"},  # a file of the name
+                                   {"numpy-vs-mxnet/analysis.ipynb": "{}"}])  # a bundle the user added to
+def test_a_folder_the_suite_cannot_prove_it_wrote_is_never_replaced(cli: RunCli, tmp_path: Path,
+                                                                     users: dict[str, str]) -> None:
+    out = tmp_path / "notes"
+    if any("/" in name for name in users):  # a real bundle first, then the user's file put into it
+        assert cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out)).code == 1
+    for name, text in users.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    refused = cli("explain", "--backends", "numpy,mxnet", "--dtype", "float64", "--out", str(out))
+    assert refused.code == 2 and "holds files that are not an explain bundle" in refused.err, refused.err
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 def test_a_backend_that_does_not_declare_the_replay_hooks_is_refused_up_front(monkeypatch: pytest.MonkeyPatch,

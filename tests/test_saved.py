@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,49 @@ def test_a_run_into_a_previous_run_with_a_foreign_file_is_refused(cli: RunCli, t
     (out / "notes.txt").write_text("mine")
     assert cli("--backends", "numpy", "--out", str(out)).code == 2
     assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    (out / "report.md").write_text("my own report, under the run's name")  # the user's edit of a file of ours
+    (out / "function.csv").write_text("a table of mine")  # a run file's name the run did not write
+    assert cli("--backends", "numpy", "--out", str(out)).code == 2
+    assert (out / "function.csv").read_text() == "a table of mine"
+
+
+REPLACE_AS_USER = """
+import os, sys
+from pathlib import Path
+from backend_compare.comparison.saved import remove_tree
+if os.geteuid() == 0:  # root deletes whatever the permissions say: be someone they hold back
+    os.setgid(65534)
+    os.setuid(65534)
+remove_tree(Path(sys.argv[1]))
+"""
+
+
+def test_a_previous_folder_with_read_only_folders_inside_leaves_nothing_behind(tmp_path: Path) -> None:
+    """What replacing a run, bundle or sweep does with the previous folder: nothing of it stays, hidden or not."""
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="backend-compare-old-"))  # where another user may go
+    try:
+        (top / "old" / "locked").mkdir(parents=True)
+        (top / "old" / "locked" / "results.json").write_text("{}")
+        (top / "old" / "unreadable").mkdir()
+        (top / "old" / "unreadable" / "a.csv").write_text("x")
+        if os.geteuid() == 0:
+            for path in [top, *top.rglob("*")]:
+                os.chown(path, 65534, 65534)
+        top.chmod(0o777)
+        (top / "old" / "locked").chmod(0o500)  # read-only, as an archived copy may be
+        (top / "old" / "unreadable").chmod(0o000)
+        ran = subprocess.run([sys.executable, "-c", REPLACE_AS_USER, str(top / "old")], capture_output=True,
+                             text=True, cwd=ROOT, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        assert list(top.iterdir()) == []
+    finally:
+        for path in top.rglob("*"):
+            with contextlib.suppress(OSError):
+                path.chmod(0o700)
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_files_follow_the_users_umask(cli: RunCli, tmp_path: Path) -> None:
