@@ -99,9 +99,13 @@ def check_out(given: str) -> Path:
 
 
 def check_writable_file(option: str, path: str) -> None:
-    """The file's folder exists and takes a new file (checked before training, so nothing is lost)."""
+    """The file's folder exists and takes a new file (checked before training, so nothing is lost); a file
+    already there is replaced only when the suite wrote it (a plot carries PLOT_SIGNATURE)."""
     if Path(path).is_dir() or path.endswith(os.sep):
         raise OutputError(f"{option} {path!r} is a folder; give a file name")
+    if (Path(path).exists() or Path(path).is_symlink()) and not is_our_plot(Path(path)):
+        raise OutputError(f"{option} {path!r} exists and was not written by backend-compare; give a new name "
+                          "(a plot of ours is replaced)")
     folder = Path(path).absolute().parent
     if not folder.is_dir():
         raise OutputError(f"{option} {path!r} cannot be written: its folder does not exist")
@@ -148,12 +152,28 @@ def plot_format(path: str) -> str:
     return suffix
 
 
+PLOT_SIGNATURE = "backend-compare plot"  # in every figure's metadata: what proves a file is ours to replace
+MAX_PLOT_BYTES = 64 * 2**20
+
+
 def figure_bytes(figure: Any, fmt: str = "png") -> bytes:
     import io
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=110)
+    key = "Software" if fmt == "png" else "Creator"  # what each format's metadata has room for
+    figure.savefig(buffer, format=fmt, dpi=110, metadata={key: PLOT_SIGNATURE})
     return buffer.getvalue()
+
+
+def is_our_plot(path: Path) -> bool:
+    """A regular file whose metadata names this suite: a figure it wrote (PNG text, PDF and SVG creator)."""
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PLOT_BYTES:
+            return False
+        return PLOT_SIGNATURE.encode() in path.read_bytes()
+    except OSError:
+        return False
 
 
 def raise_stop_within(err: BaseException) -> None:

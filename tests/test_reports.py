@@ -228,6 +228,16 @@ def test_progress_goes_to_a_terminal_only() -> None:
 def test_plot_writes_the_format_its_name_says(cli: RunCli, tmp_path: Path, name: str, magic: bytes) -> None:
     assert cli("--backends", "numpy", "--epochs", "1", "--plot", str(tmp_path / name)).code == 0
     assert (tmp_path / name).read_bytes().startswith(magic)
+    assert cli("--backends", "numpy", "--epochs", "2", "--plot", str(tmp_path / name)).code == 0  # ours: replaced
+
+
+@pytest.mark.parametrize("name", ["thesis.pdf", "figure.png", "drawing.svg"])
+def test_plot_onto_a_users_file_is_refused_and_the_file_kept(cli: RunCli, tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_bytes(b"%PDF-1.4 years of work")
+    result = cli("--backends", "numpy", "--epochs", "1", "--plot", str(tmp_path / name))
+    assert (result.code, result.out) == (2, "") and result.err.count("\n") == 1, result.err
+    assert f"--plot {str(tmp_path / name)!r} exists and was not written by backend-compare" in result.err
+    assert (tmp_path / name).read_bytes() == b"%PDF-1.4 years of work"
 
 
 @pytest.mark.parametrize("name,message", [("p.jpg", "received .jpg"), ("plot", "received no extension")])
