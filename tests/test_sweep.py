@@ -237,3 +237,39 @@ def test_a_classification_sweep_summarises_accuracy_and_refuses_a_regression_los
     refused = cli(*grid, "--loss", "mse,cross-entropy", "--out", str(tmp_path / "t"))
     assert refused.code == 2 and "--loss mse does not suit --task softmax" in refused.err
     assert not (tmp_path / "t").exists()
+
+
+SMALL = ["sweep", "--task", "linreg", "--lr", "0.01,0.03", "--epochs", "1", "--backends", "numpy",
+         "--executor", "inline"]
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", "{}", "half", "no status", "another job's", "fifo"])
+def test_a_damaged_or_foreign_cache_entry_is_run_again_not_reported(cli: RunCli, tmp_path: Path,
+                                                                     damage: str) -> None:
+    import json
+    import os
+
+    out = tmp_path / "sweep"
+    first = cli(*SMALL, "--out", str(out))
+    assert first.code == 0, first.err
+    timing = ["us_per_step", "compile_seconds"]
+    before = pd.read_parquet(out / "jobs.parquet").drop(columns=timing)
+    entries = sorted((out / "jobs").iterdir())
+    victim, other = entries
+    if damage == "fifo":
+        victim.unlink()
+        os.mkfifo(victim)
+    elif damage == "half":
+        victim.write_text(victim.read_text()[: len(victim.read_text()) // 2])
+    elif damage == "no status":
+        victim.write_text(json.dumps({k: v for k, v in json.loads(victim.read_text()).items() if k != "status"}))
+    elif damage == "another job's":
+        victim.write_text(other.read_text())  # a whole, valid row: of the other job
+    else:
+        victim.write_text(damage)
+    again = cli(*SMALL, "--out", str(out))
+    assert again.code == 0 and "Traceback" not in again.err, again.err
+    assert "2 jobs, 1 cached, 1 to run" in again.err
+    # the job run again gives its own numbers, not the other job's
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet").drop(columns=timing), before)
+    assert json.loads(victim.read_text())["key"] == victim.stem
