@@ -1,4 +1,4 @@
-"""The command line, run from a checkout: `python compare.py --task linreg` (see backend_compare/cli.py;
+"""The command line, run from a checkout: `python compare.py --task linreg` (see backend_compare/cli/;
 backend_compare/entry.py starts it).
 
 Installed, the same program is the `backend-compare` command.

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import platform
 import stat
 from collections.abc import Callable, Iterable
@@ -66,10 +67,11 @@ def code_version() -> str:
     import backend_compare
 
     digest = hashlib.sha256(__version__.encode())
-    roots = [Path(backend_compare.__file__).parent] + [Path(p) for name in ("backends", "tasks", "comparison")
-                                                      for p in getattr(backend_compare, name).__path__]
-    for path in sorted({file for root in roots for file in root.glob("*.py")}):
-        digest.update(path.name.encode() + path.read_bytes())
+    root = Path(backend_compare.__file__).parent
+    files = {Path(folder, name) for folder, _, names in os.walk(root, followlinks=True)  # the linked folders too
+             for name in names if name.endswith(".py")}
+    for path in sorted(files):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -103,25 +103,52 @@ def test_registries_import_no_framework(name: str) -> None:
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 
-@pytest.mark.parametrize("executor", ["inline", "process"])
-def test_a_checkouts_compare_py_runs_that_checkouts_code(tmp_path: Path, executor: str) -> None:
-    """Two checkouts, this one installed editable: the other's compare.py (and its workers) run its own code."""
-    import json
+def copy_checkout(target: Path) -> Path:
+    """This checkout's files (links kept as links) in `target`: a second checkout."""
     import shutil
     import subprocess
-    import sys
 
     root = PACKAGE.parent
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=root, capture_output=True,
                             text=True, check=True).stdout.split()
-    other = tmp_path / "other"
     for name in listed:
-        source, target = root / name, other / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        source, copied = root / name, target / name
+        copied.parent.mkdir(parents=True, exist_ok=True)
         if source.is_symlink():
-            target.symlink_to(os.readlink(source))
+            copied.symlink_to(os.readlink(source))
         elif source.is_file():
-            shutil.copy2(source, target)
+            shutil.copy2(source, copied)
+    return target
+
+
+@pytest.mark.parametrize("changed", ["layers/linear.py", "backend_compare/cli/run.py", "backends/base.py",
+                                     "tasks/linreg.py"])
+def test_the_sweep_caches_code_version_covers_every_module(tmp_path: Path, changed: str) -> None:
+    """A sweep's cached results are keyed by a hash of the package's code: a change to any module is another key."""
+    import subprocess
+    import sys
+
+    other = copy_checkout(tmp_path / "other")
+    probe = "from backend_compare.comparison.sweep import code_version; print(code_version())"
+
+    def version() -> str:
+        return subprocess.run([sys.executable, "-c", probe], cwd=other, capture_output=True, text=True,
+                              check=True).stdout
+
+    before = version()
+    (other / changed).write_text((other / changed).read_text() + "\n# changed\n")
+    assert version() != before
+
+
+@pytest.mark.parametrize("executor", ["inline", "process"])
+def test_a_checkouts_compare_py_runs_that_checkouts_code(tmp_path: Path, executor: str) -> None:
+    """Two checkouts, this one installed editable: the other's compare.py (and its workers) run its own code."""
+    import json
+    import subprocess
+    import sys
+
+    root = PACKAGE.parent
+    other = copy_checkout(tmp_path / "other")
     numpy_backend = other / "backends" / "numpy_backend.py"
     numpy_backend.write_text(numpy_backend.read_text().replace("(no framework default)", "(the other checkout)"))
     argv = ["--task", "linreg", "--backends", "numpy", "--init", "native", "--epochs", "1", "--format", "json",

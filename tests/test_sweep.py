@@ -270,6 +270,7 @@ def test_a_damaged_or_foreign_cache_entry_is_run_again_not_reported(cli: RunCli,
     again = cli(*SMALL, "--out", str(out))
     assert again.code == 0 and "Traceback" not in again.err, again.err
     assert "2 jobs, 1 cached, 1 to run" in again.err
+    assert f"1 cache entry is not a result of its job and runs again: {victim.stem}: " in again.err
     # the job run again gives its own numbers, not the other job's
     pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet").drop(columns=timing), before)
     assert json.loads(victim.read_text())["key"] == victim.stem

@@ -38,6 +38,7 @@ from ..comparison.sweep import (
     SWEEPABLE,
     cached,
     code_version,
+    damaged,
     job_key,
     paired,
     split_grid,
@@ -90,7 +91,14 @@ def main(argv: list[str], prog: str) -> int:
             own, rest = _own_parser(prog).parse_known_args(argv)
             sweep = checked(own, rest, argv, prog)
             out = sweep.out
-            rows = _run(sweep, {} if own.rerun else cached(sweep.out, [job.key for job in sweep.jobs]), prog)
+            keys = [job.key for job in sweep.jobs]
+            broken = {} if own.rerun else damaged(sweep.out, keys)
+            if broken:
+                say(prog, f"{len(broken)} cache entr{'y is' if len(broken) == 1 else 'ies are'} not a result of "
+                          f"{'its' if len(broken) == 1 else 'their'} job and run{'s' if len(broken) == 1 else ''} "
+                          f"again: {'; '.join(f'{key}: {why}' for key, why in list(broken.items())[:3])}"
+                          f"{'; …' if len(broken) > 3 else ''}")
+            rows = _run(sweep, {} if own.rerun else cached(sweep.out, keys), prog)
             return _tables(sweep, rows, prog)
     except (UsageError, ValueError, ExecutorUnavailable) as err:
         return usage(prog, err)
