@@ -66,8 +66,9 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     task = get_task(str(settings.task))
     if settings.plot is not None:  # outputs first: a run that could not be saved is not started
         plot_format(settings.plot)
-        check_writable_file("--plot", settings.plot)
     check_apart({"--data": settings.data} if settings.data is not None else {}, settings.plot, settings.out)
+    if settings.plot is not None:
+        check_writable_file("--plot", settings.plot)
     out = check_out(settings.out) if settings.out is not None else None
     defaults = task.defaults.get(settings.model or task.default_model, task.defaults[task.default_model])
     setup = {key: given if (given := getattr(settings, key)) is not None else defaults[key]
