@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -27,6 +28,19 @@ def load_backend(name: str) -> type[Backend]:
     if isinstance(loaded, str):
         pytest.skip(loaded)
     return loaded
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found() -> Iterator[None]:
+    """No test may leave this process ignoring Ctrl-C or SIGTERM: every process it starts afterwards would
+    inherit that, and a later test's signal would go unheard (entry.main ignores both once it returns, as a
+    program about to exit should: the tests call cli.main)."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    yield
+    after = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])
+    assert after == before, f"the test left SIGINT, SIGTERM handled by {after}, not {before}"
 
 
 @dataclass

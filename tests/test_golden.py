@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from backend_compare.entry import main
+from backend_compare.cli import main
 from tests.golden import runs
 
 RECORDED = json.loads(runs.RECORDED.read_text())

@@ -71,7 +71,7 @@ def run(main: Any, arguments: list[str]) -> dict[str, Any]:
 
 
 def record(folder: Path) -> dict[str, Any]:
-    from backend_compare.entry import main
+    from backend_compare.cli import main
 
     return {key: run(main, ["--executor", "inline", *argv(key, folder)]) for key in keys()}
 
