@@ -52,6 +52,16 @@ def _finite(name: str, value: Any, *, zero_allowed: bool) -> float:
     return float(value)
 
 
+def _representable(name: str, value: float, dtype: str) -> None:
+    """A hyper-parameter that the model's dtype turns into 0 or infinity would train something else, silently."""
+    with np.errstate(over="ignore"):
+        held = float(np.asarray(value, dtype=dtype))
+    if (value != 0 and held == 0) or not math.isfinite(held):
+        info = np.finfo(dtype)
+        raise ValueError(f"{name} must be representable in {dtype} (from {info.smallest_subnormal:.3g} to "
+                         f"{info.max:.3g}); received: {value!r}, which {dtype} holds as {held}")
+
+
 def _integer(name: str, value: Any, *, minimum: int = 1) -> int:
     value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -212,6 +222,8 @@ class Backend(ABC):
         self.weight_decay = _finite("weight_decay", weight_decay, zero_allowed=True)
         self.loss_name = _choice("loss", loss, LOSSES)
         self.huber_delta = _finite("huber_delta", huber_delta, zero_allowed=False)
+        for name in ("lr", "momentum", "weight_decay", "huber_delta"):
+            _representable(name, getattr(self, name), self.dtype)
         if self.classifies and out_features(self.spec) < 2:
             raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
                              f"received a model with {out_features(self.spec)} output")

@@ -53,12 +53,20 @@ def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
                 rest.append(item)
                 continue
             values = [part.strip() for part in given.split(",")]
-            if len(values) != len(set(values)) or "" in values:
+            if len({_normalised(option, value) for value in values}) != len(values) or "" in values:
                 raise ValueError(f"{option} must list distinct values; received: {given!r}")
             lists[option] = values
         else:
             rest.append(item)
     return rest, [dict(zip(lists, point, strict=True)) for point in itertools.product(*lists.values())]
+
+
+def _normalised(option: str, value: str) -> object:
+    """A value as the option reads it: 0.03 and 0.030, or 10 and 010, are one value given twice."""
+    try:
+        return SWEEPABLE[option](value)
+    except ValueError:
+        return value  # not a value of the option at all: its own check says so
 
 
 @functools.cache

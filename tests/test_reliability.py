@@ -256,7 +256,11 @@ def test_a_signal_mid_training_prints_what_finished_writes_nothing(tmp_path: Pat
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(sent)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    finally:  # a run that does not stop is the failure: it must not outlive the test
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr and f"{how}: showing the runs that finished" in stderr
     losses = stdout.split("\nLosses\n")[1]
@@ -321,3 +325,16 @@ def test_a_terminal_that_cannot_encode_the_tables_gets_them_escaped() -> None:
     result = compare_run("--backends", "numpy", "--epochs", "1", env={**os.environ, "PYTHONIOENCODING": "ascii"})
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert result.stdout.startswith("task linreg \\xb7 seed 0")
+
+
+@pytest.mark.parametrize("redirect,reason", [(">/dev/full", "No space left on device"),
+                                             (">&-", "standard output is closed")])
+def test_standard_output_that_cannot_be_written_is_one_line(tmp_path: Path, redirect: str, reason: str) -> None:
+    """The results still saved (--out), the failure to print them one line, exit 1, no traceback."""
+    out = tmp_path / "run"
+    ran = subprocess.run(f"{sys.executable} compare.py --backends numpy --epochs 1 --out {out} {redirect}",
+                         shell=True, cwd=ROOT, capture_output=False, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert ran.returncode == 1 and ran.stderr == (
+        f"compare.py: error: standard output could not be written ({reason}): the results were not printed; "
+        "send them to a file or a terminal that takes them\n"), ran.stderr
+    assert (out / "results.json").exists()

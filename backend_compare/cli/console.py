@@ -4,6 +4,7 @@ warnings on stderr, each starting with the program's name as the command was cal
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import warnings
@@ -17,17 +18,36 @@ class UsageError(Exception):
     """A user's mistake: one line on stderr, exit code 2."""
 
 
+class StdoutLost:
+    """Whether standard output failed in this process (closed, or a full device): the command goes on to save
+    what it was asked to, says so in one line, and exits 1 (stdout is the process's, and so is this)."""
+
+    reason: str | None = None
+
+
 def write_stdout(text: str) -> None:
-    """Print; a reader that has gone (a closed pipe) is no reason to stop saving the results."""
+    """Print; a reader that has gone (a closed pipe) is no reason to stop saving the results, and neither is
+    an output that cannot be written (a closed descriptor, a full disk): that is one line, then exit 1."""
     try:
+        if sys.stdout is None:  # started with stdout closed
+            raise OSError(errno.EBADF, "standard output is closed")
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         reader_gone()
+    except OSError as err:
+        if StdoutLost.reason is None:
+            StdoutLost.reason = err.strerror or str(err)
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            reader_gone()
 
 
 def reader_gone() -> None:
-    """stdout's pipe is closed: point it at /dev/null, so the flush at exit raises no second error."""
+    """stdout's pipe is closed (or stdout cannot be written): point it at /dev/null, so the flush at exit
+    raises no second error."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the process's stdout from now on)
+        return
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 

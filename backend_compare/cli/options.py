@@ -79,11 +79,23 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+MAX_SEED = 2**31 - 1  # the largest seed every framework's generator takes (MXNet's is a C int)
+MAX_TIMEOUT = 1_000_000  # seconds (11.6 days): beyond it the waits' clocks overflow long before it matters
+
+
 def _seeds(text: str) -> list[int]:
     parts = text.split(",")
     if not all(part.strip().isdigit() for part in parts):
         raise argparse.ArgumentTypeError(f"expected non-negative integers such as 0 or 0,1,2; received: {text!r}")
-    return [int(part) for part in parts]
+    seeds = [int(part) for part in parts]
+    if max(seeds) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected seeds up to {MAX_SEED} (what every framework's generator "
+                                         f"takes); received: {text!r}")
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:  # one seed counted twice would make a spread of zero and an interval of no width
+        raise argparse.ArgumentTypeError(f"expected distinct seeds; received: {text!r} (seed "
+                                         f"{', '.join(map(str, twice))} more than once)")
+    return seeds
 
 
 def _modes(text: str) -> list[str]:
@@ -105,8 +117,9 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0; received: {text!r}")
+    if not math.isfinite(value) or value <= 0 or value > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0 and at most {MAX_TIMEOUT:,}; "
+                                         f"received: {text!r}")
     return value
 
 

@@ -9,9 +9,9 @@ import sys
 import threading
 from collections.abc import Callable
 
-from ..signals import Terminated, how_stopped, raise_terminated
+from ..signals import FAILED, Terminated, how_stopped, raise_terminated
 from . import diff, explain, report, run, show, sweep
-from .console import reader_gone, say, warnings_as
+from .console import StdoutLost, reader_gone, say, warnings_as
 
 COMMANDS: dict[str, Callable[[list[str], str], int]] = {
     "show": show.main, "diff": diff.main, "explain": explain.main, "sweep": sweep.main, "report": report.main}
@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     previous_term = signal.signal(signal.SIGTERM, raise_terminated) if on_main_thread else None
     try:
         with warnings_as(prog):
-            return command(argv[1:], prog) if command else run.main(argv, prog)
+            code = command(argv[1:], prog) if command else run.main(argv, prog)
+        if StdoutLost.reason is not None:  # what was asked to be saved is saved; the printing is what failed
+            say(prog, f"error: standard output could not be written ({StdoutLost.reason}): the results were not "
+                      "printed; send them to a file or a terminal that takes them")
+            return max(code, FAILED)
+        return code
     except (KeyboardInterrupt, Terminated) as stop:  # training and saving handle their own: imports, checks
         how, code = how_stopped(stop)
         say(prog, f"{how}; no file was written")
