@@ -274,3 +274,12 @@ def test_a_damaged_or_foreign_cache_entry_is_run_again_not_reported(cli: RunCli,
     # the job run again gives its own numbers, not the other job's
     pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet").drop(columns=timing), before)
     assert json.loads(victim.read_text())["key"] == victim.stem
+
+
+def test_a_one_point_sweep_draws_its_figures(cli: RunCli, tmp_path: Path) -> None:
+    """A normal first try: one backend, one point, one seed. Its figures are drawn, with no warning."""
+    out = tmp_path / "sweep"
+    ran = cli("sweep", "--task", "linreg", "--epochs", "1", "--backends", "numpy", "--executor", "inline",
+              "--out", str(out))
+    assert ran.code == 0 and "warning" not in ran.err and "could not be drawn" not in ran.err, ran.err
+    assert {"loss_vs_point.png", "step_time.png", "curves.png"} <= {p.name for p in out.iterdir()}

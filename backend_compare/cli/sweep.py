@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -285,12 +286,18 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
     title = f"{jobs['task'].iloc[0]} · {meta['dtype']}"
     point = label(curves_at)
     try:
-        name, loss = sweep_plots.loss_figure(summary, settings, title)
-        figures = {name: loss, "parity.png": sweep_plots.parity_figure(jobs, settings, reference, title),
-                   "step_time.png": sweep_plots.time_figure(summary, settings, title)}
-        if curves:
-            figures["curves.png"] = sweep_plots.curves_figure(curves, f"{point}, seed {jobs['seed'].min()}")
-        drawn = {name: figure_bytes(figure, "png") for name, figure in figures.items()}
+        with warnings.catch_warnings():  # one grid point: matplotlib widens the axes' single value, as it should,
+            warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)
+            # and reads one bar's error as a scalar the way NumPy 1.25 deprecates (matplotlib's, not ours)
+            warnings.filterwarnings("ignore", message="Conversion of an array with ndim > 0",
+                                    category=DeprecationWarning)
+            name, loss = sweep_plots.loss_figure(summary, settings, title)
+            figures = {name: loss, "step_time.png": sweep_plots.time_figure(summary, settings, title)}
+            if jobs["backend"].nunique() > 1:  # parity is to the reference: one backend has nothing to show
+                figures["parity.png"] = sweep_plots.parity_figure(jobs, settings, reference, title)
+            if curves:
+                figures["curves.png"] = sweep_plots.curves_figure(curves, f"{point}, seed {jobs['seed'].min()}")
+            drawn = {name: figure_bytes(figure, "png") for name, figure in figures.items()}
     except Exception as err:
         raise_stop_within(err)
         failed(prog, f"the figures could not be drawn: {error_line(err)}")
