@@ -24,6 +24,8 @@ from backend_compare.layers import activation
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli, load_backend
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 class HalfLoss(NumpyBackend):
     """The loss (and so its gradient) scaled by ½: half-MSE where the other computes MSE."""
@@ -303,3 +305,13 @@ def test_explain_formats(cli: RunCli) -> None:
 def test_an_unwritable_bundle_folder_is_refused_before_running(cli: RunCli) -> None:
     ran = cli("explain", "--backends", "numpy,torch", "--out", "/proc/forbidden/bundle")
     assert ran.code == 2 and ran.out == "" and "--out '/proc/forbidden/bundle' cannot be written" in ran.err
+
+
+def test_no_option_is_taken_from_an_abbreviation_and_explain_helps_with_its_own_examples(cli: RunCli) -> None:
+    refused = cli("explain", "--ou", "why", "--backends", "numpy,torch")
+    assert (refused.code, refused.out) == (2, "") and "unrecognized arguments: --ou why" in refused.err
+    assert "unrecognized arguments: --ep 1" in cli("--ep", "1", "--backends", "numpy").err
+    shown = subprocess.run([sys.executable, "compare.py", "explain", "--help"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    examples = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("compare.py ")]
+    assert shown.returncode == 0 and examples and all(line.startswith("compare.py explain --") for line in examples)

@@ -14,6 +14,17 @@ from .console import UsageError, failed, usage, warnings_as, write_stdout
 from .options import parse_settings
 from .plan import Plan, plan_run
 
+HELP = """Step two or more backends side by side from the run's shared start, one batch at a time, and say where
+and why each pair parts ways: the first differing step, the stage (forward, loss, gradient, update, optimiser
+state), the place and the likely cause. Exit 1 when a pair differs, 0 when all agree to rounding. Takes the
+run's options (below).
+
+    compare.py explain --backends numpy,mxnet --dtype float64
+    compare.py explain --task classifier --dataset wine --optimizer adam --dtype float64
+    compare.py explain --backends numpy,torch --format json
+    compare.py explain --backends numpy,mxnet --dtype float64 --out why   (a bundle that replays the step)
+"""
+
 
 def main(argv: list[str], prog: str) -> int:
     try:
@@ -49,7 +60,7 @@ def main(argv: list[str], prog: str) -> int:
 def checked(argv: list[str], prog: str) -> tuple[Plan, Path | None]:
     """The run's settings, inline unless told otherwise, checked for explain; its --out is a repro bundle's
     folder, not a run folder."""
-    given = parse_settings(argv, prog, executor="inline")
+    given = parse_settings(argv, prog, HELP.replace("compare.py explain", prog), executor="inline")
     out = check_bundle_folder(given.out) if given.out is not None else None
     if given.executor != "inline":
         raise UsageError("explain steps the backends side by side in this process: --executor inline")

@@ -41,16 +41,21 @@ from .settings import RunSettings
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, its errors raised as UsageError (one line, exit 2) instead of printed with the usage."""
+    """argparse, its errors raised as UsageError (one line, exit 2) instead of printed with the usage; no
+    abbreviations (`--ou why` would be taken for --out and a typo would pass unnoticed)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
-def parse_settings(argv: list[str], prog: str, **defaults: Any) -> RunSettings:
+def parse_settings(argv: list[str], prog: str, description: str | None = None, **defaults: Any) -> RunSettings:
     """A run's command line as settings (not yet checked: RunSettings.checked); `defaults` replace the
-    parser's (explain runs inline unless told otherwise)."""
-    parser = make_parser(prog)
+    parser's (explain runs inline unless told otherwise), `description` the run's --help text."""
+    parser = make_parser(prog, description)
     parser.set_defaults(**defaults)
     return RunSettings.from_values(vars(parser.parse_args(argv)))
 
@@ -145,10 +150,10 @@ def _backend_names(text: str) -> list[str]:
     return names
 
 
-def make_parser(prog: str) -> argparse.ArgumentParser:
+def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentParser:
     usual = RunSettings()  # the defaults are the settings'
-    parser = Parser(prog=prog, description=(__doc__ or "").replace("python compare.py", prog),
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=prog, description=description or (__doc__ or "").replace("python compare.py", prog),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=TASKS, help="default: linreg, or data when --data is given")
     parser.add_argument("--backends", type=_backend_names, default=None,
                         help=f"comma-separated, from {','.join(BACKENDS)} (default: every installed one); "
