@@ -205,10 +205,13 @@ def _records(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def _csv_header(path: Path) -> list[str]:
-    for _, header in _records(path):
+    for line, header in _records(path):
         if len(header) < 2:
             raise ValueError(f"{_name(path)} needs at least 2 columns (features and a target); received "
                              f"{len(header)} column(s)")
+        if any("\ufffd" in field for field in header):  # read with errors="replace": the bytes were not UTF-8
+            raise ValueError(f"{_name(path)} line {line} is not UTF-8 text (another encoding, such as Latin-1?): "
+                             "save the file as UTF-8")
         return header
     raise ValueError(f"{_name(path)} is empty")
 
@@ -259,6 +262,11 @@ def _load_csv(path: Path, target: str | None = None, header: bool | None = None,
     features_only = [field for j, field in enumerate(first) if j != label_field]
     has_header = header if header is not None else not all(_is_number(field) for field in features_only)
     names = [field.strip() for field in first] if has_header else [f"col{j + 1}" for j in range(len(first))]
+    twice = next((name for j, name in enumerate(names) if name in names[:j]), None)
+    if twice is not None:  # which one would --target, or the reports, mean?
+        raise ValueError(f"{_name(path)} names column {twice!r} more than once (columns "
+                         f"{', '.join(str(j + 1) for j, name in enumerate(names) if name == twice)}): give each "
+                         "column its own name")
     column = _column(path, names, target)
     table = _arrow_table(path, first if has_header else names, has_header, text_column=column if labels else None)
     if table.num_rows == 0:

@@ -80,6 +80,8 @@ TABLE_FILES: dict[str, Callable[[], bytes]] = {
     "run/data.csv": lambda: ROWS.encode(),
     "ragged.csv": lambda: b"a,b\n1,2\n3,4\n\n5,6,7\n",
     "words.csv": lambda: b"a,b\n1,2\n3,4\n5,abc\n",
+    "latin1.csv": lambda: "h\u00f6he,gewicht,y\n1,2,3\n4,5,6\n".encode("latin-1"),
+    "twice.csv": lambda: b"a,a,y\n1,2,3\n4,5,6\n7,8,9\n",
     "array.npz": _npy_bytes,
     "damaged.npz": _damaged_npz,
     "complex.npz": lambda: _npz_bytes(X=np.ones((10, 2), complex), y=np.ones(10)),
