@@ -74,6 +74,23 @@ def test_a_users_folder_is_not_a_sweep_folder(cli: RunCli, tmp_path: Path) -> No
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.parametrize("users", [{"sweep.json": "{}", "summary.csv": "mine"},  # the user's files of those names
+                                   {"thesis.tex": "chapter 1"},  # a file of the user's put into a real sweep
+                                   {"parity.png": "not a figure of ours"}])
+def test_a_sweep_never_writes_into_a_folder_it_cannot_prove_it_wrote(cli: RunCli, tmp_path: Path,
+                                                                     users: dict[str, str]) -> None:
+    out = tmp_path / "mine"
+    if "sweep.json" not in users:  # a real sweep first, then the user's file put into it
+        assert cli(*SMALL, "--out", str(out)).code == 0
+    out.mkdir(exist_ok=True)
+    for name, text in users.items():
+        (out / name).write_text(text)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    ran = cli(*SMALL, "--out", str(out))
+    assert ran.code == 2 and "is not a folder of a previous sweep" in ran.err, ran.err
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
 def test_the_grid_is_the_product_of_the_lists() -> None:
     rest, grid = split_grid(["--task", "mlp", "--lr", "0.1,0.2", "--optimizer=sgd,adam", "--epochs", "3"])
     assert rest == ["--task", "mlp"] and len(grid) == 4

@@ -52,7 +52,7 @@ from .console import UsageError, failed, say, usage, warnings_as, write_stdout
 from .options import Parser, make_parser, parse_value
 from .plan import plan_run, select_backends
 from .settings import RunSettings
-from .sweep_folders import MARKER, described, label, render
+from .sweep_folders import MARKER, described, is_our_sweep, label, render
 
 TABLES = ("jobs.parquet", "jobs.csv", "summary.csv", "paired.csv", "report.html")
 
@@ -139,8 +139,9 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
     rows = {name: RowName.parse(name) for name in names}
     _check_backends(rows, executor)
     out = Path(own.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
-        raise UsageError(f"--out {own.out!r} is not a folder of a previous sweep, nor new or empty")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not is_our_sweep(out))):
+        raise UsageError(f"--out {own.out!r} is not a folder of a previous sweep, nor new or empty (a sweep's "
+                         "folder holds only what a sweep writes)")
     prove_writable(existing_ancestor(out.parent), "--out", own.out)
     curves_at = _point_asked(own.curves_at, grid)
     code, jobs = code_version(), []

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import pandas as pd
 
 from ..backends import error_line
 from ..comparison.html import sweep_page
-from ..comparison.sweep import cached, diff_sweeps, render_sweep
+from ..comparison.saved import HTML, is_our_plot
+from ..comparison.sweep import JOBS, cached, diff_sweeps, render_sweep
 from .console import UsageError
 
 MARKER = "sweep.json"  # what makes a folder a previous sweep's, and what it was
@@ -44,6 +46,29 @@ def described(out: Path) -> dict[str, Any]:
 
 def is_sweep(path: str) -> bool:
     return (Path(path) / MARKER).is_file()
+
+
+TABLES = {"jobs.parquet", "jobs.csv", "summary.csv", "paired.csv", HTML}
+JOB_ENTRY = re.compile(r"[0-9a-f]{24}\.json")
+
+
+def is_our_sweep(out: Path) -> bool:
+    """Whether the suite provably wrote `out` as a sweep: its sweep.json describes one, and everything else
+    there is a file a sweep writes (its tables, figures signed as ours, cache entries named by job key)."""
+    meta = described(out)
+    if meta.get("format") != "backend-compare sweep" or not (out / MARKER).is_file():
+        return False
+    drawn = meta.get("figures") if isinstance(meta.get("figures"), list) else []  # as sweeps before 0.3 say
+    for entry in out.iterdir():
+        if entry.name in (MARKER, *TABLES) and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.suffix == ".png" and (is_our_plot(entry) or entry.name in drawn) and not entry.is_symlink():
+            continue
+        if entry.name == JOBS and entry.is_dir() and not entry.is_symlink() and all(
+                JOB_ENTRY.fullmatch(job.name) and not job.is_symlink() for job in entry.iterdir()):
+            continue
+        return False
+    return True
 
 
 def load_sweep(path: str, table: str) -> tuple[dict[str, Any], pd.DataFrame]:
