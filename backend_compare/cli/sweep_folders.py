@@ -58,7 +58,8 @@ def is_our_sweep(out: Path) -> bool:
     meta = described(out)
     if meta.get("format") != "backend-compare sweep" or not (out / MARKER).is_file():
         return False
-    drawn = meta.get("figures") if isinstance(meta.get("figures"), list) else []  # as sweeps before 0.3 say
+    recorded = meta.get("figures")
+    drawn: list[Any] = recorded if isinstance(recorded, list) else []  # as sweeps before 0.3 record them
     for entry in out.iterdir():
         if entry.name in (MARKER, *TABLES) and entry.is_file() and not entry.is_symlink():
             continue
