@@ -119,6 +119,10 @@ def _dask(jobs: list[Job], on_row: OnRow, client: Any) -> None:
             on_row(_row(future.result, futures[future]))
     except BaseException:
         client.cancel(list(futures), force=True)
+        # A cancelled task's thread still waits on its training worker: stop those on every node, or the
+        # cluster's close would wait for a job that may never end.
+        with contextlib.suppress(Exception):
+            client.run(stop_workers)
         raise
 
 
