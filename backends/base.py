@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,6 +20,19 @@ from ..layers import (
     make_spec,
     out_features,
     param_shapes,
+)
+from .arguments import (
+    an_array,
+    as_dtype,
+    choice,
+    finite,
+    in_order,
+    integer,
+    real_array,
+    representable,
+    scalar,
+    unshared,
+    weak,
 )
 from .batches import EpochBatches, shuffled_epochs
 
@@ -37,99 +49,6 @@ GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory
 Params = dict[str, np.ndarray]
 
 
-def _scalar(value: Any) -> Any:
-    """NumPy scalars and 0-d arrays as the Python number they hold; anything else unchanged."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _finite(name: str, value: Any, *, zero_allowed: bool) -> float:
-    value = _scalar(value)
-    number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not number or value < 0 or (value == 0 and not zero_allowed):
-        raise ValueError(f"{name} must be a finite number {'>=' if zero_allowed else '>'} 0; received: {value!r}")
-    return float(value)
-
-
-def _representable(name: str, value: float, dtype: str) -> None:
-    """A hyper-parameter that the model's dtype turns into 0 or infinity would train something else, silently."""
-    with np.errstate(over="ignore"):
-        held = float(np.asarray(value, dtype=dtype))
-    if (value != 0 and held == 0) or not math.isfinite(held):
-        info = np.finfo(dtype)
-        raise ValueError(f"{name} must be representable in {dtype} (from {info.smallest_subnormal:.3g} to "
-                         f"{info.max:.3g}); received: {value!r}, which {dtype} holds as {held}")
-
-
-def _integer(name: str, value: Any, *, minimum: int = 1) -> int:
-    value = _scalar(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}; received: {value!r}")
-    return value
-
-
-def _an_array(name: str, value: Any) -> None:
-    """Data cross the boundary as NumPy arrays: a list would be converted with a dtype of NumPy's choosing."""
-    if not isinstance(value, np.ndarray):
-        raise ValueError(f"{name} must be a NumPy array; received {type(value).__name__} (np.asarray makes one)")
-
-
-def _real_array(name: str, value: Any) -> np.ndarray:
-    """`value` as an array of real numbers, all finite; a ValueError names what is wrong."""
-    array = np.asarray(value)
-    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-    if array.dtype == np.bool_ or not real:
-        raise ValueError(f"{name} must hold real numbers; received dtype {array.dtype}")
-    _check_finite(name, array)
-    return array
-
-
-def _check_finite(name: str, array: np.ndarray, dtype: str | None = None) -> None:
-    """Every element finite; with `dtype`, the array was just cast to it, so an infinity is an overflow."""
-    flat = array.reshape(-1)
-    step = 2**22  # checked in pieces: no mask the size of the data
-    for start in range(0, flat.size, step):
-        if not np.isfinite(flat[start : start + step]).all():
-            where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
-            if dtype is None:
-                raise ValueError(f"{name} must be finite; received {array[where]} at index {where}")
-            raise ValueError(f"{name} must fit in {dtype} (largest magnitude {np.finfo(dtype).max:.3g}); "
-                             f"received a value beyond it at index {where}")
-
-
-def _as_dtype(name: str, array: np.ndarray, dtype: str) -> np.ndarray:
-    """A C-contiguous, writable array of `dtype` (a copy when needed), every value still finite in it."""
-    with np.errstate(over="ignore"):  # an overflow is reported below, by name
-        cast = np.ascontiguousarray(array, dtype=dtype)
-    if cast is array and not cast.flags.writeable:
-        cast = cast.copy()  # torch.from_numpy warns on a read-only array
-    if array.dtype.itemsize > cast.dtype.itemsize:  # narrowed: a value may have overflowed to ±inf
-        _check_finite(name, cast, dtype)
-    return cast
-
-
-def _in_order(order: np.ndarray) -> bool:
-    """order == 0, 1, 2, …, checked in pieces: no second array the size of the order."""
-    step = 2**20
-    return all(np.array_equal(order[start : start + step], np.arange(start, min(start + step, order.size)))
-               for start in range(0, order.size, step))
-
-
-def _unshared(array: np.ndarray, given: Any) -> np.ndarray:
-    """`array`, copied when it is (a view of) the caller's `given` array."""
-    return array.copy() if np.may_share_memory(array, given) else array
-
-
-def _weak(value: Any) -> Callable[[], Any]:
-    """A weak reference to an array (None once it is gone), or to nothing for what cannot be weakly held."""
-    try:
-        return weakref.ref(value)
-    except TypeError:
-        return lambda: None
-
-
 def error_line(err: BaseException) -> str:
     """An exception as one line: its type and the line of its message that says what happened (MXNet
     puts a C++ traceback first and the reason last)."""
@@ -137,12 +56,6 @@ def error_line(err: BaseException) -> str:
     reason = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
     reason = reason.removeprefix(f"{type(err).__name__}:").strip()
     return f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
-
-
-def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}; received: {value!r}")
-    return value
 
 
 class Backend(ABC):
@@ -171,15 +84,15 @@ class Backend(ABC):
     # _set_optimizer_state)
 
     @classmethod
-    def translates(cls, layer: Layer) -> bool:
-        """Whether this backend can build `layer`: a translator of its own or the layer's for its framework."""
+    def translates(cls, layer: Layer | type[Layer]) -> bool:
+        """Whether this backend can build `layer` (or layers of its type): a translator of its own, or the
+        layer type's for its framework."""
         return layer.kind in cls.translators or cls.framework in layer.translators
 
     @classmethod
     def layer_kinds(cls) -> tuple[str, ...]:
         """The registered layer types this backend builds."""
-        return tuple(kind for kind, layer in layer_types().items()
-                     if kind in cls.translators or cls.framework in layer.translators)
+        return tuple(kind for kind, layer in layer_types().items() if cls.translates(layer))
 
     def translator(self, layer: Layer) -> Translator:
         """The translator that builds `layer` in this backend's framework."""
@@ -200,6 +113,7 @@ class Backend(ABC):
         mode: str = "usual",
     ) -> None:
         self.spec = make_spec(list(spec))
+        self._input_shape = input_shape(self.spec)  # checked against every X: found once
         for index, layer in enumerate(self.spec):
             if not self.translates(layer):
                 raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; it builds: "
@@ -207,23 +121,23 @@ class Backend(ABC):
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
-        self.mode = self.usual_mode if _choice("mode", mode, MODES) == "usual" else mode
+        self.mode = self.usual_mode if choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
             raise ValueError(f"mode must be one of usual, {', '.join(self.modes)} for the {self.name} backend; "
                              f"received: {mode!r}")
-        self.dtype = _choice("dtype", dtype, DTYPES)
-        self.optimizer = _choice("optimizer", optimizer, OPTIMIZERS)
-        self.lr = _finite("lr", lr, zero_allowed=False)
+        self.dtype = choice("dtype", dtype, DTYPES)
+        self.optimizer = choice("optimizer", optimizer, OPTIMIZERS)
+        self.lr = finite("lr", lr, zero_allowed=False)
         if momentum is not None and optimizer == "adam":
             raise ValueError(
                 f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
         default_momentum = DEFAULT_MOMENTUM if optimizer == "momentum" else 0.0
-        self.momentum = _finite("momentum", default_momentum if momentum is None else momentum, zero_allowed=True)
-        self.weight_decay = _finite("weight_decay", weight_decay, zero_allowed=True)
-        self.loss_name = _choice("loss", loss, LOSSES)
-        self.huber_delta = _finite("huber_delta", huber_delta, zero_allowed=False)
+        self.momentum = finite("momentum", default_momentum if momentum is None else momentum, zero_allowed=True)
+        self.weight_decay = finite("weight_decay", weight_decay, zero_allowed=True)
+        self.loss_name = choice("loss", loss, LOSSES)
+        self.huber_delta = finite("huber_delta", huber_delta, zero_allowed=False)
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
-            _representable(name, getattr(self, name), self.dtype)
+            representable(name, getattr(self, name), self.dtype)
         if self.classifies and out_features(self.spec) < 2:
             raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
                              f"received a model with {out_features(self.spec)} output")
@@ -248,15 +162,15 @@ class Backend(ABC):
         fit continues: it starts from the current parameters and optimiser state, and appends its
         step losses to `loss_history_`. set_params and native_init start both afresh.
         """
-        epochs, batch_size = _integer("epochs", epochs), _integer("batch_size", batch_size)
-        if not isinstance(_scalar(shuffle), bool):
+        epochs, batch_size = integer("epochs", epochs), integer("batch_size", batch_size)
+        if not isinstance(scalar(shuffle), bool):
             raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
         self.load(X, y)
         fresh = not len(self.loss_history_) and self._updates == 0
         # The caller's arrays by weak reference: remembering a fit must not keep a data set alive.
-        self.last_fit_ = {"X": _weak(X), "y": _weak(y), "epochs": epochs, "batch_size": batch_size,
+        self.last_fit_ = {"X": weak(X), "y": weak(y), "epochs": epochs, "batch_size": batch_size,
                           "shuffle": shuffle, "seed": seed, "start": self.get_params() if fresh else None}
-        rng = np.random.default_rng(_integer("seed", seed, minimum=0))
+        rng = np.random.default_rng(integer("seed", seed, minimum=0))
         history = [self.loss_history_]
         for batches in shuffled_epochs(rng, self._n_train, batch_size, epochs, shuffle):
             history.append(self.train_epoch(batches))
@@ -283,17 +197,17 @@ class Backend(ABC):
             )
         checked = {}
         for name, shape in self._shapes.items():
-            value = _real_array(f"params[{name!r}]", params[name])
+            value = real_array(f"params[{name!r}]", params[name])
             if value.shape != shape:
                 raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
-            checked[name] = _as_dtype(f"params[{name!r}]", value, self.dtype)
+            checked[name] = as_dtype(f"params[{name!r}]", value, self.dtype)
         self._set_params(checked)
         self._restart_training()
 
     def native_init(self, seed: int) -> None:
         """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`; like
         set_params, this starts the optimiser afresh."""
-        self._native_init(_integer("seed", seed, minimum=0))
+        self._native_init(integer("seed", seed, minimum=0))
         self._restart_training()
 
     def _restart_training(self) -> None:
@@ -307,8 +221,8 @@ class Backend(ABC):
                        shuffle: bool = True) -> EpochBatches:
         """Per epoch, the row indices of each batch, as the framework's own data loader orders them
         (made one epoch at a time, when asked for)."""
-        n_rows, batch_size = _integer("n_rows", n_rows), min(_integer("batch_size", batch_size), n_rows)
-        epochs, seed = _integer("epochs", epochs), _integer("seed", seed, minimum=0)
+        n_rows, batch_size = integer("n_rows", n_rows), min(integer("batch_size", batch_size), n_rows)
+        epochs, seed = integer("epochs", epochs), integer("seed", seed, minimum=0)
 
         def epochs_from_the_start() -> Iterator[list[np.ndarray]]:
             for epoch in self._native_batches(n_rows, batch_size, epochs, seed, shuffle):
@@ -325,7 +239,7 @@ class Backend(ABC):
         """
         X_checked, y_checked = self._check_xy(X, y)
         if copy and not self.load_copies:  # what trains must not be the caller's memory
-            X_checked, y_checked = _unshared(X_checked, X), _unshared(y_checked, y)
+            X_checked, y_checked = unshared(X_checked, X), unshared(y_checked, y)
         X, y = X_checked, y_checked
         self._n_train = len(X)
         row_bytes = (math.prod(X.shape[1:]) + math.prod(y.shape[1:])) * X.itemsize
@@ -371,7 +285,7 @@ class Backend(ABC):
             bounds = list(zip([0, *ends[:-1]], ends, strict=True))
         if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
             raise ValueError("every batch must be a non-empty array of integer row indices")
-        if order.size == self._n_train and order[0] == 0 and _in_order(order):
+        if order.size == self._n_train and order[0] == 0 and in_order(order):
             return np.asarray(self._train(None, bounds), dtype=np.float64)  # rows as loaded: nothing to copy
         if order.min() < 0 or order.max() >= self._n_train:
             raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
@@ -411,9 +325,9 @@ class Backend(ABC):
         if "step" not in state or missing:
             raise ValueError(f"state must hold step and {', '.join(kinds) or 'nothing else'} for every parameter; "
                              f"missing or incomplete: {['step'] if 'step' not in state else missing}")
-        step = _integer("state['step']", state["step"], minimum=0)
+        step = integer("state['step']", state["step"], minimum=0)
         self._hook("_set_optimizer_state")({"step": step, **{
-            kind: {name: _as_dtype(f"state[{kind!r}][{name!r}]", np.asarray(state[kind][name]), self.dtype)
+            kind: {name: as_dtype(f"state[{kind!r}][{name!r}]", np.asarray(state[kind][name]), self.dtype)
                    for name in self._shapes} for kind in kinds}})
         self._updates = step
 
@@ -441,9 +355,9 @@ class Backend(ABC):
         return hook
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
-        _an_array("X", X)
-        X = _as_dtype("X", _real_array("X", X), self.dtype)
-        shape = input_shape(self.spec)
+        an_array("X", X)
+        X = as_dtype("X", real_array("X", X), self.dtype)
+        shape = self._input_shape
         if X.shape[1:] != shape or X.ndim != len(shape) + 1:
             raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
         if not len(X):
@@ -452,10 +366,10 @@ class Backend(ABC):
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
-        _an_array("y", y)
+        an_array("y", y)
         if self.classifies:
             return X, self._check_labels(y, len(X))
-        y = _as_dtype("y", _real_array("y", y), self.dtype)
+        y = as_dtype("y", real_array("y", y), self.dtype)
         n_out = out_features(self.spec)
         if y.ndim == 1 and n_out == 1:
             y = y[:, None]
@@ -466,7 +380,7 @@ class Backend(ABC):
     def _check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
         """Class indices 0…K−1, given as (n,) or (n, 1) integers (or floats holding integers), as (n, 1) of
         the model's dtype."""
-        labels = _real_array("y", y)
+        labels = real_array("y", y)
         if labels.shape not in ((n,), (n, 1)):
             raise ValueError(f"y must hold one class index per row of X, shape ({n},) or ({n}, 1); "
                              f"received shape {labels.shape}")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Layer, layer_types
+from ..layers import Layer
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import shuffled_epochs
 
@@ -35,12 +35,8 @@ class NumpyBackend(Backend):
     modes = ("eager", "compiled")  # nothing to compile: both run the same code, a baseline for the others
 
     @classmethod
-    def translates(cls, layer: Layer) -> bool:
+    def translates(cls, layer: Layer | type[Layer]) -> bool:
         return True  # every layer type carries its NumPy forward and backward
-
-    @classmethod
-    def layer_kinds(cls) -> tuple[str, ...]:
-        return tuple(layer_types())
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}

@@ -186,8 +186,9 @@ def _this_code(python: str) -> dict[str, str | None]:
     checkout's compare.py then runs that checkout's code in its workers too, whatever is installed."""
     if os.path.realpath(python) != os.path.realpath(sys.executable):
         return {}  # another environment runs the package it has
-    package = sys.modules[__name__.rpartition(".")[0].rpartition(".")[0]]  # backend_compare
-    root = str(Path(str(package.__file__)).resolve().parents[1])
+    import backend_compare
+
+    root = str(Path(backend_compare.__file__).resolve().parents[1])
     return {"PYTHONPATH": os.pathsep.join(part for part in (root, os.environ.get("PYTHONPATH")) if part)}
 
 
