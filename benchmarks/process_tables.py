@@ -96,7 +96,7 @@ def memory_estimate_rows(names: list[str]) -> list[dict[str, Any]]:
 def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Wall time of `--seeds 6` with workers against inline, alternated run by run; µs per step inside a
     worker against inline (from the same runs); and how long a worker takes to start and load."""
-    from backend_compare.comparison.executors import Worker
+    from backend_compare.comparison.workers import Worker
 
     runs = []
     for task in ("linreg", "mlp"):

@@ -1,6 +1,7 @@
-"""A sweep's job: one backend trained at one point of the grid for one seed, run where the executor puts
-it. Every executor calls the same function with the same job, and the job builds its data from the seed
-where it runs, so the numbers are the same on every executor, bit for bit.
+"""The one job of every run and sweep: one backend (a row) trained for one seed at one point of settings,
+run where the executor puts it. Every executor calls the same function with the same job, and the job builds
+its data from the seed where it runs, so the numbers are the same on every executor, bit for bit. A run is a
+sweep of one point: its jobs are the seeds × rows.
 
 Off this process (local pool, Dask, Ray), a job trains in a worker process of the machine that runs it,
 kept for the next job of its backend there: a job that crashes or hangs past its timeout kills only that
@@ -9,20 +10,21 @@ worker, and becomes a row with a status.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
-import functools
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import error_line
 from ..tasks import Problem, get_task
-from .executors import Worker, WorkerFailed
-from .run import build_backends, stopped_result, train
+from .run import BackendResult, build_backends, stopped_result, train
 from .sweep import code_version, job_row
+from .workers import Worker, WorkerFailed
 
 # What decides how many threads a framework's kernels use, and so, for some sizes, the order of their sums:
 # a job's worker gets the values of the process that submitted it (Ray, for one, sets OMP_NUM_THREADS=1).
@@ -45,37 +47,79 @@ class Job:
     env: dict[str, str | None] = field(default_factory=dict)
     code: str = ""  # this package's code version where the sweep was started: a node running other code refuses
     framework: str = ""  # the framework's version there ("" for another environment's row)
+    init: str = "shared"  # or "native": each framework's own initialiser and loader
+    record: bool = False  # keep parameter snapshots and the step clock (a run's parity-over-steps plot)
+
+
+@dataclass
+class Finished:
+    """What a job gives back: its backend's whole result, and the sweep's tidy row computed from it where it ran
+    (against the true parameters and function, which only the job's data hold)."""
+
+    job: Job
+    result: BackendResult
+    row: dict[str, Any]
+
+
+Progress = Callable[[Job, int], object]  # epochs a job has just finished
+
+
+def _no_progress(job: Job, epochs: int) -> None:
+    pass
 
 
 def thread_settings() -> dict[str, str | None]:
     return {name: os.environ.get(name) for name in THREAD_VARIABLES}
 
 
-@functools.lru_cache(maxsize=4)  # a point's backends share their seed's data
-def _problem(task: str, task_kwargs: str, epochs: int, batch_size: int | None, seed: int) -> Problem:
-    return get_task(task).make_problem(seed=seed, epochs=epochs, batch_size=batch_size, **json.loads(task_kwargs))
+_problems: collections.OrderedDict[str, Problem] = collections.OrderedDict()
+_problems_lock = threading.Lock()
+KEPT_PROBLEMS = 4  # a point's backends share their seed's data
+
+
+def _identity(job: Job) -> str:
+    return json.dumps((job.task, json.dumps(job.task_kwargs, sort_keys=True), job.setup["epochs"],
+                       job.setup["batch_size"], job.seed))
+
+
+def remember_problem(job: Job, problem: Problem) -> None:
+    """Give the job's data made already (a run makes its first seed's while checking the options)."""
+    with _problems_lock:
+        _keep(_identity(job), problem)
+
+
+def _keep(name: str, problem: Problem) -> None:
+    _problems[name] = problem
+    while len(_problems) > KEPT_PROBLEMS:
+        _problems.popitem(last=False)
 
 
 def problem_of(job: Job) -> tuple[str, Problem]:
-    """The job's data, start and batches, and a name for them (a worker that has them is not sent them again)."""
-    identity = (job.task, json.dumps(job.task_kwargs, sort_keys=True), job.setup["epochs"], job.setup["batch_size"],
-                job.seed)
-    return json.dumps(identity), _problem(*identity)
+    """The job's data, start and batches, and a name for them (a worker that has them is not sent them again).
+    Made once for the jobs that share them, whichever thread asks first."""
+    name = _identity(job)
+    with _problems_lock:
+        if name not in _problems:
+            _keep(name, get_task(job.task).make_problem(seed=job.seed, epochs=job.setup["epochs"],
+                                                        batch_size=job.setup["batch_size"], **job.task_kwargs))
+        _problems.move_to_end(name)
+        return name, _problems[name]
 
 
-def run_job_here(job: Job) -> dict[str, Any]:
-    """Train in this process (the inline executor): a failing framework is the row's status."""
+def run_job_here(job: Job, on_progress: Progress = _no_progress) -> Finished:
+    """Train in this process (the inline executor): a failing framework is the row's status; a signal is raised."""
     _, problem = problem_of(job)
     try:
         backend = build_backends(problem, [job.backend], job.options)[job.backend]
-        result = train(backend, problem, init="shared", seed=job.seed)
+        result = train(backend, problem, init=job.init, seed=job.seed, record=job.record,
+                       on_epoch=lambda: on_progress(job, 1))
         result.backend = job.backend
     except Exception as err:
         result = stopped_result(job.backend, f"failed: {error_line(err)}")
-    return job_row(job.settings, job.seed, problem, result, job.key)
+    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key))
 
 
-def run_job(job: Job) -> dict[str, Any]:
+def run_job(job: Job, on_progress: Progress = _no_progress) -> Finished:
     """Train in a worker process of this machine: what executors off this process call."""
     name, problem = problem_of(job)
     try:
@@ -85,15 +129,16 @@ def run_job(job: Job) -> dict[str, Any]:
             if differs:
                 result = stopped_result(job.backend, f"failed: {differs}")
             else:
-                result = worker.train(name, problem, {"options": job.options, "init": "shared", "record": False,
-                                                      "seed": job.seed}, job.timeout, on_progress=lambda _: None)
+                result = worker.train(name, problem, {"options": job.options, "init": job.init,
+                                                      "record": job.record, "seed": job.seed}, job.timeout,
+                                      on_progress=lambda epochs: on_progress(job, epochs))
         except BaseException:
             _drop(worker)
             raise
         _give_back(job, worker)
     except WorkerFailed as err:  # crashed, timed out, could not start: only this job's row
         result = stopped_result(job.backend, str(err))
-    return job_row(job.settings, job.seed, problem, result, job.key)
+    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key))
 
 
 def _differs(job: Job, worker: Worker) -> str:
@@ -105,9 +150,10 @@ def _differs(job: Job, worker: Worker) -> str:
     return "; ".join(differing) + ": install the same versions" if differing else ""
 
 
-def lost_row(job: Job, status: str) -> dict[str, Any]:
-    """The row of a job whose executor lost it (a node gone, a task cancelled)."""
-    return job_row(job.settings, job.seed, None, stopped_result(job.backend, status), job.key)
+def lost(job: Job, status: str) -> Finished:
+    """What a job whose executor lost it (a node gone, a task cancelled) gives: a row with that status."""
+    result = stopped_result(job.backend, status)
+    return Finished(job, result, job_row(job.settings, job.seed, None, result, job.key))
 
 
 # ---- this process's workers, kept between jobs ----
@@ -155,6 +201,11 @@ def _take(job: Job) -> Worker:
         _drop(worker)
         raise
     return worker
+
+
+def adopt(job: Job, worker: Worker) -> None:
+    """Keep a worker started already (a run starts its rows' workers to check them) for the jobs like `job`."""
+    _give_back(job, worker)
 
 
 def _give_back(job: Job, worker: Worker) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..layers import ModelSpec, encode_spec, make_spec
 from . import protocol
-from .executors import Worker, WorkerFailed
+from .workers import Worker, WorkerFailed
 
 # Methods that run there: each returns a float, an array or parameters (fit and load return the proxy).
 CALLS = ("fit", "get_params", "set_params", "native_init", "load", "predict", "loss", "training_loss",

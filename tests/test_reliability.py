@@ -229,8 +229,8 @@ def test_the_same_command_twice_gives_identical_numbers(cli: RunCli, args: list[
 SECOND_BACKEND_STARTED = """
 import pathlib, sys
 from backend_compare import cli
-from backend_compare.comparison import executors
-original, calls = executors.train, []
+from backend_compare.comparison import jobs
+original, calls = jobs.train, []
 def announce(backend, *args, **kwargs):
     calls.append(backend.name)
     if len(calls) < 2:
@@ -238,7 +238,7 @@ def announce(backend, *args, **kwargs):
     pathlib.Path(sys.argv[1]).touch()
     while True:
         original(backend, *args, **kwargs)
-executors.train = announce
+jobs.train = announce
 sys.exit(cli.main(sys.argv[2:], prog="compare.py"))
 """
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend_compare.comparison import job_executors
+from backend_compare.comparison import executors
 from backend_compare.comparison.sweep import _verdict, bootstrap_interval, paired, split_grid, summarise
 from tests.conftest import RunCli, load_backend
 
@@ -39,19 +39,19 @@ def test_a_sweep_runs_its_grid_once_and_then_from_its_cache(cli: RunCli, tmp_pat
 
 def test_a_stopped_sweep_goes_on_from_its_cache(monkeypatch: pytest.MonkeyPatch, cli: RunCli, tmp_path: Path) -> None:
     load_backend("torch")
-    out, calls, original = tmp_path / "sweep", [], job_executors.run_job_here
+    out, calls, original = tmp_path / "sweep", [], executors.run_job_here
 
-    def stopped_at_the_ninth_job(job):  # type: ignore[no-untyped-def]
+    def stopped_at_the_ninth_job(job, on_progress):  # type: ignore[no-untyped-def]
         calls.append(1)
         if len(calls) == 9:
             raise KeyboardInterrupt
-        return original(job)
+        return original(job, on_progress)
 
-    monkeypatch.setattr(job_executors, "run_job_here", stopped_at_the_ninth_job)
+    monkeypatch.setattr(executors, "run_job_here", stopped_at_the_ninth_job)
     stopped = cli(*GRID, "--out", str(out))
     assert stopped.code == 130 and "the jobs that finished are cached" in stopped.err
     assert not (out / "jobs.parquet").exists() and len(list((out / "jobs").iterdir())) == 8
-    monkeypatch.setattr(job_executors, "run_job_here", original)
+    monkeypatch.setattr(executors, "run_job_here", original)
     resumed = cli(*GRID, "--out", str(out))
     assert resumed.code == 0 and "16 jobs, 8 cached, 8 to run" in resumed.err
 

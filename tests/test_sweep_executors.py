@@ -165,10 +165,10 @@ def test_a_node_with_other_versions_refuses_its_jobs(monkeypatch: pytest.MonkeyP
                           options={"dtype": "float32", "optimizer": "sgd", "lr": 0.01, "momentum": None,
                                    "weight_decay": 0.0, "loss": "mse", "huber_delta": 1.0, "mode": "usual"},
                           code="0000", framework="0.0")
-    row = jobs_module.run_job(job)
+    row = jobs_module.run_job(job).row
     jobs_module.close_workers()
     assert row["status"].startswith("failed: backend-compare code ") and "0000 where the sweep started" in row["status"]
     assert f"numpy {np.__version__} here, 0.0 where the sweep started: install the same versions" in row["status"]
-    lost = jobs_module.lost_row(job, "lost by the executor: KilledWorker")
+    lost = jobs_module.lost(job, "lost by the executor: KilledWorker").row
     assert lost["status"] == "lost by the executor: KilledWorker" and lost["params"] == {}
     assert stopped_result("numpy", "x").clock == []

@@ -28,7 +28,7 @@ import math
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
-from ..comparison.executors import EXECUTORS
+from ..comparison.executors import RUN_EXECUTORS
 from ..comparison.report import FORMATS
 from ..comparison.run import INIT_MODES
 from ..layers import ACTIVATIONS, DTYPES
@@ -181,7 +181,7 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
                              "tf.function, Gluon's hybridize) or usual (as each framework's tutorials do; the "
                              "default); eager,compiled runs every backend both ways")
     running = parser.add_argument_group("where it runs")
-    running.add_argument("--executor", choices=EXECUTORS, default=usual.executor,
+    running.add_argument("--executor", choices=RUN_EXECUTORS, default=usual.executor,
                          help="process: each backend in a worker process of its own (default); inline: all in "
                               "this process")
     running.add_argument("--jobs", type=_count, default=usual.jobs,

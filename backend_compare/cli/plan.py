@@ -13,9 +13,10 @@ from typing import Any
 
 from ..backends import BACKENDS, Backend, BackendUnavailable, RowName, available_backends, install_hint
 from ..comparison import memory
-from ..comparison.executors import Worker, WorkerFailed
+from ..comparison.jobs import Job
 from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
+from ..comparison.workers import Worker, WorkerFailed
 from ..layers import ModelSpec
 from ..tasks import Problem, Task, get_task
 from ..tasks.base import given_or_default, model_spec
@@ -112,6 +113,20 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
             check_capabilities(workers, options["mode"], first.spec)
     return Plan(settings, prog, seeds, problems, first, options, backends, workers, out, task_kwargs, setup,
                 pythons if settings.executor != "inline" else {}, list(argv or []), rows)
+
+
+def jobs_of(plan: Plan, names: list[str], point: dict[str, Any], key: Callable[[str, int], str], *, code: str = "",
+            versions: dict[str, str] | None = None, env: dict[str, str | None] | None = None) -> list[Job]:
+    """The plan's jobs, seed by seed, each of the rows `names`: `point` names the grid point (a run's is {}),
+    `key` names a job by row and seed; `code`, `versions` and `env`: what a sweep's node must match and set."""
+    setup = {"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]}
+    settings = {"task": plan.task, **point}
+    return [Job(key=key(name, seed), settings=settings, seed=seed, backend=name, task=plan.task,
+                task_kwargs=plan.task_kwargs, setup=setup, options=plan.options,
+                python=plan.pythons.get(name) if plan.rows[name].label else None, timeout=plan.settings.timeout,
+                env=env or {}, code=code, framework=(versions or {}).get(name, ""), init=plan.settings.init,
+                record=plan.settings.records)
+            for seed in plan.seeds for name in names]
 
 
 def select_backends(requested: tuple[str, ...] | None, prog: str) -> list[str]:

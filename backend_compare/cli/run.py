@@ -12,11 +12,12 @@ from typing import Any
 from tqdm import tqdm
 
 from ..backends import error_line, framework_version, package_version, registration
-from ..comparison.executors import run_in_workers, run_inline
+from ..comparison.executors import executor
 from ..comparison.html import run_page
+from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
 from ..comparison.provenance import provenance, started_at
 from ..comparison.report import build_report, combine_seeds, render, seed_tables
-from ..comparison.run import OK, BackendResult, build_backends, reference_result
+from ..comparison.run import OK, BackendResult, reference_result, stopped_result
 from ..comparison.saved import (
     OutputError,
     figure_bytes,
@@ -29,7 +30,7 @@ from ..comparison.saved import (
 from ..signals import FAILED, Terminated, how_stopped
 from ..tasks import Problem
 from .console import UsageError, failed, on_disk, say, usage, write_stdout
-from .plan import Plan, prepare
+from .plan import Plan, jobs_of, prepare
 
 
 def main(argv: list[str], prog: str) -> int:
@@ -64,9 +65,12 @@ def execute(plan: Plan) -> int:
                                     settings.init))
         seeds_run.append(seed)
 
+    def on_progress(job: Job, epochs: int) -> None:
+        progress.set_description(f"seed {job.seed} {job.backend}", refresh=False)
+        progress.update(epochs)
+
     with progress:
-        stop = run_seeds(plan, finish_seed, progress.update,
-                         lambda seed, name: progress.set_description(f"seed {seed} {name}"))
+        stop = run_seeds(plan, finish_seed, on_progress)
     stopped_by = how_stopped(stop) if stop is not None else None
 
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
@@ -102,29 +106,42 @@ def execute(plan: Plan) -> int:
 
 
 def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResult]], None],
-              on_progress: Callable[[int], object], on_start: Callable[[int, str], object]) -> BaseException | None:
-    """Every seed of a checked plan on its executor, the workers closed after; the signal that stopped it."""
-    settings = plan.settings
+              on_progress: Callable[[Job, int], object]) -> BaseException | None:
+    """Every seed × row of a checked plan, as jobs on its executor (the one a sweep uses), the workers closed
+    after; each seed's tables made in seed order as soon as its rows are in. A signal stops the run: the rows
+    it cut short say so (a seed none of whose rows finished is left out), and the signal is returned."""
+    names, seeds = plan.names, plan.seeds
+    jobs = jobs_of(plan, names, {}, lambda name, seed: f"{seed}/{name}")
+    remember_problem(jobs[0], plan.first)  # made while checking the options
+    for worker in plan.workers:  # started while checking: the run's first jobs take them
+        adopt(next(job for job in jobs if job.backend == worker.name), worker)
+    results: dict[int, dict[str, BackendResult]] = {seed: {} for seed in seeds}
+    finished_seeds = 0
 
-    def problem(seed: int) -> Problem:  # the first seed's was made while checking the options
-        return plan.first if seed == plan.seeds[0] else plan.problems(seed)
+    def finish(rows: dict[str, BackendResult], seed: int) -> None:
+        nonlocal finished_seeds
+        finish_seed(seed, problem_of(jobs[seeds.index(seed) * len(names)])[1], [rows[name] for name in names])
+        finished_seeds += 1
 
-    def describe(stop: BaseException) -> str:
-        return how_stopped(stop)[0]
+    def on_done(done: Finished) -> None:
+        results[done.job.seed][done.job.backend] = done.result
+        while finished_seeds < len(seeds) and len(results[seeds[finished_seeds]]) == len(names):
+            finish(results[seeds[finished_seeds]], seeds[finished_seeds])
 
-    if plan.workers:
-        try:
-            return run_in_workers(plan.workers, problem, plan.seeds, job={
-                "options": plan.options, "init": settings.init, "record": settings.records}, jobs=settings.jobs,
-                timeout=settings.timeout, on_progress=on_progress, describe=describe, finish_seed=finish_seed)
-        finally:
-            for worker in plan.workers:
-                worker.close()
-    return run_inline(
-        lambda seed, problem: plan.backends if seed == plan.seeds[0] else build_backends(
-            problem, plan.names, plan.options),
-        problem, plan.seeds, init=settings.init, record=settings.records, on_epoch=lambda: on_progress(1),
-        on_start=on_start, describe=describe, finish_seed=finish_seed)
+    try:
+        with executor(plan.settings.executor, parallel=plan.settings.jobs, address=None) as execute:
+            execute(jobs, on_done, on_progress)
+    except BaseException as stop:  # Ctrl-C or SIGTERM: every worker is stopped by now
+        how = how_stopped(stop)[0]
+        for seed in seeds[finished_seeds:]:
+            if not results[seed]:
+                break
+            finish({name: results[seed].get(name) or stopped_result(name, how) for name in names}, seed)
+        return stop
+    finally:
+        for worker in plan.workers:  # those the executor never took (it stopped before)
+            worker.kill()
+    return None
 
 
 def environments(plan: Plan) -> dict[str, dict[str, str]]:

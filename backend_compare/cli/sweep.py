@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..backends import RowName, available_backends, error_line, framework_version, install_hint
+from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
 from ..comparison.html import sweep_page
-from ..comparison.job_executors import JOB_EXECUTORS, ExecutorUnavailable, executor
-from ..comparison.jobs import Job, thread_settings
+from ..comparison.jobs import Finished, Job, thread_settings
 from ..comparison.provenance import data_file
 from ..comparison.run import OK
 from ..comparison.saved import (
@@ -50,7 +50,7 @@ from ..comparison.sweep import (
 from ..signals import FAILED, Terminated, how_stopped
 from .console import UsageError, failed, say, usage, warnings_as, write_stdout
 from .options import Parser, make_parser, parse_value
-from .plan import plan_run, select_backends
+from .plan import jobs_of, plan_run, select_backends
 from .settings import RunSettings
 from .sweep_folders import MARKER, described, is_our_sweep, label, render
 
@@ -152,22 +152,20 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
         plan = plan_run(dataclasses.replace(base, backends=tuple(names), **point), prog, runners=False)
         if index == 0:  # the data file is read by then, so it is there; its bytes decide the numbers
             data = data_file(first.data)
-        settings = {"task": plan.task, **point}
         setup = {"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]}
         # What decides a job's numbers, as checked (not as spelt): the same options in any order are one job.
         numbers = {"task": plan.task, "task_kwargs": plan.task_kwargs, "data": data and data["sha256"],
                    "setup": setup, "options": plan.options}
-        for seed in plan.seeds:
-            for name, row in rows.items():
-                jobs.append(Job(
-                    key=job_key(numbers, name, seed, code, versions[name]), settings=settings, seed=seed,
-                    backend=name, task=plan.task, task_kwargs=plan.task_kwargs, setup=setup, options=plan.options,
-                    python=plan.pythons.get(name) if row.label else None, timeout=first.timeout,
-                    env=thread_settings(), code=code, framework=versions[name]))
+        jobs += jobs_of(plan, names, point, functools.partial(_key, numbers, code, versions), code=code,
+                        versions=versions, env=thread_settings())
     meta = {"format": "backend-compare sweep", "settings": ["task", *grid[0]],
             "backends": names, "reference": names[0], "dtype": first.dtype, "command": argv,
             "executor": executor, "address": own.address, "jobs": first.jobs, "quiet": first.quiet}
     return Sweep(jobs, meta, out, first.format, curves_at)
+
+
+def _key(numbers: dict[str, Any], code: str, versions: dict[str, str], name: str, seed: int) -> str:
+    return job_key(numbers, name, seed, code, versions[name])
 
 
 def _column(option: str) -> str:
@@ -218,8 +216,8 @@ def _run(sweep: Sweep, done: dict[str, dict[str, Any]], prog: str) -> list[dict[
     return [done[job.key] for job in jobs]
 
 
-def _run_on(run: Callable[[list[Job], Callable[[dict[str, Any]], None]], None], jobs: list[Job], missing: list[Job],
-            done: dict[str, dict[str, Any]], meta: dict[str, Any], out: Path, prog: str) -> None:
+def _run_on(run: Execute, jobs: list[Job], missing: list[Job], done: dict[str, dict[str, Any]], meta: dict[str, Any],
+            out: Path, prog: str) -> None:
     quiet = meta["quiet"]
     if missing and not quiet:
         where = meta["executor"] + (f" at {meta['address']}" if meta["address"] else "")
@@ -227,14 +225,15 @@ def _run_on(run: Callable[[list[Job], Callable[[dict[str, Any]], None]], None], 
     progress = tqdm(total=len(missing), unit="job", file=sys.stderr, delay=2, leave=False,
                     disable=True if quiet else None)  # None: on a terminal only
 
-    def finished(row: dict[str, Any]) -> None:
+    def finished(job: Finished) -> None:
+        row = job.row
         if row["status"] == OK or row["status"].startswith("diverged"):  # the setting's own result, every time
             store(out, row, write_atomic)  # a failed, timed-out or lost job is not cached: it runs again next time
         done[row["key"]] = row
         progress.update(1)
 
     with progress:
-        run(missing, finished)
+        run(missing, finished, lambda job, epochs: None)
 
 
 def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
