@@ -4,6 +4,7 @@ a tidy table of jobs (Parquet and CSV) and a summary with bootstrap intervals an
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
 import itertools
@@ -22,13 +23,15 @@ import pandas as pd
 from .. import __version__
 from ..backends import RowName
 from ..backends.tolerances import TOLERANCES
-from ..tasks import Problem
+from ..tasks import Problem, task_options
 from .metrics import accuracy, largest_difference, us_per_step
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
 
-SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
-             "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
+# The run's own settings a sweep may vary (each one value per point); the tasks add the options they declare
+# sweepable (sweepable() below).
+RUN_SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
+                 "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
 METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
            "val_accuracy", "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval
@@ -40,14 +43,28 @@ X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_d
 LOG_X = ("lr", "weight_decay", "batch_size")  # drawn on a log axis
 
 
+@functools.cache
+def sweepable() -> dict[str, Callable[[str], Any]]:
+    """Every option a sweep may give as a comma list, with what reads one of its values."""
+    declared = {option.flag: option.parse for option, _ in task_options().values()
+                if option.sweepable and option.parse is not None}
+    return {**RUN_SWEEPABLE, **declared}
+
+
+def task_settings() -> tuple[str, ...]:
+    """The sweepable settings the tasks declare (their columns: n_samples, noise, ...)."""
+    return tuple(option.name for option, _ in task_options().values() if option.sweepable)
+
+
 def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
     """argv without the sweepable options given as comma lists, and the grid: one dict per point of the
     product of those lists (option -> value as written)."""
     rest, lists = [], {}
+    options = sweepable()
     items = iter(argv)
     for item in items:
         option, equals, value = item.partition("=")
-        if option in SWEEPABLE:
+        if option in options:
             given = value if equals else next(items, None)
             if given is None:
                 rest.append(item)
@@ -64,8 +81,8 @@ def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
 def _normalised(option: str, value: str) -> object:
     """A value as the option reads it: 0.03 and 0.030, or 10 and 010, are one value given twice."""
     try:
-        return SWEEPABLE[option](value)
-    except ValueError:
+        return sweepable()[option](value)
+    except (ValueError, TypeError, argparse.ArgumentTypeError):
         return value  # not a value of the option at all: its own check says so
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .plot import FLOOR, Figure
-from .sweep import LOG_X, X_SETTINGS, varying
+from .sweep import LOG_X, X_SETTINGS, task_settings, varying
 
 MOST_PANELS = 12
 
@@ -20,11 +20,17 @@ def _width(rank: int, count: int) -> float:
     return 1.2 + 1.6 * (count - 1 - rank)
 
 
+def _spans_decades(values: pd.Series) -> bool:
+    """Positive values a factor of 10 or more apart: drawn on a log axis."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return bool(numbers.min() > 0 and numbers.max() >= 10 * numbers.min())
+
+
 def loss_figure(summary: pd.DataFrame, settings: list[str], title: str) -> tuple[str, Figure]:
     """Final validation loss (mean over seeds, 95 % band) against the first numeric setting that varies,
     one panel per value of the others; its file name."""
     changing = varying(summary, settings)
-    x = next((name for name in X_SETTINGS if name in changing), None)
+    x = next((name for name in (*X_SETTINGS, *task_settings()) if name in changing), None)
     others = [name for name in changing if name != x]
     panels = list(summary.groupby(others, sort=False, dropna=False)) if others else [((), summary)]
     panels = panels[:MOST_PANELS]
@@ -41,7 +47,7 @@ def loss_figure(summary: pd.DataFrame, settings: list[str], title: str) -> tuple
                                 linewidth=_width(rank, len(groups)), markersize=3 + 2.5 * (len(groups) - 1 - rank))
             axes.fill_between(where, lines["final_val_loss_ci_low"].astype(float),
                               lines["final_val_loss_ci_high"].astype(float), color=line.get_color(), alpha=0.2)
-        if x in LOG_X:
+        if x in LOG_X or (x in task_settings() and _spans_decades(summary[x])):
             axes.set_xscale("log")
         keys = keys if isinstance(keys, tuple) else (keys,)
         axes.set(yscale="log", xlabel=x or "grid point", ylabel="final validation loss",

@@ -6,10 +6,13 @@ through the entry-point group "backend_compare.tasks" (name = "module:TASK").
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
+import inspect
 
 from .base import Problem, Task
+from .options import TaskOption
 
 ENTRY_POINTS = "backend_compare.tasks"
 
@@ -24,7 +27,7 @@ def _installed() -> dict[str, str]:
 _REGISTRY = {**_BUILT_IN, **_installed()}
 TASKS = tuple(_REGISTRY)
 
-__all__ = ["TASKS", "Problem", "Task", "get_task"]
+__all__ = ["TASKS", "Problem", "Task", "TaskOption", "get_task", "task_options"]
 
 
 def get_task(name: str) -> Task:
@@ -33,3 +36,16 @@ def get_task(name: str) -> Task:
     module, _, attribute = _REGISTRY[name].partition(":")
     task: Task = getattr(importlib.import_module(module), attribute)
     return task
+
+
+@functools.cache
+def task_options() -> dict[str, tuple[TaskOption, dict[str, object]]]:
+    """Every registered task's declared options, each once (as first declared), with the tasks that take it
+    and each one's default (make_problem's; inspect.Parameter.empty where the option is required)."""
+    found: dict[str, tuple[TaskOption, dict[str, object]]] = {}
+    for name in TASKS:
+        task = get_task(name)
+        keywords = inspect.signature(task.make_problem).parameters
+        for option in task.options:
+            found.setdefault(option.name, (option, {}))[1][name] = keywords[option.name].default
+    return found

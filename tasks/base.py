@@ -14,6 +14,7 @@ import numpy as np
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
 from ..layers import DTYPES, ModelSpec, mlp_spec, param_shapes
+from .options import MODELS, TaskOption
 
 Params = dict[str, np.ndarray]
 
@@ -51,6 +52,18 @@ class Task:
     # memory check that comes before the data
     data_shape: Callable[..., tuple[int, int]]
     losses: tuple[str, ...] = REGRESSION_LOSSES  # the losses its labels suit; the first is the default
+    options: tuple[TaskOption, ...] = ()  # its own options: keywords of make_problem a user may give
+
+    def __post_init__(self) -> None:
+        keywords = inspect.signature(self.make_problem).parameters
+        undeclared = [option.name for option in self.options if option.name not in keywords]
+        if undeclared:  # the task's author's mistake, found when the task is imported
+            raise TypeError(f"task {self.name!r} declares options its make_problem does not take: "
+                            f"{', '.join(undeclared)}")
+
+    def takes(self, option: str) -> bool:
+        """Whether `option` is one of its declared options."""
+        return any(declared.name == option for declared in self.options)
 
     @property
     def classifies(self) -> bool:
@@ -61,9 +74,6 @@ class Task:
 def given_or_default(make_problem: Callable[..., Problem], given: dict[str, Any], key: str) -> Any:
     """`key` as make_problem would see it: given, or its default."""
     return given[key] if key in given else inspect.signature(make_problem).parameters[key].default
-
-
-MODELS = ("linear", "mlp")
 
 
 def check_model(model: str) -> str:

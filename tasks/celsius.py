@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .base import Problem, Task, assemble, model_spec, uniform_init
+from .options import ACTIVATION, HIDDEN, MODEL
 
 T_C = [0.5, 14.0, 15.0, 28.0, 11.0, 8.0, 3.0, -4.0, 6.0, 13.0, 21.0]
 T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
@@ -49,4 +50,5 @@ TASK = Task(
               "mlp": {"lr": 1e-3, "epochs": 5000, "batch_size": None}},
     default_model="linear",
     data_shape=lambda **given: (len(T_U), 1),
+    options=(MODEL, HIDDEN, ACTIVATION),
 )

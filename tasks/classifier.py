@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .base import Problem, Task
-from .labelled import classification_problem, shape
+from .labelled import DATASET, classification_problem, shape
+from .options import ACTIVATION, DATA, HEADER, HIDDEN, TARGET
 
 
 def make_problem(
@@ -37,4 +38,5 @@ TASK = Task(
     default_model="mlp",
     data_shape=shape,
     losses=("cross-entropy",),
+    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION),
 )

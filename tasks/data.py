@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
 from .datafile import data_shape, load_table
+from .options import ACTIVATION, DATA, HEADER, HIDDEN, MODEL, STANDARDIZE, TARGET
 
 
 def make_problem(
@@ -65,4 +66,5 @@ TASK = Task(
               "mlp": {"lr": 0.01, "epochs": 100, "batch_size": 32}},
     default_model="linear",
     data_shape=lambda *, data, **given: data_shape(data),
+    options=(DATA, MODEL, HIDDEN, ACTIVATION, TARGET, HEADER, STANDARDIZE),
 )

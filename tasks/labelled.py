@@ -18,8 +18,11 @@ from .base import Problem, assemble, check_dtype, model_spec, uniform_init
 from .data import standardized
 from .datafile import data_shape as file_shape
 from .datafile import load_table
+from .options import TaskOption
 
 DATASETS = ("iris", "wine", "breast_cancer", "digits")  # bundled with scikit-learn: no download
+DATASET = TaskOption("dataset", "a data set bundled with scikit-learn (default digits: 8×8 images of handwritten "
+                                "digits)", str, choices=DATASETS, sizes="both")
 DEFAULT_DATASET = "digits"
 MAX_CLASSES = 1000  # more distinct labels than this is a regression target; a confusion matrix is classes²
 SHAPES = {"iris": (150, 4), "wine": (178, 13), "breast_cancer": (569, 30), "digits": (1797, 64)}

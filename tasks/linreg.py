@@ -24,6 +24,7 @@ from .base import (
     given_or_default,
     normal_init,
 )
+from .options import N_SAMPLES, NOISE, TaskOption, floats
 
 
 def make_problem(
@@ -79,6 +80,10 @@ def data_shape(**given: Any) -> tuple[int, int]:
     return given_or_default(make_problem, given, "n_samples"), len(given_or_default(make_problem, given, "true_w"))
 
 
+TRUE_W = TaskOption("true_w", "the true weights, e.g. 2,-3.4 (--true-w=-1,2 for a leading minus)", floats,
+                    sizes="features")
+TRUE_B = TaskOption("true_b", "the true bias", float, sweepable=True)
+
 TASK = Task(
     name="linreg",
     description="linear regression with known true_w, true_b (d2l §3.3, Gluon)",
@@ -86,4 +91,5 @@ TASK = Task(
     defaults={"linear": {"lr": 0.03, "epochs": 3, "batch_size": 10}},
     default_model="linear",
     data_shape=data_shape,
+    options=(TRUE_W, TRUE_B, N_SAMPLES, NOISE),
 )

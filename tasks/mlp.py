@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, given_or_default, model_spec, uniform_init
+from .options import ACTIVATION, HIDDEN, N_SAMPLES, NOISE, TaskOption
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -71,6 +72,9 @@ def data_shape(**given: Any) -> tuple[int, int]:
     return given_or_default(make_problem, given, "n_samples"), given_or_default(make_problem, given, "inputs")
 
 
+FUNCTION = TaskOption("function", "the true function", str, choices=FUNCTIONS)
+INPUTS = TaskOption("inputs", "the number of input features", int, sweepable=True, sizes="features")
+
 TASK = Task(
     name="mlp",
     description="MLP fit of sin(Σx) or a teacher network; error measured on a held-out grid",
@@ -78,4 +82,5 @@ TASK = Task(
     defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
     default_model="mlp",
     data_shape=data_shape,
+    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, N_SAMPLES, NOISE),
 )

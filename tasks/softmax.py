@@ -4,7 +4,8 @@ data set bundled with scikit-learn or your own file of class labels."""
 from __future__ import annotations
 
 from .base import Problem, Task
-from .labelled import classification_problem, shape
+from .labelled import DATASET, classification_problem, shape
+from .options import DATA, HEADER, TARGET
 
 
 def make_problem(
@@ -34,4 +35,5 @@ TASK = Task(
     default_model="linear",
     data_shape=shape,
     losses=("cross-entropy",),
+    options=(DATASET, DATA, TARGET, HEADER),
 )

@@ -96,28 +96,31 @@ class OffGain(NumpyBackend):
 import numpy as np
 
 from backend_compare.layers import Linear, make_spec
-from backend_compare.tasks import Task
+from backend_compare.tasks import Task, TaskOption
 from backend_compare.tasks.base import assemble
 
 from .scale import Scale
 
 
-def make_problem(*, seed=0, epochs=20, batch_size=16, val_fraction=0.25, dtype="float64"):
+def make_problem(*, seed=0, epochs=20, batch_size=16, slope=3.0, val_fraction=0.25, dtype="float64"):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(64, 2))
-    y = 3.0 * (X @ np.array([[1.5], [-0.5]]))
+    y = slope * (X @ np.array([[1.5], [-0.5]]))
     spec = make_spec([Linear(2, 1), Scale(1)])
 
     def init(rng, spec):
         return {"0.weight": rng.normal(0.0, 0.1, size=(1, 2)), "0.bias": np.zeros(1), "1.gain": np.ones(1)}
 
     return assemble("scaled", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=init,
-                    val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, settings={"seed": seed})
+                    val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
+                    settings={"seed": seed, "slope": slope})
 
 
+# Its own option, declared: --slope on the command line, refused for other tasks, a sweep may vary it.
+SLOPE = TaskOption("slope", "the factor the labels were made with", float, sweepable=True)
 TASK = Task(name="scaled", description="a linear layer and a learned gain (a toy)", make_problem=make_problem,
             defaults={"linear": {"lr": 0.02, "epochs": 20, "batch_size": 16}}, default_model="linear",
-            data_shape=lambda **given: (64, 2))
+            data_shape=lambda **given: (64, 2), options=(SLOPE,))
 ''',
     "toy_ext-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: toy-ext\nVersion: 0.1\n",
     # The three registry lines.
@@ -188,3 +191,22 @@ def test_explain_follows_the_toy_models_training(env: dict[str, str]) -> None:
     assert result.returncode == 1, result.stderr  # a difference found
     assert "numpy vs off-gain: differ from step 1" in result.stdout
     assert "only the gradient of 1.gain differs, by a constant factor 1.01" in result.stdout
+
+
+def test_the_toy_tasks_declared_option_is_an_option_a_rule_and_a_sweep_setting(env: dict[str, str],
+                                                                               tmp_path: Path) -> None:
+    helped = run(env, "compare.py", "--help")
+    assert "--slope SLOPE" in helped.stdout and "[scaled: 3.0]" in " ".join(helped.stdout.split())
+    result = run(env, "compare.py", "--task", "scaled", "--slope", "-2", "--backends", "numpy", "--format", "json",
+                 "--dtype", "float64", "--executor", "inline")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["settings"]["slope"] == -2.0
+    refused = run(env, "compare.py", "--task", "linreg", "--slope", "2", "--backends", "numpy")
+    assert (refused.returncode, refused.stderr) == (2, "compare.py: error: --slope applies only to --task scaled; "
+                                                       "this run is --task linreg\n")
+    swept = run(env, "compare.py", "sweep", "--task", "scaled", "--slope", "1,2", "--backends", "numpy",
+                "--executor", "inline", "--quiet", "--out", str(tmp_path / "sweep"))
+    assert swept.returncode == 0, swept.stderr
+    table = (tmp_path / "sweep" / "jobs.csv").read_text().splitlines()
+    column = table[0].split(",").index("slope")
+    assert sorted(float(line.split(",")[column]) for line in table[1:]) == [1.0, 2.0]

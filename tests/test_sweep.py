@@ -97,6 +97,19 @@ def test_the_grid_is_the_product_of_the_lists() -> None:
     assert grid[1] == {"--lr": "0.1", "--optimizer": "adam", "--epochs": "3"}
 
 
+def test_a_tasks_declared_sweepable_options_are_grid_axes(cli: RunCli, tmp_path: Path) -> None:
+    rest, grid = split_grid(["--task", "linreg", "--noise", "0.01,0.1", "--n-samples=100,1000", "--true-w=1,2"])
+    assert rest == ["--task", "linreg", "--true-w=1,2"] and len(grid) == 4  # a list-valued option is one value
+    ran = cli("sweep", "--task", "linreg", "--noise", "0.01,1", "--backends", "numpy", "--epochs", "1",
+              "--executor", "inline", "--quiet", "--out", str(tmp_path / "s"))
+    assert ran.code == 0, ran.err
+    jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
+    assert sorted(jobs["noise"]) == [0.01, 1.0] and jobs["final_val_loss"].iloc[1] > 100 * jobs["final_val_loss"].iloc[0]
+    assert (tmp_path / "s" / "loss_vs_noise.png").exists()
+    refused = cli("sweep", "--task", "celsius", "--noise", "0.01,1", "--out", str(tmp_path / "t"))
+    assert refused.code == 2 and "--noise applies only to --task linreg or mlp" in refused.err
+
+
 def test_paired_verdicts_respect_the_noise_and_the_dtype() -> None:
     rng = np.random.default_rng(0)
     low, high = bootstrap_interval(np.array([1.0, 1.1, 0.9, 1.05]), rng)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,22 @@ def test_mxnet_native_init_is_gluon_default_and_restores_numpy_rng() -> None:
     state = np.random.get_state()[1].copy()
     model.native_batches(30, 7, 2, seed=3)
     np.testing.assert_array_equal(state, np.random.get_state()[1])
+
+
+def test_every_task_declares_each_keyword_a_user_may_give() -> None:
+    from backend_compare.tasks import TASKS
+
+    framework_given = {"seed", "epochs", "batch_size", "dtype", "val_fraction"}  # the run sets these itself
+    for name in TASKS:
+        task = get_task(name)
+        keywords = set(inspect.signature(task.make_problem).parameters) - framework_given
+        assert {option.name for option in task.options} == keywords, name
+
+
+def test_a_task_declaring_an_option_its_make_problem_lacks_is_refused_when_made() -> None:
+    from backend_compare.tasks import Task, TaskOption
+
+    linreg = get_task("linreg")
+    with pytest.raises(TypeError, match="task 'bad' declares options its make_problem does not take: slope"):
+        Task(name="bad", description="", make_problem=linreg.make_problem, defaults=linreg.defaults,
+             default_model="linear", data_shape=linreg.data_shape, options=(TaskOption("slope", "", float),))

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 from typing import Any, NoReturn
 
@@ -31,11 +32,8 @@ from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
 from ..comparison.executors import RUN_EXECUTORS
 from ..comparison.report import FORMATS
 from ..comparison.run import INIT_MODES
-from ..layers import ACTIVATIONS, DTYPES
-from ..tasks import TASKS
-from ..tasks.base import MODELS
-from ..tasks.labelled import DATASETS
-from ..tasks.mlp import FUNCTIONS
+from ..layers import DTYPES
+from ..tasks import TASKS, task_options
 from .console import UsageError
 from .settings import RunSettings
 
@@ -63,25 +61,6 @@ def parse_settings(argv: list[str], prog: str, description: str | None = None, *
 def parse_value(parser: argparse.ArgumentParser, option: str, text: str) -> Any:
     """One option's value as `parser` reads it on a command line: its type, choices and error messages."""
     return getattr(parser.parse_args([f"{option}={text}"]), option.lstrip("-").replace("-", "_"))
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers such as 2,-3.4; received: {text!r}") from None
-
-
-def _sizes(text: str) -> list[int]:
-    message = f"expected comma-separated positive integers such as 32,32; received: {text!r}"
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(message) from None
-    if min(sizes) < 1:
-        raise argparse.ArgumentTypeError(message)
-    return sizes
 
 
 MAX_SEED = 2**31 - 1  # the largest seed every framework's generator takes (MXNet's is a C int)
@@ -150,6 +129,18 @@ def _backend_names(text: str) -> list[str]:
     return names
 
 
+def _where(defaults: dict[str, object]) -> str:
+    """The tasks that take an option, each with its default: "[linreg: 1000, mlp: 256]"."""
+    def shown(value: object) -> str:
+        if value is inspect.Parameter.empty:
+            return ": required"
+        if value is None or value is False:
+            return ""
+        return f": {','.join(map(str, value)) if isinstance(value, tuple | list) else value}"
+
+    return "[" + ", ".join(f"{task}{shown(value)}" for task, value in defaults.items()) + "]"
+
+
 def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentParser:
     usual = RunSettings()  # the defaults are the settings'
     parser = Parser(prog=prog, description=description or (__doc__ or "").replace("python compare.py", prog),
@@ -201,26 +192,7 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
                         help="also show parameter errors against the exact optimum (linear models)")
     report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
-    linreg = parser.add_argument_group("linreg")
-    linreg.add_argument("--true-w", type=_floats, help="e.g. 2,-3.4 (use --true-w=-1,2 for a leading minus)")
-    linreg.add_argument("--true-b", type=float)
-    linreg.add_argument("--n-samples", type=int, help="training plus validation rows (linreg, mlp)")
-    linreg.add_argument("--noise", type=float, help="standard deviation of the label noise (linreg, mlp)")
-    mlp = parser.add_argument_group("mlp, and celsius or data with --model mlp")
-    mlp.add_argument("--hidden", type=_sizes, help="hidden layer sizes, e.g. 13 or 32,32 (default 13)")
-    mlp.add_argument("--activation", choices=ACTIVATIONS, help="default tanh")
-    mlp.add_argument("--function", choices=FUNCTIONS, help="mlp: the true function (default sin)")
-    mlp.add_argument("--inputs", type=int, help="mlp: number of input features (default 1)")
-    labelled = parser.add_argument_group("softmax and classifier (--data and --target also apply)")
-    labelled.add_argument("--dataset", choices=DATASETS,
-                          help="bundled with scikit-learn (default digits: 8×8 images of handwritten digits)")
-    data = parser.add_argument_group("celsius and data")
-    data.add_argument("--model", choices=MODELS, help="default linear")
-    data.add_argument("--data", help="a CSV (with a header line or without) or an .npz with X and y")
-    data.add_argument("--target", metavar="COLUMN", help="the CSV column to predict: its name, or its position "
-                                                         "(1 the first, -1 the last; default the last)")
-    data.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
-                      help="whether the CSV's first line names the columns (default: when it is not all numbers)")
-    data.add_argument("--standardize", action="store_true", default=None,
-                      help="scale each feature by the training split's mean and standard deviation (reported)")
+    tasks = parser.add_argument_group("the tasks' own options", "each applies to the tasks it names [task: default]")
+    for option, defaults in task_options().values():
+        option.add_to(tasks, _where(defaults))
     return parser

@@ -85,7 +85,11 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     names = settings.row_names(select_backends(settings.backends, prog))
     rows = {name: RowName.parse(name) for name in names}
     check_memory(settings, task, task_kwargs, setup, [row.backend for row in rows.values()], len(seeds))
-    first = problems(seeds[0])
+    try:
+        first = problems(seeds[0])
+    except MemoryError as err:  # what the estimate did not foresee: sizes too large to build at all
+        raise UsageError(f"the run does not fit in this machine's memory ({err or 'MemoryError'}); use smaller "
+                         f"{' or '.join([*size_options(task, settings, 'rows', 'features'), '--epochs'])}") from None
     options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
                "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
@@ -223,7 +227,14 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
         val_fraction=given_or_default(task.make_problem, {}, "val_fraction"), backends=names,
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
-        row_option="--data" if settings.data else "--n-samples",
-        feature_option={"linreg": "--true-w", "mlp": "--inputs"}.get(task.name, "--data"),
+        row_option=size_options(task, settings, "rows")[0], feature_option=size_options(task, settings, "features")[0],
         from_file=settings.data is not None)
     memory.check_fits(parts, memory.available_bytes())
+
+
+def size_options(task: Task, settings: RunSettings, *what: str) -> list[str]:
+    """The task's declared options that set the data's `what` ("rows", "features"), those given first: what
+    the memory check advises to make smaller. The task itself where none does (its data are fixed)."""
+    sizing = [option for option in task.options if option.sizes in (*what, "both")]
+    given = [option.flag for option in sizing if settings.given(option.name) is not None]
+    return list(dict.fromkeys(given + [option.flag for option in sizing])) or [f"--task {task.name}"]

@@ -38,9 +38,9 @@ def main(argv: list[str], prog: str) -> int:
         plan = prepare(argv, prog)
     except (UsageError, ValueError) as err:
         return usage(prog, err)
-    except MemoryError as err:  # what the estimate did not foresee: sizes too large to build at all
+    except MemoryError as err:  # building a model (the data's own are caught where the task is known)
         return usage(prog, f"the run does not fit in this machine's memory ({err or 'MemoryError'}); "
-                           "use smaller --n-samples, --epochs, --hidden or --inputs")
+                           "use a smaller model (--hidden) or less data")
     if not plan.names:
         return failed(prog, "no backend could run")
     return execute(plan)

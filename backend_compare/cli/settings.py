@@ -4,19 +4,18 @@ once with one-line errors, written to JSON and read back. Sweep and explain deri
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import TASKS, Task, get_task
+from ..tasks import Task, get_task, task_options
 from .console import UsageError
 
-# Settings that are the task's own keywords, passed only when given and only to tasks that take them.
-TASK_OPTIONS = ("true_w", "true_b", "n_samples", "noise", "model", "hidden", "activation", "function", "inputs",
-                "data", "target", "header", "standardize", "dataset")
+# Settings that are a task's own keywords, as the tasks declare them: passed only when given and only to
+# the tasks that take them.
+TASK_OPTIONS = tuple(task_options())
 
 
 @dataclass(frozen=True)
@@ -63,11 +62,39 @@ class RunSettings:
     target: str | None = None
     header: bool | None = None
     standardize: bool | None = None
+    extra: tuple[tuple[str, Any], ...] = ()  # (NAME, value) of options other tasks declare (installed ones)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> RunSettings:
-        """From parsed or JSON values (lists become tuples); a name that is no setting is a TypeError."""
-        return cls(**{name: _frozen(value) for name, value in values.items()})
+        """From parsed or JSON values (lists become tuples); a task's declared option without a field of its
+        own goes into `extra`; a name that is neither is a TypeError."""
+        fields = {field.name for field in dataclasses.fields(cls)}
+        unknown = [name for name in values if name not in fields and name not in TASK_OPTIONS]
+        if unknown:
+            raise TypeError(f"RunSettings has no setting {', '.join(unknown)}")
+        known: dict[str, Any] = {name: _frozen(value) for name, value in values.items() if name in fields}
+        extra = tuple(sorted((name, _frozen(value)) for name, value in values.items()
+                             if name not in fields and value is not None))
+        if extra:
+            known["extra"] = extra
+        return cls(**known)
+
+    def with_values(self, changes: dict[str, Any]) -> RunSettings:
+        """These settings with `changes` (a task's declared option without a field goes into `extra`)."""
+        fields = {field.name for field in dataclasses.fields(self)}
+        extra = {**dict(self.extra), **{name: _frozen(value) for name, value in changes.items() if name not in fields}}
+        unknown = [name for name in extra if name not in TASK_OPTIONS]
+        if unknown:
+            raise TypeError(f"RunSettings has no setting {', '.join(unknown)}")
+        return dataclasses.replace(self, **{name: _frozen(value) for name, value in changes.items() if name in fields},
+                                   extra=tuple(sorted((name, value) for name, value in extra.items()
+                                                      if value is not None)))
+
+    def given(self, option: str) -> Any:
+        """A task option's value; None where it was not given."""
+        if option in {field.name for field in dataclasses.fields(self)}:
+            return getattr(self, option)
+        return dict(self.extra).get(option)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -104,7 +131,7 @@ class RunSettings:
     def task_kwargs(self) -> dict[str, Any]:
         """The task's own settings that were given (checked() has checked that the task takes them)."""
         return {key: list(value) if isinstance(value, tuple) else value
-                for key in TASK_OPTIONS if (value := getattr(self, key)) is not None}
+                for key in TASK_OPTIONS if (value := self.given(key)) is not None}
 
     def row_names(self, backends: list[str]) -> list[str]:
         """Each backend once per --mode when several are given (NAME:MODE), in order."""
@@ -122,36 +149,36 @@ def model_of(settings: RunSettings, task: Task) -> str:
 
 
 def _task_takes(keyword: str) -> Callable[[RunSettings, Task], bool]:
-    return lambda settings, task: keyword in inspect.signature(task.make_problem).parameters
+    return lambda settings, task: task.takes(keyword)
 
 
-def _tasks_taking(keyword: str) -> list[str]:
-    return [name for name in TASKS if keyword in inspect.signature(get_task(name).make_problem).parameters]
+def _tasks_taking(keyword: str) -> str:
+    return "--task " + " or ".join(task_options()[keyword][1])
 
 
 # Every option that applies only to some runs: when it applies, in words, and what this run is instead.
-# One table, so every option that does not apply is refused the same way: one line, exit 2.
+# One table, so every option that does not apply is refused the same way: one line, exit 2. A task's own
+# options apply to the tasks that declare them.
 Rule = tuple[Callable[[RunSettings, Task], bool], str, Callable[[RunSettings, Task], str]]
 OPTION_RULES: dict[str, Rule] = {
     "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
-    "hidden": (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
-               lambda a, t: "trains a linear model"),
-    "activation": (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
-                   lambda a, t: "trains a linear model"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "relative": (lambda a, t: model_of(a, t) == "linear" and not t.classifies,
                  "to a linear regression (it compares with the exact optimum)",
                  lambda a, t: "trains an MLP" if model_of(a, t) == "mlp" else f"is --task {t.name}, a classification"),
-    **{key: (_task_takes(key), f"to --task {' or '.join(_tasks_taking(key))}", lambda a, t: f"is --task {t.name}")
-       for key in TASK_OPTIONS if key not in ("hidden", "activation")},
+    **{key: (_task_takes(key), f"to {_tasks_taking(key)}", lambda a, t: f"is --task {t.name}")
+       for key in TASK_OPTIONS},
+    # An MLP's own, where the task trains one (celsius and data train one with --model mlp).
+    **{key: (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
+             lambda a, t: "trains a linear model") for key in ("hidden", "activation")},
 }
 
 
 def check_options_apply(settings: RunSettings, task: Task) -> None:
     for key, (applies, where, instead) in OPTION_RULES.items():
-        given = getattr(settings, key)
+        given = settings.given(key)
         if given is not None and not applies(settings, task):  # None: not given (--no-header gives False)
             flag = "--" + key.replace("_", "-")
             raise UsageError(f"{flag} applies only {where}; this run {instead(settings, task)}")

@@ -36,7 +36,6 @@ from ..comparison.saved import (
 )
 from ..comparison.sweep import (
     METRICS,
-    SWEEPABLE,
     cached,
     code_version,
     damaged,
@@ -45,6 +44,7 @@ from ..comparison.sweep import (
     split_grid,
     store,
     summarise,
+    sweepable,
     with_parity,
 )
 from ..signals import FAILED, Terminated, how_stopped
@@ -71,7 +71,7 @@ class Sweep:
 def _own_parser(prog: str) -> argparse.ArgumentParser:
     parser = Parser(prog=prog, allow_abbrev=False, description=(
         "Every point of a grid × seeds × backends, each job cached under --out. Every option of a run applies; "
-        f"these may be comma lists: {', '.join(SWEEPABLE)}."))
+        f"these may be comma lists: {', '.join(sweepable())}."))
     parser.add_argument("--out", metavar="DIR", help="the sweep's folder: its cached jobs, tables and figures")
     parser.add_argument("--rerun", action="store_true", help="run every job again, cached or not")
     parser.add_argument("--executor", choices=(*JOB_EXECUTORS, "process"), default="local",
@@ -132,7 +132,7 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
     grid = [{_column(option): parse_value(parser, option, text) for option, text in point.items()}
             for point in grid_text] or [{}]
     base = dataclasses.replace(base, executor="inline" if executor == "inline" else "process")
-    first = dataclasses.replace(base, **grid[0])
+    first = base.with_values(grid[0])
     if first.init != "shared":
         raise UsageError("sweep compares backends from the same start: --init shared")
     names = first.row_names(select_backends(first.backends, prog))
@@ -149,7 +149,7 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
                 for name, row in rows.items()}  # read once: each reading parses the distribution's metadata
     data: dict[str, Any] | None = None
     for index, point in enumerate(grid):  # every point checked before any job runs, one at a time (its data)
-        plan = plan_run(dataclasses.replace(base, backends=tuple(names), **point), prog, runners=False)
+        plan = plan_run(base.with_values({**point, "backends": tuple(names)}), prog, runners=False)
         if index == 0:  # the data file is read by then, so it is there; its bytes decide the numbers
             data = data_file(first.data)
         setup = {"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]}
@@ -196,8 +196,8 @@ def _point_asked(given: str | None, grid: list[dict[str, Any]]) -> dict[str, Any
             raise UsageError(f"--curves-at {given!r}: {name.strip()!r} is not a setting this sweep varies "
                              f"({', '.join(grid[0]) or 'none'})")
         try:
-            asked[column] = SWEEPABLE["--" + column.replace("_", "-")](value.strip())
-        except ValueError:
+            asked[column] = sweepable()["--" + column.replace("_", "-")](value.strip())
+        except (ValueError, argparse.ArgumentTypeError):
             raise UsageError(f"--curves-at {given!r}: {value.strip()!r} is not a value of {name.strip()}") from None
     matches = [point for point in grid if all(value == asked.get(column, value) for column, value in point.items())]
     if not matches:

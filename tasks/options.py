@@ -1,0 +1,75 @@
+"""A task's own options, declared: each is a keyword of its `make_problem`, and the command line, the option
+rules, the sweep's grid and the memory check's advice are built from these declarations (the defaults are
+make_problem's own). Options several tasks share are declared here once; one task's own beside it."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..layers import ACTIVATIONS
+
+Sizes = Literal["", "rows", "features", "both"]
+MODELS = ("linear", "mlp")
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """`--NAME` on the command line (underscores become dashes), `NAME=` to make_problem."""
+
+    name: str
+    help: str
+    parse: Callable[[str], Any] | None = None  # the text of a value to the value; None: a flag
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    negatable: bool = False  # a flag with a --no- form (an unset flag leaves the task's own default)
+    sweepable: bool = False  # a sweep may give it as a comma list: one value per point
+    sizes: Sizes = ""  # what of the data it sets the size of, for the memory check's advice
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def add_to(self, group: Any, where: str) -> None:
+        """Its argument, in `group`; `where` names the tasks that take it, for the help."""
+        text = f"{self.help} {where}"
+        if self.parse is None:
+            group.add_argument(self.flag, action=argparse.BooleanOptionalAction if self.negatable else "store_true",
+                               default=None, help=text)
+        else:
+            group.add_argument(self.flag, type=self.parse, choices=self.choices, metavar=self.metavar, help=text)
+
+
+def floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers such as 2,-3.4; received: {text!r}") from None
+
+
+def sizes(text: str) -> list[int]:
+    message = f"expected comma-separated positive integers such as 32,32; received: {text!r}"
+    try:
+        found = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(message) from None
+    if min(found) < 1:
+        raise argparse.ArgumentTypeError(message)
+    return found
+
+
+N_SAMPLES = TaskOption("n_samples", "training plus validation rows", int, sweepable=True, sizes="rows")
+NOISE = TaskOption("noise", "standard deviation of the label noise", float, sweepable=True)
+HIDDEN = TaskOption("hidden", "hidden layer sizes, e.g. 13 or 32,32 (an MLP's)", sizes)
+ACTIVATION = TaskOption("activation", "the hidden layers' activation (an MLP's)", str, choices=ACTIVATIONS)
+MODEL = TaskOption("model", "the model trained", str, choices=MODELS)
+DATA = TaskOption("data", "a CSV (with a header line or without) or an .npz with X and y", str, sizes="both")
+TARGET = TaskOption("target", "the CSV column to predict: its name, or its position (1 the first, -1 the last; "
+                              "default the last)", str, metavar="COLUMN")
+HEADER = TaskOption("header", "whether the CSV's first line names the columns (default: when it is not all "
+                              "numbers)", negatable=True)
+STANDARDIZE = TaskOption("standardize", "scale each feature by the training split's mean and standard deviation "
+                                        "(reported)")
