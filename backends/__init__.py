@@ -120,10 +120,16 @@ class RowName:
     mode: str
 
     @classmethod
-    def parse(cls, name: str) -> RowName:
+    def parse(cls, name: str | RowName) -> RowName:
+        """`name` parsed (a RowName is returned as it is)."""
+        if isinstance(name, RowName):
+            return name
         rest, _, mode = name.partition(":")
         backend, _, label = rest.partition("@")
         return cls(backend, label, mode)
+
+    def __str__(self) -> str:
+        return self.backend + (f"@{self.label}" if self.label else "") + (f":{self.mode}" if self.mode else "")
 
 
 def registration(name: str) -> Registration:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import error_line
+from ..backends import RowName, error_line
 from ..tasks import Problem, get_task
 from .run import BackendResult, build_backends, stopped_result, train
 from .sweep import code_version, job_row
@@ -49,6 +49,10 @@ class Job:
     framework: str = ""  # the framework's version there ("" for another environment's row)
     init: str = "shared"  # or "native": each framework's own initialiser and loader
     record: bool = False  # keep parameter snapshots and the step clock (a run's parity-over-steps plot)
+    row: RowName = field(init=False, compare=False)  # `backend`, parsed once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "row", RowName.parse(self.backend))
 
 
 @dataclass
@@ -110,7 +114,7 @@ def run_job_here(job: Job, on_progress: Progress = _no_progress) -> Finished:
     """Train in this process (the inline executor): a failing framework is the row's status; a signal is raised."""
     _, problem = problem_of(job)
     try:
-        backend = build_backends(problem, [job.backend], job.options)[job.backend]
+        backend = build_backends(problem, [job.row], job.options)[job.backend]
         result = train(backend, problem, init=job.init, seed=job.seed, record=job.record,
                        on_epoch=lambda: on_progress(job, 1))
         result.backend = job.backend
@@ -187,7 +191,7 @@ def _take(job: Job) -> Worker:
         if worker is not None:
             _busy.add(worker)
             return worker
-    worker = _starter.submit(Worker, job.backend, job.python or sys.executable, job.env).result()
+    worker = _starter.submit(Worker, job.row, job.python or sys.executable, job.env).result()
     with _lock:  # busy, where stop_workers finds it, unless a signal came while its process was starting
         stopped = _stopping.is_set()
         if not stopped:

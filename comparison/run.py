@@ -66,13 +66,14 @@ def stopped_result(backend: str, status: str) -> BackendResult:
                          final_function_error=None, epochs=0, seconds=nan)
 
 
-def build_backends(problem: Problem, names: list[str], options: dict[str, Any]) -> dict[str, Backend]:
+def build_backends(problem: Problem, rows: list[RowName] | list[str], options: dict[str, Any]) -> dict[str, Backend]:
     """Construct every backend first, so a bad option fails before any training starts; by row name
     (BACKEND[:MODE], whose MODE overrides options["mode"])."""
     built = {}
-    for name in names:
+    for name in rows:
         row = RowName.parse(name)
-        built[name] = get_backend(row.backend)(problem.spec, **{**options, **({"mode": row.mode} if row.mode else {})})
+        mode = {"mode": row.mode} if row.mode else {}
+        built[str(row)] = get_backend(row.backend)(problem.spec, **{**options, **mode})
     return built
 
 

@@ -100,12 +100,11 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
-def job_key(numbers: dict[str, Any], backend: str, seed: int, code: str, framework: str) -> str:
+def job_key(numbers: dict[str, Any], row: RowName, seed: int, code: str, framework: str) -> str:
     """A name for the job's numbers: what decides them (the checked task, data and options), its backend,
     seed, this package's code, the framework's version ("" for another environment's row: its label stands
     for it) and Python's."""
-    row = RowName.parse(backend)
-    identity = {"numbers": numbers, "backend": backend, "seed": seed, "code": code,
+    identity = {"numbers": numbers, "backend": str(row), "seed": seed, "code": code,
                 "framework": framework or row.label,
                 "python": platform.python_version() if not row.label else row.label}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:24]

@@ -35,12 +35,12 @@ class WorkerFailed(Exception):
 class Worker:
     """One worker process serving one backend, and the threads that read what it says."""
 
-    def __init__(self, name: str, python: str, env: dict[str, str | None] | None = None) -> None:
-        """`name`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter; `env`:
-        variables set (or, when None, removed) for it over this process's."""
-        self.name, self.python = name, python
-        row = RowName.parse(name)
-        self.backend, self.mode = row.backend, row.mode
+    def __init__(self, row: RowName | str, python: str, env: dict[str, str | None] | None = None) -> None:
+        """`row`: a backend, or BACKEND@LABEL when `python` is another environment's interpreter, with its
+        :MODE; `env`: variables set (or, when None, removed) for it over this process's."""
+        self.row = RowName.parse(row)
+        self.name, self.python = str(self.row), python
+        self.backend, self.mode = self.row.backend, self.row.mode
         self.versions: dict[str, str] = {}
         self.modes: list[str] = []  # the modes its backend has, once loaded
         self.layer_kinds: list[str] | None = None  # the layer types it builds, once loaded (None: not said)

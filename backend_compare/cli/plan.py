@@ -103,7 +103,7 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
             raise UsageError(f"--backends {','.join(labelled)}: another environment needs --executor process")
         for name in names:
             try:
-                backends.update(build_backends(first, [name], options))
+                backends.update(build_backends(first, [rows[name]], options))
             except BackendUnavailable as err:
                 unavailable(settings, prog, name, str(err))
     else:
@@ -195,7 +195,7 @@ def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> Non
 
 def start_workers(settings: RunSettings, prog: str, pythons: dict[str, str]) -> list[Worker]:
     """One worker per backend, all starting at once; those that cannot load their backend are left out."""
-    started = [Worker(name, python) for name, python in pythons.items()]
+    started = [Worker(RowName.parse(name), python) for name, python in pythons.items()]
     ready = []
     try:
         for worker in started:

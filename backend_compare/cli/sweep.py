@@ -165,7 +165,7 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
 
 
 def _key(numbers: dict[str, Any], code: str, versions: dict[str, str], name: str, seed: int) -> str:
-    return job_key(numbers, name, seed, code, versions[name])
+    return job_key(numbers, RowName.parse(name), seed, code, versions[name])
 
 
 def _column(option: str) -> str:
