@@ -7,7 +7,8 @@ import signal
 import sys
 import threading
 
-from .signals import Terminated, how_stopped, raise_terminated, signal_again
+from .environment import broken_package
+from .signals import USAGE, Terminated, how_stopped, raise_terminated, signal_again
 
 __all__ = ["Terminated", "how_stopped", "main", "raise_terminated"]
 
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             how, code = how_stopped(stop)
             print(f"{prog or 'backend-compare'}: {how}; no file was written", file=sys.stderr)
             return code
+        except Exception as err:  # a package the program imports, missing or failing as it is imported
+            if (broken := broken_package(err)) is None:
+                raise
+            print(f"{prog or 'backend-compare'}: error: {broken}", file=sys.stderr)
+            return USAGE
         return run(argv, prog)
     finally:
         if on_main_thread:  # what is left is flushing and the frameworks' own exit handlers

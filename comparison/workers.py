@@ -81,7 +81,7 @@ class Worker:
                                f"{seen.get('protocol', '?')}); this is {__version__} (protocol {protocol.PROTOCOL}): "
                                "install the same version there")
         self.versions = {"python": seen["python"], "numpy": seen["numpy"]}
-        reply, _ = self.request({"kind": "load", "backend": self.backend}, timeout=START_SECONDS, what="starting")
+        reply, _ = self.request({"kind": "load", "backend": self.backend}, timeout=START_SECONDS, what="importing")
         if "unavailable" in reply:
             raise WorkerFailed(reply["unavailable"])
         self.versions[self.backend] = str(reply["loaded"])
@@ -125,20 +125,20 @@ class Worker:
         except queue.Empty:
             self.kill()
             raise WorkerFailed(f"timed out after {limit if limit is not None else timeout:g} s") from None
-        if item is None:
-            raise WorkerFailed(self._exit_status())
+        if item is None:  # a framework that kills its process as it loads (a segfault, os._exit) says so
+            raise WorkerFailed(self._exit_status(" at import" if what == "importing" else ""))
         return item
 
-    def _exit_status(self) -> str:
+    def _exit_status(self, during: str = "") -> str:
         try:
             code = self.process.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self.kill()
             code = self.process.returncode
         if code is not None and code < 0:
-            return f"crashed (signal {-code})"
+            return f"crashed{during} (signal {-code})"
         last = next((line for line in reversed(self._stderr) if line.strip()), "")
-        return f"crashed (exit {code})" + (f": {last[:200]}" if last else "")
+        return f"crashed{during} (exit {code})" + (f": {last[:200]}" if last else "")
 
     def train(self, problem_id: Hashable, problem: Problem, job: dict[str, Any], timeout: float | None,
               on_progress: Callable[[int], object]) -> BackendResult:

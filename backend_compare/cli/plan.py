@@ -189,7 +189,7 @@ def check_capabilities(workers: list[Worker], mode: str, spec: ModelSpec) -> Non
 def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> None:
     """A backend that cannot run: exit 2 when it was asked for, a note when it was only installed."""
     if settings.backends is not None:
-        raise UsageError(reason)
+        raise UsageError(reason if f"backend {name!r}" in reason else f"backend {name!r} {reason}")
     say(prog, f"skipping backend {name!r}: {reason}")
 
 

@@ -9,9 +9,10 @@ import sys
 import threading
 from collections.abc import Callable
 
+from ..environment import broken_package, missing_working_directory
 from ..signals import FAILED, Terminated, how_stopped, raise_terminated
 from . import diff, explain, report, run, show, sweep
-from .console import StdoutLost, reader_gone, say, warnings_as
+from .console import StdoutLost, reader_gone, say, usage, warnings_as
 
 COMMANDS: dict[str, Callable[[list[str], str], int]] = {
     "show": show.main, "diff": diff.main, "explain": explain.main, "sweep": sweep.main, "report": report.main}
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     on_main_thread = threading.current_thread() is threading.main_thread()
     previous_term = signal.signal(signal.SIGTERM, raise_terminated) if on_main_thread else None
     try:
+        if (gone := missing_working_directory()) is not None:  # relative paths, and frameworks, would fail
+            return usage(f"{prog} {argv[0]}" if command else prog, gone)
         with warnings_as(prog):
             code = command(argv[1:], prog) if command else run.main(argv, prog)
         if StdoutLost.reason is not None:  # what was asked to be saved is saved; the printing is what failed
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except BrokenPipeError:  # the reader left (`| head`): not an error of ours, and nothing more to say
         reader_gone()
         return 0
+    except Exception as err:  # a package imported when it is first needed (sklearn, jsonschema, pyarrow)
+        if (broken := broken_package(err)) is None:
+            raise
+        return usage(prog, broken)
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous_term)

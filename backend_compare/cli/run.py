@@ -27,6 +27,7 @@ from ..comparison.saved import (
     save_run,
     write_atomic,
 )
+from ..environment import broken_package
 from ..signals import FAILED, Terminated, how_stopped
 from ..tasks import Problem
 from .console import UsageError, failed, on_disk, say, usage, write_stdout
@@ -202,4 +203,4 @@ def drawn(report: dict[str, Any], formats: list[str]) -> dict[str, bytes]:
         return {fmt: figure_bytes(figure, fmt) for fmt in dict.fromkeys(formats)}
     except Exception as err:
         raise_stop_within(err)
-        raise OutputError(f"the plot could not be drawn: {error_line(err)}") from err
+        raise OutputError(f"the plot could not be drawn: {broken_package(err) or error_line(err)}") from err
