@@ -253,10 +253,13 @@ def edited(report: Any, draw: st.DrawFn) -> Any:
 
 @pytest.fixture(scope="module")
 def saved_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two real saved runs with every section a run writes, small: show and diff validate the whole file against
+    the schema, whose time grows with its rows (inline: the run's workers are not what is under test here)."""
     folder = tmp_path_factory.mktemp("saved")
     runs = {}
     for name, args in {"linreg": ["--seeds", "2", "--curves", "--relative"], "mlp": ["--task", "mlp"]}.items():
-        compare.main(["--backends", "numpy,torch", "--epochs", "2", *args, "--out", str(folder / name), "--quiet"])
+        compare.main(["--executor", "inline", "--backends", "numpy,torch", "--epochs", "2", "--n-samples", "100",
+                      *args, "--out", str(folder / name), "--quiet"])
         runs[name] = json.loads((folder / name / "results.json").read_text())
     return runs
 
