@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from backend_compare.backends import BACKENDS
 from backend_compare.cli import main
 from tests.golden import runs
 
@@ -47,8 +48,15 @@ def test_inline_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
     assert not differences(RECORDED[key], now), "\n".join(differences(RECORDED[key], now)[:20])
 
 
+def test_every_framework_runs_in_a_worker_run() -> None:
+    assert set().union(*runs.IN_WORKERS.values()) == set(BACKENDS)
+
+
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="recorded on x86_64: other CPUs round differently")
 @pytest.mark.parametrize("key", runs.IN_WORKERS)
 def test_worker_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
-    now = runs.run(main, ["--executor", "process", *runs.argv(key, folder)])
-    assert not differences(RECORDED[key], now), "\n".join(differences(RECORDED[key], now)[:20])
+    backends = runs.IN_WORKERS[key]
+    now = runs.run(main, ["--executor", "process", *runs.argv(key, folder), "--backends", ",".join(backends)])
+    recorded = runs.only(RECORDED[key], backends)
+    assert [row["backend"] for row in recorded["summary"]] == list(backends)  # in the recording, in this order
+    assert not differences(recorded, now), "\n".join(differences(recorded, now)[:20])

@@ -25,8 +25,13 @@ TASKS = {
     "softmax": ["--dataset", "iris", "--epochs", "3"],
     "classifier": ["--dataset", "iris", "--epochs", "3"],
 }
-# Each of these also runs in worker processes: the numbers must be those of the inline run.
-IN_WORKERS = ("linreg float64 shared", "classifier float32 native")
+# Each of these also runs in worker processes, with the backends named: their numbers must be those the inline
+# run recorded. Every framework runs in a worker in one of them; a worker's start is mostly its framework's
+# import, so TensorFlow, by far the slowest to import, starts in one run only (natively initialised, in float32:
+# its own initialiser seeded in a fresh process), and the cheap ones in the float64 run with shared starting
+# values. JAX, cheap to start, runs in both.
+IN_WORKERS = {"linreg float64 shared": ("numpy", "torch", "mxnet", "jax"),
+              "classifier float32 native": ("jax", "tensorflow")}
 
 
 def data_file(folder: Path) -> Path:
@@ -68,6 +73,21 @@ def run(main: Any, arguments: list[str]) -> dict[str, Any]:
     if code != 0:
         raise RuntimeError(f"compare.py {' '.join(arguments)} exited {code}: {err.getvalue()}")
     return stable(json.loads(out.getvalue()))
+
+
+def only(report: dict[str, Any], backends: tuple[str, ...]) -> dict[str, Any]:
+    """The report as a run of only `backends` prints it: their rows (and the reference's), the pairs among them."""
+    kept = {*backends, report["reference"]}
+
+    def wanted(row: Any) -> bool:
+        if not isinstance(row, dict):
+            return True
+        if "backend_a" in row:
+            return row["backend_a"] in kept and row["backend_b"] in kept
+        return "backend" not in row or row["backend"] in kept
+
+    return {key: [row for row in value if wanted(row)] if isinstance(value, list) else value
+            for key, value in report.items()}
 
 
 def record(folder: Path) -> dict[str, Any]:
