@@ -108,3 +108,19 @@ def choice(name: str, value: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}; received: {value!r}")
     return value
+
+
+def named_arrays(what: str, given: Any, shapes: dict[str, tuple[int, ...]], dtype: str) -> dict[str, np.ndarray]:
+    """`given` (params or state) checked against the canonical names and shapes, as arrays of `dtype`."""
+    missing = sorted(set(shapes) - set(given))
+    unknown = sorted(set(given) - set(shapes))
+    if missing or unknown:
+        raise ValueError(f"{what} must have exactly the keys {sorted(shapes)}; missing: {missing}, "
+                         f"unexpected: {unknown}")
+    checked = {}
+    for name, shape in shapes.items():
+        value = real_array(f"{what}[{name!r}]", given[name])
+        if value.shape != shape:
+            raise ValueError(f"{what}[{name!r}] must have shape {shape}; received shape {value.shape}")
+        checked[name] = as_dtype(f"{what}[{name!r}]", value, dtype)
+    return checked

@@ -20,6 +20,7 @@ from ..layers import (
     make_spec,
     out_features,
     param_shapes,
+    state_shapes,
 )
 from .arguments import (
     an_array,
@@ -28,6 +29,7 @@ from .arguments import (
     finite,
     in_order,
     integer,
+    named_arrays,
     real_array,
     representable,
     scalar,
@@ -35,6 +37,7 @@ from .arguments import (
     weak,
 )
 from .batches import EpochBatches, shuffled_epochs
+from .state import LayerState, keeps_state
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 REGRESSION_LOSSES = ("mse", "half-mse", "huber")  # y has the output's shape
@@ -58,7 +61,7 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
 
 
-class Backend(ABC):
+class Backend(LayerState, ABC):
     """Trains a model from a framework-neutral spec with one framework's own machinery.
 
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
@@ -87,17 +90,28 @@ class Backend(ABC):
     def translates(cls, layer: Layer | type[Layer]) -> bool:
         """Whether this backend can build `layer` (or layers of its type): a translator of its own, or the
         layer type's for its framework."""
-        return layer.kind in cls.translators or cls.framework in layer.translators
+        return (layer.kind in cls.translators or cls.framework in layer.translators) and (
+            cls.keeps_state or not keeps_state(layer))
 
     @classmethod
     def layer_kinds(cls) -> tuple[str, ...]:
         """The registered layer types this backend builds."""
         return tuple(kind for kind, layer in layer_types().items() if cls.translates(layer))
 
-    def translator(self, layer: Layer) -> Translator:
+    @classmethod
+    def cannot_build(cls, layer: Layer) -> str | None:
+        """Why this backend cannot build `layer` (a layer type it has no translator for, or options its
+        framework's layer cannot take), or None."""
+        if not cls.translates(layer):
+            return f"it builds: {', '.join(cls.layer_kinds()) or 'no layer type'}"
+        found = cls.translators.get(layer.kind) or layer.translators.get(cls.framework)
+        return found().refuses(layer) if found is not None else None  # none: layers built its own way (NumPy)
+
+    @classmethod
+    def translator(cls, layer: Layer) -> Translator:
         """The translator that builds `layer` in this backend's framework."""
-        own = self.translators.get(layer.kind)
-        return own() if own is not None else layer.translator(self.framework)
+        own = cls.translators.get(layer.kind)
+        return own() if own is not None else layer.translator(cls.framework)
 
     def __init__(
         self,
@@ -115,9 +129,9 @@ class Backend(ABC):
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
         for index, layer in enumerate(self.spec):
-            if not self.translates(layer):
-                raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; it builds: "
-                                 f"{', '.join(self.layer_kinds()) or 'no layer type'}")
+            reason = self.cannot_build(layer)
+            if reason is not None:
+                raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; {reason}")
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
@@ -142,6 +156,7 @@ class Backend(ABC):
             raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
                              f"received a model with {out_features(self.spec)} output")
         self._shapes = param_shapes(self.spec)
+        self._state_shapes = state_shapes(self.spec)
         self._n_train = 0
         self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
         self._build()
@@ -188,20 +203,7 @@ class Backend(ABC):
 
     def set_params(self, params: Mapping[str, np.ndarray]) -> None:
         """Load parameters given in the canonical layout (any float dtype; cast to the backend's)."""
-        missing = sorted(set(self._shapes) - set(params))
-        unknown = sorted(set(params) - set(self._shapes))
-        if missing or unknown:
-            raise ValueError(
-                f"params must have exactly the keys {sorted(self._shapes)}; "
-                f"missing: {missing}, unexpected: {unknown}"
-            )
-        checked = {}
-        for name, shape in self._shapes.items():
-            value = real_array(f"params[{name!r}]", params[name])
-            if value.shape != shape:
-                raise ValueError(f"params[{name!r}] must have shape {shape}; received shape {value.shape}")
-            checked[name] = as_dtype(f"params[{name!r}]", value, self.dtype)
-        self._set_params(checked)
+        self._set_params(named_arrays("params", params, self._shapes, self.dtype))
         self._restart_training()
 
     def native_init(self, seed: int) -> None:
@@ -214,6 +216,7 @@ class Backend(ABC):
         """New parameters: the optimiser state (momentum, Adam's moments and step count) and the loss
         history start again, so training from the same parameters twice gives the same numbers."""
         self._reset_optimizer()
+        self._restart_state()
         self._updates = 0
         self.loss_history_ = np.empty(0)
 
@@ -261,8 +264,12 @@ class Backend(ABC):
         return float(self._loss_loaded())
 
     def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        """The loss on (X, y) and its gradient for every parameter (no weight decay), via backward."""
+        """The loss on (X, y) and its gradient for every parameter (no weight decay), via backward; in
+        training mode (batch statistics), the layers' state left as it was."""
+        state = self.get_state()
         loss, grads = self._loss_and_grads(*self._check_xy(X, y))
+        if state:
+            self.set_state(state)
         return float(loss), {name: np.array(grads[name], dtype=self.dtype) for name in self._shapes}
 
     def step(self, batch: np.ndarray) -> float:

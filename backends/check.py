@@ -113,16 +113,20 @@ def _example_data(spec: Sequence[Layer], rows: int = 6) -> tuple[np.ndarray, np.
     return X, y, params
 
 
-def declared_layers(cls: type[Backend]) -> None:
+def declared_layers(cls: type[Backend], allow: Sequence[str] = ()) -> None:
     """Every layer type the backend declares it builds: each of the type's example models gives the NumPy
-    backend's loss and gradients (float64) from the same parameters."""
+    backend's loss and gradients (float64) from the same parameters, and after two steps its parameters,
+    state and evaluation loss (within the named allowances)."""
     from .numpy_backend import NumpyBackend
 
+    tolerance = allowed_tolerance("float64", [getattr(cls, "name", cls.__name__), "numpy"], allow)
     for kind in cls.layer_kinds():
         for example in layer_types()[kind].examples():
             spec = make_spec(example)
+            if any(cls.cannot_build(layer) for layer in spec):
+                continue  # an option its framework's layer cannot take: refused when asked for, by name
             X, y, params = _example_data(spec)
-            ours, theirs = NumpyBackend(spec, dtype="float64"), cls(spec, dtype="float64")
+            ours, theirs = NumpyBackend(spec, dtype="float64", lr=2**-5), cls(spec, dtype="float64", lr=2**-5)
             ours.set_params(params)
             theirs.set_params(params)
             (loss_a, grads_a), (loss_b, grads_b) = ours.loss_and_grads(X, y), theirs.loss_and_grads(X, y)
@@ -130,6 +134,15 @@ def declared_layers(cls: type[Backend]) -> None:
             _close(np.asarray(loss_b), np.asarray(loss_a), f"{kind} in [{where}]: the loss")
             for name in grads_a:
                 _close(grads_b[name], grads_a[name], f"{kind} in [{where}]: the gradient of {name}")
+            # Two training steps (the layers' state updated), then the loss in evaluation mode (read from it).
+            for model in (ours, theirs):
+                model.load(X, y)
+                model.train_epoch([np.arange(3), np.arange(3, len(X))])
+            for name, value in {**ours.get_params(), **ours.get_state()}.items():
+                _close({**theirs.get_params(), **theirs.get_state()}[name], value,
+                       f"{kind} in [{where}]: {name} after two steps", **tolerance)
+            _close(np.asarray(theirs.loss(X, y)), np.asarray(ours.loss(X, y)),
+                   f"{kind} in [{where}]: the evaluation loss after two steps", **tolerance)
 
 
 def declared_modes(cls: type[Backend]) -> None:
@@ -195,7 +208,7 @@ def check_backend(cls: type[Backend], allow: Sequence[str] = ()) -> None:
     failures = []
     for name, check in CHECKS.items():
         try:
-            check(cls, allow) if check is parity_with_numpy else check(cls)
+            check(cls, allow) if check in (parity_with_numpy, declared_layers) else check(cls)
         except Exception as err:
             failures.append(f"{name}: {error_line(err)}")
     if failures:

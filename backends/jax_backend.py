@@ -40,6 +40,7 @@ class JaxBackend(Backend):
     native_init_description = "nnx.Linear defaults: lecun_normal kernels, zero biases, from nnx.Rngs(seed)"
     modes = ("eager", "compiled")
     usual_mode = "compiled"
+    keeps_state = True  # nnx.BatchStat variables, threaded through every step beside the parameters
 
     def _build(self) -> None:
         self._jdtype = jnp.dtype(self.dtype)
@@ -49,6 +50,10 @@ class JaxBackend(Backend):
             (index, link.native): (f"{index}.{name}", link)
             for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
             for name, link in translator.links.items() if name in layer.params()}
+        self._state_links = {name: (index, link) for index, (translator, layer) in
+                             enumerate(zip(self._translators, self.spec, strict=True))
+                             for name, link in ((f"{index}.{short}", link) for short, link in
+                                                translator.state_links.items() if short in layer.state())}
         self._seed_model(0)
         per_element = {
             "mse": lambda output, target: optax.losses.squared_error(output, target),
@@ -59,12 +64,19 @@ class JaxBackend(Backend):
                 output, target[:, 0].astype(jnp.int32)),
         }[self.loss_name]
 
-        def mean_loss(params: Any, X: Any, y: Any) -> Any:
-            return jnp.mean(per_element(nnx.merge(self._graph, params)(X), y))
+        def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
+            return jnp.mean(per_element(nnx.merge(self._eval_graph, params, stats)(X), y))
+
+        def training_loss(params: Any, stats: Any, X: Any, y: Any) -> tuple[Any, Any]:
+            # Training mode: batch statistics, and the running ones the layers updated (the auxiliary output).
+            model = nnx.merge(self._graph, params, stats, copy=True)  # variables of this trace: mutable here
+            loss = jnp.mean(per_element(model(X), y))
+            rest: Any = nnx.split(model, nnx.Param, ...)
+            return loss, rest[2]
 
         self._mean_loss = self._compiled(mean_loss)
-        self._value_and_grad = self._compiled(jax.value_and_grad(mean_loss))
-        self._forward = self._compiled(lambda params, X: nnx.merge(self._graph, params)(X))
+        self._value_and_grad = self._compiled(jax.value_and_grad(training_loss, has_aux=True))
+        self._forward = self._compiled(lambda params, stats, X: nnx.merge(self._eval_graph, params, stats)(X))
         # L2 as torch applies it: wd·param added to the gradient before the optimiser sees it.
         decay = [optax.add_decayed_weights(self.weight_decay)] if self.weight_decay else []
         if self.optimizer == "adam":
@@ -74,14 +86,15 @@ class JaxBackend(Backend):
         self._tx = tx = optax.chain(*decay, rule)
         value_and_grad = self._value_and_grad
 
-        def step(params: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any]:
-            loss, grads = value_and_grad(params, X, y)
+        def step(params: Any, stats: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any, Any]:
+            (loss, stats), grads = value_and_grad(params, stats, X, y)
             updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
+            return optax.apply_updates(params, updates), stats, opt_state, loss
 
-        def step_on_rows(params: Any, opt_state: Any, X: Any, y: Any, rows: Any) -> tuple[Any, Any, Any]:
+        def step_on_rows(params: Any, stats: Any, opt_state: Any, X: Any, y: Any,
+                         rows: Any) -> tuple[Any, Any, Any, Any]:
             # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
-            return step(params, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
+            return step(params, stats, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
 
         # jit: each traced once per batch shape, for the model's whole life; a full batch in loaded order
         # takes the data as they are, without a gather the size of the data set.
@@ -99,15 +112,24 @@ class JaxBackend(Backend):
         return op_by_op
 
     def _seed_model(self, seed: int) -> None:
-        """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained."""
+        """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained. Two graphs
+        of it: training (batch statistics) and evaluation (running statistics: `Module.eval()`)."""
         build = Build(self.dtype, rngs=nnx.Rngs(seed))
         self._model = nnx.Sequential(*(translator.build(layer, build)
                                        for translator, layer in zip(self._translators, self.spec, strict=True)))
-        self._graph, self._params = nnx.split(self._model, nnx.Param)
+        self._model.eval()
+        self._eval_graph = nnx.split(self._model, nnx.Param, ...)[0]
+        self._model.train()
+        self._split()
+
+    def _split(self) -> None:
+        """The training graph, the parameters and the rest (running statistics) from the model as it is."""
+        split: Any = nnx.split(self._model, nnx.Param, ...)
+        self._graph, self._params, self._stats = split
 
     def _variables(self) -> Iterator[tuple[str, Link, Any]]:
         """Each canonical parameter's name, layout and nnx variable, the model brought up to date first."""
-        nnx.update(self._model, self._params)
+        nnx.update(self._model, self._params, self._stats)
         for (index, native), (name, link) in self._links.items():
             yield name, link, getattr(self._model.layers[index], native)
 
@@ -117,7 +139,19 @@ class JaxBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, link, variable in self._variables():
             variable.value = jnp.asarray(link.native_array(params[name]), dtype=self._jdtype)
-        self._graph, self._params = nnx.split(self._model, nnx.Param)
+        self._split()
+
+    def _get_state(self) -> Params:
+        nnx.update(self._model, self._params, self._stats)
+        return {name: link.canonical_array(np.asarray(getattr(self._model.layers[index], link.native).value))
+                for name, (index, link) in self._state_links.items()}
+
+    def _set_state(self, state: Params) -> None:
+        nnx.update(self._model, self._params, self._stats)
+        for name, (index, link) in self._state_links.items():
+            getattr(self._model.layers[index], link.native).value = jnp.asarray(link.native_array(state[name]),
+                                                                                 dtype=self._jdtype)
+        self._split()
 
     def _native_init(self, seed: int) -> None:
         self._seed_model(seed)
@@ -137,16 +171,16 @@ class JaxBackend(Backend):
         self._X, self._y = jnp.asarray(X), jnp.asarray(y)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self._forward(self._params, jnp.asarray(X)))
+        return np.asarray(self._forward(self._params, self._stats, jnp.asarray(X)))
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float(self._mean_loss(self._params, jnp.asarray(X), jnp.asarray(y)))
+        return float(self._mean_loss(self._params, self._stats, jnp.asarray(X), jnp.asarray(y)))
 
     def _loss_loaded(self) -> float:
-        return float(self._mean_loss(self._params, self._X, self._y))
+        return float(self._mean_loss(self._params, self._stats, self._X, self._y))
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        loss, grads = self._value_and_grad(self._params, jnp.asarray(X), jnp.asarray(y))
+        (loss, _), grads = self._value_and_grad(self._params, self._stats, jnp.asarray(X), jnp.asarray(y))
         found = {}
         for path, value in nnx.to_flat_state(grads):
             name, link = self._links[(cast(int, path[-2]), str(path[-1]))]  # (…, 'layers', index, attribute)
@@ -165,7 +199,7 @@ class JaxBackend(Backend):
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        nnx.update(self._model, self._params)
+        nnx.update(self._model, self._params, self._stats)
         found, out = [], jnp.asarray(X)
         for layer in self._model.layers:
             out = layer(out)
@@ -195,14 +229,14 @@ class JaxBackend(Backend):
         self._opt_state = jax.tree_util.tree_map_with_path(replaced, self._opt_state)
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
-        params, opt_state, losses = self._params, self._opt_state, []
+        params, stats, opt_state, losses = self._params, self._stats, self._opt_state, []
         for start, stop in bounds:
             if order is None and stop - start == self._n_train:
-                params, opt_state, loss = self._step(params, opt_state, self._X, self._y)
+                params, stats, opt_state, loss = self._step(params, stats, opt_state, self._X, self._y)
             else:
                 rows = np.arange(start, stop) if order is None else order[start:stop]
-                params, opt_state, loss = self._step_on_rows(params, opt_state, self._X, self._y, rows)
+                params, stats, opt_state, loss = self._step_on_rows(params, stats, opt_state, self._X, self._y, rows)
             losses.append(loss)
-        self._params, self._opt_state = params, opt_state
+        self._params, self._stats, self._opt_state = params, stats, opt_state
         # Read once the steps are queued; float() per loss: jnp.stack would compile for each chunk length.
         return [float(loss) for loss in losses]

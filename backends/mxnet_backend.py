@@ -56,6 +56,7 @@ class MxnetBackend(Backend):
     load_copies = True  # nd.array copies into MXNet's own memory
     modes = ("eager", "compiled")  # imperative Gluon, or hybridized into cached graphs
     usual_mode = "compiled"
+    keeps_state = True  # running statistics: Parameters with grad_req "null", updated in autograd's train mode
 
     def _build(self) -> None:
         self._net = gluon.nn.HybridSequential()
@@ -64,6 +65,7 @@ class MxnetBackend(Backend):
         for translator, layer in zip(translators, self.spec, strict=True):
             self._net.add(translator.build(layer, build))
         self._net.initialize(ctx=mx.cpu())
+        self._net.cast(self.dtype)  # layers built without a dtype option (Gluon BatchNorm) take the model's
         compiled = self.mode == "compiled"
         self._net.hybridize(compiled, static_alloc=True)  # one cached graph per batch shape, ~30 % faster
         # Each canonical parameter with the Gluon Parameter that holds it and the layout it is held in.
@@ -71,6 +73,10 @@ class MxnetBackend(Backend):
             f"{index}.{name}": (getattr(self._net[index], link.native), link)
             for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
             for name, link in translator.links.items() if name in layer.params()}
+        self._state_params: dict[str, tuple[Any, Link]] = {
+            f"{index}.{name}": (getattr(self._net[index], link.native), link)
+            for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
+            for name, link in translator.state_links.items() if name in layer.state()}
         # Gluon losses are per example; Trainer.step(batch_size) then divides the summed gradient by
         # the batch size, which makes the batch mean. L2Loss is ½(ŷ−y)², so weight=2 gives the MSE;
         # HuberLoss(rho) is torch's HuberLoss(delta) divided by delta, so weight=delta undoes that.
@@ -91,6 +97,15 @@ class MxnetBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, value in params.items():
             param, link = self._links[name]
+            param.set_data(nd.array(link.native_array(value), dtype=self.dtype))
+
+    def _get_state(self) -> Params:
+        return {name: link.canonical_array(param.data().asnumpy())
+                for name, (param, link) in self._state_params.items()}
+
+    def _set_state(self, state: Params) -> None:
+        for name, value in state.items():
+            param, link = self._state_params[name]
             param.set_data(nd.array(link.native_array(value), dtype=self.dtype))
 
     def _native_init(self, seed: int) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from ..layers import Layer
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import shuffled_epochs
+from .state import initial_state
 
 
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
@@ -33,6 +34,7 @@ class NumpyBackend(Backend):
     native_init_description = (
         "U(±1/√fan_in) weights and biases from numpy.random.default_rng(seed) (no framework default)")
     modes = ("eager", "compiled")  # nothing to compile: both run the same code, a baseline for the others
+    keeps_state = True
 
     @classmethod
     def translates(cls, layer: Layer | type[Layer]) -> bool:
@@ -40,9 +42,12 @@ class NumpyBackend(Backend):
 
     def _build(self) -> None:
         self._params = {name: np.zeros(shape, self.dtype) for name, shape in self._shapes.items()}
-        # Per layer: the layer, its parameters by the layer's own names (views of self._params, which every
-        # update changes in place) and their canonical names, so a step formats no names.
-        self._plan = [(layer, {short: self._params[f"{index}.{short}"] for short in layer.params()},
+        self._state = {name: np.array(value, self.dtype) for name, value in initial_state(self.spec).items()}
+        # Per layer: the layer, its parameters and state by the layer's own names (views of self._params and
+        # self._state, which every update changes in place) and its parameters' canonical names, so a step
+        # formats no names.
+        self._plan = [(layer, {**{short: self._params[f"{index}.{short}"] for short in layer.params()},
+                               **{short: self._state[f"{index}.{short}"] for short in layer.state()}},
                        {short: f"{index}.{short}" for short in layer.params()})
                       for index, layer in enumerate(self.spec)]
         self._native_init(0)  # like the frameworks, a new model starts from its default initialiser
@@ -53,6 +58,13 @@ class NumpyBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, value in params.items():
             self._params[name][...] = value
+
+    def _get_state(self) -> Params:
+        return self._state
+
+    def _set_state(self, state: Params) -> None:
+        for name, value in state.items():
+            self._state[name][...] = value
 
     def _native_init(self, seed: int) -> None:
         rng = np.random.default_rng(seed)

@@ -104,6 +104,7 @@ class TensorflowBackend(Backend):
                                "keras.random.SeedGenerator(seed)")
     modes = ("eager", "compiled")
     usual_mode = "compiled"
+    keeps_state = True  # non-trainable variables (moving statistics), assigned by the layers when training=True
 
     def _build(self) -> None:
         # Every Keras object gets the dtype explicitly: layers, losses and the optimiser's learning-rate
@@ -120,6 +121,11 @@ class TensorflowBackend(Backend):
             for index, (native, translator, layer) in enumerate(zip(self._model.layers, self._translators, self.spec,
                                                                     strict=True))
             for name, link in translator.links.items() if name in layer.params()}
+        self._state_links: dict[str, tuple[Any, Link]] = {
+            f"{index}.{name}": (native, link)
+            for index, (native, translator, layer) in enumerate(zip(self._model.layers, self._translators, self.spec,
+                                                                    strict=True))
+            for name, link in translator.state_links.items() if name in layer.state()}
         # trainable_variables' order is the order of the gradients a tape returns for them.
         by_variable = {id(getattr(native, link.native)): name for name, (native, link) in self._links.items()}
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
@@ -189,6 +195,14 @@ class TensorflowBackend(Backend):
     def _set_params(self, params: Params) -> None:
         for name, (native, link) in self._links.items():
             getattr(native, link.native).assign(link.native_array(params[name]))
+
+    def _get_state(self) -> Params:
+        return {name: link.canonical_array(getattr(native, link.native).numpy())
+                for name, (native, link) in self._state_links.items()}
+
+    def _set_state(self, state: Params) -> None:
+        for name, (native, link) in self._state_links.items():
+            getattr(native, link.native).assign(link.native_array(state[name]))
 
     def _native_init(self, seed: int) -> None:
         draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed

@@ -49,6 +49,7 @@ class TorchBackend(Backend):
     replay = True
     native_init_description = "nn.Linear.reset_parameters: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases"
     modes = ("eager", "compiled")
+    keeps_state = True  # buffers (BatchNorm's running statistics), updated by the modules in train mode
 
     def _build(self) -> None:
         build = Build(self.dtype)
@@ -61,6 +62,10 @@ class TorchBackend(Backend):
             for index, (module, translator, layer) in enumerate(zip(self._model, self._translators, self.spec,
                                                                     strict=True))
             for name, link in translator.links.items() if name in layer.params()}
+        self._buffers = {f"{index}.{name}": (getattr(module, link.native), link)
+                         for index, (module, translator, layer) in enumerate(zip(self._model, self._translators,
+                                                                                 self.spec, strict=True))
+                         for name, link in translator.state_links.items() if name in layer.state()}
         mse = nn.MSELoss()  # mean over every element
         cross_entropy = nn.CrossEntropyLoss()  # log_softmax, then the mean over the batch
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
@@ -87,6 +92,15 @@ class TorchBackend(Backend):
             for name, value in params.items():
                 param, link = self._links[name]
                 param.copy_(torch.from_numpy(link.native_array(value)))
+
+    def _get_state(self) -> Params:
+        return {name: link.canonical_array(buffer.detach().numpy()) for name, (buffer, link) in self._buffers.items()}
+
+    def _set_state(self, state: Params) -> None:
+        with torch.no_grad():
+            for name, value in state.items():
+                buffer, link = self._buffers[name]
+                buffer.copy_(torch.from_numpy(link.native_array(value)))
 
     def _native_init(self, seed: int) -> None:
         with torch.random.fork_rng():  # seeded, without moving the caller's global torch RNG
@@ -115,6 +129,7 @@ class TorchBackend(Backend):
         self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        self._model.eval()
         with torch.no_grad():
             return self._model(torch.from_numpy(X)).numpy()
 
@@ -125,6 +140,7 @@ class TorchBackend(Backend):
         return self._mean_loss(self._X, self._y)
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
+        self._model.train()
         self._optimizer.zero_grad()
         loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y))
         loss.backward()
@@ -137,6 +153,7 @@ class TorchBackend(Backend):
             index = torch.from_numpy(order)
             X, y = X.index_select(0, index), y.index_select(0, index)  # batches are then views
         losses = []
+        self._model.train()  # batch statistics, running ones updated: torch's train mode
         for start, stop in bounds:
             self._optimizer.zero_grad()
             loss = self._net_loss(X[start:stop], y[start:stop])
@@ -149,6 +166,7 @@ class TorchBackend(Backend):
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         found, out = [], torch.from_numpy(X)
+        self._model.train()  # the activations of a training step
         with torch.no_grad():
             for module in self._model:
                 out = module(out)
@@ -175,6 +193,7 @@ class TorchBackend(Backend):
 
     def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
         # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost
-        # seconds and measure nothing the training step does not.
+        # seconds and measure nothing the training step does not. Evaluation: running statistics.
+        self._model.eval()
         with torch.no_grad():
             return self._loss_fn(self._model(X), y).item()

@@ -122,6 +122,10 @@ class Explainer:
             raise NotImplementedError(f"explain replays steps with hooks the {' and '.join(lacking)} backend"
                              f"{'s do' if len(lacking) > 1 else ' does'} not declare (Backend.replay, see "
                              "backends/base.py); compare it with compare.py instead")
+        stateful = [f"layer {index} {layer.describe()}" for index, layer in enumerate(problem.spec) if layer.state()]
+        if stateful:  # a step's replay restores parameters and optimiser state, not yet the layers' own state
+            raise NotImplementedError(f"explain does not yet replay models whose layers keep running statistics "
+                                      f"({', '.join(stateful)}); compare them with compare.py")
         self.problem, self.backends, self.options = problem, dict(backends), dict(options)
         self.dtype = str(options.get("dtype", "float32"))
 

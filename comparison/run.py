@@ -251,7 +251,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         backend=backend.name,
         init=described,
         status=status,
-        params=backend.get_params(),
+        params={**backend.get_params(), **backend.get_state()},  # running statistics beside the parameters
         step_losses=np.concatenate(step_losses) if step_losses else np.empty(0),
         initial_loss=initial_loss,
         final_train_loss=backend.training_loss(),

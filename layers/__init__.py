@@ -14,8 +14,10 @@ from typing import Any
 
 from .activation import ACTIVATIONS, Activation
 from .base import Build, Layer, Link, Shape, Translator
+from .batchnorm import BatchNorm
 from .linear import Linear
 from .model import (
+    BATCHNORM_VARIANCES,
     DTYPES,
     ModelSpec,
     in_features,
@@ -30,13 +32,15 @@ from .model import (
 
 ENTRY_POINTS = "backend_compare.layers"
 
-LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (Linear, Activation)}
+LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (Linear, Activation, BatchNorm)}
 
 __all__ = [
     "ACTIVATIONS",
+    "BATCHNORM_VARIANCES",
     "DTYPES",
     "LAYER_TYPES",
     "Activation",
+    "BatchNorm",
     "Build",
     "Layer",
     "Linear",

@@ -50,6 +50,10 @@ class Translator:
     links: ClassVar[Mapping[str, Link]] = {}  # canonical parameter name → where it lives
     state_links: ClassVar[Mapping[str, Link]] = {}  # the same for non-trainable state (running statistics)
 
+    def refuses(self, layer: Layer) -> str | None:
+        """Why this framework cannot build `layer` with its options (a convention it cannot take), or None."""
+        return None
+
     def build(self, layer: Layer, build: Build) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not build {layer.describe()}")
 
@@ -76,6 +80,10 @@ class Layer(ABC):
 
     def state(self) -> dict[str, Shape]:
         """Non-trainable state (running statistics): canonical name → shape."""
+        return {}
+
+    def initial_state(self) -> Arrays:
+        """The state's starting values (every framework's: running mean 0, variance 1)."""
         return {}
 
     def input_shape(self) -> Shape | None:

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 from .activation import Activation
 from .base import Layer, Shape
+from .batchnorm import BatchNorm
 from .linear import Linear
 
 DTYPES = ("float32", "float64")
+BATCHNORM_VARIANCES = ("biased", "unbiased")  # what a BatchNorm's running variance keeps
 
 ModelSpec = tuple[Layer, ...]
 
@@ -64,12 +66,19 @@ def state_shapes(spec: ModelSpec) -> dict[str, Shape]:
     return {f"{index}.{name}": shape for index, layer in enumerate(spec) for name, shape in layer.state().items()}
 
 
-def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activation: str) -> ModelSpec:
-    """Linear–activation–…–Linear; no hidden sizes gives a single linear layer."""
+def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activation: str,
+             batchnorm: str | None = None) -> ModelSpec:
+    """Linear–activation–…–Linear; no hidden sizes gives a single linear layer. `batchnorm` puts a BatchNorm
+    between each hidden Linear and its activation, keeping the "biased" batch variance in its running
+    variance (Keras, Flax, Gluon) or the "unbiased" one (torch)."""
+    if batchnorm not in (None, *BATCHNORM_VARIANCES):
+        raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_VARIANCES)}; received: {batchnorm!r}")
     sizes = (in_features, *hidden, out_features)
     layers: list[Layer] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         if i:
+            if batchnorm is not None:
+                layers.append(BatchNorm(n_in, unbiased_running_var=batchnorm == "unbiased"))
             layers.append(Activation(activation))
         layers.append(Linear(n_in, n_out))
     return make_spec(layers)

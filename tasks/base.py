@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
-from ..layers import DTYPES, ModelSpec, mlp_spec, param_shapes
+from ..layers import DTYPES, Linear, ModelSpec, mlp_spec, param_shapes
 from .options import MODELS, TaskOption
 
 Params = dict[str, np.ndarray]
@@ -142,10 +142,19 @@ def normal_init(rng: np.random.Generator, spec: ModelSpec, *, sigma: float) -> P
 
 
 def uniform_init(rng: np.random.Generator, spec: ModelSpec) -> Params:
-    """U(±1/√fan_in) for weights and biases: the distribution of PyTorch's nn.Linear default."""
-    shapes = param_shapes(spec)
-    return {name: rng.uniform(-1.0, 1.0, size=shape) / np.sqrt(shapes[name.replace("bias", "weight")][1])
-            for name, shape in shapes.items()}
+    """U(±1/√fan_in) for a Linear layer's weights and biases: the distribution of PyTorch's nn.Linear default;
+    any other layer's parameters as its NumPy initialiser sets them (a BatchNorm: γ = 1, β = 0)."""
+    found: Params = {}
+    for index, layer in enumerate(spec):
+        shapes = {name: shape for name, shape in layer.params().items()}
+        if isinstance(layer, Linear):
+            found.update({f"{index}.{name}": rng.uniform(-1.0, 1.0, size=shape) / np.sqrt(layer.in_features)
+                          for name, shape in shapes.items()})
+        elif shapes:
+            own = {name: np.zeros(shape) for name, shape in shapes.items()}
+            layer.numpy_init(rng, own)
+            found.update({f"{index}.{name}": value for name, value in own.items()})
+    return found
 
 
 def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
@@ -161,11 +170,13 @@ def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
     return min(batch_size, n_train)
 
 
-def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str) -> ModelSpec:
-    """`linear`: one Linear layer; `mlp`: Linear–activation–…–Linear with the hidden sizes."""
+def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str,
+               batchnorm: str | None = None) -> ModelSpec:
+    """`linear`: one Linear layer; `mlp`: Linear–activation–…–Linear with the hidden sizes (and a BatchNorm
+    before each activation, with `batchnorm`)."""
     if check_model(model) == "linear":
         return mlp_spec(n_in, (), n_out, activation)
-    return mlp_spec(n_in, check_hidden(hidden), n_out, activation)
+    return mlp_spec(n_in, check_hidden(hidden), n_out, activation, batchnorm)
 
 
 def assemble(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .base import Problem, Task
 from .labelled import DATASET, classification_problem, shape
-from .options import ACTIVATION, DATA, HEADER, HIDDEN, TARGET
+from .options import ACTIVATION, BATCHNORM, DATA, HEADER, HIDDEN, TARGET
 
 
 def make_problem(
@@ -17,6 +17,7 @@ def make_problem(
     batch_size: int | None = 32,
     hidden: Sequence[int] = (32,),
     activation: str = "tanh",
+    batchnorm: str | None = None,
     dataset: str | None = None,
     data: str | None = None,
     target: str | None = None,
@@ -27,7 +28,7 @@ def make_problem(
     """As the softmax task, with hidden layers of the sizes given."""
     return classification_problem("classifier", seed=seed, epochs=epochs, batch_size=batch_size, model="mlp",
                                   hidden=hidden, activation=activation, val_fraction=val_fraction, dtype=dtype,
-                                  dataset=dataset, data=data, target=target, header=header)
+                                  dataset=dataset, data=data, target=target, header=header, batchnorm=batchnorm)
 
 
 TASK = Task(
@@ -38,5 +39,5 @@ TASK = Task(
     default_model="mlp",
     data_shape=shape,
     losses=("cross-entropy",),
-    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION),
+    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM),
 )

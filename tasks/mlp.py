@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, given_or_default, model_spec, uniform_init
-from .options import ACTIVATION, HIDDEN, N_SAMPLES, NOISE, TaskOption
+from .options import ACTIVATION, BATCHNORM, HIDDEN, N_SAMPLES, NOISE, TaskOption
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -38,6 +38,7 @@ def make_problem(
     inputs: int = 1,
     hidden: Sequence[int] = (13,),
     activation: str = "tanh",
+    batchnorm: str | None = None,
     n_samples: int = 256,
     noise: float = 0.05,
     val_fraction: float = 0.2,
@@ -50,7 +51,7 @@ def make_problem(
         raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    spec = model_spec("mlp", inputs, 1, hidden, activation)
+    spec = model_spec("mlp", inputs, 1, hidden, activation, batchnorm)
     check_dtype(dtype)
 
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
@@ -64,7 +65,8 @@ def make_problem(
         "mlp", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=uniform_init, val_fraction=val_fraction,
         epochs=epochs, batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid), iid=True,
         settings={"seed": seed, "function": function, "inputs": inputs, "hidden": list(hidden),
-                  "activation": activation, "n_samples": n_samples, "noise": noise},
+                  "activation": activation, "n_samples": n_samples, "noise": noise,
+                  **({"batchnorm": batchnorm} if batchnorm else {})},
     )
 
 
@@ -82,5 +84,5 @@ TASK = Task(
     defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
     default_model="mlp",
     data_shape=data_shape,
-    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, N_SAMPLES, NOISE),
+    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, N_SAMPLES, NOISE),
 )

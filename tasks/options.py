@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..layers import ACTIVATIONS
+from ..layers import ACTIVATIONS, BATCHNORM_VARIANCES
 
 Sizes = Literal["", "rows", "features", "both"]
 MODELS = ("linear", "mlp")
@@ -65,6 +65,10 @@ N_SAMPLES = TaskOption("n_samples", "training plus validation rows", int, sweepa
 NOISE = TaskOption("noise", "standard deviation of the label noise", float, sweepable=True)
 HIDDEN = TaskOption("hidden", "hidden layer sizes, e.g. 13 or 32,32 (an MLP's)", sizes)
 ACTIVATION = TaskOption("activation", "the hidden layers' activation (an MLP's)", str, choices=ACTIVATIONS)
+BATCHNORM = TaskOption("batchnorm", "a BatchNorm (momentum 0.9, eps 1e-5) before each hidden activation, its "
+                                    "running variance kept biased (Keras, Flax, Gluon) or unbiased (torch's "
+                                    "nn.BatchNorm1d): frameworks of the other kind refuse it", str,
+                       choices=BATCHNORM_VARIANCES)
 MODEL = TaskOption("model", "the model trained", str, choices=MODELS)
 DATA = TaskOption("data", "a CSV (with a header line or without) or an .npz with X and y", str, sizes="both")
 TARGET = TaskOption("target", "the CSV column to predict: its name, or its position (1 the first, -1 the last; "

@@ -135,6 +135,7 @@ NOT_APPLYING = [
     (["--task", "linreg", "--header"], "--header applies only to --task data"),
     (["--task", "linreg", "--no-header"], "--header applies only to --task data"),
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
+    (["--task", "celsius", "--batchnorm", "biased"], "--batchnorm applies only to --task mlp or classifier"),
     (["--executor", "inline", "--timeout", "5"],
      "--timeout applies only with --executor process; this run runs inline"),
 ]

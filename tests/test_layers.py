@@ -18,31 +18,39 @@ from backend_compare.layers import (
     make_spec,
     output_shape,
     param_shapes,
+    state_shapes,
 )
 
 EXAMPLES = [(kind, i, example) for kind, layer in LAYER_TYPES.items() for i, example in enumerate(layer.examples())]
 
 
-def _forward(spec: list[Layer], params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, list[object]]:
+def _forward(spec: list[Layer], params: dict[str, np.ndarray], x: np.ndarray, train: bool = True,
+             state: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[object]]:
+    """Training: batch statistics, no state handed over (so none changes); evaluation: the state given."""
     saved = []
     for index, layer in enumerate(spec):
-        x, kept = layer.forward({name: params[f"{index}.{name}"] for name in layer.params()}, x, True)
+        given = {name: params[f"{index}.{name}"] for name in layer.params()}
+        if not train:
+            given.update({name: (state or {})[f"{index}.{name}"] for name in layer.state()})
+        x, kept = layer.forward(given, x, train)
         saved.append(kept)
     return x, saved
 
 
+@pytest.mark.parametrize("train", [True, False], ids=["training", "evaluation"])
 @pytest.mark.parametrize("kind,number,example", EXAMPLES, ids=[f"{kind}-{i}" for kind, i, _ in EXAMPLES])
-def test_backward_matches_central_differences(kind: str, number: int, example: list[Layer]) -> None:
+def test_backward_matches_central_differences(kind: str, number: int, example: list[Layer], train: bool) -> None:
     spec = make_spec(example)
     rng = np.random.default_rng(number)
     x = rng.normal(size=(4, *input_shape(spec)))
     params = {name: rng.normal(size=shape) for name, shape in param_shapes(spec).items()}
+    state = {name: rng.uniform(0.5, 2.0, size=shape) for name, shape in state_shapes(spec).items()}  # var > 0
     weights = rng.normal(size=(4, *output_shape(spec)))  # the loss: sum(weights * output)
 
     def loss(p: dict[str, np.ndarray], inputs: np.ndarray) -> float:
-        return float(np.sum(weights * _forward(list(spec), p, inputs)[0]))
+        return float(np.sum(weights * _forward(list(spec), p, inputs, train, state)[0]))
 
-    _, saved = _forward(list(spec), params, x)
+    _, saved = _forward(list(spec), params, x, train, state)
     grad: np.ndarray | None = weights
     grads: dict[str, np.ndarray] = {}
     for index in reversed(range(len(spec))):

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends import BACKENDS, Backend, BackendUnavailable, RowName, available_backends, install_hint
+from ..backends import (
+    BACKENDS,
+    Backend,
+    BackendUnavailable,
+    RowName,
+    available_backends,
+    install_hint,
+    registration,
+)
 from ..comparison import memory
 from ..comparison.jobs import Job
 from ..comparison.run import build_backends
@@ -63,7 +71,6 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     message. Without `runners`, no backend is built and no worker started: the options are checked as for
     workers."""
     settings = asked.checked()
-    seeds = settings.seed_list
     task = get_task(str(settings.task))
     if settings.plot is not None:  # outputs first: a run that could not be saved is not started
         plot_format(settings.plot)
@@ -84,16 +91,27 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
 
     names = settings.row_names(select_backends(settings.backends, prog))
     rows = {name: RowName.parse(name) for name in names}
-    check_memory(settings, task, task_kwargs, setup, [row.backend for row in rows.values()], len(seeds))
+    check_memory(settings, task, task_kwargs, setup, [row.backend for row in rows.values()], settings.seed_count)
+    seeds = settings.seed_list  # --seeds 100000000 is 4 GB of list: made once the memory check has passed
     try:
         first = problems(seeds[0])
     except MemoryError as err:  # what the estimate did not foresee: sizes too large to build at all
-        raise UsageError(f"the run does not fit in this machine's memory ({err or 'MemoryError'}); use smaller "
-                         f"{' or '.join([*size_options(task, settings, 'rows', 'features'), '--epochs'])}") from None
+        advice = ("a smaller --data file" if settings.data is not None else
+                  f"smaller {' or '.join([*size_options(task, settings, 'rows', 'features'), '--epochs'])}")
+        raise UsageError(f"the run does not fit in this machine's memory ({memory_error(err)}); use {advice}") \
+            from None
     options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
                "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
                "mode": settings.mode[0] if len(settings.mode) == 1 else "usual"}  # a row's own :MODE wins
+    for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
+        reason = _refused(row.backend, first.spec)
+        if reason is not None:
+            if settings.backends is not None:  # asked for by name: a usage error; else only installed: a note
+                raise UsageError(f"backend {name!r} {reason}")
+            say(prog, f"skipping backend {name!r}: {reason}")
+            del rows[name]
+            names.remove(name)
     backends: dict[str, Backend] = {}
     workers: list[Worker] = []
     pythons: dict[str, str] = {}
@@ -179,11 +197,23 @@ def check_capabilities(workers: list[Worker], mode: str, spec: ModelSpec) -> Non
         wanted = worker.mode or mode
         problem = (f"mode must be one of usual, {', '.join(worker.modes)} for the {worker.backend} backend; "
                    f"received: {wanted!r}" if wanted != "usual" and wanted not in worker.modes
-                   else worker.cannot_build(spec))
+                   else worker.cannot_build(spec) or _refused(worker.backend, spec, f"the {worker.backend} backend "))
         if problem is not None:
             for each in workers:
                 each.kill()
             raise UsageError(problem)
+
+
+def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
+    """What the framework's layer refuses of a layer's options, asked of its translator here (the translators
+    import no framework): as constructing the backend in its worker would say."""
+    framework = registration(backend).framework
+    for index, layer in enumerate(spec):
+        translator = layer.translators.get(framework) if framework else None
+        reason = translator().refuses(layer) if translator is not None else None
+        if reason is not None:
+            return f"{who}cannot build layer {index} {layer.describe()}; {reason}"
+    return None
 
 
 def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> None:
@@ -228,8 +258,24 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
         row_option=size_options(task, settings, "rows")[0], feature_option=size_options(task, settings, "features")[0],
-        from_file=settings.data is not None)
+        from_file=settings.data is not None, text_bytes=csv_bytes(settings.data))
     memory.check_fits(parts, memory.available_bytes())
+
+
+def csv_bytes(data: str | None) -> int:
+    """The size of a CSV data file (its text, which pyarrow may hold whole while parsing it); 0 for none,
+    and for an .npz, whose arrays the estimate counts."""
+    if data is None or data.lower().endswith(".npz"):
+        return 0
+    try:
+        return os.path.getsize(data)
+    except OSError:  # the task says why it cannot be read, in its own words
+        return 0
+
+
+def memory_error(err: MemoryError) -> str:
+    """A MemoryError in words: numpy's says what it could not allocate; Python's own says nothing."""
+    return f"MemoryError: {err}" if str(err) else "MemoryError"
 
 
 def size_options(task: Task, settings: RunSettings, *what: str) -> list[str]:
