@@ -86,10 +86,10 @@ def wait_for_workers(tag: str, count: int) -> list[psutil.Process]:
 def test_a_worker_killed_mid_run_is_its_row_and_the_others_finish() -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "60000")
     _, torch_worker = wait_for_workers(tag, 2)  # started in the order named
-    deadline = time.monotonic() + 120  # torch loaded (on a loaded machine that takes well over 1.5 s), then training
-    while "libtorch_cpu" not in Path(f"/proc/{torch_worker.pid}/maps").read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.5)  # both are training
+    deadline = time.monotonic() + 120  # the worker names itself bc-train-torch once its job has started
+    while torch_worker.name() != "bc-train-torch" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert torch_worker.name() == "bc-train-torch", torch_worker.name()
     torch_worker.send_signal(signal.SIGKILL)
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
