@@ -23,6 +23,7 @@ class Allowance:
     rtol: float
     atol: float
     cause: str
+    optimizers: tuple[str, ...] = ()  # the optimisers it concerns; () for every one
 
 
 ALLOWANCES = {allowance.name: allowance for allowance in (
@@ -37,7 +38,8 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
     Allowance("mxnet-adam-beta2", "mxnet", "float64", rtol=1e-3, atol=1e-5,
               cause="MXNet's adam_update takes beta2 as a 32-bit float: 0.999 becomes 0.99900001287, so "
                     "(1 - beta2) is 1.3e-5 relative too small while its bias correction uses the exact "
-                    "0.999; measured up to 1.8e-4 absolute, 8.8e-4 relative on values below 1e-5"),
+                    "0.999; measured up to 1.8e-4 absolute, 8.8e-4 relative on values below 1e-5",
+              optimizers=("adam",)),
     Allowance("keras-adam-float32-beta2", "tensorflow", "float32", rtol=1e-3, atol=1e-5,
               cause="Keras's Adam computes its bias correction 1 - beta2**t in the weights' dtype, so a float32 "
                     "model's uses beta2 = 0.99900001287, 1.3e-5 relative too far from 1 at first; MXNet's "
@@ -46,14 +48,22 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
                     "between the two the errors add: measured 1.03 of the tolerance on the mlp with mse, "
                     "1.1e-5 absolute, 5.9e-4 relative on a parameter near 0.014; on the iris MLP classifier "
                     "(cross-entropy) it reaches 1.44-1.50 of the tolerance against numpy, torch and jax alone, "
-                    "3.0 against mxnet (6.0e-6 absolute)"),
+                    "3.0 against mxnet (6.0e-6 absolute)", optimizers=("adam",)),
     Allowance("mxnet-adam-float32-beta2", "mxnet", "float32", rtol=1e-3, atol=1e-5,
               cause="MXNet's adam_update rounds beta2 to float32 (0.99900001287) in the second-moment update while "
                     "its bias correction uses the exact 0.999 (the float64 allowance mxnet-adam-beta2, at float32): "
                     "within float32's tolerance on the regressions, but on the iris MLP classifier (cross-entropy, "
                     "gradients of a few 1e-3) it reaches 1.54-1.60 of it against numpy, torch and jax (3.1e-6 "
-                    "absolute on a bias near 0.0096)"),
+                    "absolute on a bias near 0.0096)", optimizers=("adam",)),
 )}
+
+
+def applicable(dtype: str, pair: Iterable[str], optimizer: str) -> list[str]:
+    """The allowances that concern a pair of backends at this dtype with this optimiser: what a run's
+    parity verdict applies, and names."""
+    names = {name.partition(":")[0].partition("@")[0] for name in pair}  # the backends of rows NAME@LABEL:MODE
+    return [allowance.name for allowance in ALLOWANCES.values() if allowance.backend in names
+            and allowance.dtype == dtype and (not allowance.optimizers or optimizer in allowance.optimizers)]
 
 
 def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:

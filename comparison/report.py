@@ -22,6 +22,7 @@ from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
 from .metrics import accuracy, largest_difference, step_loss_difference, steps_per_second, us_per_step
 from .run import OK, REFERENCE, BackendResult, loss_curve
+from .verdicts import pair_verdict
 
 FORMATS = ("table", "markdown", "csv", "json")
 FORMAT_MARKER = "backend-compare run"  # results.json's "format": what makes a folder a run of this tool
@@ -37,7 +38,7 @@ TITLES = {
 WRITTEN_NOT_SHOWN = ("confusion",)  # tables saved as CSV (and drawn in report.html) but not printed
 CONFUSION_CLASSES = 50  # up to this many classes the confusion matrices are kept: classes² rows per backend
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
-TEXT_COLUMNS = ("status", "mode", "note")  # combined over seeds by listing the distinct values
+TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance")  # combined over seeds by listing the distinct values
 NOT_CONVERGED = 0.1  # a training loss 10 % above the exact optimum's ...
 NOT_CONVERGED_PATH = 0.001  # ... and 0.1 % of the way from the start to it is "not converged"
 WIDTH = 120  # columns of text before a table is wrapped
@@ -117,12 +118,17 @@ def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[Bac
     return list(itertools.combinations(finished, 2)) if shared else []
 
 
-def parity_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
+def parity_table(results: list[BackendResult], shared: bool = True, dtype: str | None = None,
+                 optimizer: str = "sgd") -> pd.DataFrame:
+    """Each pair's largest differences; given the run's dtype, the pair's verdict against its tolerance too."""
+    verdicts = ["verdict", "tolerance_ratio", "tolerance"] if dtype else []
     rows = [{"backend_a": a.backend, "backend_b": b.backend,
              "max_abs_param_diff": largest_difference(a.params, b.params),
-             "max_abs_step_loss_diff": step_loss_difference(a, b)}
+             "max_abs_step_loss_diff": step_loss_difference(a, b),
+             **(pair_verdict(a, b, dtype, optimizer) if dtype else {})}
             for a, b in _trained_pairs(results, shared)]
-    return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff"])
+    return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff",
+                                       *verdicts])
 
 
 def trajectory_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
@@ -217,7 +223,7 @@ def convergence_note(result: BackendResult, optimum: BackendResult | None) -> st
 
 
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
-                init: str = "shared") -> dict[str, pd.DataFrame]:
+                init: str = "shared", dtype: str | None = None, optimizer: str = "sgd") -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
     params, function = param_table(problem, results, relative), function_table(results)
     losses = loss_table(results, classify=problem.classes is not None)
@@ -228,7 +234,7 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
     noted = {r.backend: convergence_note(r, optimum) for r in results}
     summary.insert(2, "note", [noted.get(name, "") for name in summary["backend"]])
     return {"summary": summary, "params": params, "function": function,
-            "losses": losses, "parity": parity_table(results, shared), "init": init_table(results),
+            "losses": losses, "parity": parity_table(results, shared, dtype, optimizer), "init": init_table(results),
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
             "steps": step_table(results), "classes": class_table(problem, results),
             "confusion": confusion_table(problem, results)}
@@ -315,6 +321,8 @@ def _number_format(column: str) -> Callable[[float], str]:
         return lambda x: f"{x:.3g}"
     if "accuracy" in base:
         return lambda x: f"{x:.4f}"
+    if base == "tolerance_ratio":
+        return lambda x: f"{x:.3g}"
     if base == "steps_per_s":
         return lambda x: f"{x:,.0f}"
     if base in ("epochs", "steps", "step"):
@@ -473,6 +481,8 @@ def render(report: dict[str, Any], fmt: str) -> str:
                         + (f";\n {report['reference']} is the exact optimum: the mark of what is possible)"
                            if beside else ")")) if marked else ""
             blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
+        if title == TITLES["parity"] and report.get("parity_verdict"):  # runs saved before verdicts have none
+            blocks[-1] += f"\n{'**Verdict**: ' if fmt == 'markdown' else 'Verdict: '}{report['parity_verdict']['line']}"
     if notes(report):
         blocks.append("Notes\n" + "\n".join(notes(report)))
     if report["options"]["init"] != "shared":

@@ -136,6 +136,7 @@ NOT_APPLYING = [
     (["--task", "linreg", "--no-header"], "--header applies only to --task data"),
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
     (["--task", "celsius", "--batchnorm", "biased"], "--batchnorm applies only to --task mlp or classifier"),
+    (["--init", "native", "--check"], "--check applies only with --init shared"),
     (["--executor", "inline", "--timeout", "5"],
      "--timeout applies only with --executor process; this run runs inline"),
 ]

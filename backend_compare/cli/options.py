@@ -192,6 +192,9 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
                         help="also show parameter errors against the exact optimum (linear models)")
     report.add_argument("--out", metavar="DIR", help="save results.json, tables (CSV, Markdown) and the plot")
     report.add_argument("--quiet", action="store_true", help="no progress bar")
+    report.add_argument("--check", action="store_true", default=None,
+                        help="exit 1 when a pair of backends differs beyond its tolerance (the dtype's, widened "
+                             "only by the named allowances that concern the pair): a gate for CI")
     tasks = parser.add_argument_group("the tasks' own options", "each applies to the tasks it names [task: default]")
     for option, defaults in task_options().values():
         option.add_to(tasks, _where(defaults))

@@ -16,7 +16,7 @@ from ..comparison.executors import executor
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
 from ..comparison.provenance import provenance, started_at
-from ..comparison.report import build_report, combine_seeds, render, seed_tables
+from ..comparison.report import build_report, combine_seeds, records, render, seed_tables
 from ..comparison.run import OK, BackendResult, reference_result, stopped_result
 from ..comparison.saved import (
     OutputError,
@@ -27,6 +27,8 @@ from ..comparison.saved import (
     save_run,
     write_atomic,
 )
+from ..comparison.verdicts import summary as verdict_summary
+from ..comparison.verdicts import worst_pairs
 from ..environment import broken_package
 from ..signals import FAILED, Terminated, how_stopped
 from ..tasks import Problem
@@ -63,7 +65,7 @@ def execute(plan: Plan) -> int:
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
         per_seed.append(seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
-                                    settings.init))
+                                    settings.init, plan.options["dtype"], plan.options["optimizer"]))
         seeds_run.append(seed)
 
     def on_progress(job: Job, epochs: int) -> None:
@@ -84,6 +86,8 @@ def execute(plan: Plan) -> int:
         header["environments"] = elsewhere
     if plan.out is not None:
         header["provenance"] = provenance(prog, plan.argv, started, environments(plan), settings.data)
+    if settings.init == "shared":  # each pair's worst seed against its tolerance
+        header["parity_verdict"] = verdict_summary(worst_pairs(records(tables["parity"]) for tables in per_seed))
     report = build_report(header, combine_seeds(per_seed))
     write_stdout(render(report, settings.format))
     if stopped_by:
@@ -102,6 +106,9 @@ def execute(plan: Plan) -> int:
     stopped = [f"{row['backend']} {row['status']}" for row in report["summary"] if row["status"] != OK]
     if stopped:
         say(prog, f"{len(stopped)} of {len(report['summary'])} backends did not finish: " + "; ".join(stopped))
+        return FAILED
+    if settings.check and report["parity_verdict"]["beyond"]:  # the gate a CI job asks for
+        say(prog, f"--check failed: {report['parity_verdict']['line']}")
         return FAILED
     return 0
 

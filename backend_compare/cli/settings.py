@@ -48,6 +48,7 @@ class RunSettings:
     relative: bool | None = None
     out: str | None = None
     quiet: bool = False
+    check: bool | None = None  # exit 1 when a pair of backends differs beyond its tolerance
     true_w: tuple[float, ...] | None = None
     true_b: float | None = None
     n_samples: int | None = None
@@ -165,6 +166,8 @@ OPTION_RULES: dict[str, Rule] = {
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
+    "check": (lambda a, t: a.init == "shared", "with --init shared (it checks the backends' parity)",
+              lambda a, t: f"uses --init {a.init}: the backends start apart"),
     "relative": (lambda a, t: model_of(a, t) == "linear" and not t.classifies,
                  "to a linear regression (it compares with the exact optimum)",
                  lambda a, t: "trains an MLP" if model_of(a, t) == "mlp" else f"is --task {t.name}, a classification"),

@@ -1,0 +1,92 @@
+"""Parity verdicts: every pair of backends is held to its tolerance (the dtype's, widened only by the named
+allowances that concern it), the report says which pairs are beyond it and by how much, and --check turns
+that into the exit status a CI job gates on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend_compare.backends.tolerances import applicable
+from backend_compare.comparison.verdicts import summary, verdict_words, worst_pairs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A backend built on the numpy one whose gradient of one bias is 1 % too large: the bug a port can hide.
+PACKAGE = {
+    "off_backend.py": '''
+from backend_compare.backends.numpy_backend import NumpyBackend
+
+
+class OffBackend(NumpyBackend):
+    name = "off"
+
+    def _loss_and_grads(self, X, y):
+        loss, grads = super()._loss_and_grads(X, y)
+        grads["0.bias"] = grads["0.bias"] * 1.01
+        return loss, grads
+''',
+    "off_backend-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: off-backend\nVersion: 0.1\n",
+    "off_backend-0.1.dist-info/entry_points.txt": "[backend_compare.backends]\noff = off_backend:OffBackend\n",
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("off")
+    for name, text in PACKAGE.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+def compare(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "compare.py", "--executor", "inline", "--dtype", "float64", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_one_percent_gradient_bug_is_beyond_tolerance_and_fails_the_check(env: dict[str, str]) -> None:
+    shown = compare(env, "--backends", "numpy,off")
+    assert shown.returncode == 0, shown.stderr  # without --check: reported, not failed
+    assert "Verdict: 1 of 1 pair of backends beyond tolerance: numpy–off " in shown.stdout
+    report = json.loads(compare(env, "--backends", "numpy,off", "--format", "json").stdout)
+    row = report["parity"][0]
+    assert row["tolerance"] == "float64" and row["tolerance_ratio"] > 1e3
+    assert row["verdict"] == f"{row['tolerance_ratio']:.3g}× tolerance"
+    assert report["parity_verdict"]["beyond"][0]["backend_b"] == "off"
+    checked = compare(env, "--backends", "numpy,off", "--check")
+    assert checked.returncode == 1
+    assert checked.stderr.startswith("compare.py: --check failed: 1 of 1 pair of backends beyond tolerance: "
+                                     "numpy–off ") and checked.stderr.count("\n") == 1
+
+
+def test_faithful_backends_pass_the_check_with_the_allowances_they_need(cli) -> None:  # type: ignore[no-untyped-def]
+    ran = cli("--backends", "numpy,torch,mxnet", "--dtype", "float64", "--optimizer", "adam", "--check",
+              "--format", "json")
+    assert ran.code == 0, ran.err
+    rows = {(row["backend_a"], row["backend_b"]): row for row in json.loads(ran.out)["parity"]}
+    assert rows[("numpy", "torch")]["tolerance"] == "float64"
+    assert rows[("numpy", "mxnet")]["tolerance"] == "float64 + mxnet-float32-hyperparameters + mxnet-adam-beta2"
+    assert all(row["verdict"] == "within tolerance" for row in rows.values())
+    native = cli("--backends", "numpy", "--init", "native", "--check")
+    assert native.code == 2 and "--check applies only with --init shared" in native.err
+
+
+def test_allowances_apply_by_backend_dtype_and_optimiser() -> None:
+    assert applicable("float64", ["numpy", "mxnet@np2:eager"], "sgd") == ["mxnet-float32-hyperparameters"]
+    assert applicable("float32", ["numpy", "tensorflow"], "sgd") == []
+    assert applicable("float32", ["numpy", "tensorflow"], "adam") == ["keras-adam-float32-beta2"]
+
+
+def test_the_summary_counts_each_pair_at_its_worst_seed() -> None:
+    seeds = [[{"backend_a": "a", "backend_b": "b", "tolerance_ratio": 0.5}],
+             [{"backend_a": "a", "backend_b": "b", "tolerance_ratio": 3.0}]]
+    verdict = summary(worst_pairs(seeds))
+    assert verdict["line"] == "1 of 1 pair of backends beyond tolerance: a–b 3× tolerance"
+    assert summary(worst_pairs([seeds[0]]))["line"] == "the pair of backends is within tolerance"
+    assert verdict_words(1.0) == "within tolerance" and verdict_words(float("nan")) == "nothing to compare"
