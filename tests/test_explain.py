@@ -8,6 +8,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -198,11 +199,19 @@ REPRO_CASES = {"mlp-adam-huber": ("mlp", SMALL, {"optimizer": "adam", "lr": 0.01
                                                  {"optimizer": "adam", "lr": 0.01, "loss": "cross-entropy"})}
 
 
-@pytest.mark.parametrize("case", REPRO_CASES)
-def test_the_replay_scripts_print_what_the_backend_computes(backend: type[Backend], case: str,
-                                                            tmp_path: Path) -> None:
-    """Each framework's standalone script, from a step's saved start, prints the loss, gradients and updates
-    the backend itself computes from that start (float64, three steps in: the optimiser state matters)."""
+@dataclasses.dataclass
+class Replayed:
+    """A replay script started from a step's saved start, and the backend that step was taken on."""
+
+    model: Backend
+    problem: Any
+    batch: np.ndarray
+    process: subprocess.Popen[str]
+
+
+def replay_case(backend: type[Backend], case: str, folder: Path) -> Replayed:
+    """Three steps of `case` on `backend` (float64: the optimiser state matters), the fourth's start saved, and
+    the framework's standalone script started on it in `folder`, as a user runs it."""
     task, task_settings, settings = REPRO_CASES[case]
     problem = get_task(task).make_problem(seed=0, epochs=1, batch_size=10, **task_settings)
     options = {"dtype": "float64", "momentum": None, "weight_decay": 0.0, "loss": "mse", "huber_delta": 1.0,
@@ -215,14 +224,48 @@ def test_the_replay_scripts_print_what_the_backend_computes(backend: type[Backen
     batch = problem.epoch_batches[0][3]
     finding = Finding("a", "b", agree=False, replay={"batch": batch, "params": model.get_params(),
                                                      "state": model.get_optimizer_state()})
-    np.savez(tmp_path / "step.npz", **bundle_arrays(problem, finding))
-    (tmp_path / "replay.py").write_text(script(backend.name, problem, options))
-    ran = subprocess.run([sys.executable, "replay.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert ran.returncode == 0, ran.stderr
-    printed = {" ".join(line.split()[:2]): line.split(None, 2)[-1] for line in ran.stdout.splitlines()}
+    np.savez(folder / "step.npz", **bundle_arrays(problem, finding))
+    (folder / "replay.py").write_text(script(backend.name, problem, options))
+    process = subprocess.Popen([sys.executable, "replay.py"], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    return Replayed(model, problem, batch, process)
+
+
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[type[Backend], str], Replayed]]:
+    """A backend's replay scripts, all its cases started at once the first time one is asked for: each script
+    is mostly its framework's import, one CPU each, so they overlap instead of waiting in turn."""
+    started: dict[tuple[str, str], Replayed] = {}
+
+    def replayed(backend: type[Backend], case: str) -> Replayed:
+        if (backend.name, case) not in started:
+            for each in REPRO_CASES:
+                folder = tmp_path_factory.mktemp(f"replay-{backend.name}-{each}")
+                started[(backend.name, each)] = replay_case(backend, each, folder)
+        return started[(backend.name, case)]
+
+    try:
+        yield replayed
+    finally:  # a test that failed before waiting leaves no process behind
+        for each in started.values():
+            if each.process.poll() is None:
+                each.process.kill()
+            each.process.communicate()
+
+
+@pytest.mark.parametrize("case", REPRO_CASES)
+def test_the_replay_scripts_print_what_the_backend_computes(backend: type[Backend], case: str,
+                                                            replays: Callable[[type[Backend], str], Replayed]) -> None:
+    """Each framework's standalone script, from a step's saved start, prints the loss, gradients and updates
+    the backend itself computes from that start (float64, three steps in: the optimiser state matters)."""
+    replayed = replays(backend, case)
+    model, problem, batch = replayed.model, replayed.problem, replayed.batch
+    stdout, stderr = replayed.process.communicate(timeout=300)
+    assert replayed.process.returncode == 0, stderr
+    printed = {" ".join(line.split()[:2]): line.split(None, 2)[-1] for line in stdout.splitlines()}
     loss, grads = model.loss_and_grads(problem.X_train[batch], problem.y_train[batch])
     updates, _ = model.update_for(batch)
-    assert float(ran.stdout.split()[1]) == pytest.approx(loss, rel=1e-12)  # the first line: "loss <value>"
+    assert float(stdout.split()[1]) == pytest.approx(loss, rel=1e-12)  # the first line: "loss <value>"
     for name in grads:
         shown = np.array(json.loads(printed[f"gradient {name}"].replace(" ", "")), dtype=float)
         np.testing.assert_allclose(shown, grads[name].ravel(), rtol=1e-10, atol=1e-15, err_msg=f"gradient {name}")
