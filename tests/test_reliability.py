@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -150,25 +151,54 @@ def test_a_backend_failing_mid_run_is_reported_in_its_row(monkeypatch: pytest.Mo
     assert "mxnet failed: RuntimeError: simulated engine failure" in err
 
 
-def test_absent_mxnet_is_skipped_and_the_others_run() -> None:
-    code = ("import sys, runpy; sys.modules['mxnet'] = None; "
-            "sys.argv = ['compare.py', '--executor', 'inline', '--format', 'json', '--epochs', '1']; "
-            "runpy.run_path('compare.py', run_name='__main__')")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+ABSENT_MXNET = ("import sys, runpy; sys.modules['mxnet'] = None; "
+                "sys.argv = ['compare.py', '--executor', 'inline', '--format', 'json', '--epochs', '1']; "
+                "runpy.run_path('compare.py', run_name='__main__')")
+BROKEN_MXNET = "raise AttributeError(\"module 'numpy' has no attribute 'PZERO'\")\n"
+
+
+@pytest.fixture(scope="module")
+def mxnet_missing_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """compare.py with MXNet absent (by default, and asked for by name) and with MXNet broken, all started at
+    once: each is mostly its frameworks' imports on one CPU, so they overlap instead of waiting in turn."""
+    broken = tmp_path_factory.mktemp("broken")
+    (broken / "mxnet").mkdir()
+    (broken / "mxnet" / "__init__.py").write_text(BROKEN_MXNET)
+    asked_for = ABSENT_MXNET.replace("'--epochs'", "'--backends', 'mxnet', '--epochs'")
+    commands = {
+        "absent": ([sys.executable, "-c", ABSENT_MXNET], None),
+        "absent, asked for": ([sys.executable, "-c", asked_for], None),
+        "broken": ([sys.executable, "compare.py", "--format", "json", "--epochs", "1"],
+                   {"PYTHONPATH": str(broken), "PATH": ""}),
+    }
+    started = {name: subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for name, (args, env) in commands.items()}
+    try:
+        yield started
+    finally:  # a test that failed before waiting leaves no process behind
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def finished(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_absent_mxnet_is_skipped_and_the_others_run(mxnet_missing_runs: dict[str, subprocess.Popen[str]]) -> None:
+    result = finished(mxnet_missing_runs["absent"])
     assert result.returncode == 0, result.stderr
     assert "skipping backend 'mxnet': mxnet is not installed; install it with: pip install mxnet==1.9.1" \
         in result.stderr
     assert [row["backend"] for row in json.loads(result.stdout)["summary"]] == [n for n in BACKENDS if n != "mxnet"]
-    asked = subprocess.run([sys.executable, "-c", code.replace("'--epochs'", "'--backends', 'mxnet', '--epochs'")],
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    asked = finished(mxnet_missing_runs["absent, asked for"])
     assert asked.returncode == 2 and "backend 'mxnet' is unavailable" in asked.stderr
 
 
-def test_broken_mxnet_is_skipped_with_the_reason(tmp_path: Path) -> None:
-    (tmp_path / "mxnet").mkdir()
-    broken = "raise AttributeError(\"module 'numpy' has no attribute 'PZERO'\")\n"
-    (tmp_path / "mxnet" / "__init__.py").write_text(broken)
-    result = compare_run("--format", "json", "--epochs", "1", env={"PYTHONPATH": str(tmp_path), "PATH": ""})
+def test_broken_mxnet_is_skipped_with_the_reason(mxnet_missing_runs: dict[str, subprocess.Popen[str]]) -> None:
+    result = finished(mxnet_missing_runs["broken"])
     assert result.returncode == 0, result.stderr
     assert "skipping backend 'mxnet'" in result.stderr and "AttributeError" in result.stderr
     assert "pip install mxnet==1.9.1" in result.stderr
