@@ -17,6 +17,11 @@ from .run import MAX_CHECKPOINTS
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
 OPTIMIZER_STATE = {"sgd": 1, "momentum": 1, "adam": 2}  # per-parameter buffers (sgd: one, if momentum is set)
 EPOCH_OVERHEAD = 128  # bytes per epoch and backend beyond its step losses: one array object in a list
+# Each seed's problem, results, tables and report rows, and each of its rows' (measured, 1,000 seeds of
+# linreg: 57 KB a seed with one backend, 61 KB with two; 133 KB with the curves kept for --out).
+SEED_BYTES = 96 * 2**10
+RECORDED_SEED_BYTES = 192 * 2**10
+ROW_BYTES = 16 * 2**10
 
 
 class DoesNotFit(ValueError):
@@ -32,9 +37,11 @@ class Part:
 
 def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: int, batch_size: int | None,
              val_fraction: float, backends: list[str], optimizer: str, seeds: int, record: bool,
-             row_option: str, feature_option: str, from_file: bool, parallel: int = 1) -> list[Part]:
+             row_option: str, feature_option: str, from_file: bool, parallel: int = 1, text_bytes: int = 0
+             ) -> list[Part]:
     """Each part of the run's peak memory in bytes, with the option that sets its size; `parallel`
-    backends train at once (in workers), each with its own copy of the data and its activations."""
+    backends train at once (in workers), each with its own copy of the data and its activations;
+    `text_bytes`: a CSV file's size (pyarrow may hold all its text at once while it parses it)."""
     item = np.dtype(dtype).itemsize
     cells = rows * (features + 1)
     n_train = max(1, rows - round(rows * val_fraction))
@@ -42,7 +49,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     data_option = (row_option if rows >= 100 * features else feature_option if features >= 100 * rows
                    else f"{row_option} × {feature_option}")
     # Made or read in float64 beside the run's dtype; a file also passes through pyarrow's columns.
-    data = cells * (item + (24 if from_file else 16))
+    data = cells * (item + (24 if from_file else 16)) + text_bytes
     copies = len(backends) * n_train * (features + 1) * item * (2 if parallel > 1 else 1)  # each framework's,
     # and with workers each worker's copy of the arrays it was sent
     sizes = [math.prod(shape) for shape in param_shapes(spec).values()]
@@ -59,6 +66,9 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     activations = evaluated * sum(widths) * item * 5 * parallel
     steps = epochs * math.ceil(n_train / batch)
     history = len(backends) * seeds * (steps * 8 + epochs * EPOCH_OVERHEAD)
+    history_option = "--epochs" if epochs >= 100 * seeds else "--seeds" if seeds >= 100 * epochs \
+        else "--seeds × --epochs"
+    per_seed = (RECORDED_SEED_BYTES if record else SEED_BYTES) + len(backends) * ROW_BYTES
     linear = len(spec) == 1
     parts = [
         Part("the data", data_option, data + copies),
@@ -66,7 +76,8 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
         Part("the parameters and optimiser state", "--hidden" if not linear else feature_option,
              len(backends) * per_backend + snapshots),
         Part("the layer activations", "--hidden" if not linear else data_option, activations),
-        Part("the loss of every step", "--epochs", history),
+        Part("the loss of every step", history_option, history),
+        Part("the results of every seed", "--seeds", seeds * per_seed),
         Part("the exact optimum", data_option, 3 * cells * 8 if linear else 0),
         Part("the frameworks' first use", "--backends", sum(registration(name).first_use_bytes for name in backends)),
         Part("the frameworks", "--backends", sum(registration(name).import_bytes for name in backends) + WORKING_BYTES

@@ -430,8 +430,8 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
                                         for row in rows]))
             parallel = int(report["options"].get("parallel") or 1)
             title = TIMING_TITLE if parallel < 2 else (
-                f"{TIMING_TITLE}\n(timed while {parallel} workers trained at once, sharing the cores: "
-                "--jobs 1 times each backend alone)")
+                f"{TIMING_TITLE}\n(timed while {parallel} workers trained at once, sharing the cores"
+                f"{_threads(report)}: --jobs 1 times each backend alone)")
             parts.append((title, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
@@ -446,6 +446,11 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         else:
             parts.append((TITLES[key], rows))
     return parts
+
+
+def _threads(report: dict[str, Any]) -> str:
+    threads = report["options"].get("threads")  # runs saved before threads were set say nothing of them
+    return f", {threads} thread{'s' if threads != 1 else ''} each" if threads else ""
 
 
 def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str, Any]]:

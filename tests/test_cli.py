@@ -138,6 +138,7 @@ NOT_APPLYING = [
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
     (["--task", "celsius", "--batchnorm", "biased"], "--batchnorm applies only to --task mlp or classifier"),
     (["--init", "native", "--check"], "--check applies only with --init shared"),
+    (["--executor", "inline", "--threads", "1"], "--threads applies only with --executor process"),
     (["--executor", "inline", "--timeout", "5"],
      "--timeout applies only with --executor process; this run runs inline"),
 ]

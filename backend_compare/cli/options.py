@@ -180,6 +180,9 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     running.add_argument("--python", action="append", type=_interpreter, metavar="LABEL=PATH", default=[],
                          help="another environment's Python, for NAME@LABEL in --backends (also read from "
                               "[tool.backend-compare.python] of ./pyproject.toml)")
+    running.add_argument("--threads", type=_count, metavar="N",
+                         help="framework threads in each worker (default: the cores shared among the workers "
+                              "running at once, so that they do not oversubscribe them)")
     running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                          help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")

@@ -24,6 +24,7 @@ from ..comparison import memory
 from ..comparison.jobs import Job
 from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
+from ..comparison.threads import limits, share
 from ..comparison.workers import Worker, WorkerFailed
 from ..layers import ModelSpec
 from ..tasks import Problem, Task, get_task
@@ -51,6 +52,8 @@ class Plan:
     pythons: dict[str, str] = field(default_factory=dict)  # row name -> the interpreter its worker runs
     argv: list[str] = field(default_factory=list)  # as given: the command in a saved run's provenance
     rows: dict[str, RowName] = field(default_factory=dict)  # every row name asked for, parsed
+    threads: int | None = None  # each worker's framework threads (None: inline, the process's own)
+    env: dict[str, str | None] = field(default_factory=dict)  # what each worker's environment sets for that
 
     @property
     def names(self) -> list[str]:
@@ -115,6 +118,7 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     backends: dict[str, Backend] = {}
     workers: list[Worker] = []
     pythons: dict[str, str] = {}
+    threads, env = 0, {}  # inline: the process's own threads
     if settings.executor == "inline" and runners:
         labelled = [name for name, row in rows.items() if row.label]
         if labelled:
@@ -130,11 +134,14 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
         # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
         labels = interpreters(settings.python) if any(row.label for row in rows.values()) else {}
         pythons = {name: python_for(name, row, labels) for name, row in rows.items()}
+        threads = settings.threads or share(min(settings.jobs, len(rows)))
+        env = limits(threads)
         if runners:
-            workers = start_workers(settings, prog, pythons)
+            workers = start_workers(settings, prog, pythons, env)
             check_capabilities(workers, options["mode"], first.spec)
     return Plan(settings, prog, seeds, problems, first, options, backends, workers, out, task_kwargs, setup,
-                pythons if settings.executor != "inline" else {}, list(argv or []), rows)
+                pythons if settings.executor != "inline" else {}, list(argv or []), rows,
+                threads if settings.executor != "inline" else None, env if settings.executor != "inline" else {})
 
 
 def jobs_of(plan: Plan, names: list[str], point: dict[str, Any], key: Callable[[str, int], str], *, code: str = "",
@@ -223,9 +230,10 @@ def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> Non
     say(prog, f"skipping backend {name!r}: {reason}")
 
 
-def start_workers(settings: RunSettings, prog: str, pythons: dict[str, str]) -> list[Worker]:
+def start_workers(settings: RunSettings, prog: str, pythons: dict[str, str],
+                  env: dict[str, str | None] | None = None) -> list[Worker]:
     """One worker per backend, all starting at once; those that cannot load their backend are left out."""
-    started = [Worker(RowName.parse(name), python) for name, python in pythons.items()]
+    started = [Worker(RowName.parse(name), python, env) for name, python in pythons.items()]
     ready = []
     try:
         for worker in started:

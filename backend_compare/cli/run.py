@@ -33,7 +33,7 @@ from ..environment import broken_package
 from ..signals import FAILED, Terminated, how_stopped
 from ..tasks import Problem
 from .console import UsageError, failed, on_disk, say, usage, write_stdout
-from .plan import Plan, jobs_of, prepare
+from .plan import Plan, jobs_of, memory_error, prepare
 
 
 def main(argv: list[str], prog: str) -> int:
@@ -42,7 +42,7 @@ def main(argv: list[str], prog: str) -> int:
     except (UsageError, ValueError) as err:
         return usage(prog, err)
     except MemoryError as err:  # building a model (the data's own are caught where the task is known)
-        return usage(prog, f"the run does not fit in this machine's memory ({err or 'MemoryError'}); "
+        return usage(prog, f"the run does not fit in this machine's memory ({memory_error(err)}); "
                            "use a smaller model (--hidden) or less data")
     if not plan.names:
         return failed(prog, "no backend could run")
@@ -79,7 +79,8 @@ def execute(plan: Plan) -> int:
     header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "mode": ",".join(settings.mode), "init": settings.init,
                           "curves": settings.curves, "relative": bool(settings.relative),
-                          "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1}}
+                          "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1,
+                          **({"threads": plan.threads} if plan.threads else {})}}
     elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
                  for worker in plan.workers if plan.rows[worker.name].label}
     if elsewhere:  # rows from other environments: what each of them runs
@@ -119,7 +120,7 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
     after; each seed's tables made in seed order as soon as its rows are in. A signal stops the run: the rows
     it cut short say so (a seed none of whose rows finished is left out), and the signal is returned."""
     names, seeds = plan.names, plan.seeds
-    jobs = jobs_of(plan, names, {}, lambda name, seed: f"{seed}/{name}")
+    jobs = jobs_of(plan, names, {}, lambda name, seed: f"{seed}/{name}", env=plan.env)
     remember_problem(jobs[0], plan.first)  # made while checking the options
     for worker in plan.workers:  # started while checking: the run's first jobs take them
         adopt(next(job for job in jobs if job.backend == worker.name), worker)

@@ -42,6 +42,7 @@ class RunSettings:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     python: tuple[tuple[str, str], ...] = ()  # (LABEL, PATH) of other environments' interpreters
     timeout: float | None = None
+    threads: int | None = None  # each worker's framework threads; None: the cores shared among the workers
     format: str = "table"
     curves: str | None = None
     plot: str | None = None
@@ -125,6 +126,11 @@ class RunSettings:
         return list(range(self.seeds)) if self.seeds else list(self.seed or [0])
 
     @property
+    def seed_count(self) -> int:
+        """len(seed_list), without making the list (--seeds 100000000 is refused before anything is made)."""
+        return self.seeds or len(self.seed or [0])
+
+    @property
     def records(self) -> bool:
         """Whether the runs keep their loss curves: something shows or saves them."""
         return bool(self.curves or self.plot or self.out)
@@ -166,6 +172,7 @@ OPTION_RULES: dict[str, Rule] = {
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
+    "threads": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "check": (lambda a, t: a.init == "shared", "with --init shared (it checks the backends' parity)",
               lambda a, t: f"uses --init {a.init}: the backends start apart"),
     "relative": (lambda a, t: model_of(a, t) == "linear" and not t.classifies,

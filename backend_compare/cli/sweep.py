@@ -47,6 +47,7 @@ from ..comparison.sweep import (
     sweepable,
     with_parity,
 )
+from ..comparison.threads import limits
 from ..signals import FAILED, Terminated, how_stopped
 from .console import UsageError, failed, say, usage, warnings_as, write_stdout
 from .options import Parser, make_parser, parse_value
@@ -157,7 +158,7 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
         numbers = {"task": plan.task, "task_kwargs": plan.task_kwargs, "data": data and data["sha256"],
                    "setup": setup, "options": plan.options}
         jobs += jobs_of(plan, names, point, functools.partial(_key, numbers, code, versions), code=code,
-                        versions=versions, env=thread_settings())
+                        versions=versions, env=limits(first.threads) if first.threads else thread_settings())
     meta = {"format": "backend-compare sweep", "settings": ["task", *grid[0]],
             "backends": names, "reference": names[0], "dtype": first.dtype, "command": argv,
             "executor": executor, "address": own.address, "jobs": first.jobs, "quiet": first.quiet}
