@@ -208,15 +208,16 @@ def confusion_figure(counts: pd.DataFrame) -> Any:
                            vertical_spacing=0.12)
     for index, backend in enumerate(backends):
         mine = counts[counts["backend"] == backend]
-        matrix = mine.pivot_table(index="true", columns="predicted", values="count", sort=False)
+        matrix = mine.pivot_table(index="true", columns="predicted", values="count", sort=False).fillna(0)
         share = matrix.div(matrix.sum(axis=1).replace(0, np.nan), axis=0)
         figure.add_trace(go.Heatmap(z=share.to_numpy(), x=[str(c) for c in matrix.columns],
-                                    y=[str(c) for c in matrix.index], text=matrix.to_numpy(),
-                                    texttemplate="%{text:.3g}",
+                                    y=[str(c) for c in matrix.index], text=matrix.to_numpy().astype(int),
+                                    texttemplate="%{text}",
                                     zmin=0, zmax=1, colorscale="Blues", showscale=index == 0, name=backend,
-                                    hovertemplate="true %{y}, predicted %{x}: %{text:.3g} rows<extra></extra>"),
+                                    hovertemplate="true %{y}, predicted %{x}: %{text} rows<extra></extra>"),
                          row=index // columns + 1, col=index % columns + 1)
-    figure.update_yaxes(autorange="reversed", title_text="true class", col=1)
+    figure.update_yaxes(autorange="reversed")  # every panel: the first true class on top, as in the tables
+    figure.update_yaxes(title_text="true class", col=1)
     figure.update_xaxes(title_text="predicted class", row=rows)
     figure.update_layout(title="Confusion matrices on the validation split (colour: the share of the true class)",
                          height=360 * rows)

@@ -98,6 +98,11 @@ def test_a_classifications_report_has_its_confusion_matrices(browser: Any, cli: 
     titles = browser.execute_script(
         "return document.getElementById('plot-confusion').layout.annotations.map(function(a){return a.text;})")
     assert titles == ["numpy", "torch", "L2 cross-entropy optimum"]
+    layout = "document.getElementById('plot-confusion').layout"
+    ranges = browser.execute_script(f"return [{layout}.yaxis.range, {layout}.yaxis2.range, {layout}.yaxis3.range]")
+    assert all(top > bottom for top, bottom in ranges), ranges  # every panel reversed: the first true class on top
+    counts = browser.execute_script("return document.getElementById('plot-confusion').data[0].texttemplate")
+    assert counts == "%{text}"  # counts as integers, not 10.0
     assert "Accuracy per class" in browser.page_source and "versicolor" in browser.page_source
     assert (tmp_path / "run1" / "confusion.csv").read_text().startswith("backend,split,true,predicted,count")
     assert_not_blank(browser, tmp_path / "classification.png")
