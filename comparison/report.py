@@ -180,7 +180,8 @@ def confusion_table(problem: Problem, results: list[BackendResult]) -> pd.DataFr
 
 def init_table(results: list[BackendResult]) -> pd.DataFrame:
     return pd.DataFrame([{"backend": r.backend, "initialisation and batches": r.init}
-                         for r in results if r.init not in ("shared", REFERENCE)], columns=KEYS["init"])
+                         for r in results if r.init not in ("shared", REFERENCE, "-")],  # "-": stopped, none drawn
+                        columns=KEYS["init"])
 
 
 def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataFrame,

@@ -305,3 +305,16 @@ def test_curves_are_summarised_unless_every_point_is_asked_for(cli: RunCli) -> N
     assert len(summary.strip().splitlines()) == 1 + 6 and len(every.strip().splitlines()) == 1 + 51
     assert summary.strip().splitlines()[1].split()[:2] == ["numpy", "0"]
     assert every.strip().splitlines()[-1].split()[:2] == summary.strip().splitlines()[-1].split()[:2]  # the last step
+
+
+def test_a_shared_run_whose_backend_failed_shows_no_initialisation_table(monkeypatch: pytest.MonkeyPatch,
+                                                                         cli) -> None:  # type: ignore[no-untyped-def]
+    from backend_compare.backends import get_backend
+
+    def fail(self, order, bounds):  # type: ignore[no-untyped-def]
+        raise RuntimeError("simulated failure")
+
+    monkeypatch.setattr(get_backend("numpy"), "_train", fail)
+    ran = cli("--backends", "numpy", "--epochs", "1")
+    assert ran.code == 1 and "failed: RuntimeError: simulated failure" in ran.out
+    assert "Native initialisation" not in ran.out
