@@ -8,6 +8,7 @@ file and the place (CSV: the physical line, as an editor numbers it).
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import zipfile
@@ -22,6 +23,10 @@ import numpy as np
 NPY_MAGIC = b"\x93NUMPY"
 NUMERIC_KINDS = "iuf"  # signed, unsigned, float; bool, complex, timedelta, datetime and text are refused
 COUNT_CHUNK = 16 * 2**20  # bytes read at a time when counting a CSV's lines
+COUNT_BYTES = 64 * 2**20  # a CSV up to this size has its lines counted (a few hundredths of a second);
+SAMPLES = 16  # a larger one's are estimated from this many windows spread over it,
+SAMPLE_BYTES = 2**20  # each of this size: 16 MB read, however large the file
+MAX_BLOCK = 2**31 - 1  # the largest block pyarrow reads, and so the longest line it can parse
 # What zipfile and numpy raise for a damaged archive: a bad CRC or stream, a compression method or
 # encryption flag from a flipped bit, a header that does not parse.
 ARCHIVE_ERRORS = (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
@@ -98,13 +103,16 @@ def load_table(path: str | Path, target: str | None = None, header: bool | None 
 
 def data_shape(path: str | Path) -> tuple[int, int]:
     """(rows, features) of the file, without reading its values: from an .npz's array headers, or for a
-    CSV its header and line count (an upper bound on the rows). For checking the memory a run needs."""
+    CSV its header and its lines: counted up to COUNT_BYTES (an upper bound on the rows), estimated beyond
+    from the densest of SAMPLES windows, so that the memory check reads 16 MB of a file of any size."""
     path = _existing(path)
     try:
         if _is_npz(path):
             shapes = _npz_shapes(path)
             return shapes["X"][0], shapes["X"][1]
-        return _count_lines(path), len(_csv_header(path)) - 1
+        features = len(_csv_header(path)) - 1
+        size = path.stat().st_size
+        return (_count_lines(path) if size <= COUNT_BYTES else _estimate_lines(path, size)), features
     except OSError as err:
         raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
 
@@ -254,6 +262,24 @@ def _count_lines(path: Path) -> int:
     return lines
 
 
+def _estimate_lines(path: Path, size: int) -> int:
+    """A large CSV's lines, from windows spread evenly over it: the densest window's lines per byte times
+    the size. A NUL byte is no text: a binary file, or a sparse one (its holes read as zeros) is refused
+    here, before the memory check would let it be read whole."""
+    densest = 0.0
+    with path.open("rb") as file:
+        for index in range(SAMPLES):
+            start = index * (size - SAMPLE_BYTES) // (SAMPLES - 1)
+            file.seek(start)
+            window = file.read(SAMPLE_BYTES)
+            if (nul := window.find(b"\0")) >= 0:
+                raise ValueError(f"{_name(path)} is not a text CSV file: byte {start + nul:,} is a NUL byte (a "
+                                 "binary file, or a sparse file whose holes read as zeros): give --data a CSV of "
+                                 "text, or an .npz")
+            densest = max(densest, window.count(b"\n") / max(len(window), 1))
+    return 1 + math.ceil(size * densest)
+
+
 def _load_csv(path: Path, target: str | None = None, header: bool | None = None, labels: bool = False) -> Table:
     first = _csv_header(path)
     # A class label may be text: a first line of numbers but for the label's field is no header either (a
@@ -311,7 +337,7 @@ def _arrow_table(path: Path, header: list[str], has_header: bool = True, text_co
     convert = pa_csv.ConvertOptions(column_types=types, null_values=[],
                                     strings_can_be_null=False, quoted_strings_can_be_null=False)
     named = {} if has_header else {"column_names": header}
-    for block_size in (block, min(size + 1, 2**31 - 1)):  # a row longer than a block needs a bigger one
+    for block_size in (block, min(size + 1, MAX_BLOCK)):  # a row longer than a block needs a bigger one
         try:
             table = pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(block_size=block_size, **named),
                                     convert_options=convert)
@@ -319,6 +345,9 @@ def _arrow_table(path: Path, header: list[str], has_header: bool = True, text_co
         except pa.ArrowInvalid as err:
             if "straddl" not in str(err) or block_size > size:
                 _diagnose(path, header, str(err), has_header)
+    else:  # even the largest block did not hold a row
+        raise ValueError(f"{_name(path)} has a line longer than {MAX_BLOCK:,} bytes, the most pyarrow parses in "
+                         "one piece: a CSV's rows are far shorter; is it the file you meant?")
     if not all(pa.types.is_float64(field.type) or j == text_column for j, field in enumerate(table.schema)):
         _diagnose(path, header, "a column was not read as numbers", has_header)
     return table
