@@ -19,6 +19,7 @@ from backend_compare import backends
 from backend_compare.backends import BACKENDS, get_backend
 from backend_compare.cli import run as run_command
 from tests.conftest import RunCli, load_backend
+from tests.processes import interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -281,7 +282,7 @@ def test_a_signal_mid_training_prints_what_finished_writes_nothing(tmp_path: Pat
         [sys.executable, "-c", SECOND_BACKEND_STARTED, str(marker), "--executor", "inline", "--task", "celsius",
          "--backends", "numpy,torch",
          "--epochs", "20000", "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

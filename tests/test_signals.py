@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from backend_compare.comparison.saved import is_run_folder, load_run
+from tests.processes import interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = int(os.environ.get("SIGNAL_CASES", "4"))
@@ -33,7 +34,7 @@ def start(folder: Path, backends: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, *RUN, "--epochs", EPOCHS[backends], "--backends", backends,
                              "--out", str(folder / "run"),
                              "--plot", str(folder / "curves.png")], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

@@ -19,6 +19,7 @@ import pytest
 from backend_compare.comparison import jobs as jobs_module
 from backend_compare.comparison.run import stopped_result
 from tests.conftest import RunCli, load_backend
+from tests.processes import interruptible
 from tests.test_workers import ROOT, our_workers, wait_for_workers
 
 GRID = ["--task", "linreg", "--lr", "0.01,0.03", "--optimizer", "sgd,adam", "--seeds", "2", "--epochs", "1",
@@ -89,7 +90,7 @@ def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: s
                                 "celsius", "--backends", "numpy", "--epochs", "10000000", "--seeds", "2",
                                 "--executor", executor, "--jobs", "2"],
                                cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag}, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     wait_for_workers(tag, 2)
     os.killpg(process.pid, sent)  # as a terminal's Ctrl-C does: to every process of the group
     _, stderr = process.communicate(timeout=60)
@@ -123,7 +124,8 @@ def test_a_signal_while_a_worker_starts_stops_the_sweep(tmp_path: Path, sent: in
     process = subprocess.Popen([sys.executable, "-c", SLOW_TO_JOIN, str(marker), "sweep", "--quiet", "--out",
                                 str(out), "--task", "celsius", "--backends", "numpy", "--epochs", "10000000",
                                 "--jobs", "1"], cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag},
-                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import RunCli
+from tests.processes import interruptible
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("seconds", "compile_seconds", "steps_per_s", "us_per_step")
@@ -70,7 +71,7 @@ def start(*args: str) -> tuple[subprocess.Popen[str], str]:
     tag = uuid.uuid4().hex
     process = subprocess.Popen([sys.executable, "compare.py", "--format", "json", "--quiet", *args], cwd=ROOT,
                                env={**os.environ, "WORKER_TEST_TAG": tag}, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     return process, tag
 
 
@@ -111,11 +112,15 @@ def test_a_job_past_the_timeout_is_stopped_and_says_so() -> None:
 @pytest.mark.parametrize("sent,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_every_worker_and_leaves_none(sent: int, code: int) -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
-    wait_for_workers(tag, 2)
-    time.sleep(1.0)
+    workers = wait_for_workers(tag, 2)
+    deadline = time.monotonic() + 120  # both training (each names itself bc-train-NAME): no seed has finished
+    while not all(worker.name().startswith("bc-train-") for worker in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
+    stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == code and "Traceback" not in stderr, stderr
+    how = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[sent]
+    assert [row["status"] for row in json.loads(stdout)["summary"]] == [how, how]  # the seed it cut short
     assert our_workers(tag) == []
 
 

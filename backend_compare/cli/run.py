@@ -142,8 +142,8 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
             execute(jobs, on_done, on_progress)
     except BaseException as stop:  # Ctrl-C or SIGTERM: every worker is stopped by now
         how = how_stopped(stop)[0]
-        for seed in seeds[finished_seeds:]:
-            if not results[seed]:
+        for seed in seeds[finished_seeds:]:  # the seed it cut short, whole or not; then any a worker had begun
+            if seed != seeds[finished_seeds] and not results[seed]:
                 break
             finish({name: results[seed].get(name) or stopped_result(name, how) for name in names}, seed)
         return stop
