@@ -19,7 +19,7 @@ import pytest
 from backend_compare.comparison import jobs as jobs_module
 from backend_compare.comparison.run import stopped_result
 from tests.conftest import RunCli, load_backend
-from tests.processes import interruptible
+from tests.processes import interruptible, outcome
 from tests.test_workers import ROOT, our_workers, wait_for_workers
 
 GRID = ["--task", "linreg", "--lr", "0.01,0.03", "--optimizer", "sgd,adam", "--seeds", "2", "--epochs", "1",
@@ -75,7 +75,7 @@ def test_a_crashed_job_is_its_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
     (worker,) = wait_for_workers(tag, 1)
     time.sleep(1.0)  # training the long job
     worker.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = outcome(process, 120)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
     jobs = pd.read_parquet(out / "jobs.parquet")
     assert dict(zip(jobs["epochs"], jobs["status"], strict=True)) == {10000000: "crashed (signal 9)", 2: "ok"}
@@ -93,7 +93,7 @@ def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: s
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     wait_for_workers(tag, 2)
     os.killpg(process.pid, sent)  # as a terminal's Ctrl-C does: to every process of the group
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = outcome(process, 60)
     assert process.returncode == code and "Traceback" not in stderr, stderr
     assert "the jobs that finished are cached" in stderr and not (out / "jobs.parquet").exists()
     deadline = time.monotonic() + 10
@@ -131,7 +131,7 @@ def test_a_signal_while_a_worker_starts_stops_the_sweep(tmp_path: Path, sent: in
         time.sleep(0.05)
     os.killpg(process.pid, sent)
     try:
-        _, stderr = process.communicate(timeout=60)
+        _, stderr = outcome(process, 60)
     finally:  # a sweep that does not stop is the failure: it must not outlive the test
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

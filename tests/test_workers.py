@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.conftest import RunCli
-from tests.processes import interruptible
+from tests.processes import interruptible, outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("seconds", "compile_seconds", "steps_per_s", "us_per_step")
@@ -93,7 +93,7 @@ def test_a_worker_killed_mid_run_is_its_row_and_the_others_finish() -> None:
         time.sleep(0.05)
     assert torch_worker.name() == "bc-train-torch", torch_worker.name()
     torch_worker.send_signal(signal.SIGKILL)
-    stdout, stderr = process.communicate(timeout=300)
+    stdout, stderr = outcome(process, 300)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
     statuses = {row["backend"]: row["status"] for row in json.loads(stdout)["summary"]}
     assert statuses == {"numpy": "ok", "torch": "crashed (signal 9)"}
@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_run_is_its_row_and_the_others_finish() -> None:
 
 def test_a_job_past_the_timeout_is_stopped_and_says_so() -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy", "--epochs", "10000000", "--timeout", "1")
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = outcome(process, 120)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
     assert [row["status"] for row in json.loads(stdout)["summary"]] == ["timed out after 1 s"]
     assert our_workers(tag) == []
@@ -117,7 +117,7 @@ def test_a_signal_stops_every_worker_and_leaves_none(sent: int, code: int) -> No
     while not all(worker.name().startswith("bc-train-") for worker in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     process.send_signal(sent)
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, stderr = outcome(process, 120)
     assert process.returncode == code and "Traceback" not in stderr, stderr
     how = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[sent]
     assert [row["status"] for row in json.loads(stdout)["summary"]] == [how, how]  # the seed it cut short
@@ -128,7 +128,7 @@ def test_the_main_process_killed_takes_its_workers_with_it() -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
     wait_for_workers(tag, 2)
     process.kill()
-    process.communicate(timeout=60)
+    outcome(process, 60)
     deadline = time.monotonic() + 10
     while our_workers(tag) and time.monotonic() < deadline:
         time.sleep(0.05)
