@@ -50,10 +50,10 @@ class JaxBackend(Backend):
             (index, link.native): (f"{index}.{name}", link)
             for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
             for name, link in translator.links.items() if name in layer.params()}
-        self._state_links = {name: (index, link) for index, (translator, layer) in
-                             enumerate(zip(self._translators, self.spec, strict=True))
-                             for name, link in ((f"{index}.{short}", link) for short, link in
-                                                translator.state_links.items() if short in layer.state())}
+        # canonical state name → (layer index, where it lives)
+        self._state_links = {f"{index}.{name}": (index, link)
+                             for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
+                             for name, link in translator.state_links.items() if name in layer.state()}
         self._seed_model(0)
         per_element = {
             "mse": lambda output, target: optax.losses.squared_error(output, target),

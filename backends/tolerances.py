@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from . import RowName
+
 TOLERANCES = {
     "float32": {"rtol": 1e-4, "atol": 1e-6},
     "float64": {"rtol": 1e-9, "atol": 1e-12},
@@ -61,7 +63,7 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
 def applicable(dtype: str, pair: Iterable[str], optimizer: str) -> list[str]:
     """The allowances that concern a pair of backends at this dtype with this optimiser: what a run's
     parity verdict applies, and names."""
-    names = {name.partition(":")[0].partition("@")[0] for name in pair}  # the backends of rows NAME@LABEL:MODE
+    names = {RowName.parse(name).backend for name in pair}  # rows may be NAME@LABEL:MODE
     return [allowance.name for allowance in ALLOWANCES.values() if allowance.backend in names
             and allowance.dtype == dtype and (not allowance.optimizers or optimizer in allowance.optimizers)]
 

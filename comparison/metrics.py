@@ -4,7 +4,7 @@ step, errors against the truth, differences between two backends, accuracy."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -20,6 +20,12 @@ def us_per_step(result: BackendResult) -> float:
 def steps_per_second(result: BackendResult) -> float:
     steady = result.steady_steps
     return steady / result.seconds if steady and result.seconds > 0 else math.nan
+
+
+def largest_magnitude(values: Iterable[np.ndarray], empty: float = math.nan) -> float:
+    """The largest finite |value| over every element of the arrays; `empty` when there is none."""
+    flat = [np.abs(v[np.isfinite(v)]) for v in (np.ravel(value) for value in values)]
+    return max((float(v.max()) for v in flat if v.size), default=empty)
 
 
 def largest_difference(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> float:

@@ -20,7 +20,14 @@ import pandas as pd
 from ..backends import BACKENDS, package_version, registration
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
-from .metrics import accuracy, largest_difference, step_loss_difference, steps_per_second, us_per_step
+from .metrics import (
+    accuracy,
+    largest_difference,
+    largest_magnitude,
+    step_loss_difference,
+    steps_per_second,
+    us_per_step,
+)
 from .run import OK, REFERENCE, BackendResult, loss_curve
 from .verdicts import pair_verdict
 
@@ -199,12 +206,9 @@ def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataF
 def scale_table(results: list[BackendResult]) -> pd.DataFrame:
     """The largest parameter and step loss of each trained backend: the size of the values that parity
     and error metrics compare, so `diff` knows what a rounding difference is."""
-    def largest(values: list[np.ndarray]) -> float:
-        flat = np.concatenate([np.ravel(v) for v in values]) if values else np.empty(0)
-        finite = np.abs(flat[np.isfinite(flat)])
-        return float(finite.max()) if finite.size else math.nan
-    return pd.DataFrame([{"backend": r.backend, "param_scale": largest(list(r.params.values())),
-                          "step_loss_scale": largest([r.step_losses])} for r in results if r.init != REFERENCE],
+    return pd.DataFrame([{"backend": r.backend, "param_scale": largest_magnitude(r.params.values()),
+                          "step_loss_scale": largest_magnitude([r.step_losses])}
+                         for r in results if r.init != REFERENCE],
                         columns=["backend", "param_scale", "step_loss_scale"])
 
 

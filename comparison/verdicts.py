@@ -9,36 +9,28 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
+from ..backends import RowName
 from ..backends.tolerances import allowed_tolerance, applicable
-from .metrics import largest_difference, step_loss_difference
+from .metrics import largest_difference, largest_magnitude, step_loss_difference
 from .run import BackendResult
 
 WITHIN = "within tolerance"
 
 
-def _largest(values: Iterable[np.ndarray]) -> float:
-    finite = [np.abs(v[np.isfinite(v)]) for v in (np.ravel(value) for value in values)]
-    return max((float(v.max()) for v in finite if v.size), default=0.0)
-
-
 def pair_verdict(a: BackendResult, b: BackendResult, dtype: str, optimizer: str) -> dict[str, Any]:
     """The pair's ratio to its tolerance (the worse of parameters and step losses), the verdict in words and
     the tolerance it was held to (the dtype, and each allowance applied, by name)."""
-    names = applicable(dtype, [a.backend, b.backend], optimizer)
-    tolerance = allowed_tolerance(dtype, [_backend(a.backend), _backend(b.backend)], names)
-    allowed_params = tolerance["atol"] + tolerance["rtol"] * _largest([*a.params.values(), *b.params.values()])
-    allowed_losses = tolerance["atol"] + tolerance["rtol"] * _largest([a.step_losses, b.step_losses])
+    pair = [RowName.parse(a.backend).backend, RowName.parse(b.backend).backend]  # rows may be NAME@LABEL:MODE
+    names = applicable(dtype, pair, optimizer)  # (allowed_tolerance takes backend names only)
+    tolerance = allowed_tolerance(dtype, pair, names)
+    allowed_params = tolerance["atol"] + tolerance["rtol"] * largest_magnitude([*a.params.values(),
+                                                                                 *b.params.values()], 0.0)
+    allowed_losses = tolerance["atol"] + tolerance["rtol"] * largest_magnitude([a.step_losses, b.step_losses], 0.0)
     ratios = [largest_difference(a.params, b.params) / allowed_params,
               step_loss_difference(a, b) / allowed_losses if a.steps == b.steps and a.steps else math.nan]
     ratio = max((r for r in ratios if not math.isnan(r)), default=math.nan)
     return {"tolerance_ratio": ratio, "verdict": verdict_words(ratio),
             "tolerance": " + ".join([dtype, *names])}
-
-
-def _backend(row: str) -> str:
-    return row.partition(":")[0].partition("@")[0]
 
 
 def verdict_words(ratio: float) -> str:

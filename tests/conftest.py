@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +69,12 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
 
 
 RunCli = Callable[..., Ran]
+
+
+def on_path(folder: Path, files: dict[str, str]) -> dict[str, str]:
+    """`files` (relative name → text: a package, its dist-info and entry points) written under `folder`; the
+    environment in which a child process sees them as installed."""
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return {**os.environ, "PYTHONPATH": str(folder)}

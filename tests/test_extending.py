@@ -5,12 +5,13 @@ end to end through compare.py, check_backend and explain."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import on_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,11 +141,7 @@ scaled = toy_ext.task:TASK
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("toy")
-    for name, text in TOY.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return {**os.environ, "PYTHONPATH": str(folder)}
+    return on_path(tmp_path_factory.mktemp("toy"), TOY)
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

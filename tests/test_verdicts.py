@@ -5,7 +5,6 @@ that into the exit status a CI job gates on."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from backend_compare.backends.tolerances import applicable
 from backend_compare.comparison.verdicts import summary, verdict_words, worst_pairs
+from tests.conftest import on_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = {
     "off_backend.py": '''
 from backend_compare.backends.numpy_backend import NumpyBackend
+
 
 
 class OffBackend(NumpyBackend):
@@ -38,11 +39,7 @@ class OffBackend(NumpyBackend):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("off")
-    for name, text in PACKAGE.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return {**os.environ, "PYTHONPATH": str(folder)}
+    return on_path(tmp_path_factory.mktemp("off"), PACKAGE)
 
 
 def compare(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

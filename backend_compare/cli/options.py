@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import math
+import os
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
@@ -93,6 +94,14 @@ def _modes(text: str) -> list[str]:
 def _count(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
+    return int(text)
+
+
+def _threads(text: str) -> int:
+    cores = os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= cores:  # more than the cores: contention, never speed
+        raise argparse.ArgumentTypeError(f"expected a number of threads from 1 to {cores} (this machine's cores); "
+                                         f"received: {text!r}")
     return int(text)
 
 
@@ -180,7 +189,7 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     running.add_argument("--python", action="append", type=_interpreter, metavar="LABEL=PATH", default=[],
                          help="another environment's Python, for NAME@LABEL in --backends (also read from "
                               "[tool.backend-compare.python] of ./pyproject.toml)")
-    running.add_argument("--threads", type=_count, metavar="N",
+    running.add_argument("--threads", type=_threads, metavar="N",
                          help="framework threads in each worker (default: the cores shared among the workers "
                               "running at once, so that they do not oversubscribe them)")
     running.add_argument("--timeout", type=_seconds, metavar="SECONDS",

@@ -128,8 +128,8 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
     finished_seeds = 0
 
     def finish(rows: dict[str, BackendResult], seed: int) -> None:
-        nonlocal finished_seeds
-        finish_seed(seed, problem_of(jobs[seeds.index(seed) * len(names)])[1], [rows[name] for name in names])
+        nonlocal finished_seeds  # seeds finish in order: this one is seeds[finished_seeds], its jobs start there
+        finish_seed(seed, problem_of(jobs[finished_seeds * len(names)])[1], [rows[name] for name in names])
         finished_seeds += 1
 
     def on_done(done: Finished) -> None:
