@@ -86,6 +86,8 @@ class Layer(ABC):
         """The state's starting values (every framework's: running mean 0, variance 1)."""
         return {}
 
+    smallest_batch: ClassVar[int] = 1  # the fewest rows a training batch may have (batch statistics: 2)
+
     def input_shape(self) -> Shape | None:
         """The one input shape the layer's options fix, if they fix one (a Linear layer's width)."""
         return None

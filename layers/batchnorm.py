@@ -106,6 +106,7 @@ class BatchNorm(Layer):
     unbiased_running_var: bool = False  # torch's convention: running_var takes the batch variance × n/(n−1)
 
     kind: ClassVar[str] = "batchnorm"
+    smallest_batch: ClassVar[int] = 2  # torch refuses one row in training; the others normalise it to β
     translators: ClassVar[Mapping[str, type[Translator]]] = {
         "torch": TorchBatchNorm, "mxnet": GluonBatchNorm, "jax": NnxBatchNorm, "tensorflow": KerasBatchNorm}
 
