@@ -139,3 +139,60 @@ def compare_wall_seconds(repeats: int) -> list[float]:
         subprocess.run([sys.executable, "compare.py", "--task", "linreg"], cwd=ROOT, capture_output=True, check=True)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def thread_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """The smallest step table (linreg n=1000, batch 10, and the MLP) in fresh processes held to 1 thread and to
+    every core (comparison/threads.py's variables, as a worker gets them): the suite against its plain loop at
+    the same thread count, both ways."""
+    import os
+
+    rows = []
+    for threads in sorted({1, os.cpu_count() or 1}):
+        out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json",
+                              "--threads", str(threads), "--repeats", str(repeats), "--backends", ",".join(names)],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        rows += [{"threads": threads, **row} for row in json.loads(out.strip().splitlines()[-1])]
+    return rows
+
+
+TASK_STEPS = {  # the runs whose per-step times the issue compares with one worker at a time and with the default
+    "linreg (default)": ["--task", "linreg"],
+    "classifier breast_cancer": ["--task", "classifier", "--dataset", "breast_cancer"],
+}
+
+
+def task_step_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
+    """µs per step of each backend in the default run (workers side by side, a share of the cores each) and
+    with --jobs 1 (one worker at a time, every core), alternated run by run: the two should agree within noise."""
+    rows = []
+    for case, args in TASK_STEPS.items():
+        steps: dict[str, dict[str, list[float]]] = {"default": {}, "jobs_1": {}}
+        for _ in range(repeats):
+            for key, extra in (("default", []), ("jobs_1", ["--jobs", "1"])):
+                out = subprocess.run([sys.executable, "compare.py", *args, "--quiet", "--backends", ",".join(names),
+                                      *extra, "--format", "json"], cwd=ROOT, capture_output=True, text=True,
+                                     check=True).stdout
+                for row in json.loads(out)["summary"]:
+                    steps[key].setdefault(row["backend"], []).append(row["us_per_step"])
+        for name in names:
+            default, alone = np.median(steps["default"][name]), np.median(steps["jobs_1"][name])
+            rows.append({"case": case, "backend": name, "default_us": float(default), "jobs_1_us": float(alone),
+                         "ratio": float(default / alone),
+                         "default_spread": f"{min(steps['default'][name]):.0f}–{max(steps['default'][name]):.0f}",
+                         "jobs_1_spread": f"{min(steps['jobs_1'][name]):.0f}–{max(steps['jobs_1'][name]):.0f}"})
+    return rows
+
+
+def alone_wall_seconds(repeats: int, names: list[str]) -> dict[str, float]:
+    """Median wall time of `compare.py --task linreg --backends NAME` for each framework alone."""
+    walls = {}
+    for name in names:
+        seconds = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "compare.py", "--task", "linreg", "--backends", name], cwd=ROOT,
+                           capture_output=True, check=True)
+            seconds.append(time.perf_counter() - start)
+        walls[name] = float(np.median(seconds))
+    return walls
