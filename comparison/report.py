@@ -20,14 +20,9 @@ import pandas as pd
 from ..backends import BACKENDS, package_version, registration
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
-from .metrics import (
-    accuracy,
-    largest_difference,
-    largest_magnitude,
-    step_loss_difference,
-    steps_per_second,
-    us_per_step,
-)
+from .fits import convergence_note, function_table, loss_table, param_table
+from .metrics import largest_difference, largest_magnitude, step_loss_difference
+from .numbers import formatted, number_format
 from .run import OK, REFERENCE, BackendResult, loss_curve
 from .verdicts import pair_verdict
 
@@ -46,8 +41,6 @@ WRITTEN_NOT_SHOWN = ("confusion",)  # tables saved as CSV (and drawn in report.h
 CONFUSION_CLASSES = 50  # up to this many classes the confusion matrices are kept: classes² rows per backend
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
 TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance")  # combined over seeds by listing the distinct values
-NOT_CONVERGED = 0.1  # a training loss 10 % above the exact optimum's ...
-NOT_CONVERGED_PATH = 0.001  # ... and 0.1 % of the way from the start to it is "not converged"
 WIDTH = 120  # columns of text before a table is wrapped
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
@@ -61,61 +54,6 @@ LOWER_IS_BETTER = ("error", "diff", "final_", "seconds", "us_per_step")
 HIGHER_IS_BETTER = ("accuracy",)
 FRAMEWORK_PACKAGES = ("numpy", "pandas", *(package for name in BACKENDS for package in (
     registration(name).framework, *registration(name).companions) if package))
-
-
-def _elements(name: str, value: np.ndarray) -> list[tuple[str, float]]:
-    """One (label, value) per element: "0.weight[0,1]"."""
-    return [(f"{name}[{','.join(map(str, index))}]", float(value[index])) for index in np.ndindex(value.shape)]
-
-
-def param_table(problem: Problem, results: list[BackendResult], relative: bool) -> pd.DataFrame:
-    """Learned against true parameters for a single linear layer (an MLP's are not identifiable);
-    with `relative`, also against the exact optimum of the reference row."""
-    columns = ["backend", "parameter", "true", "learned", "abs_error"] + (["optimum", "error_vs_optimum"] * relative)
-    if len(problem.spec) > 1 or problem.classes is not None:  # class weights: one logit's shift is free
-        return pd.DataFrame(columns=columns)
-    reference = next((r.params for r in results if r.init == REFERENCE), None)
-    names = problem.settings.get("columns")  # a data file's feature names: w[height] rather than 0.weight[0,2]
-    readable = {f"0.weight[0,{j}]": f"w[{name}]" for j, name in enumerate(names or [])} | (
-        {"0.bias[0]": "b"} if names else {})
-    rows = []
-    for result in results:
-        for name, learned in result.params.items():
-            truth = problem.truth[name] if problem.truth else np.full(learned.shape, np.nan)
-            fitted = dict(_elements(name, reference[name])) if relative and reference is not None else {}
-            for (canonical, value), (_, true_value) in zip(_elements(name, learned), _elements(name, truth),
-                                                           strict=True):
-                label = readable.get(canonical, canonical)
-                row: dict[str, Any] = {"backend": result.backend, "parameter": label, "true": true_value,
-                                       "learned": value, "abs_error": abs(value - true_value)}
-                if relative and reference is not None:
-                    row["optimum"] = fitted[canonical]
-                    row["error_vs_optimum"] = abs(value - row["optimum"])
-                rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
-
-
-def loss_table(results: list[BackendResult], classify: bool = False) -> pd.DataFrame:
-    rows = []
-    for r in results:
-        trained = r.init != REFERENCE
-        accuracies = {f"{split}_accuracy": accuracy(r.confusion.get(split)) for split in ("train", "val")}
-        rows.append({"backend": r.backend, "status": r.status, "mode": r.mode, "note": r.note,
-                     "initial_loss": r.initial_loss, "final_train_loss": r.final_train_loss,
-                     "final_val_loss": r.final_val_loss, **(accuracies if classify else {}),
-                     "epochs": r.epochs, "steps": r.steps,
-                     "compile_seconds": r.compile_seconds, "seconds": r.seconds,
-                     "steps_per_s": steps_per_second(r) if trained else math.nan,
-                     "us_per_step": us_per_step(r) if trained else math.nan})
-    return pd.DataFrame(rows)
-
-
-def function_table(results: list[BackendResult]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [{"backend": r.backend, "initial_function_error": r.initial_function_error,
-          "final_function_error": r.final_function_error} for r in results if r.final_function_error is not None],
-        columns=["backend", "initial_function_error", "final_function_error"],
-    )
 
 
 def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[BackendResult, BackendResult]]:
@@ -212,21 +150,6 @@ def scale_table(results: list[BackendResult]) -> pd.DataFrame:
                         columns=["backend", "param_scale", "step_loss_scale"])
 
 
-def convergence_note(result: BackendResult, optimum: BackendResult | None) -> str:
-    """"not converged: …" when a finished backend's training loss is more than NOT_CONVERGED above the exact
-    optimum's (the noise this model cannot fit on these data) and more than NOT_CONVERGED_PATH of the way
-    from its start to it; empty otherwise, and for models without an exact optimum."""
-    if optimum is None or result.status != OK or result.init == REFERENCE:
-        return ""
-    best, reached, start = optimum.final_train_loss, result.final_train_loss, result.initial_loss
-    gap = reached - best
-    if gap > NOT_CONVERGED * best and gap > NOT_CONVERGED_PATH * (start - best):
-        return (f"not converged: training loss {reached:.4g} against the exact optimum's {best:.4g} "
-                f"({reached / best:.3g}×; more epochs or a larger --lr)" if best > 0 else
-                f"not converged: training loss {reached:.4g}, the exact optimum's is 0")
-    return ""
-
-
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
                 init: str = "shared", dtype: str | None = None, optimizer: str = "sgd") -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
@@ -243,30 +166,6 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
             "steps": step_table(results), "classes": class_table(problem, results),
             "confusion": confusion_table(problem, results)}
-
-
-def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """One seed: its tables. Several: each metric's mean, and beside it `<metric>_std` (ddof 1)."""
-    if len(per_seed) == 1:
-        return per_seed[0]
-    combined = {}
-    for key, keys in KEYS.items():
-        table = pd.concat([tables[key] for tables in per_seed], ignore_index=True)
-        texts = {c: table.groupby(keys, sort=False)[c].agg(lambda v: " | ".join(dict.fromkeys(x for x in v if x)))
-                 for c in TEXT_COLUMNS if c in table}
-        metrics = [c for c in table.columns if c not in keys and c not in TEXT_COLUMNS]
-        if table.empty:
-            combined[key] = pd.DataFrame(columns=keys + [f"{m}{s}" for m in metrics for s in ("", "_std")])
-            continue
-        table[metrics] = table[metrics].apply(pd.to_numeric, errors="coerce")  # None -> NaN
-        grouped = table[keys + metrics].groupby(keys, sort=False)
-        mean, std = grouped.mean(numeric_only=True), grouped.std(numeric_only=True).add_suffix("_std")
-        columns = [c for m in mean.columns for c in (m, f"{m}_std")]
-        joined = mean.join(std)[columns]
-        for position, (column, values) in enumerate(texts.items()):
-            joined.insert(position, column, values)
-        combined[key] = joined.reset_index()
-    return combined
 
 
 def notes(report: dict[str, Any]) -> list[str]:
@@ -318,25 +217,6 @@ def build_report(header: dict[str, Any], tables: dict[str, pd.DataFrame]) -> dic
 
 # ---- rendering ----
 
-def _number_format(column: str) -> Callable[[float], str]:
-    base = column.removesuffix("_std")
-    if any(word in base for word in ("error", "diff", "loss")):
-        return lambda x: f"{x:.3e}"
-    if base in ("seconds", "compile_seconds", "us_per_step"):
-        return lambda x: f"{x:.3g}"
-    if "accuracy" in base:
-        return lambda x: f"{x:.4f}"
-    if base == "tolerance_ratio":
-        return lambda x: f"{x:.3g}"
-    if base == "steps_per_s":
-        return lambda x: f"{x:,.0f}"
-    if base in ("epochs", "steps", "step"):
-        return lambda x: f"{x:g}"
-    if base == "epoch":
-        return lambda x: f"{x:.3g}"
-    return lambda x: f"{x:.6g}"
-
-
 def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | None) -> tuple[pd.DataFrame, bool]:
     """Numbers formatted for what they are, a metric and its `_std` shown as "mean ± std"; with
     `mark_best`, the lowest error, loss or time per column (as displayed) gets a '*': like with like, among
@@ -356,8 +236,8 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
         if values.isna().all() and table[column].notna().any():
             shown[column] = table[column]  # a text column
             continue
-        fmt = _number_format(column)
-        cells = ["-" if pd.isna(v) else fmt(float(v)) for v in values]
+        fmt = number_format(column)  # the std and the '*' at the column's usual digits: rounding marks nothing
+        cells = formatted(column, values)
         if f"{column}_std" in table:
             spread = pd.to_numeric(table[f"{column}_std"], errors="coerce")
             cells = [cell if pd.isna(std) or std == 0 else f"{cell} ± {fmt(float(std))}"
@@ -378,7 +258,7 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
 def header_lines(report: dict[str, Any]) -> list[str]:
     options, settings = report["options"], report["settings"]
     seeds = ",".join(map(str, report["seeds"]))
-    first = (f"task {report['task']} · seed {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+    first = (f"task {report['task']} · seed{'s' * (len(report['seeds']) > 1)} {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
              + (f" · weight decay {options['weight_decay']:g}" if options.get("weight_decay") else "")
              + f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))
@@ -433,10 +313,7 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             timing = [column for column in rows[0] if column.removesuffix("_std") in TIMING]
             parts.append((TITLES[key], [{k: v for k, v in row.items() if k not in timing and k != "note"}
                                         for row in rows]))
-            parallel = int(report["options"].get("parallel") or 1)
-            title = TIMING_TITLE if parallel < 2 else (
-                f"{TIMING_TITLE}\n(timed while {parallel} workers trained at once, sharing the cores"
-                f"{_threads(report)}: --jobs 1 times each backend alone)")
+            title = TIMING_TITLE + (f"\n(timed while {sharing(report)})" if sharing(report) else "")
             parts.append((title, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
@@ -451,6 +328,13 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
         else:
             parts.append((TITLES[key], rows))
     return parts
+
+
+def sharing(report: dict[str, Any]) -> str:
+    """How the backends shared the machine while timed, "" when one trained at a time."""
+    parallel = int(report["options"].get("parallel") or 1)
+    return "" if parallel < 2 else (f"{parallel} workers trained at once, sharing the cores{_threads(report)}: "
+                                    "--jobs 1 times each backend alone")
 
 
 def _threads(report: dict[str, Any]) -> str:

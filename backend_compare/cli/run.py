@@ -16,7 +16,7 @@ from ..comparison.executors import executor
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
 from ..comparison.provenance import provenance, started_at
-from ..comparison.report import build_report, combine_seeds, records, render, seed_tables
+from ..comparison.report import build_report, records, render, seed_tables
 from ..comparison.run import OK, BackendResult, reference_result, stopped_result
 from ..comparison.saved import (
     OutputError,
@@ -27,6 +27,7 @@ from ..comparison.saved import (
     save_run,
     write_atomic,
 )
+from ..comparison.seeds import combine_seeds
 from ..comparison.verdicts import summary as verdict_summary
 from ..comparison.verdicts import worst_pairs
 from ..environment import broken_package
