@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .report import TITLES, abbreviated, diverged_step, notes, parity_tolerance
+from .numbers import formatted
+from .report import TIMING, TIMING_TITLE, TITLES, abbreviated, diverged_step, notes, parity_tolerance, sharing
 from .sweep import LOG_X, X_SETTINGS, varying
 
+SUMMARY_ELSEWHERE = ("mode", "compile_seconds", "seconds", "param_scale", "step_loss_scale")
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
 STYLE = """
@@ -22,7 +24,9 @@ h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}td,th{padding:.2em .6em;border-bottom:1px solid #eee;
 text-align:right}th{cursor:pointer;background:#f6f6f6;position:sticky;top:0}th:hover{background:#e8e8e8}
 td:first-child,th:first-child{text-align:left}.note{background:#fff6d6;padding:.5em 1em;border-left:4px solid #e0b000}
-.bad{color:#b00020}.settings td{text-align:left}.plot{min-height:420px}
+.bad{color:#b00020}.settings td{text-align:left;white-space:normal}.plot{min-height:420px}td{white-space:nowrap}
+td .std{color:#666;font-size:.9em}td.text{white-space:normal;text-align:left;min-width:6em;max-width:24em}
+.wide{overflow-x:auto;max-width:100%}
 """
 # Click a column's header to sort by it (numbers as numbers, then text), again to reverse.
 SORTING = """
@@ -65,26 +69,45 @@ def _text(value: Any) -> str:
 
 
 def table(rows: list[dict[str, Any]] | pd.DataFrame, table_id: str) -> str:
-    """A sortable table; numbers shown to 4 significant digits and sorted by their full value."""
+    """A sortable table; numbers written as in the text tables (a value column to the digits that tell its
+    values apart, a metric and its `_std` as "mean ± std"), the full value on hover and sorted by it."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     if frame.empty:
         return "<p>(none)</p>"
-    head = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
-    body = []
-    for record in frame.astype(object).to_dict("records"):
-        cells = []
-        for value in record.values():
-            if isinstance(value, float | int | np.number) and not isinstance(value, bool):
-                number = float(value)
-                shown = "-" if not math.isfinite(number) else f"{number:.4g}"
-                cells.append(f"<td data-value='{number!r}'>{shown}</td>")
-            else:
-                text = "-" if value is None else str(value)
-                bad = " class='bad'" if text.startswith(("diverged", "failed", "crashed", "timed out", "lost")) else ""
-                cells.append(f"<td{bad}>{html.escape(text)}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    return (f"<table class='sortable' id='{table_id}'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>")
+    shown = [str(column) for column in frame.columns if not (str(column).endswith("_std") and str(column)
+                                                             .removesuffix("_std") in frame.columns)]
+    # a header breaks after its underscores: final_train_loss need not be one column's width
+    head = "".join(f"<th>{html.escape(column).replace('_', '_<wbr>')}</th>" for column in shown)
+    columns = [_cells(column, frame[column].astype(object).tolist(),
+                      frame[f"{column}_std"].tolist() if f"{column}_std" in frame else None) for column in shown]
+    body = "".join(f"<tr>{''.join(row)}</tr>" for row in zip(*columns, strict=True))
+    return (f"<div class='wide'><table class='sortable' id='{table_id}'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def _cells(column: str, values: list[Any], spread: list[Any] | None) -> list[str]:
+    def numeric(value: Any) -> bool:
+        return isinstance(value, float | int | np.number) and not isinstance(value, bool)
+
+    numbers = [float(value) if numeric(value) else math.nan for value in values]
+    shown = iter(formatted(column, [number for number in numbers if math.isfinite(number)]))
+    stds = [float(std) if numeric(std) else math.nan for std in spread or [math.nan] * len(values)]
+    std_shown = iter(formatted(f"{column}_std", [std for std in stds if math.isfinite(std) and std != 0]))
+    cells = []
+    for value, number, std in zip(values, numbers, stds, strict=True):
+        if numeric(value) and math.isfinite(number):
+            text, full = next(shown), repr(number)
+            if math.isfinite(std) and std != 0:
+                # the spread on a line of its own: a column is as wide as its mean
+                text, full = f"{text}<br><span class='std'>± {next(std_shown)}</span>", f"{full} ± {std!r}"
+            cells.append(f"<td data-value='{number!r}' title='{full}'>{text}</td>")
+        elif numeric(value):
+            cells.append(f"<td data-value='{number!r}'>-</td>")
+        else:
+            text = "-" if value is None else str(value)
+            bad = " bad" if text.startswith(("diverged", "failed", "crashed", "timed out", "lost")) else ""
+            cells.append(f"<td class='text{bad}'>{html.escape(text)}</td>")
+    return cells
 
 
 def figure(fig: Any, div_id: str) -> str:
@@ -107,7 +130,10 @@ def run_page(report: dict[str, Any]) -> str:
     title = (f"backend-compare: {report['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
              f" · seeds {','.join(map(str, report['seeds']))}")
     provenance = report.get("provenance") or {}
-    sections = [section("Settings", settings_table({**{"task": report["task"]}, **settings, **options})),
+    shown = {"task": report["task"], "seeds": report["seeds"], **{k: v for k, v in settings.items() if k != "seed"},
+             **{k: v for k, v in options.items() if k != "parallel"},
+             "workers": sharing(report) or "one backend trained at a time"}  # not a bare "parallel 2"
+    sections = [section("Settings", settings_table(shown)),
                 section("Provenance", settings_table({
                     "command": provenance.get("command"), "package": provenance.get("package"),
                     "commit": provenance.get("commit"), "started": provenance.get("started"),
@@ -121,13 +147,35 @@ def run_page(report: dict[str, Any]) -> str:
         sections.append(section("Notes", "".join(f"<p class='note'>{html.escape(note)}</p>" for note in said)))
     figures = run_figures(report)
     sections.append(section("Figures", *(figure(fig, name) for name, fig in figures.items())))
-    for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses and timing"),
+    for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses"),
                          ("classes", TITLES["classes"]),
                          ("parity", "Parity: largest absolute difference between backends"),
                          ("function", "Function error"), ("init", "Native initialisation")):
         if report.get(key):
-            sections.append(section(heading, table(report[key], f"table-{key}")))
+            sections.append(section(heading, table(_columns(report[key], key), f"table-{key}")))
+        if key == "losses" and report.get(key):  # apart, as in the text: one table would be too wide
+            timing = [row for row in report[key] if row["backend"] != report.get("reference")]
+            shared = f"<p>Timed while {html.escape(sharing(report))}.</p>" if sharing(report) else ""
+            sections.append(section(TIMING_TITLE, shared,
+                                    table(pd.DataFrame(timing)[_timing_columns(timing)], "table-timing")))
     return page(title, sections)
+
+
+def _timing_columns(rows: list[dict[str, Any]]) -> list[str]:
+    return [column for column in rows[0] if column in ("backend", "mode")
+            or column.removesuffix("_std") in TIMING]
+
+
+def _columns(rows: list[dict[str, Any]], key: str) -> pd.DataFrame:
+    """The table as shown: the losses without their timing (a table of its own), the summary without the
+    compile and total seconds (in the timing table) and the scales the tolerances are computed at (the parity
+    table holds the verdicts)."""
+    frame = pd.DataFrame(rows)
+    if key == "losses":
+        return frame.drop(columns=[c for c in _timing_columns(rows) if c not in ("backend", "mode")])
+    if key == "summary":
+        return frame.drop(columns=[c for c in map(str, frame) if c.removesuffix("_std") in SUMMARY_ELSEWHERE])
+    return frame
 
 
 def run_figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +292,7 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
     go = _go()
     settings, reference = meta["settings"], meta["reference"]
     changing = varying(jobs, settings)
+    constant = [name for name in settings if name not in changing]  # in the Settings table, not every row
     figures = {}
     x = next((name for name in X_SETTINGS if name in changing), None)
     others = [name for name in changing if name != x]
@@ -307,12 +356,27 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
     sections = [section("Settings", settings_table({"command": shlex.join(["compare.py", "sweep", *meta["command"]]),
                                                     **described, "jobs": len(jobs)})),
                 section("Figures", *(figure(fig, name) for name, fig in figures.items())),
-                section("Summary over seeds", table(summary, "table-summary")),
-                section(f"Against {reference}, paired by seed", table(differences, "table-paired"))]
+                section("Summary over seeds", "<p>Each metric's mean ± standard deviation over the seeds (the "
+                        "settings that do not vary are above); summary.csv holds the medians and 95 % intervals "
+                        "too.</p>", table(_over_seeds(summary, constant), "table-summary")),
+                section(f"Against {reference}, paired by seed",
+                        table(differences.drop(columns=[*constant, "reference"], errors="ignore"), "table-paired"))]
     failed = jobs[jobs["status"] != "ok"]
     if len(failed):
         sections.insert(1, section("Jobs that did not finish", table(failed, "table-failed")))
     return page(f"backend-compare sweep: {jobs['task'].iloc[0]} · {len(jobs)} jobs", sections)
+
+
+def _over_seeds(summary: pd.DataFrame, constant: list[str]) -> pd.DataFrame:
+    """The sweep's summary as shown: the settings that vary, each metric's mean and std (one column, none
+    for a metric no job has); the medians and 95 % intervals stay in summary.csv (and the figures' bands)."""
+    stats = ("_mean", "_std", "_median", "_ci_low", "_ci_high")
+    columns = [str(column) for column in summary]
+    shown = summary[[c for c in columns if not c.endswith(stats) and c not in constant]].copy()
+    for metric in dict.fromkeys(c.removesuffix("_mean") for c in columns if c.endswith("_mean")):
+        if summary[f"{metric}_mean"].notna().any():  # a metric no job has (a function error of linreg): none
+            shown[metric], shown[f"{metric}_std"] = summary[f"{metric}_mean"], summary[f"{metric}_std"]
+    return shown
 
 
 # ---- an explanation ----

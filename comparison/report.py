@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -257,8 +256,8 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
 
 def header_lines(report: dict[str, Any]) -> list[str]:
     options, settings = report["options"], report["settings"]
-    seeds = ",".join(map(str, report["seeds"]))
-    first = (f"task {report['task']} · seed{'s' * (len(report['seeds']) > 1)} {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+    seeds = ("seeds " if len(report["seeds"]) > 1 else "seed ") + ",".join(map(str, report["seeds"]))
+    first = (f"task {report['task']} · {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
              + (f" · weight decay {options['weight_decay']:g}" if options.get("weight_decay") else "")
              + f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))

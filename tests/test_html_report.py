@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from backend_compare.comparison.html import run_page
+from backend_compare.comparison.report import header_lines, render
 from tests.conftest import RunCli, load_backend
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -85,7 +87,18 @@ def test_a_runs_report_renders_its_plots_in_chromium(browser: Any, cli: RunCli, 
     names = browser.execute_script("return document.getElementById('plot-loss').data.map(function(t){return t.name;})")
     assert "numpy validation" in names and "torch validation" in names
     assert "Provenance" in browser.page_source and "--task mlp --backends numpy,torch" in browser.page_source
+    assert_tables_fit(browser)  # a two-seed summary was 2.3 times the page's width
     assert_not_blank(browser, tmp_path / "run.png")
+
+
+def assert_tables_fit(browser: Any) -> None:
+    """No table is wider than the page's column, and the page is no wider than the window."""
+    widths = browser.execute_script(
+        "var column=document.body.getBoundingClientRect().right;return [window.innerWidth,"
+        "document.documentElement.scrollWidth].concat(Array.from(document.querySelectorAll('table')).map("
+        "function(t){return [t.id||t.className, t.getBoundingClientRect().right-column];}));")
+    window, page, tables = widths[0], widths[1], widths[2:]
+    assert page <= window and all(beyond <= 0 for _, beyond in tables), (window, page, tables)
 
 
 def test_a_classifications_report_has_its_confusion_matrices(browser: Any, cli: RunCli, tmp_path: Path) -> None:
@@ -146,6 +159,7 @@ def test_a_sweeps_report_has_its_panels(browser: Any, cli: RunCli, tmp_path: Pat
     plots = opened(browser, out / "report.html")
     assert plots == {"plot-sweep-loss": 4, "plot-sweep-parity": 1, "plot-sweep-time": 2, "plot-sweep-steps": 2,
                      "plot-sweep-wall": 2}, plots
+    assert_tables_fit(browser)  # its summary, every statistic of every metric, was six times the page's width
     assert_not_blank(browser, tmp_path / "sweep.png")
     (out / "report.html").unlink()
     again = cli("report", str(out))  # from the saved tables and cache
@@ -196,3 +210,31 @@ def test_a_page_that_cannot_be_made_leaves_the_rest_of_the_run_saved(monkeypatch
     assert "results.json" in saved and "report.html" not in saved
     again = cli("report", str(tmp_path / "run"))
     assert again.code == 1 and "could not be made" in again.err and not (tmp_path / "run" / "report.html").exists()
+
+
+def test_a_reports_numbers_show_their_differing_digits_and_its_settings_say_what_they_mean(
+        cli: RunCli, tmp_path: Path) -> None:
+    ran = cli("--task", "linreg", "--backends", "numpy", "--seeds", "3", "--out", str(tmp_path / "run"))
+    assert ran.code == 0, ran.err
+    report = json.loads((tmp_path / "run" / "results.json").read_text())
+    # a second backend whose parameters differ from numpy's in the 8th digit, as float32 frameworks' do
+    twin = [{**row, "backend": "twin", "learned": row["learned"] * (1 + 3e-8)} for row in report["params"]
+            if row["backend"] == "numpy"]
+    report["params"] += twin
+    learned = [row["learned"] for row in report["params"]]
+    page = run_page(report)
+    params = page.split("id='table-params'")[1].split("</table>")[0]
+    cells = re.findall(r"<td data-value='([^']*)' title='([^']*)'>([^<]*)", params)
+    shown = {float(value): (title, text) for value, title, text in cells if float(value) in learned}
+    assert len({text for _, text in shown.values()}) == len(set(learned)) == 9  # 4 significant digits showed 6
+    assert all(title.split(" ± ")[0] == repr(value) for value, (title, _) in shown.items())  # the full value
+    text_table = render(report, "table").split("Parameters")[1].split("\n\n")[0]
+    assert all(text in text_table for _, text in shown.values())  # the text tables write them the same way
+    settings = page.split("id='table-settings'")[0] if "table-settings" in page else page.split("Provenance")[0]
+    assert "<td>seeds</td><td>0, 1, 2</td>" in settings and "<td>seed</td>" not in settings
+    report["options"].update(parallel=2, threads=1)
+    settings = run_page(report).split("Provenance")[0]
+    assert "<td>parallel</td>" not in settings and (
+        "<td>workers</td><td>2 workers trained at once, sharing the cores, 1 thread each: --jobs 1 times each "
+        "backend alone</td>") in settings
+    assert header_lines(report)[0].startswith("task linreg · seeds 0,1,2 · ")
