@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from backend_compare.comparison.cache import CACHE, cached, entry_count
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 MARKER = "<!-- benchmarks/sweep.py writes below this line -->"
@@ -63,7 +65,7 @@ def measure(seeds: int, repeats: int) -> dict[str, Any]:
                     walls["cached"].append(sweep(out, "local", seeds))
                     walls["one seed"].append(sweep(Path(folder) / "small", "local", 1))
                     if repeat == 0:
-                        sizes = [path.stat().st_size for path in (out / "jobs").iterdir()]
+                        sizes = [(out / CACHE).stat().st_size / entry_count(out)]
                         rows = (out / "jobs.parquet").stat().st_size
     starts = {executor: statistics.median(cluster_start_seconds(executor) for _ in range(repeats))
               for executor in ("dask", "ray")}
@@ -117,24 +119,58 @@ def report(found: dict[str, Any], repeats: int) -> str:
               f"{100_000 * per_job / 64 / 60:.0f} min on 64 one-thread workers, plus each worker's framework "
               "imports once (a few seconds).",
               f"- Results: {size / 1024:.1f} KB per job in the cache (parameters and a {100}-point loss curve "
-              f"ride along), {100_000 * size / 2**20:.0f} MB for 100 000 jobs in as many files; "
+              f"ride along), {100_000 * size / 2**20:.0f} MB for 100 000 jobs in one SQLite file; "
               f"{row:.0f} bytes per row of jobs.parquet, {100_000 * row / 2**20:.0f} MB for the table.",
               f"- Scheduling: at the {max(over_by.values()):.0f} ms per job measured above, a scheduler adds "
               f"{100_000 * max(over_by.values()) / 1000 / 3600:.1f} hours of worker time; these jobs are "
               f"{1000 * per_job:.0f} ms, under the 100 ms Dask's documentation advises per task, so a sweep of "
               "many tiny jobs is better given more epochs or larger data per job than more jobs.",
               "- What to watch: the submitting process holds one future per job (100 000 small objects) and "
-              "writes each finished job's file; the cache folder is one directory of 100 000 files, which "
-              "ext4 and network file systems handle but `ls` will not enjoy; the summary's bootstrap is "
+              "adds each finished job's row to the cache, committed a batch a second; the summary's bootstrap is "
               "2 000 resamples per point and backend (milliseconds each).", ""]
     return "\n".join(lines)
+
+
+def many(jobs: int) -> str:
+    """One sweep of `jobs` jobs (numpy alone, one epoch each) on the local pool, then the same command from
+    its cache: the wall times, a worker's time per job, and the cache's size in one file."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "many"
+        extra = ("--epochs", "1")
+        command = [sys.executable, str(ROOT / "compare.py"), "sweep", "--task", "linreg", "--seeds", str(jobs),
+                   "--backends", "numpy", "--executor", "local", "--jobs", str(PARALLEL), "--out", str(out),
+                   "--quiet", *extra]
+        walls = []
+        for _ in range(2):  # the second from the cache
+            began = time.perf_counter()
+            ran = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+            walls.append(time.perf_counter() - began)
+            if ran.returncode != 0:
+                raise SystemExit(f"the {jobs}-job sweep failed ({ran.returncode}): {ran.stderr[-2000:]}")
+        size, count = (out / CACHE).stat().st_size, entry_count(out)
+        began = time.perf_counter()
+        found = cached(out, [f"{i:024x}" for i in range(jobs)])  # every lookup misses: the cost of the queries
+        lookup = time.perf_counter() - began
+    assert not found and count == jobs, (len(found), count)
+    return "\n".join([
+        f"### {jobs} jobs in one sweep (linreg, numpy, 1 epoch each, local pool of {PARALLEL})", "",
+        "| measured | value |", "|---|---|",
+        f"| wall time, run | {walls[0]:.1f} s ({1000 * walls[0] * PARALLEL / jobs:.1f} ms of a worker per job, "
+        "start-up, tables and figures included) |",
+        f"| wall time, the same command again (all cached) | {walls[1]:.1f} s |",
+        f"| the cache | one file of {size / 2**20:.1f} MB, {count} rows ({size / count / 1024:.1f} KB per job) |",
+        f"| {jobs} lookups of keys it does not hold | {1000 * lookup:.0f} ms |", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=67, help="seeds per backend (67: 201 jobs)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--many", type=int, metavar="JOBS", help="only one sweep of this many jobs, and its cache")
     args = parser.parse_args(argv)
+    if args.many:
+        print(many(args.many))
+        return 0
     text = report(measure(args.seeds, args.repeats), args.repeats)
     print(text)
     if args.seeds == 67 and RESULTS.exists():

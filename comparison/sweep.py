@@ -12,8 +12,7 @@ import json
 import math
 import os
 import platform
-import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,9 @@ RUN_SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimiz
 METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
            "val_accuracy", "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval
-CURVE_POINTS = 100  # of each job's loss curve, kept in its cache file
-RIDING = ("params", "curve")  # in a job's cache file, not in the tables
+CURVE_POINTS = 100  # of each job's loss curve, kept in its cache entry
+RIDING = ("params", "curve")  # in a job's cache entry, not in the tables
 TIME_MARGIN = 0.05  # per-step times within ±5 % of each other are "equivalent": timing noise, not a difference
-JOBS = "jobs"  # the cache: one JSON file per finished job, named by its key
 X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")  # a figure's x, by preference
 LOG_X = ("lr", "weight_decay", "batch_size")  # drawn on a log axis
 
@@ -233,69 +231,6 @@ def _verdict(backend: str, reference: str, low: float, high: float, margin: floa
     if low > margin:
         return f"{reference} {lower}"
     return "no conclusion"
-
-
-MAX_ENTRY_BYTES = 64 * 2**20
-
-
-def cached(folder: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The cached rows among `keys`: only an entry that is whole, of the row's form and of its own job (the key
-    it holds is the file's); anything else is not a result, and that job runs again (see damaged)."""
-    found = {}
-    for key in keys:
-        row = _entry(folder / JOBS / f"{key}.json")
-        if row is not None and entry_problem(row, key) is None:
-            found[key] = row
-    return found
-
-
-def damaged(folder: Path, keys: Iterable[str]) -> dict[str, str]:
-    """The entries among `keys` that are there but not a result of their job, each with what is wrong."""
-    found = {}
-    for key in keys:
-        path = folder / JOBS / f"{key}.json"
-        if not (path.exists() or path.is_symlink()):
-            continue
-        row = _entry(path)
-        problem = "not a readable JSON object" if row is None else entry_problem(row, key)
-        if problem is not None:
-            found[key] = problem
-    return found
-
-
-def _entry(path: Path) -> dict[str, Any] | None:
-    try:
-        info = path.lstat()  # a FIFO or a device is not opened: reading it could block for ever
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY_BYTES:
-            return None
-        row = json.loads(path.read_bytes().decode())
-    except (OSError, ValueError, RecursionError):
-        return None
-    return row if isinstance(row, dict) else None
-
-
-def entry_problem(row: dict[str, Any], key: str) -> str | None:
-    """What keeps a cache entry from being its job's row (None when nothing)."""
-    if row.get("key") != key:
-        return f"it holds job {str(row.get('key'))[:16]!r}'s result, not this job's"
-    for name, kind in (("backend", str), ("status", str), ("mode", str)):
-        if not isinstance(row.get(name), kind):
-            return f"its {name} is missing or not text"
-    if isinstance(row.get("seed"), bool) or not isinstance(row.get("seed"), int):
-        return "its seed is missing or not an integer"
-    for metric in (*METRICS, "steps"):
-        value = row.get(metric)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return f"its {metric} is not a number"
-    if not isinstance(row.get("params", {}), dict) or not isinstance(row.get("curve", {}), dict):
-        return "its parameters or curve are not of the row's form"
-    return None
-
-
-def store(folder: Path, row: dict[str, Any], write: Callable[[Path, bytes], None]) -> None:
-    (folder / JOBS).mkdir(parents=True, exist_ok=True)
-    plain = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-    write(folder / JOBS / f"{row['key']}.json", json.dumps(plain, default=str).encode())
 
 
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference")

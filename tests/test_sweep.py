@@ -4,6 +4,10 @@ it stopped; a tidy table and a summary with bootstrap intervals and paired verdi
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import pandas as pd
 import pytest
 
 from backend_compare.comparison import executors
+from backend_compare.comparison.cache import CACHE, entry_count
 from backend_compare.comparison.sweep import _verdict, bootstrap_interval, paired, split_grid, summarise
 from tests.conftest import RunCli, load_backend
 
@@ -50,7 +55,7 @@ def test_a_stopped_sweep_goes_on_from_its_cache(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(executors, "run_job_here", stopped_at_the_ninth_job)
     stopped = cli(*GRID, "--out", str(out))
     assert stopped.code == 130 and "the jobs that finished are cached" in stopped.err
-    assert not (out / "jobs.parquet").exists() and len(list((out / "jobs").iterdir())) == 8
+    assert not (out / "jobs.parquet").exists() and entry_count(out) == 8
     monkeypatch.setattr(executors, "run_job_here", original)
     resumed = cli(*GRID, "--out", str(out))
     assert resumed.code == 0 and "16 jobs, 8 cached, 8 to run" in resumed.err
@@ -226,9 +231,9 @@ def test_a_sweep_stopped_while_saving_says_what_is_cached(monkeypatch: pytest.Mo
     monkeypatch.setattr(sweep_command, "_figures", stopped)
     out = tmp_path / "sweep"
     ran = cli(*GRID, "--backends", "numpy", "--out", str(out))
-    assert ran.code == 130 and ran.err.endswith(f"interrupted; the jobs that finished are cached in {out / 'jobs'}: "
+    assert ran.code == 130 and ran.err.endswith(f"interrupted; the jobs that finished are cached in {out / CACHE}: "
                                                 "the same command goes on from there\n"), ran.err
-    assert len(list((out / "jobs").iterdir())) == 8 and not list(out.glob(".*.tmp"))
+    assert entry_count(out) == 8 and not list(out.glob(".*.tmp"))
 
 
 def test_a_jobs_key_is_what_decides_its_numbers_not_how_it_is_spelt(cli: RunCli, tmp_path: Path) -> None:
@@ -274,37 +279,74 @@ SMALL = ["sweep", "--task", "linreg", "--lr", "0.01,0.03", "--epochs", "1", "--b
          "--executor", "inline"]
 
 
-@pytest.mark.parametrize("damage", ["[]", "null", "{}", "half", "no status", "another job's", "fifo"])
+def rows_of(out: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(out / CACHE)) as db:
+        return dict(db.execute("SELECT key, row FROM jobs ORDER BY key"))
+
+
+def put_row(out: Path, key: str, text: str) -> None:
+    with contextlib.closing(sqlite3.connect(out / CACHE)) as db, db:
+        db.execute("UPDATE jobs SET row = ? WHERE key = ?", (text, key))
+
+
+@pytest.mark.parametrize("damage", ["[]", "null", "{}", "half", "no status", "another job's"])
 def test_a_damaged_or_foreign_cache_entry_is_run_again_not_reported(cli: RunCli, tmp_path: Path,
                                                                      damage: str) -> None:
-    import json
-    import os
-
     out = tmp_path / "sweep"
     first = cli(*SMALL, "--out", str(out))
     assert first.code == 0, first.err
     timing = ["us_per_step", "compile_seconds"]
     before = pd.read_parquet(out / "jobs.parquet").drop(columns=timing)
-    entries = sorted((out / "jobs").iterdir())
-    victim, other = entries
-    if damage == "fifo":
-        victim.unlink()
-        os.mkfifo(victim)
-    elif damage == "half":
-        victim.write_text(victim.read_text()[: len(victim.read_text()) // 2])
-    elif damage == "no status":
-        victim.write_text(json.dumps({k: v for k, v in json.loads(victim.read_text()).items() if k != "status"}))
-    elif damage == "another job's":
-        victim.write_text(other.read_text())  # a whole, valid row: of the other job
-    else:
-        victim.write_text(damage)
+    (victim, text), (_, other) = rows_of(out).items()
+    damaged = {"half": text[: len(text) // 2], "another job's": other,  # a whole, valid row: of the other job
+               "no status": json.dumps({k: v for k, v in json.loads(text).items() if k != "status"})}
+    put_row(out, victim, damaged.get(damage, damage))
     again = cli(*SMALL, "--out", str(out))
     assert again.code == 0 and "Traceback" not in again.err, again.err
     assert "2 jobs, 1 cached, 1 to run" in again.err
-    assert f"1 cache entry is not a result of its job and runs again: {victim.stem}: " in again.err
+    assert f"1 cache entry is not a result of its job and runs again: {victim}: " in again.err
     # the job run again gives its own numbers, not the other job's
     pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet").drop(columns=timing), before)
-    assert json.loads(victim.read_text())["key"] == victim.stem
+    assert json.loads(rows_of(out)[victim])["key"] == victim
+
+
+@pytest.mark.parametrize("damage", ["not a database", "cut in half", "empty"])
+def test_a_damaged_cache_file_is_said_and_its_jobs_run_again(cli: RunCli, tmp_path: Path, damage: str) -> None:
+    out = tmp_path / "sweep"
+    assert cli(*SMALL, "--out", str(out)).code == 0
+    before = pd.read_parquet(out / "jobs.parquet").drop(columns=["us_per_step", "compile_seconds"])
+    whole = (out / CACHE).read_bytes()
+    (out / CACHE).write_bytes({"not a database": b"these are not the rows you are looking for" * 100,
+                               "cut in half": whole[: len(whole) // 2], "empty": b""}[damage])
+    again = cli(*SMALL, "--out", str(out))
+    assert again.code == 0 and "Traceback" not in again.err, again.err
+    assert "2 jobs, 0 cached, 2 to run" in again.err
+    assert "2 cache entries are not a result of their job and run again: " in again.err, again.err
+    assert "jobs.sqlite is not a readable cache" in again.err
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "jobs.parquet").drop(columns=["us_per_step",
+                                                                                      "compile_seconds"]), before)
+    assert len(rows_of(out)) == 2 and "to run" not in cli(*SMALL, "--out", str(out)).err  # a whole cache again
+
+
+def test_a_fifo_where_the_cache_is_refuses_the_folder_without_waiting(cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert cli(*SMALL, "--out", str(out)).code == 0
+    (out / CACHE).unlink()
+    os.mkfifo(out / CACHE)
+    again = cli(*SMALL, "--out", str(out))  # returning at all is the point: opening a FIFO waits for a writer
+    assert again.code == 2 and again.err.count("\n") == 1 and "Traceback" not in again.err, again.err
+
+
+def test_a_cache_of_one_file_per_job_from_before_is_read(cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    first = cli(*SMALL, "--out", str(out))
+    assert first.code == 0, first.err
+    (out / "jobs").mkdir()
+    for key, text in rows_of(out).items():  # as sweeps wrote their cache before it was one SQLite file
+        (out / "jobs" / f"{key}.json").write_text(text)
+    (out / CACHE).unlink()
+    again = cli(*SMALL, "--out", str(out))
+    assert again.code == 0 and "to run" not in again.err and again.out == first.out, again.err
 
 
 def test_a_one_point_sweep_draws_its_figures(cli: RunCli, tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ is not there, or a node running other versions, is said in one line."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from backend_compare.comparison import jobs as jobs_module
+from backend_compare.comparison.cache import cached, entry_count
 from backend_compare.comparison.run import stopped_result
 from tests.conftest import RunCli, load_backend
 from tests.processes import interruptible, outcome
@@ -35,7 +35,8 @@ def sweep(out: Path, *args: str, tag: str = "", timeout: float = 300) -> subproc
 
 
 def cached_params(out: Path, keys: pd.Series) -> list[dict[str, list[float]]]:
-    return [json.loads((out / "jobs" / f"{key}.json").read_text())["params"] for key in keys]
+    rows = cached(out, list(keys))
+    return [rows[key]["params"] for key in keys]
 
 
 def test_every_executor_gives_the_same_numbers_bit_for_bit(cli: RunCli, tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_a_job_past_its_timeout_is_a_row_on_every_executor(executor: str, tmp_pa
     jobs = pd.read_parquet(out / "jobs.parquet")
     assert dict(zip(jobs["epochs"], jobs["status"], strict=True)) == {2: "ok", 10000000: "timed out after 2 s"}
     assert "1 of 2 jobs did not finish: numpy seed 0 timed out after 2 s" in ran.stderr
-    assert len(list((out / "jobs").iterdir())) == 1  # the timed-out job is not cached: it runs again next time
+    assert entry_count(out) == 1  # the timed-out job is not cached: it runs again next time
 
 
 def test_a_crashed_job_is_its_row_and_the_sweep_goes_on(tmp_path: Path) -> None:

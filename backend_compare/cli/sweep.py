@@ -19,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..backends import RowName, available_backends, error_line, framework_version, install_hint
+from ..comparison.cache import CACHE, CacheWriter, cached, damaged
 from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
 from ..comparison.html import sweep_page
 from ..comparison.jobs import Finished, Job, thread_settings
@@ -36,13 +37,10 @@ from ..comparison.saved import (
 )
 from ..comparison.sweep import (
     METRICS,
-    cached,
     code_version,
-    damaged,
     job_key,
     paired,
     split_grid,
-    store,
     summarise,
     sweepable,
     with_parity,
@@ -106,7 +104,7 @@ def main(argv: list[str], prog: str) -> int:
         return usage(prog, err)
     except (KeyboardInterrupt, Terminated) as stop:  # running or saving: what finished is cached, each file whole
         how, code = how_stopped(stop)
-        where = (f"the jobs that finished are cached in {out / 'jobs'}: the same command goes on from there"
+        where = (f"the jobs that finished are cached in {out / CACHE}: the same command goes on from there"
                  if out is not None and out.exists() else "no file was written")
         say(prog, f"{how}; {where}")
         return code
@@ -156,7 +154,8 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
         setup = {"epochs": plan.setup["epochs"], "batch_size": plan.setup["batch_size"]}
         # What decides a job's numbers, as checked (not as spelt): the same options in any order are one job.
         numbers = {"task": plan.task, "task_kwargs": plan.task_kwargs, "data": data and data["sha256"],
-                   "setup": setup, "options": plan.options}
+                   "setup": setup, "options": plan.options,
+                   **({"init_from": start["sha256"]} if (start := data_file(first.given("init_from"))) else {})}
         jobs += jobs_of(plan, names, point, functools.partial(_key, numbers, code, versions), code=code,
                         versions=versions, env=limits(first.threads) if first.threads else thread_settings())
     meta = {"format": "backend-compare sweep", "settings": ["task", *grid[0]],
@@ -226,14 +225,14 @@ def _run_on(run: Execute, jobs: list[Job], missing: list[Job], done: dict[str, d
     progress = tqdm(total=len(missing), unit="job", file=sys.stderr, delay=2, leave=False,
                     disable=True if quiet else None)  # None: on a terminal only
 
-    def finished(job: Finished) -> None:
-        row = job.row
-        if row["status"] == OK or row["status"].startswith("diverged"):  # the setting's own result, every time
-            store(out, row, write_atomic)  # a failed, timed-out or lost job is not cached: it runs again next time
-        done[row["key"]] = row
-        progress.update(1)
+    with progress, CacheWriter(out) as cache:  # what finished is committed however the block ends
+        def finished(job: Finished) -> None:
+            row = job.row
+            if row["status"] == OK or row["status"].startswith("diverged"):  # the setting's own result, every time
+                cache.add(row)  # a failed, timed-out or lost job is not cached: it runs again next time
+            done[row["key"]] = row
+            progress.update(1)
 
-    with progress:
         run(missing, finished, lambda job, epochs: None)
 
 
@@ -268,7 +267,7 @@ def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
             drawn = []  # not current: made again next time, and the exit code says so
         write_atomic(out / MARKER, json.dumps({**meta, "tables_of": made_of if drawn else None, "figures": drawn},
                                               indent=1).encode())
-    write_stdout(f"{len(jobs)} jobs in {out}: jobs/ (the cache), {', '.join(TABLES)}, {', '.join(drawn)}\n\n"
+    write_stdout(f"{len(jobs)} jobs in {out}: {CACHE} (the cache), {', '.join(TABLES)}, {', '.join(drawn)}\n\n"
                  + render(summary, differences, meta, sweep.format))
     unfinished = jobs[jobs["status"] != OK]
     if len(unfinished):

@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 
 from ..backends import error_line
+from ..comparison.cache import CACHE, OLD_CACHE, cached
 from ..comparison.html import sweep_page
 from ..comparison.saved import HTML, is_our_plot
-from ..comparison.sweep import JOBS, cached, diff_sweeps, render_sweep
+from ..comparison.sweep import diff_sweeps, render_sweep
 from .console import UsageError
 
 MARKER = "sweep.json"  # what makes a folder a previous sweep's, and what it was
@@ -65,7 +66,9 @@ def is_our_sweep(out: Path) -> bool:
             continue
         if entry.suffix == ".png" and (is_our_plot(entry) or entry.name in drawn) and not entry.is_symlink():
             continue
-        if entry.name == JOBS and entry.is_dir() and not entry.is_symlink() and all(
+        if entry.name in (CACHE, f"{CACHE}-journal") and entry.is_file() and not entry.is_symlink():
+            continue  # the cache, and the journal of a transaction a killed sweep left (rolled back when opened)
+        if entry.name == OLD_CACHE and entry.is_dir() and not entry.is_symlink() and all(
                 JOB_ENTRY.fullmatch(job.name) and not job.is_symlink() for job in entry.iterdir()):
             continue
         return False
