@@ -356,3 +356,20 @@ def test_a_one_point_sweep_draws_its_figures(cli: RunCli, tmp_path: Path) -> Non
               "--out", str(out))
     assert ran.code == 0 and "warning" not in ran.err and "could not be drawn" not in ran.err, ran.err
     assert {"loss_vs_point.png", "step_time.png", "curves.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_a_full_disk_while_caching_is_one_line(monkeypatch: pytest.MonkeyPatch, cli: RunCli, tmp_path: Path) -> None:
+    from backend_compare.comparison import cache
+
+    class Full(sqlite3.Connection):
+        def executemany(self, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            raise sqlite3.OperationalError("database or disk is full")
+
+    connect = sqlite3.connect  # the module is the test's too: keep the real one
+    monkeypatch.setattr(cache.sqlite3, "connect", lambda *a, **k: connect(*a, **k, factory=Full))
+    ran = cli(*SMALL, "--out", str(tmp_path / "sweep"))
+    assert ran.code == 1 and "Traceback" not in ran.err, ran.err
+    *said, error = ran.err.splitlines()  # what it was doing, then one line
+    assert said == ["compare.py sweep: 2 jobs, 0 cached, 2 to run on inline"], ran.err
+    assert error.startswith("compare.py sweep: error: the sweep could not be saved: database or disk is full"), error
+    assert not (tmp_path / "sweep" / "jobs.parquet").exists()
