@@ -13,7 +13,7 @@ import pandas as pd
 
 from .numbers import formatted
 from .report import TIMING, TIMING_TITLE, TITLES, abbreviated, diverged_step, notes, parity_tolerance, sharing
-from .sweep import LOG_X, X_SETTINGS, varying
+from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_ratio, ratio_text, varying
 
 SUMMARY_ELSEWHERE = ("mode", "compile_seconds", "seconds", "param_scale", "step_loss_scale")
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
@@ -318,16 +318,24 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
                        xaxis_title=x or "grid point", yaxis_title="final validation loss", yaxis_type="log",
                        xaxis_type="log" if x in LOG_X else None)
     figures["plot-sweep-loss"] = loss
-    others = jobs[jobs["backend"] != reference]
+    others = jobs[jobs["backend"] != reference].assign(ratio=parity_ratio(jobs, meta["dtype"]))
     if not others.empty:
-        grid = others.pivot_table(index=changing or ["task"], columns="backend", values="parity_to_reference",
-                                  aggfunc="max", sort=False)
+        grid = others.pivot_table(index=changing or ["task"], columns="backend", values="ratio", aggfunc="max",
+                                  sort=False)
         labels = [" ".join(f"{name}={value}" for name, value in zip(changing, key if isinstance(key, tuple) else (key,),
                                                                      strict=False)) or "all" for key in grid.index]
+        ratios = grid.to_numpy(dtype=float)
+        low, top = math.log10(RATIO_FLOOR), max(2.0, float(np.nanmax(np.log10(np.maximum(ratios, RATIO_FLOOR)),
+                                                                     initial=0.0)))
+        ticks = list(range(math.floor(low), math.floor(top) + 1, 2))
         figures["plot-sweep-parity"] = go.Figure(go.Heatmap(
-            z=np.log10(np.maximum(grid.to_numpy(dtype=float), FLOOR)), x=list(grid.columns), y=labels,
-            colorbar={"title": "log10"}, text=[[f"{v:.1e}" for v in row] for row in grid.to_numpy(dtype=float)],
-            texttemplate="%{text}")).update_layout(title=f"Largest |parameter − {reference}'s| over seeds")
+            z=np.log10(np.maximum(ratios, RATIO_FLOOR)), x=list(grid.columns), y=labels, zmin=low, zmax=top, zmid=0,
+            colorscale="RdBu_r", text=[[ratio_text(v) for v in row] for row in ratios], texttemplate="%{text}",
+            colorbar={"title": "÷ tolerance", "tickvals": ticks,
+                      "ticktext": [f"{10.0 ** tick:g}×" + (" (tolerance)" if tick == 0 else "") for tick in ticks]},
+            hovertemplate="%{x} at %{y}: %{text} its tolerance<extra></extra>")).update_layout(
+            title=f"Largest |parameter − {reference}'s| over seeds, in multiples of the pair's tolerance "
+                  f"(blue within, red beyond; 0 drawn at {RATIO_FLOOR:g}×)")
     timing = go.Figure()
     points = summary[changing].apply(lambda row: " ".join(f"{name}={row[name]}" for name in changing), axis=1) \
         if changing else pd.Series("all", index=summary.index)

@@ -21,9 +21,9 @@ import pandas as pd
 
 from .. import __version__
 from ..backends import RowName
-from ..backends.tolerances import TOLERANCES
+from ..backends.tolerances import TOLERANCES, allowed_tolerance, applicable
 from ..tasks import Problem, task_options
-from .metrics import accuracy, largest_difference, us_per_step
+from .metrics import accuracy, largest_difference, largest_magnitude, us_per_step
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
 
@@ -39,6 +39,7 @@ RIDING = ("params", "curve")  # in a job's cache entry, not in the tables
 TIME_MARGIN = 0.05  # per-step times within ±5 % of each other are "equivalent": timing noise, not a difference
 X_SETTINGS = ("lr", "batch_size", "weight_decay", "momentum", "epochs", "huber_delta")  # a figure's x, by preference
 LOG_X = ("lr", "weight_decay", "batch_size")  # drawn on a log axis
+RATIO_FLOOR = 1e-4  # a parity this far within its tolerance, an exact match included, is drawn here
 
 
 @functools.cache
@@ -125,9 +126,12 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
             **({"val_accuracy": accuracy(result.confusion["val"])} if result.confusion else {})}  # classification
 
 
-def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str) -> list[dict[str, Any]]:
+def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str, dtype: str,
+                optimizer: str) -> list[dict[str, Any]]:
     """Each row with its largest parameter difference from the reference backend's job of the same point and
-    seed (same data and start); the parameters themselves stay in the cache."""
+    seed (same data and start), and the tolerance the pair is held to as a run's parity verdict holds it
+    (the point's dtype and its allowances, at the pair's largest parameter); the parameters themselves stay
+    in the cache."""
     def point(row: dict[str, Any]) -> tuple[Any, ...]:
         return (*(row.get(name) for name in settings), row["seed"])
 
@@ -136,9 +140,32 @@ def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str)
     for row in rows:
         mine, theirs = row.get("params") or {}, references.get(point(row), {})
         parity = largest_difference(mine, theirs) if row["status"] == "ok" else math.nan
+        at = str(row.get("dtype", dtype))
+        pair = [RowName.parse(name).backend for name in (row["backend"], reference)]
+        allowed = allowed_tolerance(at, pair, applicable(at, pair, str(row.get("optimizer", optimizer))))
+        scale = largest_magnitude([np.asarray(value, dtype=float) for value in [*mine.values(), *theirs.values()]],
+                                  0.0)
         found.append({**{k: v for k, v in row.items() if k not in RIDING}, "reference": reference,
-                      "parity_to_reference": parity})
+                      "parity_to_reference": parity, "parity_tolerance": allowed["atol"] + allowed["rtol"] * scale})
     return found
+
+
+def ratio_text(ratio: float) -> str:
+    """A cell's multiple of the tolerance: "-" for none, "0" for an exact match, "0.0031×", "12×"."""
+    if not math.isfinite(ratio):
+        return "-"
+    return "0" if ratio == 0 else f"{ratio:.2g}×"
+
+
+def parity_ratio(jobs: pd.DataFrame, dtype: str) -> pd.Series:
+    """Each job's parity to the reference in multiples of its tolerance; a table saved before the tolerance
+    was has it at the dtype's, for parameters of size 1."""
+    if "parity_tolerance" in jobs:
+        tolerance = pd.to_numeric(jobs["parity_tolerance"], errors="coerce")
+    else:
+        tolerance = pd.Series([sum(TOLERANCES[str(at)].values()) for at in jobs.get("dtype", [dtype] * len(jobs))],
+                              index=jobs.index)
+    return pd.to_numeric(jobs["parity_to_reference"], errors="coerce") / tolerance
 
 
 def varying(table: pd.DataFrame, settings: list[str]) -> list[str]:

@@ -5,12 +5,13 @@ against steps and against wall time."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
 
-from .plot import FLOOR, Figure
-from .sweep import LOG_X, X_SETTINGS, task_settings, varying
+from .plot import Figure
+from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_ratio, ratio_text, task_settings, varying
 
 MOST_PANELS = 12
 
@@ -57,27 +58,40 @@ def loss_figure(summary: pd.DataFrame, settings: list[str], title: str) -> tuple
     return f"loss_vs_{x or 'point'}.png", figure
 
 
-def parity_figure(jobs: pd.DataFrame, settings: list[str], reference: str, title: str) -> Figure:
-    """The largest parameter difference from the reference backend over seeds, per grid point and backend."""
+def parity_figure(jobs: pd.DataFrame, settings: list[str], reference: str, title: str, dtype: str) -> Figure:
+    """The largest parameter difference from the reference backend over seeds, per grid point and backend, in
+    multiples of the pair's tolerance: on a log scale whose middle, 1×, is the tolerance (blue within it, red
+    beyond); an exact match drawn at RATIO_FLOOR."""
+    from matplotlib.colors import TwoSlopeNorm
+
     changing = varying(jobs, settings)
-    others = jobs[jobs["backend"] != reference]
-    table = others.pivot_table(index=changing or ["task"], columns="backend", values="parity_to_reference",
-                               aggfunc="max", sort=False)
-    values = np.log10(np.maximum(table.to_numpy(dtype=float), FLOOR))
-    figure = Figure(figsize=(2.2 + 1.3 * table.shape[1], 1.4 + 0.35 * table.shape[0]), layout="constrained")
+    others = jobs[jobs["backend"] != reference].assign(ratio=parity_ratio(jobs, dtype))
+    table = others.pivot_table(index=changing or ["task"], columns="backend", values="ratio", aggfunc="max",
+                               sort=False)
+    ratios = table.to_numpy(dtype=float)
+    values = np.log10(np.maximum(ratios, RATIO_FLOOR))
+    top = max(2.0, float(np.nanmax(values, initial=0.0)))
+    norm = TwoSlopeNorm(vmin=math.log10(RATIO_FLOOR), vcenter=0.0, vmax=top)
+    figure = Figure(figsize=(max(6.4, 3.2 + 1.3 * table.shape[1]), 1.8 + 0.35 * table.shape[0]), layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(values, aspect="auto", cmap="viridis")
+    image = axes.imshow(values, aspect="auto", cmap="coolwarm", norm=norm)
     axes.set_xticks(range(table.shape[1]), table.columns)
     labels = [" ".join(f"{n}={v}" for n, v in zip(changing, key if isinstance(key, tuple) else (key,), strict=False))
               for key in table.index] if changing else ["all"]
     axes.set_yticks(range(table.shape[0]), labels, fontsize="small")
-    for (i, j), value in np.ndenumerate(table.to_numpy(dtype=float)):
-        axes.text(j, i, "-" if not math.isfinite(value) else "0" if value == 0 else f"{value:.0e}", ha="center",
-                  va="center",
-                  color="white", fontsize="x-small")
-    figure.colorbar(image, ax=axes, label="log10 of the difference")
-    axes.set_title(f"{title}\nlargest |parameter − {reference}'s| over seeds (0 drawn at {FLOOR:g})",
-                   fontsize="medium")
+    for (i, j), ratio in np.ndenumerate(ratios):
+        shade = float(norm(values[i, j])) if math.isfinite(values[i, j]) else 0.5
+        axes.text(j, i, ratio_text(ratio), ha="center", va="center", fontsize="x-small",
+                  color="white" if abs(shade - 0.5) > 0.35 else "black")
+    ticks = list(range(math.floor(math.log10(RATIO_FLOOR)), math.floor(top) + 1, 2))
+    bar = figure.colorbar(image, ax=axes, ticks=ticks, label="largest difference ÷ tolerance")
+    bar.ax.set_yticklabels([("≤ " if tick == ticks[0] else "") + f"{10.0 ** tick:g}×"
+                            + (" (the tolerance)" if tick == 0 else "") for tick in ticks])
+    bar.ax.axhline(0.0, color="black", linewidth=1.5)
+    wrapped = textwrap.fill(f"{title}: largest |parameter − {reference}'s| over seeds, in multiples of the "
+                            f"pair's tolerance (atol + rtol · its largest parameter; 0 drawn at "
+                            f"{RATIO_FLOOR:g}×)", width=int(figure.get_figwidth() * 11))
+    axes.set_title(wrapped, fontsize="medium")  # wrapped to the figure's width: none of it cut off
     return figure
 
 

@@ -160,6 +160,10 @@ def test_a_sweeps_report_has_its_panels(browser: Any, cli: RunCli, tmp_path: Pat
     assert plots == {"plot-sweep-loss": 4, "plot-sweep-parity": 1, "plot-sweep-time": 2, "plot-sweep-steps": 2,
                      "plot-sweep-wall": 2}, plots
     assert_tables_fit(browser)  # its summary, every statistic of every metric, was six times the page's width
+    heatmap = browser.execute_script("var t=document.getElementById('plot-sweep-parity').data[0];"
+                                     "return [t.zmid, t.colorbar.ticktext, t.text];")
+    assert heatmap[0] == 0 and "1× (tolerance)" in heatmap[1]  # colour by multiples of the tolerance, 1× the middle
+    assert all(text == "0" or text.endswith("×") for row in heatmap[2] for text in row), heatmap[2]
     assert_not_blank(browser, tmp_path / "sweep.png")
     (out / "report.html").unlink()
     again = cli("report", str(out))  # from the saved tables and cache

@@ -189,6 +189,7 @@ def test_the_figures_show_each_backend_with_its_interval(tmp_path: Path) -> None
                                  "final_val_loss": scale * lr * (1 + seed),
                                  "max_abs_param_error": 0.1, "function_error": np.nan,
                                  "parity_to_reference": 0.0 if backend == "numpy" else 1e-7 * scale,
+                                 "parity_tolerance": 1e-5,
                                  "us_per_step": 10 * scale + seed, "compile_seconds": 0.01})
     jobs = pd.DataFrame(rows)
     settings = ["task", "lr", "batch_size"]
@@ -199,9 +200,18 @@ def test_the_figures_show_each_backend_with_its_interval(tmp_path: Path) -> None
         assert [line.get_label() for line in axes.lines] == ["numpy", "torch", "mxnet"]
         assert len(axes.collections) == 3  # each backend's 95 % band
         assert axes.get_xscale() == "log"
-    parity = sweep_plots.parity_figure(jobs, settings, "numpy", "t")
-    image = parity.axes[0].images[0].get_array()
-    assert image.shape == (4, 2) and np.allclose(image[:, 1], -6.69897, atol=1e-4)  # mxnet: log10(2e-7)
+    parity = sweep_plots.parity_figure(jobs, settings, "numpy", "a title as long as a grid's " * 3, "float32")
+    image = parity.axes[0].images[0]
+    # in multiples of the tolerance, 1x in the colour scale's middle: mxnet's 2e-7 is 0.02x, torch's 1e-7 0.01x
+    assert image.get_array().shape == (4, 2) and np.allclose(image.get_array()[:, 1], np.log10(0.02))
+    assert image.norm(0.0) == 0.5 and "0.02×" in [text.get_text() for text in parity.axes[0].texts]
+    assert "1× (the tolerance)" in [label.get_text() for label in parity.axes[1].get_yticklabels()]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(parity).get_renderer()
+    parity.draw(renderer)
+    title = parity.axes[0].title.get_window_extent(renderer)
+    assert parity.bbox.x0 <= title.x0 and title.x1 <= parity.bbox.x1 and title.y1 <= parity.bbox.y1  # none cut off
     bars = sweep_plots.time_figure(summary, settings, "t").axes[0]
     errors = [c for c in bars.containers if type(c).__name__ == "ErrorbarContainer"]
     assert len(bars.patches) == 3 * 4 and len(errors) == 3 and "95 % interval" in bars.get_title()
@@ -373,3 +383,13 @@ def test_a_full_disk_while_caching_is_one_line(monkeypatch: pytest.MonkeyPatch, 
     assert said == ["compare.py sweep: 2 jobs, 0 cached, 2 to run on inline"], ran.err
     assert error.startswith("compare.py sweep: error: the sweep could not be saved: database or disk is full"), error
     assert not (tmp_path / "sweep" / "jobs.parquet").exists()
+
+
+def test_parity_to_the_reference_carries_the_pairs_tolerance() -> None:
+    from backend_compare.comparison.sweep import parity_ratio, with_parity
+
+    rows = [{"task": "linreg", "backend": backend, "seed": 0, "status": "ok", "params": {"w": [2.0, value]}}
+            for backend, value in (("numpy", -4.0), ("torch", -4.0 + 2e-7))]
+    jobs = pd.DataFrame(with_parity(rows, ["task"], "numpy", "float32", "sgd"))
+    assert jobs["parity_tolerance"].tolist() == pytest.approx([1e-6 + 1e-4 * 4.0] * 2)  # atol + rtol · largest
+    assert parity_ratio(jobs, "float32").tolist() == pytest.approx([0.0, 2e-7 / 4.01e-4], rel=1e-3)

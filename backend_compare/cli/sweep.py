@@ -159,7 +159,8 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
         jobs += jobs_of(plan, names, point, functools.partial(_key, numbers, code, versions), code=code,
                         versions=versions, env=limits(first.threads) if first.threads else thread_settings())
     meta = {"format": "backend-compare sweep", "settings": ["task", *grid[0]],
-            "backends": names, "reference": names[0], "dtype": first.dtype, "command": argv,
+            "backends": names, "reference": names[0], "dtype": first.dtype, "optimizer": first.optimizer,
+            "command": argv,
             "executor": executor, "address": own.address, "jobs": first.jobs, "quiet": first.quiet}
     return Sweep(jobs, meta, out, first.format, curves_at)
 
@@ -243,7 +244,7 @@ def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
     first_seed = min(row["seed"] for row in rows)
     curves = {row["backend"]: row["curve"] for row in rows if row.get("curve") and row["status"] == OK
               and row["seed"] == first_seed and all(row.get(name) == value for name, value in curves_at.items())}
-    jobs = pd.DataFrame(with_parity(rows, settings, reference))
+    jobs = pd.DataFrame(with_parity(rows, settings, reference, meta["dtype"], meta["optimizer"]))
     metrics = [metric for metric in METRICS if metric in jobs]  # val_accuracy: classification only
     jobs[metrics] = jobs[metrics].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     summary, differences = summarise(jobs, settings), paired(jobs, settings, reference, meta["dtype"])
@@ -294,7 +295,8 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
             name, loss = sweep_plots.loss_figure(summary, settings, title)
             figures = {name: loss, "step_time.png": sweep_plots.time_figure(summary, settings, title)}
             if jobs["backend"].nunique() > 1:  # parity is to the reference: one backend has nothing to show
-                figures["parity.png"] = sweep_plots.parity_figure(jobs, settings, reference, title)
+                figures["parity.png"] = sweep_plots.parity_figure(jobs, settings, reference, title,
+                                                                      meta["dtype"])
             if curves:
                 figures["curves.png"] = sweep_plots.curves_figure(curves, f"{point}, seed {jobs['seed'].min()}")
             drawn = {name: figure_bytes(figure, "png") for name, figure in figures.items()}
