@@ -5,7 +5,6 @@ layer by layer, loss, gradient, update, optimiser state), the layer or parameter
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -13,24 +12,14 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend
+from ..backends.base import error_line
 from ..backends.tolerances import TOLERANCES
-from ..layers import Activation
 from ..tasks import Problem
+from .mechanisms import Difference, Step, cause, normwise, worst
 
 STAGES = ("forward", "loss", "gradient", "update", "state")
-ADAM_BETA2 = 0.999
-
-
-@dataclass
-class Difference:
-    """The worst element of one compared quantity: where, how far apart, and in ulps of the dtype."""
-
-    where: str
-    a: float
-    b: float
-    abs_diff: float
-    rel_diff: float
-    ulps: float
+ROUNDING = ("every stage agrees from the same start: rounding accumulated over the steps before it (the "
+            "trajectories drift apart; no computation differs)")
 
 
 @dataclass
@@ -45,6 +34,7 @@ class Finding:
     difference: Difference | None = None
     cause: str = ""
     largest: float = 0.0  # the largest difference seen, as a fraction of the dtype's tolerance
+    replayed: str = ""  # float32: what replaying the step in float64 found (a computation, or rounding)
     settled: bool = False  # its first step beyond tolerance has been looked at: no need to follow it further
     replay: dict[str, Any] = field(default_factory=dict, repr=False)  # the step's start, for a repro
 
@@ -53,11 +43,6 @@ class Finding:
         found.pop("replay")
         found.pop("settled")
         return found
-
-
-def _excess(actual: np.ndarray, expected: np.ndarray, dtype: str) -> np.ndarray:
-    tolerance = TOLERANCES[dtype]
-    return np.abs(actual - expected) - (tolerance["atol"] + tolerance["rtol"] * np.abs(expected))
 
 
 def _of_tolerance(actual: np.ndarray, expected: np.ndarray, dtype: str) -> float:
@@ -69,48 +54,8 @@ def _of_tolerance(actual: np.ndarray, expected: np.ndarray, dtype: str) -> float
         if difference.size else 0.0
 
 
-def worst(named: Mapping[str, tuple[np.ndarray, np.ndarray]], dtype: str) -> Difference | None:
-    """The element furthest beyond the dtype's tolerance over every named (a, b) pair; None when none is."""
-    found, furthest = None, 0.0
-    for name, (a, b) in named.items():
-        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        excess = _excess(b64, a64, dtype)
-        if excess.size and float(excess.max()) > furthest:
-            index = np.unravel_index(int(np.argmax(excess)), excess.shape)
-            furthest = float(excess.max())
-            x, y = float(a64[index]), float(b64[index])
-            label = name + (f"[{','.join(map(str, index))}]" if a64.ndim else "")
-            tiny = float(np.finfo(np.float64).tiny)
-            ulp = float(np.spacing(np.asarray(abs(x), dtype=dtype)))  # one unit in the last place of x, in the dtype
-            found = Difference(label, x, y, abs(y - x), abs(y - x) / max(abs(x), tiny), abs(y - x) / ulp)
-    return found
-
-
 def _snapshot(backend: Backend) -> dict[str, Any]:
     return {"params": backend.get_params(), "state": backend.get_optimizer_state()}
-
-
-def _ratios(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> np.ndarray:
-    """b / a element by element, where a is not zero."""
-    pairs = [(np.ravel(a[key]), np.ravel(b[key])) for key in a]
-    x = np.concatenate([p[0] for p in pairs]) if pairs else np.empty(0)
-    y = np.concatenate([p[1] for p in pairs]) if pairs else np.empty(0)
-    keep = np.abs(x) > 0
-    return np.asarray(y[keep] / x[keep], dtype=np.float64)
-
-
-def _constant_factor(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], dtype: str) -> float | None:
-    """The factor c with b = c·a for every element, when there is one (within the dtype's tolerance)."""
-    ratios = _ratios(a, b)
-    if not ratios.size:
-        return None
-    factor = float(np.median(ratios))
-    spread = float(np.max(np.abs(ratios - factor)))
-    return factor if spread <= 10 * TOLERANCES[dtype]["rtol"] * abs(factor) + 1e-15 else None
-
-
-def _float32(value: float) -> float:
-    return float(np.float32(value))
 
 
 class Explainer:
@@ -128,6 +73,8 @@ class Explainer:
                                       f"({', '.join(stateful)}); compare them with compare.py")
         self.problem, self.backends, self.options = problem, dict(backends), dict(options)
         self.dtype = str(options.get("dtype", "float32"))
+        self._twins: dict[str, Backend] = {}  # float64 models of the backends, for replaying a float32 step
+        self._last_stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
     def run(self) -> list[Finding]:
         with np.errstate(all="ignore"):  # a diverging run is reported as such, not warned about
@@ -169,125 +116,101 @@ class Explainer:
             finding.largest = max(finding.largest, relative)
             return
         finding.step, finding.drift, finding.jump = step, finding.largest, relative
+        finding.largest = max(finding.largest, relative)
         finding.replay = {"batch": np.asarray(batch), **start}
         pair = [self.backends[finding.backend_a], self.backends[finding.backend_b]]
         now = [_snapshot(backend) for backend in pair]  # the other pairs go on from where these are
         try:
-            finding.agree = not self._localise(finding)  # no stage differs: rounding that accumulated
+            found = self._localise(finding, pair[0], pair[1], self.dtype)
+            if not found and self.dtype == "float32":
+                found = self._in_float64(finding)
+            finding.agree = not found
         finally:
             for backend, snapshot in zip(pair, now, strict=True):
                 backend.set_params(snapshot["params"])
                 backend.set_optimizer_state(snapshot["state"])
         finding.settled = True
 
-    def _localise(self, finding: Finding) -> bool:
-        """From the step's start (backend_a's parameters and optimiser state), the first stage that differs;
-        False when none does."""
-        a, b = self.backends[finding.backend_a], self.backends[finding.backend_b]
+    def _in_float64(self, finding: Finding) -> bool:
+        """Every float32 stage agrees within float32's tolerance from the step's start: replay that start in
+        float64 on float64 models of both, so rounding no longer hides what each computes. A stage that differs
+        there by more than one float32 rounding (relative to the stage's scale) is a computation that differs,
+        below the tolerance per step and added up over the steps; one that differs by less, or none, is rounding."""
+        try:
+            a, b = (self._float64(name) for name in (finding.backend_a, finding.backend_b))
+        except (ValueError, TypeError, NotImplementedError, ImportError) as err:
+            finding.replayed = (f"the step could not be replayed in float64 ({error_line(err)}), so rounding cannot "
+                                "be told from a difference below float32's tolerance")
+            finding.cause = ROUNDING
+            return False
+        found = self._localise(finding, a, b, "float64")
+        eps = float(np.finfo(np.float32).eps)
+        if not found:
+            finding.replayed = ("replayed in float64 from the same start, every stage agrees within float64's "
+                                "tolerance: float32 rounding")
+            finding.cause = ROUNDING
+            return False
+        apart = normwise(self._last_stages[finding.stage or ""])
+        if apart <= eps:  # a real but float32-invisible difference: MXNet's 32-bit lr is exact in a float32 run
+            finding.replayed = (f"replayed in float64 from the same start, the {finding.stage} differs by only "
+                                f"{apart:.3g} of its scale ({apart / eps:.2g} float32 ulp), below one float32 "
+                                f"rounding: {finding.cause}; it cannot move a float32 run, so float32 rounding")
+            finding.stage, finding.difference, finding.cause = None, None, ROUNDING
+            return False
+        finding.replayed = (f"every float32 stage agrees within float32's tolerance from the same start; replayed in "
+                            f"float64 from that start, the {finding.stage} differs by {apart:.3g} of its scale "
+                            f"({apart / eps:.3g} float32 ulp): a computation differs, below the tolerance per step, "
+                            "and adds up over the steps — not rounding")
+        return True
+
+    def _float64(self, name: str) -> Backend:
+        """A float64 model of backend `name` (its class and options), loaded with the run's rows."""
+        if name not in self._twins:
+            backend = self.backends[name]
+            options: dict[str, Any] = {**backend.options_, "dtype": "float64", "mode": backend.mode}
+            twin = type(backend)(backend.spec, **options)
+            twin.load(self.problem.X_train.astype(np.float64), self.problem.y_train.astype(np.float64))
+            self._twins[name] = twin
+        return self._twins[name]
+
+    def _localise(self, finding: Finding, a: Backend, b: Backend, dtype: str) -> bool:
+        """From the step's start (backend_a's parameters and optimiser state), the first stage that differs
+        beyond `dtype`'s tolerance; False when none does."""
         replay = finding.replay
-        X, y = self.problem.X_train[replay["batch"]], self.problem.y_train[replay["batch"]]
+        rows = replay["batch"]
+        X, y = self.problem.X_train[rows].astype(dtype), self.problem.y_train[rows].astype(dtype)
         for backend in (a, b):
             backend.set_params(replay["params"])
             backend.set_optimizer_state(replay["state"])
         acts_a, acts_b = a.forward_activations(X), b.forward_activations(X)
-        forward = {self._layer_name(i): (x, z) for i, (x, z) in enumerate(zip(acts_a, acts_b, strict=True))}
         loss_a, grads_a = a.loss_and_grads(X, y)
         loss_b, grads_b = b.loss_and_grads(X, y)
         update_a, state_a = a.update_for(replay["batch"])
         update_b, state_b = b.update_for(replay["batch"])
         stages = {
-            "forward": forward,
+            "forward": {self._layer_name(i): (x, z) for i, (x, z) in enumerate(zip(acts_a, acts_b, strict=True))},
             "loss": {"loss": (np.array(loss_a), np.array(loss_b))},
             "gradient": {key: (grads_a[key], grads_b[key]) for key in grads_a},
             "update": {key: (update_a[key], update_b[key]) for key in update_a},
             "state": _state_pairs(state_a, state_b),
         }
+        self._last_stages = stages
         for stage in STAGES:
-            difference = worst(stages[stage], self.dtype)
+            pairs = stages[stage]
+            if stage == "forward":  # the first layer that differs: the later ones inherit it
+                pairs = next(({key: pair} for key, pair in pairs.items() if worst({key: pair}, dtype)), {})
+            difference = worst(pairs, dtype)
             if difference is not None:
                 finding.stage, finding.difference = stage, difference
-                finding.cause = self._cause(stage, stages, finding)
+                finding.cause = cause(stage, Step(finding.backend_a, finding.backend_b, stages, replay["params"],
+                                                  replay["state"], len(replay["batch"]), self.options, dtype,
+                                                  list(self.problem.spec)))
                 return True
-        finding.cause = ("every stage agrees from the same start: rounding accumulated over the steps before it "
-                         "(the trajectories drift apart; no computation differs)")
+        finding.cause = ROUNDING
         return False
 
     def _layer_name(self, index: int) -> str:
         return f"layer {index} ({self.problem.spec[index].label}) output"
-
-    def _cause(self, stage: str, stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], finding: Finding
-               ) -> str:
-        pairs = stages[stage]
-        a = {key: np.asarray(x, np.float64) for key, (x, _) in pairs.items()}
-        b = {key: np.asarray(z, np.float64) for key, (_, z) in pairs.items()}
-        factor = _constant_factor(a, b, self.dtype)
-        if stage == "forward":
-            where = finding.difference.where if finding.difference else "a layer"
-            return f"the forward pass differs first at {where}: the two compute that layer differently"
-        if stage == "loss":
-            if factor is not None and math.isclose(factor, 0.5, rel_tol=1e-6):
-                return "loss differs by a factor 2 (b is half of a): half-MSE against MSE"
-            if factor is not None and math.isclose(factor, 2.0, rel_tol=1e-6):
-                return "loss differs by a factor 2 (b is twice a): MSE against half-MSE"
-            return "the forward outputs agree, the loss on them does not: the loss functions differ"
-        if stage == "gradient":
-            return self._gradient_cause(a, b)
-        if stage == "update":
-            return self._update_cause(a, b, factor, stages["state"], finding)
-        return "gradients and updates agree, the optimiser state after the step does not: its moments or step count"
-
-    def _gradient_cause(self, a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> str:
-        differing = [key for key in a if worst({key: (a[key], b[key])}, self.dtype) is not None]
-        if len(differing) == 1:
-            factor = _constant_factor({differing[0]: a[differing[0]]}, {differing[0]: b[differing[0]]}, self.dtype)
-            if factor is not None:
-                return (f"only the gradient of {differing[0]} differs, by a constant factor {factor:.6g}: "
-                        "that parameter's backward is scaled")
-            return f"only the gradient of {differing[0]} differs: that parameter's backward"
-        layers = sorted({int(key.split(".")[0]) for key in a})
-        agreeing = [index for index in layers if not any(key.startswith(f"{index}.") for key in differing)]
-        first_bad = max((int(key.split(".")[0]) for key in differing), default=None)
-        if agreeing and first_bad is not None and min(agreeing) > first_bad:
-            between = [index for index in range(first_bad + 1, min(agreeing))
-                       if isinstance(self.problem.spec[index], Activation)]
-            if between:
-                name = self.problem.spec[between[-1]].label
-                return (f"gradients agree from layer {min(agreeing)} on and differ before it: the backward of "
-                        f"layer {between[-1]} ({name}), the activation's derivative")
-        return f"the gradients of {', '.join(differing)} differ while the loss agrees: the backward pass"
-
-    def _update_cause(self, a: dict[str, np.ndarray], b: dict[str, np.ndarray], factor: float | None,
-                      state: dict[str, tuple[np.ndarray, np.ndarray]], finding: Finding) -> str:
-        lr = float(self.options.get("lr", 0.0))
-        adam = self.options.get("optimizer") == "adam"
-        if adam:
-            second = {key: pair for key, pair in state.items() if key.startswith("v/")}
-            v_factor = _constant_factor({k: np.asarray(x, np.float64) for k, (x, _) in second.items()},
-                                        {k: np.asarray(z, np.float64) for k, (_, z) in second.items()}, self.dtype)
-            held = float((1 - np.float64(np.float32(ADAM_BETA2))) / (1 - ADAM_BETA2))
-            for value, who in ((held, finding.backend_b), (1 / held, finding.backend_a)):
-                # within 1 % of the effect: the batch's 1/size held in float32 as well moves g² by ~3e-8
-                if v_factor is not None and abs(v_factor - value) <= 1e-2 * abs(held - 1):
-                    return (f"gradients agree; Adam's second moment after the step differs by a factor "
-                            f"1 {v_factor - 1:+.3g} = (1 − float32(β₂)) / (1 − β₂): β₂ = {ADAM_BETA2} is held in "
-                            f"float32 by {who}")
-        if factor is not None:
-            rows = len(finding.replay["batch"])
-            candidates = {  # what a constant factor near 1 comes from: hyper-parameters rounded to 32 bits
-                f"float32({lr:g}) / {lr:g}: the learning rate is held in float32": _float32(lr) / lr,
-                f"float32({lr:g})·float32(1/{rows}) / ({lr:g}/{rows}): the learning rate and the 1/batch-size "
-                "gradient scale are held in float32": _float32(lr) * _float32(1 / rows) * rows / lr,
-            }
-            for why, held in candidates.items():
-                for value, who in ((held, finding.backend_b), (1 / held, finding.backend_a)):
-                    if held != 1 and abs(factor - value) <= 1e-3 * abs(held - 1):
-                        return (f"every update differs by a constant factor 1 {factor - 1:+.3g}, which is {why} "
-                                f"by {who}")
-            return f"gradients agree, every update differs by a constant factor {factor:.9g}: a step size or scale"
-        if adam and worst(state, self.dtype) is None:
-            return ("gradients and the optimiser state after the step agree, the update does not, and not by one "
-                    "factor: ε placement in Adam's bias correction (added to √v instead of √v̂)")
-        return "gradients agree, the updates differ: the optimiser's update rule"
 
 
 def _state_pairs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -301,21 +224,27 @@ def _state_pairs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[
 
 # ---- rendering ----
 
+def _before(finding: Finding) -> str:
+    return "at the first step" if finding.step == 1 else f"{finding.drift:.3g} of it at most over the steps before it"
+
+
 def finding_lines(finding: Finding) -> list[str]:
     pair = f"{finding.backend_a} vs {finding.backend_b}"
     if finding.agree and finding.step is None:
-        return [f"{pair}: agree (largest difference {finding.largest:.2g} of the tolerance)"]
+        return [f"{pair}: agree (largest difference {finding.largest:.3g} of the tolerance)"]
     if finding.agree:
-        return [f"{pair}: agree to rounding: beyond the tolerance from step {finding.step} ({finding.jump:.2g} of it; "
-                f"{finding.drift:.2g} before), yet {finding.cause}"]
+        replayed = f"; {finding.replayed}" if finding.replayed else ""
+        return [f"{pair}: agree to rounding: beyond the tolerance from step {finding.step} ({finding.jump:.3g} of it, "
+                f"{_before(finding)}), yet {finding.cause}{replayed}"]
     if finding.stage is None:  # nothing compared at the step: the run diverged
         return [f"{pair}: {finding.cause}"]
-    lines = [f"{pair}: differ from step {finding.step} ({finding.jump:.2g} of the tolerance at it, "
-             f"{finding.drift:.2g} at most over the steps before it)"]
+    lines = [f"{pair}: differ from step {finding.step} ({finding.jump:.3g} of the tolerance at it, {_before(finding)})"]
+    if finding.replayed:
+        lines.append(f"  {finding.replayed}")
     if finding.difference is not None:
-        d = finding.difference
-        lines.append(f"  first stage that differs from the same start: {finding.stage}, at {d.where}: {d.a:.17g} vs "
-                     f"{d.b:.17g} (abs {d.abs_diff:.3g}, rel {d.rel_diff:.3g}, {d.ulps:.3g} ulp)")
+        d, dtype = finding.difference, " (float64 replay)" if finding.replayed else ""
+        lines.append(f"  first stage that differs from the same start{dtype}: {finding.stage}, at {d.where}: "
+                     f"{d.a:.17g} vs {d.b:.17g} (abs {d.abs_diff:.3g}, rel {d.rel_diff:.3g}, {d.ulps:.3g} ulp)")
     lines.append(f"  likely cause: {finding.cause}")
     return lines
 

@@ -1,0 +1,178 @@
+"""compare.py explain names the mechanism behind a difference whenever the numbers show one: each planted in
+a deliberately broken backend of someone else's (a subclass of the numpy one, as a third-party backend is),
+and each must be named, not the stage alone ("the optimiser's update rule")."""
+
+from __future__ import annotations
+
+import dataclasses
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from backend_compare.backends import Backend
+from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
+from backend_compare.backends.numpy_backend import NumpyBackend
+from backend_compare.layers import activation
+from tests.test_explain import explained
+
+
+class DoubledGradients(NumpyBackend):
+    """Every gradient twice what the loss gives (a seed gradient of 2)."""
+
+    name = "doubled-gradients"
+
+    def _backward(self, saved: list[object], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        return super()._backward(saved, 2 * output_grad)
+
+
+class SummedLoss(NumpyBackend):
+    """The loss, and so its gradient, summed over the batch instead of averaged."""
+
+    name = "summed-loss"
+
+    def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = super()._loss_and_output_grad(output, y)
+        return len(output) * loss, len(output) * grad
+
+
+class ScaledTanh(NumpyBackend):
+    """tanh's forward 1 % too large; the layers around it right."""
+
+    name = "scaled-tanh"
+
+    def _forward(self, X: np.ndarray, train: bool = True) -> tuple[list[np.ndarray], list[object]]:
+        wrong = {"tanh": dataclasses.replace(activation.FUNCTIONS["tanh"], forward=lambda a: 1.01 * np.tanh(a))}
+        with mock.patch.dict(activation.FUNCTIONS, wrong):
+            return super()._forward(X, train)
+
+
+class SkippedStep(NumpyBackend):
+    """The optimiser step never taken: no parameter moves, no step counted."""
+
+    name = "skipped-step"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        return None
+
+
+class FrozenBias(NumpyBackend):
+    """The biases left out of the optimiser."""
+
+    name = "frozen-bias"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        biases = {name: param.copy() for name, param in self._params.items() if name.endswith(".bias")}
+        super()._update(grads)
+        for name, value in biases.items():
+            self._params[name][...] = value
+
+
+class NoDecay(NumpyBackend):
+    """weight_decay accepted and ignored."""
+
+    name = "no-decay"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        decay, self.weight_decay = self.weight_decay, 0.0
+        try:
+            super()._update(grads)
+        finally:
+            self.weight_decay = decay
+
+
+class DecoupledDecay(NumpyBackend):
+    """Adam with decoupled weight decay (AdamW): −lr·λ·w on the weights, λ·w kept out of the moments."""
+
+    name = "adamw"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        decay, self.weight_decay = self.weight_decay, 0.0
+        before = {name: param.copy() for name, param in self._params.items()}
+        try:
+            super()._update(grads)
+        finally:
+            self.weight_decay = decay
+        for name, param in self._params.items():
+            param -= self.lr * decay * before[name]
+
+
+class OwnEpsilon(NumpyBackend):
+    """Adam with ε = 1e-6 where the others use 1e-8, added to √v̂ as they do."""
+
+    name = "own-epsilon"
+
+    def _update(self, grads: dict[str, np.ndarray]) -> None:
+        with mock.patch("backend_compare.backends.numpy_backend.ADAM_EPS", 1e-6):
+            super()._update(grads)
+
+
+def cause_of(planted: type[Backend], stage: str, task: str = "mlp", **options: object) -> str:
+    finding = explained(planted, task=task, **options)
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, stage), finding
+    return finding.cause
+
+
+def test_a_constant_factor_on_every_gradient_is_named() -> None:
+    assert cause_of(DoubledGradients, "gradient").startswith(
+        "every gradient differs by a constant factor 2 while the loss agrees: the backward is scaled")
+
+
+def test_a_loss_summed_instead_of_averaged_is_named_by_the_batch_size() -> None:
+    assert cause_of(SummedLoss, "loss") == ("a constant factor 10 on the loss and every gradient (b = 10·a): a factor "
+                                            "10, the batch size: b sums over the batch where a averages")
+
+
+def test_a_single_layers_forward_is_named() -> None:
+    assert cause_of(ScaledTanh, "forward") == ("only layer 1 (tanh) computes differently: its input (layer 0's "
+                                               "output) agrees, its output does not, every output scaled by 1.01: "
+                                               "that layer's forward is scaled")
+
+
+def test_a_skipped_step_and_a_frozen_parameter_are_named() -> None:
+    assert cause_of(SkippedStep, "update", task="linreg") == (
+        "skipped-step makes no update while the gradients agree: the step is skipped (or taken with a learning rate "
+        "of 0)")
+    assert cause_of(SkippedStep, "update", optimizer="adam", lr=0.01).startswith(
+        "skipped-step skips the step: no parameter moves and its optimiser state stays as it was")
+    assert cause_of(FrozenBias, "update").startswith("frozen-bias leaves 0.bias, 2.bias unchanged while the "
+                                                     "gradients agree: those parameters are not updated")
+
+
+def test_weight_decay_ignored_or_decoupled_is_named() -> None:
+    lr, decay = 0.03, 2**-4
+    ignored = cause_of(NoDecay, "update", weight_decay=decay)
+    assert ignored.startswith(f"gradients agree, the updates differ by a term proportional to the weights "
+                              f"({lr * decay:.6g}·w), k = lr·λ: no-decay applies no weight decay")
+    decoupled = cause_of(DecoupledDecay, "update", optimizer="adam", lr=0.01, weight_decay=decay)
+    assert decoupled.endswith(f"numpy's first moment holds λ·w where adamw's does not: weight decay λ = {decay:g} "
+                              "coupled by numpy (added to the gradient, L2) and decoupled by adamw (−lr·λ·w on the "
+                              "weights, AdamW-style)")
+    # Adam without decay: the update is not k·w (Adam normalises λ·w with the gradient), the first moment is
+    ignored = cause_of(NoDecay, "update", optimizer="adam", lr=0.01, weight_decay=decay)
+    assert ignored.endswith(f"numpy's first moment holds 0.1·λ·w more than no-decay's and no-decay's update takes no "
+                            f"−lr·λ·w: weight decay λ = {decay:g} coupled by numpy (added to the gradient, L2) and "
+                            "not applied by no-decay")
+
+
+def test_adams_epsilon_of_another_size_is_read_back_from_the_updates() -> None:
+    cause = cause_of(OwnEpsilon, "update", optimizer="adam", lr=0.01)
+    assert cause.endswith(f"ε acts on √v̂ as {ADAM_EPS:.3g} in numpy and 1e-06 in own-epsilon: Adam's ε differs")
+
+
+@pytest.mark.parametrize("beta", [0, 1])
+def test_a_beta_held_in_float32_is_named(beta: int) -> None:
+    """Found at step 2 (bias correction hides it in the first update), where the moment no longer differs by one
+    factor: fitted against (moment before − g) or (v before − g²), it names the β."""
+    held = tuple(float(np.float32(b)) if index == beta else b for index, b in enumerate(ADAM_BETAS))
+
+    class HeldBeta(NumpyBackend):
+        name = "held-beta"
+
+        def _update(self, grads: dict[str, np.ndarray]) -> None:
+            with mock.patch("backend_compare.backends.numpy_backend.ADAM_BETAS", held):
+                super()._update(grads)
+
+    finding = explained(HeldBeta, task="mlp", optimizer="adam", lr=0.01)
+    symbol = ("β₁", "β₂")[beta]
+    assert finding.step == 2 and f"{symbol} = {ADAM_BETAS[beta]:g} is held in float32 by held-beta" in finding.cause
