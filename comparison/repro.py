@@ -1,20 +1,25 @@
 """A repro bundle per finding of `compare.py explain --out DIR`: the step's batch, parameters and optimiser
 state in step.npz, and per framework a short standalone script (plain framework code, no import of this
-package) that replays that one step and prints its loss, gradients and updates at full precision."""
+package) that replays that one step and prints its loss, gradients and updates at full precision; a backend
+with no such script (one of someone else's) gets one that replays it through its own class, or finding.txt
+says why it cannot."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import importlib
 import importlib.util
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..backends import RowName
+from ..backends import Backend, RowName
 from ..backends.base import ADAM_BETAS, ADAM_EPS
-from ..layers import Linear
+from ..layers import Layer, Linear
 from ..tasks import Problem
 from .explain import Finding, finding_lines
 from .saved import existing_ancestor, owned, prove_writable, write_folder_whole
@@ -22,13 +27,13 @@ from .saved import existing_ancestor, owned, prove_writable, write_folder_whole
 BUNDLE_MARKER = "explain.txt"  # the bundle's report as text
 BUNDLE = "explain bundle"  # its kind in the owner file: only a folder that proves it is one is replaced
 
-PROLOGUE = '''"""Replays one optimiser step of a backend-compare explain finding with __FRAMEWORK__ alone:
+PROLOGUE = '''"""Replays one optimiser step of a backend-compare explain finding with __FRAMEWORK__:
 prints the loss, every gradient and every update (the change the step makes) at full precision."""
 from pathlib import Path
 
 import numpy as np
 
-LAYERS = __LAYERS__  # ("linear", in, out, bias) or (activation,), as nn.Sequential numbers them
+LAYERS = __LAYERS__
 OPTIONS = __OPTIONS__
 bundle = np.load(Path(__file__).with_name("step.npz"))
 DTYPE = OPTIONS["dtype"]
@@ -57,12 +62,81 @@ def layers_literal(problem: Problem) -> list[tuple[Any, ...]]:
             else (layer.label,) for layer in problem.spec]
 
 
+KEPT = ("dtype", "optimizer", "lr", "momentum", "weight_decay", "loss", "huber_delta")
+
+
+def _prologue(framework: str, layers: str, options: dict[str, Any]) -> str:
+    return (PROLOGUE.replace("__FRAMEWORK__", framework).replace("__LAYERS__", layers)
+            .replace("__OPTIONS__", repr(options)).replace("__ADAM__", repr((*ADAM_BETAS, ADAM_EPS))))
+
+
 def script(framework: str, problem: Problem, options: dict[str, Any]) -> str:
-    kept = {key: options[key] for key in ("dtype", "optimizer", "lr", "momentum", "weight_decay", "loss",
-                                         "huber_delta")}
-    return (PROLOGUE.replace("__FRAMEWORK__", framework).replace("__LAYERS__", repr(layers_literal(problem)))
-            .replace("__OPTIONS__", repr(kept)).replace("__ADAM__", repr((*ADAM_BETAS, ADAM_EPS)))
-            + replay_script(framework))
+    layers = f"{layers_literal(problem)!r}  # ('linear', in, out, bias) or (activation,), as nn.Sequential numbers them"
+    return _prologue(f"{framework} alone", layers, {key: options[key] for key in KEPT}) + replay_script(framework)
+
+
+# A backend without a standalone script of its framework's (one of someone else's): its own class replays the step
+# through the Backend API, so its own code, whatever it does, computes the numbers.
+THROUGH_ITS_CLASS = r'''
+import importlib
+
+
+def imported(module, qualname):
+    found = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+model = imported(*BACKEND)([imported(module, name)(**fields) for module, name, fields in LAYERS], **OPTIONS)
+model.set_params(params)
+model.set_optimizer_state({"step": STEP, **state})
+model.load(X, y)
+loss, grads = model.loss_and_grads(X, y)
+updates, _ = model.update_for(np.arange(len(X)))
+show(loss, grads, updates)
+'''
+
+
+def _importable(kind: str, cls: type) -> str | None:
+    """Why `cls` cannot be imported by name from a fresh interpreter, or None when it can."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return f"its {kind} class {where} is defined where a fresh Python cannot import it by name"
+    found: Any = importlib.import_module(cls.__module__)
+    for part in cls.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return None if found is cls else f"its {kind} class {where} is not what that name imports"
+
+
+def _layer_fields(layer: Layer) -> dict[str, Any] | None:
+    """The layer's options as literals a script can hold, or None when they are not all literals."""
+    if not dataclasses.is_dataclass(layer):
+        return None
+    fields = {field.name: getattr(layer, field.name) for field in dataclasses.fields(layer)}
+    try:
+        return fields if ast.literal_eval(repr(fields)) == fields else None
+    except (ValueError, SyntaxError):
+        return None
+
+
+def class_script(name: str, backend: type[Backend], problem: Problem, options: dict[str, Any]) -> tuple[str, str]:
+    """The replay script of a backend through its own class (its module imported by name), or "" and why not."""
+    layers: list[tuple[str, str, dict[str, Any]]] = []
+    for layer in problem.spec:
+        fields, reason = _layer_fields(layer), _importable("layer", type(layer))
+        if reason is not None:
+            return "", reason
+        if fields is None:
+            return "", f"layer {layer.describe()} has options a script cannot write as literals"
+        layers.append((type(layer).__module__, type(layer).__qualname__, fields))
+    reason = _importable("backend", backend)
+    if reason is not None:
+        return "", reason
+    head = _prologue(f"the {name} backend's own class ({backend.__module__}.{backend.__qualname__}, importable by "
+                     "that name) through backend_compare's Backend API, as it has no standalone script of its "
+                     "framework's", repr(layers) + "  # (module, class, options) of each layer", options)
+    return head + f"\n\nBACKEND = {(backend.__module__, backend.__qualname__)!r}\n" + THROUGH_ITS_CLASS, ""
 
 
 def replay_script(framework: str) -> str:
@@ -108,10 +182,30 @@ def check_bundle_folder(given: str) -> Path:
 HTML = "report.html"
 
 
+def _scripts(finding: Finding, backends: Mapping[str, Backend], problem: Problem, options: dict[str, Any]
+             ) -> tuple[dict[str, str], list[str]]:
+    """replay_NAME.py by backend of the pair: its framework's standalone script, or one through its own class;
+    and, for a backend that gets neither, why."""
+    scripts, missing = {}, []
+    for row in dict.fromkeys((finding.backend_a, finding.backend_b)):
+        parsed = RowName.parse(row)
+        if has_replay_script(parsed.backend):
+            scripts[parsed.backend] = script(parsed.backend, problem, options)
+            continue
+        kept = {**{key: options[key] for key in KEPT}, "mode": parsed.mode or options.get("mode", "usual")}
+        text, reason = class_script(parsed.backend, type(backends[row]), problem, kept)
+        if text:
+            scripts[re.sub(r"[^A-Za-z0-9_]+", "_", row)] = text
+        else:
+            missing.append(f"no replay script for {row}: {reason}; step.npz holds the step's start to replay it by "
+                           "hand")
+    return scripts, missing
+
+
 def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings: list[Finding], text: str,
-                 page: str | None) -> None:
-    """Every differing pair's folder (step.npz, finding.txt and one script per framework), the report as
-    text and as report.html, written whole as a run folder is."""
+                 page: str | None, backends: Mapping[str, Backend]) -> None:
+    """Every differing pair's folder (step.npz, finding.txt and one script per backend), the report as text and
+    as report.html, written whole as a run folder is."""
     def fill(staging: Path) -> None:
         (staging / BUNDLE_MARKER).write_text(text)
         if page is not None:  # None: it could not be made (and the caller says so)
@@ -122,12 +216,10 @@ def write_bundle(out: Path, problem: Problem, options: dict[str, Any], findings:
             folder = staging / _folder_name(finding)
             folder.mkdir()
             np.savez(folder / "step.npz", **bundle_arrays(problem, finding))
-            frameworks = [name for name in dict.fromkeys(RowName.parse(row).backend for row in
-                                                         (finding.backend_a, finding.backend_b))
-                          if has_replay_script(name)]
-            for framework in frameworks:  # replay_numpy.py: a numpy.py would shadow NumPy itself
-                (folder / f"replay_{framework}.py").write_text(script(framework, problem, options))
-            (folder / "finding.txt").write_text("\n".join(finding_lines(finding)) + "\n\nrun: " + " ; ".join(
-                f"python replay_{framework}.py" for framework in frameworks) + "\n")
+            scripts, missing = _scripts(finding, backends, problem, options)
+            for name, body in scripts.items():  # replay_numpy.py: a numpy.py would shadow NumPy itself
+                (folder / f"replay_{name}.py").write_text(body)
+            (folder / "finding.txt").write_text("\n".join([*finding_lines(finding), "", "run: " + " ; ".join(
+                f"python replay_{name}.py" for name in scripts), *missing]) + "\n")
 
     write_folder_whole(out, fill, lambda folder: owned(folder, BUNDLE), "an explain bundle", BUNDLE)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,10 +21,11 @@ from backend_compare.backends import BACKENDS, Backend
 from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.comparison.explain import Explainer, Finding
-from backend_compare.comparison.repro import bundle_arrays, script
+from backend_compare.comparison.repro import bundle_arrays, script, write_bundle
 from backend_compare.layers import activation
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli, load_backend
+from tests.processes import outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -380,3 +382,37 @@ def test_no_option_is_taken_from_an_abbreviation_and_explain_helps_with_its_own_
                            text=True, timeout=120)
     examples = [line.strip() for line in shown.stdout.splitlines() if line.strip().startswith("compare.py ")]
     assert shown.returncode == 0 and examples and all(line.startswith("compare.py explain --") for line in examples)
+
+
+def test_a_bundle_replays_a_third_party_backend_through_its_own_class(tmp_path: Path) -> None:
+    """A backend with no standalone script of its framework's gets one that imports its class by name (its
+    own code computes the numbers); one whose class cannot be imported so gets the reason in finding.txt."""
+    class Unimportable(ScaledBiasGradient):
+        name = "unimportable"
+
+    problem = get_task("mlp").make_problem(seed=0, epochs=1, batch_size=10, n_samples=60)
+    options = {"dtype": "float64", "optimizer": "sgd", "lr": 0.03, "momentum": None, "weight_decay": 0.0,
+               "loss": "mse", "huber_delta": 1.0, "mode": "usual"}
+    backends = {name: cls(problem.spec, **options) for name, cls in (("numpy", NumpyBackend), (
+        "scaled-bias", ScaledBiasGradient), ("unimportable", Unimportable))}
+    findings = Explainer(problem, backends, options).run()
+    write_bundle(tmp_path / "why", problem, options, findings, "text", None, backends)
+    folder = tmp_path / "why" / "numpy-vs-scaled-bias"
+    assert sorted(p.name for p in folder.iterdir()) == ["finding.txt", "replay_numpy.py", "replay_scaled_bias.py",
+                                                        "step.npz"]
+    process = subprocess.Popen([sys.executable, "replay_scaled_bias.py"], cwd=folder, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stdout, stderr = outcome(process, timeout=300)
+    assert process.returncode == 0, stderr
+    printed = {" ".join(line.split()[:2]): line.split(None, 2)[-1] for line in stdout.splitlines()}
+    (finding,) = [f for f in findings if f.backend_b == "scaled-bias"]
+    planted = ScaledBiasGradient(problem.spec, **options)
+    planted.set_params(finding.replay["params"])
+    rows = finding.replay["batch"]
+    _, grads = planted.loss_and_grads(problem.X_train[rows], problem.y_train[rows])
+    shown = np.array(json.loads(printed["gradient 2.bias"].replace(" ", "")))
+    np.testing.assert_allclose(shown, grads["2.bias"].ravel(), rtol=1e-12)  # 1.01 × numpy's: the planted one
+    text = (tmp_path / "why" / "numpy-vs-unimportable" / "finding.txt").read_text()
+    assert "run: python replay_numpy.py\nno replay script for unimportable: its backend class tests.test_explain." \
+           "test_a_bundle_replays_a_third_party_backend_through_its_own_class.<locals>.Unimportable is defined " \
+           "where a fresh Python cannot import it by name; step.npz holds the step's start" in text

@@ -48,7 +48,7 @@ def main(argv: list[str], prog: str) -> int:
                 page = html_page(lambda: explain_page(header, findings, text))
             except OutputError as err:
                 failure = err
-            write_bundle(out, plan.first, plan.options, findings, text, page)
+            write_bundle(out, plan.first, plan.options, findings, text, page, plan.backends)
             if failure is not None:
                 return failed(prog, f"{failure}; the bundle is written without it")
         except (OSError, ValueError) as err:  # a full disk, or the folder filled by someone else meanwhile
