@@ -43,6 +43,7 @@ JOB_EXECUTORS = ("local", "inline", "dask", "ray")
 RUN_EXECUTORS = ("process", "inline")  # a run's names: `process` is the local pool
 CONNECT_SECONDS = 30  # for a cluster at --address to answer
 REACH_SECONDS = 5  # for its port to accept a connection at all
+LOST_WORKER_RETRIES = 3  # times a job whose worker process died runs again (Dask's allowed-failures default)
 OnDone = Callable[[Finished], None]
 Execute = Callable[[list[Job], OnDone, Progress], None]
 
@@ -199,7 +200,9 @@ def _ray_session(parallel: int, address: str | None) -> Iterator[Any]:
 
 
 def _ray(jobs: list[Job], on_done: OnDone, on_progress: Progress, ray: Any) -> None:
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+    # A worker process that dies (its node lost, killed) runs its job again elsewhere, as Dask's scheduler does
+    # (allowed-failures); a job that fails raises no exception here (it is a row), so nothing else is retried.
+    remote = ray.remote(num_cpus=1, max_retries=LOST_WORKER_RETRIES)(run_job)
     refs = {remote.options(name=f"backend-compare-{job.backend}-{job.key}").remote(job): job for job in jobs}
     pending = list(refs)
     try:

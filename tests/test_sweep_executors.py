@@ -4,6 +4,7 @@ is not there, or a node running other versions, is said in one line."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from backend_compare.comparison import jobs as jobs_module
@@ -175,3 +177,51 @@ def test_a_node_with_other_versions_refuses_its_jobs(monkeypatch: pytest.MonkeyP
     lost = jobs_module.lost(job, "lost by the executor: KilledWorker").row
     assert lost["status"] == "lost by the executor: KilledWorker" and lost["params"] == {}
     assert stopped_result("numpy", "x").clock == []
+
+
+def training_worker(tag: str, executor: str) -> psutil.Process:
+    """The sweep's one training worker, once it has trained for 0.8 s of CPU time (of some 2.4: mid-job)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for process in our_workers(tag) if executor == "dask" else ray_training_workers():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.cpu_times().user >= 0.8:
+                    return process
+        time.sleep(0.05)
+    raise AssertionError(f"no training worker of the {executor} sweep trained for 0.8 s")
+
+
+def ray_training_workers() -> list[psutil.Process]:
+    """Ray starts its worker processes from its raylet, not from the sweep: a task's process is named after it."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if "backend_compare.comparison.worker" in " ".join(process.info["cmdline"] or []) and \
+                    " ".join(psutil.Process(process.ppid()).cmdline()).startswith("ray::backend-compare-numpy-"):
+                found.append(process)
+    return found
+
+
+def test_a_cluster_worker_lost_mid_job_runs_its_job_again_elsewhere(cli: RunCli, tmp_path: Path) -> None:
+    """SIGKILL to the Dask or Ray worker process running the only job: the cluster runs it again on the
+    worker left, the sweep finishes with that job's own numbers (bit for bit an undisturbed run's) and caches it."""
+    job = ["--task", "celsius", "--backends", "numpy", "--epochs", "60000"]
+    params = {}
+    for executor in ("dask", "ray"):
+        out, tag = tmp_path / executor, f"sweep-lost-{executor}-{time.monotonic_ns()}"
+        process = subprocess.Popen([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(out), *job,
+                                    "--executor", executor, "--jobs", "2"], cwd=ROOT, start_new_session=True,
+                                   env={**os.environ, "WORKER_TEST_TAG": tag}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            node = psutil.Process(training_worker(tag, executor).ppid())  # the cluster's worker process
+            node.kill()
+        finally:
+            _, stderr = outcome(process, 240)
+        assert process.returncode == 0 and "Traceback" not in stderr, f"{executor}: {stderr}"
+        jobs = pd.read_parquet(out / "jobs.parquet")
+        assert list(jobs["status"]) == ["ok"] and entry_count(out) == 1, executor
+        params[executor] = cached_params(out, jobs["key"])
+    undisturbed = cli("sweep", *job, "--executor", "inline", "--out", str(tmp_path / "inline"))
+    assert undisturbed.code == 0, undisturbed.err
+    assert params["dask"] == params["ray"] == cached_params(tmp_path / "inline", jobs["key"])
