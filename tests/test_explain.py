@@ -416,3 +416,20 @@ def test_a_bundle_replays_a_third_party_backend_through_its_own_class(tmp_path: 
     assert "run: python replay_numpy.py\nno replay script for unimportable: its backend class tests.test_explain." \
            "test_a_bundle_replays_a_third_party_backend_through_its_own_class.<locals>.Unimportable is defined " \
            "where a fresh Python cannot import it by name; step.npz holds the step's start" in text
+
+
+def test_the_findings_table_shows_the_step_and_how_far_beyond_the_tolerance() -> None:
+    """The HTML Findings row of a pair that differs at its first step: the step as a step (not 1.000e+00) and
+    the multiple of the tolerance at it (not the 0 of the steps before it)."""
+    import re
+
+    from backend_compare.comparison.html import explain_page
+
+    finding = explained(HalfLoss)
+    header = {"task": "linreg", "settings": {"batch_size": 10}, "options": {"dtype": "float64", "optimizer": "sgd"}}
+    page = explain_page(header, [finding], "text")
+    row = re.sub(r"(<[^>]+>)+", "|", page.split("table-findings", 1)[1]).split("|")
+    cells = [cell for cell in row if cell.strip()]
+    at = cells.index("numpy vs half-loss")
+    assert cells[at + 1 : at + 4] == ["differ", "1", "loss"]
+    assert float(cells[at + 4]) == pytest.approx(finding.jump, rel=1e-3) and finding.jump > 1e6
