@@ -18,6 +18,7 @@ from ..tasks import Problem
 from .mechanisms import Difference, Step, cause, normwise, worst
 
 STAGES = ("forward", "loss", "gradient", "update", "state")
+FLOAT32_ULPS = 4  # a float64 replay's difference beyond this many float32 ulps of its stage's scale: a computation
 ROUNDING = ("every stage agrees from the same start: rounding accumulated over the steps before it (the "
             "trajectories drift apart; no computation differs)")
 
@@ -134,8 +135,8 @@ class Explainer:
     def _in_float64(self, finding: Finding) -> bool:
         """Every float32 stage agrees within float32's tolerance from the step's start: replay that start in
         float64 on float64 models of both, so rounding no longer hides what each computes. A stage that differs
-        there by more than one float32 rounding (relative to the stage's scale) is a computation that differs,
-        below the tolerance per step and added up over the steps; one that differs by less, or none, is rounding."""
+        there by more than a few float32 ulps of its scale is a computation that differs, below the tolerance per
+        step and added up over the steps; one that differs by less, or none, is rounding."""
         try:
             a, b = (self._float64(name) for name in (finding.backend_a, finding.backend_b))
         except (ValueError, TypeError, NotImplementedError, ImportError) as err:
@@ -151,10 +152,13 @@ class Explainer:
             finding.cause = ROUNDING
             return False
         apart = normwise(self._last_stages[finding.stage or ""])
-        if apart <= eps:  # a real but float32-invisible difference: MXNet's 32-bit lr is exact in a float32 run
+        # A hyper-parameter rounded to float32 (MXNet's lr, its 1/batch) moves a step by about one float32 ulp at
+        # most, two such by two, and a float32 run rounds them alike: only more than that is a computation.
+        if apart <= FLOAT32_ULPS * eps:
             finding.replayed = (f"replayed in float64 from the same start, the {finding.stage} differs by only "
-                                f"{apart:.3g} of its scale ({apart / eps:.2g} float32 ulp), below one float32 "
-                                f"rounding: {finding.cause}; it cannot move a float32 run, so float32 rounding")
+                                f"{apart:.3g} of its scale ({apart / eps:.2g} float32 ulp), what rounding "
+                                f"hyper-parameters to float32 does: {finding.cause}; a float32 run rounds them too, "
+                                "so float32 rounding")
             finding.stage, finding.difference, finding.cause = None, None, ROUNDING
             return False
         finding.replayed = (f"every float32 stage agrees within float32's tolerance from the same start; replayed in "
