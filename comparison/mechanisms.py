@@ -166,7 +166,8 @@ def loss_cause(step: Step) -> str:
     grads_a, grads_b = step.sides("gradient")
     if factor is None:
         return "the forward outputs agree, the loss on them does not: the loss functions differ"
-    if step.differing("gradient") and constant_factor(grads_a, grads_b, step.dtype) is None:
+    on_gradients = constant_factor(grads_a, grads_b, step.dtype)
+    if step.differing("gradient") and (on_gradients is None or not _close(on_gradients, factor, 1e-6)):
         return "the forward outputs agree, the loss on them and its gradients do not: the loss functions differ"
     if not step.differing("gradient"):
         return (f"the loss differs by a factor {factor:.6g} while every gradient agrees: the loss is reported "

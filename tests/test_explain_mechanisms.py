@@ -36,6 +36,17 @@ class SummedLoss(NumpyBackend):
         return len(output) * loss, len(output) * grad
 
 
+class Scaled(NumpyBackend):
+    """The loss and its gradient scaled by factors of their own (set per test)."""
+
+    name = "scaled"
+    on_loss, on_gradient = 2.0, 1.0
+
+    def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        loss, grad = super()._loss_and_output_grad(output, y)
+        return self.on_loss * loss, self.on_gradient * grad
+
+
 class ScaledTanh(NumpyBackend):
     """tanh's forward 1 % too large; the layers around it right."""
 
@@ -121,6 +132,14 @@ def test_a_constant_factor_on_every_gradient_is_named() -> None:
 def test_a_loss_summed_instead_of_averaged_is_named_by_the_batch_size() -> None:
     assert cause_of(SummedLoss, "loss") == ("a constant factor 10 on the loss and every gradient (b = 10·a): a factor "
                                             "10, the batch size: b sums over the batch where a averages")
+
+
+def test_a_factor_on_the_loss_is_named_only_where_the_gradients_carry_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cause_of(Scaled, "loss") == ("the loss differs by a factor 2 while every gradient agrees: the loss is "
+                                        "reported scaled, the one trained on is not")
+    monkeypatch.setattr(Scaled, "on_gradient", 3.0)
+    assert cause_of(Scaled, "loss") == ("the forward outputs agree, the loss on them and its gradients do not: the "
+                                        "loss functions differ")
 
 
 def test_a_single_layers_forward_is_named() -> None:
