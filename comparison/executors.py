@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..backends import error_line
+from ..signals import Terminated
 from .jobs import (
     Finished,
     Job,
@@ -184,6 +185,12 @@ def _ray_session(parallel: int, address: str | None) -> Iterator[Any]:
                                   "pip install 'backend-compare[cluster]'") from None
     if address is not None and address != "auto":
         _reachable(address, "Ray cluster")
+    if address is None and os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        # Ray 2.60's servers listen on every interface whatever ray.init is given (_node_ip_address="127.0.0.1"
+        # included: its gcs_server, raylet and workers still bind "::"), so what keeps others out of a local
+        # cluster is its token, which ray.init requires by default: not turned off here (RAY_AUTH_MODE=disabled).
+        del os.environ["RAY_AUTH_MODE"]
+    own_sigterm = signal.getsignal(signal.SIGTERM)  # ray.init replaces it with sys.exit(15)
     with _quiet("ray"):
         try:
             ray.init(address=address, num_cpus=parallel if address is None else None, include_dashboard=False,
@@ -193,6 +200,9 @@ def _ray_session(parallel: int, address: str | None) -> Iterator[Any]:
                     if "RAY_AUTH_MODE" not in os.environ else "")
             raise ExecutorUnavailable(f"--address {address}: no Ray cluster answered ({error_line(err)}){hint}"
                                       ) from None
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, own_sigterm)  # a SIGTERM stops the sweep as on every executor
     try:
         yield ray
     finally:
@@ -207,7 +217,11 @@ def _ray(jobs: list[Job], on_done: OnDone, on_progress: Progress, ray: Any) -> N
     pending = list(refs)
     try:
         while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=0.1)
+            try:
+                done, pending = ray.wait(pending, num_returns=1, timeout=0.1)
+            except SystemError as err:  # a signal's exception raised inside Ray's C wait comes out wrapped
+                stop = err.__cause__ or err.__context__
+                raise (stop if isinstance(stop, (KeyboardInterrupt, Terminated)) else err) from None
             for ref in done:
                 on_done(_done(functools.partial(ray.get, ref), refs[ref]))
     except BaseException:

@@ -86,7 +86,8 @@ def test_a_crashed_job_is_its_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("executor,sent,code", [("local", signal.SIGINT, 130), ("local", signal.SIGTERM, 143),
-                                                ("dask", signal.SIGINT, 130), ("ray", signal.SIGINT, 130)])
+                                                ("dask", signal.SIGINT, 130), ("ray", signal.SIGINT, 130),
+                                                ("ray", signal.SIGTERM, 143)])
 def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: str, sent: int, code: int) -> None:
     out, tag = tmp_path / "s", "sweep-signal-" + str(time.monotonic_ns())
     process = subprocess.Popen([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(out), "--task",
@@ -225,3 +226,32 @@ def test_a_cluster_worker_lost_mid_job_runs_its_job_again_elsewhere(cli: RunCli,
     undisturbed = cli("sweep", *job, "--executor", "inline", "--out", str(tmp_path / "inline"))
     assert undisturbed.code == 0, undisturbed.err
     assert params["dask"] == params["ray"] == cached_params(tmp_path / "inline", jobs["key"])
+
+
+def test_a_local_cluster_lets_nobody_else_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's LocalCluster listens on loopback only. Ray's servers listen on every interface whatever they are
+    told, so its local cluster must require its token: a call without it is refused, even where the
+    environment turned tokens off."""
+    import grpc
+
+    from backend_compare.comparison.executors import executor
+
+    def listening() -> dict[str, set[tuple[str, int]]]:
+        ours = {child.pid: child.name() for child in psutil.Process().children(recursive=True)}
+        found: dict[str, set[tuple[str, int]]] = {}
+        for connection in psutil.net_connections(kind="inet"):
+            if connection.status == psutil.CONN_LISTEN and connection.pid in {os.getpid(), *ours}:
+                name = ours.get(connection.pid, "this process")
+                found.setdefault(name, set()).add((connection.laddr.ip, connection.laddr.port))
+        return found
+
+    with executor("dask", parallel=1, address=None):
+        found = listening()
+    assert found and all(ip == "127.0.0.1" for addresses in found.values() for ip, _ in addresses), found
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with executor("ray", parallel=1, address=None):
+        (port,) = {port for _, port in listening()["gcs_server"]}
+        call = grpc.insecure_channel(f"127.0.0.1:{port}").unary_unary("/ray.rpc.NodeInfoGcsService/GetAllNodeInfo")
+        with pytest.raises(grpc.RpcError) as refused:
+            call(b"", timeout=30)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value
