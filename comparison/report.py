@@ -317,7 +317,8 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
                                               for row in rows if row["backend"] != report.get("reference")]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
             table = pd.DataFrame(rows)
-            wide = table.pivot_table(index="class", columns="backend", values="val_accuracy", sort=False)
+            wide = table.pivot_table(index="class", columns="backend", values="val_accuracy", sort=False,
+                                     dropna=False)  # nothing held out: every accuracy NaN, shown as a dash
             wide = wide[list(dict.fromkeys(table["backend"]))].reset_index()
             wide.insert(1, "val_rows", table.groupby("class", sort=False)["val_rows"].first().to_numpy())
             wide.columns = [str(column) if column in ("class", "val_rows") else f"{column} accuracy"

@@ -77,6 +77,11 @@ def build_backends(problem: Problem, rows: list[RowName] | list[str], options: d
     return built
 
 
+def validation(loss: Callable[[np.ndarray, np.ndarray], float], problem: Problem) -> float:
+    """`loss` on the validation split; NaN (shown as a dash, saved as null) when nothing is held out."""
+    return float(loss(problem.X_val, problem.y_val)) if len(problem.X_val) else float("nan")
+
+
 def function_error(predict: Callable[[np.ndarray], np.ndarray], problem: Problem) -> float | None:
     """RMS error of `predict` against the task's true function on its grid; None when it has none."""
     if problem.X_grid is None or problem.f_grid is None:
@@ -92,6 +97,9 @@ def confusion(predict: Callable[[np.ndarray], np.ndarray], problem: Problem) -> 
     k = len(problem.classes)
     found = {}
     for split, X, y in (("train", problem.X_train, problem.y_train), ("val", problem.X_val, problem.y_val)):
+        if not len(X):  # nothing held out: a matrix of no rows (its accuracy NaN, shown as a dash)
+            found[split] = np.zeros((k, k), dtype=np.int64)
+            continue
         predicted = np.argmax(predict(X), axis=1)
         found[split] = np.bincount(y[:, 0].astype(np.int64) * k + predicted, minlength=k * k).reshape(k, k)
     return found
@@ -117,7 +125,7 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
         backend=optimum.name, init=REFERENCE, status=OK, params=optimum.params, step_losses=np.empty(0),
         initial_loss=float("nan"),
         final_train_loss=reference.mean_loss(problem.X_train, problem.y_train, optimum.params, loss, delta),
-        final_val_loss=reference.mean_loss(problem.X_val, problem.y_val, optimum.params, loss, delta),
+        final_val_loss=validation(lambda X, y: reference.mean_loss(X, y, optimum.params, loss, delta), problem),
         initial_function_error=None,
         final_function_error=function_error(lambda X: reference.predict(X, optimum.params), problem),
         epochs=0, seconds=float("nan"),
@@ -143,7 +151,8 @@ def _softmax_reference(problem: Problem, layer: Linear, options: dict[str, Any])
     return BackendResult(
         backend=optimum.name, init=REFERENCE, status=OK, params=params, step_losses=np.empty(0), initial_loss=nan,
         final_train_loss=softmax_reference.mean_cross_entropy(problem.X_train, labels["train"], params),
-        final_val_loss=softmax_reference.mean_cross_entropy(problem.X_val, labels["val"], params),
+        final_val_loss=validation(lambda X, y: softmax_reference.mean_cross_entropy(X, labels["val"], params),
+                                  problem),
         initial_function_error=None, final_function_error=None, epochs=0, seconds=nan,
         confusion=confusion(lambda X: softmax_reference.logits(X, params), problem))
 
@@ -203,7 +212,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
     snapshots = _spaced(total_steps, MAX_CHECKPOINTS) if record else set()
     snapshot_at = snapshots | evaluate_steps  # where a chunk of steps ends
     curve: list[tuple[float, int, float, float]] = (
-        [(0.0, 0, initial_loss, backend.loss(problem.X_val, problem.y_val))] if record else [])
+        [(0.0, 0, initial_loss, validation(backend.loss, problem))] if record else [])
     checkpoints = [(0, backend.get_params())] if record else []
     step_losses: list[np.ndarray] = []
     clock = [(0, 0.0)]
@@ -240,11 +249,11 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
                 checkpoints.append((steps, backend.get_params()))
             if steps in evaluate_steps:
                 curve.append((steps / epoch_batches.steps_per_epoch, steps, backend.training_loss(),
-                              backend.loss(problem.X_val, problem.y_val)))
+                              validation(backend.loss, problem)))
         if status != OK:
             break
         if epoch in evaluate_at:
-            curve.append((float(epoch), steps, backend.training_loss(), backend.loss(problem.X_val, problem.y_val)))
+            curve.append((float(epoch), steps, backend.training_loss(), validation(backend.loss, problem)))
         if on_epoch is not None:
             on_epoch()
     return BackendResult(
@@ -255,7 +264,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         step_losses=np.concatenate(step_losses) if step_losses else np.empty(0),
         initial_loss=initial_loss,
         final_train_loss=backend.training_loss(),
-        final_val_loss=backend.loss(problem.X_val, problem.y_val),
+        final_val_loss=validation(backend.loss, problem),
         initial_function_error=initial_function_error,
         final_function_error=function_error(backend.predict, problem),
         confusion=confusion(backend.predict, problem) if status == OK else {},

@@ -67,10 +67,10 @@ def state_shapes(spec: ModelSpec) -> dict[str, Shape]:
 
 
 def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activation: str,
-             batchnorm: str | None = None) -> ModelSpec:
+             batchnorm: str | None = None, bias: bool = True) -> ModelSpec:
     """Linear–activation–…–Linear; no hidden sizes gives a single linear layer. `batchnorm` puts a BatchNorm
     between each hidden Linear and its activation, keeping the "biased" batch variance in its running
-    variance (Keras, Flax, Gluon) or the "unbiased" one (torch)."""
+    variance (Keras, Flax, Gluon) or the "unbiased" one (torch). Without `bias`, no Linear layer has one."""
     if batchnorm not in (None, *BATCHNORM_VARIANCES):
         raise ValueError(f"batchnorm must be one of {', '.join(BATCHNORM_VARIANCES)}; received: {batchnorm!r}")
     sizes = (in_features, *hidden, out_features)
@@ -80,5 +80,5 @@ def mlp_spec(in_features: int, hidden: tuple[int, ...], out_features: int, activ
             if batchnorm is not None:
                 layers.append(BatchNorm(n_in, unbiased_running_var=batchnorm == "unbiased"))
             layers.append(Activation(activation))
-        layers.append(Linear(n_in, n_out))
+        layers.append(Linear(n_in, n_out, bias=bias))
     return make_spec(layers)

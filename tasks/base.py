@@ -14,6 +14,7 @@ import numpy as np
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
 from ..layers import DTYPES, Linear, ModelSpec, mlp_spec, param_shapes
+from .initial import load_initial
 from .options import MODELS, TaskOption
 
 Params = dict[str, np.ndarray]
@@ -90,11 +91,14 @@ def check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
 
 
 def check_split(n_samples: int, val_fraction: float) -> int:
-    """Number of validation rows; both parts must be non-empty."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must lie strictly between 0 and 1; received: {val_fraction!r}")
+    """Number of validation rows; the training part must be non-empty, and so must the validation part unless
+    val_fraction is 0 (every row trains, as the tutorials that hold nothing out do)."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must lie from 0 up to but not including 1; received: {val_fraction!r}")
     n_val = round(n_samples * val_fraction)
-    if n_val < 1 or n_samples - n_val < 1:
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1; received: {n_samples!r}")
+    if val_fraction and (n_val < 1 or n_samples - n_val < 1):
         raise ValueError(
             f"n_samples must leave at least one training and one validation row with "
             f"val_fraction={val_fraction}; received: {n_samples!r}"
@@ -102,11 +106,26 @@ def check_split(n_samples: int, val_fraction: float) -> int:
     return n_val
 
 
+def check_rows(n_samples: int, val_rows: Sequence[int]) -> np.ndarray:
+    """The positions of the rows to hold out: each within the data, each once, and a row left to train on."""
+    held = np.asarray(list(val_rows), dtype=np.int64)
+    if held.ndim != 1 or not held.size or held.min() < 0 or held.max() >= n_samples:
+        raise ValueError(f"val_rows must be positions of the data's {n_samples} rows, 0 to {n_samples - 1}; "
+                         f"received: {list(val_rows)!r}")
+    if len(set(held.tolist())) < held.size:
+        raise ValueError(f"val_rows must name each row once; received: {list(val_rows)!r}")
+    if held.size >= n_samples:
+        raise ValueError(f"val_rows must leave at least one of the {n_samples} rows to train on; received: "
+                         f"{list(val_rows)!r}")
+    return held
+
+
 def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int,
           iid: bool = False) -> tuple[np.ndarray, ...]:
     """A hold-out split: X_train, y_train, X_val, y_val. Rows drawn i.i.d. are split where they stand
-    (views, no copy: the first n_val rows are as random as any); other data by a random permutation."""
-    if iid:
+    (views, no copy: the first n_val rows are as random as any); other data by a random permutation. Nothing
+    held out: every row trains, in its order."""
+    if iid or not n_val:
         return X[n_val:], y[n_val:], X[:n_val], y[:n_val]
     order = rng.permutation(len(X))
     train, val = order[n_val:], order[:n_val]
@@ -171,12 +190,12 @@ def check_batching(n_train: int, batch_size: int | None, epochs: int) -> int:
 
 
 def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activation: str,
-               batchnorm: str | None = None) -> ModelSpec:
+               batchnorm: str | None = None, bias: bool = True) -> ModelSpec:
     """`linear`: one Linear layer; `mlp`: Linear–activation–…–Linear with the hidden sizes (and a BatchNorm
-    before each activation, with `batchnorm`)."""
+    before each activation, with `batchnorm`); every Linear layer with a bias or, without `bias`, none."""
     if check_model(model) == "linear":
-        return mlp_spec(n_in, (), n_out, activation)
-    return mlp_spec(n_in, check_hidden(hidden), n_out, activation, batchnorm)
+        return mlp_spec(n_in, (), n_out, activation, bias=bias)
+    return mlp_spec(n_in, check_hidden(hidden), n_out, activation, batchnorm, bias=bias)
 
 
 def assemble(
@@ -191,6 +210,8 @@ def assemble(
     epochs: int,
     batch_size: int | None,
     shuffle: bool = True,
+    val_rows: Sequence[int] | None = None,
+    init_from: str | None = None,
     truth: Params | None = None,
     X_grid: np.ndarray | None = None,
     f_grid: np.ndarray | None = None,
@@ -198,18 +219,36 @@ def assemble(
     splitter: Callable[[np.random.Generator, np.ndarray, np.ndarray, int], tuple[np.ndarray, ...]] | None = None,
     settings: dict[str, Any],
 ) -> Problem:
-    """Split (by `splitter` when given), initial parameters, then batch order, drawn from `rng` in that order.
-    A full batch is not shuffled: its gradient does not depend on the order, and the rows then need no copying."""
-    n_val = check_split(len(X), val_fraction)
-    X_train, y_train, X_val, y_val = (splitter(rng, X, y, n_val) if splitter is not None
-                                      else split(rng, X, y, n_val, iid))
+    """Split (by `splitter` when given and something is held out), initial parameters, then batch order, drawn
+    from `rng` in that order. A full batch is not shuffled: its gradient does not depend on the order, and the
+    rows then need no copying. `val_rows`: the rows held out, by position, instead of a drawn split (the
+    others train in their order). `init_from`: a file of starting parameters that replace those drawn (drawn
+    still, so the batch order is the same with the file as without it)."""
+    if val_rows is not None:
+        held = check_rows(len(X), val_rows)
+        kept = np.setdiff1d(np.arange(len(X)), held)  # sorted: the training rows in their order
+        X_train, y_train, X_val, y_val = X[kept], y[kept], X[held], y[held]
+        val_fraction = len(held) / len(X)
+    else:
+        n_val = check_split(len(X), val_fraction)
+        X_train, y_train, X_val, y_val = (splitter(rng, X, y, n_val) if splitter is not None and n_val
+                                          else split(rng, X, y, n_val, iid))
     batch_size = check_batching(len(X_train), batch_size, epochs)
     shuffle = shuffle and batch_size < len(X_train)
     initial_params = init(rng, spec)
+    if init_from is not None:
+        initial_params = load_initial(init_from, param_shapes(spec))
+    if truth is not None:  # a model without bias has no true bias to be compared with
+        truth = {name: value for name, value in truth.items() if name in initial_params}
     return Problem(
         task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
         initial_params=initial_params,
         epoch_batches=shuffled_epochs(rng, len(X_train), batch_size, epochs, shuffle),
         truth=truth, X_grid=X_grid, f_grid=f_grid, shuffle=shuffle,
-        settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction},
+        settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction,
+                  # the tutorials' options, shown only when they differ from the usual
+                  **({} if shuffle or batch_size == len(X_train) else {"shuffle": False}),
+                  **({"val_rows": list(map(int, val_rows))} if val_rows is not None else {}),
+                  **({"init_from": init_from} if init_from is not None else {}),
+                  **({"bias": False} if any(isinstance(layer, Linear) and not layer.bias for layer in spec) else {})},
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .base import Problem, Task
 from .labelled import DATASET, classification_problem, shape
-from .options import ACTIVATION, BATCHNORM, DATA, HEADER, HIDDEN, TARGET
+from .options import ACTIVATION, BATCHNORM, COMMON, DATA, HEADER, HIDDEN, TARGET
 
 
 def make_problem(
@@ -23,12 +23,17 @@ def make_problem(
     target: str | None = None,
     header: bool | None = None,
     val_fraction: float = 0.2,
+    val_rows: Sequence[int] | None = None,
+    shuffle: bool = True,
+    bias: bool = True,
+    init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
     """As the softmax task, with hidden layers of the sizes given."""
     return classification_problem("classifier", seed=seed, epochs=epochs, batch_size=batch_size, model="mlp",
                                   hidden=hidden, activation=activation, val_fraction=val_fraction, dtype=dtype,
-                                  dataset=dataset, data=data, target=target, header=header, batchnorm=batchnorm)
+                                  dataset=dataset, data=data, target=target, header=header, batchnorm=batchnorm,
+                                  val_rows=val_rows, shuffle=shuffle, bias=bias, init_from=init_from)
 
 
 TASK = Task(
@@ -39,5 +44,5 @@ TASK = Task(
     default_model="mlp",
     data_shape=shape,
     losses=("cross-entropy",),
-    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM),
+    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM, *COMMON),
 )

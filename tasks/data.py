@@ -9,7 +9,7 @@ import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
 from .datafile import data_shape, load_table
-from .options import ACTIVATION, DATA, HEADER, HIDDEN, MODEL, STANDARDIZE, TARGET
+from .options import ACTIVATION, COMMON, DATA, HEADER, HIDDEN, MODEL, STANDARDIZE, TARGET
 
 
 def make_problem(
@@ -22,6 +22,10 @@ def make_problem(
     hidden: Sequence[int] = (13,),
     activation: str = "tanh",
     val_fraction: float = 0.2,
+    val_rows: Sequence[int] | None = None,
+    shuffle: bool = True,
+    bias: bool = True,
+    init_from: str | None = None,
     dtype: str = "float64",
     target: str | None = None,
     header: bool | None = None,
@@ -36,10 +40,11 @@ def make_problem(
     X, y = table.X, table.y
     for what, values in (("features", X), ("targets", y)):
         check_range(f"{what} in data file {str(data)!r}", values, dtype)
-    spec = model_spec(model, X.shape[1], 1, hidden, activation)
+    spec = model_spec(model, X.shape[1], 1, hidden, activation, bias=bias)
     problem = assemble(
         "data", np.random.default_rng(seed), X, y, spec=spec, init=uniform_init, val_fraction=val_fraction,
-        epochs=epochs, batch_size=batch_size,
+        epochs=epochs, batch_size=batch_size, shuffle=shuffle, init_from=init_from,
+        val_rows=val_rows,
         settings={"seed": seed, "data": str(data), "rows": len(X), "features": X.shape[1], "model": model,
                   "columns": table.features, "target": table.target, "header": table.header,
                   **({"hidden": list(hidden), "activation": activation} if model == "mlp" else {})},
@@ -66,5 +71,5 @@ TASK = Task(
               "mlp": {"lr": 0.01, "epochs": 100, "batch_size": 32}},
     default_model="linear",
     data_shape=lambda *, data, **given: data_shape(data),
-    options=(DATA, MODEL, HIDDEN, ACTIVATION, TARGET, HEADER, STANDARDIZE),
+    options=(DATA, MODEL, HIDDEN, ACTIVATION, TARGET, HEADER, STANDARDIZE, *COMMON),
 )

@@ -110,14 +110,17 @@ def check_classes(labels: np.ndarray, classes: list[str], n_val: int) -> None:
 def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int | None, model: str,
                            hidden: Sequence[int], activation: str, val_fraction: float, dtype: str,
                            dataset: str | None, data: str | None, target: str | None,
-                           header: bool | None, batchnorm: str | None = None) -> Problem:
+                           header: bool | None, batchnorm: str | None = None,
+                           val_rows: Sequence[int] | None = None, shuffle: bool = True,
+                           bias: bool = True, init_from: str | None = None) -> Problem:
     model_spec(model, 1, 2, hidden, activation, batchnorm)  # checks sizes and names before anything is read
     check_dtype(dtype)
     labelled = labelled_rows(dataset=dataset, data=data, target=target, header=header)
-    spec = model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation, batchnorm)
+    spec = model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation, batchnorm, bias)
     problem = assemble(
         task, np.random.default_rng(seed), labelled.X, labelled.labels[:, None].astype(np.float64), spec=spec,
-        init=uniform_init, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size,
+        init=uniform_init, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+        val_rows=val_rows, init_from=init_from,
         splitter=stratified_split(seed, labelled.classes),
         settings={"seed": seed, **labelled.source, "rows": len(labelled.X), "features": labelled.X.shape[1],
                   "classes": labelled.classes,

@@ -24,7 +24,7 @@ from .base import (
     given_or_default,
     normal_init,
 )
-from .options import N_SAMPLES, NOISE, TaskOption, floats
+from .options import COMMON, N_SAMPLES, NOISE, TaskOption, floats
 
 
 def make_problem(
@@ -37,6 +37,10 @@ def make_problem(
     n_samples: int = 1000,
     noise: float = 0.01,
     val_fraction: float = 0.2,
+    val_rows: Sequence[int] | None = None,
+    shuffle: bool = True,
+    bias: bool = True,
+    init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
     """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype."""
@@ -67,9 +71,10 @@ def make_problem(
     del labels
     return assemble(
         "linreg", rng, X, y,
-        spec=make_spec([Linear(w.size, 1)]),
+        spec=make_spec([Linear(w.size, 1, bias=bias)]),
         init=partial(normal_init, sigma=0.01),  # the reference's init.Normal(sigma=0.01), bias 0
-        val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, iid=True,
+        val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, iid=True, shuffle=shuffle,
+        val_rows=val_rows, init_from=init_from,
         truth={"0.weight": w[None, :], "0.bias": np.array([float(true_b)])},
         settings={"seed": seed, "true_w": w.tolist(), "true_b": float(true_b), "n_samples": n_samples,
                   "noise": noise},
@@ -91,5 +96,5 @@ TASK = Task(
     defaults={"linear": {"lr": 0.03, "epochs": 3, "batch_size": 10}},
     default_model="linear",
     data_shape=data_shape,
-    options=(TRUE_W, TRUE_B, N_SAMPLES, NOISE),
+    options=(TRUE_W, TRUE_B, N_SAMPLES, NOISE, *COMMON),
 )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .base import Problem, Task, assemble, check_dtype, check_range, given_or_default, model_spec, uniform_init
-from .options import ACTIVATION, BATCHNORM, HIDDEN, N_SAMPLES, NOISE, TaskOption
+from .options import ACTIVATION, BATCHNORM, COMMON, HIDDEN, N_SAMPLES, NOISE, TaskOption
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -42,6 +42,10 @@ def make_problem(
     n_samples: int = 256,
     noise: float = 0.05,
     val_fraction: float = 0.2,
+    val_rows: Sequence[int] | None = None,
+    shuffle: bool = True,
+    bias: bool = True,
+    init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
     """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype."""
@@ -51,7 +55,7 @@ def make_problem(
         raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    spec = model_spec("mlp", inputs, 1, hidden, activation, batchnorm)
+    spec = model_spec("mlp", inputs, 1, hidden, activation, batchnorm, bias)
     check_dtype(dtype)
 
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
@@ -63,7 +67,8 @@ def make_problem(
     X_grid = np.linspace(LOW, HIGH, 201)[:, None] if inputs == 1 else rng.uniform(LOW, HIGH, size=(512, inputs))
     return assemble(
         "mlp", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=uniform_init, val_fraction=val_fraction,
-        epochs=epochs, batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid), iid=True,
+        epochs=epochs, batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid), iid=True, shuffle=shuffle,
+        val_rows=val_rows, init_from=init_from,
         settings={"seed": seed, "function": function, "inputs": inputs, "hidden": list(hidden),
                   "activation": activation, "n_samples": n_samples, "noise": noise,
                   **({"batchnorm": batchnorm} if batchnorm else {})},
@@ -84,5 +89,5 @@ TASK = Task(
     defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
     default_model="mlp",
     data_shape=data_shape,
-    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, N_SAMPLES, NOISE),
+    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, N_SAMPLES, NOISE, *COMMON),
 )

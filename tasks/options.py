@@ -61,6 +61,24 @@ def sizes(text: str) -> list[int]:
     return found
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 (no validation rows) up to but not including "
+                                         f"1; received: {text!r}")
+    return value
+
+
+def positions(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(part.strip().isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"expected row positions, 0 the first, such as 6,10; received: {text!r}")
+    return [int(part) for part in parts]
+
+
 N_SAMPLES = TaskOption("n_samples", "training plus validation rows", int, sweepable=True, sizes="rows")
 NOISE = TaskOption("noise", "standard deviation of the label noise", float, sweepable=True)
 HIDDEN = TaskOption("hidden", "hidden layer sizes, e.g. 13 or 32,32 (an MLP's)", sizes)
@@ -77,3 +95,17 @@ HEADER = TaskOption("header", "whether the CSV's first line names the columns (d
                               "numbers)", negatable=True)
 STANDARDIZE = TaskOption("standardize", "scale each feature by the training split's mean and standard deviation "
                                         "(reported)")
+
+# Every task's: what the tutorials' own experiments need (hold nothing out, batches in order, a given start,
+# no bias). make_problem takes each with the same default, and assemble() applies them.
+VAL_FRACTION = TaskOption("val_fraction", "the share of the rows held out for validation (0: train on every row, "
+                                          "no validation)", fraction, metavar="FRACTION", sweepable=True)
+VAL_ROWS = TaskOption("val_rows", "hold out exactly these rows, by position in the data (0 the first), e.g. 6,10, "
+                                  "instead of a seeded --val-fraction", positions, metavar="ROWS")
+SHUFFLE = TaskOption("shuffle", "a new order of the training rows each epoch (--no-shuffle: the rows in their "
+                                "order, the same every epoch)", negatable=True)
+BIAS = TaskOption("bias", "a bias in every linear layer (--no-bias: weights only, each framework's layer built "
+                          "without one)", negatable=True)
+INIT_FROM = TaskOption("init_from", "the starting parameters, by canonical name (0.weight (out, in), 0.bias, "
+                                    "...): an .npz of arrays, or a JSON object of nested lists", str, metavar="FILE")
+COMMON = (VAL_FRACTION, VAL_ROWS, SHUFFLE, BIAS, INIT_FROM)

@@ -3,9 +3,11 @@ data set bundled with scikit-learn or your own file of class labels."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .base import Problem, Task
 from .labelled import DATASET, classification_problem, shape
-from .options import DATA, HEADER, TARGET
+from .options import COMMON, DATA, HEADER, TARGET
 
 
 def make_problem(
@@ -18,13 +20,18 @@ def make_problem(
     target: str | None = None,
     header: bool | None = None,
     val_fraction: float = 0.2,
+    val_rows: Sequence[int] | None = None,
+    shuffle: bool = True,
+    bias: bool = True,
+    init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
     """`dataset`: iris, wine, breast_cancer or digits (the default); or `data`, a CSV whose `target` column
     holds the class labels (any text or numbers), or an .npz with X and integer y."""
     return classification_problem("softmax", seed=seed, epochs=epochs, batch_size=batch_size, model="linear",
                                   hidden=(), activation="tanh", val_fraction=val_fraction, dtype=dtype,
-                                  dataset=dataset, data=data, target=target, header=header)
+                                  dataset=dataset, data=data, target=target, header=header,
+                                  val_rows=val_rows, shuffle=shuffle, bias=bias, init_from=init_from)
 
 
 TASK = Task(
@@ -35,5 +42,5 @@ TASK = Task(
     default_model="linear",
     data_shape=shape,
     losses=("cross-entropy",),
-    options=(DATASET, DATA, TARGET, HEADER),
+    options=(DATASET, DATA, TARGET, HEADER, *COMMON),
 )

@@ -141,6 +141,10 @@ NOT_APPLYING = [
     (["--executor", "inline", "--threads", "1"], "--threads applies only with --executor process"),
     (["--executor", "inline", "--timeout", "5"],
      "--timeout applies only with --executor process; this run runs inline"),
+    (["--val-fraction", "0.1", "--val-rows", "1"], "--val-rows applies only without --val-fraction (the rows it names "
+                                                   "are the split); this run gives --val-fraction"),
+    (["--init", "native", "--init-from", "x.json"], "--init-from applies only with --init shared (every backend "
+                                                    "starts from the file); this run uses --init native"),
 ]
 
 

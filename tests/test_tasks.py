@@ -110,7 +110,7 @@ def test_mxnet_native_init_is_gluon_default_and_restores_numpy_rng() -> None:
 def test_every_task_declares_each_keyword_a_user_may_give() -> None:
     from backend_compare.tasks import TASKS
 
-    framework_given = {"seed", "epochs", "batch_size", "dtype", "val_fraction"}  # the run sets these itself
+    framework_given = {"seed", "epochs", "batch_size", "dtype"}  # the run sets these itself
     for name in TASKS:
         task = get_task(name)
         keywords = set(inspect.signature(task.make_problem).parameters) - framework_given

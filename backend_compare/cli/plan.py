@@ -275,7 +275,7 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
     parts = memory.estimate(
         rows=rows, features=features, spec=model_spec(model, features, 1, hidden, settings.activation or "tanh"),
         dtype=settings.dtype, epochs=setup["epochs"], batch_size=setup["batch_size"],
-        val_fraction=given_or_default(task.make_problem, {}, "val_fraction"), backends=names,
+        val_fraction=given_or_default(task.make_problem, task_kwargs, "val_fraction"), backends=names,
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
         row_option=size_options(task, settings, "rows")[0], feature_option=size_options(task, settings, "features")[0],

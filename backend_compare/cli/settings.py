@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import Task, get_task, task_options
+from ..tasks import TASKS, Task, get_task, task_options
 from .console import UsageError
 
 # Settings that are a task's own keywords, as the tasks declare them: passed only when given and only to
@@ -179,7 +179,14 @@ OPTION_RULES: dict[str, Rule] = {
                  "to a linear regression (it compares with the exact optimum)",
                  lambda a, t: "trains an MLP" if model_of(a, t) == "mlp" else f"is --task {t.name}, a classification"),
     **{key: (_task_takes(key), f"to {_tasks_taking(key)}", lambda a, t: f"is --task {t.name}")
-       for key in TASK_OPTIONS},
+       for key in TASK_OPTIONS if len(task_options()[key][1]) < len(TASKS)},  # every task's own: no rule
+    # Two ways of choosing the held-out rows, and a start that only a shared start can take.
+    "val_rows": (lambda a, t: t.takes("val_rows") and a.given("val_fraction") is None,
+                 "without --val-fraction (the rows it names are the split)",
+                 lambda a, t: "gives --val-fraction" if t.takes("val_rows") else f"is --task {t.name}"),
+    "init_from": (lambda a, t: t.takes("init_from") and a.init == "shared",
+                  "with --init shared (every backend starts from the file)",
+                  lambda a, t: f"uses --init {a.init}" if t.takes("init_from") else f"is --task {t.name}"),
     # An MLP's own, where the task trains one (celsius and data train one with --model mlp).
     **{key: (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
              lambda a, t: "trains a linear model") for key in ("hidden", "activation")},
