@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..backends import RowName
 from ..tasks import TASKS, Task, get_task, task_options
 from .console import UsageError
 
@@ -144,7 +145,17 @@ class RunSettings:
         """Each backend once per --mode when several are given (NAME:MODE), in order."""
         names = [f"{name}:{mode}" if len(self.mode) > 1 and ":" not in name else name
                  for name in backends for mode in self.mode]
-        return list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+        names = list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
+        if len(self.mode) == 1:  # a bare name runs in the run's mode: torch and torch:usual are one row
+            spelt: dict[tuple[str, str, str], str] = {}
+            for name in names:
+                row = RowName.parse(name)
+                same = spelt.setdefault((row.backend, row.label, row.mode or self.mode[0]), name)
+                if same != name:
+                    raise UsageError(f"--backends {same},{name}: the same row twice ({row.backend}"
+                                     f"{'@' + row.label if row.label else ''} in mode {row.mode or self.mode[0]}); "
+                                     "name it once")
+        return names
 
 
 def _frozen(value: Any) -> Any:
