@@ -148,7 +148,7 @@ class Explainer:
         eps = float(np.finfo(np.float32).eps)
         if not found:
             finding.replayed = ("replayed in float64 from the same start, every stage agrees within float64's "
-                                "tolerance: float32 rounding")
+                                "tolerance too: float32 rounding")
             finding.cause = ROUNDING
             return False
         apart = normwise(self._last_stages[finding.stage or ""])
@@ -237,9 +237,9 @@ def finding_lines(finding: Finding) -> list[str]:
     if finding.agree and finding.step is None:
         return [f"{pair}: agree (largest difference {finding.largest:.3g} of the tolerance)"]
     if finding.agree:
-        replayed = f"; {finding.replayed}" if finding.replayed else ""
+        checked = f" ({finding.replayed})" if finding.replayed else ""  # float32: what the float64 replay found
         return [f"{pair}: agree to rounding: beyond the tolerance from step {finding.step} ({finding.jump:.3g} of it, "
-                f"{_before(finding)}), yet {finding.cause}{replayed}"]
+                f"{_before(finding)}), yet {finding.cause}{checked}"]
     if finding.stage is None:  # nothing compared at the step: the run diverged
         return [f"{pair}: {finding.cause}"]
     lines = [f"{pair}: differ from step {finding.step} ({finding.jump:.3g} of the tolerance at it, {_before(finding)})"]

@@ -148,7 +148,7 @@ def test_float32_tells_a_computation_below_the_tolerance_from_rounding(cli: RunC
     rounding = pairs[("numpy", "tensorflow")]
     assert (rounding["agree"], rounding["step"], rounding["stage"]) == (True, 2, None)
     assert rounding["replayed"] == ("replayed in float64 from the same start, every stage agrees within float64's "
-                                    "tolerance: float32 rounding")
+                                    "tolerance too: float32 rounding")
 
 
 def test_mxnet_adam_beta2_held_in_float32(cli: RunCli) -> None:
