@@ -120,7 +120,7 @@ def run_job_here(job: Job, on_progress: Progress = _no_progress) -> Finished:
         result.backend = job.backend
     except Exception as err:
         result = stopped_result(job.backend, f"failed: {error_line(err)}")
-    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key))
+    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key, job.options))
 
 
 def run_job(job: Job, on_progress: Progress = _no_progress) -> Finished:
@@ -142,7 +142,7 @@ def run_job(job: Job, on_progress: Progress = _no_progress) -> Finished:
         _give_back(job, worker)
     except WorkerFailed as err:  # crashed, timed out, could not start: only this job's row
         result = stopped_result(job.backend, str(err))
-    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key))
+    return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key, job.options))
 
 
 def _differs(job: Job, worker: Worker) -> str:

@@ -23,6 +23,7 @@ from .. import __version__
 from ..backends import RowName
 from ..backends.tolerances import TOLERANCES, allowed_tolerance, applicable
 from ..tasks import Problem, task_options
+from .convergence import convergence
 from .metrics import accuracy, largest_difference, largest_magnitude, us_per_step
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
@@ -110,12 +111,15 @@ def job_key(numbers: dict[str, Any], row: RowName, seed: int, code: str, framewo
 
 
 def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result: BackendResult,
-            key: str) -> dict[str, Any]:
-    """One tidy row: the settings, the backend and seed, what it reached, and its time; its parameters and
-    loss curve ride along for parity and plots (kept in the cache, not columns)."""
+            key: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One tidy row: the settings, the backend and seed, what it reached, whether it converged (given the
+    job's options, for a model with an exact optimum), and its time; its parameters and loss curve ride
+    along for parity and plots (kept in the cache, not columns)."""
     error = (largest_difference(result.params, problem.truth)
              if problem is not None and problem.truth and result.params and len(problem.spec) == 1 else math.nan)
+    converged, note = convergence(problem, options, result)
     return {**settings, "backend": result.backend, "seed": seed, "status": result.status, "mode": result.mode,
+            "converged": converged, "note": note,
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,
@@ -190,6 +194,8 @@ def summarise(jobs: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     for keys, group in jobs.groupby([*settings, "backend"], sort=False, dropna=False):
         row = dict(zip([*settings, "backend"], keys if isinstance(keys, tuple) else (keys,), strict=True))
         row["seeds"] = len(group)
+        known = _known(group.get("converged", pd.Series(dtype=object)))
+        row["converged_seeds"] = sum(known) if known else math.nan  # unknown: no exact optimum to tell by
         for metric in (metric for metric in METRICS if metric in group):  # val_accuracy: classification only
             values = pd.to_numeric(group[metric], errors="coerce").to_numpy(dtype=float)
             finite = values[np.isfinite(values)]
@@ -207,7 +213,7 @@ def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str) 
     paired): the validation loss as a mean difference and the per-step time as a geometric-mean ratio, each
     with a bootstrap 95 % interval and a verdict. A loss difference within the dtype's tolerance of the
     reference's value is rounding, a time ratio within ±TIME_MARGIN is noise: an interval inside that
-    margin is "equivalent"."""
+    margin is "equivalent"; a loss where a job of either backend did not converge is "not converged"."""
     rng = np.random.default_rng(1)
     rows = []
     for keys, group in jobs.groupby(settings, sort=False, dropna=False):
@@ -220,9 +226,19 @@ def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str) 
                 continue
             for backend in [b for b in group["backend"].unique() if b != reference]:
                 theirs = by[backend] if backend in by else pd.Series(dtype=float)
-                rows.append({**point, "backend": backend, "reference": reference, "metric": metric,
-                             **_compared(metric, theirs, by[reference], tolerance, rng, backend, reference)})
+                compared = _compared(metric, theirs, by[reference], tolerance, rng, backend, reference)
+                unsettled = [name for name in (backend, reference) if metric == "final_val_loss" and not all(
+                    _known(group[(group["backend"] == name) & (group["status"] == "ok")].get(
+                        "converged", pd.Series(dtype=object))))]
+                if unsettled:  # two backends agreeing on where they stopped short say nothing of the optimum
+                    compared["verdict"] = f"not converged ({', '.join(unsettled)})"
+                rows.append({**point, "backend": backend, "reference": reference, "metric": metric, **compared})
     return pd.DataFrame(rows)
+
+
+def _known(converged: pd.Series) -> list[bool]:
+    """The jobs' convergence where it is known (a model with an exact optimum)."""
+    return [bool(value) for value in converged if value is not None and not pd.isna(value)]
 
 
 def _compared(metric: str, theirs: pd.Series, ours: pd.Series, tolerance: dict[str, float],
@@ -333,7 +349,10 @@ def render_sweep(summary: pd.DataFrame, differences: pd.DataFrame, settings: lis
     def setting(column: pd.Series) -> pd.Series:
         return column.map(lambda value: f"{value:g}" if isinstance(value, float) else value)
 
-    shown = pd.DataFrame({**{name: setting(summary[name]) for name in [*settings, "backend", "seeds"]},
+    known = "converged_seeds" in summary and summary["converged_seeds"].notna().any()
+    converged = {"converged": [f"{int(done)}/{seeds}" if pd.notna(done) else "-" for done, seeds in
+                               zip(summary["converged_seeds"], summary["seeds"], strict=True)]} if known else {}
+    shown = pd.DataFrame({**{name: setting(summary[name]) for name in [*settings, "backend", "seeds"]}, **converged,
                           "val loss (mean)": summary["final_val_loss_mean"].map(number),
                           "95% CI": [f"{number(lo)} .. {number(hi)}" for lo, hi in
                                      zip(summary["final_val_loss_ci_low"], summary["final_val_loss_ci_high"],

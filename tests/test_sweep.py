@@ -393,3 +393,19 @@ def test_parity_to_the_reference_carries_the_pairs_tolerance() -> None:
     jobs = pd.DataFrame(with_parity(rows, ["task"], "numpy", "float32", "sgd"))
     assert jobs["parity_tolerance"].tolist() == pytest.approx([1e-6 + 1e-4 * 4.0] * 2)  # atol + rtol · largest
     assert parity_ratio(jobs, "float32").tolist() == pytest.approx([0.0, 2e-7 / 4.01e-4], rel=1e-3)
+
+
+def test_points_that_never_converged_are_not_called_equivalent(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    ran = cli("sweep", "--task", "linreg", "--lr", "0.0003,0.03", "--epochs", "1", "--seeds", "2", "--backends",
+              "numpy,torch", "--executor", "inline", "--out", str(tmp_path / "s"))
+    assert ran.code == 0, ran.err
+    jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
+    stopped_short = jobs[jobs["lr"] == 0.0003]  # validation loss ~30 against the optimum's 1e-4: agreeing, unfinished
+    assert not stopped_short["converged"].any() and stopped_short["note"].str.startswith("not converged").all()
+    assert jobs[jobs["lr"] == 0.03]["converged"].all()
+    verdicts = pd.read_csv(tmp_path / "s" / "paired.csv").query("metric == 'final_val_loss'").set_index("lr")
+    assert verdicts.loc[0.0003, "verdict"] == "not converged (torch, numpy)"
+    assert verdicts.loc[0.03, "verdict"].startswith("equivalent within")
+    summary = pd.read_csv(tmp_path / "s" / "summary.csv")
+    assert summary["converged_seeds"].tolist() == [0, 0, 2, 2] and " 0/2 " in ran.out and " 2/2 " in ran.out
