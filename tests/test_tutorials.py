@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from backend_compare.cli.options import make_parser
 from backend_compare.tasks import get_task
 
 from .conftest import RunCli
@@ -177,3 +178,9 @@ def test_init_from_npz_starts_every_backend_there(cli: RunCli, tmp_path: Path) -
     for row in found["losses"]:
         if row["backend"] != found["reference"]:
             assert row["initial_loss"] == pytest.approx(expected["file"], rel=1e-5), row
+
+
+def test_help_says_once_what_every_task_takes() -> None:
+    """An option every task takes alike is "[every task: 0.2]" in --help, not six tasks each with "True"."""
+    text = " ".join(make_parser("compare.py").format_help().split())
+    assert "no validation) [every task: 0.2]" in text and "[every task]" in text and "linreg: True" not in text

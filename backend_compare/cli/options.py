@@ -139,14 +139,17 @@ def _backend_names(text: str) -> list[str]:
 
 
 def _where(defaults: dict[str, object]) -> str:
-    """The tasks that take an option, each with its default: "[linreg: 1000, mlp: 256]"."""
+    """The tasks that take an option, each with its default: "[linreg: 1000, mlp: 256]"; "[every task: 0.2]"
+    when every task takes it alike (a flag's default goes without saying)."""
     def shown(value: object) -> str:
         if value is inspect.Parameter.empty:
             return ": required"
-        if value is None or value is False:
+        if value is None or isinstance(value, bool):
             return ""
         return f": {','.join(map(str, value)) if isinstance(value, tuple | list) else value}"
 
+    if len(defaults) == len(TASKS) and len({repr(value) for value in defaults.values()}) == 1:
+        return f"[every task{shown(next(iter(defaults.values())))}]"
     return "[" + ", ".join(f"{task}{shown(value)}" for task, value in defaults.items()) + "]"
 
 
