@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from backend_compare.cli.options import make_parser
@@ -124,15 +125,22 @@ def test_the_options_shape_the_problem() -> None:
     assert (len(iris.X_train), len(iris.X_val)) == (150, 0) and list(iris.initial_params) == ["0.weight"]
 
 
-def test_classification_without_validation(cli: RunCli) -> None:
-    """Every table that shows validation copes with none: dashes, nulls in JSON, no crash."""
+def test_classification_without_validation(cli: RunCli, tmp_path: Path) -> None:
+    """Every table that shows validation copes with none: dashes, nulls in JSON, a saved run and its report.html,
+    show; and a sweep over --val-fraction 0,0.2."""
     ran = cli("--task", "softmax", "--dataset", "iris", "--val-fraction", "0", "--backends", "numpy",
-              "--epochs", "2", "--quiet")
+              "--epochs", "2", "--quiet", "--out", str(tmp_path / "run"))
     assert ran.code == 0, ran.err
-    assert "Validation accuracy per class" in ran.out
-    found = report(cli, "--task", "softmax", "--dataset", "iris", "--val-fraction", "0", "--backends", "numpy",
-                   "--epochs", "2")
-    assert all(row["final_val_loss"] is None for row in found["summary"])
+    assert "Validation accuracy per class" in ran.out and (tmp_path / "run" / "report.html").exists()
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert all(row["final_val_loss"] is None and row["val_accuracy"] is None for row in saved["summary"])
+    shown = cli("show", str(tmp_path / "run"))
+    assert shown.code == 0 and shown.out == ran.out, shown.err
+    swept = cli("sweep", "--task", "celsius", "--val-fraction", "0,0.2", "--backends", "numpy", "--epochs", "2",
+                "--executor", "inline", "--quiet", "--out", str(tmp_path / "sweep"))
+    assert swept.code == 0, swept.err
+    jobs = pd.read_csv(tmp_path / "sweep" / "jobs.csv").set_index("val_fraction")
+    assert jobs.loc[[0.0], "final_val_loss"].isna().all() and jobs.loc[[0.2], "final_val_loss"].notna().all()
 
 
 @pytest.mark.parametrize(("args", "says"), [
