@@ -119,7 +119,7 @@ def job_row(settings: dict[str, Any], seed: int, problem: Problem | None, result
              if problem is not None and problem.truth and result.params and len(problem.spec) == 1 else math.nan)
     converged, note = convergence(problem, options, result)
     return {**settings, "backend": result.backend, "seed": seed, "status": result.status, "mode": result.mode,
-            "converged": converged, "note": note,
+            "converged": converged, "note": note, "initial_loss": result.initial_loss,
             "final_train_loss": result.final_train_loss, "final_val_loss": result.final_val_loss,
             "max_abs_param_error": error,
             "function_error": math.nan if result.final_function_error is None else result.final_function_error,

@@ -409,3 +409,11 @@ def test_points_that_never_converged_are_not_called_equivalent(cli: RunCli, tmp_
     assert verdicts.loc[0.03, "verdict"].startswith("equivalent within")
     summary = pd.read_csv(tmp_path / "s" / "summary.csv")
     assert summary["converged_seeds"].tolist() == [0, 0, 2, 2] and " 0/2 " in ran.out and " 2/2 " in ran.out
+    # an MLP has no exact optimum: it is held to the lowest loss the sweep reached on the same data
+    mlp = cli("sweep", "--task", "mlp", "--lr", "0.0001,0.03", "--epochs", "2", "--backends", "numpy",
+              "--executor", "inline", "--out", str(tmp_path / "mlp"))
+    assert mlp.code == 0, mlp.err
+    rows = pd.read_csv(tmp_path / "mlp" / "jobs.csv").set_index("lr")
+    assert not rows.loc[0.0001, "converged"]  # False (NaN, unknown, would be true)
+    assert rows.loc[0.0001, "note"].endswith("reached by numpy at lr=0.03")
+    assert pd.isna(rows.loc[0.03, "converged"])  # the lowest itself may have stopped short: not called converged

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ..backends import RowName, available_backends, error_line, framework_version, install_hint
 from ..comparison.cache import CACHE, CacheWriter, cached, damaged
+from ..comparison.convergence import against_best
 from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
 from ..comparison.html import sweep_page
 from ..comparison.jobs import Finished, Job, thread_settings
@@ -244,7 +245,8 @@ def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
     first_seed = min(row["seed"] for row in rows)
     curves = {row["backend"]: row["curve"] for row in rows if row.get("curve") and row["status"] == OK
               and row["seed"] == first_seed and all(row.get(name) == value for name, value in curves_at.items())}
-    jobs = pd.DataFrame(with_parity(rows, settings, reference, meta["dtype"], meta["optimizer"]))
+    jobs = pd.DataFrame(against_best(with_parity(rows, settings, reference, meta["dtype"], meta["optimizer"]),
+                                     settings))
     metrics = [metric for metric in METRICS if metric in jobs]  # val_accuracy: classification only
     jobs[metrics] = jobs[metrics].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
     summary, differences = summarise(jobs, settings), paired(jobs, settings, reference, meta["dtype"])
