@@ -23,7 +23,7 @@ from .fits import convergence_note, function_table, loss_table, param_table
 from .metrics import largest_difference, largest_magnitude, step_loss_difference
 from .numbers import formatted, number_format
 from .run import OK, REFERENCE, BackendResult, loss_curve
-from .verdicts import pair_verdict
+from .verdicts import Noise, pair_verdict
 
 FORMATS = ("table", "markdown", "csv", "json")
 FORMAT_MARKER = "backend-compare run"  # results.json's "format": what makes a folder a run of this tool
@@ -63,16 +63,19 @@ def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[Bac
 
 
 def parity_table(results: list[BackendResult], shared: bool = True, dtype: str | None = None,
-                 optimizer: str = "sgd") -> pd.DataFrame:
-    """Each pair's largest differences; given the run's dtype, the pair's verdict against its tolerance too."""
-    verdicts = ["verdict", "tolerance_ratio", "tolerance"] if dtype else []
+                 optimizer: str = "sgd", noise: Noise | None = None) -> pd.DataFrame:
+    """Each pair's largest differences; given the run's dtype, the pair's verdict against its tolerance too
+    (and, beyond it, against the run's rounding `noise`)."""
+    verdicts = ["verdict", "tolerance_ratio", "noise_ratio", "tolerance"] if dtype else []
     rows = [{"backend_a": a.backend, "backend_b": b.backend,
              "max_abs_param_diff": largest_difference(a.params, b.params),
              "max_abs_step_loss_diff": step_loss_difference(a, b),
-             **(pair_verdict(a, b, dtype, optimizer) if dtype else {})}
+             **(pair_verdict(a, b, dtype, optimizer, noise) if dtype else {})}
             for a, b in _trained_pairs(results, shared)]
-    return pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff",
-                                       *verdicts])
+    table = pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff",
+                                        *verdicts])
+    # the noise is measured only for a run with a pair beyond its tolerance: a column of it there alone
+    return table.drop(columns="noise_ratio") if dtype and table["noise_ratio"].isna().all() else table
 
 
 def trajectory_table(results: list[BackendResult], shared: bool = True) -> pd.DataFrame:
@@ -150,7 +153,8 @@ def scale_table(results: list[BackendResult]) -> pd.DataFrame:
 
 
 def seed_tables(problem: Problem, results: list[BackendResult], relative: bool = False,
-                init: str = "shared", dtype: str | None = None, optimizer: str = "sgd") -> dict[str, pd.DataFrame]:
+                init: str = "shared", dtype: str | None = None, optimizer: str = "sgd",
+                noise: Noise | None = None) -> dict[str, pd.DataFrame]:
     """Every table for one seed's run; parity only in shared mode, where it means something."""
     params, function = param_table(problem, results, relative), function_table(results)
     losses = loss_table(results, classify=problem.classes is not None)
@@ -161,7 +165,8 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
     noted = {r.backend: convergence_note(r, optimum) for r in results}
     summary.insert(2, "note", [noted.get(name, "") for name in summary["backend"]])
     return {"summary": summary, "params": params, "function": function,
-            "losses": losses, "parity": parity_table(results, shared, dtype, optimizer), "init": init_table(results),
+            "losses": losses, "parity": parity_table(results, shared, dtype, optimizer, noise),
+            "init": init_table(results),
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
             "steps": step_table(results), "classes": class_table(problem, results),
             "confusion": confusion_table(problem, results)}

@@ -209,7 +209,8 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.add_argument("--check", action="store_true", default=None,
                         help="exit 1 when a pair of backends differs beyond its tolerance (the dtype's, widened "
-                             "only by the named allowances that concern the pair): a gate for CI")
+                             "only by the named allowances that concern the pair) and above the run's rounding "
+                             "noise (numpy's float32 run against its float64 shadow): a gate for CI")
     tasks = parser.add_argument_group("the tasks' own options", "each applies to the tasks it names [task: default]")
     for option, defaults in task_options().values():
         option.add_to(tasks, _where(defaults))

@@ -15,6 +15,7 @@ from ..backends import error_line, framework_version, package_version, registrat
 from ..comparison.executors import executor
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
+from ..comparison.noise import run_noise
 from ..comparison.provenance import provenance, started_at
 from ..comparison.report import build_report, records, render, seed_tables
 from ..comparison.run import OK, BackendResult, reference_result, stopped_result
@@ -66,7 +67,8 @@ def execute(plan: Plan) -> int:
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
         per_seed.append(seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
-                                    settings.init, plan.options["dtype"], plan.options["optimizer"]))
+                                    settings.init, plan.options["dtype"], plan.options["optimizer"],
+                                    run_noise(problem, plan.options)))
         seeds_run.append(seed)
 
     def on_progress(job: Job, epochs: int) -> None:
