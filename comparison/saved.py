@@ -29,7 +29,9 @@ PLOT = "loss_curves.png"
 HTML = "report.html"  # the page people share: self-contained, interactive
 OWNER = ".backend-compare.json"  # in every folder written whole: what wrote it and every file it wrote
 SIGNATURE = "backend-compare folder"
-RUN_FILES = {RESULTS, "report.md", PLOT, HTML, OWNER, *(f"{key}.csv" for key in KEYS)}  # all a run folder may hold
+BY_SEED = "{}_by_seed.csv"  # a multi-seed run's table with every seed's rows
+RUN_FILES = {RESULTS, "report.md", PLOT, HTML, OWNER,  # all a run folder may hold
+             *(name for key in KEYS for name in (f"{key}.csv", BY_SEED.format(key)))}
 MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
 GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
@@ -206,6 +208,8 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: st
     def fill(staging: Path) -> None:
         for key in ["summary", *shown_tables(report), *(key for key in WRITTEN_NOT_SHOWN if report.get(key))]:
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
+        for key, rows in report.get("by_seed", {}).items():
+            (staging / BY_SEED.format(key)).write_bytes(pd.DataFrame(rows).to_csv(index=False).encode())
         (staging / "report.md").write_bytes(render(report, "markdown").encode())
         if page is not None:
             (staging / HTML).write_bytes(page.encode())

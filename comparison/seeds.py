@@ -1,4 +1,4 @@
-"""A run's seeds: their tables combined into means and standard deviations."""
+"""A run's seeds: their tables combined into means and standard deviations, and kept side by side."""
 
 from __future__ import annotations
 
@@ -29,3 +29,16 @@ def combine_seeds(per_seed: list[dict[str, pd.DataFrame]]) -> dict[str, pd.DataF
             joined.insert(position, column, values)
         combined[key] = joined.reset_index()
     return combined
+
+
+def by_seed(per_seed: list[dict[str, pd.DataFrame]], seeds: list[int]) -> dict[str, pd.DataFrame]:
+    """Each table with rows, every seed's rows one after another, a `seed` column first: the values the
+    means and standard deviations of combine_seeds are computed from."""
+    found = {}
+    for key in KEYS:
+        tables = [tables[key].assign(seed=seed) for seed, tables in zip(seeds, per_seed, strict=True)
+                  if not tables[key].empty]
+        if tables:
+            table = pd.concat(tables, ignore_index=True)
+            found[key] = table[["seed", *(column for column in table.columns if column != "seed")]]
+    return found

@@ -27,7 +27,7 @@ TIMING = ("seconds", "compile_seconds", "steps_per_s", "us_per_step")
 def without_timing(report: dict[str, Any]) -> dict[str, Any]:
     report["options"].pop("parallel")  # how many workers trained at once: how it was timed
     report["options"].pop("threads", None)  # each worker's framework threads (inline: the process's own)
-    for rows in report.values():
+    for rows in [*report.values(), *report.get("by_seed", {}).values()]:  # each seed's rows too
         for row in rows if isinstance(rows, list) else []:
             if isinstance(row, dict):
                 for column in [c for c in row if c.removesuffix("_std") in TIMING]:

@@ -28,7 +28,7 @@ from ..comparison.saved import (
     save_run,
     write_atomic,
 )
-from ..comparison.seeds import combine_seeds
+from ..comparison.seeds import by_seed, combine_seeds
 from ..comparison.verdicts import summary as verdict_summary
 from ..comparison.verdicts import worst_pairs
 from ..environment import broken_package
@@ -93,6 +93,8 @@ def execute(plan: Plan) -> int:
     if settings.init == "shared":  # each pair's worst seed against its tolerance
         header["parity_verdict"] = verdict_summary(worst_pairs(records(tables["parity"]) for tables in per_seed))
     report = build_report(header, combine_seeds(per_seed))
+    if len(per_seed) > 1:  # what the means and standard deviations are made of
+        report["by_seed"] = {key: records(table) for key, table in by_seed(per_seed, seeds_run).items()}
     write_stdout(render(report, settings.format))
     if stopped_by:
         say(prog, f"{stopped_by[0]}: showing the runs that finished; no file was written")
