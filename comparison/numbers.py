@@ -15,7 +15,7 @@ def _fixed(base: str) -> Callable[[float], str] | None:
     """The fixed form of a metric column, whose size is what it tells; None for a value column."""
     if any(word in base for word in ("error", "diff", "loss")):
         return lambda x: f"{x:.3e}"
-    if base in ("seconds", "compile_seconds", "us_per_step", "tolerance_ratio", "epoch"):
+    if base in ("seconds", "compile_seconds", "us_per_step", "tolerance_ratio", "noise_ratio", "epoch"):
         return lambda x: f"{x:.3g}"
     if "accuracy" in base:
         return lambda x: f"{x:.4f}"

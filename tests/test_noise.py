@@ -15,6 +15,7 @@ from backend_compare.backends import Backend
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.backends.tolerances import TOLERANCES, applicable
 from backend_compare.comparison.noise import growth, run_noise, shadow_problem, shadowed
+from backend_compare.comparison.numbers import number_format
 from backend_compare.comparison.run import train
 from backend_compare.comparison.verdicts import pair_verdict, summary, tolerance_ratio, worst_pairs
 from backend_compare.tasks import get_task
@@ -100,3 +101,8 @@ def test_growth_is_fitted_below_saturation() -> None:
     assert growth(steps, [0.0, 1e-7, 10**-6.5, 1e-6, 10**-5.5])["power"] == pytest.approx(0.5)
     doubling = growth([100, 200, 300, 400, 500], [1e-6, 2e-6, 4e-6, 8e-6, 1.0])  # the last has saturated
     assert doubling["per_1000_steps"] == pytest.approx(2.0**10)
+
+
+def test_the_noise_is_printed_as_the_tolerance_ratio_is() -> None:
+    # a ratio's size is what it tells: 1061.56 read as a parameter value to six digits before
+    assert number_format("noise_ratio")(1061.5559) == number_format("tolerance_ratio")(1061.5559) == "1.06e+03"
