@@ -21,6 +21,7 @@ from .metrics import largest_difference, largest_magnitude
 from .run import BackendResult, train
 
 HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "huber_delta")
+MOST_VALUES = 10_000_000  # training data a run's noise is measured on at most (80 MB as a float64 shadow)
 
 
 def _rounded(values: np.ndarray) -> np.ndarray:
@@ -100,7 +101,11 @@ def largest_jump(steps: Sequence[int], differences: Sequence[float]) -> tuple[fl
     return max(jumps, default=(math.nan, 0, 0))
 
 
-def run_noise(problem: Problem, options: Mapping[str, Any]) -> Callable[[], tuple[BackendResult, BackendResult]]:
+def run_noise(problem: Problem, options: Mapping[str, Any],
+              most: int = MOST_VALUES) -> Callable[[], tuple[BackendResult, BackendResult]] | None:
     """rounding_noise of numpy on the run's problem and options, trained at the first call only: a run whose
-    pairs all agree within tolerance never pays for it."""
+    pairs all agree within tolerance never pays for it. None for training data of more than `most` values:
+    a float64 shadow of those would take memory the run's estimate did not count."""
+    if problem.X_train.size + problem.y_train.size > most:
+        return None
     return functools.cache(lambda: rounding_noise(problem, {**options, "mode": "usual"}))

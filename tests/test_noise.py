@@ -96,6 +96,14 @@ def test_a_run_within_tolerance_never_trains_the_noise() -> None:
     assert pair_verdict(*runs, "float64", "sgd", noise)["verdict"] == "within tolerance" and not calls
 
 
+def test_no_noise_is_measured_on_data_too_large_to_shadow() -> None:
+    problem = get_task("linreg").make_problem(seed=0, epochs=1)  # 800 training rows of 2 features, 1 label
+    options = {"dtype": "float32", "optimizer": "sgd", "lr": 0.03, "loss": "mse"}
+    assert run_noise(problem, options, most=2400) is not None and run_noise(problem, options, most=2399) is None
+    runs = [train(kind(problem.spec, dtype="float32"), problem) for kind in (NumpyBackend, OffBackend)]
+    assert pair_verdict(*runs, "float32", "sgd", None)["verdict"].endswith("× tolerance")  # no word of noise
+
+
 def test_growth_is_fitted_below_saturation() -> None:
     steps = [0, 10, 100, 1000, 10_000]
     assert growth(steps, [0.0, 1e-7, 10**-6.5, 1e-6, 10**-5.5])["power"] == pytest.approx(0.5)
