@@ -62,6 +62,8 @@ def data_file(path: str | None) -> dict[str, Any] | None:
 
 
 def provenance(prog: str, argv: list[str], started: str, backends: dict[str, dict[str, str]],
-               data: str | None) -> dict[str, Any]:
+               data: str | None, init_from: str | None = None) -> dict[str, Any]:
+    """How the run was made; `init_from`, a file of starting parameters, is hashed as the data file is."""
     return {"command": shlex.join([prog, *argv]), "package": __version__, "commit": commit(), "started": started,
-            "machine": machine(), "backends": backends, "data": data_file(data)}
+            "machine": machine(), "backends": backends, "data": data_file(data),
+            **({"init_from": data_file(init_from)} if init_from is not None else {})}

@@ -4,6 +4,7 @@ those commands need: --val-fraction 0, --val-rows, --no-shuffle, --no-bias, --in
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -174,10 +175,13 @@ def test_bad_tutorial_options_are_one_line_usage_errors(cli: RunCli, tmp_path: P
 
 def test_init_from_npz_starts_every_backend_there(cli: RunCli, tmp_path: Path) -> None:
     """An .npz of canonical names is the start of every row: each backend's own loss before training is the
-    loss at that start (and not at the start the seed draws)."""
+    loss at that start (and not at the start the seed draws); a saved run records the file's hash."""
     start = {"0.weight": np.array([[0.25, -0.5]]), "0.bias": np.array([1.5])}
     np.savez(tmp_path / "start.npz", **start)
-    found = report(cli, "--init-from", str(tmp_path / "start.npz"), "--n-samples", "100", "--epochs", "1")
+    found = report(cli, "--init-from", str(tmp_path / "start.npz"), "--n-samples", "100", "--epochs", "1",
+                   "--out", str(tmp_path / "run"))
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["provenance"]["init_from"]
+    assert saved["sha256"] == hashlib.sha256((tmp_path / "start.npz").read_bytes()).hexdigest()  # what it started from
     problem = get_task("linreg").make_problem(n_samples=100, epochs=1, batch_size=10)
     at = {"file": start, "drawn": problem.initial_params}
     expected = {name: float(np.mean((problem.X_train @ p["0.weight"].T + p["0.bias"] - problem.y_train) ** 2))

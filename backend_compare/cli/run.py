@@ -89,7 +89,8 @@ def execute(plan: Plan) -> int:
     if elsewhere:  # rows from other environments: what each of them runs
         header["environments"] = elsewhere
     if plan.out is not None:
-        header["provenance"] = provenance(prog, plan.argv, started, environments(plan), settings.data)
+        header["provenance"] = provenance(prog, plan.argv, started, environments(plan), settings.data,
+                                          settings.given("init_from"))
     if settings.init == "shared":  # each pair's worst seed against its tolerance
         header["parity_verdict"] = verdict_summary(worst_pairs(records(tables["parity"]) for tables in per_seed))
     report = build_report(header, combine_seeds(per_seed))
