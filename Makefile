@@ -38,9 +38,10 @@ browser:
 	fi
 
 # `--backends all` names every registered backend, so a framework that fails to install fails the tests
-# instead of skipping them; BROWSER_REQUIRED does the same for a missing Chromium.
+# instead of skipping them; BROWSER_REQUIRED does the same for a missing Chromium. `-n 2`: two test processes
+# (pytest-xdist), as most tests wait on a framework's import or a child process on one core.
 test: lint $(NP2_STAMP) browser
-	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python BROWSER_REQUIRED=1 $(BIN)/python -m pytest --backends all --durations=10
+	NP2_PYTHON=$(CURDIR)/$(NP2)/bin/python BROWSER_REQUIRED=1 $(BIN)/python -m pytest -n 2 --backends all --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
