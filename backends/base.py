@@ -263,6 +263,14 @@ class Backend(LayerState, ABC):
             raise ValueError("training_loss needs the training set: call load(X, y) or fit(X, y) first")
         return float(self._loss_loaded())
 
+    def weight_penalty(self) -> float:
+        """½·Σ wd·‖p‖² over the parameters the optimiser decays, computed by the framework: the term whose
+        gradient, wd·p, the optimiser adds to each one's (coupled L2), so the loss plus this is the objective
+        training minimises. 0.0 without weight decay; NotImplementedError for a backend without the hook."""
+        if not self.weight_decay:
+            return 0.0
+        return float(self._hook("_penalty")())
+
     def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         """The loss on (X, y) and its gradient for every parameter (no weight decay), via backward; in
         training mode (batch statistics), the layers' state left as it was."""

@@ -133,6 +133,10 @@ class JaxBackend(Backend):
         for (index, native), (name, link) in self._links.items():
             yield name, link, getattr(self._model.layers[index], native)
 
+    def _penalty(self) -> float:
+        # optax.add_decayed_weights adds wd·p to every leaf of the nnx.Param state the optimiser updates
+        return float(0.5 * self.weight_decay * optax.tree_utils.tree_norm(self._params, squared=True))
+
     def _get_params(self) -> Params:
         return {name: link.canonical_array(np.asarray(variable.value)) for name, link, variable in self._variables()}
 

@@ -122,6 +122,13 @@ class MxnetBackend(Backend):
                                       {"learning_rate": self.lr, "wd": self.weight_decay, **options},
                                       kvstore=None)  # one CPU: no key-value store to synchronise
 
+    def _penalty(self) -> float:
+        # Trainer updates the Parameters whose grad_req is not "null" (not the running statistics), each
+        # with gradient + wd·wd_mult·weight: wd_mult is 1 for weights and biases alike unless a layer says not
+        decayed = [param for param in self._net.collect_params().values() if param.grad_req != "null"]
+        return nd.add_n(*(0.5 * self.weight_decay * param.wd_mult * nd.sum(nd.square(param.data()))
+                          for param in decayed)).asscalar()
+
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
         loader = gluon.data.DataLoader(gluon.data.ArrayDataset(np.arange(n_rows)), batch_size=batch_size,

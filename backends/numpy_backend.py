@@ -158,6 +158,10 @@ class NumpyBackend(Backend):
         values = np.where(quadratic, 0.5 * diff * diff, delta * (np.abs(diff) - 0.5 * delta))
         return float(np.mean(values)), np.where(quadratic, diff, delta * np.sign(diff)) / n
 
+    def _penalty(self) -> float:
+        # _update decays every parameter: g + wd·p
+        return 0.5 * self.weight_decay * sum(float(np.vdot(param, param)) for param in self._params.values())
+
     def _update(self, grads: Params) -> None:
         self._steps_taken += 1
         t, lr = self._steps_taken, self.lr

@@ -188,6 +188,12 @@ class TensorflowBackend(Backend):
         self._optimizer.apply_gradients(zip(grads, variables, strict=True))
         return loss
 
+    def _penalty(self) -> float:
+        # _train_step adds wd·variable to the gradient of every trainable variable. (Keras's L2 regulariser
+        # is this sum too, but it rounds its factor to float32 whatever the variables' dtype.)
+        squares = tf.add_n([tf.reduce_sum(tf.square(variable)) for variable in self._model.trainable_variables])
+        return float(0.5 * self.weight_decay * squares)
+
     def _get_params(self) -> Params:
         return {name: link.canonical_array(getattr(native, link.native).numpy())
                 for name, (native, link) in self._links.items()}

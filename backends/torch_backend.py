@@ -118,6 +118,12 @@ class TorchBackend(Backend):
                 self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
             )
 
+    def _penalty(self) -> float:
+        # torch.optim adds group["weight_decay"]·p to the gradient of every parameter of each group
+        with torch.no_grad():
+            return sum(0.5 * group["weight_decay"] * sum(torch.sum(p * p) for p in group["params"])
+                       for group in self._optimizer.param_groups).item()
+
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
         rows = TensorDataset(torch.arange(n_rows))

@@ -151,7 +151,7 @@ def run_page(report: dict[str, Any]) -> str:
                          ("classes", TITLES["classes"]),
                          ("parity", "Parity: largest absolute difference between backends"),
                          ("function", "Function error"), ("init", "Native initialisation")):
-        if report.get(key):
+        if report.get(key) and key not in report.get("on_request", ()):  # an MLP's params: in params.csv
             sections.append(section(heading, table(_columns(report[key], key), f"table-{key}")))
         if key == "losses" and report.get(key):  # apart, as in the text: one table would be too wide
             timing = [row for row in report[key] if row["backend"] != report.get("reference")]

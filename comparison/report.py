@@ -19,7 +19,7 @@ import pandas as pd
 from ..backends import BACKENDS, package_version, registration
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
-from .fits import convergence_note, function_table, loss_table, param_table
+from .fits import OBJECTIVE, OBJECTIVE_MEANS, convergence_note, function_table, loss_table, param_table
 from .metrics import largest_difference, largest_magnitude, step_loss_difference
 from .numbers import formatted, number_format
 from .run import OK, REFERENCE, BackendResult, loss_curve
@@ -135,9 +135,13 @@ def summary_table(params: pd.DataFrame, function: pd.DataFrame, losses: pd.DataF
                   reference: str | None) -> pd.DataFrame:
     """One row per backend (the reference row stays in the parameter and loss tables)."""
     accuracies = [column for column in ("train_accuracy", "val_accuracy") if column in losses]
-    summary = losses[losses["backend"] != reference].set_index("backend")[["status", "final_train_loss",
+    objective = [OBJECTIVE] if OBJECTIVE in losses else []
+    summary = losses[losses["backend"] != reference].set_index("backend")[["status", "final_train_loss", *objective,
                                                                            "final_val_loss", *accuracies]]
-    summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
+    if "abs_error" in params:  # a model with a truth to compare with
+        summary = summary.join(params.groupby("backend", sort=False)["abs_error"].max().rename("max_abs_param_error"))
+    else:
+        summary["max_abs_param_error"] = np.nan
     summary = summary.join(function.set_index("backend")["final_function_error"].rename("function_error"))
     timing = ["mode", "compile_seconds", "seconds", "us_per_step"]
     return summary.join(losses.set_index("backend")[timing], how="left").reset_index()
@@ -173,10 +177,11 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
 
 
 def notes(report: dict[str, Any]) -> list[str]:
-    """What the summary notes of each backend ("not converged: …") and the reference row notes, as lines."""
-    rows = [*report["summary"],
-            *(row for row in report.get("losses") or [] if row.get("backend") == report.get("reference"))]
-    return [f"{row['backend']}: {row['note']}" for row in rows if row.get("note")]
+    """What the summary notes of each backend ("not converged: …") and each row of the losses notes (the
+    reference without an optimum, a penalty not computed by its backend), as lines."""
+    lines = [f"{row['backend']}: {row['note']}" for row in [*report["summary"], *(report.get("losses") or [])]
+             if row.get("note")]
+    return list(dict.fromkeys(lines))
 
 
 def diverged_step(status: str) -> int | None:
@@ -359,12 +364,22 @@ def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str
 
 
 def shown_tables(report: dict[str, Any]) -> list[str]:
+    """The tables printed, in order: those with rows, but not those printed only on request."""
     keys = ["params", "function", "losses", "classes", "parity", "init"] + (
         ["curves"] if report["options"].get("curves") else [])
-    return [key for key in keys if report.get(key)]
+    return [key for key in keys if report.get(key) and key not in report.get("on_request", ())]
 
 
-def render(report: dict[str, Any], fmt: str) -> str:
+def render(report: dict[str, Any], fmt: str, only: str | None = None) -> str:
+    """The report in `fmt`; `only` (a table's key): that table alone, under the header."""
+    if only is not None:
+        rows = report.get(only) or []
+        if fmt in ("json", "csv"):
+            return json.dumps(rows, indent=2, allow_nan=False) + "\n" if fmt == "json" else \
+                pd.DataFrame(rows).to_csv(index=False)
+        report = {**report, **{key: [] for key in KEYS if key != only}, "on_request": [], "parity_verdict": None}
+        if not rows:
+            return "\n".join(header_lines(report)) + f"\n\nThis run saved no {TITLES[only].lower()}.\n"
     if fmt == "json":
         return json.dumps(report, indent=2, allow_nan=False) + "\n"
     if fmt == "csv":  # one tidy table that any CSV reader loads: a row per backend; --out writes the others
@@ -376,10 +391,14 @@ def render(report: dict[str, Any], fmt: str) -> str:
             blocks.append(f"### {title}\n\n{shown.to_markdown(index=False, stralign='right')}")
         else:
             beside = report.get("reference") in {row.get("backend") for row in rows}
+            penalised = bool(rows) and OBJECTIVE in rows[0]
             footnote = ("\n(* lowest in its column among the trained backends that finished"
-                        + (f";\n {report['reference']} is the exact optimum: the mark of what is possible)"
+                        + (f";\n {report['reference']} is the exact optimum"
+                           + (f" of {OBJECTIVE}" if penalised else "") + ": the mark of what is possible)"
                            if beside else ")")) if marked else ""
             blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
+        if title == TITLES["losses"] and OBJECTIVE in rows[0]:
+            blocks[-1] += "\n" + OBJECTIVE_MEANS
         if title == TITLES["parity"] and report.get("parity_verdict"):  # runs saved before verdicts have none
             blocks[-1] += f"\n{'**Verdict**: ' if fmt == 'markdown' else 'Verdict: '}{report['parity_verdict']['line']}"
     if notes(report):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class BackendResult:
     # classification: per split ("train", "val"), counts[true class, predicted class] of the final model
     confusion: dict[str, np.ndarray] = field(default_factory=dict)
     note: str = ""  # what the row's numbers need said beside them (a reference row without an optimum)
+    # with weight decay: the training loss plus the L2 penalty on the row's parameters, what training minimises
+    final_train_objective: float = float("nan")
 
     @property
     def steps(self) -> int:
@@ -109,9 +112,25 @@ NO_FINITE_OPTIMUM = "no finite optimum"  # the status of a reference row whose m
 
 
 def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
-    """For a single linear layer: the exact minimiser of the run's objective on the training split
-    (comparison.reference and comparison.softmax_reference, float64, no backend involved), with its losses.
-    None for other models."""
+    """For a single linear layer: the exact minimiser of the run's objective on the training split as the
+    backends train on it, rounded to the run's dtype (comparison.reference and comparison.softmax_reference,
+    solved in float64, no backend involved), with its losses and objective. None for other models."""
+    trained_on = as_trained(problem, options["dtype"]) if options.get("dtype") else problem
+    result = _reference_result(trained_on, options)
+    if result is not None and result.params and options["weight_decay"]:
+        result.final_train_objective = result.final_train_loss + 0.5 * options["weight_decay"] * sum(
+            float(np.vdot(value, value)) for value in result.params.values())
+    return result
+
+
+def as_trained(problem: Problem, dtype: str) -> Problem:
+    """The problem's splits in `dtype`, as every backend loads them (data files are read in float64)."""
+    splits = {name: getattr(problem, name).astype(dtype, copy=False)
+              for name in ("X_train", "y_train", "X_val", "y_val")}
+    return dataclasses.replace(problem, **splits)
+
+
+def _reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
     if len(problem.spec) != 1:
         return None
     layer = problem.spec[0]
@@ -155,6 +174,21 @@ def _softmax_reference(problem: Problem, layer: Linear, options: dict[str, Any])
                                   problem),
         initial_function_error=None, final_function_error=None, epochs=0, seconds=nan,
         confusion=confusion(lambda X: softmax_reference.logits(X, params), problem))
+
+
+def train_objective(backend: Backend, train_loss: float) -> tuple[float, str]:
+    """The training loss plus the backend's weight-decay penalty as its framework computes it (NaN without
+    weight decay), and a note when it could not: a backend without the penalty hook has the penalty summed
+    from its learned parameters, in NumPy."""
+    if not backend.weight_decay:
+        return float("nan"), ""
+    try:
+        return train_loss + backend.weight_penalty(), ""
+    except NotImplementedError:
+        penalty = 0.5 * backend.weight_decay * sum(float(np.vdot(value, value.astype(np.float64)))
+                                                   for value in backend.get_params().values())
+        return train_loss + penalty, (f"final_train_objective: {backend.name} has no _penalty hook, so its "
+                                      "penalty is summed from its learned parameters in NumPy (float64)")
 
 
 def loss_curve(result: BackendResult, points: int = MAX_CURVE_POINTS) -> dict[str, list[float]]:
@@ -256,6 +290,8 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
             curve.append((float(epoch), steps, backend.training_loss(), validation(backend.loss, problem)))
         if on_epoch is not None:
             on_epoch()
+    final_loss = backend.training_loss()
+    objective, objective_note = train_objective(backend, final_loss)
     return BackendResult(
         backend=backend.name,
         init=described,
@@ -263,7 +299,9 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         params={**backend.get_params(), **backend.get_state()},  # running statistics beside the parameters
         step_losses=np.concatenate(step_losses) if step_losses else np.empty(0),
         initial_loss=initial_loss,
-        final_train_loss=backend.training_loss(),
+        final_train_loss=final_loss,
+        final_train_objective=objective,
+        note=objective_note,
         final_val_loss=validation(backend.loss, problem),
         initial_function_error=initial_function_error,
         final_function_error=function_error(backend.predict, problem),

@@ -206,7 +206,8 @@ def save_run(out: Path, report: dict[str, Any], plot_png: bytes | None, page: st
     """The run folder: tables, report, plot, report.html and results.json, written whole (see
     write_folder_whole); without the plot or the page when they could not be made."""
     def fill(staging: Path) -> None:
-        for key in ["summary", *shown_tables(report), *(key for key in WRITTEN_NOT_SHOWN if report.get(key))]:
+        unprinted = [key for key in (*WRITTEN_NOT_SHOWN, *report.get("on_request", ())) if report.get(key)]
+        for key in dict.fromkeys(["summary", *shown_tables(report), *unprinted]):
             (staging / f"{key}.csv").write_bytes(pd.DataFrame(report[key]).to_csv(index=False).encode())
         for key, rows in report.get("by_seed", {}).items():
             (staging / BY_SEED.format(key)).write_bytes(pd.DataFrame(rows).to_csv(index=False).encode())

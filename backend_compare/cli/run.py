@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from ..backends import error_line, framework_version, package_version, registration
 from ..comparison.executors import executor
+from ..comparison.fits import identifiable
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
 from ..comparison.noise import run_noise
@@ -79,7 +80,8 @@ def execute(plan: Plan) -> int:
         stop = run_seeds(plan, finish_seed, on_progress)
     stopped_by = how_stopped(stop) if stop is not None else None
 
-    header = {"task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
+    header: dict[str, Any] = {
+        "task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
               "options": {**plan.options, "mode": ",".join(settings.mode), "init": settings.init,
                           "curves": settings.curves, "relative": bool(settings.relative),
                           "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1,
@@ -93,6 +95,8 @@ def execute(plan: Plan) -> int:
                                           settings.given("init_from"))
     if settings.init == "shared":  # each pair's worst seed against its tolerance
         header["parity_verdict"] = verdict_summary(worst_pairs(records(tables["parity"]) for tables in per_seed))
+    if not identifiable(plan.first):  # thousands of values nobody compares with a truth: saved, shown on request
+        header["on_request"] = ["params"]
     report = build_report(header, combine_seeds(per_seed))
     if len(per_seed) > 1:  # what the means and standard deviations are made of
         report["by_seed"] = {key: records(table) for key, table in by_seed(per_seed, seeds_run).items()}
