@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .fits import OBJECTIVE, OBJECTIVE_MEANS
 from .numbers import formatted
 from .report import TIMING, TIMING_TITLE, TITLES, abbreviated, diverged_step, notes, parity_tolerance, sharing
 from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_ratio, ratio_text, varying
@@ -152,7 +153,9 @@ def run_page(report: dict[str, Any]) -> str:
                          ("parity", "Parity: largest absolute difference between backends"),
                          ("function", "Function error"), ("init", "Native initialisation")):
         if report.get(key) and key not in report.get("on_request", ()):  # an MLP's params: in params.csv
-            sections.append(section(heading, table(_columns(report[key], key), f"table-{key}")))
+            penalised = key == "losses" and OBJECTIVE in report[key][0]
+            explained = [f"<p>{html.escape(OBJECTIVE_MEANS)}</p>"] if penalised else []
+            sections.append(section(heading, table(_columns(report[key], key), f"table-{key}"), *explained))
         if key == "losses" and report.get(key):  # apart, as in the text: one table would be too wide
             timing = [row for row in report[key] if row["backend"] != report.get("reference")]
             shared = f"<p>Timed while {html.escape(sharing(report))}.</p>" if sharing(report) else ""

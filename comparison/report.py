@@ -397,7 +397,7 @@ def render(report: dict[str, Any], fmt: str, only: str | None = None) -> str:
                            + (f" of {OBJECTIVE}" if penalised else "") + ": the mark of what is possible)"
                            if beside else ")")) if marked else ""
             blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
-        if title == TITLES["losses"] and OBJECTIVE in rows[0]:
+        if title == TITLES["losses"] and rows and OBJECTIVE in rows[0]:
             blocks[-1] += "\n" + OBJECTIVE_MEANS
         if title == TITLES["parity"] and report.get("parity_verdict"):  # runs saved before verdicts have none
             blocks[-1] += f"\n{'**Verdict**: ' if fmt == 'markdown' else 'Verdict: '}{report['parity_verdict']['line']}"

@@ -13,7 +13,7 @@ import pytest
 
 from backend_compare.backends.spec import Activation, Linear, make_spec
 from backend_compare.comparison import reference
-from backend_compare.comparison.run import reference_result
+from backend_compare.comparison.run import reference_result, train
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli
 
@@ -73,6 +73,25 @@ def test_the_objective_is_beside_the_loss_and_no_backend_ends_below_the_optimum(
 def test_the_text_table_explains_the_objective_column(cli: RunCli, softmax_run: dict[str, Any]) -> None:
     shown = cli("show", str(softmax_run["out"]))
     assert "final_train_objective = final_train_loss + ½·weight_decay·Σ‖p‖²" in shown.out
+
+
+def test_report_html_explains_the_objective_column(softmax_run: dict[str, Any]) -> None:
+    page = (softmax_run["out"] / "report.html").read_text()
+    assert "final_train_objective = final_train_loss + ½·weight_decay·Σ‖p‖²" in page
+
+
+def test_a_backend_without_the_penalty_hook_says_whose_penalty_it_is() -> None:
+    from backend_compare.backends.numpy_backend import NumpyBackend
+
+    class Hookless(NumpyBackend):
+        name = "hookless"
+        _penalty = None  # a third-party backend that has not written the hook
+
+    problem = get_task("linreg").make_problem(seed=0, epochs=1, batch_size=100, n_samples=200, dtype="float64")
+    result = train(Hookless(problem.spec, dtype="float64", weight_decay=DECAY), problem)
+    squares = sum(float(np.sum(value**2)) for value in result.params.values())
+    assert result.final_train_objective == pytest.approx(result.final_train_loss + 0.5 * DECAY * squares, rel=1e-13)
+    assert "no _penalty hook" in result.note and "NumPy" in result.note
 
 
 def test_every_rows_parameters_are_saved_and_shown_on_request(cli: RunCli, softmax_run: dict[str, Any]) -> None:
