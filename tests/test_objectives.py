@@ -14,6 +14,7 @@ import pytest
 from backend_compare.backends.spec import Activation, Linear, make_spec
 from backend_compare.comparison import reference
 from backend_compare.comparison.run import reference_result, train
+from backend_compare.layers import BatchNorm
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli
 
@@ -21,9 +22,12 @@ DECAY = 0.05
 
 
 def test_weight_decay_is_the_gradient_of_the_penalty_each_framework_computes(backend) -> None:
-    """One SGD step moves every parameter, biases included, by −lr·(∇loss + wd·p), and weight_penalty is
-    ½·wd·Σ‖p‖²: the step descends loss + weight_penalty, the objective the reference minimises."""
-    spec = make_spec([Linear(3, 4), Activation("tanh"), Linear(4, 2)])
+    """One SGD step moves every parameter, biases and BatchNorm's γ and β included, by −lr·(∇loss + wd·p), and
+    weight_penalty is ½·wd·Σ‖p‖²: the step descends loss + weight_penalty, the objective the reference minimises."""
+    norm = BatchNorm(4)
+    if backend.cannot_build(norm):  # torch keeps the other running variance: in training it is not used
+        norm = BatchNorm(4, unbiased_running_var=True)
+    spec = make_spec([Linear(3, 4), norm, Activation("tanh"), Linear(4, 2)])
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
     model = backend(spec, dtype="float64", lr=0.1, weight_decay=DECAY)
