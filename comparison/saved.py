@@ -34,7 +34,7 @@ RUN_FILES = {RESULTS, "report.md", PLOT, HTML, OWNER,  # all a run folder may ho
              *(name for key in KEYS for name in (f"{key}.csv", BY_SEED.format(key)))}
 MAX_RESULTS_BYTES = 256 * 2**20
 # Metrics where a rise is a regression; timing is reported but never gates.
-GATED = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error",
+GATED = ("final_train_loss", "final_train_objective", "final_val_loss", "max_abs_param_error", "function_error",
          "max_abs_param_diff", "max_abs_step_loss_diff")
 INFORMATIONAL = ("seconds", "compile_seconds", "us_per_step")
 ROUNDING_ULPS = 16  # a change of at most this many ulp of the values compared is rounding: "equal"

@@ -137,3 +137,26 @@ def test_the_float32_reference_is_solved_on_the_rows_as_rounded(tmp_path: Path) 
     rounded = problem.X_train.astype(np.float32)
     assert row.final_train_loss == reference.mean_loss(rounded, problem.y_train.astype(np.float32), row.params,
                                                        "mse", 1.0)
+
+
+def test_a_model_too_large_to_tabulate_says_so_on_request(cli: RunCli, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend_compare.comparison import fits
+
+    monkeypatch.setattr(fits, "MAX_TABULATED", 20)  # the 13-unit MLP has 40 values
+    out = tmp_path / "run"
+    assert cli("--task", "mlp", "--epochs", "1", "--backends", "numpy", "--out", str(out)).code == 0
+    assert json.loads((out / "results.json").read_text())["params"] == []
+    shown = cli("show", str(out), "--params")
+    assert shown.code == 0 and "This run saved no parameters." in shown.out
+
+
+def test_diff_gates_the_objective(softmax_run: dict[str, Any]) -> None:
+    from backend_compare.comparison.saved import diff_runs
+
+    report = softmax_run["report"]
+    worse = json.loads(json.dumps(report))
+    for row in worse["summary"]:
+        row["final_train_objective"] *= 2
+    verdicts = diff_runs(report, worse, threshold=0.1, atol=0.0)
+    assert set(verdicts[verdicts["metric"] == "final_train_objective"]["verdict"]) == {"WORSE"}
