@@ -29,7 +29,7 @@ from .workers import Worker, WorkerFailed
 # What decides how many threads a framework's kernels use, and so, for some sizes, the order of their sums:
 # a job's worker gets the values of the process that submitted it (Ray, for one, sets OMP_NUM_THREADS=1).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "XLA_FLAGS",
-                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_WAIT_POLICY")
 
 
 @dataclass(frozen=True)

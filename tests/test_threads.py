@@ -26,6 +26,9 @@ def test_the_limits_are_what_the_frameworks_read() -> None:
         assert set(json.loads(found.stdout).values()) == {threads}, found.stdout  # torch, OpenMP, OpenBLAS
     flags = limits(2, {"XLA_FLAGS": "--xla_dump_to=/tmp/x"})["XLA_FLAGS"]
     assert flags == "--xla_dump_to=/tmp/x --xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=2"
+    # idle OpenMP threads sleep instead of spinning against a busy machine, unless the user chose otherwise
+    assert limits(2, {})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert limits(2, {"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
 
 
 def test_workers_get_their_share_and_the_report_says_so(cli) -> None:  # type: ignore[no-untyped-def]
