@@ -395,7 +395,8 @@ def _over_seeds(summary: pd.DataFrame, constant: list[str]) -> pd.DataFrame:
 def explain_page(header: dict[str, Any], findings: list[Any], text: str) -> str:
     """Where backends part ways: each pair's verdict, its first differing step and stage, and the cause."""
     rows = [{"backends": f"{f.backend_a} vs {f.backend_b}", "verdict": "agree" if f.agree else "differ",
-             "first differing step": "-" if f.step is None else str(f.step), "stage": f.stage or "-", "of tolerance": f.largest,
+             "first differing step": "-" if f.step is None else str(f.step), "stage": f.stage or "-",
+             "of tolerance": f.largest,
              "cause": f.cause or "-"} for f in findings]
     options = header["options"]
     return page(f"backend-compare explain: {header['task']} · {options['dtype']} · {options['optimizer']}",
