@@ -160,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     targets += [(f"{r['task']} over {', '.join(names)}: workers ≤ {WORKER_TARGETS[r['task']]:.2f}× the inline wall "
                  "time", f"{r['ratio']:.2f}× ({r['workers_s']:.1f} vs {r['inline_s']:.1f} s)",
                  r["ratio"] <= WORKER_TARGETS[r["task"]]) for r in worker_runs]
-    targets += [(f"{r['case']}: {r['backend']} µs per step by default ≤ {STEP_AGREEMENT:.2f}× with --jobs 1",
-                 f"{r['ratio']:.2f}× ({r['default_us']:.0f} vs {r['jobs_1_us']:.0f} µs)", r["ratio"] <= STEP_AGREEMENT)
-                for r in task_steps]
+    targets += [(f"{r['case']}: {r['backend']} µs per step by default within {STEP_AGREEMENT:.2f}× either way of "
+                 "--jobs 1", f"{r['ratio']:.2f}× ({r['default_us']:.0f} vs {r['jobs_1_us']:.0f} µs)",
+                 1 / STEP_AGREEMENT <= r["ratio"] <= STEP_AGREEMENT) for r in task_steps]
     slowest = max(alone, key=lambda name: alone[name])
     targets.append((f"python compare.py --task linreg ≤ 1.3× the slowest framework's run alone ({slowest})",
                     f"{np.median(wall) / alone[slowest]:.2f}× ({np.median(wall):.2f} vs {alone[slowest]:.2f} s)",
@@ -221,12 +221,25 @@ def main(argv: list[str] | None = None) -> int:
         " tf.convert_to_tensor) raises the peak by 784 MB, two copies of which one is freed at once"
         " (measured: +1172 MB over the data right after the conversion, +804 MB once it returns); a zero-copy"
         " view through DLPack aborts TensorFlow (Check failed: IsAligned()) on NumPy's 16-byte-aligned memory.")
+    started_in = {r["backend"]: r["start_and_load_s"] for r in worker_starts}
+    cores = os.cpu_count() or 1
     target_table += explain_misses(
-        "compare.py --task linreg takes 8 s or more", [f"{np.median(wall):.2f} s"] if np.median(wall) >= 8 else [],
-        "Five workers start at once on two cores and each imports its framework first: the start-up table"
-        " below (a worker alone: TensorFlow 3.2 s, MXNet 1.5 s, torch 1.2 s, JAX 0.7 s) adds up to more CPU"
-        " time than the run's training, so the wall time is bound by the imports; with --backends"
-        " numpy,torch,mxnet,jax it stays under the 8 s set before TensorFlow was added.")
+        "compare.py --task linreg takes 8 s or more, or more than 1.3× its slowest framework alone",
+        [f"{np.median(wall):.2f} s, {np.median(wall) / alone[slowest]:.2f}× {slowest} alone"]
+        if np.median(wall) >= 8 or np.median(wall) > 1.3 * alone[slowest] else [],
+        f"The workers start at once on {cores} cores and each imports its framework first: a worker alone takes "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(started_in.items(), key=lambda i: -i[1]))
+        + f" to start and load (the start-up table below), {sum(started_in.values()):.1f} s of CPU in all, at least "
+        f"{sum(started_in.values()) / cores:.1f} s of the {cores} cores before the slowest can be trained, against "
+        f"{slowest}'s run alone of {alone[slowest]:.1f} s, its own start-up included.")
+    apart = [r for r in task_steps if not 1 / STEP_AGREEMENT <= r["ratio"] <= STEP_AGREEMENT]
+    target_table += explain_misses(
+        "a step by default and with --jobs 1 differ by more than 1.15× either way",
+        [f"{r['case']} {r['backend']} {r['ratio']:.2f}× (runs {r['default_spread']} against {r['jobs_1_spread']} µs)"
+         for r in apart],
+        f"By default each worker has its share of the {cores} cores beside the others; with --jobs 1, all of them. "
+        "Where the two ranges of runs overlap, the medians of 3 runs differ by run-to-run noise; where they are "
+        "apart, the step's time depends on the worker's thread count, a cause not traced further here.")
     sections.insert(1, "## Targets\n\n" + target_table)
     if reference:
         sections.append("## MXNet: the suite against the Gluon reference loop (linreg 1000×2, batches of 10)\n\n"
