@@ -417,3 +417,18 @@ def test_points_that_never_converged_are_not_called_equivalent(cli: RunCli, tmp_
     assert not rows.loc[0.0001, "converged"]  # False (NaN, unknown, would be true)
     assert rows.loc[0.0001, "note"].endswith("reached by numpy at lr=0.03")
     assert pd.isna(rows.loc[0.03, "converged"])  # the lowest itself may have stopped short: not called converged
+
+
+def test_a_sweep_whose_only_job_did_not_finish_draws_nothing_and_reads_back(cli: RunCli, tmp_path: Path) -> None:
+    """No figure of nothing (it was 'error: the figures could not be drawn: ValueError: Data cannot be
+    log-scaled'), and show and report read a sweep of one backend back (its paired table is empty)."""
+    out = tmp_path / "sweep"
+    ran = cli("sweep", "--task", "celsius", "--backends", "numpy", "--epochs", "10000000", "--timeout", "1",
+              "--out", str(out))
+    assert ran.code == 1 and "Traceback" not in ran.err, ran.err
+    assert "no job finished with a loss to draw: no figures were drawn" in ran.err, ran.err
+    assert "error: the figures" not in ran.err
+    assert not list(out.glob("*.png"))
+    for command in ("show", "report"):
+        again = cli(command, str(out))
+        assert again.code == 0 and "error" not in again.err, (command, again.err)

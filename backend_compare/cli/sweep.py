@@ -288,6 +288,10 @@ def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[st
     settings, reference = meta["settings"], meta["reference"]
     title = f"{jobs['task'].iloc[0]} · {meta['dtype']}"
     point = label(curves_at)
+    finished = pd.to_numeric(jobs.loc[jobs["status"] == OK, "final_train_loss"], errors="coerce")
+    if not (finished > 0).any():  # timed out, crashed, diverged: a figure of nothing is not drawn
+        say(prog, "no job finished with a loss to draw: no figures were drawn")
+        return []
     try:
         with warnings.catch_warnings():  # one grid point: matplotlib widens the axes' single value, as it should,
             warnings.filterwarnings("ignore", message="Attempting to set identical", category=UserWarning)

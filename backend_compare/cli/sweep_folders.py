@@ -82,13 +82,19 @@ def load_sweep(path: str, table: str) -> tuple[dict[str, Any], pd.DataFrame]:
         meta = json.loads((folder / MARKER).read_text())
         if not isinstance(meta, dict) or meta.get("format") != "backend-compare sweep" or "settings" not in meta:
             raise ValueError(f"{folder / MARKER} does not describe a sweep")
-        frame = pd.read_parquet(folder / table) if table.endswith(".parquet") else pd.read_csv(folder / table)
+        frame = pd.read_parquet(folder / table) if table.endswith(".parquet") else _read_csv(folder / table)
     except FileNotFoundError as err:
         raise ValueError(f"{path}: {Path(err.filename or table).name} is missing: the sweep has not finished "
                          "(run it again to finish it)") from None
     except (OSError, ValueError) as err:
         raise ValueError(f"{path} is not a readable sweep: {error_line(err)}") from None
     return meta, frame
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if path.name == "paired.csv" and path.is_file() and path.stat().st_size <= 1:
+        return pd.DataFrame()  # a sweep of one backend pairs nothing: its table is written empty
+    return pd.read_csv(path)
 
 
 def show_sweep(path: str, fmt: str) -> str:
