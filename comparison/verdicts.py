@@ -78,15 +78,22 @@ class Worst(NamedTuple):
     above_noise: bool
 
 
+def _ratio(row: Mapping[str, Any], key: str) -> float:
+    """A row's ratio; NaN where it has none (a record writes NaN as None: a pair within tolerance beside one
+    beyond it has no noise_ratio)."""
+    value = row.get(key)
+    return math.nan if value is None else float(value)
+
+
 def worst_pairs(per_seed: Iterable[Iterable[Mapping[str, Any]]]) -> dict[tuple[str, str], Worst]:
-    """Each pair's largest ratio to its tolerance over the seeds."""
+    """Each pair's largest ratio to its tolerance over the seeds (rows as records: NaN as None)."""
     worst: dict[tuple[str, str], Worst] = {}
     for rows in per_seed:
         for row in rows:
-            pair, ratio = (row["backend_a"], row["backend_b"]), float(row.get("tolerance_ratio", math.nan))
+            pair, ratio = (row["backend_a"], row["backend_b"]), _ratio(row, "tolerance_ratio")
             if math.isnan(ratio):
                 continue
-            noise_ratio = float(row.get("noise_ratio", math.nan))
+            noise_ratio = _ratio(row, "noise_ratio")
             above = ratio > 1 and not within_noise(ratio, noise_ratio)
             before = worst.get(pair)
             if before is None or ratio > before.ratio:

@@ -87,3 +87,15 @@ def test_the_summary_counts_each_pair_at_its_worst_seed() -> None:
     assert verdict["line"] == "1 of 1 pair of backends beyond tolerance: a–b 3× tolerance"
     assert summary(worst_pairs([seeds[0]]))["line"] == "the pair of backends is within tolerance"
     assert verdict_words(1.0) == "within tolerance" and verdict_words(float("nan")) == "nothing to compare"
+
+
+def test_a_pair_beyond_tolerance_beside_one_within_it_is_summarised() -> None:
+    # records write NaN as None: the pair within tolerance has no noise_ratio, nor a pair with nothing to compare
+    # a tolerance_ratio (a run of numpy,torch,off stopped with "TypeError: float() argument must be ... not
+    # 'NoneType'")
+    rows = [{"backend_a": "a", "backend_b": "b", "tolerance_ratio": 0.5, "noise_ratio": None},
+            {"backend_a": "a", "backend_b": "c", "tolerance_ratio": 50.0, "noise_ratio": 1e-3},
+            {"backend_a": "b", "backend_b": "c", "tolerance_ratio": None, "noise_ratio": None}]
+    verdict = summary(worst_pairs([rows]))
+    assert verdict["pairs"] == 2 and [pair["backend_b"] for pair in verdict["beyond"]] == ["c"]
+    assert verdict["line"].startswith("1 of 2 pairs of backends beyond tolerance: a–c 50× tolerance, above noise")
