@@ -17,7 +17,7 @@ import math
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,8 @@ def _stored_rows(folder: Path, keys: list[str]) -> dict[str, str]:
     return found
 
 
-def _old_entry(folder: Path, key: str) -> str | None:
-    path = folder / OLD_CACHE / f"{key}.json"
+def _old_entry(old: Path, key: str) -> str | None:
+    path = old / f"{key}.json"
     if not (path.exists() or path.is_symlink()):
         return None
     if not _regular(path) or path.stat().st_size > MAX_ENTRY_BYTES:
@@ -80,40 +80,42 @@ def _old_entry(folder: Path, key: str) -> str | None:
         return ""
 
 
-def _entries(folder: Path, keys: Iterable[str]) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
-    """(key, row, problem) for every key with something stored: the row when it is its job's, else the problem."""
+def lookup(folder: Path, keys: Iterable[str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The cached rows among `keys` (only an entry that is whole, of the row's form and of its own job), and the
+    entries that are there but not a result of their job, each with what is wrong: one read of the cache."""
     wanted = list(keys)
     try:
         stored, unreadable = _stored_rows(folder, wanted), None
     except CacheUnreadable as err:
         stored, unreadable = {}, str(err)
+    old = folder / OLD_CACHE
+    reads_old = old.is_dir() and not old.is_symlink()  # looked at once, not once per key
+    rows: dict[str, dict[str, Any]] = {}
+    problems: dict[str, str] = {}
     for key in wanted:
         text = stored.get(key)
-        if text is None:
-            text = _old_entry(folder, key)
+        if text is None and reads_old:
+            text = _old_entry(old, key)
         if text is None:
             if unreadable:
-                yield key, None, unreadable
+                problems[key] = unreadable
             continue
         try:
             row = json.loads(text) if len(text) <= MAX_ENTRY_BYTES else None
         except (ValueError, RecursionError):
             row = None
         if not isinstance(row, dict):
-            yield key, None, "not a readable JSON object"
-            continue
-        problem = entry_problem(row, key)
-        yield key, (row if problem is None else None), problem
+            problems[key] = "not a readable JSON object"
+        elif (problem := entry_problem(row, key)) is not None:
+            problems[key] = problem
+        else:
+            rows[key] = row
+    return rows, problems
 
 
 def cached(folder: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The cached rows among `keys`: only an entry that is whole, of the row's form and of its own job."""
-    return {key: row for key, row, _ in _entries(folder, keys) if row is not None}
-
-
-def damaged(folder: Path, keys: Iterable[str]) -> dict[str, str]:
-    """The entries among `keys` that are there but not a result of their job, each with what is wrong."""
-    return {key: problem for key, _, problem in _entries(folder, keys) if problem is not None}
+    """The cached rows among `keys` (see lookup)."""
+    return lookup(folder, keys)[0]
 
 
 def entry_problem(row: dict[str, Any], key: str) -> str | None:

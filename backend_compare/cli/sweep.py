@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..backends import RowName, available_backends, error_line, framework_version, install_hint
-from ..comparison.cache import CACHE, CacheWriter, cached, damaged
+from ..comparison.cache import CACHE, CacheWriter, lookup
 from ..comparison.convergence import against_best
 from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
 from ..comparison.html import sweep_page
@@ -93,13 +93,13 @@ def main(argv: list[str], prog: str) -> int:
             sweep = checked(own, rest, argv, prog)
             out = sweep.out
             keys = [job.key for job in sweep.jobs]
-            broken = {} if own.rerun else damaged(sweep.out, keys)
+            found, broken = ({}, {}) if own.rerun else lookup(sweep.out, keys)  # one read of the cache
             if broken:
                 say(prog, f"{len(broken)} cache entr{'y is' if len(broken) == 1 else 'ies are'} not a result of "
                           f"{'its' if len(broken) == 1 else 'their'} job and run{'s' if len(broken) == 1 else ''} "
                           f"again: {'; '.join(f'{key}: {why}' for key, why in list(broken.items())[:3])}"
                           f"{'; …' if len(broken) > 3 else ''}")
-            rows = _run(sweep, {} if own.rerun else cached(sweep.out, keys), prog)
+            rows = _run(sweep, found, prog)
             return _tables(sweep, rows, prog)
     except (UsageError, ValueError, ExecutorUnavailable) as err:
         return usage(prog, err)
