@@ -7,6 +7,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -107,17 +108,17 @@ def check_split(n_samples: int, val_fraction: float) -> int:
 
 
 def check_rows(n_samples: int, val_rows: Sequence[int]) -> np.ndarray:
-    """The positions of the rows to hold out: each within the data, each once, and a row left to train on."""
-    held = np.asarray(list(val_rows), dtype=np.int64)
-    if held.ndim != 1 or not held.size or held.min() < 0 or held.max() >= n_samples:
+    """The positions of the rows to hold out: each within the data, each once, and a row left to train on.
+    Checked as Python integers, so that a position past int64 is refused as out of range, not overflowed."""
+    rows = list(val_rows)
+    if not rows or not all(isinstance(row, Integral) and 0 <= row < n_samples for row in rows):
         raise ValueError(f"val_rows must be positions of the data's {n_samples} rows, 0 to {n_samples - 1}; "
-                         f"received: {list(val_rows)!r}")
-    if len(set(held.tolist())) < held.size:
-        raise ValueError(f"val_rows must name each row once; received: {list(val_rows)!r}")
-    if held.size >= n_samples:
-        raise ValueError(f"val_rows must leave at least one of the {n_samples} rows to train on; received: "
-                         f"{list(val_rows)!r}")
-    return held
+                         f"received: {rows!r}")
+    if len(set(rows)) < len(rows):
+        raise ValueError(f"val_rows must name each row once; received: {rows!r}")
+    if len(rows) >= n_samples:
+        raise ValueError(f"val_rows must leave at least one of the {n_samples} rows to train on; received: {rows!r}")
+    return np.array(rows, dtype=np.int64)
 
 
 def split(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int,

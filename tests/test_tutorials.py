@@ -196,3 +196,8 @@ def test_help_says_once_what_every_task_takes() -> None:
     """An option every task takes alike is "[every task: 0.2]" in --help, not six tasks each with "True"."""
     text = " ".join(make_parser("compare.py").format_help().split())
     assert "no validation) [every task: 0.2]" in text and "[every task]" in text and "linreg: True" not in text
+
+
+def test_val_rows_past_int64_is_out_of_range() -> None:
+    with pytest.raises(ValueError, match="val_rows must be positions of the data's 11 rows"):
+        get_task("celsius").make_problem(val_rows=[2**70])
