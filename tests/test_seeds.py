@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from backend_compare.cli import run
 from tests.conftest import RunCli
 
 
@@ -31,3 +35,17 @@ def test_each_seeds_results_are_kept_and_give_the_means_printed(cli: RunCli, tmp
     np.testing.assert_allclose(learned.to_numpy(), [row["learned"] for row in report["params"]], rtol=1e-12)
     assert "by_seed" not in json.loads(cli("--task", "linreg", "--epochs", "1", "--backends", "numpy",
                                            "--format", "json").out)  # one seed: its rows are the tables
+
+
+def test_a_signal_leaves_out_the_seeds_no_row_of_which_began(cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    @contextlib.contextmanager
+    def interrupted(kind: str, **_: object) -> Iterator[Callable[..., None]]:
+        def execute(*_: object) -> None:
+            raise KeyboardInterrupt  # before any row finished
+        yield execute
+
+    monkeypatch.setattr(run, "executor", interrupted)
+    ran = cli("--task", "linreg", "--epochs", "1", "--seeds", "3", "--backends", "numpy,torch", "--format", "json")
+    assert ran.code == 130, ran.err
+    report = json.loads(ran.out)
+    assert report["seeds"] == [0] and [row["status"] for row in report["summary"]] == ["interrupted"] * 2

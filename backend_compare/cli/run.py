@@ -128,7 +128,7 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
               on_progress: Callable[[Job, int], object]) -> BaseException | None:
     """Every seed × row of a checked plan, as jobs on its executor (the one a sweep uses), the workers closed
     after; each seed's tables made in seed order as soon as its rows are in. A signal stops the run: the rows
-    it cut short say so (a seed none of whose rows finished is left out), and the signal is returned."""
+    it cut short say so (a later seed none of whose rows finished is left out), and the signal is returned."""
     names, seeds = plan.names, plan.seeds
     jobs = jobs_of(plan, names, {}, lambda name, seed: f"{seed}/{name}", env=plan.env)
     remember_problem(jobs[0], plan.first)  # made while checking the options
@@ -152,8 +152,8 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
             execute(jobs, on_done, on_progress)
     except BaseException as stop:  # Ctrl-C or SIGTERM: every worker is stopped by now
         how = how_stopped(stop)[0]
-        for seed in seeds[finished_seeds:]:  # the seed it cut short, whole or not; then any a worker had begun
-            if seed != seeds[finished_seeds] and not results[seed]:
+        for position, seed in enumerate(seeds[finished_seeds:]):  # the seed it cut short, whole or not;
+            if position and not results[seed]:  # then any a worker had begun
                 break
             finish({name: results[seed].get(name) or stopped_result(name, how) for name in names}, seed)
         return stop
