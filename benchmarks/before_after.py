@@ -7,14 +7,13 @@ with --jobs 1, in two checkouts of this repository, runs alternated:
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+from process_tables import TASK_STEPS, compare_steps
 
-CASES = {"linreg": ["--task", "linreg"],
-         "breast_cancer classifier": ["--task", "classifier", "--dataset", "breast_cancer"]}
+CASES = TASK_STEPS
 HOW = {"default": [], "--jobs 1": ["--jobs", "1"]}
 BACKENDS = ("numpy", "torch", "mxnet", "jax", "tensorflow")
 
@@ -27,10 +26,8 @@ def main(argv: list[str]) -> int:
         for case, args in CASES.items():
             for tree, root in roots.items():
                 for how, extra in HOW.items():
-                    out = subprocess.run([sys.executable, "compare.py", *args, "--quiet", "--format", "json", *extra],
-                                         cwd=root, capture_output=True, text=True, check=True).stdout
-                    for row in json.loads(out)["summary"]:
-                        steps.setdefault((case, row["backend"], tree, how), []).append(row["us_per_step"])
+                    for backend, us in compare_steps([*args, *extra], cwd=Path(root))[1].items():
+                        steps.setdefault((case, backend, tree, how), []).append(us)
     print("| case | backend | " + " | ".join(f"{tree}: {how}" for tree in roots for how in HOW) + " |")
     print("|---|---|" + "---|" * (len(roots) * len(HOW)))
     for case in CASES:

@@ -93,6 +93,21 @@ def memory_estimate_rows(names: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_seconds(args: list[str], cwd: Path = ROOT) -> float:
+    """Wall time of one `python compare.py ARGS` in a fresh process, imports included."""
+    began = time.perf_counter()
+    subprocess.run([sys.executable, "compare.py", *args], cwd=cwd, capture_output=True, check=True)
+    return time.perf_counter() - began
+
+
+def compare_steps(args: list[str], cwd: Path = ROOT) -> tuple[float, dict[str, float]]:
+    """One `python compare.py ARGS --quiet --format json`: its wall time and each backend's µs per steady step."""
+    began = time.perf_counter()
+    out = subprocess.run([sys.executable, "compare.py", *args, "--quiet", "--format", "json"], cwd=cwd,
+                         capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - began, {row["backend"]: row["us_per_step"] for row in json.loads(out)["summary"]}
+
+
 def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Wall time of `--seeds 6` with workers against inline, alternated run by run; µs per step inside a
     worker against inline (from the same runs); and how long a worker takes to start and load."""
@@ -107,13 +122,10 @@ def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], l
         steps: dict[str, dict[str, list[float]]] = {key: {} for key in settings}
         for _ in range(repeats):
             for key, extra in settings.items():
-                began = time.perf_counter()
-                out = subprocess.run([sys.executable, "compare.py", "--task", task, "--seeds", "6", "--quiet",
-                                      "--backends", ",".join(names), *extra, "--format", "json"],
-                                     cwd=ROOT, capture_output=True, text=True, check=True).stdout
-                walls[key].append(time.perf_counter() - began)
-                for row in json.loads(out)["summary"]:
-                    steps[key].setdefault(row["backend"], []).append(row["us_per_step"])
+                wall, per_step = compare_steps(["--task", task, "--seeds", "6", "--backends", ",".join(names), *extra])
+                walls[key].append(wall)
+                for backend, us in per_step.items():
+                    steps[key].setdefault(backend, []).append(us)
         runs.append({"task": f"{task} --seeds 6", "inline_s": float(np.median(walls["inline"])),
                      "workers_s": float(np.median(walls["process"])),
                      "ratio": float(np.median(walls["process"]) / np.median(walls["inline"])),
@@ -133,12 +145,7 @@ def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], l
 
 
 def compare_wall_seconds(repeats: int) -> list[float]:
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "compare.py", "--task", "linreg"], cwd=ROOT, capture_output=True, check=True)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return [compare_seconds(["--task", "linreg"]) for _ in range(repeats)]
 
 
 def thread_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
@@ -170,11 +177,8 @@ def task_step_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
         steps: dict[str, dict[str, list[float]]] = {"default": {}, "jobs_1": {}}
         for _ in range(repeats):
             for key, extra in (("default", []), ("jobs_1", ["--jobs", "1"])):
-                out = subprocess.run([sys.executable, "compare.py", *args, "--quiet", "--backends", ",".join(names),
-                                      *extra, "--format", "json"], cwd=ROOT, capture_output=True, text=True,
-                                     check=True).stdout
-                for row in json.loads(out)["summary"]:
-                    steps[key].setdefault(row["backend"], []).append(row["us_per_step"])
+                for backend, us in compare_steps([*args, "--backends", ",".join(names), *extra])[1].items():
+                    steps[key].setdefault(backend, []).append(us)
         for name in names:
             default, alone = np.median(steps["default"][name]), np.median(steps["jobs_1"][name])
             rows.append({"case": case, "backend": name, "default_us": float(default), "jobs_1_us": float(alone),
@@ -186,13 +190,5 @@ def task_step_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
 
 def alone_wall_seconds(repeats: int, names: list[str]) -> dict[str, float]:
     """Median wall time of `compare.py --task linreg --backends NAME` for each framework alone."""
-    walls = {}
-    for name in names:
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "compare.py", "--task", "linreg", "--backends", name], cwd=ROOT,
-                           capture_output=True, check=True)
-            seconds.append(time.perf_counter() - start)
-        walls[name] = float(np.median(seconds))
-    return walls
+    return {name: float(np.median([compare_seconds(["--task", "linreg", "--backends", name])
+                                   for _ in range(repeats)])) for name in names}
