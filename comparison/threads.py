@@ -19,12 +19,14 @@ def limits(threads: int, inherited: Mapping[str, str] | None = None) -> dict[str
     MKL and OpenBLAS, MXNet's engine, TensorFlow's two pools and XLA's CPU client (JAX) — XLA's flags appended
     to the ones given."""
     n = str(threads)
-    given = (inherited if inherited is not None else os.environ).get("XLA_FLAGS", "")
+    env = inherited if inherited is not None else os.environ
+    given = env.get("XLA_FLAGS", "")
     xla = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} intra_op_parallelism_threads={n}"
     # OpenMP's idle threads spin by default: on a busy machine a spinning thread waits for one the scheduler put
     # aside, and a tiny model's step took 1 500-16 000 us on 2 threads against 370-430 with PASSIVE (torch,
-    # breast_cancer classifier, load 2-3 on 2 cores); a wait policy of the user's own is kept.
-    wait = (inherited if inherited is not None else os.environ).get("OMP_WAIT_POLICY") or "PASSIVE"
+    # breast_cancer classifier, load 2-3 on 2 cores). A trade: idle, torch's 2-thread step is slower passive
+    # (722-979 us against 271-335) and MXNet's faster (501-546 against 1 522-1 611). A policy of the user's is kept.
+    wait = env.get("OMP_WAIT_POLICY") or "PASSIVE"
     return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MXNET_CPU_WORKER_NTHREADS": n,
             "TF_NUM_INTRAOP_THREADS": n, "TF_NUM_INTEROP_THREADS": n, "XLA_FLAGS": f"{given} {xla}".strip(),
             "OMP_WAIT_POLICY": wait}
