@@ -59,15 +59,16 @@ def against_best(rows: list[dict[str, Any]], settings: list[str]) -> list[dict[s
 
     best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        loss = row.get("final_train_loss")
-        if row["status"] == OK and isinstance(loss, int | float) and math.isfinite(loss) and (
+        loss = _finite(row.get("final_train_loss"))
+        if row["status"] == OK and loss is not None and (
                 problem(row) not in best or loss < best[problem(row)]["final_train_loss"]):
             best[problem(row)] = row
     found = []
     for row in rows:
         lowest = best.get(problem(row))
-        if row.get("converged") is None and row["status"] == OK and lowest is not None:
-            reached, floor, start = row["final_train_loss"], lowest["final_train_loss"], row.get("initial_loss")
+        reached = _finite(row.get("final_train_loss"))
+        if row.get("converged") is None and row["status"] == OK and lowest is not None and reached is not None:
+            floor, start = lowest["final_train_loss"], _finite(row.get("initial_loss"))
             gap = reached - floor
             if gap > NOT_CONVERGED * floor and gap > NOT_CONVERGED_PATH * ((start or math.inf) - floor):
                 where = " ".join(f"{name}={lowest.get(name)}" for name in settings
@@ -76,3 +77,9 @@ def against_best(rows: list[dict[str, Any]], settings: list[str]) -> list[dict[s
                        f"{floor:.4g} reached by {lowest['backend']} at {where or 'this point'}"}
         found.append(row)
     return found
+
+
+def _finite(value: Any) -> float | None:
+    """A loss as a number, None where there is none: a cache entry's null, or what a broken entry holds."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+        value) else None
