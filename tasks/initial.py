@@ -31,7 +31,7 @@ def load_initial(path: str, shapes: Mapping[str, Shape]) -> Params:
     for name, shape in shapes.items():
         try:
             value = np.asarray(found[name], dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer past float64
             raise ValueError(f"{where}: {name} must be numbers (nested lists of the shape {shape}); received: "
                              f"{_short(found[name])}") from None
         if value.shape != tuple(shape):

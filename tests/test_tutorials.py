@@ -201,3 +201,10 @@ def test_help_says_once_what_every_task_takes() -> None:
 def test_val_rows_past_int64_is_out_of_range() -> None:
     with pytest.raises(ValueError, match="val_rows must be positions of the data's 11 rows"):
         get_task("celsius").make_problem(val_rows=[2**70])
+
+
+def test_init_from_integer_past_float64_is_refused(tmp_path: Path) -> None:
+    start = tmp_path / "start.json"
+    start.write_text('{"0.weight": [[1]], "0.bias": [1' + "0" * 400 + "]}")
+    with pytest.raises(ValueError, match=r"0\.bias must be numbers"):
+        get_task("celsius").make_problem(init_from=str(start))
