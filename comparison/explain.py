@@ -15,7 +15,7 @@ from ..backends import Backend
 from ..backends.base import error_line
 from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
-from .mechanisms import Difference, Step, cause, normwise, worst
+from .mechanisms import Difference, Pairs, Step, cause, normwise, worst
 
 STAGES = ("forward", "loss", "gradient", "update", "state")
 FLOAT32_ULPS = 4  # a float64 replay's difference beyond this many float32 ulps of its stage's scale: a computation
@@ -75,7 +75,6 @@ class Explainer:
         self.problem, self.backends, self.options = problem, dict(backends), dict(options)
         self.dtype = str(options.get("dtype", "float32"))
         self._twins: dict[str, Backend] = {}  # float64 models of the backends, for replaying a float32 step
-        self._last_stages: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
 
     def run(self) -> list[Finding]:
         with np.errstate(all="ignore"):  # a diverging run is reported as such, not warned about
@@ -122,7 +121,7 @@ class Explainer:
         pair = [self.backends[finding.backend_a], self.backends[finding.backend_b]]
         now = [_snapshot(backend) for backend in pair]  # the other pairs go on from where these are
         try:
-            found = self._localise(finding, pair[0], pair[1], self.dtype)
+            found = self._localise(finding, pair[0], pair[1], self.dtype) is not None
             if not found and self.dtype == "float32":
                 found = self._in_float64(finding)
             finding.agree = not found
@@ -142,16 +141,14 @@ class Explainer:
         except (ValueError, TypeError, NotImplementedError, ImportError) as err:
             finding.replayed = (f"the step could not be replayed in float64 ({error_line(err)}), so rounding cannot "
                                 "be told from a difference below float32's tolerance")
-            finding.cause = ROUNDING
-            return False
-        found = self._localise(finding, a, b, "float64")
+            return False  # finding.cause: ROUNDING, as the float32 replay left it
+        stages = self._localise(finding, a, b, "float64")
         eps = float(np.finfo(np.float32).eps)
-        if not found:
+        if stages is None:
             finding.replayed = ("replayed in float64 from the same start, every stage agrees within float64's "
                                 "tolerance too: float32 rounding")
-            finding.cause = ROUNDING
             return False
-        apart = normwise(self._last_stages[finding.stage or ""])
+        apart = normwise(stages[finding.stage or ""])
         # A hyper-parameter rounded to float32 (MXNet's lr, its 1/batch) moves a step by about one float32 ulp at
         # most, two such by two, and a float32 run rounds them alike: only more than that is a computation.
         if apart <= FLOAT32_ULPS * eps:
@@ -177,9 +174,9 @@ class Explainer:
             self._twins[name] = twin
         return self._twins[name]
 
-    def _localise(self, finding: Finding, a: Backend, b: Backend, dtype: str) -> bool:
+    def _localise(self, finding: Finding, a: Backend, b: Backend, dtype: str) -> dict[str, Pairs] | None:
         """From the step's start (backend_a's parameters and optimiser state), the first stage that differs
-        beyond `dtype`'s tolerance; False when none does."""
+        beyond `dtype`'s tolerance, set on `finding`; every stage compared when one does, None when none does."""
         replay = finding.replay
         rows = replay["batch"]
         X, y = self.problem.X_train[rows].astype(dtype), self.problem.y_train[rows].astype(dtype)
@@ -191,27 +188,27 @@ class Explainer:
         loss_b, grads_b = b.loss_and_grads(X, y)
         update_a, state_a = a.update_for(replay["batch"])
         update_b, state_b = b.update_for(replay["batch"])
-        stages = {
+        stages: dict[str, Pairs] = {
             "forward": {self._layer_name(i): (x, z) for i, (x, z) in enumerate(zip(acts_a, acts_b, strict=True))},
             "loss": {"loss": (np.array(loss_a), np.array(loss_b))},
             "gradient": {key: (grads_a[key], grads_b[key]) for key in grads_a},
             "update": {key: (update_a[key], update_b[key]) for key in update_a},
             "state": _state_pairs(state_a, state_b),
         }
-        self._last_stages = stages
         for stage in STAGES:
-            pairs = stages[stage]
             if stage == "forward":  # the first layer that differs: the later ones inherit it
-                pairs = next(({key: pair} for key, pair in pairs.items() if worst({key: pair}, dtype)), {})
-            difference = worst(pairs, dtype)
+                difference = next(filter(None, (worst({key: pair}, dtype) for key, pair in stages[stage].items())),
+                                  None)
+            else:
+                difference = worst(stages[stage], dtype)
             if difference is not None:
                 finding.stage, finding.difference = stage, difference
                 finding.cause = cause(stage, Step(finding.backend_a, finding.backend_b, stages, replay["params"],
                                                   replay["state"], len(replay["batch"]), self.options, dtype,
                                                   list(self.problem.spec)))
-                return True
+                return stages
         finding.cause = ROUNDING
-        return False
+        return None
 
     def _layer_name(self, index: int) -> str:
         return f"layer {index} ({self.problem.spec[index].label}) output"
