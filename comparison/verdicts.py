@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from ..backends import RowName
 from ..backends.tolerances import allowed_tolerance, applicable
 from .metrics import largest_difference, largest_magnitude, step_loss_difference
-from .run import BackendResult
+from .run import OK, BackendResult
 
 WITHIN = "within tolerance"
 # A pair differs within the run's noise up to this many times it: two correct backends can each be as far
@@ -33,12 +33,14 @@ def pair_verdict(a: BackendResult, b: BackendResult, dtype: str, optimizer: str,
                  noise: Noise | None = None) -> dict[str, Any]:
     """The pair's ratio to its tolerance (the worse of parameters and step losses), the verdict in words, the
     tolerance it was held to (the dtype, and each allowance applied, by name) and, for a pair beyond it when
-    `noise` is given, the run's rounding noise as a ratio to the same tolerance (NaN when not measured)."""
+    `noise` is given, the run's rounding noise as a ratio to the same tolerance (NaN when not measured,
+    or when a run of it did not finish)."""
     pair = [RowName.parse(a.backend).backend, RowName.parse(b.backend).backend]  # rows may be NAME@LABEL:MODE
     names = applicable(dtype, pair, optimizer)  # (allowed_tolerance takes backend names only)
     tolerance = allowed_tolerance(dtype, pair, names)
     ratio = tolerance_ratio(a, b, tolerance)
-    noise_ratio = tolerance_ratio(*noise(), tolerance) if noise is not None and ratio > 1 else math.nan
+    runs = noise() if noise is not None and ratio > 1 else ()  # a diverged one measures no noise: its inf
+    noise_ratio = tolerance_ratio(*runs, tolerance) if runs and all(r.status == OK for r in runs) else math.nan
     return {"tolerance_ratio": ratio, "noise_ratio": noise_ratio, "verdict": verdict_words(ratio, noise_ratio),
             "tolerance": " + ".join([dtype, *names])}
 

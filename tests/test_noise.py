@@ -5,7 +5,9 @@ bug stays above noise."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -114,3 +116,14 @@ def test_growth_is_fitted_below_saturation() -> None:
 def test_the_noise_is_printed_as_the_tolerance_ratio_is() -> None:
     # a ratio's size is what it tells: 1061.56 read as a parameter value to six digits before
     assert number_format("noise_ratio")(1061.5559) == number_format("tolerance_ratio")(1061.5559) == "1.06e+03"
+
+
+def test_a_noise_run_that_diverged_measures_no_noise() -> None:
+    # a diverged run's parameters are not finite: an infinite noise would call any difference within it
+    problem = get_task("linreg").make_problem(seed=0, epochs=1)
+    runs = [train(kind(problem.spec, dtype="float64"), problem) for kind in (NumpyBackend, OffBackend)]
+    diverged = dataclasses.replace(runs[0], status="diverged at epoch 1, step 3",
+                                   params={name: np.full_like(value, np.inf) for name, value in runs[0].params.items()})
+    verdict = pair_verdict(*runs, "float64", "sgd", lambda: (diverged, runs[0]))
+    assert verdict["tolerance_ratio"] > 1 and math.isnan(verdict["noise_ratio"])
+    assert verdict["verdict"].endswith("× tolerance")  # no word of noise
