@@ -118,8 +118,7 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
     trained_on = as_trained(problem, options["dtype"]) if options.get("dtype") else problem
     result = _reference_result(trained_on, options)
     if result is not None and result.params and options["weight_decay"]:
-        result.final_train_objective = result.final_train_loss + 0.5 * options["weight_decay"] * sum(
-            float(np.vdot(value, value)) for value in result.params.values())
+        result.final_train_objective = result.final_train_loss + l2_penalty(options["weight_decay"], result.params)
     return result
 
 
@@ -176,6 +175,11 @@ def _softmax_reference(problem: Problem, layer: Linear, options: dict[str, Any])
         confusion=confusion(lambda X: softmax_reference.logits(X, params), problem))
 
 
+def l2_penalty(weight_decay: float, params: dict[str, np.ndarray]) -> float:
+    """½·wd·Σ‖p‖², summed in float64: the penalty of coupled L2 weight decay, as NumPy computes it."""
+    return 0.5 * weight_decay * sum(float(np.vdot(value, value.astype(np.float64))) for value in params.values())
+
+
 def train_objective(backend: Backend, train_loss: float) -> tuple[float, str]:
     """The training loss plus the backend's weight-decay penalty as its framework computes it (NaN without
     weight decay), and a note when it could not: a backend without the penalty hook has the penalty summed
@@ -185,10 +189,9 @@ def train_objective(backend: Backend, train_loss: float) -> tuple[float, str]:
     try:
         return train_loss + backend.weight_penalty(), ""
     except NotImplementedError:
-        penalty = 0.5 * backend.weight_decay * sum(float(np.vdot(value, value.astype(np.float64)))
-                                                   for value in backend.get_params().values())
-        return train_loss + penalty, (f"final_train_objective: {backend.name} has no _penalty hook, so its "
-                                      "penalty is summed from its learned parameters in NumPy (float64)")
+        return train_loss + l2_penalty(backend.weight_decay, backend.get_params()), (
+            f"final_train_objective: {backend.name} has no _penalty hook, so its penalty is summed from its "
+            "learned parameters in NumPy (float64)")
 
 
 def loss_curve(result: BackendResult, points: int = MAX_CURVE_POINTS) -> dict[str, list[float]]:
