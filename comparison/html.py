@@ -14,7 +14,7 @@ import pandas as pd
 from .fits import OBJECTIVE, OBJECTIVE_MEANS
 from .numbers import formatted
 from .report import TIMING, TIMING_TITLE, TITLES, abbreviated, diverged_step, notes, parity_tolerance, sharing
-from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_ratio, ratio_text, varying
+from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_grid, ratio_text, varying
 
 SUMMARY_ELSEWHERE = ("mode", "compile_seconds", "seconds", "param_scale", "step_loss_scale")
 FLOOR = 1e-18  # an exact match is drawn here on a log scale
@@ -321,21 +321,13 @@ def sweep_page(meta: dict[str, Any], jobs: pd.DataFrame, summary: pd.DataFrame, 
                        xaxis_title=x or "grid point", yaxis_title="final validation loss", yaxis_type="log",
                        xaxis_type="log" if x in LOG_X else None)
     figures["plot-sweep-loss"] = loss
-    others = jobs[jobs["backend"] != reference].assign(ratio=parity_ratio(jobs, meta["dtype"]))
-    if not others.empty:
-        grid = others.pivot_table(index=changing or ["task"], columns="backend", values="ratio", aggfunc="max",
-                                  sort=False)
-        labels = [" ".join(f"{name}={value}" for name, value in zip(changing, key if isinstance(key, tuple) else (key,),
-                                                                     strict=False)) or "all" for key in grid.index]
-        ratios = grid.to_numpy(dtype=float)
-        low, top = math.log10(RATIO_FLOOR), max(2.0, float(np.nanmax(np.log10(np.maximum(ratios, RATIO_FLOOR)),
-                                                                     initial=0.0)))
-        ticks = list(range(math.floor(low), math.floor(top) + 1, 2))
+    if (jobs["backend"] != reference).any():
+        grid = parity_grid(jobs, changing, reference, meta["dtype"])
         figures["plot-sweep-parity"] = go.Figure(go.Heatmap(
-            z=np.log10(np.maximum(ratios, RATIO_FLOOR)), x=list(grid.columns), y=labels, zmin=low, zmax=top, zmid=0,
-            colorscale="RdBu_r", text=[[ratio_text(v) for v in row] for row in ratios], texttemplate="%{text}",
-            colorbar={"title": "÷ tolerance", "tickvals": ticks,
-                      "ticktext": [f"{10.0 ** tick:g}×" + (" (tolerance)" if tick == 0 else "") for tick in ticks]},
+            z=grid.shades, x=grid.backends, y=grid.labels, zmin=math.log10(RATIO_FLOOR), zmax=grid.top, zmid=0,
+            colorscale="RdBu_r", text=[[ratio_text(v) for v in row] for row in grid.ratios], texttemplate="%{text}",
+            colorbar={"title": "÷ tolerance", "tickvals": grid.ticks, "ticktext": [
+                f"{10.0 ** tick:g}×" + (" (tolerance)" if tick == 0 else "") for tick in grid.ticks]},
             hovertemplate="%{x} at %{y}: %{text} its tolerance<extra></extra>")).update_layout(
             title=f"Largest |parameter − {reference}'s| over seeds, in multiples of the pair's tolerance "
                   f"(blue within, red beyond; 0 drawn at {RATIO_FLOOR:g}×)")

@@ -14,7 +14,7 @@ import os
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -170,6 +170,31 @@ def parity_ratio(jobs: pd.DataFrame, dtype: str) -> pd.Series:
         tolerance = pd.Series([sum(TOLERANCES[str(at)].values()) for at in jobs.get("dtype", [dtype] * len(jobs))],
                               index=jobs.index)
     return pd.to_numeric(jobs["parity_to_reference"], errors="coerce") / tolerance
+
+
+class ParityGrid(NamedTuple):
+    """The parity figures' grid (the report's PNG, the page's heatmap): a row per point, a column per backend."""
+
+    backends: list[str]
+    labels: list[str]  # each row's point, "all" for a sweep of one
+    ratios: np.ndarray  # the largest parity over seeds in multiples of its tolerance
+    shades: np.ndarray  # their log10, an exact match at RATIO_FLOOR's
+    top: float  # the scale's top: at least 100×
+    ticks: list[int]  # the scale's powers of ten
+
+
+def parity_grid(jobs: pd.DataFrame, changing: list[str], reference: str, dtype: str) -> ParityGrid:
+    """The largest parity to the reference over seeds, per point and backend, in multiples of its tolerance."""
+    others = jobs[jobs["backend"] != reference].assign(ratio=parity_ratio(jobs, dtype))
+    grid = others.pivot_table(index=changing or ["task"], columns="backend", values="ratio", aggfunc="max",
+                              sort=False)
+    labels = [" ".join(f"{name}={value}" for name, value in zip(changing, key if isinstance(key, tuple) else (key,),
+                                                                 strict=False)) or "all" for key in grid.index]
+    ratios = grid.to_numpy(dtype=float)
+    shades = np.log10(np.maximum(ratios, RATIO_FLOOR))
+    top = max(2.0, float(np.nanmax(shades, initial=0.0)))
+    ticks = list(range(math.floor(math.log10(RATIO_FLOOR)), math.floor(top) + 1, 2))
+    return ParityGrid([str(backend) for backend in grid.columns], labels, ratios, shades, top, ticks)
 
 
 def varying(table: pd.DataFrame, settings: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .plot import Figure
-from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_ratio, ratio_text, task_settings, varying
+from .sweep import LOG_X, RATIO_FLOOR, X_SETTINGS, parity_grid, ratio_text, task_settings, varying
 
 MOST_PANELS = 12
 
@@ -64,26 +64,19 @@ def parity_figure(jobs: pd.DataFrame, settings: list[str], reference: str, title
     beyond); an exact match drawn at RATIO_FLOOR."""
     from matplotlib.colors import TwoSlopeNorm
 
-    changing = varying(jobs, settings)
-    others = jobs[jobs["backend"] != reference].assign(ratio=parity_ratio(jobs, dtype))
-    table = others.pivot_table(index=changing or ["task"], columns="backend", values="ratio", aggfunc="max",
-                               sort=False)
-    ratios = table.to_numpy(dtype=float)
-    values = np.log10(np.maximum(ratios, RATIO_FLOOR))
-    top = max(2.0, float(np.nanmax(values, initial=0.0)))
-    norm = TwoSlopeNorm(vmin=math.log10(RATIO_FLOOR), vcenter=0.0, vmax=top)
-    figure = Figure(figsize=(max(6.4, 3.2 + 1.3 * table.shape[1]), 1.8 + 0.35 * table.shape[0]), layout="constrained")
+    grid = parity_grid(jobs, varying(jobs, settings), reference, dtype)
+    rows, columns = grid.ratios.shape
+    norm = TwoSlopeNorm(vmin=math.log10(RATIO_FLOOR), vcenter=0.0, vmax=grid.top)
+    figure = Figure(figsize=(max(6.4, 3.2 + 1.3 * columns), 1.8 + 0.35 * rows), layout="constrained")
     axes = figure.add_subplot()
-    image = axes.imshow(values, aspect="auto", cmap="coolwarm", norm=norm)
-    axes.set_xticks(range(table.shape[1]), table.columns)
-    labels = [" ".join(f"{n}={v}" for n, v in zip(changing, key if isinstance(key, tuple) else (key,), strict=False))
-              for key in table.index] if changing else ["all"]
-    axes.set_yticks(range(table.shape[0]), labels, fontsize="small")
-    for (i, j), ratio in np.ndenumerate(ratios):
-        shade = float(norm(values[i, j])) if math.isfinite(values[i, j]) else 0.5
+    image = axes.imshow(grid.shades, aspect="auto", cmap="coolwarm", norm=norm)
+    axes.set_xticks(range(columns), grid.backends)
+    axes.set_yticks(range(rows), grid.labels, fontsize="small")
+    for (i, j), ratio in np.ndenumerate(grid.ratios):
+        shade = float(norm(grid.shades[i, j])) if math.isfinite(grid.shades[i, j]) else 0.5
         axes.text(j, i, ratio_text(ratio), ha="center", va="center", fontsize="x-small",
                   color="white" if abs(shade - 0.5) > 0.35 else "black")
-    ticks = list(range(math.floor(math.log10(RATIO_FLOOR)), math.floor(top) + 1, 2))
+    ticks = grid.ticks
     bar = figure.colorbar(image, ax=axes, ticks=ticks, label="largest difference ÷ tolerance")
     bar.ax.set_yticklabels([("≤ " if tick == ticks[0] else "") + f"{10.0 ** tick:g}×"
                             + (" (the tolerance)" if tick == 0 else "") for tick in ticks])
