@@ -45,7 +45,10 @@ def test_a_signal_leaves_out_the_seeds_no_row_of_which_began(cli: RunCli, monkey
         yield execute
 
     monkeypatch.setattr(run, "executor", interrupted)
+    measured: list[object] = []
+    monkeypatch.setattr(run, "run_noise", lambda *args: measured.append(args))
     ran = cli("--task", "linreg", "--epochs", "1", "--seeds", "3", "--backends", "numpy,torch", "--format", "json")
     assert ran.code == 130, ran.err
     report = json.loads(ran.out)
     assert report["seeds"] == [0] and [row["status"] for row in report["summary"]] == ["interrupted"] * 2
+    assert measured == []  # nothing trained once stopped, the noise of a pair beyond tolerance neither

@@ -63,13 +63,13 @@ def execute(plan: Plan) -> int:
     progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
                     file=sys.stderr, delay=2, leave=False, disable=True if settings.quiet else None)  # None: tty only
 
-    def finish_seed(seed: int, problem: Problem, results: list[BackendResult]) -> None:
-        nonlocal optimum
+    def finish_seed(seed: int, problem: Problem, results: list[BackendResult], measure: bool) -> None:
+        nonlocal optimum  # measure: the noise of a pair beyond tolerance (not once a signal stopped the run)
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
         per_seed.append(seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
                                     settings.init, plan.options["dtype"], plan.options["optimizer"],
-                                    run_noise(problem, plan.options)))
+                                    run_noise(problem, plan.options) if measure else None))
         seeds_run.append(seed)
 
     def on_progress(job: Job, epochs: int) -> None:
@@ -124,7 +124,7 @@ def execute(plan: Plan) -> int:
     return 0
 
 
-def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResult]], None],
+def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResult], bool], None],
               on_progress: Callable[[Job, int], object]) -> BaseException | None:
     """Every seed × row of a checked plan, as jobs on its executor (the one a sweep uses), the workers closed
     after; each seed's tables made in seed order as soon as its rows are in. A signal stops the run: the rows
@@ -137,9 +137,9 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
     results: dict[int, dict[str, BackendResult]] = {seed: {} for seed in seeds}
     finished_seeds = 0
 
-    def finish(rows: dict[str, BackendResult], seed: int) -> None:
+    def finish(rows: dict[str, BackendResult], seed: int, measure: bool = True) -> None:
         nonlocal finished_seeds  # seeds finish in order: this one is seeds[finished_seeds], its jobs start there
-        finish_seed(seed, problem_of(jobs[finished_seeds * len(names)])[1], [rows[name] for name in names])
+        finish_seed(seed, problem_of(jobs[finished_seeds * len(names)])[1], [rows[name] for name in names], measure)
         finished_seeds += 1
 
     def on_done(done: Finished) -> None:
@@ -155,7 +155,8 @@ def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResul
         for position, seed in enumerate(seeds[finished_seeds:]):  # the seed it cut short, whole or not;
             if position and not results[seed]:  # then any a worker had begun
                 break
-            finish({name: results[seed].get(name) or stopped_result(name, how) for name in names}, seed)
+            finish({name: results[seed].get(name) or stopped_result(name, how) for name in names}, seed,
+                   measure=False)  # no training once stopped: the noise of a long run takes as long again
         return stop
     finally:
         for worker in plan.workers:  # those the executor never took (it stopped before)
