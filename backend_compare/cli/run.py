@@ -82,10 +82,10 @@ def execute(plan: Plan) -> int:
 
     header: dict[str, Any] = {
         "task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
-              "options": {**plan.options, "mode": ",".join(settings.mode), "init": settings.init,
-                          "curves": settings.curves, "relative": bool(settings.relative),
-                          "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1,
-                          **({"threads": plan.threads} if plan.threads else {})}}
+        "options": {**plan.options, "mode": ",".join(settings.mode), "init": settings.init,
+                    "curves": settings.curves, "relative": bool(settings.relative),
+                    "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1,
+                    **({"threads": plan.threads} if plan.threads else {})}}
     elsewhere = {worker.name: " · ".join(f"{k} {v}" for k, v in worker.versions.items())
                  for worker in plan.workers if plan.rows[worker.name].label}
     if elsewhere:  # rows from other environments: what each of them runs
