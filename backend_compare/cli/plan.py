@@ -217,7 +217,7 @@ def check_batches(problem: Problem) -> None:
     the last of each epoch too: one row is refused now, not found by one framework halfway through."""
     needs = max(problem.spec, key=lambda layer: layer.smallest_batch)
     n_rows, size = len(problem.X_train), problem.epoch_batches.batch_size
-    smallest = min(size, n_rows % size or size)
+    smallest = n_rows % size or size  # the last batch's rows: never more than the others'
     if smallest < needs.smallest_batch:
         raise UsageError(f"{needs.describe()} needs at least {needs.smallest_batch} rows in every training batch; "
                          f"with {n_rows} training rows and --batch-size {size} the last batch of each epoch has "
