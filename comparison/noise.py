@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from ..backends import get_backend
 from ..tasks import Problem
 from .metrics import largest_difference, largest_magnitude
 from .run import BackendResult, train
+from .verdicts import Noise
 
 HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "huber_delta")
 MOST_VALUES = 10_000_000  # training data a run's noise is measured on at most (80 MB as a float64 shadow)
@@ -102,7 +103,7 @@ def largest_jump(steps: Sequence[int], differences: Sequence[float]) -> tuple[fl
 
 
 def run_noise(problem: Problem, options: Mapping[str, Any],
-              most: int = MOST_VALUES) -> Callable[[], tuple[BackendResult, BackendResult]] | None:
+              most: int = MOST_VALUES) -> Noise | None:
     """rounding_noise of numpy on the run's problem and options, trained at the first call only: a run whose
     pairs all agree within tolerance never pays for it. None for training data of more than `most` values:
     a float64 shadow of those would take memory the run's estimate did not count."""
