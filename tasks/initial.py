@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import math
-import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from ..layers import Shape
+from .datafile import ARCHIVE_ERRORS
 
 Params = dict[str, np.ndarray]
 
@@ -48,7 +48,7 @@ def _read(path: str) -> dict[str, object]:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 return {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        except ARCHIVE_ERRORS as err:  # a damaged archive: a bad CRC or stream, a header that does not parse
             raise ValueError(f"init_from {path!r} cannot be read as an .npz: {_reason(err)}") from None
     if not path.lower().endswith(".json"):
         raise ValueError(f"init_from must be an .npz or a .json file; received: {path!r}")

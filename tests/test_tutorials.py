@@ -208,3 +208,13 @@ def test_init_from_integer_past_float64_is_refused(tmp_path: Path) -> None:
     start.write_text('{"0.weight": [[1]], "0.bias": [1' + "0" * 400 + "]}")
     with pytest.raises(ValueError, match=r"0\.bias must be numbers"):
         get_task("celsius").make_problem(init_from=str(start))
+
+
+def test_init_from_a_damaged_compressed_npz_is_refused(tmp_path: Path) -> None:
+    start = tmp_path / "start.npz"
+    np.savez_compressed(start, **{"0.weight": np.linspace(0, 1, 4000)[None, :], "0.bias": np.zeros(1)})
+    damaged = bytearray(start.read_bytes())
+    damaged[200] ^= 0xFF  # inside the first member's deflate stream: zlib.error, not a bad CRC
+    start.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match=r"cannot be read as an \.npz"):
+        get_task("celsius").make_problem(init_from=str(start))
