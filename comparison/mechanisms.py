@@ -361,6 +361,8 @@ def _epsilon_placement(step: Step) -> str:
     a, b = step.sides("update")
     m, v = (_flat(side) for side in (_moments(step, "m")[0], _moments(step, "v")[0]))
     t, lr = int(step.stages["state"]["step"][0]), float(step.options.get("lr", 0.0))
+    if t < 1:  # no step counted (a state without one): no bias correction to read ε back through, 1 − β₂⁰ = 0
+        return ""
     found = {side: _effective_epsilon(_flat(values), m, v, lr, t) for side, values in ((step.a, a), (step.b, b))}
     if None in found.values():
         return ""

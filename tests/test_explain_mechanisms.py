@@ -195,3 +195,14 @@ def test_a_beta_held_in_float32_is_named(beta: int) -> None:
     finding = explained(HeldBeta, task="mlp", optimizer="adam", lr=0.01)
     symbol = ("β₁", "β₂")[beta]
     assert finding.step == 2 and f"{symbol} = {ADAM_BETAS[beta]:g} is held in float32 by held-beta" in finding.cause
+
+
+def test_adams_epsilon_is_not_read_back_through_a_step_count_of_zero() -> None:
+    """A backend whose state counts no step (t = 0 on both sides): no bias correction to divide by, no crash."""
+    from backend_compare.comparison.mechanisms import Step, _epsilon_placement
+
+    same = (np.full(2, 0.1), np.full(2, 0.1))
+    stages = {"update": {"w": (np.full(2, -0.01), np.full(2, -0.02))},
+              "state": {"step": (np.array(0.0), np.array(0.0)), "m/w": same, "v/w": same}}
+    step = Step("a", "b", stages, {"w": np.ones(2)}, {}, 10, {"optimizer": "adam", "lr": 0.01}, "float64", [])
+    assert _epsilon_placement(step) == ""
