@@ -103,7 +103,10 @@ def _importable(kind: str, cls: type) -> str | None:
     where = f"{cls.__module__}.{cls.__qualname__}"
     if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
         return f"its {kind} class {where} is defined where a fresh Python cannot import it by name"
-    found: Any = importlib.import_module(cls.__module__)
+    try:
+        found: Any = importlib.import_module(cls.__module__)
+    except ImportError:  # loaded from a file under a name no import finds
+        return f"its {kind} class {where} is in a module a fresh Python cannot import by name"
     for part in cls.__qualname__.split("."):
         found = getattr(found, part, None)
     return None if found is cls else f"its {kind} class {where} is not what that name imports"

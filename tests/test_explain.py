@@ -433,3 +433,11 @@ def test_the_findings_table_shows_the_step_and_how_far_beyond_the_tolerance() ->
     at = cells.index("numpy vs half-loss")
     assert cells[at + 1 : at + 4] == ["differ", "1", "loss"]
     assert float(cells[at + 4]) == pytest.approx(finding.jump, rel=1e-3) and finding.jump > 1e6
+
+
+def test_a_backend_class_in_a_module_no_import_finds_gets_a_reason() -> None:
+    from backend_compare.comparison.repro import _importable
+
+    loose = type("Loose", (), {"__module__": "no_module_of_that_name"})
+    assert _importable("backend", loose) == ("its backend class no_module_of_that_name.Loose is in a module a fresh "
+                                             "Python cannot import by name")
