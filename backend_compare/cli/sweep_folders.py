@@ -109,12 +109,10 @@ def sweep_report(path: str) -> Callable[[], str]:
     _, summary = load_sweep(path, "summary.csv")
     _, differences = load_sweep(path, "paired.csv")
     first = {str(name): value for name, value in jobs.iloc[0].items() if name in meta["settings"]}
-    curves = {}
-    for row in jobs[(jobs[list(first)] == pd.Series(first)).all(axis=1) & (jobs["seed"] == jobs["seed"].min())
-                    ].itertuples():
-        cached_row = cached(Path(path), [row.key]).get(row.key, {})
-        if cached_row.get("curve"):
-            curves[row.backend] = cached_row["curve"]
+    shown = jobs[(jobs[list(first)] == pd.Series(first)).all(axis=1) & (jobs["seed"] == jobs["seed"].min())]
+    rows = cached(Path(path), list(shown["key"]))  # one read of the cache for the point's backends
+    curves = {row.backend: rows[row.key]["curve"] for row in shown.itertuples()
+              if rows.get(row.key, {}).get("curve")}
     return lambda: sweep_page(meta, jobs, summary, differences, curves, label(first))
 
 
