@@ -33,6 +33,7 @@ from backend_compare.backends.tolerances import TOLERANCES, allowed_tolerance, a
 from backend_compare.comparison.noise import growth, largest_jump, relative_difference, shadowed, twinned  # noqa: E402
 from backend_compare.comparison.report import machine, versions  # noqa: E402
 from backend_compare.comparison.run import BackendResult, train  # noqa: E402
+from backend_compare.comparison.saved import write_atomic  # noqa: E402
 from backend_compare.comparison.verdicts import NOISE_MARGIN, tolerance_ratio  # noqa: E402
 from backend_compare.tasks import get_task  # noqa: E402
 
@@ -191,10 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             " tolerance the verdict holds the pair to (the dtype's, widened by the allowances it names). The"
             f" verdicts call a pair beyond tolerance `within noise` up to {NOISE_MARGIN:g} × that noise"
             " (NOISE_MARGIN in comparison/verdicts.py).\n\n" + tables[3] + "\n")
-    Path(args.out).write_text(text)
     csv = Path(args.out).with_suffix(".csv")
     import pandas as pd
-    pd.DataFrame(curves).to_csv(csv, index=False)
+    write_atomic(csv, pd.DataFrame(curves).to_csv(index=False).encode())  # Ctrl-C while saving: whole or absent
+    write_atomic(Path(args.out), text.encode())
     print(f"wrote {args.out} and {csv.name} in {minutes:.1f} min", file=sys.stderr)
     return 0
 

@@ -50,6 +50,7 @@ from step_tables import (  # noqa: E402
 
 from backend_compare.backends import BACKENDS  # noqa: E402
 from backend_compare.comparison.report import machine, versions  # noqa: E402
+from backend_compare.comparison.saved import write_atomic  # noqa: E402
 from backend_compare.comparison.threads import limits  # noqa: E402
 
 WORKER_TARGETS = {"linreg --seeds 6": 0.75, "mlp --seeds 6": 0.60}  # workers' wall time over inline
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = Path(args.out).read_text() if Path(args.out).exists() else ""
     if sweep_marker in previous:
         text = text.rstrip("\n") + "\n\n" + sweep_marker + previous.split(sweep_marker, 1)[1]
-    Path(args.out).write_text(text)
+    write_atomic(Path(args.out), text.encode())  # Ctrl-C while saving leaves the previous results whole
     print(text)
     return 0 if all(ok for _, _, ok in targets) else 1
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from backend_compare.comparison.cache import CACHE, cached, entry_count
+from backend_compare.comparison.saved import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
@@ -54,7 +55,7 @@ def cluster_start_seconds(executor: str) -> float:
 
 def measure(seeds: int, repeats: int) -> dict[str, Any]:
     walls: dict[str, list[float]] = {name: [] for name in ("inline", "local", "dask", "ray", "cached", "one seed")}
-    sizes: list[int] = []
+    sizes: list[float] = []  # bytes per cached job
     rows = 0
     for repeat in range(repeats):  # alternated, so the machine's noise falls on every executor alike
         for executor in ("inline", "local", "dask", "ray"):
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.seeds == 67 and RESULTS.exists():
         kept = RESULTS.read_text().split(MARKER)[0].rstrip("\n")
-        RESULTS.write_text(f"{kept}\n\n{MARKER}\n\n{text}")
+        write_atomic(RESULTS, f"{kept}\n\n{MARKER}\n\n{text}".encode())  # whole, even after Ctrl-C
     return 0
 
 
