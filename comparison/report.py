@@ -189,7 +189,7 @@ def diverged_step(status: str) -> int | None:
     if not status.startswith("diverged") or "step " not in status:
         return None
     step = status.split("step ", 1)[1].split(" ", 1)[0].rstrip(")")
-    return int(step) if step.isdigit() else None
+    return int(step) if step.isdecimal() else None
 
 
 def parity_tolerance(report: dict[str, Any]) -> float:

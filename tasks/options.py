@@ -74,7 +74,7 @@ def fraction(text: str) -> float:
 
 def positions(text: str) -> list[int]:
     parts = text.split(",")
-    if not all(part.strip().isdigit() for part in parts):
+    if not all(part.strip().isdecimal() for part in parts):
         raise argparse.ArgumentTypeError(f"expected row positions, 0 the first, such as 6,10; received: {text!r}")
     return [int(part) for part in parts]
 

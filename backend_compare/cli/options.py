@@ -70,7 +70,7 @@ MAX_TIMEOUT = 1_000_000  # seconds (11.6 days): beyond it the waits' clocks over
 
 def _seeds(text: str) -> list[int]:
     parts = text.split(",")
-    if not all(part.strip().isdigit() for part in parts):
+    if not all(part.strip().isdecimal() for part in parts):
         raise argparse.ArgumentTypeError(f"expected non-negative integers such as 0 or 0,1,2; received: {text!r}")
     seeds = [int(part) for part in parts]
     if max(seeds) > MAX_SEED:
@@ -92,14 +92,14 @@ def _modes(text: str) -> list[str]:
 
 
 def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not text.isdecimal() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer; received: {text!r}")
     return int(text)
 
 
 def _threads(text: str) -> int:
     cores = os.cpu_count() or 1
-    if not text.isdigit() or not 1 <= int(text) <= cores:  # more than the cores: contention, never speed
+    if not text.isdecimal() or not 1 <= int(text) <= cores:  # more than the cores: contention, never speed
         raise argparse.ArgumentTypeError(f"expected a number of threads from 1 to {cores} (this machine's cores); "
                                          f"received: {text!r}")
     return int(text)
