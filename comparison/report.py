@@ -343,8 +343,10 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
 def sharing(report: dict[str, Any]) -> str:
     """How the backends shared the machine while timed, "" when one trained at a time."""
     parallel = int(report["options"].get("parallel") or 1)
-    return "" if parallel < 2 else (f"{parallel} workers trained at once, sharing the cores{_threads(report)}: "
-                                    "--jobs 1 times each backend alone")
+    if parallel < 2:
+        return f"one backend trained at a time{_threads(report)}" if report["options"].get("threads") else ""
+    return (f"{parallel} workers trained at once, sharing the cores{_threads(report)}: "
+            "--jobs 1 times each backend alone")
 
 
 def _threads(report: dict[str, Any]) -> str:

@@ -35,6 +35,12 @@ def test_workers_get_their_share_and_the_report_says_so(cli) -> None:  # type: i
     ran = cli("--backends", "numpy,torch", "--executor", "process", "--epochs", "1", "--format", "json")
     assert ran.code == 0, ran.err
     assert json.loads(ran.out)["options"]["threads"] == share(min(os.cpu_count() or 1, 2))
+    # --jobs 1 times each backend at the thread count the default gives it, so the two timings compare
+    one_at_a_time = ("--backends", "numpy,torch", "--executor", "process", "--jobs", "1", "--epochs", "1")
+    alone = cli(*one_at_a_time, "--format", "json")
+    assert json.loads(alone.out)["options"]["threads"] == share(min(os.cpu_count() or 1, 2)), alone.err
+    text = cli(*one_at_a_time)
+    assert f"one backend trained at a time, {share(min(os.cpu_count() or 1, 2))} thread" in text.out, text.err
     threads = min(2, os.cpu_count() or 1)
     chosen = cli("--backends", "numpy,torch", "--executor", "process", "--threads", str(threads), "--epochs", "1")
     assert chosen.code == 0 and f"{threads} thread{'s' if threads > 1 else ''} each" in chosen.out, chosen.err

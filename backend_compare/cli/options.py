@@ -193,8 +193,9 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
                          help="another environment's Python, for NAME@LABEL in --backends (also read from "
                               "[tool.backend-compare.python] of ./pyproject.toml)")
     running.add_argument("--threads", type=_threads, metavar="N",
-                         help="framework threads in each worker (default: the cores shared among the workers "
-                              "running at once, so that they do not oversubscribe them)")
+                         help="framework threads in each worker (default: the cores shared among the workers the "
+                              "default --jobs runs at once, whatever --jobs says, so that they do not oversubscribe "
+                              "the cores and a step is timed at the same thread count with --jobs 1)")
     running.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                          help="a job running longer is stopped and its row says so (process executor)")
     report = parser.add_argument_group("report")
