@@ -27,6 +27,7 @@ from .convergence import convergence
 from .metrics import accuracy, largest_difference, largest_magnitude, us_per_step
 from .run import BackendResult, loss_curve
 from .saved import ROUNDING_ULPS
+from .verdicts import verdict_words, worst_pairs
 
 # The run's own settings a sweep may vary (each one value per point); the tasks add the options they declare
 # sweepable (sweepable() below).
@@ -144,14 +145,20 @@ def with_parity(rows: list[dict[str, Any]], settings: list[str], reference: str,
     for row in rows:
         mine, theirs = row.get("params") or {}, references.get(point(row), {})
         parity = largest_difference(mine, theirs) if row["status"] == "ok" else math.nan
-        at = str(row.get("dtype", dtype))
-        pair = [RowName.parse(name).backend for name in (row["backend"], reference)]
-        allowed = allowed_tolerance(at, pair, applicable(at, pair, str(row.get("optimizer", optimizer))))
+        allowed = pair_tolerance(row, reference, dtype, optimizer)
         scale = largest_magnitude([np.asarray(value, dtype=float) for value in [*mine.values(), *theirs.values()]],
                                   0.0)
         found.append({**{k: v for k, v in row.items() if k not in RIDING}, "reference": reference,
                       "parity_to_reference": parity, "parity_tolerance": allowed["atol"] + allowed["rtol"] * scale})
     return found
+
+
+def pair_tolerance(row: dict[str, Any], reference: str, dtype: str, optimizer: str) -> dict[str, float]:
+    """The tolerance a job's row is held to against the reference's: its point's dtype, widened by the named
+    allowances that concern the pair."""
+    at = str(row.get("dtype", dtype))
+    pair = [RowName.parse(name).backend for name in (row["backend"], reference)]
+    return allowed_tolerance(at, pair, applicable(at, pair, str(row.get("optimizer", optimizer))))
 
 
 def ratio_text(ratio: float) -> str:
@@ -236,9 +243,10 @@ def summarise(jobs: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
 def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str) -> pd.DataFrame:
     """Per setting and backend, against the reference backend on the same seeds (same data and start, so
     paired): the validation loss as a mean difference and the per-step time as a geometric-mean ratio, each
-    with a bootstrap 95 % interval and a verdict. A loss difference within the dtype's tolerance of the
-    reference's value is rounding, a time ratio within ±TIME_MARGIN is noise: an interval inside that
-    margin is "equivalent"; a loss where a job of either backend did not converge is "not converged"."""
+    with a bootstrap 95 % interval and a verdict, and the parameters' parity verdict (_parity_verdicts). A loss
+    difference within the dtype's tolerance of the reference's value is rounding, a time ratio within
+    ±TIME_MARGIN is noise: an interval inside that margin is "equivalent"; a loss where a job of either
+    backend did not converge is "not converged"."""
     rng = np.random.default_rng(1)
     rows = []
     for keys, group in jobs.groupby(settings, sort=False, dropna=False):
@@ -258,7 +266,29 @@ def paired(jobs: pd.DataFrame, settings: list[str], reference: str, dtype: str) 
                 if unsettled:  # two backends agreeing on where they stopped short say nothing of the optimum
                     compared["verdict"] = f"not converged ({', '.join(unsettled)})"
                 rows.append({**point, "backend": backend, "reference": reference, "metric": metric, **compared})
+        rows += _parity_verdicts(group, point, reference, dtype)
     return pd.DataFrame(rows)
+
+
+def _parity_verdicts(group: pd.DataFrame, point: dict[str, Any], reference: str, dtype: str) -> list[dict[str, Any]]:
+    """Each backend's parameters against the reference's at one point, as a run's parity verdict words them:
+    the worst seed in multiples of its tolerance and, beyond it, against the rounding noise measured there."""
+    if "parity_to_reference" not in group:
+        return []
+    finished = group[group["status"] == "ok"].assign(ratio=parity_ratio(group, dtype))
+    rows = []
+    for backend in [b for b in group["backend"].unique() if b != reference]:
+        mine = finished[(finished["backend"] == backend) & finished["ratio"].notna()]
+        noise = mine["noise_ratio"] if "noise_ratio" in mine else pd.Series(math.nan, index=mine.index)
+        worst = worst_pairs([[{"backend_a": reference, "backend_b": backend, "tolerance_ratio": ratio,
+                               "noise_ratio": None if pd.isna(measured) else measured}]
+                             for ratio, measured in zip(mine["ratio"], noise, strict=True)]).get((reference, backend))
+        if worst is not None:
+            rows.append({**point, "backend": backend, "reference": reference, "metric": "parity_to_reference",
+                         "pairs": len(mine), "statistic": "× tolerance, worst seed", "value": worst.ratio,
+                         "ci_low": math.nan, "ci_high": math.nan, "margin": 1.0,
+                         "verdict": verdict_words(worst.ratio, worst.noise_ratio)})
+    return rows
 
 
 def _known(converged: pd.Series) -> list[bool]:
@@ -389,13 +419,18 @@ def render_sweep(summary: pd.DataFrame, differences: pd.DataFrame, settings: lis
     text = shown.to_string(index=False) + "\n"
     if not len(differences):
         return text + "\nno paired differences: one backend\n"
-    for metric, title in (("final_val_loss", "validation loss minus"), ("us_per_step", "per-step time over")):
+    for metric, title in (("final_val_loss", "validation loss minus"), ("us_per_step", "per-step time over"),
+                          ("parity_to_reference", "largest parameter difference, in multiples of its tolerance, "
+                                                  "from")):
         rows = differences[differences["metric"] == metric]
         if len(rows):
+            shown_as = ratio_text if metric == "parity_to_reference" else number
             table = pd.DataFrame({**{name: setting(rows[name]) for name in [*settings, "backend"]},
-                                  "value": rows["value"].map(number),
+                                  "value": rows["value"].map(shown_as),
                                   "95% CI": [f"{number(lo)} .. {number(hi)}" for lo, hi in
                                              zip(rows["ci_low"], rows["ci_high"], strict=True)],
                                   "verdict": rows["verdict"]})
+            if metric == "parity_to_reference":  # the worst seed, no interval
+                table = table.drop(columns="95% CI")
             text += f"\n{title} {reference}'s, paired by seed:\n{table.to_string(index=False)}\n"
     return text

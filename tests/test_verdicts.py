@@ -99,3 +99,39 @@ def test_a_pair_beyond_tolerance_beside_one_within_it_is_summarised() -> None:
     verdict = summary(worst_pairs([rows]))
     assert verdict["pairs"] == 2 and [pair["backend_b"] for pair in verdict["beyond"]] == ["c"]
     assert verdict["line"].startswith("1 of 2 pairs of backends beyond tolerance: a–c 50× tolerance, above noise")
+
+
+def test_a_sweep_words_its_parity_as_a_run_does(env: dict[str, str], tmp_path: Path) -> None:
+    """The sweep's parity rows: the worst seed in multiples of its tolerance, held against the rounding noise
+    measured at that point, in paired.csv, the JSON and the printed tables."""
+    swept = subprocess.run([sys.executable, "compare.py", "sweep", "--task", "linreg", "--backends", "numpy,off",
+                            "--dtype", "float64", "--lr", "0.03,0.1", "--seeds", "2", "--epochs", "5",
+                            "--executor", "inline", "--out", str(tmp_path / "sweep")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert swept.returncode == 0, swept.stderr
+    assert "largest parameter difference, in multiples of its tolerance, from numpy's" in swept.stdout
+    import pandas as pd
+
+    paired = pd.read_csv(tmp_path / "sweep" / "paired.csv")
+    parity = paired[paired["metric"] == "parity_to_reference"]
+    assert len(parity) == 2 and (parity["value"] > 100).all() and (parity["pairs"] == 2).all()
+    assert parity["verdict"].str.contains("× tolerance, above noise").all(), parity["verdict"].tolist()
+
+
+def test_a_sweep_verdict_takes_the_worst_seed_and_its_noise() -> None:
+    import pandas as pd
+
+    from backend_compare.comparison.sweep import paired
+
+    def row(backend: str, seed: int, parity: float, noise: float | None = None) -> dict[str, object]:
+        return {"task": "linreg", "backend": backend, "seed": seed, "status": "ok", "final_val_loss": 1.0,
+                "us_per_step": 10.0, "parity_to_reference": parity, "parity_tolerance": 1e-6, "noise_ratio": noise}
+
+    jobs = pd.DataFrame([row("numpy", 0, 0.0), row("numpy", 1, 0.0),
+                         row("torch", 0, 1e-7), row("torch", 1, 5e-7),  # within tolerance at both seeds
+                         row("mxnet", 0, 1e-7), row("mxnet", 1, 3e-5, 20.0),  # 30× beside noise of 20×
+                         row("jax", 0, 5e-4, 1.0), row("jax", 1, 2e-6, 1.0)])  # 500× against 1×: above
+    found = paired(jobs, ["task"], "numpy", "float64")
+    verdicts = dict(found[found["metric"] == "parity_to_reference"][["backend", "verdict"]].itertuples(index=False))
+    assert verdicts == {"torch": "within tolerance", "mxnet": "30× tolerance, within noise (20×)",
+                        "jax": "500× tolerance, above noise (1×)"}

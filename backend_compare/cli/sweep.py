@@ -10,6 +10,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -23,9 +24,10 @@ from ..comparison.cache import CACHE, CacheWriter, lookup
 from ..comparison.convergence import against_best
 from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
 from ..comparison.html import sweep_page
-from ..comparison.jobs import Finished, Job, thread_settings
+from ..comparison.jobs import Finished, Job, problem_of, thread_settings
+from ..comparison.noise import run_noise
 from ..comparison.provenance import data_file
-from ..comparison.run import OK
+from ..comparison.run import OK, BackendResult
 from ..comparison.saved import (
     HTML,
     OutputError,
@@ -40,13 +42,16 @@ from ..comparison.sweep import (
     METRICS,
     code_version,
     job_key,
+    pair_tolerance,
     paired,
+    parity_ratio,
     split_grid,
     summarise,
     sweepable,
     with_parity,
 )
 from ..comparison.threads import limits
+from ..comparison.verdicts import tolerance_ratio
 from ..signals import FAILED, Terminated, how_stopped
 from .console import UsageError, failed, say, usage, warnings_as, write_stdout
 from .options import Parser, make_parser, parse_value
@@ -249,6 +254,7 @@ def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
                                      settings))
     metrics = [metric for metric in METRICS if metric in jobs]  # val_accuracy: classification only
     jobs[metrics] = jobs[metrics].apply(pd.to_numeric, errors="coerce")  # a cached null is NaN
+    jobs["noise_ratio"] = _noise_ratios(jobs, sweep.jobs, meta)
     summary, differences = summarise(jobs, settings), paired(jobs, settings, reference, meta["dtype"])
     made_of = hashlib.sha256(json.dumps([[(row["key"], row["status"]) for row in rows], settings, reference,
                                          curves_at], default=str).encode()).hexdigest()[:16]
@@ -278,6 +284,30 @@ def _tables(sweep: Sweep, rows: list[dict[str, Any]], prog: str) -> int:
             + "; ".join(f"{row.backend} seed {row.seed} {row.status}" for row in unfinished.head(5).itertuples())
             + (" ..." if len(unfinished) > 5 else ""))
     return 0 if not len(unfinished) and drawn else FAILED
+
+
+def _noise_ratios(jobs: pd.DataFrame, made: list[Job], meta: dict[str, Any]) -> pd.Series:
+    """For each job beyond its parity tolerance, the rounding noise of its point and seed in multiples of the
+    same tolerance, measured as a run's verdict measures it (numpy against its float64 shadow or twin, the
+    worse of parameters and step losses); NaN elsewhere, and where the data is too large to shadow. Trained
+    here, once per point and seed, only where some backend is beyond its tolerance."""
+    by_key = {job.key: job for job in made}
+    noise: dict[Any, float] = {}
+    beyond = jobs[(parity_ratio(jobs, meta["dtype"]) > 1) & (jobs["status"] == OK)]
+    measured: dict[tuple[Any, ...], tuple[BackendResult, BackendResult] | None] = {}
+    for index, row in beyond.iterrows():
+        job = by_key.get(str(row["key"]))
+        if job is None:
+            continue
+        point = (*(str(row.get(name)) for name in meta["settings"]), row["seed"])
+        if point not in measured:
+            runs = run_noise(problem_of(job)[1], job.options)
+            found = runs() if runs is not None else None
+            measured[point] = found if found is not None and all(run.status == OK for run in found) else None
+        if (found := measured[point]) is not None:
+            noise[index] = tolerance_ratio(*found, pair_tolerance(dict(row), meta["reference"], meta["dtype"],
+                                                                  meta["optimizer"]))
+    return pd.Series([noise.get(index, math.nan) for index in jobs.index], index=jobs.index, dtype=float)
 
 
 def _figures(out: Path, jobs: pd.DataFrame, summary: pd.DataFrame, meta: dict[str, Any],
