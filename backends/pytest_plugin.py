@@ -13,7 +13,8 @@ Gives any project's tests, under names of its own (bc_…) and short aliases a p
 - `bc_backend_parity` (alias `backend_parity`): `backend_parity(fn)` runs fn(BackendClass) on every selected
   backend and compares the NumPy results pairwise with per-dtype tolerances (see
   backends.testing.assert_backends_agree); `allow=["mxnet-adam-beta2"]` widens them for a pair by a named,
-  documented allowance.
+  documented allowance. A pair beyond them fails with its verdict, unless fn trained both and the pair lies
+  within the rounding noise of that training: it then passes with a ParityWithinNoise warning.
 
 A project's own fixture named like an alias (its conftest's `backend`) replaces the alias and is never
 parametrised by this plugin; an option of its own named like an alias (`--backends`) keeps it, and the

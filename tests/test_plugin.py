@@ -119,7 +119,8 @@ def test_float32_tolerance(backend_parity):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*AssertionError: numpy vs torch, output: 1 of 6 elements differ beyond rtol=1e-09, atol=1e-12; "
-        "worst at index (2, 1): 5.000001 vs 5.0 (abs diff 1e-06)*"])
+        "worst at index (2, 1): 5.000001 vs 5.0 (abs diff 1e-06)*",
+        "*verdict: 200× tolerance (held to float64)*"])  # no training to measure the noise of: it fails
 
 
 def test_allowance_widens_only_the_pairs_it_names(pytester: pytest.Pytester) -> None:
@@ -215,6 +216,34 @@ def test_my_model(backend_parity):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*AssertionError: numpy vs mxnet, 0.weight: * elements differ beyond rtol=1e-09*",
+        "*verdict: *× tolerance, above noise (*×) (held to float64)*",
         "*explain: numpy vs mxnet: differ from step 1*",
         "*first stage that differs from the same start: update, at *",
         "*held in float32 by mxnet*"])
+
+
+def test_a_pair_within_the_noise_of_its_training_passes_with_a_warning(pytester: pytest.Pytester) -> None:
+    """As compare.py --check: Adam at lr 0.1 over 1 600 float32 steps amplifies rounding until correct
+    backends are far beyond the tolerance, and as far apart as numpy is from its own float64 shadow."""
+    load_backend("torch")
+    pytester.makepyfile(test_user='''
+import numpy as np
+from backend_compare import mlp_spec
+
+SPEC = mlp_spec(2, (16,), 1, "tanh")
+rng, start = np.random.default_rng(0), np.random.default_rng(1)
+X, y = rng.normal(size=(64, 2)), rng.normal(size=(64, 1))
+START = {"0.weight": start.normal(size=(16, 2)), "0.bias": np.zeros(16),
+         "2.weight": start.normal(size=(1, 16)) * 0.3, "2.bias": np.zeros(1)}
+
+def test_chaotic(backend_parity):
+    def train(backend):
+        model = backend(SPEC, dtype="float32", lr=0.1, optimizer="adam")
+        model.set_params(START)
+        return model.fit(X, y, epochs=200, batch_size=8).params_
+    backend_parity(train, dtype="float32")
+''')
+    result = pytester.runpytest("--backends", "numpy,torch")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*ParityWithinNoise: numpy vs torch: *× tolerance, within noise (*×) (held to "
+                                 "float32): beyond the tolerance, within what rounding does to this training*"])
