@@ -16,11 +16,13 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
+import math
 import os
 import queue
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,14 +35,17 @@ from .jobs import (
     Progress,
     close_workers,
     identity,
-    idle_identities,
     lost,
+    reserve,
     run_job,
     run_job_here,
+    start_seconds,
     stop_workers,
 )
+from .workers import Worker
 
 JOB_EXECUTORS = ("local", "inline", "dask", "ray")
+WAIT_SECONDS = 0.02  # a lane with nothing worth a new worker yet looks again this much later
 RUN_EXECUTORS = ("process", "inline")  # a run's names: `process` is the local pool
 CONNECT_SECONDS = 30  # for a cluster at --address to answer
 REACH_SECONDS = 5  # for its port to accept a connection at all
@@ -72,27 +77,80 @@ def _inline(jobs: list[Job], on_done: OnDone, on_progress: Progress, parallel: i
         on_done(run_job_here(job, on_progress))
 
 
+def worth_another_worker(waiting: int, lanes: int, per_job: float, start: float, running: float) -> bool:
+    """Whether a lane should start one more worker of a kind that has `lanes` busy with its jobs and `waiting`
+    left: yes when it has none, or when a job of it has been running longer than a worker takes to start
+    (`running`: the jobs behind it would wait longer than that), or when what is left, shared by the workers
+    it has, takes longer than starting one and running a job on it (`per_job`, from finished jobs). A torch
+    worker takes 2 s to start and a linreg job 0.05: the five jobs behind a busy one end sooner on it. NaN:
+    not known yet."""
+    if lanes == 0:
+        return True
+    if math.isnan(start):
+        return False
+    return running > start or (not math.isnan(per_job) and waiting * per_job / lanes > start + per_job)
+
+
 def _local(jobs: list[Job], on_done: OnDone, on_progress: Progress, parallel: int) -> None:
-    """`parallel` lanes, each taking next a job whose worker is idle (no import to wait for), else one of the
-    kind with the most jobs left: a second worker of a backend starts only where it shortens the sweep."""
+    """`parallel` lanes, each taking next a job whose worker is idle (no import to wait for), the kind with the
+    most work left first, else one of the kind with the most jobs left for which another worker pays for its
+    start (worth_another_worker), else waiting for a worker to come free."""
     queues: dict[tuple[str, str, str], collections.deque[Job]] = {}
     for job in jobs:
         queues.setdefault(identity(job), collections.deque()).append(job)
     lock, stop = threading.Lock(), threading.Event()
     finished: queue.Queue[Finished] = queue.Queue()
+    running: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)  # when each busy lane began
+    took: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)  # each finished job's seconds
 
-    def next_job() -> Job | None:
-        with lock:
-            left = {kind: waiting for kind, waiting in queues.items() if waiting}
-            if not left or stop.is_set():
-                return None
-            idle = idle_identities()
-            ready = [kind for kind in left if kind in idle] or [max(left, key=lambda k: len(left[k]))]
-            return left[ready[0]].popleft()
+    def per_job(kind: tuple[str, str, str]) -> float:
+        """The shortest finished job's seconds but the first's: a worker's first job carries its framework's
+        warm-up (torch's first linreg job 0.4 s, the next 0.05)."""
+        return min(took[kind][1:]) if len(took[kind]) >= 2 else math.nan
+
+    def work_left(kind: tuple[str, str, str], waiting: int) -> float:
+        """The seconds of the kind's waiting jobs, as far as its finished ones tell (inf before one has: its
+        first job runs early, and tells): the most work left goes first, so that the longest backend does
+        not end the run alone on one core (an MLP's six TensorFlow seeds ran last, 11 s on one lane)."""
+        return waiting * (min(took[kind]) if took[kind] else math.inf)
+
+    def longest_running(kind: tuple[str, str, str]) -> float:
+        return max((time.monotonic() - began for began in running[kind]), default=0.0)
+
+    def next_job() -> tuple[Job, float, Worker | None] | None:
+        """The next job, when it began and the idle worker reserved for it (None: a new one starts); None when
+        there are none left. The lane waits while no job is worth a new worker yet."""
+        while True:
+            with lock:
+                left = {kind: waiting for kind, waiting in queues.items() if waiting}
+                if not left or stop.is_set():
+                    return None
+                chosen, worker = None, None
+                for kind in sorted(left, key=lambda kind: -work_left(kind, len(left[kind]))):
+                    if (worker := reserve(kind)) is not None:
+                        chosen = kind
+                        break
+                else:
+                    wanted = sorted((kind for kind in left if worth_another_worker(
+                        len(left[kind]), len(running[kind]), per_job(kind), start_seconds(kind),
+                        longest_running(kind))),
+                        key=lambda kind: -len(left[kind]))
+                    chosen = wanted[0] if wanted else None
+                if chosen is not None:
+                    began = time.monotonic()
+                    running[chosen].append(began)
+                    return left[chosen].popleft(), began, worker
+            time.sleep(WAIT_SECONDS)
 
     def lane() -> None:
-        while (job := next_job()) is not None:
-            finished.put(_done(functools.partial(run_job, job, on_progress), job))
+        while (taken := next_job()) is not None:
+            job, began, worker = taken
+            try:
+                finished.put(_done(functools.partial(run_job, job, on_progress, worker), job))
+            finally:
+                with lock:
+                    running[identity(job)].remove(began)
+                    took[identity(job)].append(time.monotonic() - began)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="backend-compare-job")
     lanes = [pool.submit(lane) for _ in range(parallel)]

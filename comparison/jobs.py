@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import json
+import math
 import os
 import sys
 import threading
@@ -123,11 +124,12 @@ def run_job_here(job: Job, on_progress: Progress = _no_progress) -> Finished:
     return Finished(job, result, job_row(job.settings, job.seed, problem, result, job.key, job.options))
 
 
-def run_job(job: Job, on_progress: Progress = _no_progress) -> Finished:
-    """Train in a worker process of this machine: what executors off this process call."""
+def run_job(job: Job, on_progress: Progress = _no_progress, reserved: Worker | None = None) -> Finished:
+    """Train in a worker process of this machine (`reserved`, else an idle one, else a new one): what executors
+    off this process call."""
     name, problem = problem_of(job)
     try:
-        worker = _take(job)
+        worker = reserved if reserved is not None else _take(job)
         try:  # a mode the backend lacks is refused by the backend itself, in the worker: a failed row
             differs = _differs(job, worker)
             if differs:
@@ -166,6 +168,7 @@ _lock = threading.Lock()
 _idle: dict[tuple[str, str, str], list[Worker]] = {}
 _busy: set[Worker] = set()
 _stopping = threading.Event()  # a signal stopped the sweep: no worker is taken until close_workers
+_start_seconds: dict[tuple[str, str, str], float] = {}  # the longest a worker of each kind took to start
 # Linux kills a worker when the thread that started it ends (PR_SET_PDEATHSIG, see worker.py): workers are
 # started from this one thread, which lives as long as the process.
 _starter = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="backend-compare-starter")
@@ -176,10 +179,28 @@ def identity(job: Job) -> tuple[str, str, str]:
     return job.backend, job.python or "", json.dumps(job.env, sort_keys=True)
 
 
-def idle_identities() -> set[tuple[str, str, str]]:
-    """The kinds of worker this process has idle now: a job of one of them starts without an import."""
+def start_seconds(kind: tuple[str, str, str]) -> float:
+    """How long a worker of this kind took to start and load here (the longest seen); NaN before one has."""
     with _lock:
-        return {kind for kind, workers in _idle.items() if workers}
+        return _start_seconds.get(kind, math.nan)
+
+
+def _started(kind: tuple[str, str, str], worker: Worker) -> None:
+    with _lock:
+        if not math.isnan(worker.start_seconds):
+            _start_seconds[kind] = max(_start_seconds.get(kind, 0.0), worker.start_seconds)
+
+
+def reserve(kind: tuple[str, str, str]) -> Worker | None:
+    """An idle worker of this kind, taken now for the job a lane is about to run (so that two lanes never count
+    on one idle worker); None when none is idle."""
+    with _lock:
+        idle = _idle.get(kind)
+        if not idle or _stopping.is_set():
+            return None
+        worker = idle.pop()
+        _busy.add(worker)
+        return worker
 
 
 def _take(job: Job) -> Worker:
@@ -204,11 +225,13 @@ def _take(job: Job) -> Worker:
     except BaseException:
         _drop(worker)
         raise
+    _started(identity(job), worker)
     return worker
 
 
 def adopt(job: Job, worker: Worker) -> None:
     """Keep a worker started already (a run starts its rows' workers to check them) for the jobs like `job`."""
+    _started(identity(job), worker)
     _give_back(job, worker)
 
 

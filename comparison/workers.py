@@ -6,6 +6,8 @@ WorkerFailed, whose message becomes its job's row; a worker dies with the proces
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import math
 import os
 import queue
 import subprocess
@@ -44,6 +46,7 @@ class Worker:
         self.versions: dict[str, str] = {}
         self.modes: list[str] = []  # the modes its backend has, once loaded
         self.layer_kinds: list[str] | None = None  # the layer types it builds, once loaded (None: not said)
+        self.began, self.start_seconds = time.monotonic(), math.nan  # how long it took to start and load
         self.process = subprocess.Popen(
             [python, "-m", "backend_compare.comparison.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,  # Ctrl-C reaches the main process only
@@ -87,6 +90,7 @@ class Worker:
         self.versions[self.backend] = str(reply["loaded"])
         self.modes = list(reply["modes"])
         self.layer_kinds = list(reply["layers"]) if "layers" in reply else None
+        self.start_seconds = time.monotonic() - self.began
         return self.versions[self.backend]
 
     def cannot_build(self, spec: ModelSpec) -> str | None:
@@ -192,3 +196,50 @@ def _this_code(python: str) -> dict[str, str | None]:
 def _environment(changes: dict[str, str | None]) -> dict[str, str]:
     merged = {**os.environ, **changes, PARENT_VARIABLE: str(os.getpid())}
     return {name: value for name, value in merged.items() if value is not None}
+
+
+# The frameworks slowest to import first (a worker alone, benchmarks/RESULTS.md's start-up table: tensorflow
+# 4.0 s, mxnet 2.1, torch 1.4, jax 1.0, numpy 0.3), then any other backend's, numpy's last.
+START_ORDER = ("tensorflow", "mxnet", "torch", "jax")
+
+
+def start_all(rows: dict[str, str], env: dict[str, str | None] | None,
+              on_failed: Callable[[Worker, WorkerFailed], None]) -> list[Worker]:
+    """A worker for each row (name -> interpreter), started no more at a time than the machine has cores,
+    the slowest to import first: five imports at once on 2 cores took 7.8-8.4 s until the last was loaded,
+    two at a time 4.3 s. A worker that cannot load is killed and given to `on_failed` (which may raise);
+    anything raised kills every worker started. Returns those that loaded, in the rows' order. Each is made
+    in the calling thread (Linux kills a worker when the thread that made it ends: see worker.py)."""
+    def rank(name: str) -> int:
+        backend = RowName.parse(name).backend
+        return START_ORDER.index(backend) if backend in START_ORDER else len(START_ORDER) + (backend == "numpy")
+
+    waiting = collections.deque(sorted(rows, key=rank))
+    slots = max(1, os.cpu_count() or 1)
+    made: list[Worker] = []
+    loaded: dict[str, Worker] = {}
+    starting: dict[concurrent.futures.Future[str], Worker] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="backend-compare-start") as pool:
+        try:
+            while waiting or starting:
+                while waiting and len(starting) < slots:
+                    name = waiting.popleft()
+                    worker = Worker(RowName.parse(name), rows[name], env)
+                    made.append(worker)
+                    starting[pool.submit(worker.start)] = worker
+                # a short wait at a time: the main thread must stay where a signal can reach it
+                done, _ = concurrent.futures.wait(starting, timeout=0.1,
+                                                  return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    worker = starting.pop(future)
+                    try:
+                        future.result()
+                        loaded[worker.name] = worker
+                    except WorkerFailed as err:
+                        worker.kill()
+                        on_failed(worker, err)
+        except BaseException:  # a usage error or a signal: no worker outlives the program
+            for worker in made:
+                worker.kill()
+            raise
+    return [loaded[name] for name in rows if name in loaded]

@@ -75,7 +75,7 @@ def test_a_crashed_job_is_its_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
                                 "celsius", "--backends", "numpy", "--epochs", "10000000,2", "--jobs", "1"],
                                cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    (worker,) = wait_for_workers(tag, 1)
+    (worker,) = wait_for_workers(tag, 1, process)
     time.sleep(1.0)  # training the long job
     worker.send_signal(signal.SIGKILL)
     _, stderr = outcome(process, 120)
@@ -95,7 +95,7 @@ def test_a_signal_stops_a_sweep_and_leaves_no_worker(tmp_path: Path, executor: s
                                 "--executor", executor, "--jobs", "2"],
                                cwd=ROOT, env={**os.environ, "WORKER_TEST_TAG": tag}, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
-    wait_for_workers(tag, 2)
+    wait_for_workers(tag, 2, process)
     os.killpg(process.pid, sent)  # as a terminal's Ctrl-C does: to every process of the group
     _, stderr = outcome(process, 60)
     assert process.returncode == code and "Traceback" not in stderr, stderr

@@ -75,23 +75,28 @@ def start(*args: str) -> tuple[subprocess.Popen[str], str]:
     return process, tag
 
 
-def wait_for_workers(tag: str, count: int) -> list[psutil.Process]:
+def wait_for_workers(tag: str, count: int, process: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The `count` workers of the run tagged `tag`, once started; if they do not start, the run and its
+    workers are killed (a test's failure must not leave a ten-million-epoch run on the machine)."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         workers = sorted(our_workers(tag), key=lambda p: p.create_time())
         if len(workers) == count:
             return workers
         time.sleep(0.05)
+    for worker in our_workers(tag):
+        worker.kill()
+    outcome(process, 0.1)  # kills it (and its session, when it leads one), and raises TimeoutExpired
     raise AssertionError(f"{count} workers did not start")
 
 
 def test_a_worker_killed_mid_run_is_its_row_and_the_others_finish() -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "60000")
-    _, torch_worker = wait_for_workers(tag, 2)  # started in the order named
+    workers = wait_for_workers(tag, 2, process)
     deadline = time.monotonic() + 120  # the worker names itself bc-train-torch once its job has started
-    while torch_worker.name() != "bc-train-torch" and time.monotonic() < deadline:
+    while not any(worker.name() == "bc-train-torch" for worker in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert torch_worker.name() == "bc-train-torch", torch_worker.name()
+    (torch_worker,) = [worker for worker in workers if worker.name() == "bc-train-torch"]
     torch_worker.send_signal(signal.SIGKILL)
     stdout, stderr = outcome(process, 300)
     assert process.returncode == 1 and "Traceback" not in stderr, stderr
@@ -112,7 +117,7 @@ def test_a_job_past_the_timeout_is_stopped_and_says_so() -> None:
 @pytest.mark.parametrize("sent,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_every_worker_and_leaves_none(sent: int, code: int) -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
-    workers = wait_for_workers(tag, 2)
+    workers = wait_for_workers(tag, 2, process)
     deadline = time.monotonic() + 120  # both training (each names itself bc-train-NAME): no seed has finished
     while not all(worker.name().startswith("bc-train-") for worker in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -126,7 +131,7 @@ def test_a_signal_stops_every_worker_and_leaves_none(sent: int, code: int) -> No
 
 def test_the_main_process_killed_takes_its_workers_with_it() -> None:
     process, tag = start("--task", "celsius", "--backends", "numpy,torch", "--epochs", "10000000")
-    wait_for_workers(tag, 2)
+    wait_for_workers(tag, 2, process)
     process.kill()
     outcome(process, 60)
     deadline = time.monotonic() + 10
@@ -212,3 +217,30 @@ def test_a_worker_of_another_protocol_is_refused(cli: RunCli, tmp_path: Path) ->
     result = cli("--backends", "numpy@old", "--python", f"old={other}", "--executor", "process")
     assert result.code == 2 and result.err.count("\n") == 1, result.err
     assert "(protocol 0); this is" in result.err and "install the same version there" in result.err
+
+
+def test_a_second_worker_starts_only_where_it_pays_for_its_start(cli: RunCli,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six tiny jobs of one backend on two lanes: the worker that checked the row serves them all; a second
+    one would take longer to start than the jobs it could take over (the default run started a second torch
+    worker, 2 s of import, for jobs of 0.05 s)."""
+    from backend_compare.comparison import workers
+    from backend_compare.comparison.executors import worth_another_worker
+
+    started: list[str] = []
+    made = workers.Worker.__init__
+
+    def counted(self: Any, row: Any, python: str, env: Any = None) -> None:
+        started.append(str(row))
+        made(self, row, python, env)
+
+    monkeypatch.setattr(workers.Worker, "__init__", counted)
+    ran = cli("--backends", "numpy", "--seeds", "6", "--executor", "process", "--jobs", "2", "--epochs", "1")
+    assert ran.code == 0, ran.err
+    assert started == ["numpy"]
+    nan = float("nan")
+    assert worth_another_worker(waiting=5, lanes=0, per_job=nan, start=nan, running=0.0)  # none yet: start one
+    assert not worth_another_worker(waiting=5, lanes=1, per_job=0.05, start=2.0, running=0.01)  # 0.25 s left
+    assert worth_another_worker(waiting=5, lanes=1, per_job=10.0, start=2.0, running=0.5)  # 50 s left: halve it
+    assert not worth_another_worker(waiting=5, lanes=1, per_job=nan, start=2.0, running=0.4)  # a first job's warm-up
+    assert worth_another_worker(waiting=1, lanes=1, per_job=nan, start=0.4, running=0.5)  # a long job: don't queue

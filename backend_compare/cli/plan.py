@@ -25,7 +25,7 @@ from ..comparison.jobs import Job
 from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
 from ..comparison.threads import limits, share
-from ..comparison.workers import Worker, WorkerFailed
+from ..comparison.workers import Worker, start_all
 from ..layers import ModelSpec
 from ..tasks import Problem, Task, get_task
 from ..tasks.base import given_or_default, model_spec
@@ -247,22 +247,9 @@ def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> Non
 
 def start_workers(settings: RunSettings, prog: str, pythons: dict[str, str],
                   env: dict[str, str | None] | None = None) -> list[Worker]:
-    """One worker per backend, all starting at once; those that cannot load their backend are left out."""
-    started = [Worker(RowName.parse(name), python, env) for name, python in pythons.items()]
-    ready = []
-    try:
-        for worker in started:
-            try:
-                worker.start()
-                ready.append(worker)
-            except WorkerFailed as err:
-                worker.kill()
-                unavailable(settings, prog, worker.name, str(err))
-    except BaseException:  # a usage error or a signal: no worker outlives the program
-        for worker in started:
-            worker.kill()
-        raise
-    return ready
+    """One worker per backend, as many starting at once as there are cores; those that cannot load their
+    backend are left out (a usage error when asked for by name)."""
+    return start_all(pythons, env, lambda worker, err: unavailable(settings, prog, worker.name, str(err)))
 
 
 def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any], setup: dict[str, Any],
