@@ -4,6 +4,7 @@ a worker's start-up, and the wall time of compare.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -102,36 +103,30 @@ def compare_seconds(args: list[str], cwd: Path = ROOT) -> float:
 
 def compare_steps(args: list[str], cwd: Path = ROOT) -> tuple[float, dict[str, float]]:
     """One `python compare.py ARGS --quiet --format json`: its wall time and each backend's µs per steady step."""
+    wall, summary = compare_summary(args, cwd)
+    return wall, {row["backend"]: row["us_per_step"] for row in summary}
+
+
+def compare_summary(args: list[str], cwd: Path = ROOT) -> tuple[float, list[dict[str, Any]]]:
+    """One `python compare.py ARGS --quiet --format json`: its wall time and its summary rows."""
     began = time.perf_counter()
     out = subprocess.run([sys.executable, "compare.py", *args, "--quiet", "--format", "json"], cwd=cwd,
                          capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - began, {row["backend"]: row["us_per_step"] for row in json.loads(out)["summary"]}
+    return time.perf_counter() - began, json.loads(out)["summary"]
+
+
+SEEDS = 6  # the worker runs' seeds
 
 
 def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Wall time of `--seeds 6` with workers against inline, alternated run by run; µs per step inside a
-    worker against inline (from the same runs); and how long a worker takes to start and load."""
+    worker against inline (from the same runs); how long a worker takes to start and load; and the shortest
+    the workers' run could take: the main process's own time (numpy's inline run less its training), then
+    the longer of the slowest backend's path (its worker's start-up and its seeds' training one after
+    another, measured with --jobs 1) and every path's sum shared by the cores."""
     from backend_compare.comparison.workers import Worker
 
-    runs = []
-    for task in ("linreg", "mlp"):
-        # "alone": one job at a time, so a worker's steps are timed without another worker on the cores
-        settings = {"process": ["--executor", "process"], "alone": ["--executor", "process", "--jobs", "1"],
-                    "inline": ["--executor", "inline"]}
-        walls: dict[str, list[float]] = {key: [] for key in settings}
-        steps: dict[str, dict[str, list[float]]] = {key: {} for key in settings}
-        for _ in range(repeats):
-            for key, extra in settings.items():
-                wall, per_step = compare_steps(["--task", task, "--seeds", "6", "--backends", ",".join(names), *extra])
-                walls[key].append(wall)
-                for backend, us in per_step.items():
-                    steps[key].setdefault(backend, []).append(us)
-        runs.append({"task": f"{task} --seeds 6", "inline_s": float(np.median(walls["inline"])),
-                     "workers_s": float(np.median(walls["process"])),
-                     "ratio": float(np.median(walls["process"]) / np.median(walls["inline"])),
-                     **{f"{name}_step_ratio": float(np.median(steps["alone"][name]) / np.median(steps["inline"][name]))
-                        for name in names}})
-    starts = []
+    starts: list[dict[str, Any]] = []
     for name in names:
         seconds = []
         for _ in range(repeats):
@@ -141,6 +136,43 @@ def worker_rows(repeats: int, names: list[str]) -> tuple[list[dict[str, Any]], l
             seconds.append(time.perf_counter() - began)
             worker.close()
         starts.append({"backend": name, "start_and_load_s": float(np.median(seconds))})
+    started = {row["backend"]: row["start_and_load_s"] for row in starts}
+    cores = os.cpu_count() or 1
+    runs = []
+    for task in ("linreg", "mlp"):
+        # "alone": one job at a time, so a worker's steps are timed without another worker on the cores
+        settings = {"process": ["--executor", "process"], "alone": ["--executor", "process", "--jobs", "1"],
+                    "inline": ["--executor", "inline"]}
+        walls: dict[str, list[float]] = {key: [] for key in settings}
+        steps: dict[str, dict[str, list[float]]] = {key: {} for key in settings}
+        training: dict[str, list[float]] = {}
+        numpy_alone: list[float] = []
+        for _ in range(repeats):
+            for key, extra in settings.items():
+                wall, summary = compare_summary(["--task", task, "--seeds", str(SEEDS), "--backends", ",".join(names),
+                                                 *extra])
+                walls[key].append(wall)
+                for row in summary:
+                    steps[key].setdefault(row["backend"], []).append(row["us_per_step"])
+                    if key == "alone":  # its seeds one after another: timed steps and each compile step
+                        training.setdefault(row["backend"], []).append(
+                            SEEDS * (row["seconds"] + row["compile_seconds"]))
+            wall, summary = compare_summary(["--task", task, "--seeds", str(SEEDS), "--backends", "numpy",
+                                             "--executor", "inline"])
+            numpy_alone.append(wall - SEEDS * (summary[0]["seconds"] + summary[0]["compile_seconds"]))
+        paths = {name: started[name] + float(np.median(training[name])) for name in names}
+        slowest = max(paths, key=lambda name: paths[name])
+        main_s = float(np.median(numpy_alone))
+        bound = main_s + max(paths[slowest], sum(paths.values()) / cores)
+        inline = float(np.median(walls["inline"]))
+        runs.append({"task": f"{task} --seeds {SEEDS}", "inline_s": inline,
+                     "workers_s": float(np.median(walls["process"])),
+                     "ratio": float(np.median(walls["process"]) / inline),
+                     "main_s": main_s, "slowest_path": f"{slowest} {paths[slowest]:.1f} s",
+                     "paths_over_cores_s": sum(paths.values()) / cores, "bound_s": bound,
+                     "bound_ratio": bound / inline,
+                     **{f"{name}_step_ratio": float(np.median(steps["alone"][name]) / np.median(steps["inline"][name]))
+                        for name in names}})
     return runs, starts
 
 
@@ -152,8 +184,6 @@ def thread_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
     """The smallest step table (linreg n=1000, batch 10, and the MLP) in fresh processes held to 1 thread and to
     every core (comparison/threads.py's variables, as a worker gets them): the suite against its plain loop at
     the same thread count, both ways."""
-    import os
-
     rows = []
     for threads in sorted({1, os.cpu_count() or 1}):
         out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json",
@@ -171,7 +201,8 @@ TASK_STEPS = {  # the runs whose per-step times the issue compares with one work
 
 def task_step_rows(repeats: int, names: list[str]) -> list[dict[str, Any]]:
     """µs per step of each backend in the default run (workers side by side, a share of the cores each) and
-    with --jobs 1 (one worker at a time, every core), alternated run by run: the two should agree within noise."""
+    with --jobs 1 (one worker at a time, at the same threads), alternated run by run: the two should agree
+    within noise."""
     rows = []
     for case, args in TASK_STEPS.items():
         steps: dict[str, dict[str, list[float]]] = {"default": {}, "jobs_1": {}}

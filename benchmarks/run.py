@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     task_steps = task_step_rows(3, names)
 
     worst = {name: max(r["ratio"] for r in rows if r["backend"] == name) for name in names}
+    cores = os.cpu_count() or 1
     targets = [(f"{name} suite ≤ {TARGETS[name]:.2f}× its plain loop, at every size", f"worst {worst[name]:.2f}×",
                 worst[name] <= TARGETS[name]) for name in names]
     if reference:
@@ -198,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
         "workers miss their share of the inline wall time",
         [f"{r['task']} {r['ratio']:.2f}× (target {WORKER_TARGETS[r['task']]:.2f}×)" for r in worker_runs
          if r["ratio"] > WORKER_TARGETS[r["task"]]],
-        "One worker per backend serves all its"
-        " seeds (its framework is imported once), so the run cannot end before the slowest framework's"
-        " seeds have run one after another: in the MLP run MXNet's training alone is about 70 % of the"
-        " inline run's training time, and in the linreg run the imports, which workers overlap, are most"
-        " of it. With two cores the other backends' work hides behind that path; it cannot shorten it.")
+        "One worker per backend serves all its seeds (its framework is imported once), so the run cannot end"
+        " before the main process has done its own part and the slowest backend has started and trained its"
+        " seeds one after another, nor before the cores have done every backend's start-up and training: "
+        + "; ".join(f"{r['task']}: the main process {r['main_s']:.1f} s (numpy's inline run less its training:"
+                    f" start-up, data, tables), then the slowest path, {r['slowest_path']} (its worker's start-up and"
+                    f" its seeds' training with --jobs 1), against every path's sum over the {cores} cores,"
+                    f" {r['paths_over_cores_s']:.1f} s: at best {r['bound_s']:.1f} s, {r['bound_ratio']:.2f}× the"
+                    f" inline {r['inline_s']:.1f} s" for r in worker_runs)
+        + ". Where that bound is above the target, no scheduling of the workers can meet it on this machine;"
+        " the workers' measured time above the bound is what they cost (starting, passing results back).")
     target_table += explain_misses(
         "growth beyond the 1000-row run exceeds 3× the data",
         [f"{r['backend']} {r['over_fixed_per_data']:.2f}×" for r in estimates
@@ -223,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
         " (measured: +1172 MB over the data right after the conversion, +804 MB once it returns); a zero-copy"
         " view through DLPack aborts TensorFlow (Check failed: IsAligned()) on NumPy's 16-byte-aligned memory.")
     started_in = {r["backend"]: r["start_and_load_s"] for r in worker_starts}
-    cores = os.cpu_count() or 1
     target_table += explain_misses(
         "compare.py --task linreg takes 8 s or more, or more than 1.3× its slowest framework alone",
         [f"{np.median(wall):.2f} s, {np.median(wall) / alone[slowest]:.2f}× {slowest} alone"]
@@ -238,9 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         "a step by default and with --jobs 1 differ by more than 1.15× either way",
         [f"{r['case']} {r['backend']} {r['ratio']:.2f}× (runs {r['default_spread']} against {r['jobs_1_spread']} µs)"
          for r in apart],
-        f"By default each worker has its share of the {cores} cores beside the others; with --jobs 1, all of them. "
-        "Where the two ranges of runs overlap, the medians of 3 runs differ by run-to-run noise; where they are "
-        "apart, the step's time depends on the worker's thread count, a cause not traced further here.")
+        f"By default each worker has its share of the {cores} cores beside the others; with --jobs 1 the same "
+        "number of threads, one worker at a time. Where the two ranges of runs overlap, the medians of 3 runs "
+        "differ by run-to-run noise; where they are apart, the default's step shares the machine's caches and "
+        "memory bandwidth with another worker's training, and --jobs 1's does not.")
     sections.insert(1, "## Targets\n\n" + target_table)
     if reference:
         sections.append("## MXNet: the suite against the Gluon reference loop (linreg 1000×2, batches of 10)\n\n"
@@ -257,10 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     sections.append("## Workers against inline (medians of 3 alternated runs) and a worker's start-up\n\n"
                     "ratio: wall time with a worker per backend over the inline wall time; *_step_ratio: µs per "
                     "training step inside a worker (with --jobs 1: no other worker on the cores) over inline; "
-                    "start_and_load_s: from starting the process to its framework imported\n\n"
+                    "start_and_load_s: from starting the process to its framework imported; main_s, slowest_path, "
+                    "paths_over_cores_s, bound_s: the shortest the workers' run could take (see Targets)\n\n"
                     + markdown(worker_runs) + "\n\n" + markdown(worker_starts))
     sections.append("## Per step in a worker: the default (workers side by side, a share of the cores each) against "
-                    "--jobs 1 (one at a time, every core), medians of 3 alternated runs (µs)\n\n"
+                    "--jobs 1 (one at a time, the same threads), medians of 3 alternated runs (µs)\n\n"
                     + markdown(task_steps, {"default_us": "{:.0f}", "jobs_1_us": "{:.0f}", "ratio": "{:.2f}"}))
     sections.append("## The suite against its plain loop at the same thread count (linreg n=1000, batch 10; "
                     "fresh processes held to N threads as a worker is)\n\n"
