@@ -27,19 +27,24 @@ class Registration:
     import_bytes: int = 0  # resident memory importing it adds, measured here (benchmarks/run.py)
     first_use_bytes: int = 0  # what its first steps add whatever the data: compiled code, thread pools
     companions: tuple[str, ...] = ()  # other packages whose versions decide its numbers (Keras for TensorFlow)
+    # The mode "usual" means for it (its class's usual_mode), known without importing the framework, so that
+    # torch:usual and torch:eager are found to be one row before anything starts; None: known once imported.
+    usual_mode: str | None = None
 
 
 _BUILT_IN = {
-    "numpy": Registration(".numpy_backend", "NumpyBackend"),
-    "torch": Registration(".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0", 300 * 2**20),
+    "numpy": Registration(".numpy_backend", "NumpyBackend", usual_mode="eager"),
+    "torch": Registration(".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0", 300 * 2**20,
+                          usual_mode="eager"),
     "mxnet": Registration(".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'",
-                          150 * 2**20),
+                          150 * 2**20, usual_mode="compiled"),
     "jax": Registration(".jax_backend", "JaxBackend", "jax", "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8",
                         250 * 2**20, first_use_bytes=48 * 2**20,  # XLA's compiled steps: about 20 MB measured
-                        companions=("flax", "optax")),
+                        companions=("flax", "optax"), usual_mode="compiled"),
     "tensorflow": Registration(".tensorflow_backend", "TensorflowBackend", "tensorflow",
                                "pip install tensorflow-cpu==2.21.0 keras==3.15.1", 700 * 2**20,  # 668 MB measured
-                               first_use_bytes=48 * 2**20, companions=("keras",)),  # its traced steps: 24 MB
+                               first_use_bytes=48 * 2**20, companions=("keras",),  # its traced steps: 24 MB
+                               usual_mode="compiled"),
 }
 
 

@@ -96,6 +96,22 @@ def test_registry_names() -> None:
     assert BACKENDS[:5] == ("numpy", "torch", "mxnet", "jax", "tensorflow")  # built-in first, then any installed ones
 
 
+def test_the_registry_knows_each_built_in_backends_usual_mode(backend) -> None:  # type: ignore[no-untyped-def]
+    """Said without importing a framework (torch:usual and torch:eager are found to be one row up front), and
+    the same as the class says once imported."""
+    from backend_compare.backends import registration
+
+    assert registration(backend.name).usual_mode == backend.usual_mode
+
+
+def test_an_expanded_mode_runs_a_backend_once_per_mode_it_has() -> None:
+    """--mode usual,eager: torch's usual is eager, so torch runs once; jax's is compiled, so twice."""
+    from backend_compare.cli.settings import RunSettings
+
+    settings = RunSettings(mode=("usual", "eager"))
+    assert settings.row_names(["numpy", "torch", "jax"]) == ["numpy:usual", "torch:usual", "jax:usual", "jax:eager"]
+
+
 def test_tensorflow_keeps_its_start_up_log_lines_off_stderr() -> None:
     """TensorFlow's C++ side logs INFO lines on import, and float64 warnings while a tf.function is first
     optimised once JAX has set up logging in the process: none of them reach the user."""

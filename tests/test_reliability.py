@@ -64,8 +64,13 @@ BAD_INPUTS = [
     (["--plot", "/no/such/dir/p.png"], "--plot '/no/such/dir/p.png' cannot be written"),
     (["--task", "mlp", "--true-b", "1"], "--true-b applies only to --task linreg; this run is --task mlp"),
     (["--backends", "numpy,numpy"], "argument --backends: expected each backend once; received numpy more than once"),
-    (["--backends", "numpy,numpy:usual"], "--backends numpy,numpy:usual: the same row twice (numpy in mode usual)"),
+    (["--backends", "numpy,numpy:usual"],
+     "--backends numpy,numpy:usual: the same row twice (numpy in mode eager, its usual mode)"),
     (["--backends", "numpy:eager,numpy", "--mode", "eager"], "the same row twice (numpy in mode eager)"),
+    (["--backends", "torch:usual,torch:eager"],  # torch's usual mode is eager: one row, two names
+     "--backends torch:usual,torch:eager: the same row twice (torch in mode eager, its usual mode)"),
+    (["--backends", "jax,jax:compiled"], "--backends jax,jax:compiled: the same row twice (jax in mode compiled"),
+    (["--backends", "torch:usual,torch:eager", "--mode", "usual,eager"], "the same row twice (torch in mode eager"),
     (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
     (["--true-b", "1e39"], "labels made by true_w, true_b and noise reach 1e+39, beyond what float32 can square"),
 ]

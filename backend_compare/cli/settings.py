@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends import RowName
+from ..backends import RowName, registration
 from ..tasks import TASKS, Task, get_task, task_options
 from .console import UsageError
 
@@ -142,20 +142,36 @@ class RunSettings:
                 for key in TASK_OPTIONS if (value := self.given(key)) is not None}
 
     def row_names(self, backends: list[str]) -> list[str]:
-        """Each backend once per --mode when several are given (NAME:MODE), in order."""
-        names = [f"{name}:{mode}" if len(self.mode) > 1 and ":" not in name else name
+        """Each backend once per --mode when several are given (NAME:MODE), in order. Two names for one row
+        (torch and torch:usual, or torch:usual and torch:eager: torch's usual mode is eager) are refused when
+        named in --backends; of --mode's expansion (usual,eager) the first is kept."""
+        expanded = len(self.mode) > 1
+        names = [f"{name}:{mode}" if expanded and ":" not in name else name
                  for name in backends for mode in self.mode]
-        names = list(dict.fromkeys(names))  # NAME:MODE given as well as the expansion: once
-        if len(self.mode) == 1:  # a bare name runs in the run's mode: torch and torch:usual are one row
-            spelt: dict[tuple[str, str, str], str] = {}
-            for name in names:
-                row = RowName.parse(name)
-                same = spelt.setdefault((row.backend, row.label, row.mode or self.mode[0]), name)
-                if same != name:
-                    raise UsageError(f"--backends {same},{name}: the same row twice ({row.backend}"
-                                     f"{'@' + row.label if row.label else ''} in mode {row.mode or self.mode[0]}); "
-                                     "name it once")
-        return names
+        spelt: dict[tuple[str, str, str], str] = {}
+        kept = []
+        for name in dict.fromkeys(names):  # NAME:MODE given as well as the expansion: once
+            row = RowName.parse(name)
+            mode = self._runs_in(row)
+            same = spelt.setdefault((row.backend, row.label, mode), name)
+            if same == name:
+                kept.append(name)
+            elif same in backends and name in backends:  # both named: the user's mistake, said
+                usual = any((RowName.parse(each).mode or self.mode[0]) == "usual" for each in (same, name))
+                raise UsageError(f"--backends {same},{name}: the same row twice ({row.backend}"
+                                 f"{'@' + row.label if row.label else ''} in mode {mode}"
+                                 f"{', its usual mode' if usual else ''}); name it once")
+        return kept
+
+    def _runs_in(self, row: RowName) -> str:
+        """The mode a row runs in: its own, else the run's; "usual" as its backend's registration says it."""
+        mode = row.mode or self.mode[0]
+        if mode == "usual":
+            try:
+                return registration(row.backend).usual_mode or mode
+            except KeyError:  # a name no registry knows: select_backends refuses it in its own words
+                return mode
+        return mode
 
 
 def _frozen(value: Any) -> Any:
