@@ -218,3 +218,24 @@ def test_init_from_a_damaged_compressed_npz_is_refused(tmp_path: Path) -> None:
     start.write_bytes(bytes(damaged))
     with pytest.raises(ValueError, match=r"cannot be read as an \.npz"):
         get_task("celsius").make_problem(init_from=str(start))
+
+
+def test_init_from_a_zip_bomb_is_refused_before_it_is_decompressed(tmp_path: Path) -> None:
+    """A member of some kilobytes that inflates to 64 MB where the model's weight needs a few bytes: refused from
+    the archive's directory, its contents never decompressed."""
+    import tracemalloc
+    import zipfile
+
+    start = tmp_path / "start.npz"
+    with zipfile.ZipFile(start, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("0.weight.npy", "w", force_zip64=True) as member:
+            for _ in range(64):
+                member.write(bytes(2**20))
+        archive.writestr("0.bias.npy", b"")
+    assert start.stat().st_size < 2**20
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=r"0\.weight decompresses to 67,108,864 bytes; the model's 0\.weight of "
+                                         r"shape \(1, 1\) needs at most 65,552"):
+        get_task("celsius").make_problem(init_from=str(start))
+    assert tracemalloc.get_traced_memory()[1] < 16 * 2**20
+    tracemalloc.stop()
