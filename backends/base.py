@@ -362,11 +362,18 @@ class Backend(LayerState, ABC):
         self.loss_history_ = history
         return {name: after[name] - params[name] for name in params}, state_after
 
+    # What needs each optional hook: said when a backend of one's own lacks it
+    HOOK_USERS: ClassVar[dict[str, str]] = {"_penalty": "the training objective with weight decay",
+                                            "_activations": "explain's layer by layer forward",
+                                            "_optimizer_state": "explain's replay of a step",
+                                            "_set_optimizer_state": "explain's replay of a step"}
+
     def _hook(self, name: str) -> Any:
         hook = getattr(self, name, None)
         if hook is None:
-            raise NotImplementedError(f"backend {self.name!r} has no {name} hook, which explain needs: see the "
-                                      "replay hooks in backends/base.py and backends/numpy_backend.py")
+            raise NotImplementedError(f"backend {self.name!r} has no {name} hook, which "
+                                      f"{self.HOOK_USERS.get(name, 'explain')} needs: see the hooks in "
+                                      "backends/base.py and backends/numpy_backend.py")
         return hook
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:

@@ -350,8 +350,13 @@ def test_a_backend_without_the_replay_hooks_it_declares_is_told_which(monkeypatc
                                                                       cli: RunCli) -> None:
     monkeypatch.setattr(NumpyBackend, "_optimizer_state", None)
     problem = get_task("linreg").make_problem(seed=0, epochs=1)
-    with pytest.raises(NotImplementedError, match="backend 'numpy' has no _optimizer_state hook, which explain needs"):
+    with pytest.raises(NotImplementedError, match="backend 'numpy' has no _optimizer_state hook, which explain's "
+                                                  "replay of a step needs"):
         Explainer(problem, {"numpy": NumpyBackend(problem.spec), "other": HalfLoss(problem.spec)}, {}).run()
+    monkeypatch.setattr(NumpyBackend, "_penalty", None)  # the objective's hook names the objective, not explain
+    with pytest.raises(NotImplementedError, match="has no _penalty hook, which the training objective with weight "
+                                                  "decay needs"):
+        NumpyBackend(problem.spec, weight_decay=0.1).weight_penalty()
     load_backend("torch")
     ran = cli("explain", "--backends", "numpy,torch")
     assert ran.code == 2 and ran.err.count("\n") == 1 and "has no _optimizer_state hook" in ran.err

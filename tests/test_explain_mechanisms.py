@@ -206,3 +206,27 @@ def test_adams_epsilon_is_not_read_back_through_a_step_count_of_zero() -> None:
               "state": {"step": (np.array(0.0), np.array(0.0)), "m/w": same, "v/w": same}}
     step = Step("a", "b", stages, {"w": np.ones(2)}, {}, 10, {"optimizer": "adam", "lr": 0.01}, "float64", [])
     assert _epsilon_placement(step) == ""
+
+
+class FailsInFloat64(NumpyBackend):
+    """Gradients 2e-5 too large, below float32's tolerance at any one step; a float64 model of it that fails."""
+
+    name = "fails-in-float64"
+
+    def _backward(self, saved: list[object], output_grad: np.ndarray) -> dict[str, np.ndarray]:
+        if self.dtype == "float64":
+            raise RuntimeError("this backend's float64 step is broken")
+        return super()._backward(saved, (1 + 2e-5) * output_grad)
+
+
+def test_a_float64_replay_that_fails_is_said_not_raised() -> None:
+    from backend_compare.comparison.explain import Explainer
+    from backend_compare.tasks import get_task
+
+    problem = get_task("linreg").make_problem(seed=0, epochs=20, batch_size=10)
+    options = {"dtype": "float32", "lr": 0.03}
+    backends = {"numpy": NumpyBackend(problem.spec, **options), "fails": FailsInFloat64(problem.spec, **options)}
+    (finding,) = Explainer(problem, backends, options).run()
+    assert finding.step is not None and finding.replayed is not None  # beyond tolerance from some step on
+    assert finding.replayed.startswith("the step could not be replayed in float64 (RuntimeError: this backend's "
+                                       "float64 step is broken)"), finding.replayed
