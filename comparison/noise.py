@@ -22,7 +22,7 @@ from .run import BackendResult, train
 from .verdicts import Noise
 
 HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "huber_delta")
-MOST_VALUES = 10_000_000  # training data a run's noise is measured on at most (80 MB as a float64 shadow)
+MOST_VALUES = 10_000_000  # data values (every split) a run's noise is measured on at most (80 MB as a float64 shadow)
 
 
 def _rounded(values: np.ndarray) -> np.ndarray:
@@ -105,8 +105,9 @@ def largest_jump(steps: Sequence[int], differences: Sequence[float]) -> tuple[fl
 def run_noise(problem: Problem, options: Mapping[str, Any],
               most: int = MOST_VALUES) -> Noise | None:
     """rounding_noise of numpy on the run's problem and options, trained at the first call only: a run whose
-    pairs all agree within tolerance never pays for it. None for training data of more than `most` values:
-    a float64 shadow of those would take memory the run's estimate did not count."""
-    if problem.X_train.size + problem.y_train.size > most:
+    pairs all agree within tolerance never pays for it. None for data of more than `most` values:
+    a float64 shadow of those (every split: the shadow rounds them all) would take memory the run's estimate
+    did not count."""
+    if sum(values.size for values in (problem.X_train, problem.y_train, problem.X_val, problem.y_val)) > most:
         return None
     return functools.cache(lambda: rounding_noise(problem, {**options, "mode": "usual"}))
