@@ -40,6 +40,20 @@ class Problem:
     settings: dict[str, Any] = field(default_factory=dict)
     classes: list[str] | None = None  # a classification's class names: y holds their indices, as (n, 1) floats
 
+    def __post_init__(self) -> None:
+        """A model whose layers need several rows per training batch (batch statistics) gets them in every batch,
+        the last of each epoch too: one row is refused as the problem is made, from the command line and from
+        Python alike, not found by one framework halfway through."""
+        size = getattr(self.epoch_batches, "batch_size", None)  # a hand-made list of batches says nothing
+        if size is None or not len(self.spec) or not len(self.X_train):
+            return
+        needs = max(self.spec, key=lambda layer: layer.smallest_batch)
+        smallest = len(self.X_train) % size or size  # the last batch's rows: never more than the others'
+        if smallest < needs.smallest_batch:
+            raise ValueError(f"{needs.describe()} needs at least {needs.smallest_batch} rows in every training batch; "
+                             f"with {len(self.X_train)} training rows and batches of {size} the last batch of each "
+                             f"epoch has {smallest}: choose another batch size")
+
 
 
 @dataclass(frozen=True)

@@ -142,8 +142,10 @@ def test_the_mlp_task_takes_a_batchnorm_and_a_framework_that_cannot_is_named(cli
                                                        "batchnorm(13, momentum=0.9, eps=1e-05); nn.BatchNorm1d")
     one_row = cli("--task", "mlp", "--batchnorm", "unbiased", "--backends", "numpy,torch", "--batch-size", "12")
     assert one_row.code == 2 and one_row.err.endswith(  # 205 training rows: 17 batches of 12, then one of 1
-        "needs at least 2 rows in every training batch; with 205 training rows and --batch-size 12 the last batch "
-        "of each epoch has 1: choose another --batch-size\n"), one_row.err
+        "needs at least 2 rows in every training batch; with 205 training rows and batches of 12 the last batch "
+        "of each epoch has 1: choose another batch size\n"), one_row.err
+    with pytest.raises(ValueError, match="with 205 training rows and batches of 12 the last batch of each epoch has 1"):
+        get_task("mlp").make_problem(batchnorm="unbiased", batch_size=12)  # from Python too
     not_an_mlp = cli("--task", "linreg", "--batchnorm", "biased")
     assert not_an_mlp.code == 2 and "--batchnorm applies only to --task mlp or classifier" in not_an_mlp.err
     problem = get_task("mlp").make_problem(batchnorm="unbiased", epochs=1)

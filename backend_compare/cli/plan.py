@@ -103,7 +103,6 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                   f"smaller {' or '.join([*size_options(task, settings, 'rows', 'features'), '--epochs'])}")
         raise UsageError(f"the run does not fit in this machine's memory ({memory_error(err)}); use {advice}") \
             from None
-    check_batches(first)
     options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
                "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
@@ -214,18 +213,6 @@ def check_capabilities(workers: list[Worker], mode: str, spec: ModelSpec) -> Non
             raise UsageError(problem)
 
 
-def check_batches(problem: Problem) -> None:
-    """A model whose layers need several rows per training batch (batch statistics) gets them in every batch,
-    the last of each epoch too: one row is refused now, not found by one framework halfway through."""
-    needs = max(problem.spec, key=lambda layer: layer.smallest_batch)
-    n_rows, size = len(problem.X_train), problem.epoch_batches.batch_size
-    smallest = n_rows % size or size  # the last batch's rows: never more than the others'
-    if smallest < needs.smallest_batch:
-        raise UsageError(f"{needs.describe()} needs at least {needs.smallest_batch} rows in every training batch; "
-                         f"with {n_rows} training rows and --batch-size {size} the last batch of each epoch has "
-                         f"{smallest}: choose another --batch-size")
-
-
 def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
     """What the framework's layer refuses of a layer's options, asked of its translator here (the translators
     import no framework): as constructing the backend in its worker would say."""
@@ -267,6 +254,7 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
         val_fraction=given_or_default(task.make_problem, task_kwargs, "val_fraction"), backends=names,
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
+        inline=settings.executor == "inline",
         row_option=size_options(task, settings, "rows")[0], feature_option=size_options(task, settings, "features")[0],
         from_file=settings.data is not None, text_bytes=csv_bytes(settings.data))
     memory.check_fits(parts, memory.available_bytes())
