@@ -245,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
          for r in apart],
         f"By default each worker has its share of the {cores} cores beside the others; with --jobs 1 the same "
         "number of threads, one worker at a time. Where the two ranges of runs overlap, the medians of 3 runs "
-        "differ by run-to-run noise; where they are apart, the default's step shares the machine's caches and "
-        "memory bandwidth with another worker's training, and --jobs 1's does not.")
+        "differ by run-to-run noise; where they are apart, the default's step runs beside another worker's "
+        "training and --jobs 1's alone, at the same thread count: no framework held to 1 thread used more than one "
+        "core (CPU time over wall time 0.46-0.61 for each beside two busy processes, breast_cancer classifier), so "
+        "what slows it is the other worker's share of the machine (caches, memory bandwidth, the scheduler), "
+        "not separated further here.")
     sections.insert(1, "## Targets\n\n" + target_table)
     if reference:
         sections.append("## MXNet: the suite against the Gluon reference loop (linreg 1000×2, batches of 10)\n\n"
