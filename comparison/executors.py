@@ -215,8 +215,13 @@ def _dask_client(parallel: int, address: str | None) -> Iterator[Any]:
     cluster = None
     if address is None:
         with _without_ctrl_c():  # Ctrl-C at the terminal reaches the whole process group: it is ours to handle
+            # The scheduler serves HTTP (health, metrics) even without a dashboard, on port 8787 of every
+            # interface unless told: another cluster there made it warn "Port 8787 is already in use" on stderr.
+            # A free port of the loopback instead, and no dashboard.
             cluster = distributed.LocalCluster(n_workers=parallel, threads_per_worker=1, processes=True,
-                                               dashboard_address=None, silence_logs=logging.ERROR)
+                                               dashboard_address=None, silence_logs=logging.ERROR,
+                                               scheduler_kwargs={"dashboard": False,
+                                                                 "dashboard_address": "127.0.0.1:0"})
     try:
         client = distributed.Client(cluster if cluster is not None else address, timeout=CONNECT_SECONDS)
     except (OSError, TimeoutError, ValueError) as err:

@@ -255,3 +255,20 @@ def test_a_local_cluster_lets_nobody_else_in(monkeypatch: pytest.MonkeyPatch) ->
         with pytest.raises(grpc.RpcError) as refused:
             call(b"", timeout=30)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value
+
+
+def test_a_dask_sweep_beside_another_cluster_says_nothing_of_ports(tmp_path: Path) -> None:
+    """The scheduler serves HTTP even without a dashboard; on port 8787 it warned on stderr whenever another
+    cluster (another test's, under pytest -n 2) held it. It now takes a free port of the loopback."""
+    import socket
+
+    with socket.socket() as held:
+        try:
+            held.bind(("127.0.0.1", 8787))
+            held.listen()
+        except OSError:
+            pass  # held by someone else already: the same situation
+        ran = subprocess.run([sys.executable, "compare.py", "sweep", "--quiet", "--out", str(tmp_path / "s"),
+                              "--task", "celsius", "--backends", "numpy", "--epochs", "2", "--executor", "dask",
+                              "--jobs", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
