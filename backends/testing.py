@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .tolerances import ALLOWANCES, TOLERANCES, Allowance, allowed_tolerance
+from .tolerances import ALLOWANCES, TOLERANCES, Allowance, allowed_tolerance, concerning
 
 if TYPE_CHECKING:
     from .base import Backend
@@ -99,8 +99,7 @@ def assert_backends_agree(fn: Callable[[type[Backend]], Any], *, backends: Seque
             pair = {a: made[a], b: made[b]}
             ratio = max(tolerance_multiple(arrays[b][key], arrays[a][key], **tolerance) for key in arrays[a])
             verdict, passes = _verdict(ratio, _noise_multiple(pair, tolerance))
-            held_to = " + ".join([dtype, *(name for name in allow if ALLOWANCES[name].backend in (a, b)
-                                           and ALLOWANCES[name].dtype == dtype)])
+            held_to = " + ".join([dtype, *concerning(dtype, (a, b), allow)])
             if passes:
                 warnings.warn(f"{a} vs {b}: {verdict} (held to {held_to}): beyond the tolerance, within what "
                               "rounding does to this training", ParityWithinNoise, stacklevel=2)

@@ -68,15 +68,21 @@ def applicable(dtype: str, pair: Iterable[str], optimizer: str) -> list[str]:
             and allowance.dtype == dtype and (not allowance.optimizers or optimizer in allowance.optimizers)]
 
 
-def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:
-    """rtol and atol for comparing a pair of backends: the dtype's, widened by every allowance in
-    `allow` that concerns one of the two backends at this dtype."""
-    tolerance = dict(TOLERANCES[dtype])
+def concerning(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> list[str]:
+    """The allowances named in `allow` that concern one of the two backends at this dtype (an unknown name
+    is a ValueError)."""
     names = set(pair)
     for name in allow:
         if name not in ALLOWANCES:
             raise ValueError(f"allow must name allowances from {', '.join(ALLOWANCES)}; received: {name!r}")
+    return [name for name in allow if ALLOWANCES[name].backend in names and ALLOWANCES[name].dtype == dtype]
+
+
+def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:
+    """rtol and atol for comparing a pair of backends: the dtype's, widened by every allowance in
+    `allow` that concerns one of the two backends at this dtype."""
+    tolerance = dict(TOLERANCES[dtype])
+    for name in concerning(dtype, pair, allow):
         allowance = ALLOWANCES[name]
-        if allowance.backend in names and allowance.dtype == dtype:
-            tolerance = {"rtol": max(tolerance["rtol"], allowance.rtol), "atol": max(tolerance["atol"], allowance.atol)}
+        tolerance = {"rtol": max(tolerance["rtol"], allowance.rtol), "atol": max(tolerance["atol"], allowance.atol)}
     return tolerance

@@ -112,7 +112,9 @@ def _local(jobs: list[Job], on_done: OnDone, on_progress: Progress, parallel: in
         """The seconds of the kind's waiting jobs, as far as its finished ones tell (inf before one has: its
         first job runs early, and tells): the most work left goes first, so that the longest backend does
         not end the run alone on one core (an MLP's six TensorFlow seeds ran last, 11 s on one lane)."""
-        return waiting * (min(took[kind]) if took[kind] else math.inf)
+        if not took[kind]:
+            return math.inf
+        return waiting * (took[kind][0] if math.isnan(per_job(kind)) else per_job(kind))
 
     def longest_running(kind: tuple[str, str, str]) -> float:
         return max((time.monotonic() - began for began in running[kind]), default=0.0)
