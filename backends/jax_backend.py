@@ -12,7 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from ..layers import Build, Link
+from ..layers import Build, Link, built
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 from .batches import split_batches
 
@@ -28,8 +28,8 @@ except ImportError as err:
                       "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
 
 # Optax's state by path: .trace (momentum, torch's buffer), .mu and .nu (Adam's moments) hold one array per
-# parameter, under the model's ['layers'][index][attribute].
-_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]\['(\w+)'\]")
+# parameter, under the model's ['layers'][index][attribute] (['inner'][attribute] inside a wrapper).
+_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]((?:\['\w+'\])+)")
 _STATE_KINDS = {"trace": "velocity", "mu": "m", "nu": "v"}
 
 
@@ -115,8 +115,7 @@ class JaxBackend(Backend):
         """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained. Two graphs
         of it: training (batch statistics) and evaluation (running statistics: `Module.eval()`)."""
         build = Build(self.dtype, rngs=nnx.Rngs(seed))
-        self._model = nnx.Sequential(*(translator.build(layer, build)
-                                       for translator, layer in zip(self._translators, self.spec, strict=True)))
+        self._model = nnx.Sequential(*built(self._translators, self.spec, build))
         self._model.eval()
         self._eval_graph = nnx.split(self._model, nnx.Param, ...)[0]
         self._model.train()
@@ -130,8 +129,8 @@ class JaxBackend(Backend):
     def _variables(self) -> Iterator[tuple[str, Link, Any]]:
         """Each canonical parameter's name, layout and nnx variable, the model brought up to date first."""
         nnx.update(self._model, self._params, self._stats)
-        for (index, native), (name, link) in self._links.items():
-            yield name, link, getattr(self._model.layers[index], native)
+        for (index, _), (name, link) in self._links.items():
+            yield name, link, link.of(self._model.layers[index])
 
     def _penalty(self) -> float:
         # optax.add_decayed_weights adds wd·p to every leaf of the nnx.Param state the optimiser updates
@@ -147,13 +146,13 @@ class JaxBackend(Backend):
 
     def _get_state(self) -> Params:
         nnx.update(self._model, self._params, self._stats)
-        return {name: link.canonical_array(np.asarray(getattr(self._model.layers[index], link.native).value))
+        return {name: link.canonical_array(np.asarray(link.of(self._model.layers[index]).value))
                 for name, (index, link) in self._state_links.items()}
 
     def _set_state(self, state: Params) -> None:
         nnx.update(self._model, self._params, self._stats)
         for name, (index, link) in self._state_links.items():
-            getattr(self._model.layers[index], link.native).value = jnp.asarray(link.native_array(state[name]),
+            link.of(self._model.layers[index]).value = jnp.asarray(link.native_array(state[name]),
                                                                                  dtype=self._jdtype)
         self._split()
 
@@ -187,7 +186,8 @@ class JaxBackend(Backend):
         (loss, _), grads = self._value_and_grad(self._params, self._stats, jnp.asarray(X), jnp.asarray(y))
         found = {}
         for path, value in nnx.to_flat_state(grads):
-            name, link = self._links[(cast(int, path[-2]), str(path[-1]))]  # (…, 'layers', index, attribute)
+            layers = path.index("layers")  # (…, 'layers', index, attribute, …): wrappers add attributes
+            name, link = self._links[(cast(int, path[layers + 1]), ".".join(map(str, path[layers + 2:])))]
             found[name] = link.canonical_array(np.asarray(value.value if hasattr(value, "value") else value))
         return float(loss), found
 
@@ -196,8 +196,8 @@ class JaxBackend(Backend):
         found = _STATE_PATH.search(path)
         if found is None:
             return None
-        kind, index, native = found.groups()
-        name, link = self._links[(int(index), native)]
+        kind, index, attributes = found.groups()
+        name, link = self._links[(int(index), ".".join(re.findall(r"'(\w+)'", attributes)))]
         return _STATE_KINDS[kind], name, link
 
     # ---- replay hooks (compare.py explain) ----

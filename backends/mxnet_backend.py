@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Build, Link
+from ..layers import Build, Link, built
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params, error_line
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
@@ -62,19 +62,18 @@ class MxnetBackend(Backend):
         self._net = gluon.nn.HybridSequential()
         build = Build(self.dtype)
         translators = [self.translator(layer) for layer in self.spec]
-        for translator, layer in zip(translators, self.spec, strict=True):
-            self._net.add(translator.build(layer, build))
+        self._net.add(*built(translators, self.spec, build))
         self._net.initialize(ctx=mx.cpu())
         self._net.cast(self.dtype)  # layers built without a dtype option (Gluon BatchNorm) take the model's
         compiled = self.mode == "compiled"
         self._net.hybridize(compiled, static_alloc=True)  # one cached graph per batch shape, ~30 % faster
         # Each canonical parameter with the Gluon Parameter that holds it and the layout it is held in.
         self._links: dict[str, tuple[Any, Link]] = {
-            f"{index}.{name}": (getattr(self._net[index], link.native), link)
+            f"{index}.{name}": (link.of(self._net[index]), link)
             for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
             for name, link in translator.links.items() if name in layer.params()}
         self._state_params: dict[str, tuple[Any, Link]] = {
-            f"{index}.{name}": (getattr(self._net[index], link.native), link)
+            f"{index}.{name}": (link.of(self._net[index]), link)
             for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
             for name, link in translator.state_links.items() if name in layer.state()}
         # Gluon losses are per example; Trainer.step(batch_size) then divides the summed gradient by

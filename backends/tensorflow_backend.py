@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Build, Link, input_shape, out_features
+from ..layers import Build, Link, built, input_shape, out_features
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 
 _INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
@@ -113,8 +113,7 @@ class TensorflowBackend(Backend):
         inputs = keras.Input(shape, dtype=self.dtype)
         build = Build(self.dtype)
         self._translators = [self.translator(layer) for layer in self.spec]
-        self._model = keras.Sequential([inputs, *(translator.build(layer, build) for translator, layer
-                                                  in zip(self._translators, self.spec, strict=True))])
+        self._model = keras.Sequential([inputs, *built(self._translators, self.spec, build)])
         # Each canonical parameter with the Keras layer that holds it and the layout it is held in.
         self._links: dict[str, tuple[Any, Link]] = {
             f"{index}.{name}": (native, link)
@@ -127,7 +126,7 @@ class TensorflowBackend(Backend):
                                                                     strict=True))
             for name, link in translator.state_links.items() if name in layer.state()}
         # trainable_variables' order is the order of the gradients a tape returns for them.
-        by_variable = {id(getattr(native, link.native)): name for name, (native, link) in self._links.items()}
+        by_variable = {id(link.of(native)): name for name, (native, link) in self._links.items()}
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
         mse = keras.losses.MeanSquaredError(dtype=self.dtype)  # the mean over every element, as torch's
         self._loss_fn: Callable[[Any, Any], Any] = {
@@ -195,20 +194,20 @@ class TensorflowBackend(Backend):
         return float(0.5 * self.weight_decay * squares)
 
     def _get_params(self) -> Params:
-        return {name: link.canonical_array(getattr(native, link.native).numpy())
+        return {name: link.canonical_array(link.of(native).numpy())
                 for name, (native, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
         for name, (native, link) in self._links.items():
-            getattr(native, link.native).assign(link.native_array(params[name]))
+            link.of(native).assign(link.native_array(params[name]))
 
     def _get_state(self) -> Params:
-        return {name: link.canonical_array(getattr(native, link.native).numpy())
+        return {name: link.canonical_array(link.of(native).numpy())
                 for name, (native, link) in self._state_links.items()}
 
     def _set_state(self, state: Params) -> None:
         for name, (native, link) in self._state_links.items():
-            getattr(native, link.native).assign(link.native_array(state[name]))
+            link.of(native).assign(link.native_array(state[name]))
 
     def _native_init(self, seed: int) -> None:
         draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed
@@ -276,7 +275,7 @@ class TensorflowBackend(Backend):
         canonical kind."""
         optimizer = self._optimizer
         for name, (native, link) in self._links.items():
-            slot = optimizer._get_variable_index(getattr(native, link.native))
+            slot = optimizer._get_variable_index(link.of(native))
             kinds = ({"m": optimizer._momentums[slot], "v": optimizer._velocities[slot]}
                      if self.optimizer == "adam" else
                      {"velocity": optimizer.momentums[slot]} if self.momentum else {})

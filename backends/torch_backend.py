@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Build, Link
+from ..layers import Build, Link, built
 from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
 
 try:
@@ -54,15 +54,14 @@ class TorchBackend(Backend):
     def _build(self) -> None:
         build = Build(self.dtype)
         self._translators = [self.translator(layer) for layer in self.spec]
-        self._model = nn.Sequential(*(translator.build(layer, build) for translator, layer in
-                                      zip(self._translators, self.spec, strict=True))).to(getattr(torch, self.dtype))
+        self._model = nn.Sequential(*built(self._translators, self.spec, build)).to(getattr(torch, self.dtype))
         # Each canonical parameter with the tensor that holds it and the layout it is held in.
         self._links: dict[str, tuple[torch.Tensor, Link]] = {
-            f"{index}.{name}": (getattr(module, link.native), link)
+            f"{index}.{name}": (link.of(module), link)
             for index, (module, translator, layer) in enumerate(zip(self._model, self._translators, self.spec,
                                                                     strict=True))
             for name, link in translator.links.items() if name in layer.params()}
-        self._buffers = {f"{index}.{name}": (getattr(module, link.native), link)
+        self._buffers = {f"{index}.{name}": (link.of(module), link)
                          for index, (module, translator, layer) in enumerate(zip(self._model, self._translators,
                                                                                  self.spec, strict=True))
                          for name, link in translator.state_links.items() if name in layer.state()}

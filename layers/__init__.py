@@ -15,13 +15,16 @@ from typing import Any
 from .activation import ACTIVATIONS, Activation
 from .base import Build, Layer, Link, Shape, Translator
 from .batchnorm import BatchNorm
+from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .model import (
     BATCHNORM_VARIANCES,
     DTYPES,
     ModelSpec,
+    built,
     in_features,
     input_shape,
+    input_shapes,
     make_spec,
     mlp_spec,
     out_features,
@@ -29,10 +32,13 @@ from .model import (
     param_shapes,
     state_shapes,
 )
+from .pool import AvgPool2d, MaxPool2d
+from .shape import Flatten, Input
 
 ENTRY_POINTS = "backend_compare.layers"
 
-LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (Linear, Activation, BatchNorm)}
+LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
+    Linear, Activation, BatchNorm, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
 
 __all__ = [
     "ACTIVATIONS",
@@ -40,18 +46,26 @@ __all__ = [
     "DTYPES",
     "LAYER_TYPES",
     "Activation",
+    "AvgPool2d",
     "BatchNorm",
     "Build",
+    "Conv1d",
+    "Conv2d",
+    "Flatten",
+    "Input",
     "Layer",
     "Linear",
     "Link",
+    "MaxPool2d",
     "ModelSpec",
     "Shape",
     "Translator",
+    "built",
     "decode_spec",
     "encode_spec",
     "in_features",
     "input_shape",
+    "input_shapes",
     "layer_type",
     "layer_types",
     "make_spec",

@@ -7,6 +7,7 @@ asking each layer's translator and never branches on layer types.
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -24,8 +25,12 @@ class Link:
     it, and the axes permutation that turns the canonical array into the framework's (None: the same layout;
     (1, 0) for a Dense kernel kept as (in, out))."""
 
-    native: str
+    native: str  # an attribute, or a dotted path through wrappers ("inner.weight")
     to_native: tuple[int, ...] | None = None
+
+    def of(self, layer: Any) -> Any:
+        """The framework's array (parameter, variable) in `layer`, the framework layer a translator built."""
+        return operator.attrgetter(self.native)(layer)
 
     def native_array(self, canonical: np.ndarray) -> np.ndarray:
         return canonical if self.to_native is None else canonical.transpose(self.to_native)
@@ -36,11 +41,13 @@ class Link:
 
 @dataclass(frozen=True)
 class Build:
-    """What a translator may need to build its framework's layer: the model's dtype, and the framework's
-    own random state where its layers draw their initial values while they are built (Flax's nnx.Rngs)."""
+    """What a translator may need to build its framework's layer: the model's dtype, the framework's own
+    random state where its layers draw their initial values while they are built (Flax's nnx.Rngs), and the
+    shape of one example of the layer's input (where "same" padding needs the size it pads)."""
 
     dtype: str
     rngs: Any = None
+    shape: Shape = ()
 
 
 class Translator:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 from .activation import Activation
-from .base import Layer, Shape
+from .base import Build, Layer, Shape, Translator
 from .batchnorm import BatchNorm
 from .linear import Linear
 
@@ -46,6 +48,20 @@ def output_shape(spec: ModelSpec) -> Shape:
         except ValueError as err:
             raise ValueError(f"layer {index} {err}") from None
     return shape
+
+
+def input_shapes(spec: ModelSpec) -> list[Shape]:
+    """The shape of one example of each layer's input, in order."""
+    shapes = [input_shape(spec)]
+    for layer in spec[:-1]:
+        shapes.append(layer.output_shape(shapes[-1]))
+    return shapes
+
+
+def built(translators: Sequence[Translator], spec: ModelSpec, build: Build) -> list[Any]:
+    """Each layer as its framework's translator builds it, told the shape of the layer's input."""
+    return [translator.build(layer, dataclasses.replace(build, shape=shape))
+            for translator, layer, shape in zip(translators, spec, input_shapes(spec), strict=True)]
 
 
 def in_features(spec: ModelSpec) -> int:
