@@ -26,6 +26,7 @@ class Allowance:
     atol: float
     cause: str
     optimizers: tuple[str, ...] = ()  # the optimisers it concerns; () for every one
+    layers: tuple[str, ...] = ()  # the layers (Layer.label: an activation's name) it concerns; () for every model
 
 
 ALLOWANCES = {allowance.name: allowance for allowance in (
@@ -57,15 +58,38 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
                     "within float32's tolerance on the regressions, but on the iris MLP classifier (cross-entropy, "
                     "gradients of a few 1e-3) it reaches 1.54-1.60 of it against numpy, torch and jax (3.1e-6 "
                     "absolute on a bias near 0.0096)", optimizers=("adam",)),
+    Allowance("tensorflow-gelu-float32-constant", "tensorflow", "float64", rtol=1e-7, atol=1e-10,
+              cause="tf.nn.gelu(approximate=False), which keras.activations.gelu calls, computes "
+                    "0.5·x·erfc(−x·math_ops.cast(0.7071067811865476, dtype)) (tensorflow/python/ops/nn_ops.py, "
+                    "gelu): the cast of a Python float makes a float32 tensor first, so 1/√2 is 0.70710677 and a "
+                    "float64 gelu is off by up to 5.0e-9 (at x = 1.41; 6.6e-7 relative where gelu is near 0), "
+                    "measured against scipy's erf; its tanh form casts the cubic's 0.044715 the same way",
+              layers=("gelu", "gelu_tanh")),
+    Allowance("mxnet-gelu-float32", "mxnet", "float64", rtol=1e-5, atol=1e-7,
+              cause="Gluon's GELU (the LeakyReLU op's act_type='gelu') computes in 32-bit floats whatever the "
+                    "data's dtype: a float64 gelu is off by up to 6.7e-7 (at x = 4.6, float32's rounding), and "
+                    "below about −5 it gives 0 where the exact value is a few 1e-7, measured against scipy's erf",
+              layers=("gelu",)),
+    Allowance("mxnet-leaky-relu-float32-slope", "mxnet", "float64", rtol=1e-7, atol=1e-10,
+              cause="the LeakyReLU op takes its slope as a 32-bit float (src/operator/leaky_relu-inl.h, struct "
+                    "LeakyReLUParam { float slope; }): 0.01 becomes 0.0099999998, 2.2e-8 relative on every "
+                    "negative input's output and gradient", layers=("leaky_relu",)),
+    Allowance("tensorflow-leaky-relu-float32-slope", "tensorflow", "float64", rtol=1e-7, atol=1e-10,
+              cause="keras.activations.leaky_relu calls tf.nn.leaky_relu, whose LeakyRelu op holds its slope in "
+                    "an attribute of type float, 32 bits (tensorflow/core/ops/nn_ops.cc, REGISTER_OP(\"LeakyRelu\")"
+                    ".Attr(\"alpha: float = 0.2\")): 0.01 becomes 0.0099999998 as in MXNet",
+              layers=("leaky_relu",)),
 )}
 
 
-def applicable(dtype: str, pair: Iterable[str], optimizer: str) -> list[str]:
-    """The allowances that concern a pair of backends at this dtype with this optimiser: what a run's
-    parity verdict applies, and names."""
+def applicable(dtype: str, pair: Iterable[str], optimizer: str, layers: Iterable[str] = ()) -> list[str]:
+    """The allowances that concern a pair of backends at this dtype with this optimiser, for a model of
+    `layers` (their labels): what a run's parity verdict applies, and names."""
     names = {RowName.parse(name).backend for name in pair}  # rows may be NAME@LABEL:MODE
+    labels = set(layers)
     return [allowance.name for allowance in ALLOWANCES.values() if allowance.backend in names
-            and allowance.dtype == dtype and (not allowance.optimizers or optimizer in allowance.optimizers)]
+            and allowance.dtype == dtype and (not allowance.optimizers or optimizer in allowance.optimizers)
+            and (not allowance.layers or labels & set(allowance.layers))]
 
 
 def concerning(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> list[str]:

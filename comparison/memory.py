@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backends import registration
 from ..backends.base import GATHER_BYTES
-from ..layers import ModelSpec, input_shape, param_shapes
+from ..layers import Activation, BatchNorm, Linear, ModelSpec, input_shape, param_shapes
 from .run import MAX_CHECKPOINTS
 
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
@@ -57,10 +57,14 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     n_params = sum(sizes)
     per_backend = n_params * (item * (3 + OPTIMIZER_STATE[optimizer]) + 8)  # params, grads, update, state; init
     snapshots = MAX_CHECKPOINTS * n_params * item * len(backends) if record else 0
-    widths, shape = [], input_shape(spec)  # the outputs of every layer with parameters, per example
-    for layer in spec:
+    widths: list[int] = []  # the outputs of every layer with parameters, per example
+    shape = input_shape(spec)
+    widest = ""  # the layer with the largest output, for a model of layers other than Linear ones
+    for index, layer in enumerate(spec):
         shape = layer.output_shape(shape)
         if layer.params():
+            if not widths or math.prod(shape) > max(widths):
+                widest = f"--layers (layer {index} {layer.describe()}: {math.prod(shape):,} values per row)"
             widths.append(math.prod(shape))
     evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
     # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.
@@ -74,12 +78,13 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
         else "--seeds × --epochs"
     per_seed = (RECORDED_SEED_BYTES if record else SEED_BYTES) + len(backends) * ROW_BYTES
     linear = len(spec) == 1
+    layered = not all(isinstance(layer, Linear | Activation | BatchNorm) for layer in spec)  # a model of --layers
+    model_option = widest if layered else "--hidden" if not linear else feature_option
     parts = [
         Part("the data", data_option, data + copies),
         Part("the batch order", row_option, n_train * 8 * 2),
-        Part("the parameters and optimiser state", "--hidden" if not linear else feature_option,
-             len(backends) * per_backend + snapshots),
-        Part("the layer activations", "--hidden" if not linear else data_option, activations),
+        Part("the parameters and optimiser state", model_option, len(backends) * per_backend + snapshots),
+        Part("the layer activations", model_option if layered or not linear else data_option, activations),
         Part("the loss of every step", history_option, history),
         Part("the results of every seed", "--seeds", seeds * per_seed),
         Part("the exact optimum", data_option, 3 * cells * 8 if linear else 0),

@@ -63,14 +63,14 @@ def _trained_pairs(results: list[BackendResult], shared: bool) -> list[tuple[Bac
 
 
 def parity_table(results: list[BackendResult], shared: bool = True, dtype: str | None = None,
-                 optimizer: str = "sgd", noise: Noise | None = None) -> pd.DataFrame:
+                 optimizer: str = "sgd", noise: Noise | None = None, layers: tuple[str, ...] = ()) -> pd.DataFrame:
     """Each pair's largest differences; given the run's dtype, the pair's verdict against its tolerance too
     (and, beyond it, against the run's rounding `noise`)."""
     verdicts = ["verdict", "tolerance_ratio", "noise_ratio", "tolerance"] if dtype else []
     rows = [{"backend_a": a.backend, "backend_b": b.backend,
              "max_abs_param_diff": largest_difference(a.params, b.params),
              "max_abs_step_loss_diff": step_loss_difference(a, b),
-             **(pair_verdict(a, b, dtype, optimizer, noise) if dtype else {})}
+             **(pair_verdict(a, b, dtype, optimizer, noise, layers) if dtype else {})}
             for a, b in _trained_pairs(results, shared)]
     table = pd.DataFrame(rows, columns=["backend_a", "backend_b", "max_abs_param_diff", "max_abs_step_loss_diff",
                                         *verdicts])
@@ -169,7 +169,9 @@ def seed_tables(problem: Problem, results: list[BackendResult], relative: bool =
     noted = {r.backend: convergence_note(r, optimum) for r in results}
     summary.insert(2, "note", [noted.get(name, "") for name in summary["backend"]])
     return {"summary": summary, "params": params, "function": function,
-            "losses": losses, "parity": parity_table(results, shared, dtype, optimizer, noise),
+            "losses": losses,
+            "parity": parity_table(results, shared, dtype, optimizer, noise,
+                                   tuple(layer.label for layer in problem.spec)),
             "init": init_table(results),
             "curves": curve_table(results), "trajectory": trajectory_table(results, shared),
             "steps": step_table(results), "classes": class_table(problem, results),

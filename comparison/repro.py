@@ -19,7 +19,7 @@ import numpy as np
 
 from ..backends import Backend, RowName
 from ..backends.base import ADAM_BETAS, ADAM_EPS
-from ..layers import Layer, Linear
+from ..layers import Activation, Layer, Linear
 from ..tasks import Problem
 from .explain import Finding, finding_lines
 from .saved import existing_ancestor, owned, prove_writable, write_folder_whole
@@ -56,6 +56,16 @@ def show(loss, grads, updates):
     for name in params:
         print(f"update {name} {numbers(updates[name])}")
 '''
+
+SCRIPTED = ("tanh", "relu", "sigmoid")  # the activations the standalone scripts write
+
+
+def standalone(problem: Problem) -> bool:
+    """Whether the frameworks' standalone scripts can write the model: Linear layers and activations; any other
+    layer is replayed through the backend's own class."""
+    return all(isinstance(layer, Linear) or (isinstance(layer, Activation) and layer.name in SCRIPTED)
+               for layer in problem.spec)
+
 
 def layers_literal(problem: Problem) -> list[tuple[Any, ...]]:
     return [("linear", layer.in_features, layer.out_features, layer.bias) if isinstance(layer, Linear)
@@ -192,7 +202,7 @@ def _scripts(finding: Finding, backends: Mapping[str, Backend], problem: Problem
     scripts, missing = {}, []
     for row in dict.fromkeys((finding.backend_a, finding.backend_b)):
         parsed = RowName.parse(row)
-        if has_replay_script(parsed.backend):
+        if has_replay_script(parsed.backend) and standalone(problem):
             scripts[parsed.backend] = script(parsed.backend, problem, options)
             continue
         kept = {**{key: options[key] for key in KEPT}, "mode": parsed.mode or options.get("mode", "usual")}

@@ -30,13 +30,13 @@ Noise = Callable[[], tuple[BackendResult, BackendResult]]  # the two runs whose 
 
 
 def pair_verdict(a: BackendResult, b: BackendResult, dtype: str, optimizer: str,
-                 noise: Noise | None = None) -> dict[str, Any]:
+                 noise: Noise | None = None, layers: tuple[str, ...] = ()) -> dict[str, Any]:
     """The pair's ratio to its tolerance (the worse of parameters and step losses), the verdict in words, the
     tolerance it was held to (the dtype, and each allowance applied, by name) and, for a pair beyond it when
     `noise` is given, the run's rounding noise as a ratio to the same tolerance (NaN when not measured,
-    or when a run of it did not finish)."""
+    or when a run of it did not finish). `layers`: the model's layer labels, for allowances of one layer."""
     pair = [RowName.parse(a.backend).backend, RowName.parse(b.backend).backend]  # rows may be NAME@LABEL:MODE
-    names = applicable(dtype, pair, optimizer)  # (allowed_tolerance takes backend names only)
+    names = applicable(dtype, pair, optimizer, layers)  # (allowed_tolerance takes backend names only)
     tolerance = allowed_tolerance(dtype, pair, names)
     ratio = tolerance_ratio(a, b, tolerance)
     runs = noise() if noise is not None and ratio > 1 else ()  # a diverged one measures no noise: its inf

@@ -11,26 +11,117 @@ import numpy as np
 
 from .base import Arrays, Build, Layer, Shape, Translator
 
+LEAKY_SLOPE = 0.01  # torch's default; Keras's LeakyReLU layer defaults to 0.3, keras.activations.leaky_relu to 0.2,
+# jax.nn.leaky_relu to 0.01, and Gluon's LeakyReLU has no default: given explicitly to every framework
+GELU_TANH = np.sqrt(2.0 / np.pi)
+
 
 @dataclass(frozen=True)
 class Function:
-    """An activation: NumPy forward, its derivative from the layer's input `a` and output `z`, and the name of
-    each framework's own version (torch.nn class, Gluon Activation, jax function, Keras Activation)."""
+    """An activation: NumPy forward, its derivative from the layer's input `a` and output `z`, and each
+    framework's own version of it, made by a function that imports the framework when called (a torch.nn
+    module, a Gluon block, a JAX function, a Keras layer of the given dtype)."""
 
     forward: Callable[[np.ndarray], np.ndarray]
     derivative: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    torch: str
-    gluon: str
-    jax: str  # an attribute of jax.nn, or "jnp.NAME" for jax.numpy's
-    keras: str
+    torch: Callable[[], Any]
+    gluon: Callable[[], Any] | str  # a text: why Gluon has none
+    jax: Callable[[], Any]
+    keras: Callable[[str], Any]
+
+
+def _torch(name: str, **options: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        from torch import nn
+
+        return getattr(nn, name)(**options)
+    return make
+
+
+def _gluon(name: str, **options: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        from mxnet import gluon
+
+        return getattr(gluon.nn, name)(**options) if name[0].isupper() else gluon.nn.Activation(name)
+    return make
+
+
+def _jax(name: str, **options: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        import functools
+
+        import jax
+        import jax.numpy as jnp
+
+        found = getattr(jnp, name[4:]) if name.startswith("jnp.") else getattr(jax.nn, name)
+        return functools.partial(found, **options) if options else found
+    return make
+
+
+def _keras(name: str, **options: Any) -> Callable[[str], Any]:
+    def make(dtype: str) -> Any:
+        import functools
+
+        import keras
+
+        function = getattr(keras.activations, name)
+        return keras.layers.Activation(functools.partial(function, **options) if options else function, dtype=dtype)
+    return make
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * a))  # no overflow for large |a|
+
+
+def _gelu(a: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * a * (1.0 + erf(a / np.sqrt(2.0)))
+
+
+def _gelu_derivative(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * (1.0 + erf(a / np.sqrt(2.0))) + a * np.exp(-0.5 * a * a) / np.sqrt(2.0 * np.pi)
+
+
+def _gelu_tanh(a: np.ndarray) -> np.ndarray:
+    return 0.5 * a * (1.0 + np.tanh(GELU_TANH * (a + 0.044715 * a**3)))
+
+
+def _gelu_tanh_derivative(a: np.ndarray, z: np.ndarray) -> np.ndarray:
+    t = np.tanh(GELU_TANH * (a + 0.044715 * a**3))
+    return 0.5 * (1.0 + t) + 0.5 * a * (1.0 - t * t) * GELU_TANH * (1.0 + 3 * 0.044715 * a * a)
 
 
 FUNCTIONS: dict[str, Function] = {
-    "tanh": Function(np.tanh, lambda a, z: 1.0 - z * z, "Tanh", "tanh", "jnp.tanh", "tanh"),
-    "relu": Function(lambda a: np.maximum(a, 0), lambda a, z: (a > 0).astype(a.dtype), "ReLU", "relu", "relu",
-                     "relu"),
-    "sigmoid": Function(lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a, z: z * (1.0 - z), "Sigmoid", "sigmoid",
-                        "sigmoid", "sigmoid"),
+    "tanh": Function(np.tanh, lambda a, z: 1.0 - z * z, _torch("Tanh"), _gluon("tanh"), _jax("jnp.tanh"),
+                     _keras("tanh")),
+    "relu": Function(lambda a: np.maximum(a, 0), lambda a, z: (a > 0).astype(a.dtype), _torch("ReLU"),
+                     _gluon("relu"), _jax("relu"), _keras("relu")),
+    "sigmoid": Function(lambda a: 1.0 / (1.0 + np.exp(-a)), lambda a, z: z * (1.0 - z), _torch("Sigmoid"),
+                        _gluon("sigmoid"), _jax("sigmoid"), _keras("sigmoid")),
+    # gelu is the exact form, x·Φ(x): torch's nn.GELU() and Keras's default; jax.nn.gelu defaults to the tanh
+    # approximation (approximate=True), so Flax models ported from torch compute gelu_tanh unless told
+    "gelu": Function(_gelu, _gelu_derivative, _torch("GELU"), _gluon("GELU"), _jax("gelu", approximate=False),
+                     _keras("gelu", approximate=False)),
+    "gelu_tanh": Function(_gelu_tanh, _gelu_tanh_derivative, _torch("GELU", approximate="tanh"),
+                          "Gluon's GELU (LeakyReLU act_type='gelu') is the exact form only, in MXNet 1.9.1",
+                          _jax("gelu", approximate=True),
+                          _keras("gelu", approximate=True)),
+    "leaky_relu": Function(lambda a: np.where(a > 0, a, LEAKY_SLOPE * a),
+                           lambda a, z: np.where(a > 0, 1.0, LEAKY_SLOPE).astype(a.dtype),
+                           _torch("LeakyReLU", negative_slope=LEAKY_SLOPE), _gluon("LeakyReLU", alpha=LEAKY_SLOPE),
+                           _jax("leaky_relu", negative_slope=LEAKY_SLOPE),
+                           _keras("leaky_relu", negative_slope=LEAKY_SLOPE)),
+    # softplus: torch's nn.Softplus returns x itself where x > threshold = 20 (2.1e-9 below the exact value there)
+    "softplus": Function(lambda a: np.logaddexp(0.0, a), lambda a, z: _sigmoid(a), _torch("Softplus"),
+                         _gluon("softrelu"), _jax("softplus"), _keras("softplus")),
+    "elu": Function(lambda a: np.where(a > 0, a, np.expm1(np.minimum(a, 0))),
+                    lambda a, z: np.where(a > 0, 1.0, z + 1.0).astype(a.dtype), _torch("ELU"), _gluon("ELU"),
+                    _jax("elu"), _keras("elu")),
+    "silu": Function(lambda a: a * _sigmoid(a), lambda a, z: _sigmoid(a) * (1.0 + a * (1.0 - _sigmoid(a))),
+                     _torch("SiLU"), _gluon("Swish"), _jax("silu"), _keras("silu")),
 }
 ACTIVATIONS = tuple(FUNCTIONS)
 
@@ -42,32 +133,28 @@ def _function(layer: Layer) -> Function:
 
 class TorchActivation(Translator):
     def build(self, layer: Layer, build: Build) -> Any:
-        from torch import nn
-
-        return getattr(nn, _function(layer).torch)()
+        return _function(layer).torch()
 
 
 class GluonActivation(Translator):
-    def build(self, layer: Layer, build: Build) -> Any:
-        from mxnet import gluon
+    def refuses(self, layer: Layer) -> str | None:
+        made = _function(layer).gluon
+        return made if isinstance(made, str) else None
 
-        return gluon.nn.Activation(_function(layer).gluon)
+    def build(self, layer: Layer, build: Build) -> Any:
+        made = _function(layer).gluon
+        assert not isinstance(made, str)
+        return made()
 
 
 class JaxActivation(Translator):
     def build(self, layer: Layer, build: Build) -> Any:
-        import jax
-        import jax.numpy as jnp
-
-        name = _function(layer).jax
-        return getattr(jnp, name[4:]) if name.startswith("jnp.") else getattr(jax.nn, name)
+        return _function(layer).jax()
 
 
 class KerasActivation(Translator):
     def build(self, layer: Layer, build: Build) -> Any:
-        import keras
-
-        return keras.layers.Activation(_function(layer).keras, dtype=build.dtype)
+        return _function(layer).keras(build.dtype)
 
 
 @dataclass(frozen=True)
@@ -88,7 +175,7 @@ class Activation(Layer):
     def examples(cls) -> list[list[Layer]]:
         from .linear import Linear  # an activation needs parameters around it to be checked
 
-        return [[Linear(3, 4), Activation(name), Linear(4, 1)] for name in FUNCTIONS]
+        return [[Linear(3, 4), Activation(name), Linear(4, 1)] for name in FUNCTIONS]  # pre-activations ~ N(0, 1)
 
     @property
     def label(self) -> str:

@@ -16,7 +16,8 @@ from .options import TaskOption
 
 ENTRY_POINTS = "backend_compare.tasks"
 
-_BUILT_IN = {name: f"{__name__}.{name}:TASK" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier")}
+_BUILT_IN = {name: f"{__name__}.{name}:TASK" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier",
+                                                                 "cnn")}
 
 
 def _installed() -> dict[str, str]:

@@ -14,7 +14,8 @@ import numpy as np
 
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
-from ..layers import DTYPES, Linear, ModelSpec, mlp_spec, param_shapes
+from ..layers import DTYPES, Input, Layer, Linear, ModelSpec, make_spec, mlp_spec, output_shape, param_shapes
+from ..layers.text import parse_layers
 from .initial import load_initial
 from .options import MODELS, TaskOption
 
@@ -69,6 +70,9 @@ class Task:
     data_shape: Callable[..., tuple[int, int]]
     losses: tuple[str, ...] = REGRESSION_LOSSES  # the losses its labels suit; the first is the default
     options: tuple[TaskOption, ...] = ()  # its own options: keywords of make_problem a user may give
+    # the model for make_problem's keyword arguments, without reading data (None: an MLP of --hidden): for the
+    # memory check that comes before the data
+    spec_for: Callable[..., ModelSpec] | None = None
 
     def __post_init__(self) -> None:
         keywords = inspect.signature(self.make_problem).parameters
@@ -211,6 +215,31 @@ def model_spec(model: str, n_in: int, n_out: int, hidden: Sequence[int], activat
     if check_model(model) == "linear":
         return mlp_spec(n_in, (), n_out, activation, bias=bias)
     return mlp_spec(n_in, check_hidden(hidden), n_out, activation, batchnorm, bias=bias)
+
+
+def layers_spec(layers: str | Sequence[Layer], shape: tuple[int, ...], outputs: int | None = None,
+                classes: bool = False) -> ModelSpec:
+    """The model of `layers` (text, parsed for examples of `shape`, or layer objects, an Input put first when
+    they start without one) whose last layer gives `outputs` values (one logit per class with `classes`)."""
+    if isinstance(layers, str):
+        found = parse_layers(layers, shape)
+    else:
+        found = list(layers)
+        if not found or not isinstance(found[0], Input):
+            found.insert(0, Input(tuple(shape)))
+    spec = make_spec(found)
+    out = output_shape(spec)
+    if outputs is not None and out != (outputs,):
+        wanted = f"the data have {outputs} classes" if classes else f"the target has {outputs} column(s)"
+        ending = f"flatten and linear({outputs})" if len(out) > 1 else f"linear({outputs})"
+        raise ValueError(f"the last layer ({spec[-1].describe()}) gives outputs of shape {out}; {wanted}: end "
+                         f"the layers with {ending}")
+    return spec
+
+
+def layers_setting(layers: str | Sequence[Layer], spec: ModelSpec) -> str:
+    """The model as the settings record it: the text given, or the layers' descriptions."""
+    return layers if isinstance(layers, str) else ", ".join(layer.describe() for layer in spec[1:])
 
 
 def assemble(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..layers import Layer
 from .base import Problem, Task
 from .labelled import DATASET, classification_problem, shape
-from .options import ACTIVATION, BATCHNORM, COMMON, DATA, HEADER, HIDDEN, TARGET
+from .options import ACTIVATION, BATCHNORM, COMMON, DATA, HEADER, HIDDEN, LAYERS, TARGET
 
 
 def make_problem(
@@ -18,6 +19,7 @@ def make_problem(
     hidden: Sequence[int] = (32,),
     activation: str = "tanh",
     batchnorm: str | None = None,
+    layers: str | Sequence[Layer] | None = None,
     dataset: str | None = None,
     data: str | None = None,
     target: str | None = None,
@@ -29,11 +31,12 @@ def make_problem(
     init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
-    """As the softmax task, with hidden layers of the sizes given."""
+    """As the softmax task, with hidden layers of the sizes given, or the model `layers` describes (text or layer
+    objects: then hidden, activation and batchnorm do not apply)."""
     return classification_problem("classifier", seed=seed, epochs=epochs, batch_size=batch_size, model="mlp",
                                   hidden=hidden, activation=activation, val_fraction=val_fraction, dtype=dtype,
                                   dataset=dataset, data=data, target=target, header=header, batchnorm=batchnorm,
-                                  val_rows=val_rows, shuffle=shuffle, bias=bias, init_from=init_from)
+                                  layers=layers, val_rows=val_rows, shuffle=shuffle, bias=bias, init_from=init_from)
 
 
 TASK = Task(
@@ -44,5 +47,5 @@ TASK = Task(
     default_model="mlp",
     data_shape=shape,
     losses=("cross-entropy",),
-    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM, *COMMON),
+    options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM, LAYERS, *COMMON),
 )

@@ -140,13 +140,39 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise ValueError(f"{_name(path)} is not a readable .npz archive: it is {what}") from None
 
 
-def _npz_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """X's and y's shapes, (n, features) and (n, 1), from their headers; dtypes and sizes checked."""
+def _npz_shapes(path: Path, images: bool = False) -> dict[str, tuple[int, ...]]:
+    """X's and y's shapes, (n, features) (images: (n, C, H, W) or (n, C, L)) and (n, 1), from their headers;
+    dtypes and sizes checked."""
     with _open_zip(path) as archive:
-        return {key: shape for key, (shape, _) in _npz_headers(path, archive).items()}
+        return {key: shape for key, (shape, _) in _npz_headers(path, archive, images).items()}
 
 
-def _npz_headers(path: Path, archive: zipfile.ZipFile) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def image_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape of an .npz's images X, (n, channels, height, width) or (n, channels, length), from its
+    header: without reading the values."""
+    path = _existing(path)
+    if not _is_npz(path):
+        raise ValueError(f"{_name(path)} must be an .npz with X (n, channels, height, width) and y (n,) labels")
+    try:
+        return _npz_shapes(path, images=True)["X"]
+    except OSError as err:
+        raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
+
+
+def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images X (n, C, H, W) or (n, C, L) as float64, their class indices (n, 1) and the class names."""
+    image_shape(path)
+    path = Path(path)
+    try:
+        X, y = _load_npz(path, images=True)
+    except OSError as err:
+        raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
+    indices, classes = as_classes(path, y)
+    return X, indices, classes
+
+
+def _npz_headers(path: Path, archive: zipfile.ZipFile,
+                 images: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     members = {info.filename: info for info in archive.infolist()}
     missing = [key for key in ("X", "y") if f"{key}.npy" not in members]
     if missing:
@@ -172,18 +198,24 @@ def _npz_headers(path: Path, archive: zipfile.ZipFile) -> dict[str, tuple[tuple[
                              f"({declared:,} bytes with the header) but the archive holds {info.file_size:,}")
         headers[key] = (shape, dtype)
     X_shape, y_shape = headers["X"][0], headers["y"][0]
-    X_shape = (X_shape[0], 1) if len(X_shape) == 1 else X_shape
     n = X_shape[0] if X_shape else 0
+    if images:
+        if len(X_shape) not in (3, 4) or y_shape not in ((n,), (n, 1)) or not n:
+            raise ValueError(f"{_name(path)}: X must be images (n, channels, height, width) or sequences (n, "
+                             f"channels, length), and y (n,) or (n, 1) class labels; received X {X_shape} and "
+                             f"y {y_shape}")
+        return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}
+    X_shape = (X_shape[0], 1) if len(X_shape) == 1 else X_shape
     if len(X_shape) != 2 or y_shape not in ((n,), (n, 1)):
         raise ValueError(f"{_name(path)}: X must be (n, features) and y (n,) or (n, 1); "
                          f"received {headers['X'][0]} and {y_shape}")
     return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}
 
 
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_npz(path: Path, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     arrays = {}
     with _open_zip(path) as archive:
-        for key, (shape, _) in _npz_headers(path, archive).items():
+        for key, (shape, _) in _npz_headers(path, archive, images).items():
             try:  # the zip's CRC is checked when the member has been read to its end
                 with archive.open(f"{key}.npy") as member:
                     array = np.lib.format.read_array(member, allow_pickle=False)
@@ -191,8 +223,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             except ARCHIVE_ERRORS as err:
                 raise ValueError(f"{_name(path)}: {key} is damaged: {err}") from None
             arrays[key] = array.reshape(shape).astype(np.float64)
-    _check_finite(path, arrays["X"], lambda row, col: f"X[{row}, {col}]")
-    _check_finite(path, arrays["y"], lambda row, col: f"y[{row}]")
+    _check_finite(path, arrays["X"], "X")
+    _check_finite(path, arrays["y"], "y")
     return arrays["X"], arrays["y"]
 
 
@@ -384,8 +416,9 @@ def _diagnose(path: Path, header: list[str], arrow_message: str, has_header: boo
     raise ValueError(f"{_name(path)} cannot be parsed as CSV: {first_line}")
 
 
-def _check_finite(path: Path, values: np.ndarray, where: object) -> None:
+def _check_finite(path: Path, values: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(values)
     if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{_name(path)} {where(row, col)}: {values[row, col]} is not finite")  # type: ignore[operator]
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"{name}[{at[0]}]" if name == "y" else f"{name}[{', '.join(map(str, at))}]"
+        raise ValueError(f"{_name(path)} {where}: {values[at]} is not finite")

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Problem, assemble, check_dtype, model_spec, uniform_init
+from ..layers import Layer
+from .base import Problem, assemble, check_dtype, layers_setting, layers_spec, model_spec, uniform_init
 from .data import standardized
 from .datafile import data_shape as file_shape
 from .datafile import load_table
@@ -112,11 +113,16 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
                            dataset: str | None, data: str | None, target: str | None,
                            header: bool | None, batchnorm: str | None = None,
                            val_rows: Sequence[int] | None = None, shuffle: bool = True,
-                           bias: bool = True, init_from: str | None = None) -> Problem:
-    model_spec(model, 1, 2, hidden, activation, batchnorm)  # checks sizes and names before anything is read
+                           bias: bool = True, init_from: str | None = None,
+                           layers: str | Sequence[Layer] | None = None) -> Problem:
+    if layers is not None and batchnorm is not None:
+        raise ValueError("batchnorm applies to an MLP of hidden sizes; with layers, write batchnorm among them")
+    if layers is None:
+        model_spec(model, 1, 2, hidden, activation, batchnorm)  # checks sizes and names before anything is read
     check_dtype(dtype)
     labelled = labelled_rows(dataset=dataset, data=data, target=target, header=header)
-    spec = model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation, batchnorm, bias)
+    spec = (model_spec(model, labelled.X.shape[1], len(labelled.classes), hidden, activation, batchnorm, bias)
+            if layers is None else layers_spec(layers, (labelled.X.shape[1],), len(labelled.classes), classes=True))
     problem = assemble(
         task, np.random.default_rng(seed), labelled.X, labelled.labels[:, None].astype(np.float64), spec=spec,
         init=uniform_init, val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, shuffle=shuffle,
@@ -124,7 +130,9 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
         splitter=stratified_split(seed, labelled.classes),
         settings={"seed": seed, **labelled.source, "rows": len(labelled.X), "features": labelled.X.shape[1],
                   "classes": labelled.classes,
-                  **({"hidden": list(hidden), "activation": activation} if model == "mlp" else {}),
+                  **({"hidden": list(hidden), "activation": activation} if model == "mlp" and layers is None
+                     else {}),
+                  **({"layers": layers_setting(layers, spec)} if layers is not None else {}),
                   **({"batchnorm": batchnorm} if batchnorm else {})})
     scaled = standardized(problem)
     return dataclasses.replace(scaled, classes=labelled.classes, X_train=scaled.X_train.astype(dtype),

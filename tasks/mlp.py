@@ -12,8 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from .base import Problem, Task, assemble, check_dtype, check_range, given_or_default, model_spec, uniform_init
-from .options import ACTIVATION, BATCHNORM, COMMON, HIDDEN, N_SAMPLES, NOISE, TaskOption
+from ..layers import Layer
+from .base import (
+    Problem,
+    Task,
+    assemble,
+    check_dtype,
+    check_range,
+    given_or_default,
+    layers_setting,
+    layers_spec,
+    model_spec,
+    uniform_init,
+)
+from .options import ACTIVATION, BATCHNORM, COMMON, HIDDEN, LAYERS, N_SAMPLES, NOISE, TaskOption
 
 FUNCTIONS = ("sin", "teacher")
 LOW, HIGH = -3.0, 3.0
@@ -39,6 +51,7 @@ def make_problem(
     hidden: Sequence[int] = (13,),
     activation: str = "tanh",
     batchnorm: str | None = None,
+    layers: str | Sequence[Layer] | None = None,
     n_samples: int = 256,
     noise: float = 0.05,
     val_fraction: float = 0.2,
@@ -48,14 +61,18 @@ def make_problem(
     init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
-    """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype."""
+    """The data are drawn in float64 and stored in `dtype`: the same numbers, rounded, for every dtype. `layers`
+    (text or layer objects) replaces the MLP of hidden sizes."""
     if function not in FUNCTIONS:
         raise ValueError(f"function must be one of {', '.join(FUNCTIONS)}; received: {function!r}")
     if isinstance(inputs, bool) or not isinstance(inputs, int) or inputs < 1:
         raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    spec = model_spec("mlp", inputs, 1, hidden, activation, batchnorm, bias)
+    if layers is not None and batchnorm is not None:
+        raise ValueError("batchnorm applies to an MLP of hidden sizes; with layers, write batchnorm among them")
+    spec = (model_spec("mlp", inputs, 1, hidden, activation, batchnorm, bias) if layers is None
+            else layers_spec(layers, (inputs,), 1))
     check_dtype(dtype)
 
     rng = np.random.default_rng(seed)  # the one generator: teacher, data, grid, split, init, batch order
@@ -69,8 +86,9 @@ def make_problem(
         "mlp", rng, X.astype(dtype), y.astype(dtype), spec=spec, init=uniform_init, val_fraction=val_fraction,
         epochs=epochs, batch_size=batch_size, X_grid=X_grid, f_grid=f(X_grid), iid=True, shuffle=shuffle,
         val_rows=val_rows, init_from=init_from,
-        settings={"seed": seed, "function": function, "inputs": inputs, "hidden": list(hidden),
-                  "activation": activation, "n_samples": n_samples, "noise": noise,
+        settings={"seed": seed, "function": function, "inputs": inputs,
+                  **({"hidden": list(hidden), "activation": activation} if layers is None
+                     else {"layers": layers_setting(layers, spec)}), "n_samples": n_samples, "noise": noise,
                   **({"batchnorm": batchnorm} if batchnorm else {})},
     )
 
@@ -89,5 +107,5 @@ TASK = Task(
     defaults={"mlp": {"lr": 0.1, "epochs": 200, "batch_size": 16}},
     default_model="mlp",
     data_shape=data_shape,
-    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, N_SAMPLES, NOISE, *COMMON),
+    options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, LAYERS, N_SAMPLES, NOISE, *COMMON),
 )

@@ -87,8 +87,12 @@ BATCHNORM = TaskOption("batchnorm", "a BatchNorm (momentum 0.9, eps 1e-5) before
                                     "running variance kept biased (Keras, Flax, Gluon) or unbiased (torch's "
                                     "nn.BatchNorm1d): frameworks of the other kind refuse it", str,
                        choices=BATCHNORM_VARIANCES)
+LAYERS = TaskOption("layers", "the model as text, e.g. 'conv2d(8, 3, padding=same), relu, maxpool(2), flatten, "
+                              "linear(10)': each layer gives its output size, never its input (see the README's "
+                              "\"Models as text\")", str, metavar="SPEC")
 MODEL = TaskOption("model", "the model trained", str, choices=MODELS)
-DATA = TaskOption("data", "a CSV (with a header line or without) or an .npz with X and y", str, sizes="both")
+DATA = TaskOption("data", "a CSV (with a header line or without) or an .npz with X and y (the cnn task: X of "
+                          "images (n, channels, height, width))", str, sizes="both")
 TARGET = TaskOption("target", "the CSV column to predict: its name, or its position (1 the first, -1 the last; "
                               "default the last)", str, metavar="COLUMN")
 HEADER = TaskOption("header", "whether the CSV's first line names the columns (default: when it is not all "

@@ -140,6 +140,13 @@ NOT_APPLYING = [
     (["--task", "linreg", "--no-header"], "--header applies only to --task data"),
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
     (["--task", "celsius", "--batchnorm", "biased"], "--batchnorm applies only to --task mlp or classifier"),
+    (["--task", "cnn", "--bias"], "--bias applies only to --task linreg or mlp or celsius or data or softmax or "
+                                     "classifier; this run is --task cnn"),
+    (["--task", "linreg", "--layers", "linear(1)"], "--layers applies only to --task mlp or classifier or cnn; this "
+                                                    "run is --task linreg"),
+    (["--task", "mlp", "--layers", "linear(1)", "--batchnorm", "biased"],
+     "--batchnorm applies only to --task mlp or classifier without --layers (write batchnorm among the layers); "
+     "this run gives --layers"),
     (["--init", "native", "--check"], "--check applies only with --init shared"),
     (["--executor", "inline", "--threads", "1"], "--threads applies only with --executor process"),
     (["--executor", "inline", "--timeout", "5"],

@@ -245,11 +245,15 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
     rows, features = task.data_shape(**task_kwargs)
     if not (isinstance(rows, int) and isinstance(features, int) and rows > 0 and features > 0):
         return  # not sizes at all: the task refuses them in its own words
-    model = model_of(settings, task)
-    hidden = (list(settings.hidden or ()) or given_or_default(task.make_problem, {}, "hidden")
-              if model == "mlp" else ())
+    if task.spec_for is not None:
+        spec = task.spec_for(**task_kwargs)
+    else:
+        model = model_of(settings, task)
+        hidden = (list(settings.hidden or ()) or given_or_default(task.make_problem, {}, "hidden")
+                  if model == "mlp" else ())
+        spec = model_spec(model, features, 1, hidden, settings.activation or "tanh")
     parts = memory.estimate(
-        rows=rows, features=features, spec=model_spec(model, features, 1, hidden, settings.activation or "tanh"),
+        rows=rows, features=features, spec=spec,
         dtype=settings.dtype, epochs=setup["epochs"], batch_size=setup["batch_size"],
         val_fraction=given_or_default(task.make_problem, task_kwargs, "val_fraction"), backends=names,
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,

@@ -215,8 +215,13 @@ OPTION_RULES: dict[str, Rule] = {
                   "with --init shared (every backend starts from the file)",
                   lambda a, t: f"uses --init {a.init}" if t.takes("init_from") else f"is --task {t.name}"),
     # An MLP's own, where the task trains one (celsius and data train one with --model mlp).
-    **{key: (lambda a, t: model_of(a, t) == "mlp", "to an MLP (--task mlp, or --model mlp)",
-             lambda a, t: "trains a linear model") for key in ("hidden", "activation")},
+    **{key: (lambda a, t: model_of(a, t) == "mlp" and a.given("layers") is None,
+             "to an MLP (--task mlp, or --model mlp) without --layers",
+             lambda a, t: "gives --layers" if a.given("layers") is not None else "trains a linear model")
+       for key in ("hidden", "activation")},
+    "batchnorm": (lambda a, t: t.takes("batchnorm") and a.given("layers") is None,
+                  f"to {_tasks_taking('batchnorm')} without --layers (write batchnorm among the layers)",
+                  lambda a, t: "gives --layers" if t.takes("batchnorm") else f"is --task {t.name}"),
 }
 
 

@@ -1,0 +1,131 @@
+"""Convolutional models: the text grammar of --layers, the cnn task on the bundled digits and on a user's .npz
+of images, float64 parity of every backend on the default CNN, and bad input refused by name before training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend_compare.backends import get_backend
+from backend_compare.comparison import memory
+from backend_compare.layers import Conv2d, Flatten, Input, Linear, MaxPool2d, output_shape
+from backend_compare.layers.text import parse_layers
+from backend_compare.tasks import get_task
+
+DEFAULT = ("conv2d(6, 3, padding=same), relu, maxpool(2), conv2d(16, 3, padding=same), relu, maxpool(2), flatten, "
+           "linear(10)")
+
+
+def test_a_text_model_gives_each_layer_its_input_from_the_one_before() -> None:
+    layers = parse_layers(DEFAULT, (1, 8, 8))
+    assert layers[0] == Input((1, 8, 8))
+    assert layers[1] == Conv2d(1, 6, 3, padding="same") and layers[4] == Conv2d(6, 16, 3, padding="same")
+    assert layers[3] == MaxPool2d(2) and isinstance(layers[7], Flatten) and layers[8] == Linear(64, 10)
+    assert output_shape(tuple(layers)) == (10,)
+    strided = parse_layers("conv2d(4, (2, 3), stride=2, padding=valid, dilation=(1, 2), bias=False), flatten, "
+                           "linear(3)", (2, 9, 9))
+    assert strided[1] == Conv2d(2, 4, (2, 3), stride=2, padding="valid", dilation=(1, 2), bias=False)
+    assert output_shape(tuple(strided)) == (3,)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("conv2d(8, 3), relu, maxpool(2), maxpool(5)", "layer 4 maxpool(5): kernel 5×5 is larger than its 3×3 input"),
+    ("linear(10)", "layer 1 linear(10): linear takes inputs of shape (features,); it follows an output of shape "
+                   "(1, 8, 8): put flatten before it"),
+    ("conv2d(8, 3), flatten, linear(0)", "layer 3 linear(0): Linear out_features must be a positive integer; "
+                                         "received: 0"),
+    ("conv2d(8, 3, padding=sane)", "layer 1 conv2d(8, 3, padding=sane): conv2d padding must be a number, 2 numbers, "
+                                   "'same' or 'valid'; received: 'sane'"),
+    ("conv2d(8, 3, groups=3)", "layer 1 conv2d(8, 3, groups=3): conv2d in_channels=1 must be a multiple of groups=3"),
+    ("conv2d(8, 3), pool(2)", "layer 2 pool(2): unknown layer; the layers are: linear, conv1d, conv2d, maxpool,"),
+    ("conv2d(8, 3, size=2)", "layer 1 conv2d(8, 3, size=2): got an unexpected keyword argument 'size'; write it as "
+                             "conv2d(OUT, KERNEL"),
+    ("conv2d(8, __import__('os'))", "is not a number, a word or a tuple of integers"),
+    ("conv2d(8, 3", "layers: a '(' without its ')'"),
+    ("maxpool(3, padding=2)", "layer 1 maxpool(3, padding=2): maxpool padding must be at most half the kernel size"),
+    ("relu(2)", "layer 1 relu(2): the activation relu takes no options"),
+    ("conv2d(8, 3),, flatten", "layer 2 (empty): expected NAME or NAME(VALUE, …, OPTION=VALUE)"),
+])
+def test_a_layer_that_does_not_fit_is_named_by_position_and_text(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        parse_layers(text, (1, 8, 8))
+    assert message in str(raised.value) and str(raised.value).startswith(("layer", "layers:")), str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_the_default_cnn_trains_alike_on_every_backend_in_float64(cli) -> None:
+    ran = cli("--task", "cnn", "--dtype", "float64", "--epochs", "3", "--format", "json")
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)
+    assert report["settings"]["layers"] == DEFAULT and report["settings"]["image"] == [1, 8, 8]
+    pairs = {(row["backend_a"], row["backend_b"]): row for row in report["parity"]}
+    assert len(pairs) == 10 and all(row["verdict"] == "within tolerance" for row in pairs.values()), pairs
+    for (a, b), row in pairs.items():
+        if "mxnet" not in (a, b):  # MXNet holds lr = 0.1 in float32: its named allowance, 7.9e-9 measured
+            assert row["max_abs_param_diff"] < 1e-12, (a, b, row)
+            assert row["max_abs_step_loss_diff"] < 1e-12, (a, b, row)
+        else:
+            assert row["tolerance"] == "float64 + mxnet-float32-hyperparameters", row
+    accuracy = {row["backend"]: row["val_accuracy"] for row in report["summary"]}
+    assert min(accuracy.values()) > 0.85, accuracy  # LeNet on 8×8 digits, 3 epochs: 0.897
+
+
+def test_an_npz_of_images_is_read_and_a_wrong_one_refused(cli, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 20)
+    images = rng.normal(size=(40, 2, 6, 6)) + labels[:, None, None, None]  # class 1 is brighter
+    np.savez(tmp_path / "images.npz", X=images, y=labels)
+    ran = cli("--task", "cnn", "--data", str(tmp_path / "images.npz"), "--layers",
+              "conv2d(3, 3), relu, avgpool(2), flatten, linear(2)", "--backends", "numpy,torch", "--epochs", "2",
+              "--format", "json")
+    assert ran.code == 0, ran.err
+    assert json.loads(ran.out)["settings"]["image"] == [2, 6, 6]
+    np.savez(tmp_path / "flat.npz", X=images.reshape(40, -1), y=labels)
+    flat = cli("--task", "cnn", "--data", str(tmp_path / "flat.npz"))
+    assert flat.code == 2 and flat.err.count("\n") == 1 and "X must be images (n, channels, height, width)" in flat.err
+    wrong_end = cli("--task", "cnn", "--data", str(tmp_path / "images.npz"), "--layers", "flatten, linear(3)")
+    assert wrong_end.code == 2 and wrong_end.err.endswith(
+        "the last layer (linear(72, 3)) gives outputs of shape (3,); the data have 2 classes: end the layers with "
+        "linear(2)\n"), wrong_end.err
+
+
+def test_bad_layers_on_the_command_line_are_one_line_and_exit_2(cli) -> None:
+    ran = cli("--task", "cnn", "--layers", "conv2d(8, 3), relu, maxpool(2), maxpool(5), flatten, linear(10)")
+    assert ran.code == 2 and ran.err == ("compare.py: error: layer 4 maxpool(5): kernel 5×5 is larger than its 3×3 "
+                                         "input\n"), ran.err
+    keras = cli("--task", "cnn", "--layers", "conv2d(4, 3), maxpool(3, padding=1), flatten, linear(10)",
+                "--backends", "numpy,tensorflow")
+    assert keras.code == 2 and "keras.layers.MaxPooling2D and AveragePooling2D pad only as 'same'" in keras.err
+    both = cli("--task", "classifier", "--layers", "linear(8), relu, linear(10)", "--hidden", "8")
+    assert both.code == 2 and both.err.endswith(
+        "--hidden applies only to an MLP (--task mlp, or --model mlp) without --layers; this run gives --layers\n")
+
+
+def test_the_memory_check_counts_convolution_outputs_and_names_the_widest_layer() -> None:
+    spec = get_task("cnn").spec_for(layers="conv2d(4096, 3, padding=same), relu, flatten, linear(10)")
+    parts = {part.what: part for part in memory.estimate(
+        rows=1797, features=64, spec=spec, dtype="float32", epochs=1, batch_size=32, val_fraction=0.2,
+        backends=["numpy"], optimizer="sgd", seeds=1, record=False, row_option="--data", feature_option="--data",
+        from_file=False)}
+    activations = parts["the layer activations"]
+    assert activations.bytes >= 1438 * 4096 * 64 * 4  # every training row's conv output, float32
+    assert activations.option == "--layers (layer 1 conv2d(1, 4096, 3, padding=same): 262,144 values per row)"
+
+
+@pytest.mark.parametrize("name", ["numpy", "torch", "mxnet", "jax", "tensorflow"])
+def test_native_init_draws_each_frameworks_own_convolution_defaults(name: str) -> None:
+    backend = get_backend(name)([Input((3, 8, 8)), Conv2d(3, 64, 3), Flatten(), Linear(64 * 36, 2)], dtype="float64")
+    backend.native_init(0)
+    weight, bias = backend.get_params()["1.weight"], backend.get_params()["1.bias"]
+    fan_in, fan_out = 3 * 9, 64 * 9
+    expected = {  # the standard deviation each framework's default gives the kernel
+        "numpy": 1 / np.sqrt(3 * fan_in),  # U(±1/√fan_in)
+        "torch": 1 / np.sqrt(3 * fan_in),  # kaiming_uniform(a=√5): U(±1/√fan_in)
+        "mxnet": 0.07 / np.sqrt(3),  # Uniform(±0.07)
+        "jax": 1 / np.sqrt(fan_in),  # lecun_normal: truncated normal of variance 1/fan_in
+        "tensorflow": np.sqrt(2 / (fan_in + fan_out)),  # glorot_uniform
+    }[name]
+    assert abs(weight.std() / expected - 1) < 0.1, (weight.std(), expected)
+    assert (bias == 0).all() == (name in ("mxnet", "jax", "tensorflow"))
