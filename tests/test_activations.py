@@ -11,6 +11,7 @@ import pytest
 from scipy.special import erf
 
 from backend_compare.backends import get_backend
+from backend_compare.backends.testing import assert_allowance_holds
 from backend_compare.backends.tolerances import ALLOWANCES
 from backend_compare.layers.activation import FUNCTIONS, LEAKY_SLOPE
 
@@ -74,3 +75,27 @@ def test_mxnet_computes_gelu_in_float32() -> None:
     error = np.abs(found - EXACT_GELU)
     assert 1e-7 < error.max() < 1e-6  # float32 rounding of values up to 6
     assert error.max() < ALLOWANCES["mxnet-gelu-float32"].rtol * 6
+
+
+@pytest.mark.parametrize("allowance,activation", [
+    ("tensorflow-gelu-float32-constant", "gelu"), ("tensorflow-gelu-float32-constant", "gelu_tanh"),
+    ("mxnet-gelu-float32", "gelu"), ("mxnet-leaky-relu-float32-slope", "leaky_relu"),
+    ("tensorflow-leaky-relu-float32-slope", "leaky_relu")])
+def test_each_activation_allowance_is_needed_and_enough(allowance: str, activation: str) -> None:
+    """Three epochs of a small MLP in float64 (lr and batch exact in 32 bits, so only the activation moves it):
+    beyond the float64 tolerance against numpy, within the allowance."""
+    from backend_compare.layers import Activation, Linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 4))
+    y = np.sin(X.sum(axis=1, keepdims=True))
+    spec = [Linear(4, 16), Activation(activation), Linear(16, 1)]
+    start = {name: rng.normal(0.0, 0.7, size=shape) for name, shape in
+             {"0.weight": (16, 4), "0.bias": (16,), "2.weight": (1, 16), "2.bias": (1,)}.items()}
+    trained = {}
+    for name in ("numpy", ALLOWANCES[allowance].backend):
+        model = get_backend(name)(spec, dtype="float64", lr=2**-4)
+        model.set_params(start)
+        trained[name] = model.fit(X, y, epochs=3, batch_size=16, seed=1).get_params()
+    theirs = trained[ALLOWANCES[allowance].backend]
+    assert_allowance_holds({key: (theirs[key], trained["numpy"][key]) for key in start}, allowance)
