@@ -1,4 +1,5 @@
-"""Batch normalisation over the batch axis of (batch, features) inputs, where the frameworks part most:
+"""Batch normalisation per feature of (batch, features) inputs, or per channel of (batch, channels, *spatial) ones
+(statistics over the batch and every position), where the frameworks part most:
 
 - momentum: canonical `momentum` is the share of the old running value kept (Keras, Flax, Gluon); torch's
   `momentum` is the share of the new batch statistic, 1 − ours (torch/nn/modules/batchnorm.py, `momentum`);
@@ -7,7 +8,12 @@
   one (× n/(n−1)) in running_var (its docstring: "the value stored in the moving average … is calculated via
   the unbiased estimator"), so its eval-mode outputs differ after the first step. The canonical layer says
   which it keeps (`unbiased_running_var`); a translator that cannot keep the other refuses to build it;
-- Flax computes the variance as E[x²] − E[x]² by default (`use_fast_variance=True`): built with False here.
+- Flax computes the variance as E[x²] − E[x]² by default (`use_fast_variance=True`): built with False here;
+- the channel axis: torch's BatchNorm1d takes (N, C) and (N, C, L), BatchNorm2d (N, C, H, W); Gluon's, Flax's
+  and Keras's layers take the axis (1 here: no transposes);
+- Gluon's γ: `gluon.nn.BatchNorm(scale=True)` passes fix_gamma=False to the op, whose own default is
+  fix_gamma=True (γ held at 1 whatever it holds: the legacy of mx.sym.BatchNorm), so a Gluon model built on
+  the op, not the layer, ignores its trained γ.
 
 Parameters: weight (γ, features), bias (β, features); state: running_mean (zeros), running_var (ones).
 """
@@ -33,7 +39,8 @@ class _BiasedOnly(Translator):
 
     def refuses(self, layer: Layer) -> str | None:
         if _check(layer).unbiased_running_var:
-            return f"{self.what} keeps the biased batch variance in its running variance (--batchnorm biased)"
+            return (f"{self.what} keeps the biased batch variance in its running variance (--batchnorm biased, or "
+                    "batchnorm(running_var=biased) in --layers)")
         return None
 
 
@@ -44,15 +51,17 @@ class TorchBatchNorm(Translator):
 
     def refuses(self, layer: Layer) -> str | None:
         if not _check(layer).unbiased_running_var:
-            return ("nn.BatchNorm1d keeps the unbiased batch variance (× n/(n−1)) in running_var, whatever its "
-                    "options: unbiased_running_var=True (--batchnorm unbiased)")
+            return ("nn.BatchNorm1d and nn.BatchNorm2d keep the unbiased batch variance (× n/(n−1)) in running_var, "
+                    "whatever their options: unbiased_running_var=True (--batchnorm unbiased, or "
+                    "batchnorm(running_var=unbiased) in --layers)")
         return None
 
     def build(self, layer: Layer, build: Build) -> Any:
         from torch import nn
 
         norm = _check(layer)
-        return nn.BatchNorm1d(norm.features, eps=norm.eps, momentum=1.0 - norm.momentum)
+        kind = nn.BatchNorm2d if len(build.shape) == 3 else nn.BatchNorm1d  # (C, H, W); (C,) or (C, L)
+        return kind(norm.features, eps=norm.eps, momentum=1.0 - norm.momentum)
 
 
 class GluonBatchNorm(_BiasedOnly):
@@ -78,8 +87,8 @@ class NnxBatchNorm(_BiasedOnly):
         from flax import nnx
 
         norm = _check(layer)
-        return nnx.BatchNorm(norm.features, momentum=norm.momentum, epsilon=norm.eps, use_fast_variance=False,
-                             dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
+        return nnx.BatchNorm(norm.features, axis=1, momentum=norm.momentum, epsilon=norm.eps,
+                             use_fast_variance=False, dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
 
 
 class KerasBatchNorm(_BiasedOnly):
@@ -92,7 +101,7 @@ class KerasBatchNorm(_BiasedOnly):
         import keras
 
         norm = _check(layer)
-        return keras.layers.BatchNormalization(momentum=norm.momentum, epsilon=norm.eps, dtype=build.dtype)
+        return keras.layers.BatchNormalization(axis=1, momentum=norm.momentum, epsilon=norm.eps, dtype=build.dtype)
 
 
 @dataclass(frozen=True)
@@ -127,8 +136,14 @@ class BatchNorm(Layer):
         from .activation import Activation
         from .linear import Linear
 
+        from .conv import Conv2d
+        from .shape import Flatten, Input
+
         return [[Linear(3, 4), BatchNorm(4), Activation("tanh"), Linear(4, 2)],
-                [Linear(3, 4), BatchNorm(4, momentum=0.5, eps=1e-3, unbiased_running_var=True), Linear(4, 2)]]
+                [Linear(3, 4), BatchNorm(4, momentum=0.5, eps=1e-3, unbiased_running_var=True), Linear(4, 2)],
+                [Input((1, 3, 3)), Conv2d(1, 2, 2), BatchNorm(2, momentum=0.8), Activation("tanh"), Flatten(),
+                 Linear(8, 1)],
+                [Input((1, 3, 3)), Conv2d(1, 2, 2), BatchNorm(2, unbiased_running_var=True), Flatten(), Linear(8, 1)]]
 
     def params(self) -> dict[str, Shape]:
         return {"weight": (self.features,), "bias": (self.features,)}
@@ -140,43 +155,49 @@ class BatchNorm(Layer):
         return {"running_mean": np.zeros(self.features), "running_var": np.ones(self.features)}
 
     def input_shape(self) -> Shape:
-        return (self.features,)
+        return (self.features,)  # (features,) where it comes first; after a convolution, (channels, *spatial)
 
     def output_shape(self, shape: Shape) -> Shape:
-        if shape != (self.features,):
-            raise ValueError(f"{self.describe()} takes inputs of shape ({self.features},) (batch, features); "
-                             f"it follows an output of shape {shape}")
+        if not 1 <= len(shape) <= 3 or shape[0] != self.features:
+            raise ValueError(f"{self.describe()} takes inputs of shape ({self.features},) (batch, features) or "
+                             f"({self.features}, …) (batch, channels, *spatial); it follows an output of shape {shape}")
         return shape
 
     def forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
         """In training, also updates params["running_mean"] and params["running_var"] in place (the NumPy
         backend hands a layer its state beside its parameters)."""
+        axes = (0, *range(2, x.ndim))  # every axis but the channels'
+        per_channel = (-1, *(1,) * (x.ndim - 2))
         if train:
-            mean = x.mean(axis=0)
-            centred = x - mean
-            var = np.mean(centred * centred, axis=0)  # biased, two passes: what every framework normalises with
-            n = len(x)
+            mean = x.mean(axis=axes)
+            centred = x - mean.reshape(per_channel)
+            var = np.mean(centred * centred, axis=axes)  # biased, two passes: what every framework normalises with
+            n = x.size // self.features
             kept = var * (n / (n - 1)) if self.unbiased_running_var and n > 1 else var
             if "running_mean" in params:
                 params["running_mean"][...] = self.momentum * params["running_mean"] + (1 - self.momentum) * mean
                 params["running_var"][...] = self.momentum * params["running_var"] + (1 - self.momentum) * kept
         else:
-            centred, var = x - params["running_mean"], params["running_var"]
-        inverse = 1.0 / np.sqrt(var + self.eps)
+            centred, var = x - params["running_mean"].reshape(per_channel), params["running_var"]
+        inverse = (1.0 / np.sqrt(var + self.eps)).reshape(per_channel)
         normalised = centred * inverse
-        return normalised * params["weight"] + params["bias"], (normalised, inverse, train)
+        out = normalised * params["weight"].reshape(per_channel) + params["bias"].reshape(per_channel)
+        return out, (normalised, inverse, train)
 
     def backward(self, params: Mapping[str, np.ndarray], saved: Any, grad: np.ndarray,
                  need_input_grad: bool) -> tuple[np.ndarray | None, Arrays]:
         normalised, inverse, train = saved
-        grads = {"weight": (grad * normalised).sum(axis=0), "bias": grad.sum(axis=0)}
+        axes = (0, *range(2, grad.ndim))
+        per_channel = (-1, *(1,) * (grad.ndim - 2))
+        grads = {"weight": (grad * normalised).sum(axis=axes), "bias": grad.sum(axis=axes)}
         if not need_input_grad:
             return None, grads
-        scaled = grad * params["weight"]  # dL/d(normalised)
+        scaled = grad * params["weight"].reshape(per_channel)  # dL/d(normalised)
         if not train:  # the running statistics are constants
             return scaled * inverse, grads
-        # Through the batch mean and variance: (1/σ)(g − mean(g) − x̂ · mean(g · x̂)), per feature.
-        return inverse * (scaled - scaled.mean(axis=0) - normalised * (scaled * normalised).mean(axis=0)), grads
+        # Through the batch mean and variance: (1/σ)(g − mean(g) − x̂ · mean(g · x̂)), per channel.
+        return inverse * (scaled - scaled.mean(axis=axes, keepdims=True)
+                          - normalised * (scaled * normalised).mean(axis=axes, keepdims=True)), grads
 
     def numpy_init(self, rng: np.random.Generator, params: Mapping[str, np.ndarray]) -> None:
         params["weight"][...] = 1.0  # γ = 1, β = 0: every framework's default

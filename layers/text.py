@@ -11,7 +11,7 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     conv1d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])
     conv2d(…the same…)
     maxpool(KERNEL[, stride=S][, padding=P])        avgpool(…the same…[, count_include_pad=False])
-    batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (over the features of a linear layer)
+    batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
     flatten
     tanh, relu, sigmoid
 
@@ -101,9 +101,6 @@ def _conv(kind: type[Conv1d] | type[Conv2d]) -> Callable[[Shape, list[Any], dict
 
 
 def _batchnorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
-    if len(shape) != 1:
-        raise ValueError(f"batchnorm normalises the features of a linear layer's output, shape (features,); "
-                         f"it follows an output of shape {shape}")
     running = options.pop("running_var", "biased")
     if running not in ("biased", "unbiased"):
         raise ValueError(f"running_var must be biased or unbiased; received: {running!r}")

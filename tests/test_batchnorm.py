@@ -91,7 +91,7 @@ def test_torch_keeps_the_unbiased_variance_and_is_refused_the_biased_convention(
     np.testing.assert_allclose(torch_run["state"]["1.running_var"], unbiased["state"]["1.running_var"], rtol=1e-9)
     assert np.max(np.abs(torch_run["state"]["1.running_var"] - biased["state"]["1.running_var"])) > 1e-3
     with pytest.raises(ValueError, match=r"the torch backend cannot build layer 1 batchnorm\(4, momentum=0.75, "
-                                         r"eps=0.001\); nn.BatchNorm1d keeps the unbiased batch variance"):
+                                         r"eps=0.001\); nn.BatchNorm1d and nn.BatchNorm2d keep the unbiased batch variance"):
         get_backend("torch")(spec(False))
     for name in ("mxnet", "jax", "tensorflow"):
         with pytest.raises(ValueError, match=f"the {name} backend cannot build layer 1 .*biased batch variance"):
@@ -152,3 +152,28 @@ def test_the_mlp_task_takes_a_batchnorm_and_a_framework_that_cannot_is_named(cli
     with pytest.raises(NotImplementedError, match="explain does not yet replay models whose layers keep running "
                                                   r"statistics \(layer 1 batchnorm"):
         Explainer(problem, {"numpy": get_backend("numpy")(problem.spec)}, {"dtype": "float32"})
+
+
+def test_gluons_layer_trains_gamma_where_its_op_by_default_holds_it_at_one() -> None:
+    """The legacy trap of models built on MXNet's BatchNorm op (mx.sym.BatchNorm): fix_gamma=True and eps=1e-3 by
+    default, γ ignored whatever it holds; gluon.nn.BatchNorm(scale=True) passes fix_gamma=False and eps=1e-5."""
+    get_backend("mxnet")
+    from mxnet import gluon, nd
+
+    x = np.random.default_rng(0).normal(size=(8, 3))
+    gamma = np.array([2.0, 3.0, 4.0])
+    arrays = [nd.array(value, dtype="float64") for value in (x, gamma, np.zeros(3), np.zeros(3), np.ones(3))]
+    op = nd.BatchNorm(*arrays, use_global_stats=True).asnumpy()
+    np.testing.assert_allclose(op, x / np.sqrt(1 + 1e-3), rtol=1e-9)  # γ = 1, ε = 1e-3
+    assert gluon.nn.BatchNorm(in_channels=3)._kwargs["fix_gamma"] is False
+    assert gluon.nn.BatchNorm(in_channels=3)._kwargs["eps"] == 1e-5
+
+
+def test_a_batchnorm_after_a_convolution_normalises_each_channel_over_the_batch_and_positions() -> None:
+    layer = BatchNorm(2, momentum=0.5)
+    x = np.random.default_rng(1).normal(size=(4, 2, 3, 3)) * np.array([1.0, 5.0])[None, :, None, None]
+    state = {"weight": np.ones(2), "bias": np.zeros(2), "running_mean": np.zeros(2), "running_var": np.ones(2)}
+    out, _ = layer.forward(state, x, True)
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)) / (x.var(axis=(0, 2, 3)) + 1e-5))
+    np.testing.assert_allclose(state["running_mean"], 0.5 * x.mean(axis=(0, 2, 3)))
