@@ -134,9 +134,8 @@ class BatchNorm(Layer):
     @classmethod
     def examples(cls) -> list[list[Layer]]:
         from .activation import Activation
-        from .linear import Linear
-
         from .conv import Conv2d
+        from .linear import Linear
         from .shape import Flatten, Input
 
         return [[Linear(3, 4), BatchNorm(4), Activation("tanh"), Linear(4, 2)],
