@@ -91,7 +91,8 @@ def test_torch_keeps_the_unbiased_variance_and_is_refused_the_biased_convention(
     np.testing.assert_allclose(torch_run["state"]["1.running_var"], unbiased["state"]["1.running_var"], rtol=1e-9)
     assert np.max(np.abs(torch_run["state"]["1.running_var"] - biased["state"]["1.running_var"])) > 1e-3
     with pytest.raises(ValueError, match=r"the torch backend cannot build layer 1 batchnorm\(4, momentum=0.75, "
-                                         r"eps=0.001\); nn.BatchNorm1d and nn.BatchNorm2d keep the unbiased batch variance"):
+                                         r"eps=0.001\); nn.BatchNorm1d and nn.BatchNorm2d keep the unbiased "
+                                         r"batch variance"):
         get_backend("torch")(spec(False))
     for name in ("mxnet", "jax", "tensorflow"):
         with pytest.raises(ValueError, match=f"the {name} backend cannot build layer 1 .*biased batch variance"):
