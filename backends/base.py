@@ -107,6 +107,17 @@ class Backend(LayerState, ABC):
         found = cls.translators.get(layer.kind) or layer.translators.get(cls.framework)
         return found().refuses(layer) if found is not None else None  # none: layers built its own way (NumPy)
 
+    def native_init_text(self) -> str:
+        """What native_init draws for this model: the backend's description, then each other layer type's own
+        default where its translator says one."""
+        parts = [self.native_init_description]
+        for layer in self.spec:
+            if layer.params() and (layer.kind in self.translators or self.framework in layer.translators):
+                text = self.translator(layer).native_default
+                if text and text not in parts:
+                    parts.append(text)
+        return "; ".join(parts)
+
     @classmethod
     def translator(cls, layer: Layer) -> Translator:
         """The translator that builds `layer` in this backend's framework."""

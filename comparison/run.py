@@ -235,7 +235,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         backend.native_init(seed)
         epoch_batches = backend.native_batches(len(problem.X_train), problem.epoch_batches.batch_size,
                                                len(problem.epoch_batches), seed, problem.shuffle)
-        described = backend.native_init_description
+        described = backend.native_init_text()
     else:
         raise ValueError(f"init must be one of {', '.join(INIT_MODES)}; received: {init!r}")
     backend.load(problem.X_train, problem.y_train, copy=False)  # a Problem's arrays are never written

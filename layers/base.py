@@ -56,6 +56,7 @@ class Translator:
 
     links: ClassVar[Mapping[str, Link]] = {}  # canonical parameter name → where it lives
     state_links: ClassVar[Mapping[str, Link]] = {}  # the same for non-trainable state (running statistics)
+    native_default: ClassVar[str] = ""  # what the framework's layer draws or sets by default, for reports
 
     def refuses(self, layer: Layer) -> str | None:
         """Why this framework cannot build `layer` with its options (a convention it cannot take), or None."""

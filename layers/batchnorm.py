@@ -28,6 +28,8 @@ import numpy as np
 
 from .base import Arrays, Build, Layer, Link, Shape, Translator, positive_integer
 
+BATCHNORM_DEFAULT = "BatchNorm: γ = 1, β = 0, running mean 0 and variance 1"  # every framework's
+
 
 def _check(layer: Layer) -> BatchNorm:
     assert isinstance(layer, BatchNorm)
@@ -45,6 +47,7 @@ class _BiasedOnly(Translator):
 
 
 class TorchBatchNorm(Translator):
+    native_default = BATCHNORM_DEFAULT
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("weight"), "bias": Link("bias")}
     state_links: ClassVar[Mapping[str, Link]] = {"running_mean": Link("running_mean"),
                                                  "running_var": Link("running_var")}
@@ -65,6 +68,7 @@ class TorchBatchNorm(Translator):
 
 
 class GluonBatchNorm(_BiasedOnly):
+    native_default = BATCHNORM_DEFAULT
     what = "Gluon's BatchNorm"
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("gamma"), "bias": Link("beta")}
     state_links: ClassVar[Mapping[str, Link]] = {"running_mean": Link("running_mean"),
@@ -79,6 +83,7 @@ class GluonBatchNorm(_BiasedOnly):
 
 
 class NnxBatchNorm(_BiasedOnly):
+    native_default = BATCHNORM_DEFAULT
     what = "nnx.BatchNorm"
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("scale"), "bias": Link("bias")}
     state_links: ClassVar[Mapping[str, Link]] = {"running_mean": Link("mean"), "running_var": Link("var")}
@@ -92,6 +97,7 @@ class NnxBatchNorm(_BiasedOnly):
 
 
 class KerasBatchNorm(_BiasedOnly):
+    native_default = BATCHNORM_DEFAULT
     what = "keras.layers.BatchNormalization"
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("gamma"), "bias": Link("beta")}
     state_links: ClassVar[Mapping[str, Link]] = {"running_mean": Link("moving_mean"),

@@ -55,6 +55,8 @@ def _channels_last_kernel(rank: int) -> Link:
 
 
 class TorchConv(Translator):
+    native_default = ("nn.Conv reset_parameters: kaiming_uniform(a=√5) kernels, U(±1/√fan_in) biases, fan_in = "
+                      "in/groups·kernel area")
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("inner.weight"), "bias": Link("inner.bias")}
 
     def build(self, layer: Layer, build: Build) -> Any:
@@ -74,6 +76,7 @@ class TorchConv(Translator):
 
 
 class GluonConv(Translator):
+    native_default = "Conv kernels Uniform(-0.07, 0.07) as Dense weights, zero biases"
     links: ClassVar[Mapping[str, Link]] = {"weight": Link("inner.weight"), "bias": Link("inner.bias")}
 
     def build(self, layer: Layer, build: Build) -> Any:
@@ -88,6 +91,8 @@ class GluonConv(Translator):
 
 
 class NnxConv(Translator):
+    native_default = "nnx.Conv defaults: lecun_normal kernels, zero biases"
+
     def build(self, layer: Layer, build: Build) -> Any:
         from flax import nnx
 
@@ -100,6 +105,8 @@ class NnxConv(Translator):
 
 
 class KerasConv(Translator):
+    native_default = "Conv defaults: glorot_uniform kernels (fans: kernel area × channels), zero biases"
+
     def refuses(self, layer: Layer) -> str | None:
         conv = _conv(layer)
         if max(conv.stride) > 1 and max(conv.dilation) > 1:

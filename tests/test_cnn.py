@@ -129,3 +129,11 @@ def test_native_init_draws_each_frameworks_own_convolution_defaults(name: str) -
     }[name]
     assert abs(weight.std() / expected - 1) < 0.1, (weight.std(), expected)
     assert (bias == 0).all() == (name in ("mxnet", "jax", "tensorflow"))
+
+
+def test_native_mode_says_each_layer_types_own_default(cli) -> None:
+    ran = cli("--task", "cnn", "--epochs", "1", "--init", "native", "--backends", "torch,jax", "--format", "json")
+    assert ran.code == 0, ran.err
+    said = {row["backend"]: row["initialisation and batches"] for row in json.loads(ran.out)["init"]}
+    assert "nn.Conv reset_parameters: kaiming_uniform(a=√5) kernels" in said["torch"]
+    assert said["jax"].endswith("; nnx.Conv defaults: lecun_normal kernels, zero biases")
