@@ -138,7 +138,7 @@ def parse_layers(text: str, shape: Shape) -> list[Layer]:
     layers: list[Layer] = [Input(tuple(shape))]
     current = layers[0].output_shape(tuple(shape))
     for position, item in enumerate(_split(text), start=1):
-        where = f"layer {position} {item.strip() or '(empty)'}"
+        where = f"layer {position} {_shown(item)}"
         try:
             name, args, options = _parse(item)
             if name in FUNCTIONS:
@@ -159,6 +159,15 @@ def parse_layers(text: str, shape: Shape) -> list[Layer]:
             raise ValueError(f"{where}: {_without_layer_name(str(err))}") from None
         layers.append(layer)
     return layers
+
+
+SHOWN = 60  # characters of a layer's text a message repeats
+
+
+def _shown(item: str) -> str:
+    """A layer's text as a message repeats it: printable, at most SHOWN characters."""
+    text = "".join(char if char.isprintable() else "?" for char in item.strip()) or "(empty)"
+    return text if len(text) <= SHOWN else text[:SHOWN - 1] + "…"
 
 
 def _without_layer_name(message: str) -> str:

@@ -65,6 +65,8 @@ def make_problem(
     shape = tuple(image_shape(data)[1:]) if data is not None else DIGITS_SHAPE[1:]
     layers_spec(DEFAULT_LAYERS if layers is None else layers, shape)  # the layers are checked before any image is read
     X, labels, classes, source = _images(dataset, data)
+    if len(classes) < 2:
+        raise ValueError(f"classification needs at least 2 classes; the data's y holds one: {classes[0]!r}")
     spec = layers_spec(DEFAULT_LAYERS if layers is None else layers, X.shape[1:], len(classes), classes=True)
     problem = assemble(
         "cnn", np.random.default_rng(seed), X, labels, spec=spec, init=uniform_init, val_fraction=val_fraction,

@@ -85,6 +85,14 @@ def test_an_npz_of_images_is_read_and_a_wrong_one_refused(cli, tmp_path) -> None
     np.savez(tmp_path / "flat.npz", X=images.reshape(40, -1), y=labels)
     flat = cli("--task", "cnn", "--data", str(tmp_path / "flat.npz"))
     assert flat.code == 2 and flat.err.count("\n") == 1 and "X must be images (n, channels, height, width)" in flat.err
+    images[3, 1, 2, 4] = np.nan
+    np.savez(tmp_path / "nan.npz", X=images, y=labels)
+    nan = cli("--task", "cnn", "--data", str(tmp_path / "nan.npz"))
+    assert nan.code == 2 and nan.err.endswith("nan.npz' X[3, 1, 2, 4]: nan is not finite\n"), nan.err
+    np.savez(tmp_path / "one.npz", X=images[4:20], y=labels[4:20])
+    one = cli("--task", "cnn", "--data", str(tmp_path / "one.npz"), "--layers", "flatten, linear(2)")
+    assert one.code == 2 and one.err.endswith("classification needs at least 2 classes; the data's y holds one: "
+                                              "'0'\n"), one.err
     wrong_end = cli("--task", "cnn", "--data", str(tmp_path / "images.npz"), "--layers", "flatten, linear(3)")
     assert wrong_end.code == 2 and wrong_end.err.endswith(
         "the last layer (linear(72, 3)) gives outputs of shape (3,); the data have 2 classes: end the layers with "
