@@ -21,6 +21,11 @@ LR = 0.1
 CONVS, LINEAR = ("1", "4"), "8"  # the canonical layer indices (the Input is layer 0)
 
 
+def channels_last_inputs(weight: np.ndarray) -> np.ndarray:
+    """The linear layer's weight for inputs flattened from (16, 2, 2) channels-last: the same function."""
+    return weight.reshape(len(weight), 16, 2, 2).transpose(0, 2, 3, 1).reshape(len(weight), -1)
+
+
 def torch_cnn(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
               batches: list[np.ndarray]) -> Callable[[], None]:
     import torch
@@ -92,7 +97,7 @@ def jax_cnn(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
     for native, index in ((0, CONVS[0]), (3, CONVS[1])):
         model.layers[native].kernel.value = jnp.asarray(params[f"{index}.weight"].transpose(2, 3, 1, 0), jnp.float32)
         model.layers[native].bias.value = jnp.asarray(params[f"{index}.bias"], jnp.float32)
-    model.layers[7].kernel.value = jnp.asarray(params[f"{LINEAR}.weight"].T, jnp.float32)
+    model.layers[7].kernel.value = jnp.asarray(channels_last_inputs(params[f"{LINEAR}.weight"]).T, jnp.float32)
     model.layers[7].bias.value = jnp.asarray(params[f"{LINEAR}.bias"], jnp.float32)
     graph, weights = nnx.split(model, nnx.Param)
     tx = optax.sgd(LR)
@@ -134,7 +139,7 @@ def tensorflow_cnn(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
     for native, index in ((0, CONVS[0]), (3, CONVS[1])):
         model.layers[native].kernel.assign(params[f"{index}.weight"].transpose(2, 3, 1, 0).astype(np.float32))
         model.layers[native].bias.assign(params[f"{index}.bias"].astype(np.float32))
-    model.layers[7].kernel.assign(params[f"{LINEAR}.weight"].T.astype(np.float32))
+    model.layers[7].kernel.assign(channels_last_inputs(params[f"{LINEAR}.weight"]).T.astype(np.float32))
     model.layers[7].bias.assign(params[f"{LINEAR}.bias"].astype(np.float32))
     optimizer = keras.optimizers.SGD(LR)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
