@@ -14,7 +14,7 @@ import numpy as np
 
 from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..backends.tolerances import TOLERANCES
-from ..layers import Activation, Layer
+from ..layers import Activation, Conv1d, Conv2d, Layer
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # a stage's quantities by name: (backend a's, backend b's)
 
@@ -147,9 +147,32 @@ def forward_cause(step: Step) -> str:
     shift = np.asarray(z, np.float64) - x
     if factor is not None:
         return f"{text}, every output scaled by {factor:.6g}: that layer's forward is scaled"
+    split = padding_split(step, index, names)
+    if split is not None:
+        return f"{text}: {split}"
     if shift.ndim == 2 and worst({"shift": (shift, np.broadcast_to(shift[:1], shift.shape))}, step.dtype) is None:
         return f"{text}, shifted by the same amount in every row: that layer's bias or offset differs"
     return f"{text}: that layer's forward"
+
+
+def padding_split(step: Step, index: int, names: list[str]) -> str | None:
+    """For a convolution whose padding is not the same on both sides ("same" with stride > 1 or an even kernel):
+    whether b computes it with the extra row and column before instead of after."""
+    layer = step.spec[index]
+    if not isinstance(layer, Conv1d | Conv2d) or index == 0:
+        return None
+    fed, _ = step.stages["forward"][names[index - 1]]
+    pads = layer.pads(np.shape(fed)[1:])
+    swapped = tuple((after, before) for before, after in pads)
+    if swapped == pads:
+        return None
+    params = {name: np.asarray(step.params[f"{index}.{name}"], np.float64) for name in layer.params()}
+    moved = layer.forward_padded(params, np.asarray(fed, np.float64), swapped)[0]
+    if worst({"out": (moved, step.stages["forward"][names[index]][1])}, step.dtype) is not None:
+        return None
+    return (f"{step.b} pads it {list(swapped)} (before, after per axis) where the canonical layer pads "
+            f"{list(pads)}: the odd row and column of padding go before instead of after (TensorFlow, JAX and "
+            "torch put them after)")
 
 
 def _summed(factor: float, rows: int) -> str | None:

@@ -240,7 +240,10 @@ class Conv(Layer):
     # ---- NumPy: im2col (a strided view, one copy), a matrix product per group; the backward's scatter ----
 
     def forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
-        pads = self.pads(x.shape[1:])
+        return self.forward_padded(params, x, self.pads(x.shape[1:]))
+
+    def forward_padded(self, params: Mapping[str, np.ndarray], x: np.ndarray, pads: Pads) -> tuple[np.ndarray, Any]:
+        """The forward with `pads` instead of the layer's own: what explain tries when a port pads otherwise."""
         xp = padded(x, pads)
         view = windows(xp, self.kernel_size, self.stride, self.dilation)  # (N, C, *O, *K)
         n, out = len(x), view.shape[2:2 + self.rank]

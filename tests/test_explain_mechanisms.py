@@ -13,7 +13,7 @@ import pytest
 from backend_compare.backends import Backend
 from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
-from backend_compare.layers import activation
+from backend_compare.layers import Conv2d, activation
 from tests.test_explain import explained
 
 
@@ -230,3 +230,39 @@ def test_a_float64_replay_that_fails_is_said_not_raised() -> None:
     assert finding.step is not None and finding.replayed is not None  # beyond tolerance from some step on
     assert finding.replayed.startswith("the step could not be replayed in float64 (RuntimeError: this backend's "
                                        "float64 step is broken)"), finding.replayed
+
+
+class PaddedBefore(NumpyBackend):
+    """A port whose convolutions split an odd padding the other way: the extra row and column before."""
+
+    name = "padded-before"
+
+    def _build(self) -> None:
+        super()._build()
+
+        def swapped(layer: Conv2d) -> Conv2d:
+            class Before(Conv2d):
+                def pads(self, shape: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+                    return tuple((after, before) for before, after in super().pads(shape))
+
+            return Before(**{field.name: getattr(layer, field.name) for field in dataclasses.fields(layer)})
+
+        self._plan = [(swapped(layer) if isinstance(layer, Conv2d) else layer, params, names)
+                      for layer, params, names in self._plan]
+
+
+def test_a_padding_split_the_other_way_is_named_at_its_layer() -> None:
+    from backend_compare.comparison.explain import Explainer
+    from backend_compare.tasks import get_task
+
+    problem = get_task("cnn").make_problem(seed=0, epochs=1, batch_size=16,
+                                           layers="conv2d(4, 3, stride=2, padding=same), relu, flatten, linear(10)")
+    options = {"dtype": "float64", "lr": 0.1, "loss": "cross-entropy"}
+    backends = {"numpy": NumpyBackend(problem.spec, **options), "padded-before": PaddedBefore(problem.spec, **options)}
+    (finding,) = Explainer(problem, backends, options).run()
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, "forward")
+    assert finding.cause == (
+        "only layer 1 (conv2d(1, 4, 3, stride=2, padding=same)) computes differently: its input (layer 0's output) "
+        "agrees, its output does not: padded-before pads it [(1, 0), (1, 0)] (before, after per axis) where the "
+        "canonical layer pads [(0, 1), (0, 1)]: the odd row and column of padding go before instead of after "
+        "(TensorFlow, JAX and torch put them after)")
