@@ -315,5 +315,6 @@ class Conv1d(Conv):
         from .shape import Flatten, Input
 
         return [[Input((2, 7)), Conv1d(2, 3, 3, stride=2, padding="same"), Flatten(), Linear(12, 1)],
-                [Input((2, 6)), Conv1d(2, 2, 2, padding=1, dilation=2, groups=2), Flatten(), Linear(12, 1)]]
+                [Input((2, 6)), Conv1d(2, 2, 2, padding=1, dilation=2, groups=2), Flatten(), Linear(12, 1)],
+                [Input((1, 6)), Conv1d(1, 2, 3, stride=2, padding="same"), Flatten(), Linear(6, 1)]]
 
