@@ -331,8 +331,12 @@ class Backend(LayerState, ABC):
     # ---- what `compare.py explain` replays a step with ----
 
     def forward_activations(self, X: np.ndarray) -> list[np.ndarray]:
-        """The output of every layer of the spec, in order, for a NumPy batch (the last is the prediction)."""
+        """The output of every layer of the spec, in order, for a NumPy batch (the last is the prediction), as a
+        training step computes them (batch statistics); the layers' state is left as it was."""
+        state = self.get_state()
         found = self._hook("_activations")(self._check_x(X))
+        if state:  # a framework's layers in training mode update their running statistics as they go
+            self.set_state(state)
         return [np.asarray(value, dtype=self.dtype) for value in found]
 
     def get_optimizer_state(self) -> dict[str, Any]:
@@ -363,13 +367,18 @@ class Backend(LayerState, ABC):
 
     def update_for(self, batch: np.ndarray) -> tuple[Params, dict[str, Any]]:
         """The change one optimiser step on the loaded rows `batch` would make to each parameter, and the
-        optimiser state after it, without keeping either: parameters and state are put back."""
-        params, state = self.get_params(), self.get_optimizer_state()
+        optimiser state after it (with the layers' running statistics after it as "layers", for a model that
+        keeps some), without keeping either: parameters and every state are put back."""
+        params, state, layers = self.get_params(), self.get_optimizer_state(), self.get_state()
         history = self.loss_history_
         self.step(batch)
         after, state_after = self.get_params(), self.get_optimizer_state()
+        if layers:
+            state_after["layers"] = self.get_state()
         self.set_params(params)
         self.set_optimizer_state(state)
+        if layers:
+            self.set_state(layers)
         self.loss_history_ = history
         return {name: after[name] - params[name] for name in params}, state_after
 

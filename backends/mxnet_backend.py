@@ -194,9 +194,10 @@ class MxnetBackend(Backend):
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         found, out = [], nd.array(X, dtype=self.dtype)
-        for index in range(len(self._net)):
-            out = self._net[index](out)
-            found.append(out.asnumpy())
+        with autograd.train_mode():  # the activations of a training step (batch statistics)
+            for index in range(len(self._net)):
+                out = self._net[index](out)
+                found.append(out.asnumpy())
         return found
 
     def _slots(self) -> dict[str, int]:

@@ -266,7 +266,7 @@ class TensorflowBackend(Backend):
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         found, out = [], tf.constant(X)
         for layer in self._model.layers:
-            out = layer(out)
+            out = layer(out, training=True)  # the activations of a training step (batch statistics)
             found.append(out.numpy())
         return found
 

@@ -17,7 +17,7 @@ from ..backends.tolerances import TOLERANCES
 from ..tasks import Problem
 from .mechanisms import Difference, Pairs, Step, cause, normwise, worst
 
-STAGES = ("forward", "loss", "gradient", "update", "state")
+STAGES = ("forward", "statistics", "loss", "gradient", "update", "state")
 FLOAT32_ULPS = 4  # a float64 replay's difference beyond this many float32 ulps of its stage's scale: a computation
 ROUNDING = ("every stage agrees from the same start: rounding accumulated over the steps before it (the "
             "trajectories drift apart; no computation differs)")
@@ -56,7 +56,7 @@ def _of_tolerance(actual: np.ndarray, expected: np.ndarray, dtype: str) -> float
 
 
 def _snapshot(backend: Backend) -> dict[str, Any]:
-    return {"params": backend.get_params(), "state": backend.get_optimizer_state()}
+    return {"params": backend.get_params(), "state": backend.get_optimizer_state(), "layers": backend.get_state()}
 
 
 class Explainer:
@@ -68,10 +68,6 @@ class Explainer:
             raise NotImplementedError(f"explain replays steps with hooks the {' and '.join(lacking)} backend"
                              f"{'s do' if len(lacking) > 1 else ' does'} not declare (Backend.replay, see "
                              "backends/base.py); compare it with compare.py instead")
-        stateful = [f"layer {index} {layer.describe()}" for index, layer in enumerate(problem.spec) if layer.state()]
-        if stateful:  # a step's replay restores parameters and optimiser state, not yet the layers' own state
-            raise NotImplementedError(f"explain does not yet replay models whose layers keep running statistics "
-                                      f"({', '.join(stateful)}); compare them with compare.py")
         self.problem, self.backends, self.options = problem, dict(backends), dict(options)
         self.dtype = str(options.get("dtype", "float32"))
         self._twins: dict[str, Backend] = {}  # float64 models of the backends, for replaying a float32 step
@@ -94,7 +90,8 @@ class Explainer:
                 step += 1
                 before = {name: _snapshot(backend) for name, backend in self.backends.items()}
                 losses = {name: backend.step(batch) for name, backend in self.backends.items()}
-                after = {name: backend.get_params() for name, backend in self.backends.items()}
+                after = {name: {**backend.get_params(), **backend.get_state()}  # running statistics too
+                         for name, backend in self.backends.items()}
                 for (a, b), finding in open_pairs.items():
                     if not finding.settled:
                         self._compare_step(finding, step, batch, before[a], losses[a], losses[b], after[a], after[b])
@@ -127,8 +124,7 @@ class Explainer:
             finding.agree = not found
         finally:
             for backend, snapshot in zip(pair, now, strict=True):
-                backend.set_params(snapshot["params"])
-                backend.set_optimizer_state(snapshot["state"])
+                _restore(backend, snapshot)
         finding.settled = True
 
     def _in_float64(self, finding: Finding) -> bool:
@@ -181,8 +177,7 @@ class Explainer:
         rows = replay["batch"]
         X, y = self.problem.X_train[rows].astype(dtype), self.problem.y_train[rows].astype(dtype)
         for backend in (a, b):
-            backend.set_params(replay["params"])
-            backend.set_optimizer_state(replay["state"])
+            _restore(backend, replay)
         acts_a, acts_b = a.forward_activations(X), b.forward_activations(X)
         loss_a, grads_a = a.loss_and_grads(X, y)
         loss_b, grads_b = b.loss_and_grads(X, y)
@@ -190,6 +185,7 @@ class Explainer:
         update_b, state_b = b.update_for(replay["batch"])
         stages: dict[str, Pairs] = {
             "forward": {self._layer_name(i): (x, z) for i, (x, z) in enumerate(zip(acts_a, acts_b, strict=True))},
+            "statistics": {key: (value, state_b["layers"][key]) for key, value in state_a.get("layers", {}).items()},
             "loss": {"loss": (np.array(loss_a), np.array(loss_b))},
             "gradient": {key: (grads_a[key], grads_b[key]) for key in grads_a},
             "update": {key: (update_a[key], update_b[key]) for key in update_a},
@@ -205,13 +201,21 @@ class Explainer:
                 finding.stage, finding.difference = stage, difference
                 finding.cause = cause(stage, Step(finding.backend_a, finding.backend_b, stages, replay["params"],
                                                   replay["state"], len(replay["batch"]), self.options, dtype,
-                                                  list(self.problem.spec)))
+                                                  list(self.problem.spec), replay.get("layers", {})))
                 return stages
         finding.cause = ROUNDING
         return None
 
     def _layer_name(self, index: int) -> str:
         return f"layer {index} ({self.problem.spec[index].label}) output"
+
+
+def _restore(backend: Backend, snapshot: Mapping[str, Any]) -> None:
+    """Parameters, optimiser state and the layers' running statistics as `snapshot` holds them."""
+    backend.set_params(snapshot["params"])
+    backend.set_optimizer_state(snapshot["state"])
+    if snapshot.get("layers"):
+        backend.set_state(snapshot["layers"])
 
 
 def _state_pairs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

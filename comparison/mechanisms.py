@@ -5,6 +5,7 @@ mechanism only when the fit holds; otherwise it names the stage and says no mech
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class Step:
     options: Mapping[str, Any]  # the run's hyper-parameters
     dtype: str
     spec: list[Layer]
+    layers: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # running statistics at the start
 
     def sides(self, stage: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         pairs = self.stages[stage]
@@ -126,6 +128,8 @@ def cause(stage: str, step: Step) -> str:
     """The likely cause of a difference first seen at `stage`, the mechanism named where the numbers fit one."""
     if stage == "forward":
         return forward_cause(step)
+    if stage == "statistics":
+        return statistics_cause(step)
     if stage == "loss":
         return loss_cause(step)
     if stage == "gradient":
@@ -173,6 +177,47 @@ def padding_split(step: Step, index: int, names: list[str]) -> str | None:
     return (f"{step.b} pads it {list(swapped)} (before, after per axis) where the canonical layer pads "
             f"{list(pads)}: the odd row and column of padding go before instead of after (TensorFlow, JAX and "
             "torch put them after)")
+
+
+def statistics_cause(step: Step) -> str:
+    """A BatchNorm's running statistics after the step, the forward agreeing: read the batch's statistic back from
+    a's update (running ← m·running + (1 − m)·batch) and fit b's to another momentum or to the other variance."""
+    key = max(step.differing("statistics"), key=lambda name: normwise({name: step.stages["statistics"][name]}))
+    index, name = key.split(".", 1)
+    layer = step.spec[int(index)]
+    text = f"the forward agrees, layer {index}'s {name} after the step does not"
+    momentum = getattr(layer, "momentum", None)
+    if momentum is None or key not in step.layers:
+        return f"{text}: how that layer updates its state"
+    start = np.asarray(step.layers[key], np.float64)
+    a, b = (np.asarray(side, np.float64) for side in step.stages["statistics"][key])
+    batch = (a - momentum * start) / (1 - momentum)  # what a averaged in
+    moved = np.abs(start - batch) > 1e-6 * np.maximum(np.abs(batch), 1e-12)
+    if moved.any():
+        kept = (b[moved] - batch[moved]) / (start[moved] - batch[moved])  # b = k·start + (1 − k)·batch
+        k = float(np.median(kept))
+        if float(np.max(np.abs(kept - k))) <= 1e-6 * max(abs(k), 1e-3):
+            if _close(k, 1 - momentum, 1e-6):
+                return (f"{text}: {step.b} keeps {k:.6g} of the old value where {step.a} keeps {momentum:g}, its "
+                        f"momentum read the other way (torch's momentum {1 - momentum:g} is the new batch's share; "
+                        f"Keras's, Flax's and Gluon's {momentum:g} is the old value's)")
+            if k != momentum and _close(k, float(np.float32(momentum)), 1e-7):
+                return (f"{text}: {step.b} keeps {k:.9g} of the old value where {step.a} keeps {momentum:g}: the "
+                        f"momentum held in float32 ({momentum:g} rounded to 32 bits)")
+            return f"{text}: {step.b} keeps {k:.9g} of the old value where {step.a} keeps {momentum:g} (the momentum)"
+    if name == "running_var":
+        outputs = list(step.stages["forward"].values())
+        fed = np.shape(outputs[int(index) - 1][0]) if int(index) > 0 else (step.rows,)
+        rows = step.rows * int(np.prod(fed[2:]))  # the values each channel's statistic is taken over
+        theirs = (b - momentum * start) / (1 - momentum)
+        ratio = constant_factor({"v": batch}, {"v": theirs}, step.dtype)
+        if ratio is not None and rows > 1 and _close(ratio, rows / (rows - 1), 1e-6):
+            return (f"{text}: {step.b} keeps the unbiased batch variance (× n/(n−1) = {ratio:.6g}) where {step.a} "
+                    "keeps the biased one (torch's running_var against Keras's, Flax's and Gluon's)")
+        if ratio is not None and rows > 1 and _close(ratio, (rows - 1) / rows, 1e-6):
+            return (f"{text}: {step.b} keeps the biased batch variance where {step.a} keeps the unbiased one "
+                    f"(× n/(n−1) = {1 / ratio:.6g}: torch's running_var against Keras's, Flax's and Gluon's)")
+    return f"{text}: how that layer updates its running statistics"
 
 
 def _summed(factor: float, rows: int) -> str | None:

@@ -101,6 +101,9 @@ def imported(module, qualname):
 model = imported(*BACKEND)([imported(module, name)(**fields) for module, name, fields in LAYERS], **OPTIONS)
 model.set_params(params)
 model.set_optimizer_state({"step": STEP, **state})
+running = {k[7:]: bundle[k].astype(DTYPE) for k in bundle.files if k.startswith("layers/")}  # BatchNorm statistics
+if running:
+    model.set_state(running)
 model.load(X, y)
 loss, grads = model.loss_and_grads(X, y)
 updates, _ = model.update_for(np.arange(len(X)))
@@ -174,6 +177,7 @@ def bundle_arrays(problem: Problem, finding: Finding) -> dict[str, np.ndarray]:
     arrays.update({f"params/{name}": value for name, value in replay["params"].items()})
     for kind in ("velocity", "m", "v"):
         arrays.update({f"state/{kind}/{name}": value for name, value in replay["state"].get(kind, {}).items()})
+    arrays.update({f"layers/{name}": value for name, value in replay.get("layers", {}).items()})  # running statistics
     return arrays
 
 

@@ -149,10 +149,11 @@ def test_the_mlp_task_takes_a_batchnorm_and_a_framework_that_cannot_is_named(cli
         get_task("mlp").make_problem(batchnorm="unbiased", batch_size=12)  # from Python too
     not_an_mlp = cli("--task", "linreg", "--batchnorm", "biased")
     assert not_an_mlp.code == 2 and "--batchnorm applies only to --task mlp or classifier" in not_an_mlp.err
-    problem = get_task("mlp").make_problem(batchnorm="unbiased", epochs=1)
-    with pytest.raises(NotImplementedError, match="explain does not yet replay models whose layers keep running "
-                                                  r"statistics \(layer 1 batchnorm"):
-        Explainer(problem, {"numpy": get_backend("numpy")(problem.spec)}, {"dtype": "float32"})
+    problem = get_task("mlp").make_problem(batchnorm="biased", epochs=1)  # explain replays the running statistics
+    options = {"dtype": "float64", "lr": 0.1}
+    findings = Explainer(problem, {name: get_backend(name)(problem.spec, **options) for name in ("numpy", "jax")},
+                         options).run()
+    assert [finding.agree for finding in findings] == [True]
 
 
 def test_gluons_layer_trains_gamma_where_its_op_by_default_holds_it_at_one() -> None:
@@ -178,3 +179,14 @@ def test_a_batchnorm_after_a_convolution_normalises_each_channel_over_the_batch_
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0.0, atol=1e-12)
     np.testing.assert_allclose(out.var(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)) / (x.var(axis=(0, 2, 3)) + 1e-5))
     np.testing.assert_allclose(state["running_mean"], 0.5 * x.mean(axis=(0, 2, 3)))
+
+
+def test_explain_names_mxnets_float32_momentum_in_the_running_statistics() -> None:
+    problem = get_task("cnn").make_problem(seed=0, epochs=1, layers="conv2d(2, 3, padding=same), batchnorm, relu, "
+                                                                    "flatten, linear(10)")
+    options = {"dtype": "float64", "lr": 2**-4, "loss": "cross-entropy"}  # lr exact in 32 bits: only the momentum
+    (finding,) = Explainer(problem, {name: get_backend(name)(problem.spec, **options) for name in ("numpy", "mxnet")},
+                           options).run()
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, "statistics")
+    assert finding.cause.endswith("mxnet keeps 0.899999976 of the old value where numpy keeps 0.9: the momentum held "
+                                  "in float32 (0.9 rounded to 32 bits)"), finding.cause

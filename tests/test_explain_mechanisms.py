@@ -13,7 +13,7 @@ import pytest
 from backend_compare.backends import Backend
 from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
-from backend_compare.layers import Conv2d, activation
+from backend_compare.layers import BatchNorm, Conv2d, activation
 from tests.test_explain import explained
 
 
@@ -266,3 +266,39 @@ def test_a_padding_split_the_other_way_is_named_at_its_layer() -> None:
         "agrees, its output does not: padded-before pads it [(1, 0), (1, 0)] (before, after per axis) where the "
         "canonical layer pads [(0, 1), (0, 1)]: the odd row and column of padding go before instead of after "
         "(TensorFlow, JAX and torch put them after)")
+
+
+def _ported_batchnorm(**changes: object) -> type[NumpyBackend]:
+    """A port of the numpy backend whose BatchNorm layers take `changes` (its momentum read the other way, its
+    running variance the other kind)."""
+    class Ported(NumpyBackend):
+        name = "ported-batchnorm"
+
+        def _build(self) -> None:
+            super()._build()
+            self._plan = [(dataclasses.replace(layer, **changes) if isinstance(layer, BatchNorm) else layer, params,
+                           names) for layer, params, names in self._plan]
+
+    return Ported
+
+
+@pytest.mark.parametrize("changes,cause", [
+    ({"momentum": 0.1}, "ported keeps 0.1 of the old value where numpy keeps 0.9, its momentum read the "
+                        "other way (torch's momentum 0.1 is the new batch's share; Keras's, Flax's and Gluon's 0.9 "
+                        "is the old value's)"),
+    ({"unbiased_running_var": True}, "ported keeps the unbiased batch variance (× n/(n−1) = 1.00098) where "
+                                     "numpy keeps the biased one"),  # n = 16 rows × 8×8 positions per channel
+])
+def test_a_running_statistic_kept_another_way_is_named(changes: dict[str, object], cause: str) -> None:
+    from backend_compare.comparison.explain import Explainer
+    from backend_compare.tasks import get_task
+
+    problem = get_task("cnn").make_problem(seed=0, epochs=1, batch_size=16, layers=(
+        "conv2d(2, 3, padding=same), batchnorm, relu, maxpool(2), flatten, linear(10)"))
+    options = {"dtype": "float64", "lr": 0.1, "loss": "cross-entropy"}
+    ported = _ported_batchnorm(**changes)
+    backends = {"numpy": NumpyBackend(problem.spec, **options), "ported": ported(problem.spec, **options)}
+    (finding,) = Explainer(problem, backends, options).run()
+    assert (finding.agree, finding.step, finding.stage) == (False, 1, "statistics"), finding
+    assert finding.difference is not None and finding.difference.where.startswith("2.running_")
+    assert finding.cause.startswith("the forward agrees, layer 2's running_") and cause in finding.cause, finding.cause
