@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backends import registration
 from ..backends.base import GATHER_BYTES
-from ..layers import Activation, BatchNorm, Linear, ModelSpec, input_shape, param_shapes
+from ..layers import Activation, BatchNorm, Conv1d, Conv2d, Linear, ModelSpec, input_shape, param_shapes
 from .run import MAX_CHECKPOINTS
 
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
@@ -63,9 +63,12 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     for index, layer in enumerate(spec):
         shape = layer.output_shape(shape)
         if layer.params():
-            if not widths or math.prod(shape) > max(widths):
-                widest = f"--layers (layer {index} {layer.describe()}: {math.prod(shape):,} values per row)"
-            widths.append(math.prod(shape))
+            # the NumPy convolution keeps every window it saw, unrolled: (in/groups)·kernel values per output position
+            width = math.prod(shape) + (math.prod(shape[1:]) * layer.in_channels // layer.groups
+                                        * math.prod(layer.kernel_size) if isinstance(layer, Conv1d | Conv2d) else 0)
+            if not widths or width > max(widths):
+                widest = f"--layers (layer {index} {layer.describe()}: {width:,} values per row)"
+            widths.append(width)
     evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
     # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.
     # Inline, the backends take turns in one process, and the C allocator keeps what each one's full-set forward

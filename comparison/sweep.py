@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -158,7 +159,16 @@ def pair_tolerance(row: dict[str, Any], reference: str, dtype: str, optimizer: s
     allowances that concern the pair."""
     at = str(row.get("dtype", dtype))
     pair = [RowName.parse(name).backend for name in (row["backend"], reference)]
-    return allowed_tolerance(at, pair, applicable(at, pair, str(row.get("optimizer", optimizer))))
+    return allowed_tolerance(at, pair, applicable(at, pair, str(row.get("optimizer", optimizer)), layer_labels(row)))
+
+
+def layer_labels(row: dict[str, Any]) -> tuple[str, ...]:
+    """The layers a job's model may hold, read from its settings (--activation, the words of --layers): enough
+    to find the allowances of one layer type, which name it by its label."""
+    words = [str(row["activation"])] if isinstance(row.get("activation"), str) else []
+    if isinstance(row.get("layers"), str):
+        words += re.findall(r"[a-z_][a-z_0-9]*", str(row["layers"]))
+    return tuple(dict.fromkeys(words))
 
 
 def ratio_text(ratio: float) -> str:

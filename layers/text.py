@@ -101,6 +101,8 @@ def _conv(kind: type[Conv1d] | type[Conv2d]) -> Callable[[Shape, list[Any], dict
 
 
 def _batchnorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
+    if "unbiased_running_var" in options:
+        raise ValueError("write the running variance as running_var=biased or running_var=unbiased")
     running = options.pop("running_var", "biased")
     if running not in ("biased", "unbiased"):
         raise ValueError(f"running_var must be biased or unbiased; received: {running!r}")

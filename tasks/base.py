@@ -14,7 +14,18 @@ import numpy as np
 
 from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
-from ..layers import DTYPES, Input, Layer, Linear, ModelSpec, make_spec, mlp_spec, output_shape, param_shapes
+from ..layers import (
+    DTYPES,
+    Input,
+    Layer,
+    Linear,
+    ModelSpec,
+    input_shape,
+    make_spec,
+    mlp_spec,
+    output_shape,
+    param_shapes,
+)
 from ..layers.text import parse_layers
 from .initial import load_initial
 from .options import MODELS, TaskOption
@@ -70,9 +81,9 @@ class Task:
     data_shape: Callable[..., tuple[int, int]]
     losses: tuple[str, ...] = REGRESSION_LOSSES  # the losses its labels suit; the first is the default
     options: tuple[TaskOption, ...] = ()  # its own options: keywords of make_problem a user may give
-    # the model for make_problem's keyword arguments, without reading data (None: an MLP of --hidden): for the
-    # memory check that comes before the data
-    spec_for: Callable[..., ModelSpec] | None = None
+    # the model for make_problem's keyword arguments, without reading data (None, or a spec_for that gives None:
+    # the MLP of --hidden): for the memory check that comes before the data
+    spec_for: Callable[..., ModelSpec | None] | None = None
 
     def __post_init__(self) -> None:
         keywords = inspect.signature(self.make_problem).parameters
@@ -223,11 +234,16 @@ def layers_spec(layers: str | Sequence[Layer], shape: tuple[int, ...], outputs: 
     they start without one) whose last layer gives `outputs` values (one logit per class with `classes`)."""
     if isinstance(layers, str):
         found = parse_layers(layers, shape)
-    else:
+    elif isinstance(layers, list | tuple):
         found = list(layers)
         if not found or not isinstance(found[0], Input):
             found.insert(0, Input(tuple(shape)))
+    else:
+        raise ValueError(f"layers must be a text such as 'linear(32), relu, linear(1)' or a list of layers "
+                         f"(backend_compare.layers); received: {layers!r}")
     spec = make_spec(found)
+    if input_shape(spec) != tuple(shape):
+        raise ValueError(f"the layers take examples of shape {input_shape(spec)}; the data's are {tuple(shape)}")
     out = output_shape(spec)
     if outputs is not None and out != (outputs,):
         wanted = f"the data have {outputs} classes" if classes else f"the target has {outputs} column(s)"

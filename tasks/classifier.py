@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from ..layers import Layer
 from .base import Problem, Task
-from .labelled import DATASET, classification_problem, shape
+from .labelled import DATASET, classification_problem, shape, spec_for
 from .options import ACTIVATION, BATCHNORM, COMMON, DATA, HEADER, HIDDEN, LAYERS, TARGET
 
 
@@ -48,4 +48,5 @@ TASK = Task(
     data_shape=shape,
     losses=("cross-entropy",),
     options=(DATASET, DATA, TARGET, HEADER, HIDDEN, ACTIVATION, BATCHNORM, LAYERS, *COMMON),
+    spec_for=spec_for,
 )

@@ -23,8 +23,8 @@ from .labelled import DATASET, stratified_split
 from .options import DATA, INIT_FROM, LAYERS, SHUFFLE, VAL_FRACTION, VAL_ROWS
 
 DATASETS = ("digits",)
-DEFAULT_LAYERS = "conv2d(6, 3, padding=same), relu, maxpool(2), conv2d(16, 3, padding=same), relu, maxpool(2), " \
-                 "flatten, linear(10)"
+DEFAULT_LAYERS = ("conv2d(6, 3, padding=same), relu, maxpool(2), conv2d(16, 3, padding=same), relu, maxpool(2), "
+                  "flatten, linear({classes})")  # one logit per class of the data
 DIGITS_SHAPE = (1797, 1, 8, 8)
 
 
@@ -63,17 +63,18 @@ def make_problem(
     """Images and a model of `layers` (text or layer objects; the LeNet-style default without): see the module."""
     check_dtype(dtype)
     shape = tuple(image_shape(data)[1:]) if data is not None else DIGITS_SHAPE[1:]
-    layers_spec(DEFAULT_LAYERS if layers is None else layers, shape)  # the layers are checked before any image is read
+    layers_spec(DEFAULT_LAYERS.format(classes=10) if layers is None else layers, shape)  # before any image is read
     X, labels, classes, source = _images(dataset, data)
     if len(classes) < 2:
         raise ValueError(f"classification needs at least 2 classes; the data's y holds one: {classes[0]!r}")
-    spec = layers_spec(DEFAULT_LAYERS if layers is None else layers, X.shape[1:], len(classes), classes=True)
+    text = DEFAULT_LAYERS.format(classes=len(classes)) if layers is None else layers
+    spec = layers_spec(text, X.shape[1:], len(classes), classes=True)
     problem = assemble(
         "cnn", np.random.default_rng(seed), X, labels, spec=spec, init=uniform_init, val_fraction=val_fraction,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, val_rows=val_rows, init_from=init_from,
         splitter=stratified_split(seed, classes),
         settings={"seed": seed, **source, "rows": len(X), "image": list(X.shape[1:]), "classes": classes,
-                  "layers": DEFAULT_LAYERS if layers is None else layers_setting(layers, spec)})
+                  "layers": layers_setting(text, spec)})
     mean, std = float(problem.X_train.mean()), float(problem.X_train.std()) or 1.0
     return dataclasses.replace(
         problem, classes=classes, X_train=((problem.X_train - mean) / std).astype(dtype),
@@ -92,7 +93,7 @@ def spec_for(*, layers: str | Sequence[Layer] | None = None, dataset: str | None
              **_: Any) -> ModelSpec:
     """The model, without reading the images (their shape from the file's header): for the memory check."""
     shape = tuple(image_shape(data)[1:]) if data is not None else DIGITS_SHAPE[1:]
-    return layers_spec(DEFAULT_LAYERS if layers is None else layers, shape)
+    return layers_spec(DEFAULT_LAYERS.format(classes=10) if layers is None else layers, shape)
 
 
 TASK = Task(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Layer
+from ..layers import Layer, ModelSpec
 from .base import Problem, assemble, check_dtype, layers_setting, layers_spec, model_spec, uniform_init
 from .data import standardized
 from .datafile import data_shape as file_shape
@@ -66,6 +66,13 @@ def labelled_rows(*, dataset: str | None, data: str | None, target: str | None, 
     return load_file(data, target, header) if data is not None else load_dataset(dataset or DEFAULT_DATASET)
 
 
+def spec_for(*, layers: str | Sequence[Layer] | None = None, dataset: str | None = None, data: str | None = None,
+             **_: Any) -> ModelSpec | None:
+    """The model --layers writes, for the memory check (None: the MLP of --hidden); its output is not checked
+    against the classes, which only reading the labels gives."""
+    return None if layers is None else layers_spec(layers, (shape(dataset=dataset, data=data)[1],))
+
+
 def shape(*, dataset: str | None = None, data: str | None = None, **_: Any) -> tuple[int, int]:
     """(rows, features) without loading: for the memory check that comes first."""
     if data is not None:
@@ -115,8 +122,9 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
                            val_rows: Sequence[int] | None = None, shuffle: bool = True,
                            bias: bool = True, init_from: str | None = None,
                            layers: str | Sequence[Layer] | None = None) -> Problem:
-    if layers is not None and batchnorm is not None:
-        raise ValueError("batchnorm applies to an MLP of hidden sizes; with layers, write batchnorm among them")
+    if layers is not None and (batchnorm is not None or not bias):
+        raise ValueError("batchnorm and bias apply to an MLP of hidden sizes; with layers, write batchnorm among "
+                         "them and bias=False in a linear layer")
     if layers is None:
         model_spec(model, 1, 2, hidden, activation, batchnorm)  # checks sizes and names before anything is read
     check_dtype(dtype)

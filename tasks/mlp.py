@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Layer
+from ..layers import Layer, ModelSpec
 from .base import (
     Problem,
     Task,
@@ -69,8 +69,9 @@ def make_problem(
         raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    if layers is not None and batchnorm is not None:
-        raise ValueError("batchnorm applies to an MLP of hidden sizes; with layers, write batchnorm among them")
+    if layers is not None and (batchnorm is not None or not bias):
+        raise ValueError("batchnorm and bias apply to an MLP of hidden sizes; with layers, write batchnorm among "
+                         "them and bias=False in a linear layer")
     spec = (model_spec("mlp", inputs, 1, hidden, activation, batchnorm, bias) if layers is None
             else layers_spec(layers, (inputs,), 1))
     check_dtype(dtype)
@@ -97,6 +98,11 @@ def data_shape(**given: Any) -> tuple[int, int]:
     return given_or_default(make_problem, given, "n_samples"), given_or_default(make_problem, given, "inputs")
 
 
+def spec_for(*, layers: str | Sequence[Layer] | None = None, **given: Any) -> ModelSpec | None:
+    """The model --layers writes, for the memory check (None: the MLP of --hidden)."""
+    return None if layers is None else layers_spec(layers, (given_or_default(make_problem, given, "inputs"),), 1)
+
+
 FUNCTION = TaskOption("function", "the true function", str, choices=FUNCTIONS)
 INPUTS = TaskOption("inputs", "the number of input features", int, sweepable=True, sizes="features")
 
@@ -108,4 +114,5 @@ TASK = Task(
     default_model="mlp",
     data_shape=data_shape,
     options=(FUNCTION, INPUTS, HIDDEN, ACTIVATION, BATCHNORM, LAYERS, N_SAMPLES, NOISE, *COMMON),
+    spec_for=spec_for,
 )

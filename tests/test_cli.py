@@ -141,7 +141,10 @@ NOT_APPLYING = [
     (["--task", "mlp", "--standardize"], "--standardize applies only to --task data"),
     (["--task", "celsius", "--batchnorm", "biased"], "--batchnorm applies only to --task mlp or classifier"),
     (["--task", "cnn", "--bias"], "--bias applies only to --task linreg or mlp or celsius or data or softmax or "
-                                     "classifier; this run is --task cnn"),
+                                  "classifier without --layers (write bias=False in a layer); this run is --task cnn"),
+    (["--task", "mlp", "--layers", "linear(3), relu, linear(1)", "--no-bias"], "this run gives --layers"),
+    (["--task", "cnn", "--hidden", "4"], "--hidden applies only to an MLP (--task mlp, or --model mlp) without "
+                                         "--layers; this run is --task cnn"),
     (["--task", "linreg", "--layers", "linear(1)"], "--layers applies only to --task mlp or classifier or cnn; this "
                                                     "run is --task linreg"),
     (["--task", "mlp", "--layers", "linear(1)", "--batchnorm", "biased"],

@@ -47,6 +47,9 @@ def test_a_text_model_gives_each_layer_its_input_from_the_one_before() -> None:
     ("maxpool(3, padding=2)", "layer 1 maxpool(3, padding=2): maxpool padding must be at most half the kernel size"),
     ("relu(2)", "layer 1 relu(2): the activation relu takes no options"),
     ("conv2d(8, 3),, flatten", "layer 2 (empty): expected NAME or NAME(VALUE, …, OPTION=VALUE)"),
+    ("flatten, linear(3), batchnorm(unbiased_running_var=True)",
+     "layer 3 batchnorm(unbiased_running_var=True): write the running variance as running_var=biased or "
+     "running_var=unbiased"),
 ])
 def test_a_layer_that_does_not_fit_is_named_by_position_and_text(text: str, message: str) -> None:
     with pytest.raises(ValueError) as raised:
@@ -82,6 +85,9 @@ def test_an_npz_of_images_is_read_and_a_wrong_one_refused(cli, tmp_path) -> None
               "--format", "json")
     assert ran.code == 0, ran.err
     assert json.loads(ran.out)["settings"]["image"] == [2, 6, 6]
+    default = cli("--task", "cnn", "--data", str(tmp_path / "images.npz"), "--backends", "numpy", "--epochs", "1",
+                  "--format", "json")  # the default model ends with one logit per class of the data
+    assert default.code == 0 and json.loads(default.out)["settings"]["layers"].endswith("flatten, linear(2)")
     np.savez(tmp_path / "flat.npz", X=images.reshape(40, -1), y=labels)
     flat = cli("--task", "cnn", "--data", str(tmp_path / "flat.npz"))
     assert flat.code == 2 and flat.err.count("\n") == 1 and "X must be images (n, channels, height, width)" in flat.err
@@ -119,7 +125,8 @@ def test_the_memory_check_counts_convolution_outputs_and_names_the_widest_layer(
         from_file=False)}
     activations = parts["the layer activations"]
     assert activations.bytes >= 1438 * 4096 * 64 * 4  # every training row's conv output, float32
-    assert activations.option == "--layers (layer 1 conv2d(1, 4096, 3, padding=same): 262,144 values per row)"
+    # its output, 4096 channels × 8×8, and the NumPy convolution's unrolled windows, 8×8 positions × 1 × 3×3
+    assert activations.option == "--layers (layer 1 conv2d(1, 4096, 3, padding=same): 262,720 values per row)"
 
 
 @pytest.mark.parametrize("name", ["numpy", "torch", "mxnet", "jax", "tensorflow"])
@@ -145,3 +152,32 @@ def test_native_mode_says_each_layer_types_own_default(cli) -> None:
     said = {row["backend"]: row["initialisation and batches"] for row in json.loads(ran.out)["init"]}
     assert "nn.Conv reset_parameters: kaiming_uniform(a=√5) kernels" in said["torch"]
     assert said["jax"].endswith("; nnx.Conv defaults: lecun_normal kernels, zero biases")
+
+
+def test_models_from_python_are_checked_against_the_data_and_end_flat() -> None:
+    with pytest.raises(ValueError, match=r"^the layers take examples of shape \(1, 4, 4\); the data's are "
+                                         r"\(1, 8, 8\)$"):
+        get_task("cnn").make_problem(layers=[Input((1, 4, 4)), Conv2d(1, 2, 3), Flatten(), Linear(8, 10)])
+    with pytest.raises(ValueError, match=r"^layers must be a text such as"):
+        get_task("mlp").make_problem(layers=5)
+    with pytest.raises(ValueError, match=r"^a model's output must be one row of values per example; its last layer "
+                                         r"conv2d\(1, 2, 3\) gives shape \(2, 2, 2\): end with flatten"):
+        get_backend("numpy")([Input((1, 4, 4)), Conv2d(1, 2, 3)])
+
+
+def test_the_memory_check_reads_the_layers_of_every_task_that_takes_them() -> None:
+    mlp = get_task("mlp").spec_for(layers="linear(4000), relu, linear(1)", inputs=3)
+    assert mlp is not None and mlp[1] == Linear(3, 4000)
+    assert get_task("mlp").spec_for(inputs=3) is None  # the MLP of --hidden: the check builds it
+    classifier = get_task("classifier").spec_for(layers="linear(8), relu, linear(3)", dataset="iris")
+    assert classifier is not None and classifier[1] == Linear(4, 8)
+
+
+def test_a_sweep_holds_a_gelu_model_to_the_gelu_allowances() -> None:
+    from backend_compare.comparison.sweep import layer_labels, pair_tolerance
+
+    row = {"backend": "tensorflow", "dtype": "float64", "layers": "conv2d(4, 3), gelu, flatten, linear(10)"}
+    assert "gelu" in layer_labels(row)
+    assert pair_tolerance(row, "numpy", "float64", "sgd")["rtol"] == 1e-7
+    assert pair_tolerance({**row, "layers": "conv2d(4, 3), relu, flatten, linear(10)"}, "numpy", "float64",
+                          "sgd")["rtol"] == 1e-9

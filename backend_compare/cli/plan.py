@@ -245,9 +245,8 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
     rows, features = task.data_shape(**task_kwargs)
     if not (isinstance(rows, int) and isinstance(features, int) and rows > 0 and features > 0):
         return  # not sizes at all: the task refuses them in its own words
-    if task.spec_for is not None:
-        spec = task.spec_for(**task_kwargs)
-    else:
+    spec = task.spec_for(**task_kwargs) if task.spec_for is not None else None
+    if spec is None:
         model = model_of(settings, task)
         hidden = (list(settings.hidden or ()) or given_or_default(task.make_problem, {}, "hidden")
                   if model == "mlp" else ())

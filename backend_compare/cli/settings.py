@@ -194,6 +194,19 @@ def _tasks_taking(keyword: str) -> str:
 # One table, so every option that does not apply is refused the same way: one line, exit 2. A task's own
 # options apply to the tasks that declare them.
 Rule = tuple[Callable[[RunSettings, Task], bool], str, Callable[[RunSettings, Task], str]]
+
+
+def _hidden_layers_rule(key: str) -> Rule:
+    """An MLP's own option (--hidden, --activation): for a task that takes it, training an MLP of hidden sizes."""
+    def applies(a: RunSettings, t: Task) -> bool:
+        return t.takes(key) and model_of(a, t) == "mlp" and a.given("layers") is None
+
+    def instead(a: RunSettings, t: Task) -> str:
+        if not t.takes(key):
+            return f"is --task {t.name}"
+        return "gives --layers" if a.given("layers") is not None else "trains a linear model"
+
+    return applies, "to an MLP (--task mlp, or --model mlp) without --layers", instead
 OPTION_RULES: dict[str, Rule] = {
     "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
@@ -215,10 +228,10 @@ OPTION_RULES: dict[str, Rule] = {
                   "with --init shared (every backend starts from the file)",
                   lambda a, t: f"uses --init {a.init}" if t.takes("init_from") else f"is --task {t.name}"),
     # An MLP's own, where the task trains one (celsius and data train one with --model mlp).
-    **{key: (lambda a, t: model_of(a, t) == "mlp" and a.given("layers") is None,
-             "to an MLP (--task mlp, or --model mlp) without --layers",
-             lambda a, t: "gives --layers" if a.given("layers") is not None else "trains a linear model")
-       for key in ("hidden", "activation")},
+    **{key: _hidden_layers_rule(key) for key in ("hidden", "activation")},
+    "bias": (lambda a, t: t.takes("bias") and a.given("layers") is None,
+             f"to {_tasks_taking('bias')} without --layers (write bias=False in a layer)",
+             lambda a, t: "gives --layers" if t.takes("bias") else f"is --task {t.name}"),
     "batchnorm": (lambda a, t: t.takes("batchnorm") and a.given("layers") is None,
                   f"to {_tasks_taking('batchnorm')} without --layers (write batchnorm among the layers)",
                   lambda a, t: "gives --layers" if t.takes("batchnorm") else f"is --task {t.name}"),
