@@ -68,7 +68,8 @@ class NnxPool(Translator):
 class KerasPool(Translator):
     def refuses(self, layer: Layer) -> str | None:
         if max(_pool(layer).padding):
-            return "keras.layers.MaxPooling2D and AveragePooling2D pad only as 'same', not by a number (padding=0)"
+            return ("keras.layers.MaxPooling2D and AveragePooling2D pad only as 'same', not by a number: give "
+                    "padding=0")
         return None
 
     def build(self, layer: Layer, build: Build) -> Any:
