@@ -21,10 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from plain.cnn import LR, PLAIN_CNN  # noqa: E402
+from sections import write_section  # noqa: E402
 from step_tables import interleaved  # noqa: E402
 
 from backend_compare.backends import BACKENDS, get_backend  # noqa: E402
-from backend_compare.comparison.saved import write_atomic  # noqa: E402
 from backend_compare.comparison.threads import limits  # noqa: E402
 from backend_compare.tasks import get_task  # noqa: E402
 
@@ -97,15 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                "jax.jit, tf.function).\n\n" + table(found) + "\n")
     print(section)
     if not args.quick:
-        out = Path(args.out)
-        text = out.read_text() if out.exists() else ""
-        start = text.find(HEADING)
-        if start < 0:
-            text = text.rstrip("\n") + "\n\n" + section
-        else:
-            end = text.find("\n## ", start + 1)
-            text = text[:start] + section + (text[end + 1:] if end >= 0 else "")
-        write_atomic(out, text.encode())
+        write_section(Path(args.out), HEADING, section)
     return 0 if all(float(row["ratio"]) <= float(row["target"]) for row in found) else 1  # type: ignore[arg-type]
 
 
