@@ -49,11 +49,11 @@ class JaxBackend(Backend):
         self._links: dict[tuple[int, str], tuple[str, Link]] = {
             (index, link.native): (f"{index}.{name}", link)
             for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
-            for name, link in translator.links.items() if name in layer.params()}
+            for name, link in translator.links_for(layer).items() if name in layer.params()}
         # canonical state name → (layer index, where it lives)
         self._state_links = {f"{index}.{name}": (index, link)
                              for index, (translator, layer) in enumerate(zip(self._translators, self.spec, strict=True))
-                             for name, link in translator.state_links.items() if name in layer.state()}
+                             for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         self._seed_model(0)
         per_element = {
             "mse": lambda output, target: optax.losses.squared_error(output, target),

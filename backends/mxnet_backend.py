@@ -71,11 +71,11 @@ class MxnetBackend(Backend):
         self._links: dict[str, tuple[Any, Link]] = {
             f"{index}.{name}": (link.of(self._net[index]), link)
             for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
-            for name, link in translator.links.items() if name in layer.params()}
+            for name, link in translator.links_for(layer).items() if name in layer.params()}
         self._state_params: dict[str, tuple[Any, Link]] = {
             f"{index}.{name}": (link.of(self._net[index]), link)
             for index, (translator, layer) in enumerate(zip(translators, self.spec, strict=True))
-            for name, link in translator.state_links.items() if name in layer.state()}
+            for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         # Gluon losses are per example; Trainer.step(batch_size) then divides the summed gradient by
         # the batch size, which makes the batch mean. L2Loss is ½(ŷ−y)², so weight=2 gives the MSE;
         # HuberLoss(rho) is torch's HuberLoss(delta) divided by delta, so weight=delta undoes that.

@@ -119,12 +119,12 @@ class TensorflowBackend(Backend):
             f"{index}.{name}": (native, link)
             for index, (native, translator, layer) in enumerate(zip(self._model.layers, self._translators, self.spec,
                                                                     strict=True))
-            for name, link in translator.links.items() if name in layer.params()}
+            for name, link in translator.links_for(layer).items() if name in layer.params()}
         self._state_links: dict[str, tuple[Any, Link]] = {
             f"{index}.{name}": (native, link)
             for index, (native, translator, layer) in enumerate(zip(self._model.layers, self._translators, self.spec,
                                                                     strict=True))
-            for name, link in translator.state_links.items() if name in layer.state()}
+            for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         # trainable_variables' order is the order of the gradients a tape returns for them.
         by_variable = {id(link.of(native)): name for name, (native, link) in self._links.items()}
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]

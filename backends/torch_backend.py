@@ -60,11 +60,11 @@ class TorchBackend(Backend):
             f"{index}.{name}": (link.of(module), link)
             for index, (module, translator, layer) in enumerate(zip(self._model, self._translators, self.spec,
                                                                     strict=True))
-            for name, link in translator.links.items() if name in layer.params()}
+            for name, link in translator.links_for(layer).items() if name in layer.params()}
         self._buffers = {f"{index}.{name}": (link.of(module), link)
                          for index, (module, translator, layer) in enumerate(zip(self._model, self._translators,
                                                                                  self.spec, strict=True))
-                         for name, link in translator.state_links.items() if name in layer.state()}
+                         for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         mse = nn.MSELoss()  # mean over every element
         cross_entropy = nn.CrossEntropyLoss()  # log_softmax, then the mean over the batch
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -33,12 +33,13 @@ from .model import (
     state_shapes,
 )
 from .pool import AvgPool2d, MaxPool2d
+from .residual import Residual
 from .shape import Flatten, Input
 
 ENTRY_POINTS = "backend_compare.layers"
 
 LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
-    Linear, Activation, BatchNorm, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
+    Linear, Activation, BatchNorm, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
 
 __all__ = [
     "ACTIVATIONS",
@@ -58,6 +59,7 @@ __all__ = [
     "Link",
     "MaxPool2d",
     "ModelSpec",
+    "Residual",
     "Shape",
     "Translator",
     "built",

@@ -7,7 +7,6 @@ asking each layer's translator and never branches on layer types.
 
 from __future__ import annotations
 
-import operator
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -29,8 +28,16 @@ class Link:
     to_native: tuple[int, ...] | None = None
 
     def of(self, layer: Any) -> Any:
-        """The framework's array (parameter, variable) in `layer`, the framework layer a translator built."""
-        return operator.attrgetter(self.native)(layer)
+        """The framework's array (parameter, variable) in `layer`, the framework layer a translator built: each
+        part of the path an attribute, or an index where it is a number (a module of a container)."""
+        found = layer
+        for part in self.native.split("."):
+            found = found[int(part)] if part.isdigit() else getattr(found, part)
+        return found
+
+    def under(self, prefix: str) -> Link:
+        """The same array seen from a module that holds this layer at `prefix`."""
+        return Link(f"{prefix}.{self.native}", self.to_native)
 
     def native_array(self, canonical: np.ndarray) -> np.ndarray:
         return canonical if self.to_native is None else canonical.transpose(self.to_native)
@@ -57,6 +64,14 @@ class Translator:
     links: ClassVar[Mapping[str, Link]] = {}  # canonical parameter name → where it lives
     state_links: ClassVar[Mapping[str, Link]] = {}  # the same for non-trainable state (running statistics)
     native_default: ClassVar[str] = ""  # what the framework's layer draws or sets by default, for reports
+
+    def links_for(self, layer: Layer) -> Mapping[str, Link]:
+        """Where each canonical parameter of `layer` lives (the class's `links`; a layer holding others says
+        theirs)."""
+        return self.links
+
+    def state_links_for(self, layer: Layer) -> Mapping[str, Link]:
+        return self.state_links
 
     def refuses(self, layer: Layer) -> str | None:
         """Why this framework cannot build `layer` with its options (a convention it cannot take), or None."""

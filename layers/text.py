@@ -13,7 +13,8 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     maxpool(KERNEL[, stride=S][, padding=P])        avgpool(…the same…[, count_include_pad=False])
     batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
     flatten
-    tanh, relu, sigmoid
+    add(LAYER, …)       x + f(x), f the layers inside, which must give back x's shape (a residual block)
+    tanh, relu, sigmoid, gelu, gelu_tanh, leaky_relu, softplus, elu, silu
 
 Positions count from 1 in the text; in the model they are layer indices after layer 0, the input.
 """
@@ -30,6 +31,7 @@ from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
 from .linear import Linear
 from .pool import AvgPool2d, MaxPool2d
+from .residual import Residual
 from .shape import Flatten, Input
 
 Value = int | float | str | bool | tuple[int, ...]
@@ -50,10 +52,10 @@ def _value(node: ast.expr) -> Value:
 
 
 def _parse(item: str) -> tuple[str, list[Value], dict[str, Value]]:
-    """One layer's text as (name, positional values, keyword values)."""
+    """One layer's text as (name, positional values, keyword values); add's values are its layers' texts."""
     try:
         tree = ast.parse(item.strip(), mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError):  # too deep a nesting is not a layer either
         raise ValueError("expected NAME or NAME(VALUE, …, OPTION=VALUE)") from None
     if isinstance(tree, ast.Name):
         return tree.id, [], {}
@@ -61,6 +63,8 @@ def _parse(item: str) -> tuple[str, list[Value], dict[str, Value]]:
         raise ValueError("expected NAME or NAME(VALUE, …, OPTION=VALUE)")
     if any(keyword.arg is None for keyword in tree.keywords):
         raise ValueError("expected NAME or NAME(VALUE, …, OPTION=VALUE)")
+    if tree.func.id == "add":
+        return "add", [ast.unparse(arg) for arg in tree.args], {str(k.arg): _value(k.value) for k in tree.keywords}
     return (tree.func.id, [_value(arg) for arg in tree.args],
             {str(keyword.arg): _value(keyword.value) for keyword in tree.keywords})
 
@@ -123,13 +127,14 @@ MAKERS: dict[str, Callable[[Shape, list[Any], dict[str, Any]], Layer]] = {
     "avgpool": lambda shape, args, options: AvgPool2d(*args, **options),
     "batchnorm": _batchnorm, "flatten": _no_options(Flatten),
 }
-NAMES = (*MAKERS, *FUNCTIONS)
+NAMES = (*MAKERS, "add", *FUNCTIONS)
 USAGE = {"linear": "linear(OUT[, bias=False])",
          "conv1d": "conv1d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])",
          "conv2d": "conv2d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])",
          "maxpool": "maxpool(KERNEL[, stride=S][, padding=P])",
          "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, count_include_pad=False])",
-         "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]"}
+         "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
+         "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}
 
 
 def parse_layers(text: str, shape: Shape) -> list[Layer]:
@@ -137,16 +142,26 @@ def parse_layers(text: str, shape: Shape) -> list[Layer]:
     by its position and text, and says what was wrong."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"layers must be a text such as 'linear(32), relu, linear(10)'; received: {text!r}")
-    layers: list[Layer] = [Input(tuple(shape))]
-    current = layers[0].output_shape(tuple(shape))
-    for position, item in enumerate(_split(text), start=1):
-        where = f"layer {position} {_shown(item)}"
+    return [Input(tuple(shape)), *_stack(_split(text), tuple(shape), "layer")]
+
+
+def _stack(items: list[str], shape: Shape, what: str) -> list[Layer]:
+    """The layers of `items` in turn, each fed the one before's output (the first `shape`)."""
+    layers: list[Layer] = []
+    current = shape
+    for position, item in enumerate(items, start=1):
+        where = f"{what} {position} {_shown(item)}"
+        name = ""
         try:
             name, args, options = _parse(item)
             if name in FUNCTIONS:
                 if args or options:
                     raise ValueError(f"the activation {name} takes no options")
                 layer: Layer = Activation(name)
+            elif name == "add":
+                if options or not args:
+                    raise ValueError("add takes the layers of its branch, e.g. add(conv2d(8, 3, padding=same), relu)")
+                layer = Residual(tuple(_stack([str(arg) for arg in args], current, f"{where}: branch layer")))
             elif name in MAKERS:
                 layer = MAKERS[name](current, args, options)
             else:
@@ -158,7 +173,9 @@ def parse_layers(text: str, shape: Shape) -> list[Layer]:
                 reason = "too many values or too few"
             raise ValueError(f"{where}: {reason}; write it as {USAGE.get(name, name)}") from None
         except ValueError as err:
-            raise ValueError(f"{where}: {_without_layer_name(str(err))}") from None
+            message = str(err)
+            raise ValueError(message if message.startswith(where) else f"{where}: {_without_layer_name(message)}"
+                             ) from None
         layers.append(layer)
     return layers
 

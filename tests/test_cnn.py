@@ -181,3 +181,29 @@ def test_a_sweep_holds_a_gelu_model_to_the_gelu_allowances() -> None:
     assert pair_tolerance(row, "numpy", "float64", "sgd")["rtol"] == 1e-7
     assert pair_tolerance({**row, "layers": "conv2d(4, 3), relu, flatten, linear(10)"}, "numpy", "float64",
                           "sgd")["rtol"] == 1e-9
+
+
+def test_a_residual_block_is_written_as_add_and_crosses_the_worker_protocol() -> None:
+    from backend_compare.layers import Activation, Residual, decode_spec, encode_spec, make_spec, param_shapes
+
+    layers = parse_layers("conv2d(4, 3, padding=same), add(conv2d(4, 3, padding=same), relu), flatten, linear(10)",
+                          (1, 8, 8))
+    assert layers[2] == Residual((Conv2d(4, 4, 3, padding="same"), Activation("relu")))
+    spec = make_spec(layers)
+    assert decode_spec(encode_spec(spec)) == spec
+    assert {"2.0.weight", "2.0.bias"} <= set(param_shapes(spec))  # the block's index, then its branch layer's
+    with pytest.raises(ValueError, match=r"^layer 2 add\(conv2d\(5, 3, padding=same\)\): its branch gives shape "
+                                         r"\(5, 6, 6\) for an input of shape \(4, 6, 6\); x \+ f\(x\) needs the same$"):
+        parse_layers("conv2d(4, 3), add(conv2d(5, 3, padding=same))", (1, 8, 8))
+
+
+@pytest.mark.parametrize("name", ["torch", "tensorflow"])
+def test_native_init_reaches_the_layers_inside_a_residual_block(name: str) -> None:
+    from backend_compare.layers import Activation, Residual
+
+    spec = [Input((2, 4, 4)), Residual((Conv2d(2, 2, 3, padding="same"), Activation("relu"))), Flatten(),
+            Linear(32, 1)]
+    backend = get_backend(name)(spec, dtype="float64")
+    backend.set_params({key: np.zeros_like(value) for key, value in backend.get_params().items()})
+    backend.native_init(1)
+    assert np.abs(backend.get_params()["1.0.weight"]).max() > 0  # drawn again by the framework's own default
