@@ -58,12 +58,13 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
                     "within float32's tolerance on the regressions, but on the iris MLP classifier (cross-entropy, "
                     "gradients of a few 1e-3) it reaches 1.54-1.60 of it against numpy, torch and jax (3.1e-6 "
                     "absolute on a bias near 0.0096)", optimizers=("adam",)),
-    Allowance("tensorflow-gelu-float32-constant", "tensorflow", "float64", rtol=1e-7, atol=1e-10,
+    Allowance("tensorflow-gelu-float32-constant", "tensorflow", "float64", rtol=1e-5, atol=1e-8,
               cause="tf.nn.gelu(approximate=False), which keras.activations.gelu calls, computes "
                     "0.5·x·erfc(−x·math_ops.cast(0.7071067811865476, dtype)) (tensorflow/python/ops/nn_ops.py, "
                     "gelu): the cast of a Python float makes a float32 tensor first, so 1/√2 is 0.70710677 and a "
-                    "float64 gelu is off by up to 5.0e-9 (at x = 1.41; 6.6e-7 relative where gelu is near 0), "
-                    "measured against scipy's erf; its tanh form casts the cubic's 0.044715 the same way",
+                    "float64 gelu is off by up to 5.0e-9 (at x = 1.41; 6.6e-7 relative where gelu is near 0, and its "
+                    "gradients 2.8e-6 relative on random problems), measured against scipy's erf; its tanh form casts "
+                    "the cubic's 0.044715 the same way",
               layers=("gelu", "gelu_tanh")),
     Allowance("mxnet-gelu-float32", "mxnet", "float64", rtol=1e-5, atol=1e-7,
               cause="Gluon's GELU (the LeakyReLU op's act_type='gelu') computes in 32-bit floats whatever the "

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from backend_compare import cli as compare
 from backend_compare.backends import BACKENDS, param_shapes
 from backend_compare.backends.spec import ACTIVATIONS, mlp_spec
-from backend_compare.backends.testing import assert_close
+from backend_compare.backends.testing import allowed_tolerance, assert_close
+from backend_compare.backends.tolerances import applicable
 from backend_compare.tasks.datafile import load_xy
 from tests.conftest import RunCli, load_backend
 
@@ -34,20 +35,30 @@ def training_cases(draw: st.DrawFn) -> dict:
             "X": rng.normal(size=(n, n_in)), "y": rng.normal(size=(n, n_out)), "order": rng.permutation(n)}
 
 
+def held_to(name: str, spec: tuple) -> dict[str, float] | None:
+    """The float64 tolerance against numpy, widened only by the allowances of a layer drawn (a framework's float32
+    gelu); None for a backend that cannot build the spec (Gluon's tanh gelu: refused by name)."""
+    if any(load_backend(name).cannot_build(layer) for layer in spec):
+        return None
+    pair = [name, "numpy"]
+    return allowed_tolerance("float64", pair, applicable("float64", pair, "sgd", [layer.label for layer in spec]))
+
+
 @SLOW
 @given(training_cases())
 def test_shared_mode_parity_on_random_problems(case: dict) -> None:
     runs = {}
-    for name in BACKENDS:
+    for name in [name for name in BACKENDS if held_to(name, case["spec"]) is not None]:
         model = load_backend(name)(case["spec"], dtype="float64", lr=case["lr"])
         model.set_params(case["params"])
         model.load(case["X"], case["y"])
         batches = [case["order"][i : i + case["batch"]] for i in range(0, len(case["order"]), case["batch"])]
         runs[name] = (np.concatenate([model.train_epoch(batches) for _ in range(2)]), model.get_params())
-    for name in BACKENDS[1:]:
-        assert_close(runs[name][0], runs["numpy"][0], dtype="float64", what=f"{name} step losses")
+    for name in [name for name in runs if name != "numpy"]:
+        tolerance = held_to(name, case["spec"]) or {}
+        assert_close(runs[name][0], runs["numpy"][0], dtype="float64", what=f"{name} step losses", **tolerance)
         for key, value in runs["numpy"][1].items():
-            assert_close(runs[name][1][key], value, dtype="float64", what=f"{name} {key}")
+            assert_close(runs[name][1][key], value, dtype="float64", what=f"{name} {key}", **tolerance)
 
 
 @SLOW
@@ -58,12 +69,15 @@ def test_gradients_on_random_problems(case: dict, loss: str) -> None:
     reference.set_params(case["params"])
     expected_loss, expected = reference.loss_and_grads(X, y)
     for name in BACKENDS[1:]:
+        tolerance = held_to(name, case["spec"])
+        if tolerance is None:
+            continue
         model = load_backend(name)(case["spec"], dtype="float64", loss=loss)
         model.set_params(case["params"])
         actual_loss, actual = model.loss_and_grads(X, y)
-        assert_close(actual_loss, expected_loss, dtype="float64", what=f"{name} loss")
+        assert_close(actual_loss, expected_loss, dtype="float64", what=f"{name} loss", **tolerance)
         for key in expected:
-            assert_close(actual[key], expected[key], dtype="float64", what=f"{name} d/d{key}")
+            assert_close(actual[key], expected[key], dtype="float64", what=f"{name} d/d{key}", **tolerance)
     key = next(iter(case["params"]))  # one coordinate against central differences
     shifted = {k: v.copy() for k, v in case["params"].items()}
     eps, values = 1e-6, []
