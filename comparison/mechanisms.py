@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..backends.tolerances import TOLERANCES
-from ..layers import Activation, Conv1d, Conv2d, Layer
+from ..layers import Activation, Conv1d, Conv2d, Input, Layer
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # a stage's quantities by name: (backend a's, backend b's)
 
@@ -143,7 +143,8 @@ def forward_cause(step: Step) -> str:
     names = list(step.stages["forward"])
     index = names.index(step.differing("forward")[0])
     layer = step.spec[index]
-    fed = "the batch" if index == 0 else f"layer {index - 1}'s output"
+    batch = index == 0 or (index == 1 and isinstance(step.spec[0], Input))  # an Input passes the batch on as it is
+    fed = "the batch" if batch else f"layer {index - 1}'s output"
     text = (f"only layer {index} ({layer.describe()}) computes differently: its input ({fed}) agrees, its output "
             "does not")
     x, z = step.stages["forward"][names[index]]

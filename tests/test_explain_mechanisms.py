@@ -262,7 +262,7 @@ def test_a_padding_split_the_other_way_is_named_at_its_layer() -> None:
     (finding,) = Explainer(problem, backends, options).run()
     assert (finding.agree, finding.step, finding.stage) == (False, 1, "forward")
     assert finding.cause == (
-        "only layer 1 (conv2d(1, 4, 3, stride=2, padding=same)) computes differently: its input (layer 0's output) "
+        "only layer 1 (conv2d(1, 4, 3, stride=2, padding=same)) computes differently: its input (the batch) "
         "agrees, its output does not: padded-before pads it [(1, 0), (1, 0)] (before, after per axis) where the "
         "canonical layer pads [(0, 1), (0, 1)]: the odd row and column of padding go before instead of after "
         "(TensorFlow, JAX and torch put them after)")
