@@ -140,10 +140,10 @@ class Backend(LayerState, ABC):
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
-        if len(output_shape(self.spec)) != 1:
+        out = output_shape(self.spec)
+        if len(out) != 1:
             raise ValueError(f"a model's output must be one row of values per example; its last layer "
-                             f"{self.spec[-1].describe()} gives shape {output_shape(self.spec)}: end with flatten "
-                             "and a linear layer")
+                             f"{self.spec[-1].describe()} gives shape {out}: end with flatten and a linear layer")
         for index, layer in enumerate(self.spec):
             reason = self.cannot_build(layer)
             if reason is not None:

@@ -14,10 +14,9 @@ import numpy as np
 
 from ..layers import Layer, layer_types, make_spec, mlp_spec, param_shapes
 from .base import MODES, Backend, error_line
-from .tolerances import ALLOWANCES, Allowance, allowed_tolerance
+from .tolerances import ALLOWANCES, allowed_tolerance
 
 SPEC = mlp_spec(2, (3,), 1, "tanh")
-FOR_EVERY_MODEL = Allowance("", "", "", 0.0, 0.0, "")  # an unknown name: allowed_tolerance refuses it by name
 GRADIENT_RTOL, GRADIENT_ATOL = 1e-6, 1e-9  # central differences with step 1e-6, float64
 
 
@@ -66,7 +65,8 @@ def parity_with_numpy(cls: type[Backend], allow: Sequence[str] = ()) -> None:
     """float64 at the suite's tolerance (testing.TOLERANCES), widened only by named allowances."""
     from .numpy_backend import NumpyBackend
 
-    tolerance = allowed_tolerance("float64", [getattr(cls, "name", cls.__name__), "numpy"], allow)
+    tolerance = allowed_tolerance("float64", [getattr(cls, "name", cls.__name__), "numpy"], allow,
+                                  [layer.label for layer in SPEC])
     for optimizer in ("sgd", "momentum", "adam"):
         for loss in ("mse", "huber"):
             theirs, ours = _trained(cls, optimizer, loss), _trained(NumpyBackend, optimizer, loss)
@@ -128,12 +128,9 @@ def declared_layers(cls: type[Backend], allow: Sequence[str] = ()) -> None:
                 continue  # an option its framework's layer cannot take: refused when asked for, by name
             # Allowances of one layer (a framework's gelu) widen this example's checks only where it has one,
             # its forward and gradients too; the others widen what two steps move.
-            labels = {layer.label for layer in spec}
-            own = [name for name in allow if not ALLOWANCES.get(name, FOR_EVERY_MODEL).layers
-                   or labels & set(ALLOWANCES[name].layers)]
-            tolerance = allowed_tolerance("float64", pair, own)
-            exact = allowed_tolerance("float64", pair, [name for name in own if ALLOWANCES[name].layers])
-            exact = {"rtol": max(exact["rtol"], 1e-9), "atol": max(exact["atol"], 1e-12)}
+            labels = [layer.label for layer in spec]
+            tolerance = allowed_tolerance("float64", pair, allow, labels)
+            exact = allowed_tolerance("float64", pair, [name for name in allow if ALLOWANCES[name].layers], labels)
             X, y, params = _example_data(spec)
             ours, theirs = NumpyBackend(spec, dtype="float64", lr=2**-5), cls(spec, dtype="float64", lr=2**-5)
             ours.set_params(params)

@@ -93,21 +93,24 @@ def applicable(dtype: str, pair: Iterable[str], optimizer: str, layers: Iterable
             and (not allowance.layers or labels & set(allowance.layers))]
 
 
-def concerning(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> list[str]:
-    """The allowances named in `allow` that concern one of the two backends at this dtype (an unknown name
+def concerning(dtype: str, pair: Iterable[str], allow: Iterable[str], layers: Iterable[str] | None = None) -> list[str]:
+    """The allowances named in `allow` that concern one of the two backends at this dtype and, given the model's
+    `layers` (their labels), that model: an allowance of one layer only where it has that layer (an unknown name
     is a ValueError)."""
-    names = set(pair)
+    names, labels = set(pair), None if layers is None else set(layers)
     for name in allow:
         if name not in ALLOWANCES:
             raise ValueError(f"allow must name allowances from {', '.join(ALLOWANCES)}; received: {name!r}")
-    return [name for name in allow if ALLOWANCES[name].backend in names and ALLOWANCES[name].dtype == dtype]
+    return [name for name in allow if ALLOWANCES[name].backend in names and ALLOWANCES[name].dtype == dtype
+            and (labels is None or not ALLOWANCES[name].layers or labels & set(ALLOWANCES[name].layers))]
 
 
-def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str]) -> dict[str, float]:
+def allowed_tolerance(dtype: str, pair: Iterable[str], allow: Iterable[str],
+                      layers: Iterable[str] | None = None) -> dict[str, float]:
     """rtol and atol for comparing a pair of backends: the dtype's, widened by every allowance in
-    `allow` that concerns one of the two backends at this dtype."""
+    `allow` that concerns one of the two backends at this dtype (and, given them, the model's `layers`)."""
     tolerance = dict(TOLERANCES[dtype])
-    for name in concerning(dtype, pair, allow):
+    for name in concerning(dtype, pair, allow, layers):
         allowance = ALLOWANCES[name]
         tolerance = {"rtol": max(tolerance["rtol"], allowance.rtol), "atol": max(tolerance["atol"], allowance.atol)}
     return tolerance

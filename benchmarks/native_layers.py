@@ -28,24 +28,23 @@ from backend_compare.tasks import get_task  # noqa: E402
 HEADING = "## Each framework's own layer defaults"
 STACK = ("conv2d(6, 3, padding=same), {norm}, {act}, maxpool(2), conv2d(16, 3, padding=same), {norm}, {act}, "
          "maxpool(2), flatten, linear(10)")
-CANONICAL_NORM = "batchnorm(momentum=0.9, eps=1e-5, running_var={running})"
-# (framework, what its layer does by default, the canonical layer, its default written as the canonical layer)
+
+
+def cnn(momentum: float = 0.9, eps: float = 1e-5, running: str = "biased", act: str = "relu") -> str:
+    """The CNN with BatchNorm of these options and this activation; the defaults are the canonical options."""
+    return STACK.format(norm=f"batchnorm(momentum={momentum}, eps={eps}, running_var={running})", act=act)
+
+
+# (framework, what its layer does by default, the canonical model, the model with its defaults)
 CASES = [
     ("torch", "nn.BatchNorm2d(): momentum 0.1 of the new batch (0.9 of the old value), eps 1e-5",
-     STACK.format(norm=CANONICAL_NORM.format(running="unbiased"), act="relu"),
-     STACK.format(norm="batchnorm(momentum=0.9, eps=1e-5, running_var=unbiased)", act="relu")),
-    ("mxnet", "gluon.nn.BatchNorm(): momentum 0.9, epsilon 1e-5",
-     STACK.format(norm=CANONICAL_NORM.format(running="biased"), act="relu"),
-     STACK.format(norm="batchnorm(momentum=0.9, eps=1e-5)", act="relu")),
-    ("jax", "nnx.BatchNorm(): momentum 0.99, epsilon 1e-5",
-     STACK.format(norm=CANONICAL_NORM.format(running="biased"), act="relu"),
-     STACK.format(norm="batchnorm(momentum=0.99, eps=1e-5)", act="relu")),
-    ("tensorflow", "keras.layers.BatchNormalization(): momentum 0.99, epsilon 1e-3",
-     STACK.format(norm=CANONICAL_NORM.format(running="biased"), act="relu"),
-     STACK.format(norm="batchnorm(momentum=0.99, eps=1e-3)", act="relu")),
+     cnn(running="unbiased"), cnn(momentum=1 - 0.1, running="unbiased")),
+    ("mxnet", "gluon.nn.BatchNorm(): momentum 0.9, epsilon 1e-5", cnn(), cnn(momentum=0.9, eps=1e-5)),
+    ("jax", "nnx.BatchNorm(): momentum 0.99, epsilon 1e-5", cnn(), cnn(momentum=0.99)),
+    ("tensorflow", "keras.layers.BatchNormalization(): momentum 0.99, epsilon 1e-3", cnn(),
+     cnn(momentum=0.99, eps=1e-3)),
     ("jax", "jax.nn.gelu: approximate=True (the tanh form); torch's nn.GELU() and Keras's gelu are exact",
-     STACK.format(norm=CANONICAL_NORM.format(running="biased"), act="gelu"),
-     STACK.format(norm=CANONICAL_NORM.format(running="biased"), act="gelu_tanh")),
+     cnn(act="gelu"), cnn(act="gelu_tanh")),
 ]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backends import registration
 from ..backends.base import GATHER_BYTES
-from ..layers import Activation, BatchNorm, Conv1d, Conv2d, Linear, ModelSpec, input_shape, param_shapes
+from ..layers import Activation, BatchNorm, Linear, ModelSpec, input_shape, param_shapes
 from .run import MAX_CHECKPOINTS
 
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
@@ -63,9 +63,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     for index, layer in enumerate(spec):
         shape = layer.output_shape(shape)
         if layer.params():
-            # the NumPy convolution keeps every window it saw, unrolled: (in/groups)·kernel values per output position
-            width = math.prod(shape) + (math.prod(shape[1:]) * layer.in_channels // layer.groups
-                                        * math.prod(layer.kernel_size) if isinstance(layer, Conv1d | Conv2d) else 0)
+            width = math.prod(shape) + layer.kept_values(shape)  # a convolution's unrolled windows too
             if not widths or width > max(widths):
                 widest = f"--layers (layer {index} {layer.describe()}: {width:,} values per row)"
             widths.append(width)

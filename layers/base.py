@@ -119,6 +119,11 @@ class Layer(ABC):
     def output_shape(self, shape: Shape) -> Shape:
         """The output shape for an input of `shape`; a ValueError says why the input does not fit."""
 
+    def kept_values(self, output: Shape) -> int:
+        """Values per example the NumPy forward keeps for its backward beyond its output of shape `output` (a
+        convolution's unrolled windows), for the memory estimate."""
+        return 0
+
     @property
     def label(self) -> str:
         """Its short name in messages and tables: the kind (an activation: its function)."""

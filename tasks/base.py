@@ -253,6 +253,13 @@ def layers_spec(layers: str | Sequence[Layer], shape: tuple[int, ...], outputs: 
     return spec
 
 
+def check_layers_alone(layers: object, batchnorm: str | None, bias: bool) -> None:
+    """`layers` writes the whole model: an MLP's own batchnorm and bias do not go with it."""
+    if layers is not None and (batchnorm is not None or not bias):
+        raise ValueError("batchnorm and bias apply to an MLP of hidden sizes; with layers, write batchnorm among "
+                         "them and bias=False in a linear layer")
+
+
 def layers_setting(layers: str | Sequence[Layer], spec: ModelSpec) -> str:
     """The model as the settings record it: the text given, or the layers' descriptions."""
     return layers if isinstance(layers, str) else ", ".join(layer.describe() for layer in spec[1:])

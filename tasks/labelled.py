@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 
 from ..layers import Layer, ModelSpec
-from .base import Problem, assemble, check_dtype, layers_setting, layers_spec, model_spec, uniform_init
+from .base import (
+    Problem,
+    assemble,
+    check_dtype,
+    check_layers_alone,
+    layers_setting,
+    layers_spec,
+    model_spec,
+    uniform_init,
+)
 from .data import standardized
 from .datafile import data_shape as file_shape
 from .datafile import load_table
@@ -122,9 +131,7 @@ def classification_problem(task: str, *, seed: int, epochs: int, batch_size: int
                            val_rows: Sequence[int] | None = None, shuffle: bool = True,
                            bias: bool = True, init_from: str | None = None,
                            layers: str | Sequence[Layer] | None = None) -> Problem:
-    if layers is not None and (batchnorm is not None or not bias):
-        raise ValueError("batchnorm and bias apply to an MLP of hidden sizes; with layers, write batchnorm among "
-                         "them and bias=False in a linear layer")
+    check_layers_alone(layers, batchnorm, bias)
     if layers is None:
         model_spec(model, 1, 2, hidden, activation, batchnorm)  # checks sizes and names before anything is read
     check_dtype(dtype)

@@ -18,6 +18,7 @@ from .base import (
     Task,
     assemble,
     check_dtype,
+    check_layers_alone,
     check_range,
     given_or_default,
     layers_setting,
@@ -69,9 +70,7 @@ def make_problem(
         raise ValueError(f"inputs must be a positive integer; received: {inputs!r}")
     if not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0; received: {noise!r}")
-    if layers is not None and (batchnorm is not None or not bias):
-        raise ValueError("batchnorm and bias apply to an MLP of hidden sizes; with layers, write batchnorm among "
-                         "them and bias=False in a linear layer")
+    check_layers_alone(layers, batchnorm, bias)
     spec = (model_spec("mlp", inputs, 1, hidden, activation, batchnorm, bias) if layers is None
             else layers_spec(layers, (inputs,), 1))
     check_dtype(dtype)
