@@ -1,6 +1,6 @@
 """Benchmark: the default CNN of --task cnn (digits, float32, SGD, batches of 32), the suite's step against a plain
-hand-written loop in each framework (benchmarks/plain/cnn.py), every framework held to one thread; and the NumPy
-backend's hand-written convolution against torch's plain eager loop.
+hand-written loop in each framework (`cnn_loop` in benchmarks/plain/FRAMEWORK_loop.py), every framework held to
+one thread; and the NumPy backend's hand-written convolution against torch's plain eager loop.
 
     python benchmarks/cnn.py             # measures, prints, and writes its section of benchmarks/RESULTS.md
     python benchmarks/cnn.py --quick     # 2 repeats; prints, writes nothing
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from plain.cnn import LR, PLAIN_CNN  # noqa: E402
+from plain import CNN_LR, get_plain_cnn_loop  # noqa: E402
 from sections import write_section  # noqa: E402
 from step_tables import interleaved  # noqa: E402
 
@@ -40,12 +40,12 @@ def rows(repeats: int, names: list[str]) -> list[dict[str, object]]:
     found = []
     torch_plain: float | None = None
     for name in names:
-        model = get_backend(name)(problem.spec, dtype="float32", lr=LR, loss="cross-entropy")
+        model = get_backend(name)(problem.spec, dtype="float32", lr=CNN_LR, loss="cross-entropy")
         model.set_params(params)
         model.load(X, y)
         runs = {"suite": lambda model=model: model.train_epoch(batches)}
-        if name in PLAIN_CNN:
-            runs["plain"] = PLAIN_CNN[name](params, X, y[:, 0], batches)
+        if name != "numpy":
+            runs["plain"] = get_plain_cnn_loop(name)(params, X, y[:, 0], batches)
         seconds = interleaved(runs, repeats)
         per_step = {key: statistics.median(values) / len(batches) * 1e6 for key, values in seconds.items()}
         if name == "torch":
@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if "numpy" in names and "torch" not in names:
         names.append("torch")  # the NumPy backend's yardstick
     found = rows(2 if args.quick else args.repeats, names)
-    section = (f"{HEADING} (--task cnn: digits 1×8×8, float32, SGD lr {LR}, batches of 32, one thread each; "
+    section = (f"{HEADING} (--task cnn: digits 1×8×8, float32, SGD lr {CNN_LR}, batches of 32, one thread each; "
                f"medians of {2 if args.quick else args.repeats} interleaved repeats of an epoch)\n\n"
-               "The plain loops are benchmarks/plain/cnn.py: torch and Gluon on NCHW data, Flax and Keras on NHWC, "
+               "The plain loops are each framework's `cnn_loop` in benchmarks/plain/: torch and Gluon on NCHW data, "
+               "Flax and Keras on NHWC, "
                "as their tutorials hold images; each framework in its usual mode (torch eager, Gluon hybridized, "
                "jax.jit, tf.function).\n\n" + table(found) + "\n")
     print(section)

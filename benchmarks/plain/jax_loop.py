@@ -4,6 +4,7 @@ from the suite it takes only the spec's layer type and get_backend's import-time
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, channels_last_inputs
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -49,6 +50,52 @@ def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.nd
             for batch in batches:
                 idx = jnp.asarray(batch)
                 p, opt, loss = jitted(p, opt, Xj[idx], yj[idx])
+        jax.block_until_ready(loss)
+        state["params"], state["opt"] = p, opt
+
+    return run
+
+
+def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+            batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("jax")  # the backend's x64 setting, as the suite runs it
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    rngs = nnx.Rngs(0)
+    pool = functools.partial(nnx.max_pool, window_shape=(2, 2), strides=(2, 2))
+    model = nnx.Sequential(
+        nnx.Conv(1, 6, (3, 3), padding="SAME", dtype=jnp.float32, rngs=rngs), nnx.relu, pool,
+        nnx.Conv(6, 16, (3, 3), padding="SAME", dtype=jnp.float32, rngs=rngs), nnx.relu, pool,
+        lambda x: x.reshape(x.shape[0], -1), nnx.Linear(64, 10, dtype=jnp.float32, rngs=rngs))
+    for native, index in ((0, CNN_CONVS[0]), (3, CNN_CONVS[1])):
+        model.layers[native].kernel.value = jnp.asarray(params[f"{index}.weight"].transpose(2, 3, 1, 0), jnp.float32)
+        model.layers[native].bias.value = jnp.asarray(params[f"{index}.bias"], jnp.float32)
+    model.layers[7].kernel.value = jnp.asarray(channels_last_inputs(params[f"{CNN_LINEAR}.weight"]).T, jnp.float32)
+    model.layers[7].bias.value = jnp.asarray(params[f"{CNN_LINEAR}.bias"], jnp.float32)
+    graph, weights = nnx.split(model, nnx.Param)
+    tx = optax.sgd(CNN_LR)
+    state = {"params": weights, "opt": tx.init(weights)}
+
+    def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
+        logits = nnx.merge(graph, p)(xb)
+        return optax.losses.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    @jax.jit
+    def step(p: Any, opt: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
+        loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
+        updates, opt = tx.update(grads, opt)
+        return optax.apply_updates(p, updates), opt, loss
+
+    Xj, yj = jnp.asarray(X.transpose(0, 2, 3, 1)), jnp.asarray(y.astype(np.int32))
+
+    def run() -> None:
+        p, opt = state["params"], state["opt"]
+        for batch in batches:
+            idx = jnp.asarray(batch)
+            p, opt, loss = step(p, opt, Xj[idx], yj[idx])
         jax.block_until_ready(loss)
         state["params"], state["opt"] = p, opt
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -73,3 +73,34 @@ def _gluon_net(spec: Any, params: dict[str, np.ndarray], hybridize: bool) -> Any
         index, kind = name.split(".")
         getattr(net[int(index)], kind).set_data(nd.array(value, dtype="float32"))
     return net
+
+
+def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+              batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("mxnet")  # its numpy.bool shim must run before MXNet is imported
+    from mxnet import autograd, gluon, nd
+
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Conv2D(6, 3, padding=1, in_channels=1), gluon.nn.Activation("relu"), gluon.nn.MaxPool2D(2),
+            gluon.nn.Conv2D(16, 3, padding=1, in_channels=6), gluon.nn.Activation("relu"), gluon.nn.MaxPool2D(2),
+            gluon.nn.Flatten(), gluon.nn.Dense(10, in_units=64))
+    net.initialize()
+    for native, index in ((0, CNN_CONVS[0]), (3, CNN_CONVS[1]), (7, CNN_LINEAR)):
+        net[native].weight.set_data(nd.array(params[f"{index}.weight"], dtype="float32"))
+        net[native].bias.set_data(nd.array(params[f"{index}.bias"], dtype="float32"))
+    net.hybridize(static_alloc=True)
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    loss_fn.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": CNN_LR}, kvstore=None)
+    Xn, yn = nd.array(X), nd.array(y)
+
+    def run() -> None:
+        for batch in batches:
+            idx = nd.array(batch, dtype="int64")
+            with autograd.record():
+                loss = loss_fn(net(nd.take(Xn, idx)), nd.take(yn, idx))
+            loss.backward()
+            trainer.step(len(batch))
+        nd.waitall()
+
+    return run

@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, channels_last_inputs
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -43,6 +43,43 @@ def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.nd
         for batch in batches:
             idx = tf.constant(batch)
             loss = run_step(tf.gather(Xt, idx), tf.gather(yt, idx))
+        float(loss)
+
+    return run
+
+
+def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+                   batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("tensorflow")  # selects Keras's TensorFlow backend, as the suite runs it
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(6, 3, padding="same"),
+                              keras.layers.ReLU(), keras.layers.MaxPooling2D(2),
+                              keras.layers.Conv2D(16, 3, padding="same"), keras.layers.ReLU(),
+                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(10)])
+    for native, index in ((0, CNN_CONVS[0]), (3, CNN_CONVS[1])):
+        model.layers[native].kernel.assign(params[f"{index}.weight"].transpose(2, 3, 1, 0).astype(np.float32))
+        model.layers[native].bias.assign(params[f"{index}.bias"].astype(np.float32))
+    model.layers[7].kernel.assign(channels_last_inputs(params[f"{CNN_LINEAR}.weight"]).T.astype(np.float32))
+    model.layers[7].bias.assign(params[f"{CNN_LINEAR}.bias"].astype(np.float32))
+    optimizer = keras.optimizers.SGD(CNN_LR)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    Xt, yt = tf.constant(X.transpose(0, 2, 3, 1)), tf.constant(y.astype(np.int32))
+
+    def run() -> None:
+        for batch in batches:
+            idx = tf.constant(batch)
+            loss = step(tf.gather(Xt, idx), tf.gather(yt, idx))
         float(loss)
 
     return run

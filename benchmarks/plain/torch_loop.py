@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear
 
-from . import LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -37,6 +37,29 @@ def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.nd
             optimizer.zero_grad()
             loss = forward(Xt[idx], yt[idx])
             loss.backward()
+            optimizer.step()
+
+    return run
+
+
+def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
+              batches: list[np.ndarray]) -> Callable[[], None]:
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 3, padding=1),
+                          nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64, 10))
+    for native, index in ((0, CNN_CONVS[0]), (3, CNN_CONVS[1]), (7, CNN_LINEAR)):
+        model[native].weight.data = torch.from_numpy(params[f"{index}.weight"].astype(np.float32))
+        model[native].bias.data = torch.from_numpy(params[f"{index}.bias"].astype(np.float32))
+    optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=CNN_LR), nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+
+    def run() -> None:
+        for batch in batches:
+            idx = torch.from_numpy(batch)
+            optimizer.zero_grad()
+            loss_fn(model(Xt[idx]), yt[idx]).backward()
             optimizer.step()
 
     return run
