@@ -19,7 +19,7 @@ import numpy as np
 from ..layers import Layer, ModelSpec
 from .base import Problem, Task, assemble, check_dtype, layers_setting, layers_spec, uniform_init
 from .datafile import image_shape, load_images
-from .labelled import DATASET, stratified_split
+from .labelled import DATASET, one_source, stratified_split
 from .options import DATA, INIT_FROM, LAYERS, SHUFFLE, VAL_FRACTION, VAL_ROWS
 
 DATASETS = ("digits",)
@@ -30,9 +30,7 @@ DIGITS_SHAPE = (1797, 1, 8, 8)
 
 def _images(dataset: str | None, data: str | None) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
     """X (n, C, H, W) float64, class indices (n, 1), class names, and where they came from."""
-    if data is not None and dataset is not None:
-        raise ValueError(f"give a dataset or a data file (--dataset or --data), not both; received "
-                         f"dataset={dataset!r} and data={data!r}")
+    one_source(dataset, data)
     if data is not None:
         X, labels, classes = load_images(data)
         return X, labels, classes, {"data": str(data)}

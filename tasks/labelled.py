@@ -65,11 +65,16 @@ def load_file(data: str, target: str | None, header: bool | None) -> Labelled:
                     {"data": str(data), "columns": table.features, "target": table.target, "header": table.header})
 
 
-def labelled_rows(*, dataset: str | None, data: str | None, target: str | None, header: bool | None) -> Labelled:
-    """The bundled data set, or the user's file; the default data set when neither is given."""
+def one_source(dataset: str | None, data: str | None) -> None:
+    """A bundled data set or the user's file, not both."""
     if data is not None and dataset is not None:
         raise ValueError(f"give a dataset or a data file (--dataset or --data), not both; received "
                          f"dataset={dataset!r} and data={data!r}")
+
+
+def labelled_rows(*, dataset: str | None, data: str | None, target: str | None, header: bool | None) -> Labelled:
+    """The bundled data set, or the user's file; the default data set when neither is given."""
+    one_source(dataset, data)
     if data is None and (target is not None or header is not None):
         raise ValueError("target and header apply to a data file (--data FILE)")
     return load_file(data, target, header) if data is not None else load_dataset(dataset or DEFAULT_DATASET)
