@@ -38,6 +38,7 @@ from .arguments import (
     weak,
 )
 from .batches import EpochBatches, shuffled_epochs
+from .masks import DropoutMasks
 from .state import LayerState, keeps_state
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -62,7 +63,7 @@ def error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
 
 
-class Backend(LayerState, ABC):
+class Backend(LayerState, DropoutMasks, ABC):
     """Trains a model from a framework-neutral spec with one framework's own machinery.
 
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
@@ -113,7 +114,8 @@ class Backend(LayerState, ABC):
         default where its translator says one."""
         parts = [self.native_init_description]
         for layer in self.spec:
-            if layer.params() and (layer.kind in self.translators or self.framework in layer.translators):
+            if (layer.params() or layer.takes_mask) and (layer.kind in self.translators
+                                                          or self.framework in layer.translators):
                 text = self.translator(layer).native_default
                 if text and text not in parts:
                     parts.append(text)
@@ -175,9 +177,10 @@ class Backend(LayerState, ABC):
         self._state_shapes = state_shapes(self.spec)
         self._n_train = 0
         self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
+        self._updates = 0  # optimiser steps since the state was last set: the canonical state's step count
+        self._start_masks()
         self._build()
         self._reset_optimizer()
-        self._updates = 0  # optimiser steps since the state was last set: the canonical state's step count
 
     @property
     def classifies(self) -> bool:
@@ -221,12 +224,16 @@ class Backend(LayerState, ABC):
         """Load parameters given in the canonical layout (any float dtype; cast to the backend's)."""
         self._set_params(named_arrays("params", params, self._shapes, self.dtype))
         self._restart_training()
+        self._shared_masks()
 
     def native_init(self, seed: int) -> None:
         """Re-draw the parameters with the framework's own default initialiser, seeded by `seed`; like
-        set_params, this starts the optimiser afresh."""
-        self._native_init(integer("seed", seed, minimum=0))
+        set_params, this starts the optimiser afresh. Dropout masks then come from the framework's own dropout
+        and random state, seeded by `seed` (set_params: the shared masks again)."""
+        seed = integer("seed", seed, minimum=0)
+        self._native_init(seed)
         self._restart_training()
+        self._native_masks(seed)
 
     def _restart_training(self) -> None:
         """New parameters: the optimiser state (momentum, Adam's moments and step count) and the loss
@@ -306,6 +313,7 @@ class Backend(LayerState, ABC):
             raise ValueError("step and train_epoch need the training set: call load(X, y) or fit(X, y) first")
         if not len(batches):
             return np.empty(0)
+        self._mask_step = self._updates
         self._updates += len(batches)
         if len(batches) == 1:  # a full batch, or step(): no concatenation
             order = np.asarray(batches[0]).ravel()
@@ -380,7 +388,9 @@ class Backend(LayerState, ABC):
         after, state_after = self.get_params(), self.get_optimizer_state()
         if layers:
             state_after["layers"] = self.get_state()
+        draws = self._mask_draws  # set_params would take native masks back to the shared ones
         self.set_params(params)
+        self._mask_draws = draws
         self.set_optimizer_state(state)
         if layers:
             self.set_state(layers)

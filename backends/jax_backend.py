@@ -33,6 +33,16 @@ _STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]((?:\['\w+'\])+)"
 _STATE_KINDS = {"trace": "velocity", "mu": "m", "nu": "v"}
 
 
+def _training_forward(model: Any, X: Any, keeps: dict[int, Any]) -> Any:
+    """The model's output in training, each dropout module given its mask (by position)."""
+    if not keeps:
+        return model(X)
+    out = X
+    for index, layer in enumerate(model.layers):
+        out = layer(out, keeps[index]) if index in keeps else layer(out)
+    return out
+
+
 class JaxBackend(Backend):
     name = "jax"
     framework = "jax"  # the key of its translators in each layer module
@@ -67,10 +77,10 @@ class JaxBackend(Backend):
         def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
             return jnp.mean(per_element(nnx.merge(self._eval_graph, params, stats)(X), y))
 
-        def training_loss(params: Any, stats: Any, X: Any, y: Any) -> tuple[Any, Any]:
+        def training_loss(params: Any, stats: Any, X: Any, y: Any, keeps: dict[int, Any]) -> tuple[Any, Any]:
             # Training mode: batch statistics, and the running ones the layers updated (the auxiliary output).
             model = nnx.merge(self._graph, params, stats, copy=True)  # variables of this trace: mutable here
-            loss = jnp.mean(per_element(model(X), y))
+            loss = jnp.mean(per_element(_training_forward(model, X, keeps), y))
             rest: Any = nnx.split(model, nnx.Param, ...)
             return loss, rest[2]
 
@@ -86,15 +96,16 @@ class JaxBackend(Backend):
         self._tx = tx = optax.chain(*decay, rule)
         value_and_grad = self._value_and_grad
 
-        def step(params: Any, stats: Any, opt_state: Any, X: Any, y: Any) -> tuple[Any, Any, Any, Any]:
-            (loss, stats), grads = value_and_grad(params, stats, X, y)
+        def step(params: Any, stats: Any, opt_state: Any, X: Any, y: Any,
+                 keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any]:
+            (loss, stats), grads = value_and_grad(params, stats, X, y, keeps)
             updates, opt_state = tx.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), stats, opt_state, loss
 
-        def step_on_rows(params: Any, stats: Any, opt_state: Any, X: Any, y: Any,
-                         rows: Any) -> tuple[Any, Any, Any, Any]:
+        def step_on_rows(params: Any, stats: Any, opt_state: Any, X: Any, y: Any, rows: Any,
+                         keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any]:
             # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
-            return step(params, stats, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0))
+            return step(params, stats, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0), keeps)
 
         # jit: each traced once per batch shape, for the model's whole life; a full batch in loaded order
         # takes the data as they are, without a gather the size of the data set.
@@ -183,7 +194,8 @@ class JaxBackend(Backend):
         return float(self._mean_loss(self._params, self._stats, self._X, self._y))
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        (loss, _), grads = self._value_and_grad(self._params, self._stats, jnp.asarray(X), jnp.asarray(y))
+        (loss, _), grads = self._value_and_grad(self._params, self._stats, jnp.asarray(X), jnp.asarray(y),
+                                                self._keeps(len(X)))
         found = {}
         for path, value in nnx.to_flat_state(grads):
             layers = path.index("layers")  # (…, 'layers', index, attribute, …): wrappers add attributes
@@ -204,9 +216,9 @@ class JaxBackend(Backend):
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         nnx.update(self._model, self._params, self._stats)
-        found, out = [], jnp.asarray(X)
-        for layer in self._model.layers:
-            out = layer(out)
+        found, out, keeps = [], jnp.asarray(X), self._keeps(len(X))
+        for index, layer in enumerate(self._model.layers):
+            out = layer(out, keeps[index]) if index in keeps else layer(out)
             found.append(np.asarray(out))
         return found
 
@@ -235,11 +247,13 @@ class JaxBackend(Backend):
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         params, stats, opt_state, losses = self._params, self._stats, self._opt_state, []
         for start, stop in bounds:
+            keeps = self._keeps(stop - start, advance=True)
             if order is None and stop - start == self._n_train:
-                params, stats, opt_state, loss = self._step(params, stats, opt_state, self._X, self._y)
+                params, stats, opt_state, loss = self._step(params, stats, opt_state, self._X, self._y, keeps)
             else:
                 rows = np.arange(start, stop) if order is None else order[start:stop]
-                params, stats, opt_state, loss = self._step_on_rows(params, stats, opt_state, self._X, self._y, rows)
+                params, stats, opt_state, loss = self._step_on_rows(params, stats, opt_state, self._X, self._y, rows,
+                                                                    keeps)
             losses.append(loss)
         self._params, self._stats, self._opt_state = params, stats, opt_state
         # Read once the steps are queued; float() per loss: jnp.stack would compile for each chunk length.

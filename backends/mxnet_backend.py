@@ -36,15 +36,22 @@ except Exception as err:  # numpy>=2: AttributeError; a bad MXNET_* variable: MX
 
 
 class _NetWithLoss(gluon.HybridBlock):
-    """The per-example loss of the network's output, as one hybridizable block."""
+    """The per-example loss of the network's output, as one hybridizable block; in training, one mask per
+    dropout block after y (`masked`: their positions)."""
 
-    def __init__(self, net: Any, loss: Any) -> None:
+    def __init__(self, net: Any, loss: Any, masked: list[int]) -> None:
         super().__init__()
+        self._masked = masked
         with self.name_scope():
             self.net, self.loss = net, loss
 
-    def hybrid_forward(self, F: Any, x: Any, y: Any) -> Any:
-        return self.loss(self.net(x), y)
+    def hybrid_forward(self, F: Any, x: Any, y: Any, *keeps: Any) -> Any:
+        if not keeps:
+            return self.loss(self.net(x), y)
+        by_block, out = dict(zip(self._masked, keeps, strict=True)), x
+        for index in range(len(self.net)):
+            out = self.net[index](out, by_block[index]) if index in by_block else self.net[index](out)
+        return self.loss(out, y)
 
 
 class MxnetBackend(Backend):
@@ -87,8 +94,11 @@ class MxnetBackend(Backend):
             # applies log_softmax itself (Keras's from_logits=False means the opposite: y_pred are probabilities).
             "cross-entropy": gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False),
         }[self.loss_name]
-        self._net_loss = _NetWithLoss(self._net, self._loss_fn)
+        self._net_loss = _NetWithLoss(self._net, self._loss_fn, self.masked_layers)
         self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step
+        # A cached graph takes the inputs it was first called with: evaluation, without masks, has its own.
+        self._eval_net_loss = _NetWithLoss(self._net, self._loss_fn, []) if self.masked_layers else self._net_loss
+        self._eval_net_loss.hybridize(compiled, static_alloc=True)
 
     def _get_params(self) -> Params:
         return {name: link.canonical_array(param.data().asnumpy()) for name, (param, link) in self._links.items()}
@@ -152,14 +162,15 @@ class MxnetBackend(Backend):
         return self._net(nd.array(X, dtype=self.dtype)).asnumpy()
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        return self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)).mean().asscalar()
+        return self._eval_net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype)).mean().asscalar()
 
     def _loss_loaded(self) -> float:
-        return self._net_loss(self._X, self._y).mean().asscalar()
+        return self._eval_net_loss(self._X, self._y).mean().asscalar()
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         with autograd.record():  # the same fused graph that training steps through
-            loss = self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype))
+            loss = self._net_loss(nd.array(X, dtype=self.dtype), nd.array(y, dtype=self.dtype),
+                                  *self._keeps(len(X)).values())
         loss.backward()  # sums per-example gradients; divide as Trainer.step(batch_size) would
         grads = {name: link.canonical_array((param.grad() / len(X)).asnumpy())
                  for name, (param, link) in self._links.items()}
@@ -173,7 +184,7 @@ class MxnetBackend(Backend):
         per_example = []
         for start, stop in bounds:
             with autograd.record():
-                loss = self._net_loss(X[start:stop], y[start:stop])
+                loss = self._net_loss(X[start:stop], y[start:stop], *self._keeps(stop - start, advance=True).values())
             loss.backward()
             self._before_step()
             self._trainer.step(stop - start)
@@ -193,10 +204,10 @@ class MxnetBackend(Backend):
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        found, out = [], nd.array(X, dtype=self.dtype)
-        with autograd.train_mode():  # the activations of a training step (batch statistics)
+        found, out, keeps = [], nd.array(X, dtype=self.dtype), self._keeps(len(X))
+        with autograd.train_mode():  # the activations of a training step (batch statistics, dropout masks)
             for index in range(len(self._net)):
-                out = self._net[index](out)
+                out = self._net[index](out, keeps[index]) if index in keeps else self._net[index](out)
                 found.append(out.asnumpy())
         return found
 

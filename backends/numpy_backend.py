@@ -93,22 +93,20 @@ class NumpyBackend(Backend):
         return self._loss(self._X, self._y)
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        outputs, saved = self._forward(X)
-        loss, output_grad = self._loss_and_output_grad(outputs[-1], y)
-        return loss, self._backward(saved, output_grad)
+        return self._gradient(X, y, self._keeps(len(X)))
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
         X, y = (self._X, self._y) if order is None else (self._X[order], self._y[order])  # batches: views
         losses = np.empty(len(bounds))
         for i, (start, stop) in enumerate(bounds):
-            losses[i], grads = self._loss_and_grads(X[start:stop], y[start:stop])
+            losses[i], grads = self._gradient(X[start:stop], y[start:stop], self._keeps(stop - start, advance=True))
             self._update(grads)
         return losses
 
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        return self._forward(X)[0]
+        return self._forward(X, keeps=self._keeps(len(X)))[0]
 
     def _optimizer_state(self) -> dict[str, Any]:
         return {"velocity": self._velocity, "m": self._velocity, "v": self._second_moment}
@@ -121,14 +119,22 @@ class NumpyBackend(Backend):
 
     # ---- the hand-derived pieces ----
 
-    def _forward(self, X: np.ndarray, train: bool = True) -> tuple[list[np.ndarray], list[object]]:
+    def _gradient(self, X: np.ndarray, y: np.ndarray, keeps: dict[int, np.ndarray]) -> tuple[float, Params]:
+        outputs, saved = self._forward(X, keeps=keeps)
+        loss, output_grad = self._loss_and_output_grad(outputs[-1], y)
+        return loss, self._backward(saved, output_grad)
+
+    def _forward(self, X: np.ndarray, train: bool = True,
+                 keeps: dict[int, np.ndarray] | None = None) -> tuple[list[np.ndarray], list[object]]:
         """Every layer's output, and what each layer's backward needs of its call (train: layers such as
-        dropout and batch normalisation behave as in training)."""
+        dropout and batch normalisation behave as in training, each dropout layer given its mask of `keeps`)."""
         outputs: list[np.ndarray] = []
         saved: list[object] = []
+        masks = keeps or {}
         out = X
-        for layer, params, _ in self._plan:
-            out, kept = layer.forward(params, out, train)
+        for index, (layer, params, _) in enumerate(self._plan):
+            given = {**params, "keep": masks[index]} if index in masks else params
+            out, kept = layer.forward(given, out, train)
             outputs.append(out)
             saved.append(kept)
         return outputs, saved

@@ -142,8 +142,10 @@ class TensorflowBackend(Backend):
         self._forward = self._compiled(lambda X: self._model(X, training=False), [X_spec])
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
                                          [X_spec, y_spec])
-        self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec])
-        self._signature = [X_spec, y_spec]
+        # A mask per dropout layer, of any batch size, in the order of the layers
+        keeps_spec = [tf.TensorSpec([None, *shape], self.dtype) for shape in self._masked_shapes()]
+        self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec, keeps_spec])
+        self._signature = [X_spec, y_spec, keeps_spec]
 
     def _compiled(self, fn: Callable[..., Any], signature: list[Any]) -> Callable[..., Any]:
         """fn under tf.function in compiled mode (its first call, which traces and optimises the graph,
@@ -164,18 +166,27 @@ class TensorflowBackend(Backend):
 
         return call
 
-    def _loss_and_gradients(self, X: Any, y: Any) -> tuple[Any, list[Any]]:
+    def _training_forward(self, X: Any, keeps: list[Any]) -> Any:
+        """The model's output in training, each dropout layer given its mask (keeps: in the layers' order)."""
+        if not keeps:
+            return self._model(X, training=True)
+        by_layer, out = dict(zip(self.masked_layers, keeps, strict=True)), X
+        for index, layer in enumerate(self._model.layers):
+            out = layer(out, by_layer[index]) if index in by_layer else layer(out, training=True)
+        return out
+
+    def _loss_and_gradients(self, X: Any, y: Any, keeps: list[Any]) -> tuple[Any, list[Any]]:
         variables = self._model.trainable_variables
         with tf.GradientTape() as tape:
-            loss = self._loss_fn(y, self._model(X, training=True))
+            loss = self._loss_fn(y, self._training_forward(X, keeps))
         return loss, tape.gradient(loss, variables)
 
-    def _train_step_on_rows(self, X: Any, y: Any, rows: Any) -> Any:
+    def _train_step_on_rows(self, X: Any, y: Any, keeps: list[Any], rows: Any) -> Any:
         # The batch is gathered inside the step: no slicing op per batch outside the graph.
-        return self._train_step(tf.gather(X, rows), tf.gather(y, rows))
+        return self._train_step(tf.gather(X, rows), tf.gather(y, rows), keeps)
 
-    def _train_step(self, X: Any, y: Any) -> Any:
-        loss, grads = self._loss_and_gradients(X, y)
+    def _train_step(self, X: Any, y: Any, keeps: list[Any]) -> Any:
+        loss, grads = self._loss_and_gradients(X, y, keeps)
         variables = self._model.trainable_variables
         if self.weight_decay:  # Keras's weight_decay is decoupled (AdamW's); torch's is this L2 term
             grads = [grad + self.weight_decay * variable for grad, variable in zip(grads, variables, strict=True)]
@@ -256,7 +267,7 @@ class TensorflowBackend(Backend):
         return float(self._mean_loss(self._X, self._y))
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y))
+        loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y), list(self._keeps(len(X)).values()))
         found = {name: self._links[name][1].canonical_array(grad.numpy())
                  for name, grad in zip(self._gradient_names, grads, strict=True)}
         return float(loss), found
@@ -264,9 +275,10 @@ class TensorflowBackend(Backend):
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        found, out = [], tf.constant(X)
-        for layer in self._model.layers:
-            out = layer(out, training=True)  # the activations of a training step (batch statistics)
+        found, out, keeps = [], tf.constant(X), self._keeps(len(X))
+        for index, layer in enumerate(self._model.layers):
+            # the activations of a training step (batch statistics, the step's dropout masks)
+            out = layer(out, keeps[index]) if index in keeps else layer(out, training=True)
             found.append(out.numpy())
         return found
 
@@ -298,7 +310,10 @@ class TensorflowBackend(Backend):
                 variable.assign(link.native_array(state[kind][name] * scale[kind]))
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
-        losses = [self._step(self._X, self._y) if order is None and stop - start == self._n_train else
-                  self._step_on_rows(self._X, self._y, np.arange(start, stop) if order is None else order[start:stop])
-                  for start, stop in bounds]
+        losses = []
+        for start, stop in bounds:
+            keeps = list(self._keeps(stop - start, advance=True).values())
+            losses.append(self._step(self._X, self._y, keeps) if order is None and stop - start == self._n_train else
+                          self._step_on_rows(self._X, self._y, keeps,
+                                             np.arange(start, stop) if order is None else order[start:stop]))
         return [float(loss) for loss in losses]

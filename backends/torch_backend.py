@@ -23,15 +23,25 @@ except ImportError as err:
 _RECOMPILE_LIMIT = 64
 
 
+def _training_forward(net: nn.Sequential, X: torch.Tensor, keeps: dict[int, torch.Tensor]) -> torch.Tensor:
+    """The network's output in training, each dropout module given its mask (by position)."""
+    if not keeps:
+        return net(X)
+    out = X
+    for index, module in enumerate(net):
+        out = module(out, keeps[index]) if index in keeps else module(out)
+    return out
+
+
 class _NetWithLoss(nn.Module):
     """The batch-mean loss of the network's output, as one module: what compiled mode compiles."""
 
-    def __init__(self, net: nn.Module, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    def __init__(self, net: nn.Sequential, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         self.net, self.loss = net, loss
 
-    def forward(self, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.loss(self.net(X), y)
+    def forward(self, X: torch.Tensor, y: torch.Tensor, keeps: dict[int, torch.Tensor]) -> torch.Tensor:
+        return self.loss(_training_forward(self.net, X, keeps), y)
 
 
 def _state_tensor(state: dict[str, Any], key: str, param: torch.Tensor) -> torch.Tensor:
@@ -76,8 +86,8 @@ class TorchBackend(Backend):
             "cross-entropy": lambda output, target: cross_entropy(output, target.reshape(-1).long()),
         }
         self._loss_fn = losses[self.loss_name]
-        self._net_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = (
-            lambda X, y: self._loss_fn(self._model(X), y))  # eager: no module call around it
+        self._net_loss: Callable[[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]], torch.Tensor] = (
+            lambda X, y, keeps: self._loss_fn(_training_forward(self._model, X, keeps), y))  # eager: no module call
         if self.mode == "compiled":  # forward and loss through Inductor, backward through AOTAutograd
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
             torch._dynamo.config.fail_on_recompile_limit_hit = True
@@ -147,7 +157,7 @@ class TorchBackend(Backend):
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         self._model.train()
         self._optimizer.zero_grad()
-        loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y))
+        loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y), self._keeps(len(X)))
         loss.backward()
         return loss.item(), {name: link.canonical_array(_grad(param).numpy())
                              for name, (param, link) in self._links.items()}
@@ -161,7 +171,7 @@ class TorchBackend(Backend):
         self._model.train()  # batch statistics, running ones updated: torch's train mode
         for start, stop in bounds:
             self._optimizer.zero_grad()
-            loss = self._net_loss(X[start:stop], y[start:stop])
+            loss = self._net_loss(X[start:stop], y[start:stop], self._keeps(stop - start, advance=True))
             loss.backward()
             self._optimizer.step()
             losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
@@ -171,10 +181,11 @@ class TorchBackend(Backend):
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         found, out = [], torch.from_numpy(X)
+        keeps = self._keeps(len(X))
         self._model.train()  # the activations of a training step
         with torch.no_grad():
-            for module in self._model:
-                out = module(out)
+            for index, module in enumerate(self._model):
+                out = module(out, keeps[index]) if index in keeps else module(out)
                 found.append(out.numpy().copy())
         return found
 

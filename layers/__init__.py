@@ -16,6 +16,7 @@ from .activation import ACTIVATIONS, Activation
 from .base import Build, Layer, Link, Shape, Translator
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
+from .dropout import MASKS_SHARED, Dropout, MaskTranslator
 from .linear import Linear
 from .model import (
     BATCHNORM_VARIANCES,
@@ -31,6 +32,7 @@ from .model import (
     output_shape,
     param_shapes,
     state_shapes,
+    with_mask_seed,
 )
 from .pool import AvgPool2d, MaxPool2d
 from .residual import Residual
@@ -39,24 +41,27 @@ from .shape import Flatten, Input
 ENTRY_POINTS = "backend_compare.layers"
 
 LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
-    Linear, Activation, BatchNorm, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
+    Linear, Activation, BatchNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
 
 __all__ = [
     "ACTIVATIONS",
     "BATCHNORM_VARIANCES",
     "DTYPES",
     "LAYER_TYPES",
+    "MASKS_SHARED",
     "Activation",
     "AvgPool2d",
     "BatchNorm",
     "Build",
     "Conv1d",
     "Conv2d",
+    "Dropout",
     "Flatten",
     "Input",
     "Layer",
     "Linear",
     "Link",
+    "MaskTranslator",
     "MaxPool2d",
     "ModelSpec",
     "Residual",
@@ -76,6 +81,7 @@ __all__ = [
     "output_shape",
     "param_shapes",
     "state_shapes",
+    "with_mask_seed",
 ]
 
 

@@ -110,6 +110,9 @@ class Layer(ABC):
         return {}
 
     smallest_batch: ClassVar[int] = 1  # the fewest rows a training batch may have (batch statistics: 2)
+    # True for a layer whose framework layers take a mask as a second input in training (dropout.py): its
+    # translators are MaskTranslators, and the backend gives the mask of each step
+    takes_mask: ClassVar[bool] = False
 
     def input_shape(self) -> Shape | None:
         """The one input shape the layer's options fix, if they fix one (a Linear layer's width)."""
@@ -123,6 +126,11 @@ class Layer(ABC):
         """Values per example the NumPy forward keeps for its backward beyond its output of shape `output` (a
         convolution's unrolled windows), for the memory estimate."""
         return 0
+
+    def keep_mask(self, index: int, step: int, rows: int, shape: Shape, dtype: str) -> np.ndarray:
+        """A layer that takes a mask: its mask for training step `step` at position `index` of its model, for
+        `rows` examples of `shape`."""
+        raise NotImplementedError(f"{self.kind} takes no mask")
 
     @property
     def label(self) -> str:

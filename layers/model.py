@@ -64,6 +64,12 @@ def built(translators: Sequence[Translator], spec: ModelSpec, build: Build) -> l
             for translator, layer, shape in zip(translators, spec, input_shapes(spec), strict=True)]
 
 
+def with_mask_seed(spec: ModelSpec, seed: int) -> ModelSpec:
+    """The spec with every layer that takes masks (a dropout layer: its `seed` field) drawing them from `seed`."""
+    return tuple(dataclasses.replace(layer, seed=seed) if layer.takes_mask else layer  # type: ignore[type-var]
+                 for layer in spec)
+
+
 def in_features(spec: ModelSpec) -> int:
     return input_shape(spec)[-1]
 

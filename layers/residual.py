@@ -175,6 +175,9 @@ class Residual(Layer):
         kept = [layer.describe() for layer in branch if layer.state()]
         if kept:
             raise ValueError(f"add does not take layers with running statistics in its branch (yet): {kept[0]}")
+        masked = [layer.describe() for layer in branch if layer.takes_mask]
+        if masked:
+            raise ValueError(f"add does not take dropout in its branch (yet): {masked[0]}; put it before or after add")
         object.__setattr__(self, "branch", branch)
 
     def describe(self) -> str:

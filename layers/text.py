@@ -12,6 +12,7 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     conv2d(…the same…)
     maxpool(KERNEL[, stride=S][, padding=P])        avgpool(…the same…[, count_include_pad=False])
     batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
+    dropout(RATE)       RATE in [0, 1); the masks are drawn from the run's seed, the same in every backend
     flatten
     add(LAYER, …)       x + f(x), f the layers inside, which must give back x's shape (a residual block)
     tanh, relu, sigmoid, gelu, gelu_tanh, leaky_relu, softplus, elu, silu
@@ -29,6 +30,7 @@ from .activation import FUNCTIONS, Activation
 from .base import Layer, Shape
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
+from .dropout import Dropout
 from .linear import Linear
 from .pool import AvgPool2d, MaxPool2d
 from .residual import Residual
@@ -113,6 +115,12 @@ def _batchnorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
     return BatchNorm(shape[0], *args, **{**options, "unbiased_running_var": running == "unbiased"})
 
 
+def _dropout(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
+    if options or len(args) != 1:
+        raise ValueError("dropout takes its rate alone (its masks follow the run's seed)")
+    return Dropout(args[0])
+
+
 def _no_options(kind: type[Layer]) -> Callable[[Shape, list[Any], dict[str, Any]], Layer]:
     def make(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
         if args or options:
@@ -125,7 +133,7 @@ MAKERS: dict[str, Callable[[Shape, list[Any], dict[str, Any]], Layer]] = {
     "linear": _linear, "conv1d": _conv(Conv1d), "conv2d": _conv(Conv2d),
     "maxpool": lambda shape, args, options: MaxPool2d(*args, **options),
     "avgpool": lambda shape, args, options: AvgPool2d(*args, **options),
-    "batchnorm": _batchnorm, "flatten": _no_options(Flatten),
+    "batchnorm": _batchnorm, "dropout": _dropout, "flatten": _no_options(Flatten),
 }
 NAMES = (*MAKERS, "add", *FUNCTIONS)
 USAGE = {"linear": "linear(OUT[, bias=False])",
@@ -134,6 +142,7 @@ USAGE = {"linear": "linear(OUT[, bias=False])",
          "maxpool": "maxpool(KERNEL[, stride=S][, padding=P])",
          "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, count_include_pad=False])",
          "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
+         "dropout": "dropout(RATE), RATE in [0, 1)",
          "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}
 
 

@@ -25,6 +25,7 @@ from ..layers import (
     mlp_spec,
     output_shape,
     param_shapes,
+    with_mask_seed,
 )
 from ..layers.text import parse_layers
 from .initial import load_initial
@@ -303,6 +304,8 @@ def assemble(
     batch_size = check_batching(len(X_train), batch_size, epochs)
     shuffle = shuffle and batch_size < len(X_train)
     initial_params = init(rng, spec)
+    if any(layer.takes_mask for layer in spec):  # the dropout masks follow the run's seed
+        spec = with_mask_seed(spec, int(rng.integers(2**63)))
     if init_from is not None:
         initial_params = load_initial(init_from, param_shapes(spec))
     if truth is not None:  # a model without bias has no true bias to be compared with
