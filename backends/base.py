@@ -16,6 +16,7 @@ from ..layers import (
     ModelSpec,
     Translator,
     input_shape,
+    input_shapes,
     layer_types,
     make_spec,
     out_features,
@@ -101,13 +102,15 @@ class Backend(LayerState, DropoutMasks, ABC):
         return tuple(kind for kind, layer in layer_types().items() if cls.translates(layer))
 
     @classmethod
-    def cannot_build(cls, layer: Layer) -> str | None:
+    def cannot_build(cls, layer: Layer, shape: tuple[int, ...] | None = None) -> str | None:
         """Why this backend cannot build `layer` (a layer type it has no translator for, or options its
-        framework's layer cannot take), or None."""
+        framework's layer cannot take, for inputs of one example's `shape` where given), or None."""
         if not cls.translates(layer):
             return f"it builds: {', '.join(cls.layer_kinds()) or 'no layer type'}"
         found = cls.translators.get(layer.kind) or layer.translators.get(cls.framework)
-        return found().refuses(layer) if found is not None else None  # none: layers built its own way (NumPy)
+        if found is None:  # layers built its own way (NumPy)
+            return None
+        return found().refuses(layer) or (found().refuses_input(layer, shape) if shape is not None else None)
 
     def native_init_text(self) -> str:
         """What native_init draws for this model: the backend's description, then each other layer type's own
@@ -146,8 +149,8 @@ class Backend(LayerState, DropoutMasks, ABC):
         if len(out) != 1:
             raise ValueError(f"a model's output must be one row of values per example; its last layer "
                              f"{self.spec[-1].describe()} gives shape {out}: end with flatten and a linear layer")
-        for index, layer in enumerate(self.spec):
-            reason = self.cannot_build(layer)
+        for index, (layer, shape) in enumerate(zip(self.spec, input_shapes(self.spec), strict=True)):
+            reason = self.cannot_build(layer, shape)
             if reason is not None:
                 raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; {reason}")
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
@@ -240,7 +243,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         history start again, so training from the same parameters twice gives the same numbers."""
         self._reset_optimizer()
         self._restart_state()
-        self._updates = 0
+        self._updates = self._mask_step = 0
         self.loss_history_ = np.empty(0)
 
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
@@ -313,8 +316,16 @@ class Backend(LayerState, DropoutMasks, ABC):
             raise ValueError("step and train_epoch need the training set: call load(X, y) or fit(X, y) first")
         if not len(batches):
             return np.empty(0)
-        self._mask_step = self._updates
+        order, bounds = self._batch_order(batches)
+        self._mask_step = self._updates  # the masks of each step follow its number: counted as it runs
         self._updates += len(batches)
+        try:
+            return self._train_gathered(order, bounds)
+        finally:
+            self._mask_step = self._updates
+
+    def _batch_order(self, batches: Sequence[np.ndarray]) -> tuple[np.ndarray | None, list[tuple[int, int]]]:
+        """The batches' rows in one array (None: every row, as loaded) and each batch's (start, stop) in it."""
         if len(batches) == 1:  # a full batch, or step(): no concatenation
             order = np.asarray(batches[0]).ravel()
             bounds = [(0, order.size)]
@@ -325,14 +336,17 @@ class Backend(LayerState, DropoutMasks, ABC):
         if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
             raise ValueError("every batch must be a non-empty array of integer row indices")
         if order.size == self._n_train and order[0] == 0 and in_order(order):
-            return np.asarray(self._train(None, bounds), dtype=np.float64)  # rows as loaded: nothing to copy
+            return None, bounds  # rows as loaded: nothing to copy
         if order.min() < 0 or order.max() >= self._n_train:
             raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
-        order = order.astype(np.int64, copy=False)
-        if order.size <= self._rows_per_gather:
+        return order.astype(np.int64, copy=False), bounds
+
+    def _train_gathered(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
+        """_train on the rows of `order`, gathered at most _rows_per_gather at a time (but whole batches)."""
+        if order is None or order.size <= self._rows_per_gather:
             return np.asarray(self._train(order, bounds), dtype=np.float64)
         losses, first = [], 0
-        while first < len(bounds):  # gather at most _rows_per_gather rows (but whole batches) at a time
+        while first < len(bounds):
             start, last = bounds[first][0], first
             while last + 1 < len(bounds) and bounds[last + 1][1] - start <= self._rows_per_gather:
                 last += 1
@@ -372,7 +386,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         self._hook("_set_optimizer_state")({"step": step, **{
             kind: {name: as_dtype(f"state[{kind!r}][{name!r}]", np.asarray(state[kind][name]), self.dtype)
                    for name in self._shapes} for kind in kinds}})
-        self._updates = step
+        self._updates = self._mask_step = step
 
     def _state_kinds(self) -> tuple[str, ...]:
         """What the optimiser keeps per parameter besides the step count."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..layers import Layer, layer_types, make_spec, mlp_spec, param_shapes
+from ..layers import Layer, input_shapes, layer_types, make_spec, mlp_spec, param_shapes
 from .base import MODES, Backend, error_line
 from .tolerances import ALLOWANCES, allowed_tolerance
 
@@ -124,7 +124,7 @@ def declared_layers(cls: type[Backend], allow: Sequence[str] = ()) -> None:
     for kind in cls.layer_kinds():
         for example in layer_types()[kind].examples():
             spec = make_spec(example)
-            if any(cls.cannot_build(layer) for layer in spec):
+            if any(cls.cannot_build(layer, shape) for layer, shape in zip(spec, input_shapes(spec), strict=True)):
                 continue  # an option its framework's layer cannot take: refused when asked for, by name
             # Allowances of one layer (a framework's gelu) widen this example's checks only where it has one,
             # its forward and gradients too; the others widen what two steps move.

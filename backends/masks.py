@@ -18,7 +18,6 @@ class DropoutMasks:
 
     spec: ModelSpec
     dtype: str
-    _updates: int
     translator: ClassVar[Any]
 
     def _start_masks(self) -> None:
@@ -27,7 +26,7 @@ class DropoutMasks:
         self._masked: list[tuple[int, Layer, MaskTranslator, tuple[int, ...]]] = [
             (index, layer, self._mask_translator(layer), shapes[index])
             for index, layer in enumerate(self.spec) if layer.takes_mask]
-        self._mask_step = 0  # the step whose masks a training step takes next
+        self._mask_step = 0  # the step whose masks come next: the optimiser steps so far, counted as each runs
         self._mask_draws: Any = None  # the framework's random state, after native_init; None: shared masks
 
     def _mask_translator(self, layer: Layer) -> MaskTranslator:
@@ -53,10 +52,11 @@ class DropoutMasks:
 
     def _keeps(self, rows: int, *, advance: bool = False) -> dict[int, Any]:
         """Each masked layer's mask by position, as the framework's arrays, for a training forward of `rows`
-        examples: a training step's (advance: the next one's, counted) or, between steps, the next step's."""
+        examples: the step at hand's (between steps, the next one's); `advance`: a training step takes them, and
+        the next call gets the step after."""
         if not self._masked:
             return {}
-        step = self._mask_step if advance else self._updates
+        step = self._mask_step
         if advance:
             self._mask_step += 1
         if self._mask_draws is not None:

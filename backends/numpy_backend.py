@@ -93,14 +93,17 @@ class NumpyBackend(Backend):
         return self._loss(self._X, self._y)
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        return self._gradient(X, y, self._keeps(len(X)))
+        outputs, saved = self._forward(X, keeps=self._keeps(len(X)))
+        loss, output_grad = self._loss_and_output_grad(outputs[-1], y)
+        return loss, self._backward(saved, output_grad)
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
         X, y = (self._X, self._y) if order is None else (self._X[order], self._y[order])  # batches: views
         losses = np.empty(len(bounds))
         for i, (start, stop) in enumerate(bounds):
-            losses[i], grads = self._gradient(X[start:stop], y[start:stop], self._keeps(stop - start, advance=True))
+            losses[i], grads = self._loss_and_grads(X[start:stop], y[start:stop])  # with the step's masks
             self._update(grads)
+            self._mask_step += 1  # the next step's masks
         return losses
 
     # ---- replay hooks (compare.py explain) ----
@@ -118,11 +121,6 @@ class NumpyBackend(Backend):
                 target[name][...] = value
 
     # ---- the hand-derived pieces ----
-
-    def _gradient(self, X: np.ndarray, y: np.ndarray, keeps: dict[int, np.ndarray]) -> tuple[float, Params]:
-        outputs, saved = self._forward(X, keeps=keeps)
-        loss, output_grad = self._loss_and_output_grad(outputs[-1], y)
-        return loss, self._backward(saved, output_grad)
 
     def _forward(self, X: np.ndarray, train: bool = True,
                  keeps: dict[int, np.ndarray] | None = None) -> tuple[list[np.ndarray], list[object]]:

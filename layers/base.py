@@ -77,6 +77,11 @@ class Translator:
         """Why this framework cannot build `layer` with its options (a convention it cannot take), or None."""
         return None
 
+    def refuses_input(self, layer: Layer, shape: Shape) -> str | None:
+        """Why this framework cannot build `layer` for inputs of one example's `shape` (a convention that only
+        some sizes bring out), or None."""
+        return None
+
     def build(self, layer: Layer, build: Build) -> Any:
         raise NotImplementedError(f"{type(self).__name__} does not build {layer.describe()}")
 

@@ -10,7 +10,7 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     linear(OUT[, bias=False])
     conv1d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])
     conv2d(…the same…)
-    maxpool(KERNEL[, stride=S][, padding=P])        avgpool(…the same…[, count_include_pad=False])
+    maxpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True])    avgpool(…the same…[, count_include_pad=False])
     batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
     dropout(RATE)       RATE in [0, 1); the masks are drawn from the run's seed, the same in every backend
     flatten
@@ -139,8 +139,8 @@ NAMES = (*MAKERS, "add", *FUNCTIONS)
 USAGE = {"linear": "linear(OUT[, bias=False])",
          "conv1d": "conv1d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])",
          "conv2d": "conv2d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])",
-         "maxpool": "maxpool(KERNEL[, stride=S][, padding=P])",
-         "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, count_include_pad=False])",
+         "maxpool": "maxpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True])",
+         "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True][, count_include_pad=False])",
          "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
          "dropout": "dropout(RATE), RATE in [0, 1)",
          "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}

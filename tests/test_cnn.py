@@ -11,7 +11,7 @@ import pytest
 from backend_compare.backends import get_backend
 from backend_compare.backends.tolerances import ALLOWANCES
 from backend_compare.comparison import memory
-from backend_compare.layers import Conv2d, Flatten, Input, Linear, MaxPool2d, output_shape
+from backend_compare.layers import AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, output_shape
 from backend_compare.layers.text import parse_layers
 from backend_compare.tasks import get_task
 
@@ -208,3 +208,45 @@ def test_native_init_reaches_the_layers_inside_a_residual_block(name: str) -> No
     backend.set_params({key: np.zeros_like(value) for key, value in backend.get_params().items()})
     backend.native_init(1)
     assert np.abs(backend.get_params()["1.0.weight"]).max() > 0  # drawn again by the framework's own default
+
+
+CEIL_SIZES = [(5, 2, 2, 0), (5, 3, 2, 0), (6, 3, 2, 1), (5, 2, 2, 1), (4, 3, 2, 1), (8, 3, 2, 1), (5, 3, 3, 1),
+              (6, 2, 2, 0), (7, 3, 3, 1)]  # (size, kernel, stride, padding)
+
+
+@pytest.mark.parametrize("name", ["torch", "mxnet", "jax", "tensorflow"])
+def test_ceil_mode_pools_as_torch_does_or_is_refused_by_name(name: str) -> None:
+    rng = np.random.default_rng(0)
+    refusals = set()
+    for size, kernel, stride, padding in CEIL_SIZES:
+        for pool in (MaxPool2d(kernel, stride=stride, padding=padding, ceil_mode=True),
+                     AvgPool2d(kernel, stride=stride, padding=padding, ceil_mode=True),
+                     AvgPool2d(kernel, stride=stride, padding=padding, ceil_mode=True, count_include_pad=False)):
+            spec = [Input((1, size, size)), pool, Flatten()]
+            spec.append(Linear(int(np.prod(output_shape(tuple(spec)))), 1))
+            X = rng.normal(size=(2, 1, size, size))
+            expected = get_backend("numpy")(spec, dtype="float64")
+            try:
+                model = get_backend(name)(spec, dtype="float64")
+            except ValueError as err:
+                refusals.add(str(err).split("; ", 1)[1])
+                continue
+            model.set_params(expected.get_params())
+            np.testing.assert_allclose(model.forward_activations(X)[1], expected.forward_activations(X)[1],
+                                       rtol=1e-13, atol=1e-15, err_msg=f"{name}: {pool.describe()} on {size}×{size}")
+    reasons = {"torch": set(), "mxnet": {"Gluon's ceil_mode keeps a last window that starts in the padding, giving "
+                                         "4×4 outputs where torch gives 3×3 (src/operator/nn/pooling.cc): give other "
+                                         "sizes, or ceil_mode=False",
+                                         "Gluon's ceil_mode keeps a last window that starts in the padding, giving "
+                                         "3×3 outputs where torch gives 2×2 (src/operator/nn/pooling.cc): give other "
+                                         "sizes, or ceil_mode=False"},
+               "jax": {"nnx.avg_pool with count_include_pad=True divides by the whole window, the ceil_mode overhang "
+                       "too, where torch counts only the padded input: give count_include_pad=False or other sizes"},
+               "tensorflow": {"keras.layers.MaxPooling2D and AveragePooling2D pad only as 'same', not by a number: "
+                              "give padding=0",
+                              "keras.layers.MaxPooling2D and AveragePooling2D have no ceil_mode: give "
+                              "ceil_mode=False"}}
+    assert refusals == reasons[name]
+    assert parse_layers("maxpool(2, ceil_mode=True), flatten, linear(2)", (1, 5, 5))[1] == MaxPool2d(2, ceil_mode=True)
+    assert MaxPool2d(2, ceil_mode=True).output_shape((1, 5, 5)) == (1, 3, 3)  # ⌈3/2⌉ + 1
+    assert MaxPool2d(2, padding=1, ceil_mode=True).output_shape((1, 5, 5)) == (1, 3, 3)  # a 4th: in the padding

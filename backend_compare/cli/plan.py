@@ -26,7 +26,7 @@ from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
 from ..comparison.threads import limits, share
 from ..comparison.workers import Worker, start_all
-from ..layers import ModelSpec
+from ..layers import ModelSpec, input_shapes
 from ..tasks import Problem, Task, get_task
 from ..tasks.base import given_or_default, model_spec
 from .console import UsageError, say
@@ -217,9 +217,10 @@ def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
     """What the framework's layer refuses of a layer's options, asked of its translator here (the translators
     import no framework): as constructing the backend in its worker would say."""
     framework = registration(backend).framework
-    for index, layer in enumerate(spec):
+    for index, (layer, shape) in enumerate(zip(spec, input_shapes(spec), strict=True)):
         translator = layer.translators.get(framework) if framework else None
-        reason = translator().refuses(layer) if translator is not None else None
+        reason = (translator().refuses(layer) or translator().refuses_input(layer, shape)
+                  if translator is not None else None)
         if reason is not None:
             return f"{who}cannot build layer {index} {layer.describe()}; {reason}"
     return None
