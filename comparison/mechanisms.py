@@ -185,7 +185,7 @@ def statistics_cause(step: Step) -> str:
     a's update (running ← m·running + (1 − m)·batch) and fit b's to another momentum or to the other variance."""
     key = max(step.differing("statistics"), key=lambda name: normwise({name: step.stages["statistics"][name]}))
     index, name = key.split(".", 1)
-    layer = step.spec[int(index)]
+    layer = step.spec[int(index)].holder(name)[0]  # a block's branch layer holds its own statistics
     text = f"the forward agrees, layer {index}'s {name} after the step does not"
     momentum = getattr(layer, "momentum", None)
     if momentum is None or key not in step.layers:

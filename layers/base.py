@@ -137,6 +137,11 @@ class Layer(ABC):
         `rows` examples of `shape`."""
         raise NotImplementedError(f"{self.kind} takes no mask")
 
+    def holder(self, name: str) -> tuple[Layer, str]:
+        """The layer that holds this layer's parameter or state `name`, and its name there (a block's branch
+        layer: "1.running_mean" is its layer 1's running_mean)."""
+        return self, name
+
     @property
     def label(self) -> str:
         """Its short name in messages and tables: the kind (an activation: its function)."""

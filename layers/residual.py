@@ -4,7 +4,8 @@ written. Every framework gets a module of its own that holds the branch's layers
 translator, and adds the input to their output.
 
 The branch's parameters are named by the block's index, then the branch layer's: "3.0.weight" is the weight of the
-first layer of the branch of layer 3. Layers with running statistics are not taken inside a branch (yet).
+first layer of the branch of layer 3; the branch's running statistics likewise ("3.1.running_mean"). Dropout is not
+taken inside a branch (yet): its masks are given to the model's top-level layers.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ class _BranchTranslator(Translator):
                 for j, (inner, translator) in enumerate(zip(_residual(layer).branch, self._translators(layer),
                                                             strict=True))
                 for name, link in translator.links_for(inner).items() if name in inner.params()}
+
+    def state_links_for(self, layer: Layer) -> Mapping[str, Link]:
+        return {f"{j}.{name}": link.under(f"{self.path}.{j}")
+                for j, (inner, translator) in enumerate(zip(_residual(layer).branch, self._translators(layer),
+                                                            strict=True))
+                for name, link in translator.state_links_for(inner).items() if name in inner.state()}
 
     def _built(self, layer: Layer, build: Build) -> list[Any]:
         block = _residual(layer)
@@ -172,13 +179,12 @@ class Residual(Layer):
         branch = tuple(self.branch) if isinstance(self.branch, list | tuple) else self.branch
         if not isinstance(branch, tuple) or not branch or not all(isinstance(layer, Layer) for layer in branch):
             raise ValueError(f"add takes one or more layers (its branch); received: {self.branch!r}")
-        kept = [layer.describe() for layer in branch if layer.state()]
-        if kept:
-            raise ValueError(f"add does not take layers with running statistics in its branch (yet): {kept[0]}")
         masked = [layer.describe() for layer in branch if layer.takes_mask]
         if masked:
             raise ValueError(f"add does not take dropout in its branch (yet): {masked[0]}; put it before or after add")
         object.__setattr__(self, "branch", branch)
+        # batch statistics inside the branch need what they need at the top level
+        object.__setattr__(self, "smallest_batch", max(layer.smallest_batch for layer in branch))
 
     def describe(self) -> str:
         return f"add({', '.join(layer.describe() for layer in self.branch)})"
@@ -199,6 +205,13 @@ class Residual(Layer):
     def params(self) -> dict[str, Shape]:
         return {f"{j}.{name}": shape for j, layer in enumerate(self.branch) for name, shape in layer.params().items()}
 
+    def state(self) -> dict[str, Shape]:
+        return {f"{j}.{name}": shape for j, layer in enumerate(self.branch) for name, shape in layer.state().items()}
+
+    def initial_state(self) -> Arrays:
+        return {f"{j}.{name}": value for j, layer in enumerate(self.branch)
+                for name, value in layer.initial_state().items()}
+
     def input_shape(self) -> Shape | None:
         return self.branch[0].input_shape()
 
@@ -213,6 +226,10 @@ class Residual(Layer):
             raise ValueError(f"{self.describe()}: its branch gives shape {out} for an input of shape {shape}; x + f(x) "
                              "needs the same")
         return shape
+
+    def holder(self, name: str) -> tuple[Layer, str]:
+        j, _, rest = name.partition(".")
+        return self.branch[int(j)].holder(rest)
 
     def _own(self, params: Mapping[str, np.ndarray], j: int) -> dict[str, np.ndarray]:
         prefix = f"{j}."
@@ -243,13 +260,16 @@ class Residual(Layer):
     @classmethod
     def examples(cls) -> list[list[Layer]]:
         from .activation import Activation
+        from .batchnorm import BatchNorm
         from .conv import Conv2d
         from .linear import Linear
         from .shape import Flatten, Input
 
         return [[Linear(3, 4), Residual((Linear(4, 4), Activation("relu"))), Linear(4, 1)],
                 [Input((2, 3, 3)), Residual((Conv2d(2, 2, 3, padding="same"), Activation("tanh"),
-                                             Conv2d(2, 2, 1, bias=False))), Flatten(), Linear(18, 1)]]
+                                             Conv2d(2, 2, 1, bias=False))), Flatten(), Linear(18, 1)],
+                [Input((2, 3, 3)), Residual((Conv2d(2, 2, 3, padding="same", bias=False), BatchNorm(2, momentum=0.8),
+                                             Activation("relu"))), Flatten(), Linear(18, 1)]]
 
 
 

@@ -250,3 +250,21 @@ def test_ceil_mode_pools_as_torch_does_or_is_refused_by_name(name: str) -> None:
     assert parse_layers("maxpool(2, ceil_mode=True), flatten, linear(2)", (1, 5, 5))[1] == MaxPool2d(2, ceil_mode=True)
     assert MaxPool2d(2, ceil_mode=True).output_shape((1, 5, 5)) == (1, 3, 3)  # ⌈3/2⌉ + 1
     assert MaxPool2d(2, padding=1, ceil_mode=True).output_shape((1, 5, 5)) == (1, 3, 3)  # a 4th: in the padding
+
+
+def test_batchnorm_inside_a_residual_block_keeps_its_statistics_and_explain_reads_them() -> None:
+    from backend_compare.comparison.explain import Explainer
+    from backend_compare.layers import decode_spec, encode_spec, make_spec, state_shapes
+
+    layers = "conv2d(2, 3, padding=same), add(conv2d(2, 3, padding=same, bias=False), batchnorm, relu), flatten, " \
+             "linear(10)"
+    spec = make_spec(parse_layers(layers, (1, 8, 8)))
+    assert set(state_shapes(spec)) == {"2.1.running_mean", "2.1.running_var"} and spec[2].smallest_batch == 2
+    assert decode_spec(encode_spec(spec)) == spec
+    problem = get_task("cnn").make_problem(seed=0, epochs=1, layers=layers)
+    options = {"dtype": "float64", "lr": 0.1, "loss": "cross-entropy"}
+    backends = {name: get_backend(name)(problem.spec, **options) for name in ("numpy", "mxnet")}
+    (finding,) = Explainer(problem, backends, options).run()
+    assert finding.cause.endswith(
+        "mxnet keeps 0.899999976 of the old value where numpy keeps 0.9: the momentum held in float32 (0.9 rounded "
+        "to 32 bits)"), finding.cause
