@@ -17,6 +17,7 @@ from .base import Build, Layer, Link, Shape, Translator
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
 from .dropout import MASKS_SHARED, Dropout, MaskTranslator
+from .layernorm import LayerNorm
 from .linear import Linear
 from .model import (
     BATCHNORM_VARIANCES,
@@ -41,7 +42,7 @@ from .shape import Flatten, Input
 ENTRY_POINTS = "backend_compare.layers"
 
 LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
-    Linear, Activation, BatchNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
+    Linear, Activation, BatchNorm, LayerNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
 
 __all__ = [
     "ACTIVATIONS",
@@ -59,6 +60,7 @@ __all__ = [
     "Flatten",
     "Input",
     "Layer",
+    "LayerNorm",
     "Linear",
     "Link",
     "MaskTranslator",

@@ -12,6 +12,7 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     conv2d(…the same…)
     maxpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True])    avgpool(…the same…[, count_include_pad=False])
     batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
+    layernorm[(eps=1e-5, affine=False)]   over the last axis (the features; a sequence's, per step)
     dropout(RATE)       RATE in [0, 1); the masks are drawn from the run's seed, the same in every backend
     flatten
     add(LAYER, …)       x + f(x), f the layers inside, which must give back x's shape (a residual block)
@@ -31,6 +32,7 @@ from .base import Layer, Shape
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .layernorm import LayerNorm
 from .linear import Linear
 from .pool import AvgPool2d, MaxPool2d
 from .residual import Residual
@@ -115,6 +117,12 @@ def _batchnorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
     return BatchNorm(shape[0], *args, **{**options, "unbiased_running_var": running == "unbiased"})
 
 
+def _layernorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
+    if args or not shape:
+        raise ValueError("layernorm takes only eps=E and affine=False, by name")
+    return LayerNorm(shape[-1], **options)
+
+
 def _dropout(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
     if options or len(args) != 1:
         raise ValueError("dropout takes its rate alone (its masks follow the run's seed)")
@@ -133,7 +141,7 @@ MAKERS: dict[str, Callable[[Shape, list[Any], dict[str, Any]], Layer]] = {
     "linear": _linear, "conv1d": _conv(Conv1d), "conv2d": _conv(Conv2d),
     "maxpool": lambda shape, args, options: MaxPool2d(*args, **options),
     "avgpool": lambda shape, args, options: AvgPool2d(*args, **options),
-    "batchnorm": _batchnorm, "dropout": _dropout, "flatten": _no_options(Flatten),
+    "batchnorm": _batchnorm, "layernorm": _layernorm, "dropout": _dropout, "flatten": _no_options(Flatten),
 }
 NAMES = (*MAKERS, "add", *FUNCTIONS)
 USAGE = {"linear": "linear(OUT[, bias=False])",
@@ -142,6 +150,7 @@ USAGE = {"linear": "linear(OUT[, bias=False])",
          "maxpool": "maxpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True])",
          "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True][, count_include_pad=False])",
          "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
+         "layernorm": "layernorm[(eps=E, affine=False)]",
          "dropout": "dropout(RATE), RATE in [0, 1)",
          "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}
 

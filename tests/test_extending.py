@@ -166,8 +166,8 @@ def test_a_backend_without_a_translator_for_the_layer_is_refused_before_training
     result = run(env, "compare.py", "--task", "scaled", "--backends", "numpy,jax", "--executor", executor)
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert result.stderr == ("compare.py: error: the jax backend cannot build layer 1 scale(1); "
-                             "it builds: linear, activation, batchnorm, dropout, input, flatten, conv1d, conv2d, "
-                             "maxpool, avgpool, add\n")
+                             "it builds: linear, activation, batchnorm, layernorm, dropout, input, flatten, conv1d, "
+                             "conv2d, maxpool, avgpool, add\n")
 
 
 def test_check_backend_checks_the_toy_layer_on_every_backend_that_builds_it(env: dict[str, str]) -> None:
