@@ -61,9 +61,9 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     shape = input_shape(spec)
     widest = ""  # the layer with the largest output, for a model of layers other than Linear ones
     for index, layer in enumerate(spec):
-        shape = layer.output_shape(shape)
+        given, shape = shape, layer.output_shape(shape)
         if layer.params():
-            width = math.prod(shape) + layer.kept_values(shape)  # a convolution's unrolled windows too
+            width = math.prod(shape) + layer.kept_values(shape, given)  # a convolution's unrolled windows too
             if not widths or width > max(widths):
                 widest = f"--layers (layer {index} {layer.describe()}: {width:,} values per row)"
             widths.append(width)

@@ -36,20 +36,25 @@ from .model import (
     with_mask_seed,
 )
 from .pool import AvgPool2d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN, Recurrent
 from .residual import Residual
 from .shape import Flatten, Input
 
 ENTRY_POINTS = "backend_compare.layers"
 
 LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
-    Linear, Activation, BatchNorm, LayerNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual)}
+    Linear, Activation, BatchNorm, LayerNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual,
+    RNN, GRU, LSTM)}
 
 __all__ = [
     "ACTIVATIONS",
     "BATCHNORM_VARIANCES",
     "DTYPES",
+    "GRU",
     "LAYER_TYPES",
+    "LSTM",
     "MASKS_SHARED",
+    "RNN",
     "Activation",
     "AvgPool2d",
     "BatchNorm",
@@ -66,6 +71,7 @@ __all__ = [
     "MaskTranslator",
     "MaxPool2d",
     "ModelSpec",
+    "Recurrent",
     "Residual",
     "Shape",
     "Translator",

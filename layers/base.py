@@ -26,6 +26,9 @@ class Link:
 
     native: str  # an attribute, or a dotted path through wrappers ("inner.weight")
     to_native: tuple[int, ...] | None = None
+    # equal blocks of the canonical first axis in the framework's order (a recurrent layer's gates: Keras's GRU
+    # keeps z, r, h where the canonical layer keeps r, z, n: (1, 0, 2)), reordered before the permutation
+    blocks: tuple[int, ...] | None = None
 
     def of(self, layer: Any) -> Any:
         """The framework's array (parameter, variable) in `layer`, the framework layer a translator built: each
@@ -37,13 +40,21 @@ class Link:
 
     def under(self, prefix: str) -> Link:
         """The same array seen from a module that holds this layer at `prefix`."""
-        return Link(f"{prefix}.{self.native}", self.to_native)
+        return Link(f"{prefix}.{self.native}", self.to_native, self.blocks)
 
     def native_array(self, canonical: np.ndarray) -> np.ndarray:
+        if self.blocks is not None:
+            canonical = _reordered(canonical, self.blocks)
         return canonical if self.to_native is None else canonical.transpose(self.to_native)
 
     def canonical_array(self, native: np.ndarray) -> np.ndarray:
-        return native if self.to_native is None else native.transpose(np.argsort(self.to_native))
+        found = native if self.to_native is None else native.transpose(np.argsort(self.to_native))
+        return found if self.blocks is None else _reordered(found, tuple(np.argsort(self.blocks)))
+
+
+def _reordered(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
+    """The equal blocks of the first axis in `order`."""
+    return np.concatenate([np.split(array, len(order))[i] for i in order])
 
 
 @dataclass(frozen=True)
@@ -127,9 +138,10 @@ class Layer(ABC):
     def output_shape(self, shape: Shape) -> Shape:
         """The output shape for an input of `shape`; a ValueError says why the input does not fit."""
 
-    def kept_values(self, output: Shape) -> int:
-        """Values per example the NumPy forward keeps for its backward beyond its output of shape `output` (a
-        convolution's unrolled windows), for the memory estimate."""
+    def kept_values(self, output: Shape, given: Shape) -> int:
+        """Values per example the NumPy forward keeps for its backward beyond its output of shape `output`, for an
+        input of shape `given` (a convolution's unrolled windows, a recurrent layer's every step), for the memory
+        estimate."""
         return 0
 
     def keep_mask(self, index: int, step: int, rows: int, shape: Shape, dtype: str) -> np.ndarray:

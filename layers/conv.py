@@ -237,7 +237,7 @@ class Conv(Layer):
                              f"{'×'.join(map(str, shape[1:]))} input with its padding")
         return (self.out_channels, *sizes)
 
-    def kept_values(self, output: Shape) -> int:
+    def kept_values(self, output: Shape, given: Shape) -> int:
         return math.prod(output[1:]) * self.in_channels // self.groups * math.prod(self.kernel_size)  # the windows
 
     # ---- NumPy: im2col (a strided view, one copy), a matrix product per group; the backward's scatter ----

@@ -238,7 +238,7 @@ class Dropout(Layer):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
-    def kept_values(self, output: Shape) -> int:
+    def kept_values(self, output: Shape, given: Shape) -> int:
         return int(np.prod(output))  # the mask
 
     def keep_mask(self, index: int, step: int, rows: int, shape: Shape, dtype: str) -> np.ndarray:

@@ -14,6 +14,8 @@ integers ((2, 3): one per spatial axis); True and False for flags.
     batchnorm[(momentum=0.9, eps=1e-5, running_var=biased|unbiased)]   (per feature, or per channel of images)
     layernorm[(eps=1e-5, affine=False)]   over the last axis (the features; a sequence's, per step)
     dropout(RATE)       RATE in [0, 1); the masks are drawn from the run's seed, the same in every backend
+    rnn(H[, sequences=True][, bias=two|input|none])   gru(…the same…)   lstm(…the same…)
+                        over (steps, features) examples; the last step's output, or every step's (sequences)
     flatten
     add(LAYER, …)       x + f(x), f the layers inside, which must give back x's shape (a residual block)
     tanh, relu, sigmoid, gelu, gelu_tanh, leaky_relu, softplus, elu, silu
@@ -35,6 +37,7 @@ from .dropout import Dropout
 from .layernorm import LayerNorm
 from .linear import Linear
 from .pool import AvgPool2d, MaxPool2d
+from .recurrent import GRU, LSTM, RNN, Recurrent
 from .residual import Residual
 from .shape import Flatten, Input
 
@@ -123,6 +126,15 @@ def _layernorm(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
     return LayerNorm(shape[-1], **options)
 
 
+def _recurrent(kind: type[Recurrent]) -> Callable[[Shape, list[Any], dict[str, Any]], Layer]:
+    def make(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
+        if len(shape) != 2:
+            raise ValueError(f"{kind.kind} takes sequences of shape (steps, features); it follows an output of shape "
+                             f"{shape}")
+        return kind(shape[1], *args, **options)
+    return make
+
+
 def _dropout(shape: Shape, args: list[Any], options: dict[str, Any]) -> Layer:
     if options or len(args) != 1:
         raise ValueError("dropout takes its rate alone (its masks follow the run's seed)")
@@ -141,7 +153,8 @@ MAKERS: dict[str, Callable[[Shape, list[Any], dict[str, Any]], Layer]] = {
     "linear": _linear, "conv1d": _conv(Conv1d), "conv2d": _conv(Conv2d),
     "maxpool": lambda shape, args, options: MaxPool2d(*args, **options),
     "avgpool": lambda shape, args, options: AvgPool2d(*args, **options),
-    "batchnorm": _batchnorm, "layernorm": _layernorm, "dropout": _dropout, "flatten": _no_options(Flatten),
+    "batchnorm": _batchnorm, "layernorm": _layernorm, "dropout": _dropout,
+    "rnn": _recurrent(RNN), "gru": _recurrent(GRU), "lstm": _recurrent(LSTM), "flatten": _no_options(Flatten),
 }
 NAMES = (*MAKERS, "add", *FUNCTIONS)
 USAGE = {"linear": "linear(OUT[, bias=False])",
@@ -152,6 +165,7 @@ USAGE = {"linear": "linear(OUT[, bias=False])",
          "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
          "layernorm": "layernorm[(eps=E, affine=False)]",
          "dropout": "dropout(RATE), RATE in [0, 1)",
+         **{kind: f"{kind}(H[, sequences=True][, bias=two|input|none])" for kind in ("rnn", "gru", "lstm")},
          "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}
 
 
