@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..layers import Layer, MaskTranslator, ModelSpec, input_shapes
+from ..layers.dropout import mask_seed
 
 
 class DropoutMasks:
@@ -48,7 +49,7 @@ class DropoutMasks:
 
     def _native_masks(self, seed: int) -> None:
         if self._masked:
-            self._mask_draws = self._masked[0][2].mask_draws(seed)
+            self._mask_draws = self._masked[0][2].mask_draws(mask_seed(seed))
 
     def _keeps(self, rows: int, *, advance: bool = False) -> dict[int, Any]:
         """Each masked layer's mask by position, as the framework's arrays, for a training forward of `rows`

@@ -4,13 +4,15 @@ A framework's Dropout draws its mask inside the training step from its own rando
 framework can reproduce: two backends given the same data and parameters would part at the first step. So
 the canonical layer takes its mask as an input. Before each training step the backend draws every dropout
 layer's mask in NumPy, from the layer's `seed`, its position in the model and the step's number, and hands it
-to the framework's layer, which computes x · mask in training and x in evaluation. The mask holds 0 or
-1/(1 − rate) (rounded to the model's dtype): the product F.dropout forms (aten/src/ATen/native/Dropout.cpp,
-native_dropout_cpu: `input.mul(mask).mul_(scale)`), so one multiplication, rounded once, in every framework.
+to the framework's layer, which computes x · mask in training and x in evaluation. The mask holds 0 or 1 / (1 −
+rate), divided in the model's dtype: the mask torch's F.dropout makes on a CPU, then multiplies by
+(aten/src/ATen/native/Dropout.cpp:74-85, `noise.bernoulli_(1 - p); noise.div_(1 - p); input * noise`: at p = 0.15
+float32's 1/0.85 is 1.1764705, one ulp from 1/(1 − p) rounded once), so one multiplication in every framework.
 
 `--init native` draws the masks with each framework's own dropout and random state instead (the framework's
-dropout applied to ones gives its mask, scaled): torch's bernoulli_ on a torch.Generator, mx.nd.Dropout on
-MXNet's global RNG, nnx.Dropout on nnx.Rngs, keras.random.dropout on a SeedGenerator; those runs share no mask.
+dropout applied to ones gives its mask, scaled): torch's bernoulli_ and div_ on a torch.Generator, mx.nd.Dropout on
+MXNet's global RNG, nnx.Dropout on nnx.Rngs, keras.random.dropout on a SeedGenerator, each seeded apart from the
+initialiser's stream (`mask_seed`); those runs share no mask.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ import numpy as np
 from .base import Arrays, Build, Layer, Shape, Translator
 
 MASKS_SHARED = "dropout: the same masks in every backend, drawn in NumPy from the run's seed"
+
+
+def mask_seed(seed: int) -> int:
+    """The seed of native masks for a model initialised from `seed`: a stream of its own, so a framework whose
+    initialiser and dropout share a generator does not draw its first masks from its initial weights' numbers."""
+    return int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
 
 
 def _check(layer: Layer) -> Dropout:
@@ -47,11 +55,11 @@ class MaskTranslator(Translator):
     def native_mask(self, layer: Layer, draws: Any, shape: Shape, dtype: str) -> Any:
         """A mask of `shape` (rows first) as the framework's own dropout draws it from `draws`."""
         rate = _check(layer).rate
-        return ((draws.random(shape) >= rate) / (1 - rate)).astype(dtype)
+        return (draws.random(shape) >= rate).astype(dtype) / np.asarray(1 - rate, dtype=dtype)
 
 
 class NumpyDropout(MaskTranslator):
-    native_default = "dropout: masks from numpy.random.default_rng(seed)"
+    native_default = "dropout: masks from a numpy.random.default_rng"
 
 
 @cache
@@ -68,7 +76,7 @@ def _torch_module() -> type:
 
 
 class TorchDropout(MaskTranslator):
-    native_default = "dropout: masks from a torch.Generator(seed), bernoulli_(1 − p) / (1 − p) as F.dropout draws"
+    native_default = "dropout: masks from a torch.Generator, bernoulli_(1 − p) then div_(1 − p) as F.dropout draws"
 
     def build(self, layer: Layer, build: Build) -> Any:
         return _torch_module()()
@@ -86,8 +94,8 @@ class TorchDropout(MaskTranslator):
     def native_mask(self, layer: Layer, draws: Any, shape: Shape, dtype: str) -> Any:
         import torch
 
-        keep = 1 - _check(layer).rate  # native_dropout_cpu: mask = empty_like(input).bernoulli_(1 − p), × 1/(1 − p)
-        return torch.empty(shape, dtype=getattr(torch, dtype)).bernoulli_(keep, generator=draws).mul_(1 / keep)
+        keep = 1 - _check(layer).rate  # F.dropout on a CPU: noise.bernoulli_(1 − p); noise.div_(1 − p)
+        return torch.empty(shape, dtype=getattr(torch, dtype)).bernoulli_(keep, generator=draws).div_(keep)
 
 
 @cache
@@ -104,7 +112,7 @@ def _gluon_block() -> type:
 
 
 class GluonDropout(MaskTranslator):
-    native_default = "dropout: masks from mx.nd.Dropout(mode='always') on MXNet's global RNG, mx.random.seed(seed)"
+    native_default = "dropout: masks from mx.nd.Dropout(mode='always') on MXNet's global RNG, reseeded"
 
     def build(self, layer: Layer, build: Build) -> Any:
         return _gluon_block()()
@@ -140,7 +148,7 @@ def _nnx_module() -> type:
 
 
 class NnxDropout(MaskTranslator):
-    native_default = "dropout: masks from nnx.Dropout with nnx.Rngs(dropout=seed)"
+    native_default = "dropout: masks from nnx.Dropout with nnx.Rngs(dropout=…)"
 
     def build(self, layer: Layer, build: Build) -> Any:
         return _nnx_module()()
@@ -179,7 +187,7 @@ def _keras_layer() -> type:
 
 
 class KerasDropout(MaskTranslator):
-    native_default = "dropout: masks from keras.random.dropout with keras.random.SeedGenerator(seed)"
+    native_default = "dropout: masks from keras.random.dropout with a keras.random.SeedGenerator"
 
     def build(self, layer: Layer, build: Build) -> Any:
         return _keras_layer()(dtype=build.dtype)
@@ -206,7 +214,7 @@ class Dropout(Layer):
     from `seed`, the layer's position and the step's number: `keep_mask`); the identity in evaluation."""
 
     rate: float
-    seed: int = 0  # the masks' seed: a task's problem sets it from the run's seed
+    seed: int | None = None  # the masks' seed; None: a task's problem draws one from the run's seed (else 0)
 
     kind: ClassVar[str] = "dropout"
     takes_mask: ClassVar[bool] = True
@@ -215,14 +223,17 @@ class Dropout(Layer):
         "tensorflow": KerasDropout}
 
     def __post_init__(self) -> None:
-        if isinstance(self.rate, bool) or not isinstance(self.rate, int | float) or not 0 <= self.rate < 1:
+        rate = self.rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float | np.floating) or not 0 <= rate < 1:
             raise ValueError(f"dropout rate must be a number in [0, 1) (the share of values zeroed); "
-                             f"received: {self.rate!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+                             f"received: {rate!r}")
+        object.__setattr__(self, "rate", float(rate))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed < 2**63):
             raise ValueError(f"dropout seed must be an integer in [0, 2**63); received: {self.seed!r}")
 
     def describe(self) -> str:
-        return f"dropout({self.rate:g})" if not self.seed else f"dropout({self.rate:g}, seed={self.seed})"
+        return f"dropout({self.rate})" if self.seed is None else f"dropout({self.rate}, seed={self.seed})"
 
     @classmethod
     def examples(cls) -> list[list[Layer]]:
@@ -244,8 +255,8 @@ class Dropout(Layer):
     def keep_mask(self, index: int, step: int, rows: int, shape: Shape, dtype: str) -> np.ndarray:
         """The mask of training step `step` (counted from 0 since the parameters were set) for this layer at
         position `index` of its model, for `rows` examples of `shape`: 0 where dropped, 1/(1 − rate) where kept."""
-        kept = np.random.default_rng((self.seed, index, step)).random((rows, *shape)) >= self.rate
-        return kept.astype(dtype) * np.asarray(1 / (1 - self.rate), dtype=dtype)
+        kept = np.random.default_rng((self.seed or 0, index, step)).random((rows, *shape)) >= self.rate
+        return kept.astype(dtype) / np.asarray(1 - self.rate, dtype=dtype)  # F.dropout's division, in the dtype
 
     def forward(self, params: Mapping[str, np.ndarray], x: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
         """In training, params["keep"] is the step's mask (the NumPy backend gives it beside the parameters)."""

@@ -65,9 +65,10 @@ def built(translators: Sequence[Translator], spec: ModelSpec, build: Build) -> l
 
 
 def with_mask_seed(spec: ModelSpec, seed: int) -> ModelSpec:
-    """The spec with every layer that takes masks (a dropout layer: its `seed` field) drawing them from `seed`."""
-    return tuple(dataclasses.replace(layer, seed=seed) if layer.takes_mask else layer  # type: ignore[type-var]
-                 for layer in spec)
+    """The spec with every layer that takes masks and was given no seed (its `seed` field None) drawing them from
+    `seed`; a seed given is kept."""
+    return tuple(dataclasses.replace(layer, seed=seed)  # type: ignore[type-var]
+                 if layer.takes_mask and getattr(layer, "seed", 0) is None else layer for layer in spec)
 
 
 def in_features(spec: ModelSpec) -> int:

@@ -287,9 +287,10 @@ def assemble(
     splitter: Callable[[np.random.Generator, np.ndarray, np.ndarray, int], tuple[np.ndarray, ...]] | None = None,
     settings: dict[str, Any],
 ) -> Problem:
-    """Split (by `splitter` when given and something is held out), initial parameters, then batch order, drawn
-    from `rng` in that order. A full batch is not shuffled: its gradient does not depend on the order, and the
-    rows then need no copying. `val_rows`: the rows held out, by position, instead of a drawn split (the
+    """Split (by `splitter` when given and something is held out), initial parameters, batch order, then the seed
+    of dropout masks (for a model with dropout layers given none), drawn from `rng` in that order. A full batch
+    is not shuffled: its gradient does not depend on the order, and the rows then need no copying. `val_rows`: the
+    rows held out, by position, instead of a drawn split (the
     others train in their order). `init_from`: a file of starting parameters that replace those drawn (drawn
     still, so the batch order is the same with the file as without it)."""
     if val_rows is not None:
@@ -304,16 +305,17 @@ def assemble(
     batch_size = check_batching(len(X_train), batch_size, epochs)
     shuffle = shuffle and batch_size < len(X_train)
     initial_params = init(rng, spec)
-    if any(layer.takes_mask for layer in spec):  # the dropout masks follow the run's seed
-        spec = with_mask_seed(spec, int(rng.integers(2**63)))
     if init_from is not None:
         initial_params = load_initial(init_from, param_shapes(spec))
     if truth is not None:  # a model without bias has no true bias to be compared with
         truth = {name: value for name, value in truth.items() if name in initial_params}
+    epoch_batches = shuffled_epochs(rng, len(X_train), batch_size, epochs, shuffle)  # leaves rng as it was
+    if any(layer.takes_mask for layer in spec):  # dropout masks follow the run's seed, drawn last: nothing moves
+        spec = with_mask_seed(spec, int(rng.integers(2**31)))  # hashed into a stream of its own (SeedSequence)
     return Problem(
         task=task, spec=spec, X_train=X_train, y_train=y_train, X_val=X_val, y_val=y_val,
         initial_params=initial_params,
-        epoch_batches=shuffled_epochs(rng, len(X_train), batch_size, epochs, shuffle),
+        epoch_batches=epoch_batches,
         truth=truth, X_grid=X_grid, f_grid=f_grid, shuffle=shuffle,
         settings={**settings, "epochs": epochs, "batch_size": batch_size, "val_fraction": val_fraction,
                   # the tutorials' options, shown only when they differ from the usual

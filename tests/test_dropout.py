@@ -19,7 +19,7 @@ def test_a_mask_follows_its_seed_position_and_step_and_scales_what_it_keeps() ->
     layer = Dropout(0.3, seed=7)
     mask = layer.keep_mask(2, 5, 1000, (4, 5), "float32")
     assert mask.shape == (1000, 4, 5) and mask.dtype == np.float32
-    assert set(np.unique(mask)) == {0.0, np.float32(1 / 0.7)}
+    assert set(np.unique(mask)) == {0.0, np.float32(1) / np.float32(0.7)}
     assert abs((mask > 0).mean() - 0.7) < 0.01
     np.testing.assert_array_equal(mask, layer.keep_mask(2, 5, 1000, (4, 5), "float32"))  # drawn, not stateful
     for other in (layer.keep_mask(2, 6, 1000, (4, 5), "float32"), layer.keep_mask(3, 5, 1000, (4, 5), "float32"),
@@ -53,7 +53,8 @@ def test_native_masks_come_from_the_frameworks_own_dropout_and_set_params_shares
     ones = np.ones((4000, 6), dtype=np.float32)
     model.native_init(3)
     first, second = model.forward_activations(ones)[0], model.forward_activations(ones)[0]
-    assert set(np.unique(first)) <= {0.0, np.float32(1 / 0.7)} and abs((first > 0).mean() - 0.7) < 0.02
+    assert set(np.unique(first)) <= {0.0, np.float32(1) / np.float32(0.7), np.float32(1 / 0.7)}
+    assert abs((first > 0).mean() - 0.7) < 0.02
     assert (first != second).any()  # drawn from the framework's random state, which moves on
     shared = spec[0].keep_mask(0, 0, 4000, (6,), "float32")
     assert (first != shared).any()
@@ -116,3 +117,44 @@ def test_a_bad_rate_on_the_command_line_is_one_line_and_exit_2(cli) -> None:
                                          "[0, 1) (the share of values zeroed); received: 1.5\n"), ran.err
     with pytest.raises(ValueError, match="add does not take dropout"):
         Residual((Linear(4, 4), Dropout(0.5)))
+
+
+def test_the_mask_scales_as_torchs_dropout_does_on_a_cpu() -> None:
+    """F.dropout divides its mask by 1 − p in the tensor's dtype (aten/src/ATen/native/Dropout.cpp:81): at p = 0.15
+    float32 gives 1.1764705, one ulp below 1/(1 − p) rounded once."""
+    get_backend("torch")
+    import torch
+
+    torch.manual_seed(0)
+    dropped = torch.nn.functional.dropout(torch.ones(1000), 0.15, training=True).numpy()
+    ours = Dropout(0.15).keep_mask(0, 0, 1000, (), "float32")
+    assert set(np.unique(ours)) == set(np.unique(dropped)) == {0.0, np.float32(1.1764705)}
+
+
+@pytest.mark.parametrize("name", ["numpy", "mxnet", "tensorflow"])
+def test_native_masks_are_not_drawn_from_the_initial_weights_numbers(name: str) -> None:
+    """These frameworks initialise and drop out from one kind of generator: seeded alike, the first mask would keep
+    exactly where the first weights are positive."""
+    agreement = []
+    for seed in range(12):
+        model = get_backend(name)([Dropout(0.5), Linear(6, 6), Linear(6, 1)], dtype="float32")
+        model.native_init(seed)
+        mask = model.forward_activations(np.ones((6, 6), dtype=np.float32))[0] > 0
+        agreement.append(np.mean(mask == (model.get_params()["1.weight"] > 0)))
+    assert 0.3 < np.mean(agreement) < 0.7, agreement
+
+
+def test_a_task_draws_the_mask_seed_last_and_keeps_one_given() -> None:
+    from backend_compare.layers import Conv2d, Flatten
+    from backend_compare.tasks import get_task
+
+    cnn = get_task("cnn")
+    plain = cnn.make_problem(seed=0, epochs=1, layers="conv2d(2, 3), flatten, linear(10)")
+    dropped = cnn.make_problem(seed=0, epochs=1, layers="conv2d(2, 3), dropout(0), flatten, linear(10)")
+    np.testing.assert_array_equal(np.concatenate(plain.epoch_batches[0]), np.concatenate(dropped.epoch_batches[0]))
+    drawn = dropped.spec[2]
+    assert isinstance(drawn, Dropout) and drawn.seed is not None
+    assert cnn.make_problem(seed=1, epochs=1, layers="conv2d(2, 3), dropout(0), flatten, linear(10)").spec[2] != drawn
+    given = cnn.make_problem(seed=0, epochs=1, layers=[Conv2d(1, 2, 3), Dropout(0.5, seed=3), Flatten(),
+                                                      Linear(72, 10)])
+    assert given.spec[2] == Dropout(0.5, seed=3)
