@@ -15,6 +15,7 @@ from ..layers import (
     Layer,
     ModelSpec,
     Translator,
+    first_layer,
     input_shape,
     input_shapes,
     layer_types,
@@ -145,6 +146,7 @@ class Backend(LayerState, DropoutMasks, ABC):
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
+        self._first = first_layer(self.spec)  # which checks X's values (token ids)
         out = output_shape(self.spec)
         if len(out) != 1:
             raise ValueError(f"a model's output must be one row of values per example; its last layer "
@@ -433,6 +435,8 @@ class Backend(LayerState, DropoutMasks, ABC):
             raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
         if not len(X):
             raise ValueError(f"X must have at least one row; received shape {X.shape}")
+        index, first = self._first
+        first.check_input(X, f"layer {index}")
         return X
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

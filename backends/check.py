@@ -105,10 +105,10 @@ def _close(actual: np.ndarray, expected: np.ndarray, what: str, rtol: float = 1e
 
 
 def _example_data(spec: Sequence[Layer], rows: int = 6) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    from ..layers import input_shape, out_features
+    from ..layers import first_layer, input_shape, out_features
 
     rng = np.random.default_rng(5)
-    X = rng.normal(size=(rows, *input_shape(tuple(spec))))
+    X = first_layer(tuple(spec))[1].example_input(rng, (rows, *input_shape(tuple(spec))))
     y = rng.normal(size=(rows, out_features(tuple(spec))))
     params = {name: rng.normal(0.0, 0.5, size=shape) for name, shape in param_shapes(tuple(spec)).items()}
     return X, y, params

@@ -179,7 +179,8 @@ class TensorflowBackend(Backend):
         variables = self._model.trainable_variables
         with tf.GradientTape() as tape:
             loss = self._loss_fn(y, self._training_forward(X, keeps))
-        return loss, tape.gradient(loss, variables)
+        # An embedding's gradient comes as tf.IndexedSlices (the rows its ids took): dense, as every other's
+        return loss, [tf.convert_to_tensor(grad) for grad in tape.gradient(loss, variables)]
 
     def _train_step_on_rows(self, X: Any, y: Any, keeps: list[Any], rows: Any) -> Any:
         # The batch is gathered inside the step: no slicing op per batch outside the graph.

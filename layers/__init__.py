@@ -17,6 +17,7 @@ from .base import Build, Layer, Link, Shape, Translator
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
 from .dropout import MASKS_SHARED, Dropout, MaskTranslator
+from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
 from .model import (
@@ -24,6 +25,7 @@ from .model import (
     DTYPES,
     ModelSpec,
     built,
+    first_layer,
     in_features,
     input_shape,
     input_shapes,
@@ -44,7 +46,7 @@ ENTRY_POINTS = "backend_compare.layers"
 
 LAYER_TYPES: dict[str, type[Layer]] = {layer.kind: layer for layer in (
     Linear, Activation, BatchNorm, LayerNorm, Dropout, Input, Flatten, Conv1d, Conv2d, MaxPool2d, AvgPool2d, Residual,
-    RNN, GRU, LSTM)}
+    RNN, GRU, LSTM, Embedding)}
 
 __all__ = [
     "ACTIVATIONS",
@@ -62,6 +64,7 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Dropout",
+    "Embedding",
     "Flatten",
     "Input",
     "Layer",
@@ -78,6 +81,7 @@ __all__ = [
     "built",
     "decode_spec",
     "encode_spec",
+    "first_layer",
     "in_features",
     "input_shape",
     "input_shapes",

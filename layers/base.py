@@ -129,6 +129,15 @@ class Layer(ABC):
     # True for a layer whose framework layers take a mask as a second input in training (dropout.py): its
     # translators are MaskTranslators, and the backend gives the mask of each step
     takes_mask: ClassVar[bool] = False
+    takes_ids: ClassVar[bool] = False  # its input is the model's, token ids (Embedding): it comes first
+
+    def check_input(self, X: np.ndarray, where: str) -> None:  # noqa: B027
+        """The first layer after the input: a ValueError where the model's input X is not one it takes (a token
+        id out of range), naming the layer as `where` and the position."""
+
+    def example_input(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Inputs of `shape` (rows first) this layer takes as the model's first, for examples and checks."""
+        return rng.normal(size=shape)
 
     def input_shape(self) -> Shape | None:
         """The one input shape the layer's options fix, if they fix one (a Linear layer's width)."""

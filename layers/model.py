@@ -26,6 +26,10 @@ def make_spec(layers: Sequence[Layer]) -> ModelSpec:
             raise ValueError(f"layer {index} must be a layer (backend_compare.layers); received: {layer!r}")
     if not any(layer.params() for layer in spec):
         raise ValueError("a model spec needs at least one layer with parameters; received none")
+    for index, layer in enumerate(spec):
+        if layer.takes_ids and any(before.kind != "input" for before in spec[:index]):
+            raise ValueError(f"layer {index} {layer.describe()} takes token ids, the model's input: it must come "
+                             "first")
     output_shape(spec)
     return spec
 
@@ -69,6 +73,11 @@ def with_mask_seed(spec: ModelSpec, seed: int) -> ModelSpec:
     `seed`; a seed given is kept."""
     return tuple(dataclasses.replace(layer, seed=seed)  # type: ignore[type-var]
                  if layer.takes_mask and getattr(layer, "seed", 0) is None else layer for layer in spec)
+
+
+def first_layer(spec: ModelSpec) -> tuple[int, Layer]:
+    """The first layer after the input, which takes the model's input X, and its index."""
+    return next(((index, layer) for index, layer in enumerate(spec) if layer.kind != "input"), (0, spec[0]))
 
 
 def in_features(spec: ModelSpec) -> int:

@@ -8,6 +8,7 @@ data's shape for the first). Values are integers, decimals, words (same, valid, 
 integers ((2, 3): one per spatial axis); True and False for flags.
 
     linear(OUT[, bias=False])
+    embedding(VOCABULARY, WIDTH)   first, on token ids (integers 0…VOCABULARY−1): (steps,) → (steps, WIDTH)
     conv1d(OUT, KERNEL[, stride=S][, padding=P|same|valid][, dilation=D][, groups=G][, bias=False])
     conv2d(…the same…)
     maxpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True])    avgpool(…the same…[, count_include_pad=False])
@@ -34,6 +35,7 @@ from .base import Layer, Shape
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
 from .pool import AvgPool2d, MaxPool2d
@@ -153,6 +155,7 @@ MAKERS: dict[str, Callable[[Shape, list[Any], dict[str, Any]], Layer]] = {
     "linear": _linear, "conv1d": _conv(Conv1d), "conv2d": _conv(Conv2d),
     "maxpool": lambda shape, args, options: MaxPool2d(*args, **options),
     "avgpool": lambda shape, args, options: AvgPool2d(*args, **options),
+    "embedding": lambda shape, args, options: Embedding(*args, **options),
     "batchnorm": _batchnorm, "layernorm": _layernorm, "dropout": _dropout,
     "rnn": _recurrent(RNN), "gru": _recurrent(GRU), "lstm": _recurrent(LSTM), "flatten": _no_options(Flatten),
 }
@@ -164,6 +167,7 @@ USAGE = {"linear": "linear(OUT[, bias=False])",
          "avgpool": "avgpool(KERNEL[, stride=S][, padding=P][, ceil_mode=True][, count_include_pad=False])",
          "batchnorm": "batchnorm[(momentum=M, eps=E, running_var=biased|unbiased)]",
          "layernorm": "layernorm[(eps=E, affine=False)]",
+         "embedding": "embedding(VOCABULARY, WIDTH)",
          "dropout": "dropout(RATE), RATE in [0, 1)",
          **{kind: f"{kind}(H[, sequences=True][, bias=two|input|none])" for kind in ("rnn", "gru", "lstm")},
          "add": "add(LAYER, …): x + the layers' output, which must have x's shape"}

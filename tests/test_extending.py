@@ -167,7 +167,7 @@ def test_a_backend_without_a_translator_for_the_layer_is_refused_before_training
     assert (result.returncode, result.stdout) == (2, ""), result.stderr
     assert result.stderr == ("compare.py: error: the jax backend cannot build layer 1 scale(1); "
                              "it builds: linear, activation, batchnorm, layernorm, dropout, input, flatten, conv1d, "
-                             "conv2d, maxpool, avgpool, add, rnn, gru, lstm\n")
+                             "conv2d, maxpool, avgpool, add, rnn, gru, lstm, embedding\n")
 
 
 def test_check_backend_checks_the_toy_layer_on_every_backend_that_builds_it(env: dict[str, str]) -> None:
