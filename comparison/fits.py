@@ -102,8 +102,8 @@ def convergence_note(result: BackendResult, optimum: BackendResult | None) -> st
     the optimum minimises) is more than NOT_CONVERGED above the exact optimum's (the noise this model cannot
     fit on these data) and more than NOT_CONVERGED_PATH of the way from its start to it; empty otherwise,
     and for models without an exact optimum."""
-    if optimum is None or result.status != OK or result.init == REFERENCE:
-        return ""
+    if optimum is None or not optimum.params or result.status != OK or result.init == REFERENCE:
+        return ""  # a baseline's losses (an AR model's) are no optimum of this model
     penalised = math.isfinite(optimum.final_train_objective)
     what = "training objective" if penalised else "training loss"
     best, reached = ((optimum.final_train_objective, result.final_train_objective) if penalised else

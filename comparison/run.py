@@ -131,7 +131,7 @@ def as_trained(problem: Problem, dtype: str) -> Problem:
 
 def _reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
     if len(problem.spec) != 1:
-        return None
+        return _baseline_result(problem, options) if problem.reference_features is not None else None
     layer = problem.spec[0]
     assert isinstance(layer, Linear)  # a one-layer spec is a Linear layer (make_spec requires one)
     if problem.classes is not None:
@@ -148,6 +148,24 @@ def _reference_result(problem: Problem, options: dict[str, Any]) -> BackendResul
         final_function_error=function_error(lambda X: reference.predict(X, optimum.params), problem),
         epochs=0, seconds=float("nan"),
     )
+
+
+def _baseline_result(problem: Problem, options: dict[str, Any]) -> BackendResult:
+    """A linear model of the problem's reference features solved exactly (least squares, or the run's loss), no
+    weight decay: a baseline of losses for a model that has no exact optimum, its parameters not comparable."""
+    assert problem.reference_features is not None
+    features = problem.reference_features
+    loss, delta = options["loss"], options["huber_delta"]
+    optimum = reference.solve(features(problem.X_train), problem.y_train, bias=True, loss=loss, huber_delta=delta,
+                              weight_decay=0.0)
+    return BackendResult(
+        backend=problem.reference_name or optimum.name, init=REFERENCE, status=OK, params={},
+        step_losses=np.empty(0), initial_loss=float("nan"),
+        final_train_loss=reference.mean_loss(features(problem.X_train), problem.y_train, optimum.params, loss, delta),
+        final_val_loss=validation(lambda X, y: reference.mean_loss(features(X), y, optimum.params, loss, delta),
+                                  problem),
+        initial_function_error=None, final_function_error=None, epochs=0, seconds=float("nan"),
+        note="the best linear model of the same inputs, solved exactly on the training split: a baseline to beat")
 
 
 def _softmax_reference(problem: Problem, layer: Linear, options: dict[str, Any]) -> BackendResult:

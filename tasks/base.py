@@ -52,6 +52,10 @@ class Problem:
     shuffle: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
     classes: list[str] | None = None  # a classification's class names: y holds their indices, as (n, 1) floats
+    # For a model with no exact optimum: the inputs of a linear model solved exactly as its baseline row (an
+    # AR(p) model of a sequence's window: the window, flattened), and that row's name
+    reference_features: Callable[[np.ndarray], np.ndarray] | None = None
+    reference_name: str = ""
 
     def __post_init__(self) -> None:
         """A model whose layers need several rows per training batch (batch statistics) gets them in every batch,

@@ -1,0 +1,130 @@
+"""One-step-ahead forecasting of the yearly sunspot numbers, 1700–2008 (the data set statsmodels ships, no
+download): each example is a window of `window` years, its target the next year's number.
+
+The split is chronological: the last val_fraction of the windows (by their target's year) are held out, never
+shuffled into training. The numbers are standardised by the training targets' mean and standard deviation
+(both in the settings). The model is a recurrent layer of each --hidden size (the last giving its last step's
+state) and a linear layer to one output, or any --layers over (window, 1) sequences.
+
+The reference row is the best linear autoregressive model of the same window, AR(window), by least squares on
+the training split: a recurrent model that does not beat it has learned nothing a linear filter cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..layers import GRU, LSTM, RNN, Input, Layer, Linear, ModelSpec, Recurrent, make_spec
+from .base import Problem, Task, assemble, check_dtype, check_split, layers_setting, layers_spec, uniform_init
+from .options import HIDDEN, INIT_FROM, LAYERS, SHUFFLE, VAL_FRACTION, TaskOption
+
+CELLS: dict[str, type[Recurrent]] = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+YEARS = 309  # 1700–2008
+
+CELL = TaskOption("cell", "the recurrent layer of the sequence task's model (one per --hidden size)", str,
+                  choices=tuple(CELLS), sweepable=True)
+WINDOW = TaskOption("window", "the years each sequence example sees, its target the next year's number", int,
+                    sweepable=True)
+
+
+def flattened(X: np.ndarray) -> np.ndarray:
+    """A window of (steps, 1) as the inputs of a linear model: the AR reference's features."""
+    return X.reshape(len(X), -1)
+
+
+def _spec(cell: str, hidden: Sequence[int], window: int) -> ModelSpec:
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}; received: {cell!r}")
+    sizes = list(hidden)
+    if not sizes or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
+        raise ValueError(f"hidden must be positive integers, one per recurrent layer; received: {hidden!r}")
+    layers: list[Layer] = [Input((window, 1))]
+    width = 1
+    for position, size in enumerate(sizes):
+        # bias=input: one bias vector, what every framework's layer can hold (torch and Gluon hold their second
+        # at zero); every step's output for all but the last layer
+        layers.append(CELLS[cell](width, size, sequences=position < len(sizes) - 1, bias="input"))
+        width = size
+    layers.append(Linear(width, 1))
+    return make_spec(layers)
+
+
+def _check_window(window: int) -> None:
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= YEARS // 2:
+        raise ValueError(f"window must be an integer from 1 to {YEARS // 2} (years); received: {window!r}")
+
+
+def _chronological(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, n_val: int) -> tuple[np.ndarray, ...]:
+    """The last n_val windows held out: the future is never trained on."""
+    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+
+
+def make_problem(
+    *,
+    seed: int = 0,
+    epochs: int = 30,
+    batch_size: int | None = 16,
+    cell: str = "lstm",
+    hidden: Sequence[int] = (16,),
+    window: int = 10,
+    layers: str | Sequence[Layer] | None = None,
+    val_fraction: float = 0.2,
+    shuffle: bool = True,
+    init_from: str | None = None,
+    dtype: str = "float64",
+) -> Problem:
+    """Windows of the sunspot series and a recurrent model: see the module."""
+    check_dtype(dtype)
+    _check_window(window)
+    spec = _spec(cell, hidden, window) if layers is None else layers_spec(layers, (window, 1), 1)
+    check_split(YEARS - window, val_fraction)
+    from statsmodels.datasets import sunspots  # imported when used
+
+    series = sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(dtype=np.float64)
+    starts = np.arange(len(series) - window)
+    X = series[starts[:, None] + np.arange(window)][:, :, None]  # (n, window, 1)
+    y = series[starts + window][:, None]
+    problem = assemble(
+        "sequence", np.random.default_rng(seed), X, y, spec=spec, init=uniform_init, val_fraction=val_fraction,
+        epochs=epochs, batch_size=batch_size, shuffle=shuffle, init_from=init_from, splitter=_chronological,
+        settings={"seed": seed, "dataset": "sunspots (statsmodels), yearly 1700–2008", "window": window,
+                  **({"cell": cell, "hidden": list(hidden)} if layers is None
+                     else {"layers": layers_setting(layers, spec)})})
+    mean, std = float(problem.y_train.mean()), float(problem.y_train.std()) or 1.0
+
+    def scaled(values: np.ndarray) -> np.ndarray:
+        return ((values - mean) / std).astype(dtype)
+
+    return dataclasses.replace(
+        problem, X_train=scaled(problem.X_train), y_train=scaled(problem.y_train), X_val=scaled(problem.X_val),
+        y_val=scaled(problem.y_val), reference_features=flattened, reference_name=f"AR({window}) least-squares",
+        settings={**problem.settings, "standardized": {"mean": mean, "std": std}})
+
+
+def data_shape(*, window: int = 10, **_: Any) -> tuple[int, int]:
+    """(rows, values per example) without reading the data: for the memory check that comes first."""
+    return YEARS - window, window
+
+
+def spec_for(*, cell: str = "lstm", hidden: Sequence[int] = (16,), window: int = 10,
+             layers: str | Sequence[Layer] | None = None, **_: Any) -> ModelSpec:
+    """The model, for the memory check."""
+    _check_window(window)
+    return _spec(cell, hidden, window) if layers is None else layers_spec(layers, (window, 1), 1)
+
+
+TASK = Task(
+    name="sequence",
+    description="one-step-ahead forecasts of the yearly sunspot numbers (bundled with statsmodels) by an RNN, GRU "
+                "or LSTM, against the best linear AR model of the same window",
+    make_problem=make_problem,
+    defaults={"mlp": {"lr": 0.1, "epochs": 30, "batch_size": 16}},
+    default_model="mlp",
+    data_shape=data_shape,
+    options=(CELL, HIDDEN, WINDOW, LAYERS, VAL_FRACTION, SHUFFLE, INIT_FROM),
+    spec_for=spec_for,
+)

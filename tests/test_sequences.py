@@ -1,0 +1,128 @@
+"""Sequences: recurrent layers and embeddings against each framework's own, the conventions where they part (bias
+counts, Flax's GRU without a recurrent bias, Keras's gate order), and the sequence task on the sunspot numbers
+against its AR baseline."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from backend_compare.backends import get_backend
+from backend_compare.layers import GRU, LSTM, RNN, Embedding, Flatten, Input, Linear
+from backend_compare.layers.text import parse_layers
+from backend_compare.tasks import get_task
+
+
+def test_the_recurrent_layers_in_text_chain_their_widths() -> None:
+    layers = parse_layers("lstm(8, sequences=True), gru(4, bias=input), linear(1)", (10, 3))
+    assert layers[1] == LSTM(3, 8, sequences=True) and layers[2] == GRU(8, 4, bias="input")
+    with pytest.raises(ValueError, match=r"^layer 2 lstm\(4\): lstm takes sequences of shape \(steps, features\); "
+                                         r"it follows an output of shape \(8,\)$"):
+        parse_layers("lstm(8), lstm(4), linear(1)", (10, 3))
+    with pytest.raises(ValueError, match="lstm bias must be one of two, input, none; received: 'one'"):
+        parse_layers("lstm(8, bias=one), linear(1)", (10, 3))
+    assert parse_layers("embedding(20, 4), gru(6), linear(2)", (7,))[1] == Embedding(20, 4)
+
+
+@pytest.mark.parametrize("name,kind,bias,reason", [
+    ("jax", LSTM, "two", "Flax NNX's cells keep one bias vector (bias=input)"),
+    ("jax", GRU, "none", "Flax NNX's cells always keep a bias (bias=input)"),
+    ("tensorflow", LSTM, "two", "keras.layers.LSTM keeps one bias vector (bias=input)"),
+    ("tensorflow", GRU, "input", "keras.layers.GRU keeps both biases in one (2, 3H) variable"),
+])
+def test_a_bias_count_a_framework_cannot_hold_is_refused_by_name(name: str, kind: type, bias: str,
+                                                                   reason: str) -> None:
+    with pytest.raises(ValueError, match=rf"^the {name} backend cannot build layer 1 {kind.kind}\(2, 3"):
+        get_backend(name)([Input((4, 2)), kind(2, 3, bias=bias), Linear(3, 1)])
+    try:
+        get_backend(name)([Input((4, 2)), kind(2, 3, bias=bias), Linear(3, 1)])
+    except ValueError as err:
+        assert reason in str(err)
+
+
+def test_torchs_gru_bias_inside_the_reset_is_what_flax_cannot_hold() -> None:
+    """torch's b_hn sits inside r ⊙ (W_hn h + b_hn); Flax NNX's GRUCell has no recurrent bias (its dense_h has
+    use_bias=False): a torch GRU moves to Flax only with b_hh = 0, and b_hn ≠ 0 changes the output."""
+    spec = [Input((5, 2)), GRU(2, 3), Linear(3, 1)]
+    X = np.random.default_rng(0).normal(size=(4, 5, 2))
+    torch_gru, held = get_backend("torch")(spec, dtype="float64"), get_backend("torch")(spec, dtype="float64")
+    params = torch_gru.get_params()
+    held.set_params({**params, "1.bias_hh": np.zeros_like(params["1.bias_hh"])})
+    flax = get_backend("jax")([Input((5, 2)), GRU(2, 3, bias="input"), Linear(3, 1)], dtype="float64")
+    flax.set_params({name: value for name, value in params.items() if name != "1.bias_hh"})
+    np.testing.assert_allclose(flax.predict(X), held.predict(X), rtol=1e-12)
+    assert np.abs(torch_gru.predict(X) - held.predict(X)).max() > 1e-3
+
+
+def test_keras_keeps_the_gru_gates_as_z_r_h() -> None:
+    model = get_backend("tensorflow")([Input((3, 2)), GRU(2, 4, bias="none"), Linear(4, 1)], dtype="float64")
+    weight = np.arange(12 * 2, dtype=np.float64).reshape(12, 2)  # rows r (0–3), z (4–7), n (8–11)
+    model.set_params({**model.get_params(), "1.weight_ih": weight})
+    kernel = model._model.layers[1].cell.kernel.numpy()  # (in, 3H) in Keras's order
+    np.testing.assert_array_equal(kernel[:, :4], weight[4:8].T)  # z first
+    np.testing.assert_array_equal(kernel[:, 4:8], weight[0:4].T)
+    np.testing.assert_array_equal(model.get_params()["1.weight_ih"], weight)
+
+
+@pytest.mark.parametrize("name", ["torch", "mxnet", "jax", "tensorflow"])
+def test_an_embedding_then_an_lstm_trains_as_numpy_does(name: str) -> None:
+    spec = [Input((6,)), Embedding(9, 3), LSTM(3, 4, sequences=True, bias="input"), Flatten(), Linear(24, 2)]
+    rng = np.random.default_rng(2)
+    X, y = rng.integers(0, 9, size=(10, 6)).astype(np.float64), rng.normal(size=(10, 2))
+    ours, theirs = get_backend("numpy")(spec, dtype="float64"), get_backend(name)(spec, dtype="float64")
+    theirs.set_params(ours.get_params())
+    for model in (ours, theirs):
+        model.fit(X, y, epochs=3, batch_size=4)
+    tolerance = 1e-8 if name == "mxnet" else 1e-12  # MXNet: lr in float32 (mxnet-float32-hyperparameters)
+    for key, value in ours.get_params().items():
+        np.testing.assert_allclose(theirs.get_params()[key], value, rtol=tolerance, atol=tolerance, err_msg=key)
+
+
+def test_a_token_id_out_of_range_is_one_line_naming_its_position() -> None:
+    model = get_backend("jax")([Input((4,)), Embedding(6, 3), Flatten(), Linear(12, 1)], dtype="float32")
+    with pytest.raises(ValueError, match=r"^X must hold token ids 0 to 5 for layer 1 embedding\(6, 3\); received "
+                                         r"6\.0 at row 1, position 3$"):
+        model.predict(np.array([[0, 1, 2, 3], [0, 1, 2, 6]]))
+    with pytest.raises(ValueError, match=r"received 1\.5 at row 0, position 1"):
+        model.predict(np.array([[0, 1.5, 2, 3]]))
+    with pytest.raises(ValueError, match=r"^layer 2 embedding\(6, 3\) takes token ids, the model's input: it must "
+                                         r"come first$"):
+        get_backend("torch")([Input((4, 3)), Linear(3, 3), Embedding(6, 3)])
+
+
+def test_the_sequence_task_holds_out_the_last_years_and_trains_alike_on_every_backend(cli) -> None:
+    problem = get_task("sequence").make_problem(seed=0, window=10)
+    std, mean = problem.settings["standardized"]["std"], problem.settings["standardized"]["mean"]
+    assert problem.y_val[-1, 0] * std + mean == pytest.approx(2.9)  # 2008, the last year, held out
+    assert len(problem.X_train) + len(problem.X_val) == 299 and problem.X_train.shape[1:] == (10, 1)
+    ran = cli("--task", "sequence", "--dtype", "float64", "--epochs", "3", "--format", "json")
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)
+    for row in report["parity"]:
+        assert row["verdict"] == "within tolerance", row
+        if "mxnet" not in (row["backend_a"], row["backend_b"]):
+            assert row["max_abs_param_diff"] < 1e-12, row
+    baseline = next(row for row in report["losses"] if row["backend"] == "AR(10) least-squares")
+    assert 0 < baseline["final_train_loss"] < 0.2  # standardised: AR(10) explains most of the variance
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (("--window", "0"), "window must be an integer from 1 to 154 (years); received: 0"),
+    (("--cell", "lstmx"), "argument --cell: invalid choice: 'lstmx'"),
+    (("--layers", "lstm(8), relu"), "the last layer (relu) gives outputs of shape (8,); the target has 1 column(s)"),
+])
+def test_bad_sequence_settings_are_one_line_and_exit_2(cli, arguments: tuple[str, ...], message: str) -> None:
+    ran = cli("--task", "sequence", *arguments)
+    assert ran.code == 2 and message in ran.err and ran.err.count("\n") == 1, ran.err
+
+
+def test_native_init_lists_each_frameworks_recurrent_defaults() -> None:
+    model = get_backend("tensorflow")([Input((4, 2)), LSTM(2, 3, bias="input"), Linear(3, 1)], dtype="float64")
+    model.native_init(0)
+    bias = model.get_params()["1.bias_ih"]
+    np.testing.assert_array_equal(bias, np.r_[np.zeros(3), np.ones(3), np.zeros(6)])  # unit_forget_bias
+    torch_rnn = get_backend("torch")([Input((4, 2)), RNN(2, 3, bias="input"), Linear(3, 1)], dtype="float64")
+    torch_rnn.native_init(0)
+    assert torch_rnn._model[1].inner.bias_hh_l0.abs().max().item() == 0.0  # held at zero, native init too
