@@ -17,7 +17,7 @@ from .options import TaskOption
 ENTRY_POINTS = "backend_compare.tasks"
 
 _BUILT_IN = {name: f"{__name__}.{name}:TASK" for name in ("linreg", "mlp", "celsius", "data", "softmax", "classifier",
-                                                                 "cnn", "sequence")}
+                                                                 "cnn", "sequence", "tokens")}
 
 
 def _installed() -> dict[str, str]:

@@ -25,7 +25,7 @@ from .options import HIDDEN, INIT_FROM, LAYERS, SHUFFLE, VAL_FRACTION, TaskOptio
 CELLS: dict[str, type[Recurrent]] = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 YEARS = 309  # 1700–2008
 
-CELL = TaskOption("cell", "the recurrent layer of the sequence task's model (one per --hidden size)", str,
+CELL = TaskOption("cell", "the recurrent layer of the model, one per --hidden size", str,
                   choices=tuple(CELLS), sweepable=True)
 WINDOW = TaskOption("window", "the years each sequence example sees, its target the next year's number", int,
                     sweepable=True)

@@ -143,10 +143,16 @@ NOT_APPLYING = [
     (["--task", "cnn", "--bias"], "--bias applies only to --task linreg or mlp or celsius or data or softmax or "
                                   "classifier without --layers (write bias=False in a layer); this run is --task cnn"),
     (["--task", "mlp", "--layers", "linear(3), relu, linear(1)", "--no-bias"], "this run gives --layers"),
-    (["--task", "cnn", "--hidden", "4"], "--hidden applies only to an MLP (--task mlp, or --model mlp) without "
-                                         "--layers; this run is --task cnn"),
-    (["--task", "linreg", "--layers", "linear(1)"], "--layers applies only to --task mlp or classifier or cnn; this "
-                                                    "run is --task linreg"),
+    (["--task", "cnn", "--hidden", "4"], "--hidden applies only to an MLP (--task mlp, or --model mlp) or the "
+                                         "recurrent layers of --task sequence and tokens, without --layers; this run "
+                                         "is --task cnn"),
+    (["--task", "linreg", "--layers", "linear(1)"], "--layers applies only to --task mlp or classifier or cnn or "
+                                                    "sequence or tokens; this run is --task linreg"),
+    (["--task", "mlp", "--cell", "gru"], "--cell applies only to --task sequence or tokens; this run is --task mlp"),
+    (["--task", "cnn", "--window", "5"], "--window applies only to --task sequence; this run is --task cnn"),
+    (["--task", "sequence", "--vocabulary", "5"], "--vocabulary applies only to --task tokens; this run is --task "
+                                                  "sequence"),
+    (["--task", "sequence", "--steps", "5"], "--steps applies only to --task tokens; this run is --task sequence"),
     (["--task", "mlp", "--layers", "linear(1)", "--batchnorm", "biased"],
      "--batchnorm applies only to --task mlp or classifier without --layers (write batchnorm among the layers); "
      "this run gives --layers"),

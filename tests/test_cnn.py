@@ -115,7 +115,8 @@ def test_bad_layers_on_the_command_line_are_one_line_and_exit_2(cli) -> None:
     assert keras.code == 2 and "keras.layers.MaxPooling2D and AveragePooling2D pad only as 'same'" in keras.err
     both = cli("--task", "classifier", "--layers", "linear(8), relu, linear(10)", "--hidden", "8")
     assert both.code == 2 and both.err.endswith(
-        "--hidden applies only to an MLP (--task mlp, or --model mlp) without --layers; this run gives --layers\n")
+        "--hidden applies only to an MLP (--task mlp, or --model mlp) or the recurrent layers of --task sequence and "
+        "tokens, without --layers; this run gives --layers\n")
 
 
 def test_the_memory_check_counts_convolution_outputs_and_names_the_widest_layer() -> None:

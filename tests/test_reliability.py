@@ -42,7 +42,7 @@ BAD_INPUTS = [
     (["--true-w", "nan,1"], "true_w must be a non-empty list of finite numbers; received: [nan, 1.0]"),
     (["--task", "rnn"],
      "argument --task: invalid choice: 'rnn' (choose from 'linreg', 'mlp', 'celsius', 'data', 'softmax', "
-     "'classifier', 'cnn')"),
+     "'classifier', 'cnn', 'sequence', 'tokens')"),
     (["--backends", "cntk"],
      f"argument --backends: expected names from {', '.join(BACKENDS)}, each with an optional @LABEL of --python"),
     (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'markdown', 'csv', 'json')"),

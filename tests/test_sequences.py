@@ -126,3 +126,19 @@ def test_native_init_lists_each_frameworks_recurrent_defaults() -> None:
     torch_rnn = get_backend("torch")([Input((4, 2)), RNN(2, 3, bias="input"), Linear(3, 1)], dtype="float64")
     torch_rnn.native_init(0)
     assert torch_rnn._model[1].inner.bias_hh_l0.abs().max().item() == 0.0  # held at zero, native init too
+
+
+def test_the_tokens_task_labels_by_its_rule_and_trains_alike_on_every_backend(cli) -> None:
+    problem = get_task("tokens").make_problem(seed=3, n_samples=200)
+    X = np.concatenate([problem.X_train, problem.X_val])
+    y = np.concatenate([problem.y_train, problem.y_val])[:, 0]
+    assert X.shape == (200, 12) and set(np.unique(X)) <= set(range(6))
+    np.testing.assert_array_equal(y, ((X == 1).sum(axis=1) > (X == 2).sum(axis=1)).astype(float))
+    assert ((X == 1).sum(axis=1) != (X == 2).sum(axis=1)).all()  # no ties: every label is the rule's
+    ran = cli("--task", "tokens", "--dtype", "float64", "--epochs", "2", "--n-samples", "300", "--format", "json")
+    assert ran.code == 0, ran.err
+    for row in json.loads(ran.out)["parity"]:
+        assert row["verdict"] == "within tolerance", row
+    bad = cli("--task", "tokens", "--vocabulary", "2")
+    assert bad.code == 2 and bad.err == ("compare.py: error: vocabulary must be an integer from 3 to 10000; "
+                                         "received: 2\n"), bad.err

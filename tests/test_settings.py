@@ -37,8 +37,8 @@ def test_checked_fills_in_the_task_and_its_loss() -> None:
     (RunSettings(seed=(1,), seeds=3), "give --seed or --seeds, not both"),
     (RunSettings(task="data"), "--task data needs --data FILE"),
     (RunSettings(task="softmax", loss="mse"), "--loss mse does not suit --task softmax"),
-    (RunSettings(hidden=(4,)), "--hidden applies only to an MLP (--task mlp, or --model mlp) without --layers; "
-                               "this run is --task linreg"),
+    (RunSettings(hidden=(4,)), "--hidden applies only to an MLP (--task mlp, or --model mlp) or the recurrent "
+                               "layers of --task sequence and tokens, without --layers; this run is --task linreg"),
     (RunSettings(optimizer="adam", momentum=0.5), "--momentum applies only with --optimizer sgd or momentum; "
                                                   "this run uses --optimizer adam"),
     (RunSettings(executor="inline", timeout=5.0), "--timeout applies only with --executor process; this run runs "

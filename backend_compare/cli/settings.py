@@ -206,6 +206,9 @@ def _hidden_layers_rule(key: str) -> Rule:
             return f"is --task {t.name}"
         return "gives --layers" if a.given("layers") is not None else "trains a linear model"
 
+    if key == "hidden":  # the recurrent tasks' layers have hidden sizes too
+        return applies, ("to an MLP (--task mlp, or --model mlp) or the recurrent layers of --task sequence and "
+                         "tokens, without --layers"), instead
     return applies, "to an MLP (--task mlp, or --model mlp) without --layers", instead
 OPTION_RULES: dict[str, Rule] = {
     "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
