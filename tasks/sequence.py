@@ -36,21 +36,26 @@ def flattened(X: np.ndarray) -> np.ndarray:
     return X.reshape(len(X), -1)
 
 
-def _spec(cell: str, hidden: Sequence[int], window: int) -> ModelSpec:
+def recurrent_stack(front: list[Layer], width: int, cell: str, hidden: Sequence[int], outputs: int) -> ModelSpec:
+    """`front` (giving sequences of `width` features), one `cell` layer per hidden size, then a linear layer to
+    `outputs`: every layer but the last recurrent one gives every step's output to the next."""
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}; received: {cell!r}")
     sizes = list(hidden)
     if not sizes or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
         raise ValueError(f"hidden must be positive integers, one per recurrent layer; received: {hidden!r}")
-    layers: list[Layer] = [Input((window, 1))]
-    width = 1
+    layers = list(front)
     for position, size in enumerate(sizes):
         # bias=input: one bias vector, what every framework's layer can hold (torch and Gluon hold their second
-        # at zero); every step's output for all but the last layer
+        # at zero)
         layers.append(CELLS[cell](width, size, sequences=position < len(sizes) - 1, bias="input"))
         width = size
-    layers.append(Linear(width, 1))
+    layers.append(Linear(width, outputs))
     return make_spec(layers)
+
+
+def _spec(cell: str, hidden: Sequence[int], window: int) -> ModelSpec:
+    return recurrent_stack([Input((window, 1))], 1, cell, hidden, 1)
 
 
 def _check_window(window: int) -> None:

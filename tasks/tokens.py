@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import Embedding, Input, Layer, Linear, ModelSpec, make_spec
+from ..layers import Embedding, Input, Layer, ModelSpec
 from .base import Problem, Task, assemble, check_dtype, layers_setting, layers_spec, uniform_init
 from .options import HIDDEN, INIT_FROM, LAYERS, N_SAMPLES, SHUFFLE, VAL_FRACTION, TaskOption
-from .sequence import CELL, CELLS
+from .sequence import CELL, recurrent_stack
 
 CLASSES = ["more 2s", "more 1s"]
 WIDTH = 8  # the default model's embedding width
@@ -33,18 +33,7 @@ def _check(name: str, value: int, least: int) -> None:
 
 
 def _spec(cell: str, hidden: Sequence[int], vocabulary: int, steps: int) -> ModelSpec:
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {', '.join(CELLS)}; received: {cell!r}")
-    sizes = list(hidden)
-    if not sizes or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
-        raise ValueError(f"hidden must be positive integers, one per recurrent layer; received: {hidden!r}")
-    layers: list[Layer] = [Input((steps,)), Embedding(vocabulary, WIDTH)]
-    width = WIDTH
-    for position, size in enumerate(sizes):
-        layers.append(CELLS[cell](width, size, sequences=position < len(sizes) - 1, bias="input"))
-        width = size
-    layers.append(Linear(width, len(CLASSES)))
-    return make_spec(layers)
+    return recurrent_stack([Input((steps,)), Embedding(vocabulary, WIDTH)], WIDTH, cell, hidden, len(CLASSES))
 
 
 def make_problem(
