@@ -38,10 +38,11 @@ class Part:
 def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: int, batch_size: int | None,
              val_fraction: float, backends: list[str], optimizer: str, seeds: int, record: bool,
              row_option: str, feature_option: str, from_file: bool, parallel: int = 1, text_bytes: int = 0,
-             inline: bool = False) -> list[Part]:
+             inline: bool = False, layers_option: str = "--layers") -> list[Part]:
     """Each part of the run's peak memory in bytes, with the option that sets its size; `parallel`
     backends train at once (in workers), each with its own copy of the data and its activations; `inline`:
-    every backend trains in this process; `text_bytes`: a CSV file's size (pyarrow may hold all its text at
+    every backend trains in this process; `layers_option`: the option that wrote a model of layers (--hidden for
+    the recurrent tasks' stacks); `text_bytes`: a CSV file's size (pyarrow may hold all its text at
     once while it parses it)."""
     item = np.dtype(dtype).itemsize
     cells = rows * (features + 1)
@@ -65,7 +66,7 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
         if layer.params():
             width = math.prod(shape) + layer.kept_values(shape, given)  # a convolution's unrolled windows too
             if not widths or width > max(widths):
-                widest = f"--layers (layer {index} {layer.describe()}: {width:,} values per row)"
+                widest = f"{layers_option} (layer {index} {layer.describe()}: {width:,} values per row)"
             widths.append(width)
     evaluated = max(n_train, rows - n_train, batch)  # the training-set loss is one forward pass
     # Pre-activations, activations, temporaries and gradients: torch was measured holding four at once.

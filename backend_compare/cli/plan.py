@@ -260,6 +260,7 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,
         inline=settings.executor == "inline",
         row_option=size_options(task, settings, "rows")[0], feature_option=size_options(task, settings, "features")[0],
+        layers_option="--hidden" if settings.given("layers") is None and task.takes("hidden") else "--layers",
         from_file=settings.data is not None, text_bytes=csv_bytes(settings.data))
     memory.check_fits(parts, memory.available_bytes())
 
