@@ -126,7 +126,10 @@ class TensorflowBackend(Backend):
                                                                     strict=True))
             for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         # trainable_variables' order is the order of the gradients a tape returns for them.
-        by_variable = {id(link.of(native)): name for name, (native, link) in self._links.items()}
+        # Each variable's canonical names (two where it holds two arrays: a GRU's (2, 3H) bias)
+        by_variable: dict[int, list[str]] = {}
+        for name, (native, link) in self._links.items():
+            by_variable.setdefault(id(link.of(native)), []).append(name)
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
         mse = keras.losses.MeanSquaredError(dtype=self.dtype)  # the mean over every element, as torch's
         self._loss_fn: Callable[[Any, Any], Any] = {
@@ -206,12 +209,12 @@ class TensorflowBackend(Backend):
         return float(0.5 * self.weight_decay * squares)
 
     def _get_params(self) -> Params:
-        return {name: link.canonical_array(link.of(native).numpy())
-                for name, (native, link) in self._links.items()}
+        return {name: link.read(link.of(native).numpy()) for name, (native, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
         for name, (native, link) in self._links.items():
-            link.of(native).assign(link.native_array(params[name]))
+            variable = link.of(native)
+            variable.assign(link.written(variable.numpy(), params[name]))
 
     def _get_state(self) -> Params:
         return {name: link.canonical_array(link.of(native).numpy())
@@ -269,8 +272,8 @@ class TensorflowBackend(Backend):
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y), list(self._keeps(len(X)).values()))
-        found = {name: self._links[name][1].canonical_array(grad.numpy())
-                 for name, grad in zip(self._gradient_names, grads, strict=True)}
+        found = {name: self._links[name][1].read(grad.numpy())
+                 for names, grad in zip(self._gradient_names, grads, strict=True) for name in names}
         return float(loss), found
 
     # ---- replay hooks (compare.py explain) ----
@@ -300,7 +303,7 @@ class TensorflowBackend(Backend):
         found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
         for name, link, kinds in self._state_variables():
             for kind, variable in kinds.items():
-                found[kind][name] = link.canonical_array(variable.numpy() * scale[kind])
+                found[kind][name] = link.read(variable.numpy() * scale[kind])
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
@@ -308,7 +311,7 @@ class TensorflowBackend(Backend):
         self._optimizer.iterations.assign(state["step"])
         for name, link, kinds in self._state_variables():
             for kind, variable in kinds.items():
-                variable.assign(link.native_array(state[kind][name] * scale[kind]))
+                variable.assign(link.written(variable.numpy(), state[kind][name] * scale[kind]))
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         losses = []

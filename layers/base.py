@@ -29,6 +29,9 @@ class Link:
     # equal blocks of the canonical first axis in the framework's order (a recurrent layer's gates: Keras's GRU
     # keeps z, r, h where the canonical layer keeps r, z, n: (1, 0, 2)), reordered before the permutation
     blocks: tuple[int, ...] | None = None
+    # the array is this index of the framework's array's first axis (Keras's GRU keeps both biases in one (2, 3H)
+    # variable: bias_ih is its row 0, bias_hh its row 1); read and written through `read` and `written`
+    part: int | None = None
 
     def of(self, layer: Any) -> Any:
         """The framework's array (parameter, variable) in `layer`, the framework layer a translator built: each
@@ -40,7 +43,7 @@ class Link:
 
     def under(self, prefix: str) -> Link:
         """The same array seen from a module that holds this layer at `prefix`."""
-        return Link(f"{prefix}.{self.native}", self.to_native, self.blocks)
+        return Link(f"{prefix}.{self.native}", self.to_native, self.blocks, self.part)
 
     def native_array(self, canonical: np.ndarray) -> np.ndarray:
         if self.blocks is not None:
@@ -50,6 +53,19 @@ class Link:
     def canonical_array(self, native: np.ndarray) -> np.ndarray:
         found = native if self.to_native is None else native.transpose(np.argsort(self.to_native))
         return found if self.blocks is None else _reordered(found, tuple(np.argsort(self.blocks)))
+
+    def read(self, whole: np.ndarray) -> np.ndarray:
+        """The canonical array from the framework's whole array (its part, where it is one)."""
+        return self.canonical_array(whole if self.part is None else whole[self.part])
+
+    def written(self, whole: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+        """The framework's whole array with this array written in: the canonical one in its layout, or `whole`
+        with its part replaced."""
+        if self.part is None:
+            return self.native_array(canonical)
+        found = np.array(whole, copy=True)
+        found[self.part] = self.native_array(canonical)
+        return found
 
 
 def _reordered(array: np.ndarray, order: tuple[int, ...]) -> np.ndarray:

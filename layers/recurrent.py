@@ -14,9 +14,9 @@ Where the frameworks part:
 - Flax NNX's GRUCell has no recurrent bias at all (flax/nnx/nn/recurrent.py:575, `use_bias=False`): torch's b_hn,
   inside r ⊙ (…), has no place there, so a torch GRU ports to Flax only with bias_hh = 0 ("input");
 - Keras's GRU keeps its gates as z, r, h (the canonical r, z, n reordered at the boundary) and, with
-  reset_after=True (its default, torch's formulation), both biases in one (2, 3H) variable, which the suite does
-  not map yet: it takes a Keras GRU without bias; reset_after=False is the original formulation (reset before the
-  product), another model;
+  reset_after=True (its default, torch's formulation), both biases in one (2, 3H) variable: bias_ih is its row 0,
+  bias_hh its row 1 (Link.part); it cannot hold one bias (reset_after=False, with one, is the original
+  formulation, the reset before the product: another model);
 - kernels: Keras and Flax keep (in, gates·H), transposed at the boundary.
 """
 
@@ -184,16 +184,23 @@ class NnxRecurrent(_RecurrentTranslator):
 class KerasRecurrent(_RecurrentTranslator):
     transposed = True
     names: ClassVar[Mapping[str, str]] = {"weight_ih": "cell.kernel", "weight_hh": "cell.recurrent_kernel",
-                                          "bias_ih": "cell.bias"}
+                                          "bias_ih": "cell.bias", "bias_hh": "cell.bias"}
 
     def refuses(self, layer: Layer) -> str | None:
         cell = _check(layer)
-        if cell.kind == "gru" and cell.bias != "none":
-            return ("keras.layers.GRU keeps both biases in one (2, 3H) variable (reset_after=True, torch's form), "
-                    "which the suite does not map yet, and reset_after=False is another formulation: bias=none")
-        if cell.bias == "two":
+        if cell.kind == "gru" and cell.bias == "input":
+            return ("keras.layers.GRU(reset_after=True), torch's form, keeps both biases (one (2, 3H) variable), "
+                    "and reset_after=False, with one, is another formulation: bias=two or none")
+        if cell.kind != "gru" and cell.bias == "two":
             return f"keras.layers.{_KERAS[cell.kind]} keeps one bias vector (bias=input)"
         return None
+
+    def links_for(self, layer: Layer) -> Mapping[str, Link]:
+        found = dict(super().links_for(layer))
+        if _check(layer).kind == "gru" and "bias_hh" in found:  # rows 0 and 1 of its (2, 3H) bias
+            found["bias_ih"] = Link("cell.bias", None, self.blocks(layer), part=0)
+            found["bias_hh"] = Link("cell.bias", None, self.blocks(layer), part=1)
+        return found
 
     def blocks(self, layer: Layer) -> tuple[int, ...] | None:
         return (1, 0, 2) if _check(layer).kind == "gru" else None  # Keras's z, r, h against r, z, n

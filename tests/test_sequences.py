@@ -30,7 +30,8 @@ def test_the_recurrent_layers_in_text_chain_their_widths() -> None:
     ("jax", LSTM, "two", "Flax NNX's cells keep one bias vector (bias=input)"),
     ("jax", GRU, "none", "Flax NNX's cells always keep a bias (bias=input)"),
     ("tensorflow", LSTM, "two", "keras.layers.LSTM keeps one bias vector (bias=input)"),
-    ("tensorflow", GRU, "input", "keras.layers.GRU keeps both biases in one (2, 3H) variable"),
+    ("tensorflow", GRU, "input", "keras.layers.GRU(reset_after=True), torch's form, keeps both biases (one (2, 3H) "
+                                 "variable)"),
 ])
 def test_a_bias_count_a_framework_cannot_hold_is_refused_by_name(name: str, kind: type, bias: str,
                                                                    reason: str) -> None:
@@ -56,14 +57,19 @@ def test_torchs_gru_bias_inside_the_reset_is_what_flax_cannot_hold() -> None:
     assert np.abs(torch_gru.predict(X) - held.predict(X)).max() > 1e-3
 
 
-def test_keras_keeps_the_gru_gates_as_z_r_h() -> None:
-    model = get_backend("tensorflow")([Input((3, 2)), GRU(2, 4, bias="none"), Linear(4, 1)], dtype="float64")
+def test_keras_keeps_the_gru_gates_as_z_r_h_and_both_biases_in_one_variable() -> None:
+    model = get_backend("tensorflow")([Input((3, 2)), GRU(2, 4), Linear(4, 1)], dtype="float64")
     weight = np.arange(12 * 2, dtype=np.float64).reshape(12, 2)  # rows r (0–3), z (4–7), n (8–11)
-    model.set_params({**model.get_params(), "1.weight_ih": weight})
-    kernel = model._model.layers[1].cell.kernel.numpy()  # (in, 3H) in Keras's order
+    bias_ih, bias_hh = np.arange(12.0), 100 + np.arange(12.0)
+    model.set_params({**model.get_params(), "1.weight_ih": weight, "1.bias_ih": bias_ih, "1.bias_hh": bias_hh})
+    cell = model._model.layers[1].cell
+    kernel, bias = cell.kernel.numpy(), cell.bias.numpy()  # (in, 3H) and (2, 3H), in Keras's order
     np.testing.assert_array_equal(kernel[:, :4], weight[4:8].T)  # z first
     np.testing.assert_array_equal(kernel[:, 4:8], weight[0:4].T)
-    np.testing.assert_array_equal(model.get_params()["1.weight_ih"], weight)
+    np.testing.assert_array_equal(bias[0], np.r_[bias_ih[4:8], bias_ih[0:4], bias_ih[8:]])
+    np.testing.assert_array_equal(bias[1], np.r_[bias_hh[4:8], bias_hh[0:4], bias_hh[8:]])
+    for name, value in {"1.weight_ih": weight, "1.bias_ih": bias_ih, "1.bias_hh": bias_hh}.items():
+        np.testing.assert_array_equal(model.get_params()[name], value)
 
 
 @pytest.mark.parametrize("name", ["torch", "mxnet", "jax", "tensorflow"])
