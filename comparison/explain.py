@@ -4,6 +4,7 @@ layer by layer, loss, gradient, update, optimiser state), the layer or parameter
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -198,13 +199,23 @@ class Explainer:
             else:
                 difference = worst(stages[stage], dtype)
             if difference is not None:
-                finding.stage, finding.difference = stage, difference
+                finding.stage, finding.difference = stage, self._with_part(difference)
                 finding.cause = cause(stage, Step(finding.backend_a, finding.backend_b, stages, replay["params"],
                                                   replay["state"], len(replay["batch"]), self.options, dtype,
                                                   list(self.problem.spec), replay.get("layers", {})))
                 return stages
         finding.cause = ROUNDING
         return None
+
+    def _with_part(self, difference: Difference) -> Difference:
+        """The difference with the part of its layer it lies in, where the layer says one (an LSTM's gate)."""
+        name, _, rest = difference.where.partition("[")
+        position, _, short = name.partition(".")
+        if not position.isdigit() or not rest or int(position) >= len(self.problem.spec):
+            return difference
+        holder, inner = self.problem.spec[int(position)].holder(short)
+        part = holder.element_part(inner, tuple(int(i) for i in rest.rstrip("]").split(",")))
+        return dataclasses.replace(difference, where=f"{difference.where} ({part})") if part else difference
 
     def _layer_name(self, index: int) -> str:
         return f"layer {index} ({self.problem.spec[index].label}) output"

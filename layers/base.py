@@ -179,6 +179,11 @@ class Layer(ABC):
         layer: "1.running_mean" is its layer 1's running_mean)."""
         return self, name
 
+    def element_part(self, name: str, index: tuple[int, ...]) -> str:
+        """What part of the layer the element `index` of its parameter `name` belongs to, for explain (a recurrent
+        layer's gate: "the forget gate's rows"); "" for none."""
+        return ""
+
     @property
     def label(self) -> str:
         """Its short name in messages and tables: the kind (an activation: its function)."""

@@ -268,6 +268,13 @@ class Recurrent(Layer):
             shapes["bias_hh"] = (rows,)
         return shapes
 
+    gate_names: ClassVar[tuple[str, ...]] = ()
+
+    def element_part(self, name: str, index: tuple[int, ...]) -> str:
+        if name not in self.params() or not index or len(self.gate_names) < 2:
+            return ""
+        return f"the {self.gate_names[index[0] // self.hidden]} gate's rows"
+
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != 2 or shape[1] != self.input_size:
             raise ValueError(f"{self.describe()} takes sequences of shape (steps, {self.input_size}); it follows an "
@@ -370,6 +377,7 @@ class GRU(Recurrent):
 
     kind: ClassVar[str] = "gru"
     gates: ClassVar[int] = 3
+    gate_names: ClassVar[tuple[str, ...]] = ("reset", "update", "new")
     kept_per_step: ClassVar[int] = 6
 
     def _step(self, params: Mapping[str, np.ndarray], inputs: np.ndarray, state: Any,
@@ -400,6 +408,7 @@ class LSTM(Recurrent):
 
     kind: ClassVar[str] = "lstm"
     gates: ClassVar[int] = 4
+    gate_names: ClassVar[tuple[str, ...]] = ("input", "forget", "cell", "output")
     kept_per_step: ClassVar[int] = 8
 
     def _start(self, h: np.ndarray) -> Any:

@@ -189,3 +189,35 @@ def test_the_memory_check_counts_every_step_a_recurrent_layer_keeps(cli) -> None
     ran = cli("--task", "sequence", "--hidden", "20000", "--window", "150", "--backends", "numpy,torch")
     assert ran.code == 2 and "set by --hidden (layer 1 lstm(1, 20000, bias=input): 48,020,000 values per row)" \
         in ran.err and ran.err.count("\n") == 1, ran.err
+
+
+class ForgetfulGate:
+    """A port whose LSTM's forget-gate bias gradient is 1 % too large: the rows H…2H of bias_ih."""
+
+    @staticmethod
+    def make() -> type:
+        from backend_compare.backends.numpy_backend import NumpyBackend
+
+        class Planted(NumpyBackend):
+            name = "planted-forget-gate"
+
+            def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+                loss, grads = super()._loss_and_grads(X, y)
+                bias = grads["1.bias_ih"].copy()
+                bias[4:8] *= 1.01
+                return loss, {**grads, "1.bias_ih": bias}
+
+        return Planted
+
+
+def test_explain_names_the_gate_whose_rows_part_first() -> None:
+    from backend_compare.comparison.explain import Explainer
+
+    problem = get_task("sequence").make_problem(seed=0, epochs=1, hidden=(4,), window=5)
+    options = {"dtype": "float64", "lr": 0.1}
+    backends = {"numpy": get_backend("numpy")(problem.spec, **options),
+                "planted": ForgetfulGate.make()(problem.spec, **options)}
+    (finding,) = Explainer(problem, backends, options).run()
+    assert finding.stage == "gradient" and finding.difference is not None
+    assert finding.difference.where.startswith("1.bias_ih[") and finding.difference.where.endswith(
+        "(the forget gate's rows)"), finding.difference.where
