@@ -20,6 +20,11 @@ LR = 1e-3  # small enough that no size diverges; the suite trains at the same ra
 # cross-entropy and SGD at CNN_LR, torch and Gluon on NCHW data, Flax and Keras on NHWC as their tutorials hold images.
 CNN_LR = 0.1
 CNN_CONVS, CNN_LINEAR = ("1", "4"), "8"  # the canonical layer indices (the Input is layer 0)
+# The default model of --task sequence (benchmarks/sequence.py): each module's `lstm_loop(X, y, batches)` trains
+# an LSTM(1 → 16) over (window, 1) sequences, its last step into a linear layer to one output, with the mean
+# squared error and SGD at SEQUENCE_LR, as the framework's tutorials write one. The starting values are the
+# framework's own: the time of a step does not depend on them.
+SEQUENCE_LR, SEQUENCE_HIDDEN = 0.1, 16
 PLAIN = {"numpy": "numpy_loop", "torch": "torch_loop", "mxnet": "mxnet_loop", "jax": "jax_loop",
          "tensorflow": "tensorflow_loop"}  # framework -> module in this package
 
@@ -44,6 +49,18 @@ def get_plain_cnn_loop(name: str) -> PlainCnnLoop:
     if name not in PLAIN or name == "numpy":
         raise ValueError(f"no plain CNN loop for name={name!r}; there is one for torch, mxnet, jax, tensorflow")
     loop: PlainCnnLoop = importlib.import_module(f"{__name__}.{PLAIN[name]}").cnn_loop
+    return loop
+
+
+class PlainLstmLoop(Protocol):
+    def __call__(self, X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> Callable[[], None]: ...
+
+
+def get_plain_lstm_loop(name: str) -> PlainLstmLoop:
+    """The framework's plain loop of the sequence task's default LSTM (torch, mxnet, jax, tensorflow)."""
+    if name not in PLAIN or name == "numpy":
+        raise ValueError(f"no plain LSTM loop for name={name!r}; there is one for torch, mxnet, jax, tensorflow")
+    loop: PlainLstmLoop = importlib.import_module(f"{__name__}.{PLAIN[name]}").lstm_loop
     return loop
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, channels_last_inputs
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, SEQUENCE_HIDDEN, SEQUENCE_LR, channels_last_inputs
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -98,5 +98,47 @@ def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
             p, opt, loss = step(p, opt, Xj[idx], yj[idx])
         jax.block_until_ready(loss)
         state["params"], state["opt"] = p, opt
+
+    return run
+
+
+def lstm_loop(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("jax")  # the backend's x64 setting, as the suite runs it
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from flax import nnx
+
+    class Forecaster(nnx.Module):
+        def __init__(self, rngs: nnx.Rngs) -> None:
+            cell = nnx.OptimizedLSTMCell(1, SEQUENCE_HIDDEN, dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs)
+            self.lstm = nnx.RNN(cell, rngs=False)  # a zero initial state given, as the suite's: no carry RNG
+            self.head = nnx.Linear(SEQUENCE_HIDDEN, 1, dtype=jnp.float32, param_dtype=jnp.float32, rngs=rngs)
+
+        def __call__(self, x: Any) -> Any:
+            zeros = jnp.zeros((x.shape[0], SEQUENCE_HIDDEN), x.dtype)
+            return self.head(self.lstm(x, initial_carry=(zeros, zeros))[:, -1])
+
+    graph, weights, rest = nnx.split(Forecaster(nnx.Rngs(0)), nnx.Param, ...)
+    tx = optax.sgd(SEQUENCE_LR)
+    state = {"params": weights, "opt": tx.init(weights)}
+
+    def loss_fn(p: Any, xb: Any, yb: Any) -> Any:
+        return jnp.mean((nnx.merge(graph, p, rest)(xb) - yb) ** 2)
+
+    @jax.jit
+    def step(p: Any, opt: Any, xb: Any, yb: Any) -> tuple[Any, Any, Any]:
+        loss, grads = jax.value_and_grad(loss_fn)(p, xb, yb)
+        updates, opt = tx.update(grads, opt)
+        return optax.apply_updates(p, updates), opt, loss
+
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def run() -> None:
+        p, opt = state["params"], state["opt"]
+        for batch in batches:
+            idx = jnp.asarray(batch)
+            p, opt, loss = step(p, opt, Xj[idx], yj[idx])
+        jax.block_until_ready(loss)
 
     return run

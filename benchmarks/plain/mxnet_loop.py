@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, SEQUENCE_HIDDEN, SEQUENCE_LR
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -92,6 +92,39 @@ def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loss_fn.hybridize(static_alloc=True)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": CNN_LR}, kvstore=None)
+    Xn, yn = nd.array(X), nd.array(y)
+
+    def run() -> None:
+        for batch in batches:
+            idx = nd.array(batch, dtype="int64")
+            with autograd.record():
+                loss = loss_fn(net(nd.take(Xn, idx)), nd.take(yn, idx))
+            loss.backward()
+            trainer.step(len(batch))
+        nd.waitall()
+
+    return run
+
+
+def lstm_loop(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("mxnet")  # its numpy.bool shim must run before MXNet is imported
+    from mxnet import autograd, gluon, nd
+
+    class Forecaster(gluon.HybridBlock):
+        def __init__(self) -> None:
+            super().__init__()
+            with self.name_scope():
+                self.lstm = gluon.rnn.LSTM(SEQUENCE_HIDDEN, layout="NTC", input_size=1)
+                self.head = gluon.nn.Dense(1, in_units=SEQUENCE_HIDDEN)
+
+        def hybrid_forward(self, F: Any, x: Any) -> Any:
+            return self.head(F.squeeze(F.slice_axis(self.lstm(x), axis=1, begin=-1, end=None), axis=1))
+
+    net = Forecaster()
+    net.initialize()
+    net.hybridize(static_alloc=True)
+    loss_fn = gluon.loss.L2Loss(weight=2.0)  # the mean squared error, per example
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": SEQUENCE_LR}, kvstore=None)
     Xn, yn = nd.array(X), nd.array(y)
 
     def run() -> None:

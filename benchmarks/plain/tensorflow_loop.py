@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear, get_backend
 
-from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, channels_last_inputs
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, SEQUENCE_HIDDEN, SEQUENCE_LR, channels_last_inputs
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -75,6 +75,33 @@ def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
         return loss
 
     Xt, yt = tf.constant(X.transpose(0, 2, 3, 1)), tf.constant(y.astype(np.int32))
+
+    def run() -> None:
+        for batch in batches:
+            idx = tf.constant(batch)
+            loss = step(tf.gather(Xt, idx), tf.gather(yt, idx))
+        float(loss)
+
+    return run
+
+
+def lstm_loop(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> Callable[[], None]:
+    get_backend("tensorflow")  # selects Keras's TensorFlow backend, as the suite runs it
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input(X.shape[1:]), keras.layers.LSTM(SEQUENCE_HIDDEN), keras.layers.Dense(1)])
+    optimizer, loss_fn = keras.optimizers.SGD(SEQUENCE_LR), keras.losses.MeanSquaredError()
+
+    @tf.function
+    def step(xb: Any, yb: Any) -> Any:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    Xt, yt = tf.constant(X), tf.constant(y)
 
     def run() -> None:
         for batch in batches:

@@ -10,7 +10,7 @@ import numpy as np
 
 from backend_compare.backends import Linear
 
-from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR
+from . import CNN_CONVS, CNN_LINEAR, CNN_LR, LR, SEQUENCE_HIDDEN, SEQUENCE_LR
 
 
 def plain_loop(spec: Any, params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
@@ -60,6 +60,32 @@ def cnn_loop(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray,
             idx = torch.from_numpy(batch)
             optimizer.zero_grad()
             loss_fn(model(Xt[idx]), yt[idx]).backward()
+            optimizer.step()
+
+    return run
+
+
+def lstm_loop(X: np.ndarray, y: np.ndarray, batches: list[np.ndarray]) -> Callable[[], None]:
+    import torch
+    from torch import nn
+
+    class Forecaster(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(1, SEQUENCE_HIDDEN, batch_first=True), nn.Linear(SEQUENCE_HIDDEN, 1)
+
+        def forward(self, x: Any) -> Any:
+            return self.head(self.lstm(x)[0][:, -1])
+
+    model = Forecaster()
+    optimizer, mse = torch.optim.SGD(model.parameters(), lr=SEQUENCE_LR), nn.MSELoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def run() -> None:
+        for batch in batches:
+            idx = torch.from_numpy(batch)
+            optimizer.zero_grad()
+            mse(model(Xt[idx]), yt[idx]).backward()
             optimizer.step()
 
     return run
