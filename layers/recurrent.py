@@ -79,6 +79,7 @@ def _torch_module() -> type:
 
 
 class TorchRecurrent(_RecurrentTranslator):
+    native_default = "nn.RNN/GRU/LSTM reset_parameters: U(±1/√H) for every weight and bias"
     names: ClassVar[Mapping[str, str]] = {"weight_ih": "inner.weight_ih_l0", "weight_hh": "inner.weight_hh_l0",
                                           "bias_ih": "inner.bias_ih_l0", "bias_hh": "inner.bias_hh_l0"}
 
@@ -124,6 +125,7 @@ def _gluon_block() -> type:
 
 
 class GluonRecurrent(_RecurrentTranslator):
+    native_default = "gluon.rnn layers: the model's default initialiser for the weights, zero biases"
     names: ClassVar[Mapping[str, str]] = {"weight_ih": "inner.l0_i2h_weight", "weight_hh": "inner.l0_h2h_weight",
                                           "bias_ih": "inner.l0_i2h_bias", "bias_hh": "inner.l0_h2h_bias"}
 
@@ -161,6 +163,7 @@ def _nnx_module() -> type:
 
 
 class NnxRecurrent(_RecurrentTranslator):
+    native_default = "nnx cells: lecun_normal input kernels, orthogonal recurrent kernels, zero biases"
     transposed = True
     refused: ClassVar[Mapping[str, str]] = {
         "two": "Flax NNX's cells keep one bias vector (bias=input)",
@@ -182,6 +185,8 @@ class NnxRecurrent(_RecurrentTranslator):
 
 
 class KerasRecurrent(_RecurrentTranslator):
+    native_default = ("keras recurrent layers: glorot_uniform kernels, orthogonal recurrent kernels, zero biases "
+                      "(the LSTM's forget gate's 1: unit_forget_bias)")
     transposed = True
     names: ClassVar[Mapping[str, str]] = {"weight_ih": "cell.kernel", "weight_hh": "cell.recurrent_kernel",
                                           "bias_ih": "cell.bias", "bias_hh": "cell.bias"}

@@ -129,6 +129,7 @@ def test_native_init_lists_each_frameworks_recurrent_defaults() -> None:
     model.native_init(0)
     bias = model.get_params()["1.bias_ih"]
     np.testing.assert_array_equal(bias, np.r_[np.zeros(3), np.ones(3), np.zeros(6)])  # unit_forget_bias
+    assert "orthogonal recurrent kernels" in model.native_init_text()
     torch_rnn = get_backend("torch")([Input((4, 2)), RNN(2, 3, bias="input"), Linear(3, 1)], dtype="float64")
     torch_rnn.native_init(0)
     assert torch_rnn._model[1].inner.bias_hh_l0.abs().max().item() == 0.0  # held at zero, native init too
