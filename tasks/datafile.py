@@ -140,11 +140,11 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise ValueError(f"{_name(path)} is not a readable .npz archive: it is {what}") from None
 
 
-def _npz_shapes(path: Path, images: bool = False) -> dict[str, tuple[int, ...]]:
-    """X's and y's shapes, (n, features) (images: (n, C, H, W) or (n, C, L)) and (n, 1), from their headers;
-    dtypes and sizes checked."""
+def _npz_shapes(path: Path, kind: str = "table") -> dict[str, tuple[int, ...]]:
+    """X's and y's shapes, (n, features) (images: (n, C, H, W) or (n, C, L); sequences: (n, steps, features)) and
+    (n, 1), from their headers; dtypes and sizes checked."""
     with _open_zip(path) as archive:
-        return {key: shape for key, (shape, _) in _npz_headers(path, archive, images).items()}
+        return {key: shape for key, (shape, _) in _npz_headers(path, archive, kind).items()}
 
 
 def image_shape(path: str | Path) -> tuple[int, ...]:
@@ -154,9 +154,29 @@ def image_shape(path: str | Path) -> tuple[int, ...]:
     if not _is_npz(path):
         raise ValueError(f"{_name(path)} must be an .npz with X (n, channels, height, width) and y (n,) labels")
     try:
-        return _npz_shapes(path, images=True)["X"]
+        return _npz_shapes(path, "images")["X"]
     except OSError as err:
         raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
+
+
+def sequence_shape(path: str | Path) -> tuple[int, ...]:
+    """The shape of an .npz's sequences X, (n, steps, features), from its header: without reading the values."""
+    path = _existing(path)
+    if not _is_npz(path):
+        raise ValueError(f"{_name(path)} must be an .npz with X (n, steps, features) and y (n,) targets")
+    try:
+        return _npz_shapes(path, "sequences")["X"]
+    except OSError as err:
+        raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
+
+
+def load_sequences(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences X (n, steps, features) and targets y (n, 1), as float64."""
+    sequence_shape(path)
+    try:
+        return _load_npz(Path(path), "sequences")
+    except OSError as err:
+        raise ValueError(f"{_name(Path(path))} cannot be read: {err.strerror or err}") from None
 
 
 def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -164,7 +184,7 @@ def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     image_shape(path)
     path = Path(path)
     try:
-        X, y = _load_npz(path, images=True)
+        X, y = _load_npz(path, "images")
     except OSError as err:
         raise ValueError(f"{_name(path)} cannot be read: {err.strerror or err}") from None
     indices, classes = as_classes(path, y)
@@ -172,7 +192,7 @@ def load_images(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def _npz_headers(path: Path, archive: zipfile.ZipFile,
-                 images: bool = False) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+                 kind: str = "table") -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     members = {info.filename: info for info in archive.infolist()}
     missing = [key for key in ("X", "y") if f"{key}.npy" not in members]
     if missing:
@@ -199,7 +219,12 @@ def _npz_headers(path: Path, archive: zipfile.ZipFile,
         headers[key] = (shape, dtype)
     X_shape, y_shape = headers["X"][0], headers["y"][0]
     n = X_shape[0] if X_shape else 0
-    if images:
+    if kind == "sequences":
+        if len(X_shape) != 3 or y_shape not in ((n,), (n, 1)) or not n:
+            raise ValueError(f"{_name(path)}: X must be sequences of equal length (n, steps, features) and y (n,) or "
+                             f"(n, 1) targets; received X {X_shape} and y {y_shape}")
+        return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}
+    if kind == "images":
         if len(X_shape) not in (3, 4) or y_shape not in ((n,), (n, 1)) or not n:
             raise ValueError(f"{_name(path)}: X must be images (n, channels, height, width) or sequences (n, "
                              f"channels, length), and y (n,) or (n, 1) class labels; received X {X_shape} and "
@@ -212,10 +237,10 @@ def _npz_headers(path: Path, archive: zipfile.ZipFile,
     return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}
 
 
-def _load_npz(path: Path, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _load_npz(path: Path, kind: str = "table") -> tuple[np.ndarray, np.ndarray]:
     arrays = {}
     with _open_zip(path) as archive:
-        for key, (shape, _) in _npz_headers(path, archive, images).items():
+        for key, (shape, _) in _npz_headers(path, archive, kind).items():
             try:  # the zip's CRC is checked when the member has been read to its end
                 with archive.open(f"{key}.npy") as member:
                     array = np.lib.format.read_array(member, allow_pickle=False)

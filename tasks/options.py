@@ -92,7 +92,8 @@ LAYERS = TaskOption("layers", "the model as text, e.g. 'conv2d(8, 3, padding=sam
                               "\"Models as text\")", str, metavar="SPEC")
 MODEL = TaskOption("model", "the model trained", str, choices=MODELS)
 DATA = TaskOption("data", "a CSV (with a header line or without) or an .npz with X and y (the cnn task: X of "
-                          "images (n, channels, height, width))", str, sizes="both")
+                          "images (n, channels, height, width); sequence: X of sequences (n, steps, features); "
+                          "tokens: X of token ids (n, steps))", str, sizes="both")
 TARGET = TaskOption("target", "the CSV column to predict: its name, or its position (1 the first, -1 the last; "
                               "default the last)", str, metavar="COLUMN")
 HEADER = TaskOption("header", "whether the CSV's first line names the columns (default: when it is not all "

@@ -4,6 +4,9 @@ vocabulary of `vocabulary`, drawn from the seed, each labelled by which of token
 
 The model is an embedding of width 8, one --cell layer per --hidden size (bias=input, as the sequence task's)
 and a linear layer to the two classes' logits, or any --layers that starts with embedding(VOCABULARY, WIDTH).
+
+--data takes an .npz of token ids X (n, steps), whole numbers from 0, and labels y (n,): its vocabulary is its
+largest id + 1, its classes its distinct labels.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import numpy as np
 
 from ..layers import Embedding, Input, Layer, ModelSpec
 from .base import Problem, Task, assemble, check_dtype, layers_setting, layers_spec, uniform_init
-from .options import HIDDEN, INIT_FROM, LAYERS, N_SAMPLES, SHUFFLE, VAL_FRACTION, TaskOption
+from .datafile import data_shape as data_shape_of
+from .datafile import load_table
+from .options import DATA, HIDDEN, INIT_FROM, LAYERS, N_SAMPLES, SHUFFLE, VAL_FRACTION, TaskOption
 from .sequence import CELL, recurrent_stack
 
 CLASSES = ["more 2s", "more 1s"]
 WIDTH = 8  # the default model's embedding width
+VOCABULARY_DEFAULT, STEPS_DEFAULT, SAMPLES_DEFAULT = 6, 12, 1000
 
 VOCABULARY = TaskOption("vocabulary", "the tokens a sequence draws from (the tokens task's; at least 3: 0, 1, 2…)",
                         int, sweepable=True)
@@ -32,8 +38,44 @@ def _check(name: str, value: int, least: int) -> None:
         raise ValueError(f"{name} must be an integer from {least} to 10000; received: {value!r}")
 
 
-def _spec(cell: str, hidden: Sequence[int], vocabulary: int, steps: int) -> ModelSpec:
-    return recurrent_stack([Input((steps,)), Embedding(vocabulary, WIDTH)], WIDTH, cell, hidden, len(CLASSES))
+def _ids(data: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A file's token ids X (n, steps), checked to be whole numbers from 0, and its labels as class indices."""
+    table = load_table(data, labels=True)
+    bad = (np.floor(table.X) != table.X) | (table.X < 0)
+    if bad.any():
+        row, position = (int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"data file {str(data)!r}: X must hold token ids, whole numbers from 0; received "
+                         f"{table.X[row, position]!r} at row {row}, position {position}")
+    assert table.classes is not None
+    return table.X, table.y, table.classes
+
+
+def _sizes(data: str | None, vocabulary: int | None, steps: int | None, n_samples: int | None) -> tuple[int, int, int]:
+    """(vocabulary, steps, rows): the file's (its largest id + 1), or the drawn data's."""
+    if data is not None:
+        given = [name for name, value in (("vocabulary", vocabulary), ("steps", steps), ("n_samples", n_samples))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} applies to the drawn sequences; --data's are the examples as they are")
+        rows, length = data_shape_of(data)
+        return 0, length, rows  # the vocabulary is read with the ids
+    vocabulary, steps = VOCABULARY_DEFAULT if vocabulary is None else vocabulary, STEPS_DEFAULT if steps is None \
+        else steps
+    n_samples = SAMPLES_DEFAULT if n_samples is None else n_samples
+    _check("vocabulary", vocabulary, 3)
+    _check("steps", steps, 1)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or not 2 <= n_samples <= 10_000_000:
+        raise ValueError(f"n_samples must be an integer from 2 to 10000000; received: {n_samples!r}")
+    return vocabulary, steps, n_samples
+
+
+def _drawn(rng: np.random.Generator, vocabulary: int, steps: int, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    X = np.empty((0, steps), dtype=np.int64)
+    while len(X) < n_samples:  # ties drawn again: the rule gives every kept sequence one label
+        drawn = rng.integers(0, vocabulary, size=(2 * n_samples, steps))
+        margin = (drawn == 1).sum(axis=1) - (drawn == 2).sum(axis=1)
+        X = np.concatenate([X, drawn[margin != 0]])[:n_samples]
+    return X.astype(np.float64), ((X == 1).sum(axis=1) > (X == 2).sum(axis=1)).astype(np.float64)[:, None]
 
 
 def make_problem(
@@ -41,55 +83,60 @@ def make_problem(
     seed: int = 0,
     epochs: int = 20,
     batch_size: int | None = 32,
-    vocabulary: int = 6,
-    steps: int = 12,
-    n_samples: int = 1000,
+    vocabulary: int | None = None,
+    steps: int | None = None,
+    n_samples: int | None = None,
     cell: str = "lstm",
     hidden: Sequence[int] = (16,),
     layers: str | Sequence[Layer] | None = None,
+    data: str | None = None,
     val_fraction: float = 0.2,
     shuffle: bool = True,
     init_from: str | None = None,
     dtype: str = "float64",
 ) -> Problem:
-    """Token sequences and their labels by the rule, drawn from the seed: see the module."""
+    """Token sequences and their labels by the rule, drawn from the seed (or a file's): see the module."""
     check_dtype(dtype)
-    _check("vocabulary", vocabulary, 3)
-    _check("steps", steps, 1)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or not 2 <= n_samples <= 10_000_000:
-        raise ValueError(f"n_samples must be an integer from 2 to 10000000; received: {n_samples!r}")
-    spec = _spec(cell, hidden, vocabulary, steps) if layers is None else layers_spec(
-        layers, (steps,), len(CLASSES), classes=True)
+    vocabulary, steps, n_samples = _sizes(data, vocabulary, steps, n_samples)
     rng = np.random.default_rng(seed)
-    X = np.empty((0, steps), dtype=np.int64)
-    while len(X) < n_samples:  # ties drawn again: the rule gives every kept sequence one label
-        drawn = rng.integers(0, vocabulary, size=(2 * n_samples, steps))
-        margin = (drawn == 1).sum(axis=1) - (drawn == 2).sum(axis=1)
-        X = np.concatenate([X, drawn[margin != 0]])[:n_samples]
-    labels = ((X == 1).sum(axis=1) > (X == 2).sum(axis=1)).astype(np.float64)[:, None]
+    if data is None:
+        X, labels = _drawn(rng, vocabulary, steps, n_samples)
+        classes, source = CLASSES, {"rule": "which of tokens 1 and 2 occurs more often", "vocabulary": vocabulary,
+                                    "steps": steps, "n_samples": n_samples}
+    else:
+        X, labels, classes = _ids(data)
+        vocabulary = int(X.max()) + 1
+        source = {"data": str(data), "vocabulary": vocabulary, "steps": steps}
+    spec = (recurrent_stack([Input((steps,)), Embedding(vocabulary, WIDTH)], WIDTH, cell, hidden, len(classes))
+            if layers is None else layers_spec(layers, (steps,), len(classes), classes=True))
     problem = assemble(
         "tokens", rng, X.astype(dtype), labels.astype(dtype), spec=spec, init=uniform_init,
         val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, shuffle=shuffle, init_from=init_from,
         iid=True,
-        settings={"seed": seed, "rule": "which of tokens 1 and 2 occurs more often", "vocabulary": vocabulary,
-                  "steps": steps, "n_samples": n_samples, "classes": CLASSES,
+        settings={"seed": seed, **source, "classes": classes,
                   **({"cell": cell, "hidden": list(hidden)} if layers is None
                      else {"layers": layers_setting(layers, spec)})})
-    return dataclasses.replace(problem, classes=CLASSES)
+    return dataclasses.replace(problem, classes=classes)
 
 
-def data_shape(*, n_samples: int = 1000, steps: int = 12, **_: Any) -> tuple[int, int]:
-    """(rows, values per example) without drawing anything: for the memory check that comes first."""
-    return n_samples, steps
+def data_shape(*, n_samples: int | None = None, steps: int | None = None, data: str | None = None,
+               **_: Any) -> tuple[int, int]:
+    """(rows, values per example) without drawing or reading anything: for the memory check that comes first."""
+    if data is not None:
+        return data_shape_of(data)
+    return (SAMPLES_DEFAULT if n_samples is None else n_samples), (STEPS_DEFAULT if steps is None else steps)
 
 
-def spec_for(*, cell: str = "lstm", hidden: Sequence[int] = (16,), vocabulary: int = 6, steps: int = 12,
-             layers: str | Sequence[Layer] | None = None, **_: Any) -> ModelSpec:
-    """The model, for the memory check."""
-    _check("vocabulary", vocabulary, 3)
-    _check("steps", steps, 1)
-    return (_spec(cell, hidden, vocabulary, steps) if layers is None
-            else layers_spec(layers, (steps,), len(CLASSES), classes=True))
+def spec_for(*, cell: str = "lstm", hidden: Sequence[int] = (16,), vocabulary: int | None = None,
+             steps: int | None = None, data: str | None = None, layers: str | Sequence[Layer] | None = None,
+             **_: Any) -> ModelSpec:
+    """The model, for the memory check (with --data, whose vocabulary is read with its ids, a table of one row)."""
+    if data is not None:
+        vocabulary, steps = 1, data_shape_of(data)[1]
+    else:
+        vocabulary, steps = _sizes(None, vocabulary, steps, None)[:2]
+    return (recurrent_stack([Input((steps,)), Embedding(vocabulary, WIDTH)], WIDTH, cell, hidden, len(CLASSES))
+            if layers is None else layers_spec(layers, (steps,), len(CLASSES), classes=True))
 
 
 TASK = Task(
@@ -101,6 +148,6 @@ TASK = Task(
     default_model="mlp",
     data_shape=data_shape,
     losses=("cross-entropy",),
-    options=(VOCABULARY, STEPS, N_SAMPLES, CELL, HIDDEN, LAYERS, VAL_FRACTION, SHUFFLE, INIT_FROM),
+    options=(VOCABULARY, STEPS, N_SAMPLES, CELL, HIDDEN, LAYERS, DATA, VAL_FRACTION, SHUFFLE, INIT_FROM),
     spec_for=spec_for,
 )

@@ -222,3 +222,35 @@ def test_explain_names_the_gate_whose_rows_part_first() -> None:
     assert finding.stage == "gradient" and finding.difference is not None
     assert finding.difference.where.startswith("1.bias_ih[") and finding.difference.where.endswith(
         "(the forget gate's rows)"), finding.difference.where
+
+
+def test_a_file_of_sequences_or_token_ids_is_read_and_a_wrong_one_refused(cli, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    series = np.sin(np.arange(200) * 0.3) + 0.1 * rng.normal(size=200)
+    X = np.stack([series[i:i + 6] for i in range(190)])[:, :, None]
+    np.savez(tmp_path / "seqs.npz", X=np.concatenate([X, X**2], axis=2), y=series[6:196])
+    ran = cli("--task", "sequence", "--data", str(tmp_path / "seqs.npz"), "--epochs", "2", "--dtype", "float64",
+              "--backends", "numpy,torch", "--format", "json")
+    assert ran.code == 0, ran.err
+    report = json.loads(ran.out)
+    assert report["settings"]["sequences"] == [6, 2] and report["parity"][0]["verdict"] == "within tolerance"
+    assert any(row["backend"] == "linear least-squares" for row in report["losses"])
+    ids = rng.integers(0, 5, size=(120, 7))
+    np.savez(tmp_path / "ids.npz", X=ids, y=(ids.sum(axis=1) > 14).astype(int))
+    np.savez(tmp_path / "half.npz", X=ids + 0.5, y=np.zeros(120))
+    np.savez(tmp_path / "four.npz", X=X[:, :, :, None], y=series[6:196])
+    tokens = cli("--task", "tokens", "--data", str(tmp_path / "ids.npz"), "--epochs", "1", "--backends", "numpy,jax",
+                 "--format", "json")
+    assert tokens.code == 0 and json.loads(tokens.out)["settings"]["vocabulary"] == 5, tokens.err
+    for arguments, message in (
+            (("--task", "tokens", "--data", str(tmp_path / "half.npz")),
+             "X must hold token ids, whole numbers from 0; received 2.5 at row 0, position 0"),
+            (("--task", "tokens", "--data", str(tmp_path / "ids.npz"), "--steps", "5"),
+             "steps applies to the drawn sequences; --data's are the examples as they are"),
+            (("--task", "sequence", "--data", str(tmp_path / "four.npz")),
+             "X must be sequences of equal length (n, steps, features) and y (n,) or (n, 1) targets; received X "
+             "(190, 6, 1, 1)"),
+            (("--task", "sequence", "--data", str(tmp_path / "seqs.npz"), "--window", "4"),
+             "window applies to the sunspot numbers")):
+        bad = cli(*arguments)
+        assert bad.code == 2 and message in bad.err and bad.err.count("\n") == 1, bad.err
