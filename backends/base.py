@@ -429,14 +429,19 @@ class Backend(LayerState, DropoutMasks, ABC):
 
     def _check_x(self, X: np.ndarray) -> np.ndarray:
         an_array("X", X)
-        X = as_dtype("X", real_array("X", X), self.dtype)
+        given = real_array("X", X)
+        X = as_dtype("X", given, self.dtype)
         shape = self._input_shape
         if X.shape[1:] != shape or X.ndim != len(shape) + 1:
             raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
         if not len(X):
             raise ValueError(f"X must have at least one row; received shape {X.shape}")
         index, first = self._first
-        first.check_input(X, f"layer {index}")
+        first.check_input(given, f"layer {index}")  # the values given: token ids before the dtype rounds them
+        if first.takes_ids and not np.array_equal(X, given):
+            at = tuple(int(i) for i in np.argwhere(given != X)[0])
+            raise ValueError(f"X's token id {given[at]!r} at row {at[0]} cannot be held exactly in {self.dtype} "
+                             f"(whole numbers up to 2**24 can in float32): use float64")
         return X
 
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ def convergence(problem: Problem | None, options: dict[str, Any] | None,
     if problem is None or options is None or result.status != OK:
         return None, ""
     optimum = exact_optimum(problem, options)
-    if optimum is None or optimum.status != OK:
+    if optimum is None or optimum.status != OK or not optimum.params:  # none, or a baseline (an AR model's)
         return None, ""
     note = convergence_note(result, optimum)
     return not note, note

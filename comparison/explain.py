@@ -210,7 +210,7 @@ class Explainer:
     def _with_part(self, difference: Difference) -> Difference:
         """The difference with the part of its layer it lies in, where the layer says one (an LSTM's gate)."""
         name, _, rest = difference.where.partition("[")
-        position, _, short = name.partition(".")
+        position, _, short = name.rpartition("/")[2].partition(".")  # an optimiser state's: "m/1.bias_ih"
         if not position.isdigit() or not rest or int(position) >= len(self.problem.spec):
             return difference
         holder, inner = self.problem.spec[int(position)].holder(short)

@@ -396,10 +396,11 @@ def render(report: dict[str, Any], fmt: str, only: str | None = None) -> str:
         else:
             beside = report.get("reference") in {row.get("backend") for row in rows}
             penalised = bool(rows) and OBJECTIVE in rows[0]
+            optimum = " is the exact optimum" + (f" of {OBJECTIVE}" if penalised else "")
+            what = (" is a baseline, the best linear model of the same inputs: the mark to beat)"
+                    if report.get("baseline") else optimum + ": the mark of what is possible)")
             footnote = ("\n(* lowest in its column among the trained backends that finished"
-                        + (f";\n {report['reference']} is the exact optimum"
-                           + (f" of {OBJECTIVE}" if penalised else "") + ": the mark of what is possible)"
-                           if beside else ")")) if marked else ""
+                        + (f";\n {report['reference']}{what}" if beside else ")")) if marked else ""
             blocks.append(f"{title}\n{shown.to_string(index=False, line_width=WIDTH)}{footnote}")
         if title == TITLES["losses"] and rows and OBJECTIVE in rows[0]:
             blocks[-1] += "\n" + OBJECTIVE_MEANS

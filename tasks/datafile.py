@@ -220,7 +220,7 @@ def _npz_headers(path: Path, archive: zipfile.ZipFile,
     X_shape, y_shape = headers["X"][0], headers["y"][0]
     n = X_shape[0] if X_shape else 0
     if kind == "sequences":
-        if len(X_shape) != 3 or y_shape not in ((n,), (n, 1)) or not n:
+        if len(X_shape) != 3 or y_shape not in ((n,), (n, 1)) or not n or 0 in X_shape:
             raise ValueError(f"{_name(path)}: X must be sequences of equal length (n, steps, features) and y (n,) or "
                              f"(n, 1) targets; received X {X_shape} and y {y_shape}")
         return {"X": (X_shape, headers["X"][1]), "y": ((n, 1), headers["y"][1])}

@@ -48,8 +48,8 @@ def recurrent_stack(front: list[Layer], width: int, cell: str, hidden: Sequence[
         raise ValueError(f"hidden must be positive integers, one per recurrent layer; received: {hidden!r}")
     layers = list(front)
     for position, size in enumerate(sizes):
-        # bias=input: one bias vector, what every framework's layer can hold (torch and Gluon hold their second
-        # at zero)
+        # bias=input: one bias vector, what every framework's LSTM and RNN can hold (torch and Gluon hold their
+        # second at zero), and Flax's GRU (Keras's GRU holds two or none: it is skipped by name)
         layers.append(CELLS[cell](width, size, sequences=position < len(sizes) - 1, bias="input"))
         width = size
     layers.append(Linear(width, outputs))

@@ -148,11 +148,12 @@ NOT_APPLYING = [
                                          "is --task cnn"),
     (["--task", "linreg", "--layers", "linear(1)"], "--layers applies only to --task mlp or classifier or cnn or "
                                                     "sequence or tokens; this run is --task linreg"),
-    (["--task", "mlp", "--cell", "gru"], "--cell applies only to --task sequence or tokens; this run is --task mlp"),
+    (["--task", "mlp", "--cell", "gru"], "--cell applies only to --task sequence or tokens without --layers (write the "
+                                         "cell among the layers); this run is --task mlp"),
     (["--task", "cnn", "--window", "5"], "--window applies only to --task sequence; this run is --task cnn"),
     (["--task", "sequence", "--vocabulary", "5"], "--vocabulary applies only to --task tokens; this run is --task "
                                                   "sequence"),
-    (["--task", "sequence", "--steps", "5"], "--steps applies only to --task tokens; this run is --task sequence"),
+    (["--task", "sequence", "--length", "5"], "--length applies only to --task tokens; this run is --task sequence"),
     (["--task", "mlp", "--layers", "linear(1)", "--batchnorm", "biased"],
      "--batchnorm applies only to --task mlp or classifier without --layers (write batchnorm among the layers); "
      "this run gives --layers"),

@@ -89,7 +89,7 @@ def test_an_embedding_then_an_lstm_trains_as_numpy_does(name: str) -> None:
 def test_a_token_id_out_of_range_is_one_line_naming_its_position() -> None:
     model = get_backend("jax")([Input((4,)), Embedding(6, 3), Flatten(), Linear(12, 1)], dtype="float32")
     with pytest.raises(ValueError, match=r"^X must hold token ids 0 to 5 for layer 1 embedding\(6, 3\); received "
-                                         r"6\.0 at row 1, position 3$"):
+                                         r"6 at row 1, position 3$"):
         model.predict(np.array([[0, 1, 2, 3], [0, 1, 2, 6]]))
     with pytest.raises(ValueError, match=r"received 1\.5 at row 0, position 1"):
         model.predict(np.array([[0, 1.5, 2, 3]]))
@@ -244,9 +244,9 @@ def test_a_file_of_sequences_or_token_ids_is_read_and_a_wrong_one_refused(cli, t
     assert tokens.code == 0 and json.loads(tokens.out)["settings"]["vocabulary"] == 5, tokens.err
     for arguments, message in (
             (("--task", "tokens", "--data", str(tmp_path / "half.npz")),
-             "X must hold token ids, whole numbers from 0; received 2.5 at row 0, position 0"),
-            (("--task", "tokens", "--data", str(tmp_path / "ids.npz"), "--steps", "5"),
-             "steps applies to the drawn sequences; --data's are the examples as they are"),
+             "X must hold token ids, whole numbers from 0 to 9999999; received 2.5 at row 0, position 0"),
+            (("--task", "tokens", "--data", str(tmp_path / "ids.npz"), "--length", "5"),
+             "length applies to the drawn sequences; --data's are the examples as they are"),
             (("--task", "sequence", "--data", str(tmp_path / "four.npz")),
              "X must be sequences of equal length (n, steps, features) and y (n,) or (n, 1) targets; received X "
              "(190, 6, 1, 1)"),
@@ -268,3 +268,50 @@ def test_the_default_gru_trains_alike_on_every_backend_that_holds_its_bias(cli) 
         if "mxnet" not in (row["backend_a"], row["backend_b"]):
             assert row["max_abs_param_diff"] < 1e-12 and row["max_abs_step_loss_diff"] < 1e-12, row
         assert row["verdict"] == "within tolerance", row
+
+
+def test_the_tokens_task_refuses_what_it_cannot_label_or_hold(cli, tmp_path) -> None:
+    for arguments, message in (
+            (("--layers", "lstm(4), linear(2)"), "lstm takes sequences of shape (steps, features)"),
+            (("--layers", "linear(2)"), "the tokens task's --layers must start with embedding(VOCABULARY, WIDTH)"),
+            (("--layers", "embedding(3, 4), gru(4, bias=input), linear(2)"),
+             "X must hold token ids 0 to 2 for the first layer embedding(3, 4); received 5.0"),
+            (("--cell", "gru", "--layers", "embedding(6, 4), lstm(4, bias=input), linear(2)"),
+             "--cell applies only to --task sequence or tokens without --layers (write the cell among the layers)"),
+            (("--vocabulary", "10000", "--length", "1"), "of the drawn sequences hold as many 1s as 2s (no label): "
+                                                       "give a smaller --vocabulary or a larger --length")):
+        bad = cli("--task", "tokens", *arguments)
+        assert bad.code == 2 and message in bad.err and bad.err.count("\n") == 1, (arguments, bad.err)
+    ids = np.tile(np.arange(5), (100, 2))
+    labels = np.repeat([0, 1], 50)  # sorted by label: a split in file order would hold out one class alone
+    np.savez(tmp_path / "sorted.npz", X=ids, y=labels)
+    problem = get_task("tokens").make_problem(data=str(tmp_path / "sorted.npz"))
+    assert len(np.unique(problem.y_val)) == 2
+    big = np.full((4, 3), 2**24 + 1)
+    np.savez(tmp_path / "big.npz", X=big, y=np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"X must hold token ids, whole numbers from 0 to 9999999; received "
+                                         r"16777217\.0 at row 0, position 0"):
+        get_task("tokens").make_problem(data=str(tmp_path / "big.npz"), dtype="float32")
+    model = get_backend("numpy")([Input((3,)), Embedding(2**24 + 2, 1), Flatten(), Linear(3, 1)], dtype="float32")
+    with pytest.raises(ValueError, match=r"token id 16777217\.0 at row 0 cannot be held exactly in float32"):
+        model.predict(big.astype(np.float64))
+
+
+def test_a_sweep_over_the_sequence_length_keeps_its_points_and_judges_no_convergence_by_a_baseline(tmp_path) -> None:
+    import pandas as pd
+
+    from backend_compare.comparison.convergence import convergence
+    from backend_compare.comparison.run import train
+
+    out = tmp_path / "sweep"
+    ran = __import__("subprocess").run(
+        [__import__("sys").executable, "compare.py", "sweep", "--task", "tokens", "--length", "3,4", "--epochs", "1",
+         "--n-samples", "100", "--backends", "numpy", "--executor", "inline", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert ran.returncode == 0, ran.stderr
+    jobs = pd.read_parquet(out / "jobs.parquet")
+    assert sorted(jobs["length"]) == [3, 4], jobs
+    problem = get_task("sequence").make_problem(epochs=1)
+    options = {"dtype": "float64", "loss": "mse", "huber_delta": 1.0, "weight_decay": 0.0, "lr": 1e-4}
+    result = train(get_backend("numpy")(problem.spec, **options), problem, "shared", 0)
+    assert convergence(problem, options, result) == (None, "")  # the AR row is a baseline, not this model's optimum

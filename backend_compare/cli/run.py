@@ -59,14 +59,16 @@ def execute(plan: Plan) -> int:
     settings, prog = plan.settings, plan.prog
     started = started_at()
     per_seed, seeds_run = [], []
-    optimum: str | None = None  # the reference row's name, when the model has an exact optimum
+    optimum: str | None = None  # the reference row's name, when the model has an exact optimum (or a baseline)
+    baseline = False  # whether that row is a baseline of another model (an AR model's), not this model's optimum
     progress = tqdm(total=len(plan.seeds) * len(plan.names) * len(plan.first.epoch_batches), unit="epoch",
                     file=sys.stderr, delay=2, leave=False, disable=True if settings.quiet else None)  # None: tty only
 
     def finish_seed(seed: int, problem: Problem, results: list[BackendResult], measure: bool) -> None:
-        nonlocal optimum  # measure: the noise of a pair beyond tolerance (not once a signal stopped the run)
+        nonlocal optimum, baseline  # measure: the noise of a pair beyond tolerance (not once a signal stopped it)
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
+        baseline = reference is not None and not reference.params
         per_seed.append(seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
                                     settings.init, plan.options["dtype"], plan.options["optimizer"],
                                     run_noise(problem, plan.options) if measure else None))
@@ -82,6 +84,7 @@ def execute(plan: Plan) -> int:
 
     header: dict[str, Any] = {
         "task": plan.first.task, "settings": plan.first.settings, "seeds": seeds_run, "reference": optimum,
+        **({"baseline": True} if baseline else {}),
         "options": {**plan.options, "mode": ",".join(settings.mode), "init": settings.init,
                     "curves": settings.curves, "relative": bool(settings.relative),
                     "parallel": min(settings.jobs, len(plan.workers)) if plan.workers else 1,

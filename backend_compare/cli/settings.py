@@ -232,6 +232,9 @@ OPTION_RULES: dict[str, Rule] = {
                   lambda a, t: f"uses --init {a.init}" if t.takes("init_from") else f"is --task {t.name}"),
     # An MLP's own, where the task trains one (celsius and data train one with --model mlp).
     **{key: _hidden_layers_rule(key) for key in ("hidden", "activation")},
+    "cell": (lambda a, t: t.takes("cell") and a.given("layers") is None,
+             f"to {_tasks_taking('cell')} without --layers (write the cell among the layers)",
+             lambda a, t: "gives --layers" if t.takes("cell") else f"is --task {t.name}"),
     "bias": (lambda a, t: t.takes("bias") and a.given("layers") is None,
              f"to {_tasks_taking('bias')} without --layers (write bias=False in a layer)",
              lambda a, t: "gives --layers" if t.takes("bias") else f"is --task {t.name}"),
