@@ -315,3 +315,26 @@ def test_a_sweep_over_the_sequence_length_keeps_its_points_and_judges_no_converg
     options = {"dtype": "float64", "loss": "mse", "huber_delta": 1.0, "weight_decay": 0.0, "lr": 1e-4}
     result = train(get_backend("numpy")(problem.spec, **options), problem, "shared", 0)
     assert convergence(problem, options, result) == (None, "")  # the AR row is a baseline, not this model's optimum
+
+
+def test_the_pytest_plugin_holds_a_recurrent_port_to_parity() -> None:
+    from backend_compare.backends.testing import assert_backends_agree
+
+    spec = [Input((6,)), Embedding(9, 4), GRU(4, 5, bias="input"), Linear(5, 1)]
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 9, size=(24, 6)).astype(np.float64), rng.normal(size=(24, 1))
+    start = get_backend("numpy")(spec, dtype="float64").get_params()
+
+    def trained(backend: type) -> dict[str, np.ndarray]:
+        model = backend(spec, dtype="float64", optimizer="adam", lr=0.01)
+        model.set_params(start)
+        return model.fit(X, y, epochs=2, batch_size=8).get_params()
+
+    assert set(assert_backends_agree(trained, backends=["numpy", "torch", "jax"])) == {"numpy", "torch", "jax"}
+
+    def broken(backend: type) -> dict[str, np.ndarray]:
+        found = trained(backend)
+        return {**found, "2.bias_ih": found["2.bias_ih"] * (1.01 if backend.name == "jax" else 1.0)}
+
+    with pytest.raises(AssertionError, match=r"2\.bias_ih"):
+        assert_backends_agree(broken, backends=["numpy", "jax"])
