@@ -10,8 +10,8 @@ Where the frameworks part:
 - one bias or two: torch and Gluon keep two (a model with one gets the other held at zero, not trained); for the
   LSTM and RNN the two only add, but as parameters they are not one: SGD moves their sum twice as far. Keras's
   LSTM and SimpleRNN keep one; Flax NNX's cells keep one (OptimizedLSTMCell on its recurrent Linear, SimpleCell on
-  its input Linear, flax/nnx/nn/recurrent.py:312, :452). Each refuses the count it cannot hold, by name;
-- Flax NNX's GRUCell has no recurrent bias at all (flax/nnx/nn/recurrent.py:575, `use_bias=False`): torch's b_hn,
+  its input Linear, flax/nnx/nn/recurrent.py:315, :455). Each refuses the count it cannot hold, by name;
+- Flax NNX's GRUCell has no recurrent bias at all (flax/nnx/nn/recurrent.py:578, `use_bias=False`): torch's b_hn,
   inside r ⊙ (…), has no place there, so a torch GRU ports to Flax only with bias_hh = 0 ("input");
 - Keras's GRU keeps its gates as z, r, h (the canonical r, z, n reordered at the boundary) and, with
   reset_after=True (its default, torch's formulation), both biases in one (2, 3H) variable: bias_ih is its row 0,
