@@ -338,3 +338,12 @@ def test_the_pytest_plugin_holds_a_recurrent_port_to_parity() -> None:
 
     with pytest.raises(AssertionError, match=r"2\.bias_ih"):
         assert_backends_agree(broken, backends=["numpy", "jax"])
+
+
+def test_the_sequence_tasks_word_their_refusals_for_what_they_are(cli) -> None:
+    for arguments, message in ((("--task", "sequence", "--relative"), "this run trains a model of layers"),
+                               (("--task", "sequence", "--loss", "cross-entropy"),
+                                "--loss cross-entropy does not suit --task sequence: its targets take mse"),
+                               (("--task", "tokens", "--relative"), "this run is --task tokens, a classification")):
+        ran = cli(*arguments)
+        assert ran.code == 2 and message in ran.err, ran.err

@@ -116,7 +116,8 @@ class RunSettings:
         task = get_task(name)
         loss = self.loss or task.losses[0]  # each task's labels have losses of their own
         if loss not in task.losses:
-            raise UsageError(f"--loss {loss} does not suit --task {task.name}: its labels take "
+            raise UsageError(f"--loss {loss} does not suit --task {task.name}: its "
+                             f"{'labels' if task.classifies else 'targets'} take "
                              f"{' or '.join(task.losses)}")
         done = dataclasses.replace(self, task=name, loss=loss)
         check_options_apply(done, task)
@@ -220,7 +221,8 @@ OPTION_RULES: dict[str, Rule] = {
               lambda a, t: f"uses --init {a.init}: the backends start apart"),
     "relative": (lambda a, t: model_of(a, t) == "linear" and not t.classifies,
                  "to a linear regression (it compares with the exact optimum)",
-                 lambda a, t: "trains an MLP" if model_of(a, t) == "mlp" else f"is --task {t.name}, a classification"),
+                 lambda a, t: (f"is --task {t.name}, a classification" if t.classifies else
+                               "trains an MLP" if t.takes("activation") else "trains a model of layers")),
     **{key: (_task_takes(key), f"to {_tasks_taking(key)}", lambda a, t: f"is --task {t.name}")
        for key in TASK_OPTIONS if len(task_options()[key][1]) < len(TASKS)},  # every task's own: no rule
     # Two ways of choosing the held-out rows, and a start that only a shared start can take.
