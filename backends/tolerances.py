@@ -66,19 +66,24 @@ ALLOWANCES = {allowance.name: allowance for allowance in (
                     "gradients 2.8e-6 relative on random problems), measured against scipy's erf; its tanh form casts "
                     "the cubic's 0.044715 the same way",
               layers=("gelu", "gelu_tanh")),
-    Allowance("mxnet-gelu-float32", "mxnet", "float64", rtol=1e-5, atol=1e-7,
+    Allowance("mxnet-gelu-float32", "mxnet", "float64", rtol=1e-5, atol=5e-6,
               cause="Gluon's GELU (the LeakyReLU op's act_type='gelu') computes in 32-bit floats whatever the "
                     "data's dtype: a float64 gelu is off by up to 6.7e-7 (at x = 4.6, float32's rounding), and "
-                    "below about −5 it gives 0 where the exact value is a few 1e-7, measured against scipy's erf",
+                    "below about −5 it gives 0 where the exact value is a few 1e-7, measured against scipy's erf; "
+                    "a gradient sums such values of both signs, so near zero it is off by more than its own "
+                    "size: up to 1.3e-6 on 120 random MLPs of N(0, 1) weights and inputs",
               layers=("gelu",)),
-    Allowance("mxnet-leaky-relu-float32-slope", "mxnet", "float64", rtol=1e-7, atol=1e-10,
+    Allowance("mxnet-leaky-relu-float32-slope", "mxnet", "float64", rtol=1e-7, atol=1e-8,
               cause="the LeakyReLU op takes its slope as a 32-bit float (src/operator/leaky_relu-inl.h, struct "
                     "LeakyReLUParam { float slope; }): 0.01 becomes 0.0099999998, 2.2e-8 relative on every "
-                    "negative input's output and gradient", layers=("leaky_relu",)),
-    Allowance("tensorflow-leaky-relu-float32-slope", "tensorflow", "float64", rtol=1e-7, atol=1e-10,
+                    "negative input's output and gradient; a gradient sums terms of both signs, so it can be off by "
+                    "more than 2.2e-8 of itself: up to 3.1e-9 on 120 random MLPs of N(0, 1) weights and inputs",
+              layers=("leaky_relu",)),
+    Allowance("tensorflow-leaky-relu-float32-slope", "tensorflow", "float64", rtol=1e-7, atol=1e-8,
               cause="keras.activations.leaky_relu calls tf.nn.leaky_relu, whose LeakyRelu op holds its slope in "
                     "an attribute of type float, 32 bits (tensorflow/core/ops/nn_ops.cc, REGISTER_OP(\"LeakyRelu\")"
-                    ".Attr(\"alpha: float = 0.2\")): 0.01 becomes 0.0099999998 as in MXNet",
+                    ".Attr(\"alpha: float = 0.2\")): 0.01 becomes 0.0099999998 as in MXNet (a gradient's sum: up "
+                    "to 2.2e-9 on 120 random MLPs)",
               layers=("leaky_relu",)),
     Allowance("mxnet-layernorm-float32-eps", "mxnet", "float64", rtol=1e-7, atol=1e-10,
               cause="Gluon's LayerNorm op holds ε as a 32-bit float (src/operator/nn/layer_norm-inl.h, struct "
