@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +29,6 @@ from .arguments import (
     as_dtype,
     choice,
     finite,
-    in_order,
     integer,
     named_arrays,
     real_array,
@@ -39,7 +37,7 @@ from .arguments import (
     unshared,
     weak,
 )
-from .batches import EpochBatches, shuffled_epochs
+from .batches import EpochBatches, batch_order, gathered, shuffled_epochs
 from .masks import DropoutMasks
 from .state import LayerState, keeps_state
 
@@ -318,44 +316,14 @@ class Backend(LayerState, DropoutMasks, ABC):
             raise ValueError("step and train_epoch need the training set: call load(X, y) or fit(X, y) first")
         if not len(batches):
             return np.empty(0)
-        order, bounds = self._batch_order(batches)
+        order, bounds = batch_order(batches, self._n_train)
         self._mask_step = self._updates  # the masks of each step follow its number: counted as it runs
         self._updates += len(batches)
         try:
-            return self._train_gathered(order, bounds)
+            return np.concatenate([np.asarray(self._train(rows, chunk), dtype=np.float64)
+                                   for rows, chunk in gathered(order, bounds, self._rows_per_gather)])
         finally:
             self._mask_step = self._updates
-
-    def _batch_order(self, batches: Sequence[np.ndarray]) -> tuple[np.ndarray | None, list[tuple[int, int]]]:
-        """The batches' rows in one array (None: every row, as loaded) and each batch's (start, stop) in it."""
-        if len(batches) == 1:  # a full batch, or step(): no concatenation
-            order = np.asarray(batches[0]).ravel()
-            bounds = [(0, order.size)]
-        else:
-            order = np.concatenate(batches, axis=None)
-            ends = list(itertools.accumulate(np.size(batch) for batch in batches))
-            bounds = list(zip([0, *ends[:-1]], ends, strict=True))
-        if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
-            raise ValueError("every batch must be a non-empty array of integer row indices")
-        if order.size == self._n_train and order[0] == 0 and in_order(order):
-            return None, bounds  # rows as loaded: nothing to copy
-        if order.min() < 0 or order.max() >= self._n_train:
-            raise ValueError(f"batch indices must lie in [0, {self._n_train}); received {order.min()}..{order.max()}")
-        return order.astype(np.int64, copy=False), bounds
-
-    def _train_gathered(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> np.ndarray:
-        """_train on the rows of `order`, gathered at most _rows_per_gather at a time (but whole batches)."""
-        if order is None or order.size <= self._rows_per_gather:
-            return np.asarray(self._train(order, bounds), dtype=np.float64)
-        losses, first = [], 0
-        while first < len(bounds):
-            start, last = bounds[first][0], first
-            while last + 1 < len(bounds) and bounds[last + 1][1] - start <= self._rows_per_gather:
-                last += 1
-            chunk = [(a - start, b - start) for a, b in bounds[first : last + 1]]
-            losses.append(np.asarray(self._train(order[start : bounds[last][1]], chunk), dtype=np.float64))
-            first = last + 1
-        return np.concatenate(losses)
 
     # ---- what `compare.py explain` replays a step with ----
 

@@ -9,6 +9,8 @@ from typing import Any, overload
 
 import numpy as np
 
+from .arguments import in_order
+
 Epoch = list[np.ndarray]  # the row indices of each minibatch, in order
 
 
@@ -53,6 +55,41 @@ class EpochBatches(Sequence[Epoch]):
             next(self._replay)
         self._last, self._position = (epoch, next(self._replay)), epoch + 1
         return self._last[1]
+
+
+def batch_order(batches: Sequence[np.ndarray], n_rows: int) -> tuple[np.ndarray | None, list[tuple[int, int]]]:
+    """The batches' row indices into n_rows loaded rows in one array (None: every row, as loaded: nothing to copy)
+    and each batch's (start, stop) in it; a ValueError for an empty batch or an index out of range."""
+    if len(batches) == 1:  # a full batch, or one step: no concatenation
+        order = np.asarray(batches[0]).ravel()
+        bounds = [(0, order.size)]
+    else:
+        order = np.concatenate(batches, axis=None)
+        ends = list(itertools.accumulate(np.size(batch) for batch in batches))
+        bounds = list(zip([0, *ends[:-1]], ends, strict=True))
+    if order.dtype.kind not in "iu" or any(start == stop for start, stop in bounds):
+        raise ValueError("every batch must be a non-empty array of integer row indices")
+    if order.size == n_rows and order[0] == 0 and in_order(order):
+        return None, bounds
+    if order.min() < 0 or order.max() >= n_rows:
+        raise ValueError(f"batch indices must lie in [0, {n_rows}); received {order.min()}..{order.max()}")
+    return order.astype(np.int64, copy=False), bounds
+
+
+def gathered(order: np.ndarray | None, bounds: list[tuple[int, int]],
+             most: int) -> Iterator[tuple[np.ndarray | None, list[tuple[int, int]]]]:
+    """The rows of `order` and their batches' bounds in chunks of at most `most` rows (but whole batches), so a
+    step's rows are copied into batch order a chunk at a time: bounded memory, still in cache when used."""
+    if order is None or order.size <= most:
+        yield order, bounds
+        return
+    first = 0
+    while first < len(bounds):
+        start, last = bounds[first][0], first
+        while last + 1 < len(bounds) and bounds[last + 1][1] - start <= most:
+            last += 1
+        yield order[start : bounds[last][1]], [(a - start, b - start) for a, b in bounds[first : last + 1]]
+        first = last + 1
 
 
 def split_batches(order: np.ndarray, batch_size: int) -> Epoch:

@@ -16,7 +16,7 @@ from .activation import ACTIVATIONS, Activation
 from .base import Build, Layer, Link, Shape, Translator
 from .batchnorm import BatchNorm
 from .conv import Conv1d, Conv2d
-from .dropout import MASKS_SHARED, Dropout, MaskTranslator
+from .dropout import Dropout, MaskTranslator
 from .embedding import Embedding
 from .layernorm import LayerNorm
 from .linear import Linear
@@ -55,7 +55,6 @@ __all__ = [
     "GRU",
     "LAYER_TYPES",
     "LSTM",
-    "MASKS_SHARED",
     "RNN",
     "Activation",
     "AvgPool2d",

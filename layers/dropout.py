@@ -26,8 +26,6 @@ import numpy as np
 
 from .base import Arrays, Build, Layer, Shape, Translator
 
-MASKS_SHARED = "dropout: the same masks in every backend, drawn in NumPy from the run's seed"
-
 
 def mask_seed(seed: int) -> int:
     """The seed of native masks for a model initialised from `seed`: a stream of its own, so a framework whose

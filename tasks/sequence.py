@@ -56,6 +56,12 @@ def recurrent_stack(front: list[Layer], width: int, cell: str, hidden: Sequence[
     return make_spec(layers)
 
 
+def model_settings(cell: str, hidden: Sequence[int], layers: str | Sequence[Layer] | None,
+                   spec: ModelSpec) -> dict[str, Any]:
+    """What a run's settings say of the model: its cell and hidden sizes, or the layers written."""
+    return {"cell": cell, "hidden": list(hidden)} if layers is None else {"layers": layers_setting(layers, spec)}
+
+
 def _shape(window: int | None, data: str | None) -> tuple[int, int]:
     """One example's (steps, features): a file's sequences, or the sunspots' windows."""
     if data is not None:
@@ -118,8 +124,7 @@ def make_problem(
     problem = assemble(
         "sequence", np.random.default_rng(seed), X, y, spec=spec, init=uniform_init, val_fraction=val_fraction,
         epochs=epochs, batch_size=batch_size, shuffle=shuffle, init_from=init_from, splitter=_chronological,
-        settings={"seed": seed, **source, **({"cell": cell, "hidden": list(hidden)} if layers is None
-                                             else {"layers": layers_setting(layers, spec)})})
+        settings={"seed": seed, **source, **model_settings(cell, hidden, layers, spec)})
     # The sunspots' windows and targets are one series, scaled alike; a file's features and targets each their own
     axes = (0, 1)
     x_mean, x_std = ((problem.y_train.mean(), problem.y_train.std()) if data is None else

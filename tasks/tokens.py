@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from ..layers import Embedding, Input, Layer, ModelSpec, first_layer
-from .base import Problem, Task, assemble, check_dtype, layers_setting, layers_spec, uniform_init
+from .base import Problem, Task, assemble, check_dtype, layers_spec, uniform_init
 from .datafile import data_shape as data_shape_of
 from .datafile import load_table
 from .options import DATA, HIDDEN, INIT_FROM, LAYERS, N_SAMPLES, SHUFFLE, VAL_FRACTION, TaskOption
-from .sequence import CELL, recurrent_stack
+from .sequence import CELL, model_settings, recurrent_stack
 
 CLASSES = ["more 2s", "more 1s"]
 WIDTH = 8  # the default model's embedding width
@@ -136,9 +136,7 @@ def make_problem(
         "tokens", rng, X.astype(dtype), labels.astype(dtype), spec=spec, init=uniform_init,
         val_fraction=val_fraction, epochs=epochs, batch_size=batch_size, shuffle=shuffle, init_from=init_from,
         iid=data is None,  # drawn rows are in no order; a file's may be (sorted by label): permuted
-        settings={"seed": seed, **source, "classes": classes,
-                  **({"cell": cell, "hidden": list(hidden)} if layers is None
-                     else {"layers": layers_setting(layers, spec)})})
+        settings={"seed": seed, **source, "classes": classes, **model_settings(cell, hidden, layers, spec)})
     return dataclasses.replace(problem, classes=classes)
 
 
