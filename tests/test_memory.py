@@ -79,3 +79,25 @@ def test_native_batches_are_made_one_epoch_at_a_time(backend: type[Backend]) -> 
     again = model.native_batches(10, 4, 3, seed=1)
     assert [b.tolist() for b in again[1]] == [b.tolist() for b in second]
     assert get_backend(name) is type(model)
+
+
+def test_a_long_epoch_is_gathered_in_chunks_of_whole_batches_with_the_same_steps() -> None:
+    from backend_compare.backends import get_backend
+    from backend_compare.backends.batches import gathered
+    from backend_compare.layers import Dropout, Linear
+
+    order, bounds = np.arange(10)[::-1].copy(), [(0, 4), (4, 7), (7, 10)]
+    chunks = list(gathered(order, bounds, 7))
+    assert [list(rows) for rows, _ in chunks] == [[9, 8, 7, 6, 5, 4, 3], [2, 1, 0]]
+    assert [chunk for _, chunk in chunks] == [[(0, 4), (4, 7)], [(0, 3)]]
+    spec = [Linear(3, 4), Dropout(0.5), Linear(4, 1)]  # the masks follow the step count across chunks too
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.normal(size=(40, 1))
+    batches = [rng.permutation(40)[:8] for _ in range(6)]
+    whole, chunked = (get_backend("numpy")(spec, dtype="float64") for _ in range(2))
+    for model, most in ((whole, 10**6), (chunked, 9)):
+        model.load(X, y)
+        model._rows_per_gather = most  # the chunk a small GATHER_BYTES would give
+        model.train_epoch(batches)
+    for key, value in whole.get_params().items():
+        np.testing.assert_array_equal(chunked.get_params()[key], value)
