@@ -1,0 +1,9 @@
+"""Check a port: a user's own model in one framework against its port in another (check_port), as a report, a
+command (compare.py port) and a pytest assertion (assert_same_model)."""
+
+from __future__ import annotations
+
+from .check import check_port
+from .report import PortReport
+
+__all__ = ["PortReport", "check_port"]

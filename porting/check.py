@@ -1,0 +1,280 @@
+"""check_port: does model B compute what model A does? Read both, list the conventions that differ, carry A's
+weights into B (and back, exactly), compare every paired layer's input and output in evaluation and training
+mode, then train both a few steps with each framework's own optimiser and say where they first part."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
+from .compare import applied, largest, relative, tolerance
+from .conventions import conventions
+from .mapping import MappingArg, paired, renamed
+from .native import LOSSES, OPTIMIZERS, Capture, NativeModel, Training, Trajectory
+from .readers import opened
+from .report import Forward, LayerRow, PortReport, StepRow
+from .report import Training as TrainingReport
+
+DTYPES = ("float32", "float64")
+
+
+def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarray | None]:
+    X = np.asarray(inputs)
+    if X.dtype.kind not in "fiu" or X.ndim < 2 or not len(X):
+        raise ValueError(f"inputs must be a numeric array of rows (batch first); received: dtype {X.dtype}, "
+                         f"shape {X.shape}")
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        raise ValueError("inputs hold NaN or infinity")
+    if targets is None:
+        return X, None
+    y = np.asarray(targets)
+    if len(y) != len(X):
+        raise ValueError(f"targets must have one row per input row ({len(X)}); received: shape {y.shape}")
+    if loss == "cross-entropy" and (y.dtype.kind not in "iu" and not np.array_equal(y, np.round(y))):
+        raise ValueError("targets must be class indices for loss='cross-entropy'")
+    return X, y
+
+
+def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: dict[str, np.ndarray], mode: str,
+             noise: dict[str, float] | None, dtype: str, allowed: float) -> Forward:
+    train = mode == "train"
+    out_a, seen_a = a.capture(X["A"], train)
+    out_b, seen_b = b.capture(X["B"], train)
+    rows: list[LayerRow] = []
+    blame = None
+    previous: tuple[Capture, Capture, str, str] | None = None
+    for i, j in pairs:
+        item_a, item_b = a.layers[i], b.layers[j]
+        cap_a, cap_b = seen_a[i], seen_b[j]
+        tol = tolerance(dtype, None if noise is None else noise.get(item_a.path), allowed)
+        given_a, given_b = _output(a, seen_a, i, item_b.fused), _output(b, seen_b, j, item_a.fused)
+        row = LayerRow(item_a.path, item_b.path, item_a.kind, relative(cap_a.inputs, cap_b.inputs),
+                       None if given_a is None or given_b is None else relative(given_a, given_b), tol)
+        rows.append(row)
+        if blame is None and not row.agrees:
+            blame = _blame(row, previous, cap_a, cap_b, tol)
+        previous = (cap_a, cap_b, item_a.path, item_b.path)
+    final_tol = tolerance(dtype, None if noise is None else noise.get("output"), allowed)
+    final = relative(out_a, out_b)
+    if blame is None and final > final_tol:
+        last = f"after A's {rows[-1].layer_a!r} and B's {rows[-1].layer_b!r}" if rows else "in the whole model"
+        blame = (f"the outputs differ by {final:.3g} (tolerance {final_tol:.3g}) while every paired layer agrees: "
+                 f"what the forward does {last}")
+    return Forward(mode, rows, final, final_tol, blame)
+
+
+def _output(model: NativeModel, seen: dict[int, Capture], index: int, fused_other: str) -> np.ndarray | None:
+    """Paired layer `index`'s output as the other model's layer gives it: where that one applies its activation
+    itself (fused_other) and this one has it as its next layer, that layer's output; None where it is not seen."""
+    if model.layers[index].fused or not fused_other:
+        return seen[index].output
+    following = index + 1
+    if following < len(model.layers) and model.layers[following].kind == "activation" and following in seen:
+        return seen[following].output
+    return None
+
+
+def _blame(row: LayerRow, previous: tuple[Capture, Capture, str, str] | None, cap_a: Capture, cap_b: Capture,
+           tol: float) -> str:
+    if row.input_difference <= tol:
+        return (f"A's {row.layer_a!r} and B's {row.layer_b!r} ({row.kind}) get the same input and give outputs "
+                f"{row.output_difference:.3g} apart (tolerance {tol:.3g}): the layer itself (its weights or settings)")
+    if previous is None:
+        return (f"the first paired layers, A's {row.layer_a!r} and B's {row.layer_b!r}, get inputs "
+                f"{row.input_difference:.3g} apart: what the forward does before them")
+    before_a, before_b, path_a, path_b = previous
+    text = (f"A's {row.layer_a!r} and B's {row.layer_b!r} get inputs {row.input_difference:.3g} apart while A's "
+            f"{path_a!r} and B's {path_b!r} before them agree: what each forward does between them")
+    does_a, does_b = applied(before_a.output, cap_a.inputs, tol), applied(before_b.output, cap_b.inputs, tol)
+    if does_a and does_b and does_a != does_b:
+        text += f" (A applies {does_a}, B applies {does_b})"
+    return text
+
+
+def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> tuple[dict[str, float], np.ndarray | None] | None:
+    """Each layer's float32 rounding error in `mode`: the shadow side's outputs against its float64 self."""
+    start, state, dtype = shadow.params(), shadow.state(), shadow.dtype()
+    try:
+        shadow.cast("float64")
+    except ValueError:
+        return None
+    try:
+        out64, seen64 = shadow.capture(X.astype(np.float64) if X.dtype.kind == "f" else X, mode == "train")
+    finally:
+        shadow.cast(dtype)
+        shadow.set_params(start)
+        shadow.set_state(state)
+    out32, seen32 = shadow.capture(X, mode == "train")
+    noise = {shadow.layers[index].path: relative(seen32[index].output, seen64[index].output) for index in seen32}
+    noise["output"] = relative(out32, out64)
+    return noise, None
+
+
+def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, loss: str = "mse",
+               optimizer: str = "sgd", lr: float = 0.01, steps: int = 3, batch_size: int = 0,
+               dtype: str | None = None, mapping: MappingArg = None) -> PortReport:
+    """Check that model_b (a port) computes what model_a does; both are changed in place: B ends holding A's
+    weights (and A its own), as they were before training.
+
+    Models: a torch nn.Module, a Gluon Block, a Keras model or layer, a Flax NNX Module. `inputs` are rows in the
+    suite's canonical layout (images NCHW; a channels-last model gets them transposed). With `targets`, both models
+    train `steps` steps of `optimizer` (sgd, momentum, adam: each framework's own) on `loss` (mse, cross-entropy).
+    `dtype` casts both (float64 where each framework can). `mapping`: B's layer path for each of A's layers with
+    parameters (a dict or a callable); by default the layers pair in order. A ValueError or TypeError names the
+    model (A or B) and what was expected."""
+    started = time.perf_counter()
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {', '.join(LOSSES)}; received: {loss!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; received: {optimizer!r}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} or None; received: {dtype!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10_000:
+        raise ValueError(f"steps must be an integer from 0 to 10000; received: {steps!r}")
+    if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr < 1e3:
+        raise ValueError(f"lr must be a positive number below 1000; received: {lr!r}")
+    X, y = _inputs(inputs, targets, loss)
+    a, b = opened(model_a, "A"), opened(model_b, "B")
+    for model in (a, b):
+        if dtype is not None:
+            model.cast(dtype)
+    dtypes = {a.dtype(), b.dtype()}
+    if len(dtypes) > 1:
+        raise ValueError(f"model A holds {a.dtype()} parameters and model B {b.dtype()}: pass dtype= to cast both")
+    held = dtypes.pop()
+    X = X.astype(held) if X.dtype.kind == "f" else X
+    for model in (a, b):
+        model.read(X)
+    pairs = paired(a, b, mapping)
+    found, notes = conventions(a, b, pairs)
+    labels = {item.settings.get("function", item.kind) for model in (a, b) for item in model.layers}
+    labels |= {item.fused for model in (a, b) for item in model.layers if item.fused}
+    allowances = applicable(held, (a.framework, b.framework), optimizer, labels)
+    forward_allowed = allowed_tolerance(held, (a.framework, b.framework), [
+        name for name in allowances if ALLOWANCES[name].layers], labels)["rtol"] if allowances else 0.0
+    train_allowed = allowed_tolerance(held, (a.framework, b.framework), allowances, labels)["rtol"] if allowances \
+        else 0.0
+    report = PortReport(models={"A": _described(a), "B": _described(b)}, dtype=held, allowances=allowances,
+                        pairs=[{"A": a.layers[i].path, "B": b.layers[j].path, "kind": a.layers[i].kind}
+                               for i, j in pairs],
+                        conventions=found, notes=notes, round_trip=_carry(a, b, pairs))
+    start_a, state_a = a.params(), a.state()
+    shadow = a if a.framework != "tensorflow" else b
+    for mode in ("eval", "train"):
+        noise = None if held == "float64" else _noise(shadow, X, mode)
+        report.forward.append(_forward(a, b, pairs, {"A": X, "B": X}, mode, None if noise is None else
+                                       _as_a(noise[0], a, b, pairs, shadow is b), held, forward_allowed))
+    if y is not None and steps:
+        report.training = _trained(a, b, pairs, X, y, Training(loss, optimizer, lr, steps=steps,
+                                                                batch_size=batch_size), held, shadow, report,
+                                   train_allowed)
+        a.set_params(start_a)
+        a.set_state(state_a)
+        b.set_params(renamed(start_a, a, b, pairs))
+        b.set_state(renamed(state_a, a, b, pairs))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _as_a(noise: dict[str, float], a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]],
+          from_b: bool) -> dict[str, float]:
+    if not from_b:
+        return noise
+    names = {b.layers[j].path: a.layers[i].path for i, j in pairs}
+    return {names.get(key, key): value for key, value in noise.items()}
+
+
+def _described(model: NativeModel) -> dict[str, Any]:
+    return {"framework": model.title, "class": type(model.model).__name__, "dtype": model.dtype(),
+            "channels_last": model.channels_last,
+            "layers": [{"path": item.path, "type": item.native_type, "layer": item.describe()}
+                       for item in model.layers]}
+
+
+def _carry(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]]) -> str:
+    """Write A's parameters and state into B, read them back into A's names: "exact" or what changed."""
+    params, state = a.params(), a.state()
+    b.set_params(renamed(params, a, b, pairs))
+    b.set_state(renamed(state, a, b, pairs))
+    back = {**renamed(b.params(), a, b, pairs, backwards=True), **renamed(b.state(), a, b, pairs, backwards=True)}
+    for name, value in {**params, **state}.items():
+        if name not in back or not np.array_equal(back[name], value):
+            return f"{name} comes back from B changed (largest difference {relative(back.get(name, value), value):.3g})"
+    a.set_params(params)
+    a.set_state(state)
+    if any(not np.array_equal(value, params[name]) for name, value in a.params().items()):
+        return "A's parameters written back into A changed"
+    return "exact"
+
+
+def _trained(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np.ndarray, y: np.ndarray,
+             training: Training, dtype: str, shadow: NativeModel, report: PortReport,
+             allowed: float) -> TrainingReport:
+    start, state = a.params(), a.state()
+    y = y.astype(dtype) if y.dtype.kind == "f" or training.loss == "mse" else y
+    run_a = a.train(X, y, training)
+    end_state_a = a.state()
+    run_b = b.train(X, y, training)
+    end_state_b = renamed(b.state(), a, b, pairs, backwards=True)
+    noise: list[float] | None = None
+    if dtype != "float64":
+        noise = _training_noise(shadow, run_a if shadow is a else run_b, start, state, a, b, pairs, X, y, training)
+    rows = []
+    blame = None
+    for step, (loss_a, loss_b, params_a, params_b) in enumerate(zip(run_a.losses, run_b.losses, run_a.params,
+                                                                    run_b.params, strict=True), start=1):
+        tol = tolerance(dtype, None if noise is None else noise[step - 1], allowed)
+        difference, name = largest(params_a, renamed(params_b, a, b, pairs, backwards=True))
+        loss_difference = relative(np.asarray(loss_a), np.asarray(loss_b))
+        rows.append(StepRow(step, loss_a, loss_b, loss_difference, difference, name, tol))
+        if blame is None and (difference > tol or loss_difference > tol):
+            blame = _training_blame(step, rows[-1], report, run_a.grads, renamed(run_b.grads, a, b, pairs,
+                                                                               backwards=True), tol)
+    grad_difference, grad_name = largest(run_a.grads, renamed(run_b.grads, a, b, pairs, backwards=True))
+    state_difference, state_name = largest(end_state_a, end_state_b)
+    tol = rows[-1].tolerance if rows else tolerance(dtype, None, allowed)
+    if blame is None and state_difference > tol:
+        blame = (f"after {len(rows)} steps the parameters agree but the state differs: {state_name} by "
+                 f"{state_difference:.3g} (tolerance {tol:.3g})")
+    return TrainingReport(training.optimizer, training.loss, training.lr, rows, grad_difference, grad_name,
+                          state_difference, state_name, tol, blame)
+
+
+def _training_blame(step: int, row: StepRow, report: PortReport, grads_a: Mapping[str, np.ndarray],
+                    grads_b: Mapping[str, np.ndarray], tol: float) -> str:
+    where = f"step {step}: {row.parameter} {row.parameter_difference:.3g} apart (tolerance {tol:.3g})"
+    if step > 1:
+        return f"{where}; every step before agrees: a small difference the steps carry and grow"
+    train_forward = next((item for item in report.forward if item.mode == "train"), None)
+    if row.loss_difference > tol or (train_forward is not None and not train_forward.agrees):
+        return f"{where}: the training-mode forward differs (losses {row.loss_a:.6g} and {row.loss_b:.6g})"
+    difference, name = largest(grads_a, grads_b)
+    if difference > tol:
+        return f"{where}: the gradients differ ({name} by {difference:.3g}), the forward agrees: the backward"
+    return (f"{where}: losses and gradients agree, the update differs: the optimisers' conventions (learning rate, "
+            "momentum, weight decay coupled or decoupled, ε)")
+
+
+def _training_noise(shadow: NativeModel, run32: Trajectory, start: Mapping[str, np.ndarray],
+                    state: Mapping[str, np.ndarray], a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]],
+                    X: np.ndarray, y: np.ndarray, training: Training) -> list[float] | None:
+    """Each step's float32 rounding error: the shadow side trained in float32 and in float64 from one start."""
+    mine = dict(start) if shadow is a else renamed(start, a, b, pairs)
+    mine_state = dict(state) if shadow is a else renamed(state, a, b, pairs)
+    dtype = shadow.dtype()
+    try:
+        shadow.cast("float64")
+    except ValueError:
+        return None
+    try:
+        shadow.set_params(mine)
+        shadow.set_state(mine_state)
+        run64 = shadow.train(X.astype(np.float64) if X.dtype.kind == "f" else X,
+                             y.astype(np.float64) if y.dtype.kind == "f" else y, training)
+    finally:
+        shadow.cast(dtype)
+    return [largest(p32, p64)[0] for p32, p64 in zip(run32.params, run64.params, strict=True)]

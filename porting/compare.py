@@ -1,0 +1,66 @@
+"""The numbers of a port check: relative differences, the tolerance a pair of float32 models is held to (calibrated
+on a float64 shadow of one of them, as the suite's noise is), and which function two models apply between two
+paired layers when their outputs agree and the next layer's inputs do not."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..layers.activation import FUNCTIONS, LEAKY_SLOPE
+
+FLOAT64_TOLERANCE = 1e-9  # relative: the suite's float64 parity bar
+FLOAT32_FLOOR = 1e-5  # relative: float32 pairs are never held closer than this
+NOISE_MULTIPLE = 10.0  # a float32 pair may differ by this many times the shadow's own rounding error
+TINY = 1e-30
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b| over the larger of the two's largest magnitude; inf where the shapes differ."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if not a.size:
+        return 0.0
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        same = np.array_equal(a, b, equal_nan=True)
+        return 0.0 if same else float("inf")
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()), TINY)
+    return float(np.abs(a - b).max()) / scale
+
+
+def largest(values_a: Mapping[str, np.ndarray], values_b: Mapping[str, np.ndarray]) -> tuple[float, str]:
+    """The largest relative difference between same-named arrays, and the name."""
+    found = [(relative(values_a[name], values_b[name]), name) for name in values_a]
+    return max(found, default=(0.0, ""))
+
+
+def tolerance(dtype: str, noise: float | None, allowed: float = 0.0) -> float:
+    """What a pair computing in `dtype` may differ by, given the shadow's measured rounding error (None: none) and
+    the widest named allowance that concerns the pair (the suite's, backends/tolerances.py)."""
+    if dtype == "float64":
+        return max(FLOAT64_TOLERANCE, allowed)
+    found = max(FLOAT32_FLOOR, NOISE_MULTIPLE * noise) if noise is not None else 10 * FLOAT32_FLOOR
+    return max(found, allowed)
+
+
+def _candidates() -> dict[str, object]:
+    found: dict[str, object] = {"nothing (identity)": lambda x: x}
+    for name, function in FUNCTIONS.items():
+        if name != "leaky_relu":
+            found[name] = function.forward
+    for slope in (LEAKY_SLOPE, 0.2, 0.3):
+        found[f"leaky_relu (slope {slope})"] = (lambda s: lambda x: np.where(x > 0, x, s * x))(slope)
+    return found
+
+
+def applied(before: np.ndarray, after: np.ndarray, tol: float) -> str | None:
+    """The element-wise function (of the activations the suite knows) that turns `before` into `after`, if one."""
+    if np.shape(before) != np.shape(after):
+        return None
+    for name, function in _candidates().items():
+        with np.errstate(all="ignore"):
+            if relative(function(np.asarray(before, dtype=np.float64)), after) <= tol:  # type: ignore[operator]
+                return name
+    return None

@@ -1,0 +1,223 @@
+"""A Flax NNX Module as the port check reads it: its Linear, Conv, BatchNorm, LayerNorm, Embed and Dropout modules
+seen through their classes' __call__ while a forward runs (activations and pooling are functions in Flax, not
+modules: the layer-by-layer comparison sees what they compute); nnx.Optimizer with optax for training."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ..layers import BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link
+from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
+
+READS = ("Linear", "Conv (2-D)", "BatchNorm", "LayerNorm", "Embed", "Dropout")
+FAST_VARIANCE = "E[x²] − E[x]² (use_fast_variance=True)"
+
+
+def _padding(module: Any, path: str, side: str) -> Any:
+    padding = module.padding
+    if isinstance(padding, str):
+        if padding.upper() in ("SAME", "VALID"):
+            return padding.lower()
+    elif isinstance(padding, int):
+        return padding
+    else:
+        pairs = [(item, item) if isinstance(item, int) else tuple(item) for item in padding]
+        if all(before == after for before, after in pairs):
+            return tuple(before for before, _ in pairs)
+    raise not_readable(side, path, f"flax.nnx.Conv with padding {padding!r}", READS)
+
+
+def _found(path: str, module: Any, side: str) -> Found | None:
+    from flax import nnx
+
+    native_type = f"flax.nnx.{type(module).__name__}"
+    if isinstance(module, nnx.Linear):
+        return Found(path, Linear(module.in_features, module.out_features, module.use_bias), module, native_type,
+                     links={"weight": Link("kernel", (1, 0)), **({"bias": Link("bias")} if module.use_bias else {})})
+    if isinstance(module, nnx.Conv):
+        if len(module.kernel_size) != 2 or any(rate != 1 for rate in np.atleast_1d(module.input_dilation or 1)):
+            raise not_readable(side, path, f"{native_type} of kernel {module.kernel_size} or input dilation", READS)
+        layer = Conv2d(module.in_features, module.out_features, tuple(module.kernel_size), module.strides or 1,
+                       _padding(module, path, side), module.kernel_dilation or 1, module.feature_group_count,
+                       module.use_bias)
+        return Found(path, layer, module, native_type,
+                     links={"weight": Link("kernel", (2, 3, 1, 0)), **({"bias": Link("bias")} if module.use_bias
+                                                                       else {})})
+    if isinstance(module, nnx.BatchNorm):
+        if not (module.use_scale and module.use_bias) or module.axis not in (-1, 1, 3):
+            raise not_readable(side, path, f"{native_type} without scale or bias, or over axis {module.axis}", READS)
+        found = Found(path, BatchNorm(module.num_features, module.momentum, module.epsilon), module, native_type,
+                      links={"weight": Link("scale"), "bias": Link("bias")},
+                      state_links={"running_mean": Link("mean"), "running_var": Link("var")})
+        found.settings = {**found.settings, "variance": FAST_VARIANCE if module.use_fast_variance else TWO_PASS}
+        return found
+    if isinstance(module, nnx.LayerNorm):
+        affine = bool(module.use_scale and module.use_bias)
+        if affine != bool(module.use_scale or module.use_bias):
+            raise not_readable(side, path, f"{native_type} with only one of scale and bias", READS)
+        found = Found(path, LayerNorm(module.num_features, module.epsilon, affine), module, native_type,
+                      links={"weight": Link("scale"), "bias": Link("bias")} if affine else {})
+        found.settings = {**found.settings, "variance": FAST_VARIANCE if module.use_fast_variance else TWO_PASS}
+        return found
+    if isinstance(module, nnx.Embed):
+        return Found(path, Embedding(module.num_embeddings, module.features), module, native_type,
+                     links={"weight": Link("embedding")})
+    if isinstance(module, nnx.Dropout):
+        return Found(path, None, module, native_type, kind="dropout", settings={"rate": module.rate})
+    return None
+
+
+@contextmanager
+def _recording(modules: list[Any], calls: list[tuple[int, Any, Any]]) -> Any:
+    """Each watched module's first call recorded, through its class's __call__ (a Python special method is looked
+    up on the type, so an instance cannot be patched); the classes restored after."""
+    position = {id(module): index for index, module in enumerate(modules)}
+    seen: set[int] = set()
+    classes = {type(module) for module in modules}
+    originals = {cls: cls.__dict__.get("__call__") for cls in classes}
+
+    def wrapped(cls: type) -> Any:
+        original = cls.__call__
+
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            output = original(self, *args, **kwargs)
+            index = position.get(id(self))
+            if index is not None and index not in seen and args:
+                seen.add(index)
+                calls.append((index, np.asarray(args[0]).copy(), np.asarray(output).copy()))
+            return output
+        return call
+
+    try:
+        for cls in classes:
+            cls.__call__ = wrapped(cls)
+        yield
+    finally:
+        for cls, original in originals.items():
+            if original is None:
+                del cls.__call__
+            else:
+                cls.__call__ = original
+
+
+class FlaxModel(NativeModel):
+    framework = "jax"
+    title = "Flax NNX"
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        nnx = sys.modules.get("flax.nnx")
+        return nnx is not None and isinstance(model, nnx.Module)
+
+    def _watched(self) -> list[tuple[str, Any, Found | None]]:
+        from flax import nnx
+
+        found: list[tuple[str, Any, Found | None]] = []
+        for parts, module in self.model.iter_modules():
+            path = ".".join(map(str, parts))
+            if not path and not isinstance(module, nnx.Linear | nnx.Conv | nnx.BatchNorm | nnx.LayerNorm | nnx.Embed):
+                continue
+            item = _found(path or type(module).__name__, module, self.side)
+            if item is None and any(isinstance(value, nnx.Param) for value in vars(module).values()):
+                raise not_readable(self.side, path, f"flax.nnx.{type(module).__name__}", READS)
+            if item is not None:
+                found.append((item.path, module, item))
+        return found
+
+    def _channels_last(self, found: list[Found]) -> bool:
+        return any(item.kind == "conv2d" for item in found)  # Flax convolves (N, H, W, C)
+
+    def _run(self, X: np.ndarray, train: bool, modules: list[Any]) -> tuple[np.ndarray, list[tuple[int, Any, Any]]]:
+        import jax.numpy as jnp
+
+        calls: list[tuple[int, Any, Any]] = []
+        if train:
+            self.model.train()
+        else:
+            self.model.eval()
+        try:
+            with _recording(modules, calls):
+                output = self.model(jnp.asarray(X))
+        finally:
+            self.model.eval()
+        return np.asarray(output), calls
+
+    def dtype(self) -> str:
+        from flax import nnx
+
+        leaves: list[Any] = [value for _, value in nnx.state(self.model, nnx.Param).flat_state()]
+        return str(np.dtype(getattr(leaves[0], "value", leaves[0]).dtype)) if leaves else "float32"
+
+    def cast(self, dtype: str) -> None:
+        import jax
+        from flax import nnx
+
+        if dtype == "float64":
+            jax.config.update("jax_enable_x64", True)  # JAX holds float64 only with it on (as the jax backend does)
+        state = nnx.state(self.model)
+        nnx.update(self.model, jax.tree.map(lambda value: value.astype(dtype) if jnp_floating(value) else value,
+                                            state))
+
+    def _arrays(self, found: Found, links: Mapping[str, Link]) -> Arrays:
+        return {name: np.array(link.of(found.module).value) for name, link in links.items()}
+
+    def _assign(self, found: Found, links: Mapping[str, Link], values: Arrays) -> None:
+        import jax.numpy as jnp
+
+        for name, link in links.items():
+            variable = link.of(found.module)
+            variable.value = jnp.asarray(values[name], dtype=variable.value.dtype)
+
+    def train(self, X: np.ndarray, y: np.ndarray, training: Training) -> Trajectory:
+        import jax.numpy as jnp
+        import optax
+        from flax import nnx
+
+        decay = [optax.add_decayed_weights(training.weight_decay)] if training.weight_decay else []
+        rule = (optax.adam(training.lr) if training.optimizer == "adam" else
+                optax.sgd(training.lr, momentum=training.momentum if training.optimizer == "momentum" else None))
+        optimizer = nnx.Optimizer(self.model, optax.chain(*decay, rule), wrt=nnx.Param)
+
+        def loss_fn(model: Any, inputs: Any, target: Any) -> Any:
+            output = model(inputs)
+            if training.loss == "mse":
+                return optax.losses.squared_error(output, target.reshape(output.shape)).mean()
+            return optax.losses.softmax_cross_entropy_with_integer_labels(output, target.reshape(-1)).mean()
+
+        inputs = jnp.asarray(self.native_input(X))
+        target = jnp.asarray(y if training.loss == "mse" else y.astype(np.int32))
+        losses: list[float] = []
+        params: list[Arrays] = []
+        grads: Arrays = {}
+        self.model.train()
+        try:
+            for start, stop in batches(len(X), training):
+                loss, found = nnx.value_and_grad(loss_fn)(self.model, inputs[start:stop], target[start:stop])
+                if not grads:
+                    grads = self._grads(found)
+                optimizer.update(self.model, found)
+                losses.append(float(loss))
+                params.append(self.params())
+        finally:
+            self.model.eval()
+        return Trajectory(losses, params, grads)
+
+    def _grads(self, state: Any) -> Arrays:
+        """The canonical gradients from nnx.grad's State (shaped like the model's parameters)."""
+        flat = {".".join(map(str, key)): np.asarray(getattr(value, "value", value)) for key, value in
+                state.flat_state()}
+        found: Arrays = {}
+        for item in self.layers:
+            prefix = "" if item.module is self.model else f"{item.path}."
+            for name, link in item.links.items():
+                found[f"{item.path}.{name}"] = canonical(item, name, link, flat[f"{prefix}{link.native}"])
+        return found
+
+
+def jnp_floating(value: Any) -> bool:
+    return np.issubdtype(np.dtype(value.dtype), np.floating)
