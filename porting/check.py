@@ -13,8 +13,8 @@ import numpy as np
 from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
 from .compare import applied, largest, relative, tolerance
 from .conventions import conventions
-from .mapping import MappingArg, paired, renamed
-from .native import LOSSES, OPTIMIZERS, Capture, NativeModel, Training, Trajectory
+from .mapping import MappingArg, merged, paired, renamed
+from .native import LOSSES, OPTIMIZERS, RECURRENT, Capture, NativeModel, Training, Trajectory
 from .readers import opened
 from .report import Forward, LayerRow, PortReport, StepRow
 from .report import Training as TrainingReport
@@ -52,6 +52,10 @@ def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: di
         cap_a, cap_b = seen_a[i], seen_b[j]
         tol = tolerance(dtype, None if noise is None else noise.get(item_a.path), allowed)
         given_a, given_b = _output(a, seen_a, i, item_b.fused), _output(b, seen_b, j, item_a.fused)
+        if given_a is not None and given_b is not None and item_a.kind in RECURRENT and given_a.ndim != given_b.ndim:
+            # one gives every step, the other the last (Keras's return_sequences=False): the last steps compare
+            given_a, given_b = (given_a[:, -1] if given_a.ndim == 3 else given_a,
+                                given_b[:, -1] if given_b.ndim == 3 else given_b)
         row = LayerRow(item_a.path, item_b.path, item_a.kind, relative(cap_a.inputs, cap_b.inputs),
                        None if given_a is None or given_b is None else relative(given_a, given_b), tol)
         rows.append(row)
@@ -151,6 +155,10 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
         model.read(X)
     pairs = paired(a, b, mapping)
     found, notes = conventions(a, b, pairs)
+    notes += [f"A's {a.layers[i].path!r} holds {a.layers[i].layer.bias} bias vector(s) and B's {b.layers[j].path!r} "  # type: ignore[union-attr]
+              f"{b.layers[j].layer.bias}: two are carried as their sum (what the cell adds), one as the first of "  # type: ignore[union-attr]
+              "two with the second 0; training moves two biases' sum twice as far under SGD"
+              for i, j in pairs if merged(a.layers[i], b.layers[j])]
     labels = {item.settings.get("function", item.kind) for model in (a, b) for item in model.layers}
     labels |= {item.fused for model in (a, b) for item in model.layers if item.fused}
     allowances = applicable(held, (a.framework, b.framework), optimizer, labels)
@@ -196,14 +204,32 @@ def _described(model: NativeModel) -> dict[str, Any]:
 
 
 def _carry(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]]) -> str:
-    """Write A's parameters and state into B, read them back into A's names: "exact" or what changed."""
+    """Write A's parameters and state into B and B's back into A: "exact" where each then holds exactly what was
+    written (two recurrent biases as their sum), else what changed. A ends holding its own again."""
     params, state = a.params(), a.state()
+    for i, j in pairs:
+        item_a, item_b = a.layers[i], b.layers[j]
+        two = item_a if getattr(item_a.layer, "bias", None) == "two" else item_b
+        if merged(item_a, item_b) and item_a.kind == "gru" and two is item_a:
+            hidden = params[f"{item_a.path}.bias_hh"][2 * len(params[f"{item_a.path}.bias_hh"]) // 3:]
+            if hidden.any():
+                return (f"A's {item_a.path!r} holds a recurrent bias of the n gate (bias_hh's last third, inside r ⊙ "
+                        f"(W_hn h + b_hn)) B's {item_b.path!r} has no place for: a GRU ports with one bias only where "
+                        "b_hn = 0")
+    sent = {**renamed(params, a, b, pairs), **renamed(state, a, b, pairs)}
     b.set_params(renamed(params, a, b, pairs))
     b.set_state(renamed(state, a, b, pairs))
-    back = {**renamed(b.params(), a, b, pairs, backwards=True), **renamed(b.state(), a, b, pairs, backwards=True)}
-    for name, value in {**params, **state}.items():
-        if name not in back or not np.array_equal(back[name], value):
-            return f"{name} comes back from B changed (largest difference {relative(back.get(name, value), value):.3g})"
+    held = {**b.params(), **b.state()}
+    for name, value in sent.items():
+        if name not in held or not np.array_equal(held[name], value):
+            return (f"B's {name} does not hold what was written (largest difference "
+                    f"{relative(held.get(name, value), value):.3g})")
+    a.set_params(renamed(b.params(), a, b, pairs, backwards=True))
+    a.set_state(renamed(b.state(), a, b, pairs, backwards=True))
+    again = {**renamed(a.params(), a, b, pairs), **renamed(a.state(), a, b, pairs)}
+    for name, value in held.items():
+        if not np.array_equal(again[name], value):
+            return f"B's {name} written back into A comes back changed"
     a.set_params(params)
     a.set_state(state)
     if any(not np.array_equal(value, params[name]) for name, value in a.params().items()):
@@ -219,23 +245,23 @@ def _trained(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np
     run_a = a.train(X, y, training)
     end_state_a = a.state()
     run_b = b.train(X, y, training)
-    end_state_b = renamed(b.state(), a, b, pairs, backwards=True)
+    end_state_b = b.state()
     noise: list[float] | None = None
     if dtype != "float64":
         noise = _training_noise(shadow, run_a if shadow is a else run_b, start, state, a, b, pairs, X, y, training)
     rows = []
     blame = None
+    grads_a = renamed(run_a.grads, a, b, pairs, gradients=True)
     for step, (loss_a, loss_b, params_a, params_b) in enumerate(zip(run_a.losses, run_b.losses, run_a.params,
                                                                     run_b.params, strict=True), start=1):
         tol = tolerance(dtype, None if noise is None else noise[step - 1], allowed)
-        difference, name = largest(params_a, renamed(params_b, a, b, pairs, backwards=True))
+        difference, name = largest(renamed(params_a, a, b, pairs), params_b)  # B's names: two biases as one
         loss_difference = relative(np.asarray(loss_a), np.asarray(loss_b))
         rows.append(StepRow(step, loss_a, loss_b, loss_difference, difference, name, tol))
         if blame is None and (difference > tol or loss_difference > tol):
-            blame = _training_blame(step, rows[-1], report, run_a.grads, renamed(run_b.grads, a, b, pairs,
-                                                                               backwards=True), tol)
-    grad_difference, grad_name = largest(run_a.grads, renamed(run_b.grads, a, b, pairs, backwards=True))
-    state_difference, state_name = largest(end_state_a, end_state_b)
+            blame = _training_blame(step, rows[-1], report, grads_a, run_b.grads, tol)
+    grad_difference, grad_name = largest(grads_a, run_b.grads)
+    state_difference, state_name = largest(renamed(end_state_a, a, b, pairs), end_state_b)
     tol = rows[-1].tolerance if rows else tolerance(dtype, None, allowed)
     if blame is None and state_difference > tol:
         blame = (f"after {len(rows)} steps the parameters agree but the state differs: {state_name} by "
@@ -255,6 +281,10 @@ def _training_blame(step: int, row: StepRow, report: PortReport, grads_a: Mappin
     difference, name = largest(grads_a, grads_b)
     if difference > tol:
         return f"{where}: the gradients differ ({name} by {difference:.3g}), the forward agrees: the backward"
+    layer = row.parameter.rpartition(".")[0]
+    causes = [item.line() for item in report.conventions if item.layer_b == layer]
+    if causes:
+        return f"{where}: losses and gradients agree, the update differs: {'; '.join(causes)}"
     return (f"{where}: losses and gradients agree, the update differs: the optimisers' conventions (learning rate, "
             "momentum, weight decay coupled or decoupled, ε)")
 

@@ -28,6 +28,11 @@ EFFECTS: dict[tuple[str, str], str] = {
     ("maxpool", "stride"): "the outputs differ in size", ("avgpool", "stride"): "the outputs differ in size",
     ("activation", "function"): "every output after it differs (gelu's tanh form is off by up to 5e-4 of the exact)",
     ("activation", "negative_slope"): "every negative input is scaled differently",
+    **{(kind, "bias"): "two bias vectors (torch's, Gluon's) move their sum twice as far as one (Keras's LSTM, Flax's "
+                       "cells) under SGD: a port holds the second at zero out of training (requires_grad_(False), "
+                       "grad_req='null')" for kind in ("lstm", "gru", "rnn")},
+    **{(kind, "gate activation"): "every gate differs (Keras 2 defaulted to hard_sigmoid)"
+       for kind in ("lstm", "gru")},
     ("dropout", "rate"): "training draws different masks' densities; evaluation is the same",
 }
 

@@ -11,10 +11,23 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link
-from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
+from ..layers import GRU, LSTM, RNN, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, Recurrent
+from .native import (
+    RECURRENT,
+    TWO_PASS,
+    Arrays,
+    Found,
+    NativeModel,
+    Stacked,
+    Training,
+    Trajectory,
+    batches,
+    canonical,
+    not_readable,
+)
 
-READS = ("Linear", "Conv (2-D)", "BatchNorm", "LayerNorm", "Embed", "Dropout")
+READS = ("Linear", "Conv (2-D)", "RNN of an OptimizedLSTMCell, LSTMCell, GRUCell or SimpleCell", "BatchNorm",
+         "LayerNorm", "Embed", "Dropout")
 FAST_VARIANCE = "E[x²] − E[x]² (use_fast_variance=True)"
 
 
@@ -67,9 +80,41 @@ def _found(path: str, module: Any, side: str) -> Found | None:
     if isinstance(module, nnx.Embed):
         return Found(path, Embedding(module.num_embeddings, module.features), module, native_type,
                      links={"weight": Link("embedding")})
+    if isinstance(module, nnx.RNN):
+        return _recurrent(path, module, native_type, side)
     if isinstance(module, nnx.Dropout):
         return Found(path, None, module, native_type, kind="dropout", settings={"rate": module.rate})
     return None
+
+
+def _recurrent(path: str, module: Any, native_type: str, side: str) -> Found:
+    from flax import nnx
+
+    cell = module.cell
+    if module.reverse or module.return_carry:
+        raise not_readable(side, path, f"{native_type} reversed or returning its carry", READS)
+    gates = "|".join  # Flax's LSTMCell keeps one Linear per gate, in torch's order i, f, g, o
+    if isinstance(cell, nnx.OptimizedLSTMCell):
+        kind: type[Recurrent] = LSTM
+        links = {"weight_ih": Link("cell.dense_i.kernel", (1, 0)), "weight_hh": Link("cell.dense_h.kernel", (1, 0)),
+                 "bias_ih": Link("cell.dense_h.bias")}
+    elif isinstance(cell, nnx.LSTMCell):
+        kind = LSTM
+        links = {"weight_ih": Stacked(gates(f"cell.i{g}.kernel" for g in ("i", "f_", "g", "o")), (1, 0)),
+                 "weight_hh": Stacked(gates(f"cell.h{g}.kernel" for g in ("i", "f", "g", "o")), (1, 0)),
+                 "bias_ih": Stacked(gates(f"cell.h{g}.bias" for g in ("i", "f", "g", "o")))}
+    elif isinstance(cell, nnx.GRUCell | nnx.SimpleCell):
+        kind = GRU if isinstance(cell, nnx.GRUCell) else RNN
+        links = {"weight_ih": Link("cell.dense_i.kernel", (1, 0)), "weight_hh": Link("cell.dense_h.kernel", (1, 0)),
+                 "bias_ih": Link("cell.dense_i.bias")}
+    else:
+        raise not_readable(side, path, f"{native_type} of a {type(cell).__name__}", READS)
+    found = Found(path, kind(cell.in_features, cell.hidden_features, True, "input"), module, native_type,
+                  links=links, time_major=module.time_major)
+    functions = {"activation": cell.activation_fn, "gate activation": getattr(cell, "gate_fn", None)}
+    found.settings = {**found.settings, **{key: getattr(value, "__name__", str(value))
+                                           for key, value in functions.items() if value is not None}}
+    return found
 
 
 @contextmanager
@@ -118,15 +163,21 @@ class FlaxModel(NativeModel):
         from flax import nnx
 
         found: list[tuple[str, Any, Found | None]] = []
+        inside: list[str] = []  # the paths of recurrent layers: their cells' Linear modules are their parts
         for parts, module in self.model.iter_modules():
             path = ".".join(map(str, parts))
-            if not path and not isinstance(module, nnx.Linear | nnx.Conv | nnx.BatchNorm | nnx.LayerNorm | nnx.Embed):
+            if any(path.startswith(f"{outer}.") for outer in inside):
+                continue
+            if not path and not isinstance(module, nnx.Linear | nnx.Conv | nnx.BatchNorm | nnx.LayerNorm | nnx.Embed
+                                           | nnx.RNN):
                 continue
             item = _found(path or type(module).__name__, module, self.side)
             if item is None and any(isinstance(value, nnx.Param) for value in vars(module).values()):
                 raise not_readable(self.side, path, f"flax.nnx.{type(module).__name__}", READS)
             if item is not None:
                 found.append((item.path, module, item))
+                if item.kind in RECURRENT:
+                    inside.append(path)
         return found
 
     def _channels_last(self, found: list[Found]) -> bool:
@@ -164,14 +215,17 @@ class FlaxModel(NativeModel):
                                             state))
 
     def _arrays(self, found: Found, links: Mapping[str, Link]) -> Arrays:
-        return {name: np.array(link.of(found.module).value) for name, link in links.items()}
+        return {name: np.stack([np.array(variable.value) for variable in _variables(found.module, link)])
+                if isinstance(link, Stacked) else np.array(link.of(found.module).value) for name, link in links.items()}
 
     def _assign(self, found: Found, links: Mapping[str, Link], values: Arrays) -> None:
         import jax.numpy as jnp
 
         for name, link in links.items():
-            variable = link.of(found.module)
-            variable.value = jnp.asarray(values[name], dtype=variable.value.dtype)
+            variables = _variables(found.module, link)
+            parts = values[name] if isinstance(link, Stacked) else [values[name]]
+            for variable, part in zip(variables, parts, strict=True):
+                variable.value = jnp.asarray(part, dtype=variable.value.dtype)
 
     def train(self, X: np.ndarray, y: np.ndarray, training: Training) -> Trajectory:
         import jax.numpy as jnp
@@ -187,7 +241,8 @@ class FlaxModel(NativeModel):
             output = model(inputs)
             if training.loss == "mse":
                 return optax.losses.squared_error(output, target.reshape(output.shape)).mean()
-            return optax.losses.softmax_cross_entropy_with_integer_labels(output, target.reshape(-1)).mean()
+            rows = output.reshape(-1, output.shape[-1])  # a class axis last: every position an example
+            return optax.losses.softmax_cross_entropy_with_integer_labels(rows, target.reshape(-1)).mean()
 
         inputs = jnp.asarray(self.native_input(X))
         target = jnp.asarray(y if training.loss == "mse" else y.astype(np.int32))
@@ -215,8 +270,14 @@ class FlaxModel(NativeModel):
         for item in self.layers:
             prefix = "" if item.module is self.model else f"{item.path}."
             for name, link in item.links.items():
-                found[f"{item.path}.{name}"] = canonical(item, name, link, flat[f"{prefix}{link.native}"])
+                native = (np.stack([flat[f"{prefix}{part}"] for part in link.parts]) if isinstance(link, Stacked)
+                          else flat[f"{prefix}{link.native}"])
+                found[f"{item.path}.{name}"] = canonical(item, name, link, native)
         return found
+
+
+def _variables(module: Any, link: Link) -> list[Any]:
+    return [Link(part).of(module) for part in link.parts] if isinstance(link, Stacked) else [link.of(module)]
 
 
 def jnp_floating(value: Any) -> bool:

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .native import Found, NativeModel
+import numpy as np
+
+from .native import RECURRENT, Found, NativeModel
 
 MappingArg = Mapping[str, str] | Callable[[str], str] | None
 
@@ -38,10 +40,20 @@ def side_by_side(a: list[Found], b: list[Found]) -> str:
     return "\n".join(rows)
 
 
+def merged(a: Found, b: Found) -> bool:
+    """Whether a pair of recurrent layers holds two biases on one side and one on the other: the one is their sum."""
+    return (a.kind in RECURRENT and a.kind == b.kind and a.layer is not None and b.layer is not None
+            and {getattr(a.layer, "bias", None), getattr(b.layer, "bias", None)} == {"two", "input"})
+
+
 def _fits(a: Found, b: Found) -> str | None:
     """Why b cannot take a's parameters, or None."""
     if a.kind != b.kind:
         return f"A's {a.path!r} is {a.kind}, B's {b.path!r} is {b.kind}"
+    if merged(a, b):
+        shapes_a, shapes_b = _shapes(a), _shapes(b)
+        return None if shapes_a["weight_ih"] == shapes_b["weight_ih"] and shapes_a["weight_hh"] == shapes_b[
+            "weight_hh"] else f"A's {a.path!r} holds {shapes_a}, B's {b.path!r} holds {shapes_b} (canonical layout)"
     if _shapes(a) != _shapes(b):
         return f"A's {a.path!r} holds {_shapes(a)}, B's {b.path!r} holds {_shapes(b)} (canonical layout)"
     return None
@@ -96,13 +108,30 @@ def _given(a: NativeModel, b: NativeModel, held_a: list[int], held_b: list[int],
 
 
 def renamed(values: Mapping[str, Any], a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]],
-            backwards: bool = False) -> dict[str, Any]:
-    """A's canonical arrays under B's names (backwards: B's under A's)."""
+            backwards: bool = False, gradients: bool = False) -> dict[str, Any]:
+    """A's canonical arrays under B's names (backwards: B's under A's). A recurrent layer's two biases become the
+    other side's one as their sum (a gradient: either one's, the same), and one bias becomes two with the second 0."""
+    found_a = {a.layers[i].path: a.layers[i] for i, _ in pairs}
+    found_b = {b.layers[j].path: b.layers[j] for _, j in pairs}
     names = {a.layers[i].path: b.layers[j].path for i, j in pairs}
+    source, target = (found_b, found_a) if backwards else (found_a, found_b)
     if backwards:
         names = {value: key for key, value in names.items()}
-    found = {}
+    found: dict[str, Any] = {}
     for name, value in values.items():
         layer, _, rest = name.rpartition(".")
+        if merged(source[layer], target[names[layer]]) and rest in ("bias_ih", "bias_hh"):
+            continue
         found[f"{names[layer]}.{rest}"] = value
+    for layer, item in source.items():
+        other = target[names[layer]]
+        if not merged(item, other) or f"{layer}.bias_ih" not in values:
+            continue
+        first = np.asarray(values[f"{layer}.bias_ih"])
+        if getattr(item.layer, "bias", None) == "two":  # two into one
+            second = np.asarray(values[f"{layer}.bias_hh"])
+            found[f"{other.path}.bias_ih"] = first if gradients else first + second
+        else:  # one into two: the second held at zero
+            found[f"{other.path}.bias_ih"] = first
+            found[f"{other.path}.bias_hh"] = first if gradients else np.zeros_like(first)
     return found

@@ -9,14 +9,26 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2d, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, MaxPool2d
-from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
+from ..layers import GRU, LSTM, RNN, AvgPool2d, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, MaxPool2d
+from .native import (
+    CELL_FUNCTIONS,
+    TWO_PASS,
+    Arrays,
+    Found,
+    NativeModel,
+    Training,
+    Trajectory,
+    batches,
+    canonical,
+    not_readable,
+)
 
 _WEIGHTS = {"weight": Link("weight"), "bias": Link("bias")}
 _NORMS = {"weight": Link("gamma"), "bias": Link("beta")}
 _STATS = {"running_mean": Link("running_mean"), "running_var": Link("running_var")}
 _ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softrelu": "softplus"}
-READS = ("Dense", "Conv2D", "BatchNorm", "LayerNorm", "Embedding", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout",
+READS = ("Dense", "Conv2D", "rnn.LSTM", "rnn.GRU", "rnn.RNN",
+         "BatchNorm", "LayerNorm", "Embedding", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout",
          "Activation", "LeakyReLU", "GELU", "ELU", "Swish")
 
 
@@ -73,6 +85,8 @@ def _found(path: str, block: Any, side: str) -> Found | None:
         if full:  # Gluon's "full" keeps a last window that starts in the padding; torch's ceil_mode drops it
             found.settings = {**found.settings, "ceil_mode": "full (Gluon's: keeps a window starting in the padding)"}
         return found
+    if isinstance(block, gluon.rnn.LSTM | gluon.rnn.GRU | gluon.rnn.RNN):
+        return _recurrent(path, block, native_type, side)
     if isinstance(block, nn.Activation):
         return Found(path, None, block, native_type, kind="activation",
                      settings={"function": _ACTIVATIONS.get(block._act_type, block._act_type)})
@@ -89,6 +103,24 @@ def _found(path: str, block: Any, side: str) -> Found | None:
     return None
 
 
+def _recurrent(path: str, block: Any, native_type: str, side: str) -> Found:
+    kind = {"lstm": LSTM, "gru": GRU, "rnn_tanh": RNN}.get(block._mode)
+    if kind is None or block._num_layers != 1 or block._dir != 1 or block._projection_size:
+        raise not_readable(side, path, f"{native_type}(mode={block._mode}, num_layers={block._num_layers}, "
+                           f"bidirectional={block._dir == 2}) (one unidirectional layer each)", READS)
+    held = block.l0_h2h_bias
+    # a second bias held at zero out of training is no second bias (the suite's bias=input)
+    bias = "input" if held.grad_req == "null" and not held.data().asnumpy().any() else "two"
+    links = {"weight_ih": Link("l0_i2h_weight"), "weight_hh": Link("l0_h2h_weight"), "bias_ih": Link("l0_i2h_bias")}
+    if bias == "two":
+        links["bias_hh"] = Link("l0_h2h_bias")
+    input_size = block.l0_i2h_weight.shape[1]
+    found = Found(path, kind(input_size, block._hidden_size, True, bias), block, native_type, links=links,
+                  time_major=block._layout == "TNC")
+    found.settings = {**found.settings, **CELL_FUNCTIONS}
+    return found
+
+
 def _walk(block: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     """Every block to watch: a recognised one (its own children are its parts), else its children's."""
     for name, child in block._children.items():
@@ -103,8 +135,14 @@ def _found_type(block: Any) -> type | None:
 
     nn = gluon.nn
     kinds = (nn.Dense, nn.Conv2D, nn.BatchNorm, nn.LayerNorm, nn.Embedding, nn.MaxPool2D, nn.AvgPool2D, nn.Activation,
-             nn.LeakyReLU, nn.GELU, nn.ELU, nn.Swish, nn.Flatten, nn.Dropout)
+             nn.LeakyReLU, nn.GELU, nn.ELU, nn.Swish, nn.Flatten, nn.Dropout, gluon.rnn.LSTM, gluon.rnn.GRU,
+             gluon.rnn.RNN)
     return next((kind for kind in kinds if isinstance(block, kind)), None)
+
+
+def _first(output: Any) -> Any:
+    """A block's output, or the first of the outputs it gives (a recurrent layer's sequence, before its state)."""
+    return output[0] if isinstance(output, tuple | list) else output
 
 
 class GluonModel(NativeModel):
@@ -147,7 +185,7 @@ class GluonModel(NativeModel):
             def record(block: Any, inputs: Any, output: Any) -> None:
                 if index not in seen and inputs:
                     seen.add(index)
-                    calls.append((index, inputs[0].asnumpy(), output.asnumpy()))
+                    calls.append((index, inputs[0].asnumpy(), _first(output).asnumpy()))
             return record
 
         handles = [block.register_forward_hook(hook(index)) for index, block in enumerate(modules)]
@@ -164,7 +202,7 @@ class GluonModel(NativeModel):
                 handle.detach()
             for block, active in hybrid:
                 block._active = active
-        return output.asnumpy(), calls
+        return _first(output).asnumpy(), calls
 
     def dtype(self) -> str:
         params = list(self.model.collect_params().values())
@@ -199,11 +237,12 @@ class GluonModel(NativeModel):
         grads: Arrays = {}
         for start, stop in batches(len(X), training):
             with autograd.record(train_mode=True):
-                output = self.model(inputs[start:stop])
+                output = _first(self.model(inputs[start:stop]))
                 if training.loss == "mse":
                     loss = 2 * l2(output, target[start:stop].reshape(output.shape))
-                else:
-                    loss = cross_entropy(output, target[start:stop].reshape(-1))
+                else:  # a class axis last: every position an example, its loss averaged per example as torch's
+                    rows = output.reshape(-1, output.shape[-1])
+                    loss = cross_entropy(rows, target[start:stop].reshape(-1)).reshape(stop - start, -1).mean(axis=1)
             loss.backward()
             if not grads:  # the sum's gradients (Trainer.step divides by the batch): the mean's
                 grads = {f"{item.path}.{name}": canonical(item, name, link, link.of(item.module).grad().asnumpy()

@@ -38,6 +38,7 @@ class Found:
     columns: np.ndarray | None = None
     fused: str = ""  # an activation the framework's layer applies after itself (Keras's Dense(activation=…))
     flattens: bool = False  # a Linear layer that flattens an input of more axes itself (Gluon's Dense)
+    time_major: bool = False  # a recurrent layer that takes and gives (steps, batch, features)
 
     def __post_init__(self) -> None:
         if self.layer is not None:
@@ -57,11 +58,35 @@ class Found:
         return f"{text} + {self.fused}" if self.fused else text
 
 
+STRUCTURE = ("sequences",)  # options that say what a layer returns, not how it computes
+
+
 def layer_settings(layer: Layer) -> dict[str, Any]:
     """A canonical layer's options by name (what a convention check compares)."""
     from dataclasses import fields
 
-    return {item.name: getattr(layer, item.name) for item in fields(layer)}  # type: ignore[arg-type]
+    return {item.name: getattr(layer, item.name) for item in fields(layer)  # type: ignore[arg-type]
+            if item.name not in STRUCTURE}
+
+
+RECURRENT = ("rnn", "gru", "lstm")
+CELL_FUNCTIONS = {"activation": "tanh", "gate activation": "sigmoid"}  # torch's and Gluon's, fixed
+
+
+@dataclass(frozen=True)
+class Stacked(Link):
+    """A canonical array kept by a framework as equal blocks of its first axis in separate arrays (Flax's LSTMCell:
+    one Linear per gate): `native` names them, separated by "|", and the framework's reader stacks them."""
+
+    @property
+    def parts(self) -> list[str]:
+        return self.native.split("|")
+
+    def read(self, whole: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.canonical_array(part) for part in whole])
+
+    def written(self, whole: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+        return np.stack([self.native_array(part) for part in np.split(canonical, len(self.parts))])
 
 
 @dataclass
@@ -236,6 +261,8 @@ class NativeModel(ABC):
 
     def _canonical_input(self, found: Found, array: np.ndarray) -> np.ndarray:
         array = to_canonical(array, self.channels_last)
+        if found.time_major and array.ndim == 3:
+            array = array.transpose(1, 0, 2)
         if found.flattens and array.ndim > 2:
             array = array.reshape(len(array), -1)  # Gluon's Dense flattens (N, …) itself
         if found.kind == "linear" and found.columns is not None and array.ndim == 2:
@@ -244,6 +271,8 @@ class NativeModel(ABC):
 
     def _canonical_output(self, found: Found, array: np.ndarray) -> np.ndarray:
         array = to_canonical(array, self.channels_last)
+        if found.time_major and array.ndim == 3:
+            array = array.transpose(1, 0, 2)
         return array[:, found.columns] if found.kind == "flatten" and found.columns is not None else array
 
     # ---- parameters, canonical ----
@@ -274,19 +303,18 @@ class NativeModel(ABC):
     def _write_all(self, values: Mapping[str, np.ndarray], state: bool) -> None:
         for item in self.layers:
             links = item.state_links if state else item.links
-            mine = {name: link for name, link in links.items() if f"{item.path}.{name}" in values}
-            if not mine:
-                continue
-            whole = self._arrays(item, mine)
-            written = {}
-            for name, link in mine.items():
+            for name, link in links.items():
+                if f"{item.path}.{name}" not in values:
+                    continue
+                # one array at a time: two canonical arrays may be parts of one framework array (Keras's GRU bias)
+                whole = self._arrays(item, {name: link})[name]
                 value = np.asarray(values[f"{item.path}.{name}"])
                 if item.columns is not None and name == "weight":
                     native_order = np.empty_like(value)
                     native_order[:, item.columns] = value
                     value = native_order
-                written[name] = np.ascontiguousarray(link.written(whole[name], value)).astype(whole[name].dtype)
-            self._assign(item, mine, written)
+                written = np.ascontiguousarray(link.written(whole, value)).astype(whole.dtype)
+                self._assign(item, {name: link}, {name: written})
 
 
 def canonical(found: Found, name: str, link: Link, native: np.ndarray) -> np.ndarray:

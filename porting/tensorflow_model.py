@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2d, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, MaxPool2d
+from ..layers import GRU, LSTM, RNN, AvgPool2d, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, MaxPool2d
 from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
 
-READS = ("Dense", "Conv2D", "BatchNormalization", "LayerNormalization", "Embedding", "MaxPooling2D",
-         "AveragePooling2D", "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU")
+READS = ("Dense", "Conv2D", "LSTM", "GRU", "SimpleRNN", "BatchNormalization", "LayerNormalization", "Embedding",
+         "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU")
 _KERNEL = Link("kernel", (1, 0))
 _CONV_KERNEL = Link("kernel", (2, 3, 1, 0))  # (H, W, I/g, O) → (O, I/g, H, W)
 
@@ -81,6 +81,8 @@ def _found(path: str, layer: Any, side: str) -> Found | None:
         args = (tuple(layer.pool_size), tuple(layer.strides))
         return Found(path, MaxPool2d(*args) if isinstance(layer, layers.MaxPooling2D) else AvgPool2d(*args), layer,
                      native_type)
+    if isinstance(layer, layers.LSTM | layers.GRU | layers.SimpleRNN):
+        return _recurrent(path, layer, native_type, side)
     if isinstance(layer, layers.Activation):
         return Found(path, None, layer, native_type, kind="activation",
                      settings={"function": _activation(layer.activation) or "identity"})
@@ -101,6 +103,35 @@ def _found(path: str, layer: Any, side: str) -> Found | None:
     return None
 
 
+def _recurrent(path: str, layer: Any, native_type: str, side: str) -> Found:
+    import keras
+
+    cell = layer.cell
+    if layer.go_backwards or layer.return_state or layer.stateful:
+        raise not_readable(side, path, f"{native_type} going backwards, returning its state or stateful", READS)
+    gru = isinstance(layer, keras.layers.GRU)
+    if gru and not cell.reset_after:
+        raise not_readable(side, path, f"{native_type}(reset_after=False), a formulation torch, Gluon and Flax do "
+                           "not have (the reset before the recurrent product)", READS)
+    kind = GRU if gru else LSTM if isinstance(layer, keras.layers.LSTM) else RNN
+    blocks = (1, 0, 2) if gru else None  # Keras's GRU gates z, r, h against torch's r, z, n
+    links = {"weight_ih": Link("cell.kernel", (1, 0), blocks), "weight_hh": Link("cell.recurrent_kernel", (1, 0),
+                                                                                   blocks)}
+    if cell.use_bias and gru:  # both biases, rows 0 and 1 of one (2, 3H) variable
+        links["bias_ih"] = Link("cell.bias", None, blocks, part=0)
+        links["bias_hh"] = Link("cell.bias", None, blocks, part=1)
+    elif cell.use_bias:
+        links["bias_ih"] = Link("cell.bias")
+    bias = "none" if not cell.use_bias else "two" if gru else "input"
+    input_size = cell.kernel.shape[0]
+    found = Found(path, kind(input_size, cell.units, bool(layer.return_sequences), bias), layer, native_type,
+                  links=links)
+    functions = {"activation": cell.activation, "gate activation": getattr(cell, "recurrent_activation", None)}
+    found.settings = {**found.settings, **{key: _activation(value) or "identity" for key, value in functions.items()
+                                           if value is not None}}
+    return found
+
+
 def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
     for child in layer._layers:
         path = f"{prefix}.{child.name}" if prefix else child.name
@@ -114,7 +145,7 @@ def _known(layer: Any) -> bool:
 
     layers = keras.layers
     return isinstance(layer, layers.Dense | layers.Conv2D | layers.BatchNormalization | layers.LayerNormalization
-                      | layers.Embedding)
+                      | layers.Embedding | layers.LSTM | layers.GRU | layers.SimpleRNN)
 
 
 class KerasModel(NativeModel):
@@ -201,7 +232,7 @@ class KerasModel(NativeModel):
             optimizer = keras.optimizers.SGD(momentum=training.momentum if training.optimizer == "momentum" else 0.0,
                                              **options)
         loss_fn = (keras.losses.MeanSquaredError() if training.loss == "mse"
-                   else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+                   else keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # the mean over every position
         inputs = tf.constant(self.native_input(X))
         target = tf.constant(y)
         variables = self.model.trainable_variables

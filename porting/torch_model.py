@@ -9,13 +9,25 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import AvgPool2d, BatchNorm, Conv2d, Embedding, Layer, LayerNorm, Linear, Link, MaxPool2d
-from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
+from ..layers import GRU, LSTM, RNN, AvgPool2d, BatchNorm, Conv2d, Embedding, Layer, LayerNorm, Linear, Link, MaxPool2d
+from .native import (
+    CELL_FUNCTIONS,
+    TWO_PASS,
+    Arrays,
+    Found,
+    NativeModel,
+    Training,
+    Trajectory,
+    batches,
+    canonical,
+    not_readable,
+)
 
 _SAME = {"weight": Link("weight"), "bias": Link("bias")}
 _ACTIVATIONS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "ELU": "elu", "SiLU": "silu",
                 "Softplus": "softplus"}
-READS = ("Linear", "Conv2d", "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "MaxPool2d", "AvgPool2d",
+READS = ("Linear", "Conv2d", "LSTM", "GRU", "RNN",
+         "BatchNorm1d", "BatchNorm2d", "LayerNorm", "Embedding", "MaxPool2d", "AvgPool2d",
          "Flatten", "Dropout", "GELU", "LeakyReLU", *_ACTIVATIONS)
 
 
@@ -66,6 +78,8 @@ def _found(path: str, module: Any, side: str) -> Found | None:
             layer = AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode,
                               module.count_include_pad)
         return Found(path, layer, module, native_type)
+    if isinstance(module, nn.RNNBase):
+        return _recurrent(path, module, native_type, side)
     if isinstance(module, nn.GELU):
         return Found(path, None, module, native_type, kind="activation",
                      settings={"function": "gelu_tanh" if module.approximate == "tanh" else "gelu"})
@@ -81,6 +95,31 @@ def _found(path: str, module: Any, side: str) -> Found | None:
     if any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False)):
         raise not_readable(side, path, native_type, READS)
     return None
+
+
+def _recurrent(path: str, module: Any, native_type: str, side: str) -> Found:
+    kind = {"LSTM": LSTM, "GRU": GRU, "RNN_TANH": RNN}.get(module.mode)
+    if kind is None or module.num_layers != 1 or module.bidirectional or getattr(module, "proj_size", 0):
+        raise not_readable(side, path, f"{native_type}(mode={module.mode}, num_layers={module.num_layers}, "
+                           f"bidirectional={module.bidirectional}) (one unidirectional layer each)", READS)
+    held = getattr(module, "bias_hh_l0", None)
+    # a second bias held at zero out of training is no second bias (the suite's bias=input)
+    bias = ("none" if not module.bias else
+            "input" if held is not None and not held.requires_grad and not held.detach().any() else "two")
+    links = {"weight_ih": Link("weight_ih_l0"), "weight_hh": Link("weight_hh_l0")}
+    if bias != "none":
+        links["bias_ih"] = Link("bias_ih_l0")
+    if bias == "two":
+        links["bias_hh"] = Link("bias_hh_l0")
+    found = Found(path, kind(module.input_size, module.hidden_size, True, bias), module, native_type, links=links,
+                  time_major=not module.batch_first)
+    found.settings = {**found.settings, **CELL_FUNCTIONS}
+    return found
+
+
+def _first(output: Any) -> Any:
+    """A module's output, or the first of the outputs it gives (a recurrent layer's sequence, before its state)."""
+    return output[0] if isinstance(output, tuple | list) else output
 
 
 class TorchModel(NativeModel):
@@ -106,7 +145,7 @@ class TorchModel(NativeModel):
             def record(module: Any, args: Any, output: Any) -> None:
                 if index not in seen and args and isinstance(args[0], torch.Tensor):
                     seen.add(index)
-                    calls.append((index, args[0].detach().numpy().copy(), output.detach().numpy().copy()))
+                    calls.append((index, args[0].detach().numpy().copy(), _first(output).detach().numpy().copy()))
             return record
 
         handles = [module.register_forward_hook(hook(index)) for index, module in enumerate(modules)]
@@ -119,7 +158,7 @@ class TorchModel(NativeModel):
             for handle in handles:
                 handle.remove()
             self.model.train(was_training)
-        return output.detach().numpy(), calls
+        return _first(output).detach().numpy(), calls
 
     def dtype(self) -> str:
         first = next(iter(self.model.parameters()), None)
@@ -155,7 +194,7 @@ class TorchModel(NativeModel):
         loss_fn = nn.MSELoss() if training.loss == "mse" else nn.CrossEntropyLoss()
         target = torch.from_numpy(y)
         if training.loss == "cross-entropy":
-            target = target.reshape(-1).long()
+            target = target.long()
         inputs = torch.from_numpy(X)
         losses: list[float] = []
         params: list[Arrays] = []
@@ -163,7 +202,11 @@ class TorchModel(NativeModel):
         self.model.train()
         for start, stop in batches(len(X), training):
             optimizer.zero_grad()
-            loss = loss_fn(self.model(inputs[start:stop]), target[start:stop])
+            output = _first(self.model(inputs[start:stop]))
+            if training.loss == "cross-entropy":
+                output = output.reshape(-1, output.shape[-1])  # a class axis last: every position an example
+            loss = loss_fn(output, target[start:stop].reshape(-1) if training.loss == "cross-entropy"
+                           else target[start:stop])
             loss.backward()
             if not grads:
                 grads = self._grads()
