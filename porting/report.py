@@ -137,7 +137,8 @@ class PortReport:
                    for item in self.forward for row in item.rows]
         steps = [] if self.training is None else [
             {"step": row.step, "loss A": row.loss_a, "loss B": row.loss_b, "loss diff": row.loss_difference,
-             "parameters diff": row.parameter_difference, "furthest (B's name)": row.parameter, "tolerance": row.tolerance}
+             "parameters diff": row.parameter_difference, "furthest (B's name)": row.parameter,
+             "tolerance": row.tolerance}
             for row in self.training.steps]
         return {"Layers": layers, "Forward, layer by layer (relative differences)": forward,
                 "Training": steps}
