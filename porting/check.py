@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
-from .compare import applied, largest, relative, tolerance
+from .compare import applied, largest, relative, reordered, tolerance
 from .conventions import conventions
 from .mapping import MappingArg, merged, paired, renamed
 from .native import LOSSES, OPTIMIZERS, RECURRENT, Capture, NativeModel, Training, Trajectory
@@ -96,6 +96,9 @@ def _blame(row: LayerRow, previous: tuple[Capture, Capture, str, str] | None, ca
     does_a, does_b = applied(before_a.output, cap_a.inputs, tol), applied(before_b.output, cap_b.inputs, tol)
     if does_a and does_b and does_a != does_b:
         text += f" (A applies {does_a}, B applies {does_b})"
+    elif reordered(cap_a.inputs, cap_b.inputs, tol):
+        text += (" (the same values in another order: images flattened channels first on one side and channels last "
+                 "on the other, or a transpose)")
     return text
 
 
@@ -264,8 +267,9 @@ def _trained(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np
     state_difference, state_name = largest(renamed(end_state_a, a, b, pairs), end_state_b)
     tol = rows[-1].tolerance if rows else tolerance(dtype, None, allowed)
     if blame is None and state_difference > tol:
+        causes = _causes(report, state_name)
         blame = (f"after {len(rows)} steps the parameters agree but the state differs: {state_name} by "
-                 f"{state_difference:.3g} (tolerance {tol:.3g})")
+                 f"{state_difference:.3g} (tolerance {tol:.3g})" + (f": {causes}" if causes else ""))
     return TrainingReport(training.optimizer, training.loss, training.lr, rows, grad_difference, grad_name,
                           state_difference, state_name, tol, blame)
 
@@ -281,12 +285,17 @@ def _training_blame(step: int, row: StepRow, report: PortReport, grads_a: Mappin
     difference, name = largest(grads_a, grads_b)
     if difference > tol:
         return f"{where}: the gradients differ ({name} by {difference:.3g}), the forward agrees: the backward"
-    layer = row.parameter.rpartition(".")[0]
-    causes = [item.line() for item in report.conventions if item.layer_b == layer]
+    causes = _causes(report, row.parameter)
     if causes:
-        return f"{where}: losses and gradients agree, the update differs: {'; '.join(causes)}"
+        return f"{where}: losses and gradients agree, the update differs: {causes}"
     return (f"{where}: losses and gradients agree, the update differs: the optimisers' conventions (learning rate, "
             "momentum, weight decay coupled or decoupled, ε)")
+
+
+def _causes(report: PortReport, name: str) -> str:
+    """The conventions that differ at the layer holding B's parameter or state `name`."""
+    layer = name.rpartition(".")[0]
+    return "; ".join(item.line() for item in report.conventions if item.layer_b == layer)
 
 
 def _training_noise(shadow: NativeModel, run32: Trajectory, start: Mapping[str, np.ndarray],

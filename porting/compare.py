@@ -31,8 +31,23 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def largest(values_a: Mapping[str, np.ndarray], values_b: Mapping[str, np.ndarray]) -> tuple[float, str]:
-    """The largest relative difference between same-named arrays, and the name."""
-    found = [(relative(values_a[name], values_b[name]), name) for name in values_a]
+    """The largest difference between same-named arrays relative to the largest magnitude of their layer's arrays
+    (a bias before BatchNorm, whose gradient is rounding alone, is measured against its layer's weights), and the
+    name."""
+    scales: dict[str, float] = {}
+    for name in values_a:
+        layer = name.rpartition(".")[0]
+        for values in (values_a, values_b):
+            array = np.asarray(values.get(name, 0.0), dtype=np.float64)
+            if array.size and np.isfinite(array).all():
+                scales[layer] = max(scales.get(layer, 0.0), float(np.abs(array).max()))
+    found = []
+    for name in values_a:
+        a, b = np.asarray(values_a[name], dtype=np.float64), np.asarray(values_b.get(name, np.nan), dtype=np.float64)
+        if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
+            found.append((relative(a, b), name))
+        elif a.size:
+            found.append((float(np.abs(a - b).max()) / max(scales.get(name.rpartition(".")[0], 0.0), TINY), name))
     return max(found, default=(0.0, ""))
 
 
@@ -64,3 +79,12 @@ def applied(before: np.ndarray, after: np.ndarray, tol: float) -> str | None:
             if relative(function(np.asarray(before, dtype=np.float64)), after) <= tol:  # type: ignore[operator]
                 return name
     return None
+
+
+def reordered(a: np.ndarray, b: np.ndarray, tol: float) -> bool:
+    """Whether each row of b holds a's values in another order (and not in the same order)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim < 2 or relative(a, b) <= tol:
+        return False
+    rows_a, rows_b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return relative(np.sort(rows_a, axis=1), np.sort(rows_b, axis=1)) <= tol

@@ -244,6 +244,12 @@ class FlaxModel(NativeModel):
             rows = output.reshape(-1, output.shape[-1])  # a class axis last: every position an example
             return optax.losses.softmax_cross_entropy_with_integer_labels(rows, target.reshape(-1)).mean()
 
+        @nnx.jit  # one compiled step: op by op, JAX compiles every primitive on its first use (seconds)
+        def step(model: Any, optimizer: Any, inputs: Any, target: Any) -> tuple[Any, Any]:
+            loss, found = nnx.value_and_grad(loss_fn)(model, inputs, target)
+            optimizer.update(model, found)
+            return loss, found
+
         inputs = jnp.asarray(self.native_input(X))
         target = jnp.asarray(y if training.loss == "mse" else y.astype(np.int32))
         losses: list[float] = []
@@ -252,10 +258,9 @@ class FlaxModel(NativeModel):
         self.model.train()
         try:
             for start, stop in batches(len(X), training):
-                loss, found = nnx.value_and_grad(loss_fn)(self.model, inputs[start:stop], target[start:stop])
+                loss, found = step(self.model, optimizer, inputs[start:stop], target[start:stop])
                 if not grads:
                     grads = self._grads(found)
-                optimizer.update(self.model, found)
                 losses.append(float(loss))
                 params.append(self.params())
         finally:

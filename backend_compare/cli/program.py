@@ -1,4 +1,4 @@
-"""The program: `run` (the default), `show DIR`, `diff DIR_A DIR_B`, `explain`, `sweep` or `report DIR`,
+"""The program: `run` (the default), `show DIR`, `diff DIR_A DIR_B`, `explain`, `sweep`, `report DIR` or `port A B`,
 each a module of this package; returns the exit code."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from collections.abc import Callable
 
 from ..environment import broken_package, missing_working_directory
 from ..signals import FAILED, Terminated, how_stopped, raise_terminated
-from . import diff, explain, report, run, show, sweep
+from . import diff, explain, port, report, run, show, sweep
 from .console import StdoutLost, reader_gone, say, usage, warnings_as
 
 COMMANDS: dict[str, Callable[[list[str], str], int]] = {
-    "show": show.main, "diff": diff.main, "explain": explain.main, "sweep": sweep.main, "report": report.main}
+    "show": show.main, "diff": diff.main, "explain": explain.main, "sweep": sweep.main, "report": report.main,
+    "port": port.main}
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
