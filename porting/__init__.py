@@ -5,5 +5,6 @@ from __future__ import annotations
 
 from .check import check_port
 from .report import PortReport
+from .testing import assert_same_model
 
-__all__ = ["PortReport", "check_port"]
+__all__ = ["PortReport", "assert_same_model", "check_port"]

@@ -201,7 +201,7 @@ class FlaxModel(NativeModel):
     def dtype(self) -> str:
         from flax import nnx
 
-        leaves: list[Any] = [value for _, value in nnx.state(self.model, nnx.Param).flat_state()]
+        leaves: list[Any] = [value for _, value in nnx.to_flat_state(nnx.state(self.model, nnx.Param))]
         return str(np.dtype(getattr(leaves[0], "value", leaves[0]).dtype)) if leaves else "float32"
 
     def cast(self, dtype: str) -> None:
@@ -269,8 +269,10 @@ class FlaxModel(NativeModel):
 
     def _grads(self, state: Any) -> Arrays:
         """The canonical gradients from nnx.grad's State (shaped like the model's parameters)."""
+        from flax import nnx
+
         flat = {".".join(map(str, key)): np.asarray(getattr(value, "value", value)) for key, value in
-                state.flat_state()}
+                nnx.to_flat_state(state)}
         found: Arrays = {}
         for item in self.layers:
             prefix = "" if item.module is self.model else f"{item.path}."

@@ -39,7 +39,7 @@ def _found(path: str, layer: Any, side: str) -> Found | None:
     import keras
 
     layers = keras.layers
-    native_type = f"keras.layers.{type(layer).__name__}"
+    native_type = f"keras.layers.{type(layer).__name__} {layer.name!r}"
     if isinstance(layer, layers.Dense):
         kernel = layer.kernel
         return Found(path, Linear(kernel.shape[0], layer.units, layer.use_bias), layer, native_type,
@@ -133,11 +133,19 @@ def _recurrent(path: str, layer: Any, native_type: str, side: str) -> Found:
 
 
 def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    for child in layer._layers:
-        path = f"{prefix}.{child.name}" if prefix else child.name
+    """Every layer by its position (Keras's own names count layers made in the process, so they change between
+    two models of one factory; the table shows them beside)."""
+    for index, child in enumerate(child for child in layer._layers if not isinstance(child, _input_layer())):
+        path = f"{prefix}.{index}" if prefix else str(index)
         yield path, child
         if not child.weights or not _known(child):
             yield from _walk(child, path)
+
+
+def _input_layer() -> type:
+    import keras
+
+    return keras.layers.InputLayer  # type: ignore[no-any-return]
 
 
 def _known(layer: Any) -> bool:
