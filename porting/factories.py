@@ -4,6 +4,7 @@ every failure one line naming the side (A or B) and what went wrong."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ def load_factory(given: str, side: str) -> Any:
         raise ValueError(f"model {side}: {path_text} failed to load: {error_line(err)}") from err
     factory = getattr(module, name, None)
     if not callable(factory):
-        found = sorted(key for key, value in vars(module).items() if callable(value) and not key.startswith("_")
-                       and getattr(value, "__module__", None) == module_name)
+        found = sorted(key for key, value in vars(module).items() if inspect.isfunction(value)
+                       and not key.startswith("_") and value.__module__ == module_name)
         raise ValueError(f"model {side}: {path_text} has no function {name!r}; its functions: "
                          f"{', '.join(found) or 'none'}")
     try:

@@ -117,3 +117,183 @@ def test_float64_holds_gluon_to_its_named_allowance() -> None:
     assert report.dtype == "float64" and report.agrees, str(report)
     assert report.allowances == ["mxnet-float32-hyperparameters"]
     assert max(row.output_difference or 0.0 for item in report.forward for row in item.rows) < 1e-12
+
+
+def test_a_torch_gru_ports_to_keras_with_both_biases_in_one_variable() -> None:
+    """Keras's GRU keeps z, r, h and both biases in one (2, 3H) variable: each written in turn, carried exactly."""
+    load_backend("torch")
+    load_backend("tensorflow")
+    import keras
+    import torch
+    from torch import nn
+
+    class Last(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.gru, self.head = nn.GRU(3, 5, batch_first=True), nn.Linear(5, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.gru(x)[0][:, -1])
+
+    ported = keras.Sequential([keras.Input((4, 3)), keras.layers.GRU(5), keras.layers.Dense(2)])
+    X = np.random.default_rng(1).normal(size=(6, 4, 3)).astype(np.float32)
+    report = check_port(Last(), ported, X, np.random.default_rng(2).normal(size=(6, 2)).astype(np.float32))
+    assert report.agrees and report.round_trip == "exact", str(report)
+    assert [row.kind for row in report.forward[0].rows] == ["gru", "linear"]
+
+
+def test_a_gluon_time_major_lstm_is_read_in_its_layout() -> None:
+    load_backend("mxnet")
+    load_backend("torch")
+    from mxnet import gluon
+    from torch import nn
+
+    class TimeMajor(gluon.Block):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = gluon.rnn.LSTM(4, input_size=3)  # layout TNC, Gluon's default
+            self.rnn.initialize()
+
+        def forward(self, x: Any) -> Any:
+            return self.rnn(x.swapaxes(0, 1)).swapaxes(0, 1)
+
+    class BatchFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(3, 4, batch_first=True)
+
+        def forward(self, x: Any) -> Any:
+            return self.rnn(x)[0]
+
+    X = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    report = check_port(TimeMajor(), BatchFirst(), X, np.zeros((2, 5, 4), np.float32))
+    assert report.agrees, str(report)
+    assert report.forward[0].rows[0].input_difference == 0.0
+
+
+def test_an_explicit_mapping_pairs_layers_out_of_order() -> None:
+    load_backend("torch")
+    from torch import nn
+
+    class Swapped(nn.Module):  # its layers registered in another order than its forward calls them
+        def __init__(self) -> None:
+            super().__init__()
+            self.second, self.first = nn.Linear(4, 2), nn.Linear(3, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.second(self.first(x).tanh())
+
+    a = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    assert check_port(a, Swapped(), X).agrees  # the forward's order, not the registration's
+    report = check_port(a, Swapped(), X, mapping={"0": "first", "2": "second"})
+    assert report.agrees and [pair["B"] for pair in report.pairs] == ["first", "second"]
+    assert check_port(a, Swapped(), X, mapping=lambda path: {"0": "first", "2": "second"}[path]).agrees
+    with pytest.raises(ValueError, match=r"mapping maps '0' to 'third', not a layer with parameters of model B; "
+                                         r"its layers: first, second"):
+        check_port(a, Swapped(), X, mapping={"0": "third", "2": "second"})
+    with pytest.raises(ValueError, match=r"mapping leaves layers unpaired: A's \['2'\], B's \['second'\]"):
+        check_port(a, Swapped(), X, mapping={"0": "first"})
+
+
+def test_bad_input_is_one_error_naming_the_model_and_what_was_expected() -> None:
+    load_backend("torch")
+    from torch import nn
+
+    a = nn.Sequential(nn.Linear(3, 2))
+    X = np.zeros((4, 3), np.float32)
+    with pytest.raises(TypeError, match=r"^model B: a builtins.str is not a model check_port reads: a torch "
+                                        r"nn.Module, a Gluon Block, a Keras model or layer, or a Flax NNX Module$"):
+        check_port(a, "model.pt", X)
+    with pytest.raises(ValueError, match=r"^model A: its forward on inputs of shape \(4, 5\) \(canonical layout\) "
+                                         r"failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+        check_port(a, nn.Sequential(nn.Linear(5, 2)), np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"^model A has 1 layers with parameters and model B 2: the layers cannot "
+                                         r"be paired in order; pass mapping="):
+        check_port(a, nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)), X)
+    with pytest.raises(ValueError, match=r"model A holds float32 parameters and model B float64: pass dtype="):
+        check_port(a, nn.Sequential(nn.Linear(3, 2)).double(), X)
+    for options, message in (({"loss": "l1"}, "loss must be one of mse, cross-entropy; received: 'l1'"),
+                             ({"optimizer": "lion"}, "optimizer must be one of sgd, momentum, adam"),
+                             ({"dtype": "float16"}, "dtype must be one of float32, float64 or None"),
+                             ({"steps": -1}, "steps must be an integer from 0 to 10000; received: -1"),
+                             ({"lr": float("nan")}, "lr must be a positive number below 1000; received: nan")):
+        with pytest.raises(ValueError, match=message):
+            check_port(a, nn.Sequential(nn.Linear(3, 2)), X, **options)
+    with pytest.raises(ValueError, match=r"inputs hold NaN or infinity"):
+        check_port(a, nn.Sequential(nn.Linear(3, 2)), np.full((4, 3), np.nan, np.float32))
+    with pytest.raises(ValueError, match=r"model B: layer '0' \(torch.nn.modules.linear.Bilinear\) holds parameters "
+                                         r"check_port cannot read; it reads: Linear"):
+        check_port(a, nn.Sequential(nn.Bilinear(3, 3, 2)), X)
+
+
+def test_a_keras_model_is_not_cast_and_says_how_to_build_it() -> None:
+    load_backend("torch")
+    load_backend("tensorflow")
+    import keras
+    from torch import nn
+
+    ported = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"model B: a Keras model's dtype is fixed when it is built, and it holds "
+                                         r"float32: build it with dtype='float64'"):
+        check_port(nn.Sequential(nn.Linear(3, 2)), ported, np.zeros((2, 3)), dtype="float64")
+
+
+def test_assert_same_model_fails_with_the_verdict_and_the_conventions_not_a_traceback(
+        pytester: pytest.Pytester) -> None:
+    load_backend("torch")
+    pytester.makepyfile(test_mine="""
+        import numpy as np
+        from torch import nn
+        from backend_compare import assert_same_model
+
+        def test_port():
+            a = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+            b = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, eps=1e-3), nn.Linear(4, 1))
+            X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+            assert_same_model(a, b, X)
+
+        def test_faithful():
+            a = nn.Sequential(nn.Linear(3, 1))
+            assert_same_model(a, nn.Sequential(nn.Linear(3, 1)), np.ones((2, 3), np.float32)).agrees
+    """)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    assert "AssertionError: the port differs: forward (eval mode): A's '1' and B's '1' (batchnorm) get the same " \
+           "input" in output
+    assert "convention: batchnorm eps: A's '1' 1e-05, B's '1' 0.001" in output
+    assert "porting/check.py" not in output and "porting/testing.py" not in output
+
+
+def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    load_backend("jax")
+    X, y = _data("lm")
+    np.savez(tmp_path / "tokens.npz", X=X, y=y)
+    a, b = f"{PORTS / 'lm_torch.py'}:lm", f"{PORTS / 'lm_flax.py'}:lm"
+    common = ("--inputs", str(tmp_path / "tokens.npz"), "--loss", "cross-entropy", "--lr", "0.1", "--check")
+    ran = cli("port", a, b, *common, "--out", str(tmp_path / "report"))
+    assert ran.code == 0, ran.err
+    assert ran.out.startswith("port check · A: PyTorch LanguageModel → B: Flax NNX LanguageModel · float32")
+    assert sorted(path.name for path in (tmp_path / "report").iterdir()) == [
+        ".backend-compare.json", "report.html", "report.json", "report.txt"]
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["agrees"] is True
+    ran = cli("port", f"{PORTS / 'lm_torch.py'}:lm_extra_relu", b, *common, "--format", "json")
+    assert ran.code == 1 and json.loads(ran.out)["agrees"] is False
+    assert "A applies relu" in json.loads(ran.out)["first_difference"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    for args, message in (
+            ((a, b, "--inputs", str(tmp_path / "none.npz")), f"--inputs '{tmp_path / 'none.npz'}' is not a file"),
+            ((a, "lm_flax.py", *common), "model B must be FILE.py:FACTORY"),
+            ((a, f"{PORTS / 'lm_flax.py'}:make", *common), "model B: " + str(PORTS / "lm_flax.py")
+             + " has no function 'make'; its functions: lm"),
+            ((a, b, *common, "--out", str(tmp_path / "mine")), "holds files that are not a port report (notes.txt)"),
+            ((a, b, *common, "--steps", "-2"), "--steps must be from 0 to 10000; received: -2")):
+        ran = cli("port", *args)
+        assert ran.code == 2 and ran.out == "", ran.err
+        assert ran.err.startswith("compare.py port: error: ") and message in ran.err, ran.err
+        assert "Traceback" not in ran.err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
