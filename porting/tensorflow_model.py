@@ -145,7 +145,7 @@ def _walk(layer: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 def _input_layer() -> type:
     import keras
 
-    return keras.layers.InputLayer  # type: ignore[no-any-return]
+    return keras.layers.InputLayer
 
 
 def _known(layer: Any) -> bool:

@@ -60,7 +60,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
     def run(*args: str) -> Ran:
         capsys.readouterr()
         argv = list(args)
-        if "--executor" not in argv and (not argv or argv[0] not in ("show", "diff", "explain", "sweep", "report", "port")):
+        commands = ("show", "diff", "explain", "sweep", "report", "port")
+        if "--executor" not in argv and (not argv or argv[0] not in commands):
             argv = ["--executor", "inline", *argv]  # frameworks imported once per session, patchable by tests
         code = compare.main(argv, prog="compare.py")
         captured = capsys.readouterr()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from backend_compare.porting import PortReport, assert_same_model, check_port
+from backend_compare.porting import PortReport, check_port
 from backend_compare.porting.factories import load_factory
 from tests.conftest import RunCli, load_backend
 
