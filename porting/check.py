@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
 from .compare import applied, largest, relative, reordered, tolerance
-from .conventions import conventions
+from .conventions import Convention, conventions
 from .mapping import MappingArg, merged, paired, renamed
 from .native import LOSSES, OPTIMIZERS, RECURRENT, Capture, NativeModel, Training, Trajectory
 from .readers import opened
@@ -40,7 +40,7 @@ def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: dict[str, np.ndarray], mode: str,
-             noise: dict[str, float] | None, dtype: str, allowed: float) -> Forward:
+             noise: dict[str, float] | None, dtype: str, allowed: float, found: list[Convention]) -> Forward:
     train = mode == "train"
     out_a, seen_a = a.capture(X["A"], train)
     out_b, seen_b = b.capture(X["B"], train)
@@ -61,6 +61,9 @@ def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: di
         rows.append(row)
         if blame is None and not row.agrees:
             blame = _blame(row, previous, cap_a, cap_b, tol)
+            causes = "; ".join(item.line() for item in found if item.layer_a == row.layer_a)
+            if causes and row.input_difference <= tol:
+                blame += f": {causes}"
         previous = (cap_a, cap_b, item_a.path, item_b.path)
     final_tol = tolerance(dtype, None if noise is None else noise.get("output"), allowed)
     final = relative(out_a, out_b)
@@ -175,20 +178,33 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
                         conventions=found, notes=notes, round_trip=_carry(a, b, pairs))
     start_a, state_a = a.params(), a.state()
     shadow = a if a.framework != "tensorflow" else b
-    for mode in ("eval", "train"):
-        noise = None if held == "float64" else _noise(shadow, X, mode)
-        report.forward.append(_forward(a, b, pairs, {"A": X, "B": X}, mode, None if noise is None else
-                                       _as_a(noise[0], a, b, pairs, shadow is b), held, forward_allowed))
+    with a.without_dropout() as off_a, b.without_dropout() as off_b:
+        if off_a or off_b:
+            report.notes.append(f"dropout held at rate 0 in training mode (A's {off_a or 'none'}, B's "
+                                f"{off_b or 'none'}): each framework draws its own masks, so the rest is compared")
+        _compared(a, b, pairs, X, y, held, shadow, report, found, Training(loss, optimizer, lr, steps=steps,
+                                                                          batch_size=batch_size),
+                  forward_allowed, train_allowed)
     if y is not None and steps:
-        report.training = _trained(a, b, pairs, X, y, Training(loss, optimizer, lr, steps=steps,
-                                                                batch_size=batch_size), held, shadow, report,
-                                   train_allowed)
         a.set_params(start_a)
         a.set_state(state_a)
         b.set_params(renamed(start_a, a, b, pairs))
         b.set_state(renamed(state_a, a, b, pairs))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _compared(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np.ndarray, y: np.ndarray | None,
+              held: str, shadow: NativeModel, report: PortReport, found: list[Convention], training: Training,
+              forward_allowed: float, train_allowed: float) -> None:
+    """The forward in both modes, then (given targets) the training steps, into `report`."""
+    for mode in ("eval", "train"):
+        noise = None if held == "float64" else _noise(shadow, X, mode)
+        report.forward.append(_forward(a, b, pairs, {"A": X, "B": X}, mode, None if noise is None else
+                                       _as_a(noise[0], a, b, pairs, shadow is b), held, forward_allowed,
+                                       found))
+    if y is not None and training.steps:
+        report.training = _trained(a, b, pairs, X, y, training, held, shadow, report, train_allowed)
 
 
 def _as_a(noise: dict[str, float], a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]],

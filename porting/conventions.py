@@ -18,6 +18,8 @@ EFFECTS: dict[tuple[str, str], str] = {
     ("batchnorm", "eps"): "every normalised output differs, most where a channel's variance is small",
     ("batchnorm", "unbiased_running_var"): "one keeps the batch variance × n/(n−1) in its running variance: "
                                            "evaluation outputs part after the first training step",
+    **{(kind, "variance"): "E[x²] − E[x]² (Flax's default) loses digits to cancellation where a channel's mean is "
+                           "large against its spread" for kind in ("batchnorm", "layernorm")},
     ("layernorm", "eps"): "every normalised output differs, most where a row's variance is small",
     ("conv2d", "padding"): "the outputs differ at the borders (or in size)",
     ("conv2d", "stride"): "the outputs differ in size", ("conv2d", "dilation"): "the kernels see different inputs",

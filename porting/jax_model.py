@@ -198,6 +198,9 @@ class FlaxModel(NativeModel):
             self.model.eval()
         return np.asarray(output), calls
 
+    def _set_rate(self, found: Found, rate: float) -> None:
+        found.module.rate = rate
+
     def dtype(self) -> str:
         from flax import nnx
 

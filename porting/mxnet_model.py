@@ -204,6 +204,9 @@ class GluonModel(NativeModel):
                 block._active = active
         return _first(output).asnumpy(), calls
 
+    def _set_rate(self, found: Found, rate: float) -> None:
+        found.module._rate = rate
+
     def dtype(self) -> str:
         params = list(self.model.collect_params().values())
         return str(np.dtype(params[0].dtype)) if params else "float32"

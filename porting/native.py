@@ -188,6 +188,24 @@ class NativeModel(ABC):
     def train(self, X: np.ndarray, y: np.ndarray, training: Training) -> Trajectory:
         """`training.steps` steps of the framework's own optimiser on (X, y) (canonical layout), batches in order."""
 
+    def _set_rate(self, found: Found, rate: float) -> None:
+        """Set a dropout layer's rate (each reader knows where its framework keeps it)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def without_dropout(self) -> Iterator[list[str]]:
+        """Every dropout layer at rate 0 meanwhile (each framework draws its own masks, so a training-mode
+        comparison with dropout on differs by design); yields their paths."""
+        held = [(item, item.settings["rate"]) for item in self.layers if item.kind == "dropout"
+                and item.settings.get("rate")]
+        try:
+            for item, _ in held:
+                self._set_rate(item, 0.0)
+            yield [item.path for item, _ in held]
+        finally:
+            for item, rate in held:
+                self._set_rate(item, rate)
+
     # ---- reading and running, the same for every framework ----
 
     def read(self, X: np.ndarray) -> None:

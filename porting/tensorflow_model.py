@@ -209,6 +209,9 @@ class KerasModel(NativeModel):
                 del layer.call
         return np.array(output), calls
 
+    def _set_rate(self, found: Found, rate: float) -> None:
+        found.module.rate = rate
+
     def dtype(self) -> str:
         weights = self.model.weights
         return str(np.dtype(weights[0].dtype)) if weights else str(self.model.dtype)

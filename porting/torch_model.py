@@ -160,6 +160,9 @@ class TorchModel(NativeModel):
             self.model.train(was_training)
         return _first(output).detach().numpy(), calls
 
+    def _set_rate(self, found: Found, rate: float) -> None:
+        found.module.p = rate
+
     def dtype(self) -> str:
         first = next(iter(self.model.parameters()), None)
         return "float32" if first is None else str(first.dtype).removeprefix("torch.")

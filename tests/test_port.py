@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -297,3 +298,44 @@ def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: 
         assert ran.err.startswith("compare.py port: error: ") and message in ran.err, ran.err
         assert "Traceback" not in ran.err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_dropout_is_held_at_zero_in_training_mode_and_said() -> None:
+    load_backend("torch")
+    load_backend("tensorflow")
+    import keras
+    from torch import nn
+
+    a = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Dropout(0.5), nn.Linear(8, 1))
+    b = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.5),
+                          keras.layers.Dense(1)])
+    X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    report = check_port(a, b, X, X[:, :1])
+    assert report.agrees, str(report)
+    assert "dropout held at rate 0 in training mode (A's ['2'], B's ['1'])" in " ".join(report.notes)
+    assert a[2].p == 0.5 and float(b.layers[1].rate) == 0.5  # as they were
+    assert not [item for item in report.conventions if item.kind == "dropout"]
+
+
+README_EXAMPLE = "print(report.verdict)\n"
+
+
+def test_the_readme_port_section_is_real(cli: RunCli, capsys: pytest.CaptureFixture[str]) -> None:
+    load_backend("torch")
+    load_backend("jax")
+    load_backend("mxnet")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text().split("## Check your own port", 1)[1]
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    shown = " ".join(line.removeprefix("# ") for line in code.split(README_EXAMPLE, 1)[1].splitlines())
+    exec(compile(code, "README.md", "exec"), {})  # noqa: S102 (the README's own example, as a reader runs it)
+    assert capsys.readouterr().out.strip() == shown
+    block = readme.split("```\n$ python compare.py ", 1)[1].split("```", 1)[0]
+    command, *printed = block.splitlines()
+    ran = cli(*command.split())
+    assert ran.code == 1, ran.err
+
+    def numbers_out(text: str) -> str:
+        return re.sub(r"\d+\.\d+(e-\d+)? s|\d\.\d+e?-?\d*", "N", text)
+
+    assert [numbers_out(line) for line in ran.out.splitlines()[:len(printed)]] == [numbers_out(line)
+                                                                                    for line in printed]

@@ -1,11 +1,13 @@
 """LeNet as Dive into Deep Learning's MXNet chapter writes it (d2l-en, "Convolutional Neural Networks (LeNet)"), and
 its BatchNorm version ("Batch Normalization", LeNet with BatchNorm), re-typed here."""
 
+import mxnet as mx
 from mxnet import gluon, init
 from mxnet.gluon import nn
 
 
 def lenet() -> gluon.Block:
+    mx.random.seed(0)  # Xavier's draws: the same model on every call
     net = nn.Sequential()
     net.add(nn.Conv2D(channels=6, kernel_size=5, padding=2, activation="sigmoid"),
             nn.AvgPool2D(pool_size=2, strides=2),
@@ -19,6 +21,7 @@ def lenet() -> gluon.Block:
 
 
 def lenet_batchnorm() -> gluon.Block:
+    mx.random.seed(0)
     net = nn.Sequential()
     net.add(nn.Conv2D(6, kernel_size=5), nn.BatchNorm(), nn.Activation("sigmoid"),
             nn.AvgPool2D(pool_size=2, strides=2),
