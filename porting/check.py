@@ -12,7 +12,7 @@ import numpy as np
 
 from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
 from .compare import applied, largest, relative, reordered, tolerance
-from .conventions import Convention, conventions
+from .conventions import Convention, conventions, optimizer_conventions
 from .mapping import MappingArg, merged, paired, renamed
 from .native import LOSSES, OPTIMIZERS, RECURRENT, Capture, NativeModel, Training, Trajectory
 from .readers import opened
@@ -125,8 +125,9 @@ def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> tuple[dict[str, flo
 
 
 def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, loss: str = "mse",
-               optimizer: str = "sgd", lr: float = 0.01, steps: int = 3, batch_size: int = 0,
-               dtype: str | None = None, mapping: MappingArg = None) -> PortReport:
+               optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+               steps: int = 3, batch_size: int = 0, dtype: str | None = None,
+               mapping: MappingArg = None) -> PortReport:
     """Check that model_b (a port) computes what model_a does; both are changed in place: B ends holding A's
     weights (and A its own), as they were before training.
 
@@ -147,6 +148,11 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
         raise ValueError(f"steps must be an integer from 0 to 10000; received: {steps!r}")
     if not isinstance(lr, int | float) or isinstance(lr, bool) or not 0 < lr < 1e3:
         raise ValueError(f"lr must be a positive number below 1000; received: {lr!r}")
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a number in [0, 1); received: {value!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ValueError(f"batch_size must be 0 (every row) or a positive integer; received: {batch_size!r}")
     X, y = _inputs(inputs, targets, loss)
     a, b = opened(model_a, "A"), opened(model_b, "B")
     for model in (a, b):
@@ -161,6 +167,9 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
         model.read(X)
     pairs = paired(a, b, mapping)
     found, notes = conventions(a, b, pairs)
+    training = Training(loss, optimizer, lr, momentum, weight_decay, steps, batch_size)
+    if y is not None and steps:
+        found += optimizer_conventions(a, b, training)
     notes += [f"A's {a.layers[i].path!r} holds {a.layers[i].layer.bias} bias vector(s) and B's {b.layers[j].path!r} "  # type: ignore[union-attr]
               f"{b.layers[j].layer.bias}: two are carried as their sum (what the cell adds), one as the first of "  # type: ignore[union-attr]
               "two with the second 0; training moves two biases' sum twice as far under SGD"
@@ -182,9 +191,7 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
         if off_a or off_b:
             report.notes.append(f"dropout held at rate 0 in training mode (A's {off_a or 'none'}, B's "
                                 f"{off_b or 'none'}): each framework draws its own masks, so the rest is compared")
-        _compared(a, b, pairs, X, y, held, shadow, report, found, Training(loss, optimizer, lr, steps=steps,
-                                                                          batch_size=batch_size),
-                  forward_allowed, train_allowed)
+        _compared(a, b, pairs, X, y, held, shadow, report, found, training, forward_allowed, train_allowed)
     if y is not None and steps:
         a.set_params(start_a)
         a.set_state(state_a)
@@ -294,7 +301,9 @@ def _training_blame(step: int, row: StepRow, report: PortReport, grads_a: Mappin
                     grads_b: Mapping[str, np.ndarray], tol: float) -> str:
     where = f"step {step}: {row.parameter} {row.parameter_difference:.3g} apart (tolerance {tol:.3g})"
     if step > 1:
-        return f"{where}; every step before agrees: a small difference the steps carry and grow"
+        causes = _causes(report, row.parameter)
+        return (f"{where}; every step before agrees: a difference the steps carry and grow"
+                + (f"; the conventions that differ there: {causes}" if causes else ""))
     train_forward = next((item for item in report.forward if item.mode == "train"), None)
     if row.loss_difference > tol or (train_forward is not None and not train_forward.agrees):
         return f"{where}: the training-mode forward differs (losses {row.loss_a:.6g} and {row.loss_b:.6g})"
@@ -309,9 +318,10 @@ def _training_blame(step: int, row: StepRow, report: PortReport, grads_a: Mappin
 
 
 def _causes(report: PortReport, name: str) -> str:
-    """The conventions that differ at the layer holding B's parameter or state `name`."""
+    """The conventions that differ at the layer holding B's parameter or state `name` (else the optimisers')."""
     layer = name.rpartition(".")[0]
-    return "; ".join(item.line() for item in report.conventions if item.layer_b == layer)
+    return "; ".join(item.line() for item in report.conventions if item.layer_b == layer) or "; ".join(
+        item.line() for item in report.conventions if item.kind == "optimizer")
 
 
 def _training_noise(shadow: NativeModel, run32: Trajectory, start: Mapping[str, np.ndarray],

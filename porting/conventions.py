@@ -8,7 +8,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from .native import Found, NativeModel
+from .native import Found, NativeModel, Training
 
 # (layer kind, setting) → what a difference does; the settings are canonical (BatchNorm's momentum is the share of
 # the old running value kept, whatever the framework calls it)
@@ -35,6 +35,10 @@ EFFECTS: dict[tuple[str, str], str] = {
                        "grad_req='null')" for kind in ("lstm", "gru", "rnn")},
     **{(kind, "gate activation"): "every gate differs (Keras 2 defaulted to hard_sigmoid)"
        for kind in ("lstm", "gru")},
+    ("optimizer", "weight decay"): "coupled decay enters the momentum or Adam's moments, decoupled does not: the "
+                                   "updates part from the first step",
+    ("optimizer", "adam ε"): "the steps differ where √v is near ε, most in the first steps and for rarely updated "
+                             "parameters",
     ("dropout", "rate"): "training draws different masks' densities; evaluation is the same",
 }
 
@@ -114,3 +118,10 @@ def conventions(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]]) ->
                          "or a flatten: its forward calls functions there, which have no settings to compare; the "
                          "layer-by-layer outputs check what they compute")
     return found, notes
+
+
+def optimizer_conventions(a: NativeModel, b: NativeModel, training: Training) -> list[Convention]:
+    """How the two frameworks' optimisers differ for this training (weight decay's coupling, Adam's ε)."""
+    mine, theirs = a.optimizer_settings(training), b.optimizer_settings(training)
+    return [Convention("optimizer", "optimizer", "optimizer", setting, mine[setting], theirs[setting])
+            for setting in mine if mine[setting] != theirs.get(setting)]

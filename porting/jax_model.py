@@ -153,6 +153,8 @@ def _recording(modules: list[Any], calls: list[tuple[int, Any, Any]]) -> Any:
 class FlaxModel(NativeModel):
     framework = "jax"
     title = "Flax NNX"
+    weight_decay = "coupled: optax.add_decayed_weights before the optimiser adds wd·w to the gradient"
+    adam_eps = "1e-08, added to √v̂ (optax.adam, eps_root 0)"
 
     @classmethod
     def accepts(cls, model: Any) -> bool:

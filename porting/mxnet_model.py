@@ -148,6 +148,7 @@ def _first(output: Any) -> Any:
 class GluonModel(NativeModel):
     framework = "mxnet"
     title = "MXNet Gluon"
+    adam_eps = "1e-08, added to √v, the bias correction in the step size (Gluon's Adam before adam_update)"
 
     @classmethod
     def accepts(cls, model: Any) -> bool:

@@ -141,6 +141,18 @@ class NativeModel(ABC):
 
     framework: ClassVar[str]  # the suite's backend name: torch, mxnet, jax, tensorflow
     title: ClassVar[str]  # the framework as a user names it
+    # how its optimiser applies weight decay, and where Adam adds ε (each with its default ε), for the conventions
+    weight_decay: ClassVar[str] = "coupled: wd·w added to the gradient"
+    adam_eps: ClassVar[str] = "1e-08, added to √v̂"
+
+    def optimizer_settings(self, training: Training) -> dict[str, str]:
+        """The optimiser's conventions that matter for `training`."""
+        found = {}
+        if training.weight_decay and training.optimizer != "sgd":
+            found["weight decay"] = self.weight_decay
+        if training.optimizer == "adam":
+            found["adam ε"] = self.adam_eps
+        return found
 
     def __init__(self, model: Any, side: str) -> None:
         self.model, self.side = model, side

@@ -159,6 +159,8 @@ def _known(layer: Any) -> bool:
 class KerasModel(NativeModel):
     framework = "tensorflow"
     title = "Keras"
+    weight_decay = "decoupled: w −= lr·wd·w beside the update (keras/src/optimizers/base_optimizer.py)"
+    adam_eps = "1e-07, added to √v, the bias correction in the step size (keras/src/optimizers/adam.py)"
 
     @classmethod
     def accepts(cls, model: Any) -> bool:

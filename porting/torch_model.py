@@ -125,6 +125,7 @@ def _first(output: Any) -> Any:
 class TorchModel(NativeModel):
     framework = "torch"
     title = "PyTorch"
+    adam_eps = "1e-08, added to √v̂ (torch/optim/adam.py)"
 
     @classmethod
     def accepts(cls, model: Any) -> bool:

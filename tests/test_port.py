@@ -339,3 +339,26 @@ def test_the_readme_port_section_is_real(cli: RunCli, capsys: pytest.CaptureFixt
 
     assert [numbers_out(line) for line in ran.out.splitlines()[:len(printed)]] == [numbers_out(line)
                                                                                     for line in printed]
+
+
+def test_torch_coupled_weight_decay_against_keras_decoupled_is_named_before_and_where_training_parts() -> None:
+    load_backend("torch")
+    load_backend("tensorflow")
+    import keras
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    b = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    X = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    report = check_port(a, b, X, X[:, :1], optimizer="adam", weight_decay=0.01)
+    assert [(item.setting, item.value_a.split(":")[0], item.value_b.split(":")[0])
+            for item in report.conventions] == [("weight decay", "coupled", "decoupled"),
+                                                ("adam ε", "1e-08, added to √v̂ (torch/optim/adam.py)",
+                                                 "1e-07, added to √v, the bias correction in the step size "
+                                                 "(keras/src/optimizers/adam.py)")]
+    assert not report.agrees and "the conventions that differ there: optimizer weight decay" in (
+        report.first_difference or "")
+    plain = check_port(a, b, X, X[:, :1], optimizer="sgd", weight_decay=0.01)  # the same for plain SGD
+    assert plain.agrees and not plain.conventions, str(plain)

@@ -37,6 +37,8 @@ def _parser(prog: str) -> Parser:
     parser.add_argument("--steps", type=int, default=3, help="training steps of each framework's optimiser (3)")
     parser.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="sgd")
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate (0.01)")
+    parser.add_argument("--momentum", type=float, default=0.9, help="for --optimizer momentum (0.9)")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="each framework's own weight decay (0)")
     parser.add_argument("--loss", choices=("mse", "cross-entropy"), default="mse")
     parser.add_argument("--batch-size", type=int, default=0, help="rows per step (every row: 0)")
     parser.add_argument("--dtype", choices=("float32", "float64"), help="cast both models (default: as built)")
@@ -95,7 +97,8 @@ def main(argv: list[str], prog: str) -> int:
             quiet_frameworks(args.model_a, args.model_b)
             model_a, model_b = load_factory(args.model_a, "A"), load_factory(args.model_b, "B")
             report = check_port(model_a, model_b, X, y if args.steps else None, loss=args.loss,
-                                optimizer=args.optimizer, lr=args.lr, steps=args.steps, batch_size=args.batch_size,
+                                optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay, steps=args.steps, batch_size=args.batch_size,
                                 dtype=args.dtype, mapping=mapping)
     except (UsageError, ValueError, TypeError) as err:
         first, *table = str(err).splitlines() or [""]
