@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -279,8 +281,18 @@ def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: 
     assert ran.code == 0, ran.err
     assert ran.out.startswith("port check · A: PyTorch LanguageModel → B: Flax NNX LanguageModel · float32")
     assert sorted(path.name for path in (tmp_path / "report").iterdir()) == [
-        ".backend-compare.json", "report.html", "report.json", "report.txt"]
-    assert json.loads((tmp_path / "report" / "report.json").read_text())["agrees"] is True
+        ".backend-compare.json", "report.html", "report.json", "report.txt", "repro"]
+    saved = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert saved["agrees"] is True
+    repro = tmp_path / "report" / "repro"
+    assert sorted(path.name for path in repro.iterdir()) == [
+        "inputs.npz", "model_a.py", "model_b.py", "repro_a.py", "repro_b.py", "weights_a.npz", "weights_b.npz"]
+    for side in ("a", "b"):  # each script alone, in a process of its own, computes what the check saw
+        printed = subprocess.run([sys.executable, f"repro_{side}.py"], cwd=repro, capture_output=True, text=True,
+                                 timeout=300)
+        assert printed.returncode == 0, printed.stderr
+        losses = [float(line.rpartition(" ")[2]) for line in printed.stdout.splitlines() if line.startswith("step")]
+        assert losses == pytest.approx([row[f"loss_{side}"] for row in saved["training"]["steps"]], rel=1e-6)
     ran = cli("port", f"{PORTS / 'lm_torch.py'}:lm_extra_relu", b, *common, "--format", "json")
     assert ran.code == 1 and json.loads(ran.out)["agrees"] is False
     assert "A applies relu" in json.loads(ran.out)["first_difference"]

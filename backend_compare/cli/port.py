@@ -91,7 +91,12 @@ def main(argv: list[str], prog: str) -> int:
         X, y = _inputs(args.inputs)
         mapping = _mapping(args.mapping)
         from ..porting import check_port
+        from ..porting.bundle import fill_bundle
         from ..porting.factories import load_factory, quiet_frameworks
+        from ..porting.native import Training
+
+        training = Training(args.loss, args.optimizer, args.lr, args.momentum, args.weight_decay, args.steps,
+                            args.batch_size)
 
         with warnings_as(prog):
             quiet_frameworks(args.model_a, args.model_b)
@@ -116,9 +121,12 @@ def main(argv: list[str], prog: str) -> int:
                 (staging / "report.txt").write_text(text + "\n")
                 (staging / "report.json").write_text(report.to_json() + "\n")
                 (staging / "report.html").write_text(page)
+                models = {side: (given, model, report.models[side]) for side, given, model in (
+                    ("A", args.model_a, model_a), ("B", args.model_b, model_b))}
+                fill_bundle(staging / "repro", models, X, y if args.steps else None, training, report.dtype)
 
             write_folder_whole(out, fill, lambda folder: owned(folder, KIND), "a port report", KIND)
-        except (OSError, OutputError) as err:
+        except (OSError, OutputError, ValueError, TypeError) as err:  # a full disk; a model's weights not saved
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             return failed(prog, f"the report could not be written: {reason}; nothing was written")
     return FAILED if args.check and not report.agrees else 0
