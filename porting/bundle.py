@@ -182,21 +182,21 @@ def script(side: str, framework: str, factory: str, training: Training, batches:
             f"{layout}{targets}{LOAD[framework]}\n{body}\n")
 
 
-def fill_bundle(folder: Path, models: dict[str, tuple[str, Any, dict[str, Any]]], X: np.ndarray,
+def fill_bundle(folder: Path, models: dict[str, tuple[str, dict[str, np.ndarray], dict[str, Any]]], X: np.ndarray,
                 y: np.ndarray | None, training: Training, dtype: str) -> None:
-    """Write the bundle into `folder`: models maps A and B to (FILE.py:FACTORY, the model, the report's description
-    of it: its framework and layout)."""
+    """Write the bundle into `folder`: models maps A and B to (FILE.py:FACTORY, its weights as saved_weights gives
+    them, the report's description of it: its framework and layout)."""
     from .native import batches
 
     folder.mkdir()
     X = X.astype(dtype) if X.dtype.kind == "f" else X
     np.savez(folder / "inputs.npz", X=X, **({"y": y} if y is not None else {}))
     steps = batches(len(X), training) if y is not None else []
-    for side, (given, model, described) in models.items():
+    for side, (given, weights, described) in models.items():
         path, _, factory = given.rpartition(":")
         shutil.copyfile(path, folder / f"model_{side.lower()}.py")
         framework = FRAMEWORKS[described["framework"]]
-        np.savez(folder / f"weights_{side.lower()}.npz", **saved_weights(framework, model))
+        np.savez(folder / f"weights_{side.lower()}.npz", **weights)
         (folder / f"repro_{side.lower()}.py").write_text(script(side, framework, factory, training, steps, dtype,
                                                                 described["channels_last"]))
 

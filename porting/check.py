@@ -223,7 +223,7 @@ def _as_a(noise: dict[str, float], a: NativeModel, b: NativeModel, pairs: list[t
 
 
 def _described(model: NativeModel) -> dict[str, Any]:
-    return {"framework": model.title, "class": type(model.model).__name__, "dtype": model.dtype(),
+    return {"framework": model.title, "class": model.model_class, "dtype": model.dtype(),
             "channels_last": model.channels_last,
             "layers": [{"path": item.path, "type": item.native_type, "layer": item.describe()}
                        for item in model.layers]}

@@ -159,6 +159,11 @@ class NativeModel(ABC):
         self.channels_last = False
         self.layers: list[Found] = []
 
+    @property
+    def model_class(self) -> str:
+        """The user's model's class name."""
+        return type(self.model).__name__
+
     @classmethod
     @abstractmethod
     def accepts(cls, model: Any) -> bool:

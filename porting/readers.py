@@ -17,7 +17,11 @@ def readers() -> list[type[NativeModel]]:
 
 
 def opened(model: Any, side: str) -> NativeModel:
-    """The reader of `model`'s framework; a TypeError names the side and what it accepts."""
+    """The reader of `model`'s framework (a reader given is used as it is: a model in a worker process); a TypeError
+    names the side and what it accepts."""
+    if isinstance(model, NativeModel):
+        model.side = side
+        return model
     for reader in readers():
         if reader.accepts(model):
             return reader(model, side)

@@ -374,3 +374,22 @@ def test_torch_coupled_weight_decay_against_keras_decoupled_is_named_before_and_
         report.first_difference or "")
     plain = check_port(a, b, X, X[:, :1], optimizer="sgd", weight_decay=0.01)  # the same for plain SGD
     assert plain.agrees and not plain.conventions, str(plain)
+
+
+def test_each_model_in_a_worker_process_of_its_own(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    load_backend("jax")
+    import psutil
+
+    X, y = _data("lm")
+    np.savez(tmp_path / "tokens.npz", X=X, y=y)
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    ran = cli("port", f"{PORTS / 'lm_torch.py'}:lm_two_biases", f"{PORTS / 'lm_flax.py'}:lm", "--inputs",
+              str(tmp_path / "tokens.npz"), "--loss", "cross-entropy", "--lr", "0.1", "--executor", "process",
+              "--check", "--format", "json")
+    assert ran.code == 1, ran.err
+    found = json.loads(ran.out)
+    assert found["models"]["A"]["framework"] == "PyTorch" and found["models"]["B"]["framework"] == "Flax NNX"
+    assert found["first_difference"].startswith("step 1: rnn.bias_ih")  # the same finding as in one process
+    left = {child.pid for child in psutil.Process().children(recursive=True)} - before
+    assert not [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]

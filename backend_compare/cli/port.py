@@ -5,8 +5,10 @@ layer's input and output and a few training steps. --check exits 1 when the port
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ def _parser(prog: str) -> Parser:
     parser.add_argument("--dtype", choices=("float32", "float64"), help="cast both models (default: as built)")
     parser.add_argument("--mapping", metavar="FILE.json", help="{A's layer path: B's layer path} for every layer "
                                                                "with parameters (default: paired in order)")
+    parser.add_argument("--executor", choices=("inline", "process"), default="inline",
+                        help="inline: both models in this process; process: each in a worker process of its own")
     parser.add_argument("--check", action="store_true", help="exit 1 when the port does not agree within noise")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("--out", metavar="DIR", help="a folder for report.txt, report.json and report.html")
@@ -92,19 +96,18 @@ def main(argv: list[str], prog: str) -> int:
         mapping = _mapping(args.mapping)
         from ..porting import check_port
         from ..porting.bundle import fill_bundle
-        from ..porting.factories import load_factory, quiet_frameworks
         from ..porting.native import Training
 
         training = Training(args.loss, args.optimizer, args.lr, args.momentum, args.weight_decay, args.steps,
                             args.batch_size)
 
-        with warnings_as(prog):
-            quiet_frameworks(args.model_a, args.model_b)
-            model_a, model_b = load_factory(args.model_a, "A"), load_factory(args.model_b, "B")
+        with warnings_as(prog), _models(args.model_a, args.model_b, args.executor) as (model_a, model_b):
             report = check_port(model_a, model_b, X, y if args.steps else None, loss=args.loss,
                                 optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay, steps=args.steps, batch_size=args.batch_size,
                                 dtype=args.dtype, mapping=mapping)
+            weights = {side: _weights(model, report.models[side]) for side, model in (
+                ("A", model_a), ("B", model_b))} if out is not None else {}
     except (UsageError, ValueError, TypeError) as err:
         first, *table = str(err).splitlines() or [""]
         code = usage(prog, first)
@@ -121,8 +124,8 @@ def main(argv: list[str], prog: str) -> int:
                 (staging / "report.txt").write_text(text + "\n")
                 (staging / "report.json").write_text(report.to_json() + "\n")
                 (staging / "report.html").write_text(page)
-                models = {side: (given, model, report.models[side]) for side, given, model in (
-                    ("A", args.model_a, model_a), ("B", args.model_b, model_b))}
+                models = {side: (given, weights[side], report.models[side]) for side, given in (
+                    ("A", args.model_a), ("B", args.model_b))}
                 fill_bundle(staging / "repro", models, X, y if args.steps else None, training, report.dtype)
 
             write_folder_whole(out, fill, lambda folder: owned(folder, KIND), "a port report", KIND)
@@ -130,6 +133,36 @@ def main(argv: list[str], prog: str) -> int:
             reason = err.strerror if isinstance(err, OSError) and err.strerror else err
             return failed(prog, f"the report could not be written: {reason}; nothing was written")
     return FAILED if args.check and not report.agrees else 0
+
+
+@contextlib.contextmanager
+def _models(given_a: str, given_b: str, executor: str) -> Iterator[tuple[Any, Any]]:
+    """Both models: made here, or each in a worker process of its own (ended after)."""
+    from ..porting.factories import load_factory, quiet_frameworks
+    from ..porting.remote import RemoteModel
+
+    if executor == "inline":
+        quiet_frameworks(given_a, given_b)
+        yield load_factory(given_a, "A"), load_factory(given_b, "B")
+        return
+    started: list[RemoteModel] = []
+    try:
+        started.append(RemoteModel(given_a, "A"))
+        started.append(RemoteModel(given_b, "B"))
+        yield started[0], started[1]
+    finally:
+        for model in started:
+            model.close()
+
+
+def _weights(model: Any, described: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A model's weights for the repro bundle, as its framework's loader takes them."""
+    from ..porting.bundle import FRAMEWORKS, saved_weights
+    from ..porting.remote import RemoteModel
+
+    if isinstance(model, RemoteModel):
+        return model.saved_weights()
+    return saved_weights(FRAMEWORKS[described["framework"]], model)
 
 
 def _check_out(given: str) -> Path:
