@@ -32,6 +32,9 @@ def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarra
     if targets is None:
         return X, None
     y = np.asarray(targets)
+    if y.dtype.kind not in "fiub" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+        raise ValueError(f"targets must be finite numbers; received: dtype {y.dtype}"
+                         + (", with NaN or infinity" if y.dtype.kind == "f" else ""))
     if len(y) != len(X):
         raise ValueError(f"targets must have one row per input row ({len(X)}); received: shape {y.shape}")
     if loss == "cross-entropy" and (y.dtype.kind not in "iu" and not np.array_equal(y, np.round(y))):
@@ -42,8 +45,10 @@ def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarra
 def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: dict[str, np.ndarray], mode: str,
              noise: dict[str, float] | None, dtype: str, allowed: float, found: list[Convention]) -> Forward:
     train = mode == "train"
-    out_a, seen_a = a.capture(X["A"], train)
-    out_b, seen_b = b.capture(X["B"], train)
+    with a.failures(X["A"]):
+        out_a, seen_a = a.capture(X["A"], train)
+    with b.failures(X["B"]):
+        out_b, seen_b = b.capture(X["B"], train)
     rows: list[LayerRow] = []
     blame = None
     previous: tuple[Capture, Capture, str, str] | None = None
@@ -101,19 +106,20 @@ def _blame(row: LayerRow, previous: tuple[Capture, Capture, str, str] | None, ca
         text += f" (A applies {does_a}, B applies {does_b})"
     elif reordered(cap_a.inputs, cap_b.inputs, tol):
         text += (" (the same values in another order: images flattened channels first on one side and channels last "
-                 "on the other, or a transpose)")
+                 "on the other, or a transpose; a Keras or Flax model is read as flattening channels last, as its "
+                 "Flatten and reshape do)")
     return text
 
 
-def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> tuple[dict[str, float], np.ndarray | None] | None:
-    """Each layer's float32 rounding error in `mode`: the shadow side's outputs against its float64 self."""
+def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> dict[str, float] | None:
+    """Each layer's float32 rounding error in `mode`: the shadow side's outputs against its float64 self; None where
+    the model cannot be run in float64 (the fixed float32 tolerance then)."""
     start, state, dtype = shadow.params(), shadow.state(), shadow.dtype()
     try:
         shadow.cast("float64")
-    except ValueError:
-        return None
-    try:
         out64, seen64 = shadow.capture(X.astype(np.float64) if X.dtype.kind == "f" else X, mode == "train")
+    except Exception:  # a model that does not run in float64 (a Keras model, a layer with a fixed dtype)
+        return None
     finally:
         shadow.cast(dtype)
         shadow.set_params(start)
@@ -121,7 +127,7 @@ def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> tuple[dict[str, flo
     out32, seen32 = shadow.capture(X, mode == "train")
     noise = {shadow.layers[index].path: relative(seen32[index].output, seen64[index].output) for index in seen32}
     noise["output"] = relative(out32, out64)
-    return noise, None
+    return noise
 
 
 def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, loss: str = "mse",
@@ -187,12 +193,13 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
                         conventions=found, notes=notes, round_trip=_carry(a, b, pairs))
     start_a, state_a = a.params(), a.state()
     shadow = a if a.framework != "tensorflow" else b
-    with a.without_dropout() as off_a, b.without_dropout() as off_b:
-        if off_a or off_b:
-            report.notes.append(f"dropout held at rate 0 in training mode (A's {off_a or 'none'}, B's "
-                                f"{off_b or 'none'}): each framework draws its own masks, so the rest is compared")
-        _compared(a, b, pairs, X, y, held, shadow, report, found, training, forward_allowed, train_allowed)
-    if y is not None and steps:
+    try:
+        with a.without_dropout() as off_a, b.without_dropout() as off_b:
+            if off_a or off_b:
+                report.notes.append(f"dropout held at rate 0 in training mode (A's {off_a or 'none'}, B's "
+                                    f"{off_b or 'none'}): each framework draws its own masks, so the rest is compared")
+            _compared(a, b, pairs, X, y, held, shadow, report, found, training, forward_allowed, train_allowed)
+    finally:  # as documented, whatever happened: A its own weights, B A's
         a.set_params(start_a)
         a.set_state(state_a)
         b.set_params(renamed(start_a, a, b, pairs))
@@ -208,10 +215,28 @@ def _compared(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: n
     for mode in ("eval", "train"):
         noise = None if held == "float64" else _noise(shadow, X, mode)
         report.forward.append(_forward(a, b, pairs, {"A": X, "B": X}, mode, None if noise is None else
-                                       _as_a(noise[0], a, b, pairs, shadow is b), held, forward_allowed,
-                                       found))
+                                       _as_a(noise, a, b, pairs, shadow is b), held, forward_allowed, found))
     if y is not None and training.steps:
+        with a.failures(X):
+            output, _ = a.capture(X, False)
+        _targets_fit(y, output, training.loss)
         report.training = _trained(a, b, pairs, X, y, training, held, shadow, report, train_allowed)
+
+
+def _targets_fit(y: np.ndarray, output: np.ndarray, loss: str) -> None:
+    """A ValueError unless the targets fit model A's output (canonical layout) for `loss`."""
+    rows = len(y)
+    if loss == "mse":
+        if y.size != output.size:
+            raise ValueError(f"targets hold {y.size // rows} value(s) per row and model A's output "
+                             f"{output.size // rows}: for loss='mse' they must be as many (shape {output.shape})")
+        return
+    classes = output.shape[1] if output.ndim == 4 else output.shape[-1]
+    positions = output.size // classes
+    if y.size != positions or not np.array_equal(y, np.round(y)) or y.min() < 0 or y.max() >= classes:
+        raise ValueError(f"targets must be class indices from 0 to {classes - 1}, one per output position "
+                         f"({positions} in all; model A's output is {output.shape}); received: shape {y.shape}, "
+                         f"from {y.min()} to {y.max()}")
 
 
 def _as_a(noise: dict[str, float], a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]],
@@ -268,9 +293,11 @@ def _trained(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np
              allowed: float) -> TrainingReport:
     start, state = a.params(), a.state()
     y = y.astype(dtype) if y.dtype.kind == "f" or training.loss == "mse" else y
-    run_a = a.train(X, y, training)
+    with a.failures(X):
+        run_a = a.train(X, y, training)
     end_state_a = a.state()
-    run_b = b.train(X, y, training)
+    with b.failures(X):
+        run_b = b.train(X, y, training)
     end_state_b = b.state()
     noise: list[float] | None = None
     if dtype != "float64":
@@ -333,13 +360,12 @@ def _training_noise(shadow: NativeModel, run32: Trajectory, start: Mapping[str, 
     dtype = shadow.dtype()
     try:
         shadow.cast("float64")
-    except ValueError:
-        return None
-    try:
         shadow.set_params(mine)
         shadow.set_state(mine_state)
         run64 = shadow.train(X.astype(np.float64) if X.dtype.kind == "f" else X,
                              y.astype(np.float64) if y.dtype.kind == "f" else y, training)
+    except Exception:  # a model that does not train in float64: the fixed float32 tolerance then
+        return None
     finally:
         shadow.cast(dtype)
     return [largest(p32, p64)[0] for p32, p64 in zip(run32.params, run64.params, strict=True)]

@@ -4,6 +4,7 @@ paired layers when their outputs agree and the next layer's inputs do not."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,9 +24,8 @@ def relative(a: np.ndarray, b: np.ndarray) -> float:
         return float("inf")
     if not a.size:
         return 0.0
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        same = np.array_equal(a, b, equal_nan=True)
-        return 0.0 if same else float("inf")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):  # NaN or overflow on either side is no agreement
+        return float("inf")
     scale = max(float(np.abs(a).max()), float(np.abs(b).max()), TINY)
     return float(np.abs(a - b).max()) / scale
 
@@ -56,7 +56,8 @@ def tolerance(dtype: str, noise: float | None, allowed: float = 0.0) -> float:
     the widest named allowance that concerns the pair (the suite's, backends/tolerances.py)."""
     if dtype == "float64":
         return max(FLOAT64_TOLERANCE, allowed)
-    found = max(FLOAT32_FLOOR, NOISE_MULTIPLE * noise) if noise is not None else 10 * FLOAT32_FLOOR
+    measured = noise is not None and math.isfinite(noise)  # a shadow that overflowed measured nothing
+    found = max(FLOAT32_FLOOR, NOISE_MULTIPLE * noise) if measured else 10 * FLOAT32_FLOOR  # type: ignore[operator]
     return max(found, allowed)
 
 

@@ -23,6 +23,7 @@ from .native import (
     Trajectory,
     batches,
     canonical,
+    first,
     not_readable,
 )
 
@@ -150,6 +151,20 @@ def _recording(modules: list[Any], calls: list[tuple[int, Any, Any]]) -> Any:
                 cls.__call__ = original
 
 
+@contextmanager
+def _mode(model: Any, train: bool) -> Any:
+    """The model in training or evaluation mode meanwhile (nnx's train() and eval()), each module's own flags as
+    they were after."""
+    flags = [(module, name, getattr(module, name)) for _, module in model.iter_modules()
+             for name in ("use_running_average", "deterministic") if hasattr(module, name)]
+    model.train() if train else model.eval()
+    try:
+        yield
+    finally:
+        for module, name, value in flags:
+            setattr(module, name, value)
+
+
 class FlaxModel(NativeModel):
     framework = "jax"
     title = "Flax NNX"
@@ -189,15 +204,8 @@ class FlaxModel(NativeModel):
         import jax.numpy as jnp
 
         calls: list[tuple[int, Any, Any]] = []
-        if train:
-            self.model.train()
-        else:
-            self.model.eval()
-        try:
-            with _recording(modules, calls):
-                output = self.model(jnp.asarray(X))
-        finally:
-            self.model.eval()
+        with _mode(self.model, train), _recording(modules, calls):
+            output = first(self.model(jnp.asarray(X)))
         return np.asarray(output), calls
 
     def _set_rate(self, found: Found, rate: float) -> None:
@@ -211,13 +219,23 @@ class FlaxModel(NativeModel):
 
     def cast(self, dtype: str) -> None:
         import jax
+        import jax.numpy as jnp
         from flax import nnx
 
-        if dtype == "float64":
-            jax.config.update("jax_enable_x64", True)  # JAX holds float64 only with it on (as the jax backend does)
-        state = nnx.state(self.model)
+        if dtype == "float64" and not jax.config.read("jax_enable_x64"):
+            # JAX holds float64 only with it on; it goes back off when the model is cast back (a shadow's run)
+            jax.config.update("jax_enable_x64", True)
+            self._x64_was_off = True
+        state = nnx.state(self.model, nnx.Any(nnx.Param, nnx.BatchStat))  # not the random keys cells keep
         nnx.update(self.model, jax.tree.map(lambda value: value.astype(dtype) if jnp_floating(value) else value,
                                             state))
+        for _, module in self.model.iter_modules():  # what layers compute in, and cells make their carry in
+            for name in ("param_dtype", "dtype"):
+                if getattr(module, name, None) is not None:
+                    setattr(module, name, getattr(jnp, dtype))
+        if dtype != "float64" and getattr(self, "_x64_was_off", False):
+            jax.config.update("jax_enable_x64", False)
+            self._x64_was_off = False
 
     def _arrays(self, found: Found, links: Mapping[str, Link]) -> Arrays:
         return {name: np.stack([np.array(variable.value) for variable in _variables(found.module, link)])
@@ -243,7 +261,7 @@ class FlaxModel(NativeModel):
         optimizer = nnx.Optimizer(self.model, optax.chain(*decay, rule), wrt=nnx.Param)
 
         def loss_fn(model: Any, inputs: Any, target: Any) -> Any:
-            output = model(inputs)
+            output = first(model(inputs))
             if training.loss == "mse":
                 return optax.losses.squared_error(output, target.reshape(output.shape)).mean()
             rows = output.reshape(-1, output.shape[-1])  # a class axis last: every position an example
@@ -256,20 +274,17 @@ class FlaxModel(NativeModel):
             return loss, found
 
         inputs = jnp.asarray(self.native_input(X))
-        target = jnp.asarray(y if training.loss == "mse" else y.astype(np.int32))
+        target = jnp.asarray(self.native_targets(y, training) if training.loss == "mse" else y.astype(np.int32))
         losses: list[float] = []
         params: list[Arrays] = []
         grads: Arrays = {}
-        self.model.train()
-        try:
+        with _mode(self.model, True):
             for start, stop in batches(len(X), training):
                 loss, found = step(self.model, optimizer, inputs[start:stop], target[start:stop])
                 if not grads:
                     grads = self._grads(found)
                 losses.append(float(loss))
                 params.append(self.params())
-        finally:
-            self.model.eval()
         return Trajectory(losses, params, grads)
 
     def _grads(self, state: Any) -> Arrays:
@@ -293,4 +308,6 @@ def _variables(module: Any, link: Link) -> list[Any]:
 
 
 def jnp_floating(value: Any) -> bool:
-    return np.issubdtype(np.dtype(value.dtype), np.floating)
+    import jax
+
+    return bool(jax.dtypes.issubdtype(value.dtype, np.floating))

@@ -93,12 +93,18 @@ def _given(a: NativeModel, b: NativeModel, held_a: list[int], held_b: list[int],
         raise TypeError(f"mapping must be a dict of layer paths, a callable or None; received: "
                         f"{type(mapping).__name__}")
     for path_a, path_b in given.items():
+        if not isinstance(path_a, str) or not isinstance(path_b, str):
+            raise TypeError(f"mapping must pair layer paths (text) with layer paths; received: {path_a!r}: {path_b!r}")
         if path_a not in by_path_a:
             raise ValueError(f"mapping names {path_a!r}, not a layer with parameters of model A; "
                              f"its layers: {', '.join(by_path_a) or 'none'}")
         if path_b not in by_path_b:
             raise ValueError(f"mapping maps {path_a!r} to {path_b!r}, not a layer with parameters of model B; "
                              f"its layers: {', '.join(by_path_b) or 'none'}")
+    twice = sorted({path for path in given.values() if list(given.values()).count(path) > 1})
+    if twice:
+        raise ValueError(f"mapping gives B's {', '.join(map(repr, twice))} to more than one layer of A: each layer "
+                         "pairs with one")
     missing_a = [path for path in by_path_a if path not in given]
     missing_b = [path for path in by_path_b if path not in set(given.values())]
     if missing_a or missing_b:
@@ -133,5 +139,8 @@ def renamed(values: Mapping[str, Any], a: NativeModel, b: NativeModel, pairs: li
             found[f"{other.path}.bias_ih"] = first if gradients else first + second
         else:  # one into two: the second held at zero
             found[f"{other.path}.bias_ih"] = first
-            found[f"{other.path}.bias_hh"] = first if gradients else np.zeros_like(first)
+            if not gradients:
+                found[f"{other.path}.bias_hh"] = np.zeros_like(first)
+            elif item.kind != "gru":  # a GRU's n gate takes b_hn inside r ⊙ (…): no gradient of one bias is its
+                found[f"{other.path}.bias_hh"] = first
     return found

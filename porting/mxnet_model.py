@@ -20,6 +20,7 @@ from .native import (
     Trajectory,
     batches,
     canonical,
+    first,
     not_readable,
 )
 
@@ -140,9 +141,11 @@ def _found_type(block: Any) -> type | None:
     return next((kind for kind in kinds if isinstance(block, kind)), None)
 
 
-def _first(output: Any) -> Any:
-    """A block's output, or the first of the outputs it gives (a recurrent layer's sequence, before its state)."""
-    return output[0] if isinstance(output, tuple | list) else output
+def _gradient(param: Any) -> np.ndarray:
+    """A parameter's gradient; zeros for one held out of training (grad_req='null')."""
+    if param.grad_req == "null":
+        return np.zeros(param.shape, np.dtype(param.dtype))
+    return param.grad().asnumpy()
 
 
 class GluonModel(NativeModel):
@@ -186,7 +189,7 @@ class GluonModel(NativeModel):
             def record(block: Any, inputs: Any, output: Any) -> None:
                 if index not in seen and inputs:
                     seen.add(index)
-                    calls.append((index, inputs[0].asnumpy(), _first(output).asnumpy()))
+                    calls.append((index, inputs[0].asnumpy(), first(output).asnumpy()))
             return record
 
         handles = [block.register_forward_hook(hook(index)) for index, block in enumerate(modules)]
@@ -203,10 +206,14 @@ class GluonModel(NativeModel):
                 handle.detach()
             for block, active in hybrid:
                 block._active = active
-        return _first(output).asnumpy(), calls
+        return first(output).asnumpy(), calls
 
     def _set_rate(self, found: Found, rate: float) -> None:
+        from mxnet import gluon
+
         found.module._rate = rate
+        # a hybridized block runs its cached graph, which holds the rate it was traced with
+        self.model.apply(lambda block: block._clear_cached_op() if isinstance(block, gluon.HybridBlock) else None)
 
     def dtype(self) -> str:
         params = list(self.model.collect_params().values())
@@ -241,18 +248,20 @@ class GluonModel(NativeModel):
         grads: Arrays = {}
         for start, stop in batches(len(X), training):
             with autograd.record(train_mode=True):
-                output = _first(self.model(inputs[start:stop]))
+                output = first(self.model(inputs[start:stop]))
                 if training.loss == "mse":
                     loss = 2 * l2(output, target[start:stop].reshape(output.shape))
-                else:  # a class axis last: every position an example, its loss averaged per example as torch's
-                    rows = output.reshape(-1, output.shape[-1])
+                else:  # every position an example (an image's classes its channels), averaged per example
+                    classes = output.shape[1] if output.ndim == 4 else output.shape[-1]
+                    rows = (output.transpose(axes=(0, 2, 3, 1)) if output.ndim == 4 else output).reshape(-1, classes)
                     loss = cross_entropy(rows, target[start:stop].reshape(-1)).reshape(stop - start, -1).mean(axis=1)
             loss.backward()
             if not grads:  # the sum's gradients (Trainer.step divides by the batch): the mean's
-                grads = {f"{item.path}.{name}": canonical(item, name, link, link.of(item.module).grad().asnumpy()
+                grads = {f"{item.path}.{name}": canonical(item, name, link, _gradient(link.of(item.module))
                                                           / (stop - start))
                          for item in self.layers for name, link in item.links.items()}
-            trainer.step(stop - start)  # the sum's gradient over the batch: the mean's
+            # the sum's gradient over the batch: the mean's; a parameter off the loss's path keeps its value
+            trainer.step(stop - start, ignore_stale_grad=True)
             losses.append(float(loss.mean().asscalar()))
             params.append(self.params())
         return Trajectory(losses, params, grads)

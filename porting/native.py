@@ -228,17 +228,21 @@ class NativeModel(ABC):
     def read(self, X: np.ndarray) -> None:
         """Find the model's layers (self.layers, in the order its forward calls them) and its layout, from one
         forward on X (canonical layout)."""
-        with self._forward_errors(X):
+        with self.failures(X):
             self._prepare(X)
         watched = self._watched()
         self.channels_last = self._channels_last([item for _, _, item in watched if item is not None])
-        with self._forward_errors(X):
+        with self.failures(X):
             _, calls = self._run(self.native_input(X), False, [module for _, module, _ in watched])
         self.layers = [item for index, _, _ in calls if (item := watched[index][2]) is not None]
         for index, inputs, _ in calls:
             item = watched[index][2]
             if item is not None and item.flattens and np.ndim(inputs) <= 2:
                 item.flattens = False  # it was given rows: nothing to flatten
+            if item is not None and item.kind == "conv2d" and item.layer is not None and np.ndim(inputs) == 4:
+                # the padding as numbers for this input: "same" and (1, 1) are one convention where they pad alike
+                shape = to_canonical(np.empty((1, *np.shape(inputs)[1:]), np.int8), self.channels_last).shape[1:]
+                item.settings = {**item.settings, "padding": item.layer.pads(shape)}  # type: ignore[attr-defined]
         if self.channels_last:
             # The first Linear layer after channels-last images takes them flattened as (H, W, C); a pooling
             # function between (Flax's) keeps the channels, the last axis of the last image a layer gave.
@@ -260,8 +264,9 @@ class NativeModel(ABC):
         an unbuilt Keras model) that input (canonical layout)."""
 
     @contextmanager
-    def _forward_errors(self, X: np.ndarray) -> Iterator[None]:
-        """The user's model failing on the user's inputs: its own error, as one line naming the side."""
+    def failures(self, X: np.ndarray) -> Iterator[None]:
+        """The user's model failing on the user's inputs (in a forward or a training step): its own error, as one
+        line naming the side."""
         try:
             yield
         except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -276,8 +281,13 @@ class NativeModel(ABC):
     def _failed(self, X: np.ndarray, err: BaseException) -> ValueError:
         from ..backends.base import error_line
 
-        return ValueError(f"model {self.side}: its forward on inputs of shape {tuple(np.shape(X))} (canonical "
-                          f"layout) failed: {error_line(err)}")
+        return ValueError(f"model {self.side}: it failed on inputs of shape {tuple(np.shape(X))} (canonical layout): "
+                          f"{error_line(err)}")
+
+    def native_targets(self, y: np.ndarray, training: Training) -> np.ndarray:
+        """Targets in the framework's layout: images of targets (an autoencoder's, mse) channels last where the
+        model is; class indices as they are."""
+        return to_native(y, self.channels_last) if training.loss == "mse" else y
 
     def native_input(self, X: np.ndarray) -> np.ndarray:
         return to_native(X, self.channels_last)
@@ -350,6 +360,12 @@ class NativeModel(ABC):
                     value = native_order
                 written = np.ascontiguousarray(link.written(whole, value)).astype(whole.dtype)
                 self._assign(item, {name: link}, {name: written})
+
+
+def first(output: Any) -> Any:
+    """A model's or layer's output, or the first of the outputs it gives (a recurrent layer's sequence before its
+    state): what every reader compares and trains on."""
+    return output[0] if isinstance(output, tuple | list) else output
 
 
 def canonical(found: Found, name: str, link: Link, native: np.ndarray) -> np.ndarray:

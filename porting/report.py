@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tabulate import tabulate
 
 from .conventions import Convention
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 @dataclass
@@ -124,7 +135,8 @@ class PortReport:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, default=str, allow_nan=True)
+        """Strict JSON: an infinite or NaN difference is written as the text "inf" or "nan"."""
+        return json.dumps(_finite(self.to_dict()), indent=2, default=str, allow_nan=False)
 
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         """The report's tables as rows, for text and HTML alike."""

@@ -11,7 +11,18 @@ from typing import Any
 import numpy as np
 
 from ..layers import GRU, LSTM, RNN, AvgPool2d, BatchNorm, Conv2d, Embedding, LayerNorm, Linear, Link, MaxPool2d
-from .native import TWO_PASS, Arrays, Found, NativeModel, Training, Trajectory, batches, canonical, not_readable
+from .native import (
+    TWO_PASS,
+    Arrays,
+    Found,
+    NativeModel,
+    Training,
+    Trajectory,
+    batches,
+    canonical,
+    first,
+    not_readable,
+)
 
 READS = ("Dense", "Conv2D", "LSTM", "GRU", "SimpleRNN", "BatchNormalization", "LayerNormalization", "Embedding",
          "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout", "Activation", "ReLU", "LeakyReLU")
@@ -156,6 +167,10 @@ def _known(layer: Any) -> bool:
                       | layers.Embedding | layers.LSTM | layers.GRU | layers.SimpleRNN)
 
 
+def _zero_or(gradient: Any, variable: Any) -> np.ndarray:
+    return np.zeros(tuple(variable.shape), np.dtype(variable.dtype)) if gradient is None else np.array(gradient)
+
+
 class KerasModel(NativeModel):
     framework = "tensorflow"
     title = "Keras"
@@ -205,7 +220,7 @@ class KerasModel(NativeModel):
                 if "call" not in vars(layer):
                     layer.call = recording(index, layer.call)
                     patched.append(layer)
-            output = self.model(X, training=train)
+            output = first(self.model(X, training=train))
         finally:
             for layer in patched:
                 del layer.call
@@ -247,23 +262,26 @@ class KerasModel(NativeModel):
         loss_fn = (keras.losses.MeanSquaredError() if training.loss == "mse"
                    else keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # the mean over every position
         inputs = tf.constant(self.native_input(X))
-        target = tf.constant(y)
+        target = tf.constant(self.native_targets(y, training))
         variables = self.model.trainable_variables
         losses: list[float] = []
         params: list[Arrays] = []
         grads: Arrays = {}
         for start, stop in batches(len(X), training):
             with tf.GradientTape() as tape:
-                output = self.model(inputs[start:stop], training=True)
+                output = first(self.model(inputs[start:stop], training=True))
                 loss = loss_fn(tf.reshape(target[start:stop], output.shape) if training.loss == "mse"
                                else target[start:stop], output)
             gradients = tape.gradient(loss, variables)
-            if not grads:
+            if not grads:  # a frozen layer (trainable=False) or one off the loss's path: a zero gradient
                 by_variable = {id(variable): gradient for variable, gradient in zip(variables, gradients,
                                                                                     strict=True)}
-                grads = {f"{item.path}.{name}": canonical(item, name, link, np.array(by_variable[id(link.of(
-                    item.module))])) for item in self.layers for name, link in item.links.items()}
-            optimizer.apply_gradients(zip(gradients, variables, strict=True))
+                grads = {f"{item.path}.{name}": canonical(item, name, link, _zero_or(by_variable.get(id(
+                    link.of(item.module))), link.of(item.module))) for item in self.layers
+                         for name, link in item.links.items()}
+            optimizer.apply_gradients([(gradient, variable) for gradient, variable in zip(gradients, variables,
+                                                                                          strict=True)
+                                       if gradient is not None])
             losses.append(float(loss))
             params.append(self.params())
         return Trajectory(losses, params, grads)

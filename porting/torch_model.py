@@ -20,6 +20,7 @@ from .native import (
     Trajectory,
     batches,
     canonical,
+    first,
     not_readable,
 )
 
@@ -117,11 +118,6 @@ def _recurrent(path: str, module: Any, native_type: str, side: str) -> Found:
     return found
 
 
-def _first(output: Any) -> Any:
-    """A module's output, or the first of the outputs it gives (a recurrent layer's sequence, before its state)."""
-    return output[0] if isinstance(output, tuple | list) else output
-
-
 class TorchModel(NativeModel):
     framework = "torch"
     title = "PyTorch"
@@ -133,8 +129,10 @@ class TorchModel(NativeModel):
         return torch is not None and isinstance(model, torch.nn.Module)
 
     def _watched(self) -> list[tuple[str, Any, Found | None]]:
-        return [(path, module, _found(path, module, self.side)) for path, module in self.model.named_modules()
-                if path and not any(True for _ in module.children())]
+        leaves = [(path, module) for path, module in self.model.named_modules()
+                  if path and not any(True for _ in module.children())]
+        leaves = leaves or [(type(self.model).__name__, self.model)]  # a bare layer is its own model
+        return [(path, module, _found(path, module, self.side)) for path, module in leaves]
 
     def _run(self, X: np.ndarray, train: bool, modules: list[Any]) -> tuple[np.ndarray, list[tuple[int, Any, Any]]]:
         import torch
@@ -146,7 +144,7 @@ class TorchModel(NativeModel):
             def record(module: Any, args: Any, output: Any) -> None:
                 if index not in seen and args and isinstance(args[0], torch.Tensor):
                     seen.add(index)
-                    calls.append((index, args[0].detach().numpy().copy(), _first(output).detach().numpy().copy()))
+                    calls.append((index, args[0].detach().numpy().copy(), first(output).detach().numpy().copy()))
             return record
 
         handles = [module.register_forward_hook(hook(index)) for index, module in enumerate(modules)]
@@ -159,7 +157,7 @@ class TorchModel(NativeModel):
             for handle in handles:
                 handle.remove()
             self.model.train(was_training)
-        return _first(output).detach().numpy(), calls
+        return first(output).detach().numpy(), calls
 
     def _set_rate(self, found: Found, rate: float) -> None:
         found.module.p = rate
@@ -203,21 +201,25 @@ class TorchModel(NativeModel):
         losses: list[float] = []
         params: list[Arrays] = []
         grads: Arrays = {}
+        was_training = self.model.training
         self.model.train()
         for start, stop in batches(len(X), training):
             optimizer.zero_grad()
-            output = _first(self.model(inputs[start:stop]))
-            if training.loss == "cross-entropy":
-                output = output.reshape(-1, output.shape[-1])  # a class axis last: every position an example
-            loss = loss_fn(output, target[start:stop].reshape(-1) if training.loss == "cross-entropy"
-                           else target[start:stop])
+            output = first(self.model(inputs[start:stop]))
+            if training.loss == "cross-entropy":  # every position an example; an image's classes are its channels
+                output = (output.permute(0, 2, 3, 1) if output.ndim == 4 else output).reshape(-1, output.shape[1]
+                                                                                             if output.ndim == 4
+                                                                                             else output.shape[-1])
+                loss = loss_fn(output, target[start:stop].reshape(-1))
+            else:
+                loss = loss_fn(output, target[start:stop].reshape(output.shape))
             loss.backward()
             if not grads:
                 grads = self._grads()
             optimizer.step()
             losses.append(loss.item())
             params.append(self.params())
-        self.model.eval()
+        self.model.train(was_training)
         return Trajectory(losses, params, grads)
 
     def _grads(self) -> Arrays:

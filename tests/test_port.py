@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -209,8 +210,8 @@ def test_bad_input_is_one_error_naming_the_model_and_what_was_expected() -> None
     with pytest.raises(TypeError, match=r"^model B: a builtins.str is not a model check_port reads: a torch "
                                         r"nn.Module, a Gluon Block, a Keras model or layer, or a Flax NNX Module$"):
         check_port(a, "model.pt", X)
-    with pytest.raises(ValueError, match=r"^model A: its forward on inputs of shape \(4, 5\) \(canonical layout\) "
-                                         r"failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
+    with pytest.raises(ValueError, match=r"^model A: it failed on inputs of shape \(4, 5\) \(canonical layout\): "
+                                         r"RuntimeError: mat1 and mat2 shapes cannot be multiplied"):
         check_port(a, nn.Sequential(nn.Linear(5, 2)), np.zeros((4, 5), np.float32))
     with pytest.raises(ValueError, match=r"^model A has 1 layers with parameters and model B 2: the layers cannot "
                                          r"be paired in order; pass mapping="):
@@ -393,3 +394,64 @@ def test_each_model_in_a_worker_process_of_its_own(cli: RunCli, tmp_path: Path) 
     assert found["first_difference"].startswith("step 1: rnn.bias_ih")  # the same finding as in one process
     left = {child.pid for child in psutil.Process().children(recursive=True)} - before
     assert not [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
+
+def test_flax_as_model_a_is_shadowed_and_left_as_it_was() -> None:
+    """Flax's cells keep random keys and make their carry in their param_dtype: the float64 shadow casts what it
+    must and puts back the flags (jax_enable_x64, each module's mode) it changed."""
+    load_backend("torch")
+    load_backend("jax")
+    import jax
+
+    x64 = jax.config.read("jax_enable_x64")
+    flax_model, torch_model = model("lm_flax:lm"), model("lm_torch:lm")
+    X, y = _data("lm")
+    report = check_port(flax_model, torch_model, X, y, loss="cross-entropy", lr=0.1)
+    assert report.agrees, str(report)
+    assert report.training is not None and report.training.tolerance == pytest.approx(1e-5)
+    assert jax.config.read("jax_enable_x64") == x64
+    assert torch_model.training  # a torch module comes back in its own mode
+
+
+def test_overflow_and_nan_never_agree() -> None:
+    load_backend("torch")
+    import torch
+    from torch import nn
+
+    class Exp(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.exp(x)
+
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(2, 2), Exp())
+    b = nn.Sequential(nn.Linear(2, 2), nn.Tanh())
+    X = np.full((4, 2), 1000.0, np.float32)  # float32's exp overflows, float64's does not
+    report = check_port(a, b, X)
+    assert not report.agrees and all(math.isfinite(item.tolerance) for item in report.forward)
+    assert json.loads(report.to_json())["forward"][0]["output_difference"] == "inf"
+    with pytest.raises(ValueError, match="targets must be finite numbers; received: dtype float32, with NaN"):
+        check_port(a, b, X, np.full((4, 2), np.nan, np.float32))
+
+
+def test_targets_that_do_not_fit_the_output_are_one_error_before_training() -> None:
+    load_backend("torch")
+    from torch import nn
+
+    a, b = nn.Sequential(nn.Linear(3, 4)), nn.Sequential(nn.Linear(3, 4))
+    X = np.zeros((8, 3), np.float32)
+    with pytest.raises(ValueError, match=r"targets hold 5 value\(s\) per row and model A's output 4: for "
+                                         r"loss='mse' they must be as many"):
+        check_port(a, b, X, np.zeros((8, 5), np.float32))
+    with pytest.raises(ValueError, match=r"targets must be class indices from 0 to 3, one per output position "
+                                         r"\(8 in all; model A's output is \(8, 4\)\); received: shape \(8,\), "
+                                         r"from 0 to 7"):
+        check_port(a, b, X, np.arange(8), loss="cross-entropy")
+    with pytest.raises(ValueError, match=r"model A: it failed on inputs of shape \(1, 3\) \(canonical layout\): "
+                                         r"ValueError: Expected more than 1 value per channel"):
+        check_port(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), nn.Sequential(nn.Linear(3, 4),
+                                                                                   nn.BatchNorm1d(4)), X[:1])
+    bare = check_port(nn.Linear(3, 4), nn.Linear(3, 4), X)  # a bare layer is its own model
+    assert [pair["kind"] for pair in bare.pairs] == ["linear"] and bare.agrees
+    with pytest.raises(ValueError, match=r"mapping gives B's 'Linear' to more than one layer of A"):
+        check_port(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 4)), nn.Linear(3, 4), X,
+                   mapping={"0": "Linear", "1": "Linear"})
