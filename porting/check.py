@@ -173,6 +173,12 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
         model.read(X)
     pairs = paired(a, b, mapping)
     found, notes = conventions(a, b, pairs)
+    initialisers = [f"A's {a.layers[i].path!r} {a.layers[i].initialiser}, B's {b.layers[j].path!r} "
+                    f"{b.layers[j].initialiser}" for i, j in pairs if a.layers[i].initialiser
+                    and b.layers[j].initialiser and a.layers[i].initialiser != b.layers[j].initialiser]
+    if initialisers:  # a convention, but not one this check's numbers see
+        notes.append("initialisers differ (not in this check, which carries A's weights; two models trained from "
+                     "their own starts differ from the first step): " + "; ".join(initialisers))
     training = Training(loss, optimizer, lr, momentum, weight_decay, steps, batch_size)
     if y is not None and steps:
         found += optimizer_conventions(a, b, training)

@@ -151,6 +151,16 @@ def _recording(modules: list[Any], calls: list[tuple[int, Any, Any]]) -> Any:
                 cls.__call__ = original
 
 
+def _initialiser(function: Any) -> str:
+    """An initialiser's name: variance_scaling's own settings where it is one (lecun_normal, glorot_uniform …)."""
+    name = getattr(function, "__qualname__", type(function).__name__)
+    if name.startswith("variance_scaling") and function.__closure__:
+        found = dict(zip(function.__code__.co_freevars, (cell.cell_contents for cell in function.__closure__),
+                         strict=True))
+        return f"variance_scaling({found.get('scale')}, {found.get('mode')}, {found.get('distribution')})"
+    return name.split(".")[0]
+
+
 @contextmanager
 def _mode(model: Any, train: bool) -> Any:
     """The model in training or evaluation mode meanwhile (nnx's train() and eval()), each module's own flags as
@@ -192,6 +202,9 @@ class FlaxModel(NativeModel):
             if item is None and any(isinstance(value, nnx.Param) for value in vars(module).values()):
                 raise not_readable(self.side, path, f"flax.nnx.{type(module).__name__}", READS)
             if item is not None:
+                item.initialiser = ", ".join(f"{name.removesuffix('_init')} {_initialiser(value)}"
+                                             for name, value in vars(module).items()
+                                             if name.endswith("_init") and callable(value))
                 found.append((item.path, module, item))
                 if item.kind in RECURRENT:
                     inside.append(path)

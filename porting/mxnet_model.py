@@ -141,6 +141,14 @@ def _found_type(block: Any) -> type | None:
     return next((kind for kind in kinds if isinstance(block, kind)), None)
 
 
+def _initialiser(param: Any) -> str:
+    """A parameter's own initialiser, else the one net.initialize() was given."""
+    given = param.init if param.init is not None else (param._deferred_init[2] if param._deferred_init else None)
+    if given is None:
+        return "net.initialize()'s"
+    return given if isinstance(given, str) else type(given).__name__
+
+
 def _gradient(param: Any) -> np.ndarray:
     """A parameter's gradient; zeros for one held out of training (grad_req='null')."""
     if param.grad_req == "null":
@@ -176,6 +184,9 @@ class GluonModel(NativeModel):
             item = _found(path, block, self.side)
             if item is None and _found_type(block) is None and not block._children and block._reg_params:
                 raise not_readable(self.side, path, f"mxnet.gluon {type(block).__name__}", READS)
+            if item is not None and item.has_params:
+                item.initialiser = ", ".join(f"{name} {_initialiser(param)}"
+                                             for name, param in block._reg_params.items())
             found.append((path, block, item))
         return found
 

@@ -37,6 +37,7 @@ class Found:
     # these native columns (Keras's and Flax's Flatten of (H, W, C) against torch's and Gluon's of (C, H, W))
     columns: np.ndarray | None = None
     fused: str = ""  # an activation the framework's layer applies after itself (Keras's Dense(activation=…))
+    initialiser: str = ""  # what the framework's layer draws its weights from, where it says
     flattens: bool = False  # a Linear layer that flattens an input of more axes itself (Gluon's Dense)
     time_major: bool = False  # a recurrent layer that takes and gives (steps, batch, features)
 

@@ -195,6 +195,10 @@ class KerasModel(NativeModel):
             if item is None and layer._trainable_variables and not layer._layers \
                     and not isinstance(layer, keras.layers.InputLayer):
                 raise not_readable(self.side, path, f"keras.layers.{type(layer).__name__}", READS)
+            if item is not None and item.has_params:
+                item.initialiser = ", ".join(f"{name.removesuffix('_initializer')} {type(value).__name__}"
+                                             for name, value in vars(getattr(layer, "cell", layer)).items()
+                                             if name.endswith("_initializer") and value is not None)
             found.append((path, layer, item))
         return found
 

@@ -118,6 +118,12 @@ def _recurrent(path: str, module: Any, native_type: str, side: str) -> Found:
     return found
 
 
+_INITIALISERS = {"linear": "kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases (reset_parameters)",
+                 "conv2d": "kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases (reset_parameters)",
+                 "lstm": "U(±1/√H) for every weight and bias", "gru": "U(±1/√H) for every weight and bias",
+                 "rnn": "U(±1/√H) for every weight and bias", "embedding": "N(0, 1)"}
+
+
 class TorchModel(NativeModel):
     framework = "torch"
     title = "PyTorch"
@@ -132,7 +138,11 @@ class TorchModel(NativeModel):
         leaves = [(path, module) for path, module in self.model.named_modules()
                   if path and not any(True for _ in module.children())]
         leaves = leaves or [(type(self.model).__name__, self.model)]  # a bare layer is its own model
-        return [(path, module, _found(path, module, self.side)) for path, module in leaves]
+        found = [(path, module, _found(path, module, self.side)) for path, module in leaves]
+        for _, _, item in found:
+            if item is not None:
+                item.initialiser = _INITIALISERS.get(item.kind, "")
+        return found
 
     def _run(self, X: np.ndarray, train: bool, modules: list[Any]) -> tuple[np.ndarray, list[tuple[int, Any, Any]]]:
         import torch

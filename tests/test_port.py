@@ -299,13 +299,17 @@ def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: 
     assert "A applies relu" in json.loads(ran.out)["first_difference"]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("mine")
+    (tmp_path / "elsewhere.py").write_text("import paddle\n\n\ndef model():\n    return paddle.nn.Linear(3, 2)\n")
     for args, message in (
             ((a, b, "--inputs", str(tmp_path / "none.npz")), f"--inputs '{tmp_path / 'none.npz'}' is not a file"),
             ((a, "lm_flax.py", *common), "model B must be FILE.py:FACTORY"),
             ((a, f"{PORTS / 'lm_flax.py'}:make", *common), "model B: " + str(PORTS / "lm_flax.py")
              + " has no function 'make'; its functions: lm"),
             ((a, b, *common, "--out", str(tmp_path / "mine")), "holds files that are not a port report (notes.txt)"),
-            ((a, b, *common, "--steps", "-2"), "--steps must be from 0 to 10000; received: -2")):
+            ((a, b, *common, "--steps", "-2"), "--steps must be from 0 to 10000; received: -2"),
+            ((a, f"{tmp_path / 'elsewhere.py'}:model", *common),
+             f"model B: {tmp_path / 'elsewhere.py'} needs a package that cannot be imported here: "
+             "ModuleNotFoundError: No module named 'paddle'")):
         ran = cli("port", *args)
         assert ran.code == 2 and ran.out == "", ran.err
         assert ran.err.startswith("compare.py port: error: ") and message in ran.err, ran.err
