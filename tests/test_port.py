@@ -272,14 +272,21 @@ def test_assert_same_model_fails_with_the_verdict_and_the_conventions_not_a_trac
 
 
 def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: Path) -> None:
+    """Each model in a worker process of its own, the report and its repro bundle written, the workers gone after;
+    the repro scripts each alone print the losses the check saw."""
     load_backend("torch")
     load_backend("jax")
+    import psutil
+
     X, y = _data("lm")
     np.savez(tmp_path / "tokens.npz", X=X, y=y)
     a, b = f"{PORTS / 'lm_torch.py'}:lm", f"{PORTS / 'lm_flax.py'}:lm"
     common = ("--inputs", str(tmp_path / "tokens.npz"), "--loss", "cross-entropy", "--lr", "0.1", "--check")
-    ran = cli("port", a, b, *common, "--out", str(tmp_path / "report"))
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    ran = cli("port", a, b, *common, "--out", str(tmp_path / "report"), "--executor", "process")
     assert ran.code == 0, ran.err
+    left = {child.pid for child in psutil.Process().children(recursive=True)} - before
+    assert not [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert ran.out.startswith("port check · A: PyTorch LanguageModel → B: Flax NNX LanguageModel · float32")
     assert sorted(path.name for path in (tmp_path / "report").iterdir()) == [
         ".backend-compare.json", "report.html", "report.json", "report.txt", "repro"]
@@ -288,11 +295,12 @@ def test_the_command_checks_a_port_and_writes_its_report(cli: RunCli, tmp_path: 
     repro = tmp_path / "report" / "repro"
     assert sorted(path.name for path in repro.iterdir()) == [
         "inputs.npz", "model_a.py", "model_b.py", "repro_a.py", "repro_b.py", "weights_a.npz", "weights_b.npz"]
-    for side in ("a", "b"):  # each script alone, in a process of its own, computes what the check saw
-        printed = subprocess.run([sys.executable, f"repro_{side}.py"], cwd=repro, capture_output=True, text=True,
-                                 timeout=300)
-        assert printed.returncode == 0, printed.stderr
-        losses = [float(line.rpartition(" ")[2]) for line in printed.stdout.splitlines() if line.startswith("step")]
+    scripts = {side: subprocess.Popen([sys.executable, f"repro_{side}.py"], cwd=repro, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for side in ("a", "b")}
+    for side, script in scripts.items():  # each alone, in a process of its own, computes what the check saw
+        out, err = script.communicate(timeout=300)
+        assert script.returncode == 0, err
+        losses = [float(line.rpartition(" ")[2]) for line in out.splitlines() if line.startswith("step")]
         assert losses == pytest.approx([row[f"loss_{side}"] for row in saved["training"]["steps"]], rel=1e-6)
     ran = cli("port", f"{PORTS / 'lm_torch.py'}:lm_extra_relu", b, *common, "--format", "json")
     assert ran.code == 1 and json.loads(ran.out)["agrees"] is False
@@ -379,25 +387,6 @@ def test_torch_coupled_weight_decay_against_keras_decoupled_is_named_before_and_
         report.first_difference or "")
     plain = check_port(a, b, X, X[:, :1], optimizer="sgd", weight_decay=0.01)  # the same for plain SGD
     assert plain.agrees and not plain.conventions, str(plain)
-
-
-def test_each_model_in_a_worker_process_of_its_own(cli: RunCli, tmp_path: Path) -> None:
-    load_backend("torch")
-    load_backend("jax")
-    import psutil
-
-    X, y = _data("lm")
-    np.savez(tmp_path / "tokens.npz", X=X, y=y)
-    before = {child.pid for child in psutil.Process().children(recursive=True)}
-    ran = cli("port", f"{PORTS / 'lm_torch.py'}:lm_two_biases", f"{PORTS / 'lm_flax.py'}:lm", "--inputs",
-              str(tmp_path / "tokens.npz"), "--loss", "cross-entropy", "--lr", "0.1", "--executor", "process",
-              "--check", "--format", "json")
-    assert ran.code == 1, ran.err
-    found = json.loads(ran.out)
-    assert found["models"]["A"]["framework"] == "PyTorch" and found["models"]["B"]["framework"] == "Flax NNX"
-    assert found["first_difference"].startswith("step 1: rnn.bias_ih")  # the same finding as in one process
-    left = {child.pid for child in psutil.Process().children(recursive=True)} - before
-    assert not [pid for pid in left if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
 
 
 def test_flax_as_model_a_is_shadowed_and_left_as_it_was() -> None:
