@@ -15,6 +15,7 @@
     python compare.py explain --backends numpy,mxnet --dtype float64 --out why
     python compare.py sweep --lr 0.01,0.03 --batch-size 10,100 --seeds 3 --out sweep1 [--executor dask|ray]
     python compare.py report runs/before             (report.html again, for a saved run or sweep)
+    python compare.py port gluon_net.py:make torch_net.py:make --inputs x.npz --check   (your own model's port)
     python compare.py --data people.csv --target score --standardize
     python compare.py --task softmax --dataset digits               (classification: accuracy, per class, optimum)
     python compare.py --task classifier --dataset wine --optimizer adam
