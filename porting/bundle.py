@@ -86,10 +86,15 @@ if y is not None:
         output = model(inputs)
         return {loss_call_optax}
 
+    @nnx.jit  # one compiled step, as the check ran it
+    def train_step(model, optimizer, inputs, target):
+        loss, grads = nnx.value_and_grad(loss_fn)(model, inputs, target)
+        optimizer.update(model, grads)
+        return loss
+
     model.train()
     for step, (start, stop) in enumerate(BATCHES, start=1):
-        loss, grads = nnx.value_and_grad(loss_fn)(model, x[start:stop], target[start:stop])
-        optimizer.update(model, grads)
+        loss = train_step(model, optimizer, x[start:stop], target[start:stop])
         print(f"step {{step}}: loss {{float(loss):.9g}}")""",
     "tensorflow": """print("output (evaluation mode):", np.array(model(x, training=False)).ravel()[:8])
 if y is not None:

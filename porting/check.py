@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.tolerances import ALLOWANCES, allowed_tolerance, applicable
-from .compare import applied, largest, relative, reordered, tolerance
+from .compare import NOISE_CEILING, NOISE_MULTIPLE, applied, largest, relative, reordered, tolerance
 from .conventions import Convention, conventions, optimizer_conventions
 from .mapping import MappingArg, merged, paired, renamed
 from .native import LOSSES, OPTIMIZERS, RECURRENT, Capture, NativeModel, Training, Trajectory
@@ -319,6 +319,9 @@ def _trained(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np
         rows.append(StepRow(step, loss_a, loss_b, loss_difference, difference, name, tol))
         if blame is None and (difference > tol or loss_difference > tol):
             blame = _training_blame(step, rows[-1], report, grads_a, run_b.grads, tol)
+            if noise is not None and NOISE_MULTIPLE * noise[step - 1] > NOISE_CEILING:
+                blame += (f" (float32's rounding alone moves this training by {noise[step - 1]:.3g} by then, measured "
+                          "on a float64 shadow: compare it in float64, dtype='float64', or at a smaller lr)")
     grad_difference, grad_name = largest(grads_a, run_b.grads)
     state_difference, state_name = largest(renamed(end_state_a, a, b, pairs), end_state_b)
     tol = rows[-1].tolerance if rows else tolerance(dtype, None, allowed)
