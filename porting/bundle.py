@@ -36,10 +36,16 @@ x = mx.nd.array(X, dtype=X.dtype)""",
 import jax.numpy as jnp
 import optax
 from flax import nnx
+if DTYPE == "float64":  # as the check cast it: what layers compute in, and cells make their carry in
+    for _, module in model.iter_modules():
+        for name in ("param_dtype", "dtype"):
+            if getattr(module, name, None) is not None:
+                setattr(module, name, jnp.float64)
 state = nnx.state(model)  # JAX holds float64 with jax_enable_x64, which the script turns on first for it
 for key, variable in nnx.to_flat_state(state):
     if ".".join(map(str, key)) in weights:  # every variable but the random keys
-        variable.value = jnp.asarray(weights[".".join(map(str, key))])
+        variable.value = jnp.asarray(weights[".".join(map(str, key))], dtype=DTYPE if jnp.issubdtype(
+            variable.value.dtype, jnp.floating) else variable.value.dtype)
 nnx.update(model, state)
 x = jnp.asarray(X)""",
     "tensorflow": """import keras
@@ -74,7 +80,7 @@ if y is not None:
             output = model(x[start:stop])
             loss = {loss_call_gluon}
         loss.backward()
-        trainer.step(stop - start)
+        trainer.step(stop - start, ignore_stale_grad=True)
         print(f"step {{step}}: loss {{float(loss.mean().asscalar()):.9g}}")""",
     "jax": """model.eval()
 print("output (evaluation mode):", np.asarray(model(x)).ravel()[:8])
@@ -129,10 +135,13 @@ def _optimisers(training: Training) -> dict[str, str]:
         "optimizer_keras": (f"keras.optimizers.Adam(learning_rate={lr!r}{keras_decay})" if adam else
                             f"keras.optimizers.SGD(learning_rate={lr!r}, momentum={sgd_momentum!r}{keras_decay})"),
         "loss_torch": "torch.nn.MSELoss()" if mse else "torch.nn.CrossEntropyLoss()",
-        "loss_call_torch": ("loss_fn(output, target[start:stop])" if mse else
-                            "loss_fn(output.reshape(-1, output.shape[-1]), target[start:stop].reshape(-1).long())"),
+        "loss_call_torch": ("loss_fn(output, target[start:stop].reshape(output.shape))" if mse else
+                            "loss_fn((output.permute(0, 2, 3, 1) if output.ndim == 4 else output).reshape(-1, "
+                            "output.shape[1] if output.ndim == 4 else output.shape[-1]), "
+                            "target[start:stop].reshape(-1).long())"),
         "loss_call_gluon": ("2 * gluon.loss.L2Loss()(output, target[start:stop].reshape(output.shape))" if mse else
-                            "gluon.loss.SoftmaxCrossEntropyLoss()(output.reshape(-1, output.shape[-1]), "
+                            "gluon.loss.SoftmaxCrossEntropyLoss()((output.transpose(axes=(0, 2, 3, 1)) if output.ndim "
+                            "== 4 else output).reshape(-1, output.shape[1] if output.ndim == 4 else output.shape[-1]), "
                             "target[start:stop].reshape(-1)).reshape(stop - start, -1).mean(axis=1)"),
         "loss_call_optax": ("optax.losses.squared_error(output, target.reshape(output.shape)).mean()" if mse else
                             "optax.losses.softmax_cross_entropy_with_integer_labels(output.reshape(-1, "
@@ -164,7 +173,7 @@ def saved_weights(framework: str, model: Any) -> dict[str, np.ndarray]:
 
 
 def script(side: str, framework: str, factory: str, training: Training, batches: list[tuple[int, int]],
-           dtype: str, channels_last: bool) -> str:
+           dtype: str, channels_last: bool, folder: str) -> str:
     module = f"model_{side.lower()}"
     body = RUN[framework].format(**_optimisers(training))
     first = 'import jax\n\njax.config.update("jax_enable_x64", True)\n' if framework == "jax" and dtype == "float64" \
@@ -172,10 +181,14 @@ def script(side: str, framework: str, factory: str, training: Training, batches:
     layout = ("X = np.ascontiguousarray(X.transpose(0, 2, 3, 1)) if X.ndim == 4 else X  # it takes images channels "
               "last\n" if channels_last else "")
     targets = "y = y.astype(DTYPE) if y is not None else None\n" if training.loss == "mse" else ""
+    if training.loss == "mse" and channels_last:
+        targets += "y = np.ascontiguousarray(y.transpose(0, 2, 3, 1)) if y is not None and y.ndim == 4 else y\n"
     return (f'"""Model {side} of the port check, standalone: {module}.py\'s {factory}() with the checked weights '
             f"(weights_{side.lower()}.npz), run on inputs.npz and trained {len(batches)} step(s) as the check did. "
-            'Run it beside the other model\'s script and compare what they print."""\n\n'
-            f"{first}import numpy as np\n\n"
+            "Run it beside the other model's script and compare what they print. Dropout runs as the model has it "
+            'here; the check held it at rate 0."""\n\n'
+            f"{first}import sys\n\nimport numpy as np\n\n"
+            f"sys.path.append({folder!r})  # the model file's own folder, for a module it imports from beside it\n"
             f"{MXNET_NUMPY if framework == 'mxnet' else ''}"
             f"from {module} import {factory}\n\n"
             f"BATCHES = {batches!r}  # each step's rows\n"
@@ -203,7 +216,8 @@ def fill_bundle(folder: Path, models: dict[str, tuple[str, dict[str, np.ndarray]
         framework = FRAMEWORKS[described["framework"]]
         np.savez(folder / f"weights_{side.lower()}.npz", **weights)
         (folder / f"repro_{side.lower()}.py").write_text(script(side, framework, factory, training, steps, dtype,
-                                                                described["channels_last"]))
+                                                                described["channels_last"],
+                                                                str(Path(path).resolve().parent)))
 
 
 MXNET_NUMPY = ('if "bool" not in np.__dict__:  # MXNet 1.9.1 uses the alias NumPy 1.24 removed\n'

@@ -4,6 +4,7 @@ mode, then train both a few steps with each framework's own optimiser and say wh
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +33,11 @@ def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarra
     if targets is None:
         return X, None
     y = np.asarray(targets)
-    if y.dtype.kind not in "fiub" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
+    if y.ndim == 0:
+        raise ValueError(f"targets must be rows, one per input row; received: a single value {y!r}")
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "fiu" or (y.dtype.kind == "f" and not np.isfinite(y).all()):
         raise ValueError(f"targets must be finite numbers; received: dtype {y.dtype}"
                          + (", with NaN or infinity" if y.dtype.kind == "f" else ""))
     if len(y) != len(X):
@@ -54,6 +59,10 @@ def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: di
     previous: tuple[Capture, Capture, str, str] | None = None
     for i, j in pairs:
         item_a, item_b = a.layers[i], b.layers[j]
+        for model, seen, index in ((a, seen_a, i), (b, seen_b, j)):
+            if index not in seen:
+                raise ValueError(f"model {model.side}: layer {model.layers[index].path!r} is not called in {mode} "
+                                 "mode; check_port compares the layers both forwards call in both modes")
         cap_a, cap_b = seen_a[i], seen_b[j]
         tol = tolerance(dtype, None if noise is None else noise.get(item_a.path), allowed)
         given_a, given_b = _output(a, seen_a, i, item_b.fused), _output(b, seen_b, j, item_a.fused)
@@ -160,6 +169,9 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
         raise ValueError(f"batch_size must be 0 (every row) or a positive integer; received: {batch_size!r}")
     X, y = _inputs(inputs, targets, loss)
+    if model_a is model_b:
+        raise ValueError("model A and model B are one object: give the port as a model of its own (B is written "
+                         "with A's weights and trained)")
     a, b = opened(model_a, "A"), opened(model_b, "B")
     for model in (a, b):
         if dtype is not None:
@@ -189,8 +201,9 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
     labels = {item.settings.get("function", item.kind) for model in (a, b) for item in model.layers}
     labels |= {item.fused for model in (a, b) for item in model.layers if item.fused}
     allowances = applicable(held, (a.framework, b.framework), optimizer, labels)
-    forward_allowed = allowed_tolerance(held, (a.framework, b.framework), [
-        name for name in allowances if ALLOWANCES[name].layers], labels)["rtol"] if allowances else 0.0
+    layer_allowances = [name for name in allowances if ALLOWANCES[name].layers]  # the optimiser's: training only
+    forward_allowed = allowed_tolerance(held, (a.framework, b.framework), layer_allowances, labels)["rtol"] \
+        if layer_allowances else 0.0
     train_allowed = allowed_tolerance(held, (a.framework, b.framework), allowances, labels)["rtol"] if allowances \
         else 0.0
     report = PortReport(models={"A": _described(a), "B": _described(b)}, dtype=held, allowances=allowances,
@@ -205,13 +218,21 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
                 report.notes.append(f"dropout held at rate 0 in training mode (A's {off_a or 'none'}, B's "
                                     f"{off_b or 'none'}): each framework draws its own masks, so the rest is compared")
             _compared(a, b, pairs, X, y, held, shadow, report, found, training, forward_allowed, train_allowed)
-    finally:  # as documented, whatever happened: A its own weights, B A's
-        a.set_params(start_a)
-        a.set_state(state_a)
-        b.set_params(renamed(start_a, a, b, pairs))
-        b.set_state(renamed(state_a, a, b, pairs))
+    except BaseException:
+        with contextlib.suppress(Exception):  # put back what can be; the first error is the one to say
+            _restore(a, b, pairs, start_a, state_a)
+        raise
+    _restore(a, b, pairs, start_a, state_a)  # as documented: A its own weights, B A's
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _restore(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], params: Mapping[str, np.ndarray],
+             state: Mapping[str, np.ndarray]) -> None:
+    a.set_params(params)
+    a.set_state(state)
+    b.set_params(renamed(params, a, b, pairs))
+    b.set_state(renamed(state, a, b, pairs))
 
 
 def _compared(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: np.ndarray, y: np.ndarray | None,

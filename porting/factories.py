@@ -50,10 +50,15 @@ def load_factory(given: str, side: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     _usable_numpy_for_mxnet()
     sys.modules[module_name] = module  # dataclasses and pickling look their module up by name
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:  # a model file that imports a module beside it, as it would run on its own
+        sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
         raise
+    except SystemExit as err:
+        raise ValueError(f"model {side}: {path_text} called sys.exit({err.code!r}) while loading") from err
     except ImportError as err:
         raise ValueError(f"model {side}: {path_text} needs a package that cannot be imported here: "
                          f"{error_line(err)}") from err
@@ -67,7 +72,9 @@ def load_factory(given: str, side: str) -> Any:
                          f"{', '.join(found) or 'none'}")
     try:
         return factory()
-    except (KeyboardInterrupt, SystemExit):
+    except KeyboardInterrupt:
         raise
+    except SystemExit as err:
+        raise ValueError(f"model {side}: {path_text}:{name}() called sys.exit({err.code!r})") from err
     except Exception as err:
         raise ValueError(f"model {side}: {path_text}:{name}() failed: {error_line(err)}") from err

@@ -221,6 +221,12 @@ class FlaxModel(NativeModel):
             output = first(self.model(jnp.asarray(X)))
         return np.asarray(output), calls
 
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        from flax import nnx
+
+        return [(".".join(map(str, path)), node) for path, node in nnx.iter_graph(module)
+                if isinstance(node, nnx.Param | nnx.BatchStat)]
+
     def _set_rate(self, found: Found, rate: float) -> None:
         found.module.rate = rate
 

@@ -219,6 +219,9 @@ class GluonModel(NativeModel):
                 block._active = active
         return first(output).asnumpy(), calls
 
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        return list(module.collect_params().items())
+
     def _set_rate(self, found: Found, rate: float) -> None:
         from mxnet import gluon
 

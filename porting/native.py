@@ -182,6 +182,21 @@ class NativeModel(ABC):
         """The output for X (the framework's layout) in training or evaluation mode, and for each of `modules` its
         first call's (position in `modules`, input, output) as NumPy, in the order they were called."""
 
+    @abstractmethod
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        """Every parameter and state array `module` holds, with its name: what a check must account for."""
+
+    def _check_covered(self) -> None:
+        """A ValueError naming parameters outside every layer read: a check that ignored them would carry, compare
+        and restore the model without them."""
+        covered = {id(variable) for item in self.layers if item.layer is not None
+                   for _, variable in self._variables(item.module)}
+        left = [name for name, variable in self._variables(self.model) if id(variable) not in covered]
+        if left:
+            shown = ", ".join(left[:4]) + (", …" if len(left) > 4 else "")
+            raise ValueError(f"model {self.side}: it holds parameters outside the layers check_port reads ({shown}): "
+                             "a parameter of the model's own, or of a layer its forward does not call")
+
     def _channels_last(self, found: list[Found]) -> bool:
         """Whether the model takes images channels last (N, H, W, C)."""
         return False
@@ -236,6 +251,7 @@ class NativeModel(ABC):
         with self.failures(X):
             _, calls = self._run(self.native_input(X), False, [module for _, module, _ in watched])
         self.layers = [item for index, _, _ in calls if (item := watched[index][2]) is not None]
+        self._check_covered()
         for index, inputs, _ in calls:
             item = watched[index][2]
             if item is not None and item.flattens and np.ndim(inputs) <= 2:

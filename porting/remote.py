@@ -18,8 +18,6 @@ import numpy as np
 from ..layers import Link
 from .native import Arrays, Capture, Found, NativeModel, Training, Trajectory
 
-START_SECONDS = 300  # loading a framework and the user's file on a loaded machine
-
 
 class RemoteModel(NativeModel):
     """FILE.py:FACTORY's model in a worker process; close() ends it."""
@@ -121,6 +119,9 @@ class RemoteModel(NativeModel):
         return self._call("saved_weights")
 
     # the framework's side of a reader lives in the worker
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        raise NotImplementedError
+
     def _watched(self) -> list[tuple[str, Any, Found | None]]:
         raise NotImplementedError
 

@@ -230,6 +230,9 @@ class KerasModel(NativeModel):
                 del layer.call
         return np.array(output), calls
 
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        return [(variable.path, variable) for variable in module.weights]
+
     def _set_rate(self, found: Found, rate: float) -> None:
         found.module.rate = rate
 

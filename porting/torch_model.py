@@ -169,6 +169,10 @@ class TorchModel(NativeModel):
             self.model.train(was_training)
         return first(output).detach().numpy(), calls
 
+    def _variables(self, module: Any) -> list[tuple[str, Any]]:
+        return [*module.named_parameters(), *((name, buffer) for name, buffer in module.named_buffers()
+                                              if not name.endswith("num_batches_tracked"))]
+
     def _set_rate(self, found: Found, rate: float) -> None:
         found.module.p = rate
 

@@ -54,6 +54,7 @@ class Served:
 
 def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
     served: Served | None = None
+    side = "?"
     while True:
         try:
             method, args = pickle.load(incoming)
@@ -61,6 +62,7 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
             return 0
         try:
             if method == "load":
+                side = args[1]
                 served = Served(*args)
                 result: Any = ("ok", served.describe())
             else:
@@ -71,7 +73,7 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
         except Exception as err:
             from ..backends.base import error_line
 
-            result = ("error", "RuntimeError", f"model {args[1] if method == 'load' else ''}: {error_line(err)}")
+            result = ("error", "RuntimeError", f"model {side}: {error_line(err)}")
         pickle.dump(result, outgoing)
         outgoing.flush()
 

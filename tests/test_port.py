@@ -448,3 +448,45 @@ def test_targets_that_do_not_fit_the_output_are_one_error_before_training() -> N
     with pytest.raises(ValueError, match=r"mapping gives B's 'Linear' to more than one layer of A"):
         check_port(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 4)), nn.Linear(3, 4), X,
                    mapping={"0": "Linear", "1": "Linear"})
+
+
+def test_what_a_check_cannot_account_for_is_refused_by_name(cli: RunCli, tmp_path: Path) -> None:
+    load_backend("torch")
+    import torch
+    from torch import nn
+
+    class Scaled(nn.Module):  # a parameter of the model's own, outside every layer
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.scale = nn.Linear(3, 2), nn.Parameter(torch.ones(2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) * self.scale
+
+    class EvalOnly(nn.Module):  # a layer its forward calls in one mode only
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.extra = nn.Linear(3, 2), nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x) if self.training else self.extra(self.fc(x))
+
+    X = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"model A: it holds parameters outside the layers check_port reads \(scale\)"):
+        check_port(Scaled(), nn.Sequential(nn.Linear(3, 2)), X)
+    with pytest.raises(ValueError, match=r"model B: layer 'extra' is not called in train mode"):
+        check_port(nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)), EvalOnly(), X)
+    same = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match="model A and model B are one object"):
+        check_port(same, same, X)
+    (tmp_path / "leaves.py").write_text("import sys\n\n\ndef model():\n    print('making')\n    sys.exit(3)\n")
+    np.save(tmp_path / "one.npy", X)
+    for args, message in (((f"{tmp_path / 'leaves.py'}:model", f"{PORTS / 'lm_torch.py'}:lm", "--inputs",
+                            str(tmp_path / "one.npy")), "is one array (.npy); it needs an .npz with X"),):
+        ran = cli("port", *args)
+        assert ran.code == 2 and message in ran.err and "Traceback" not in ran.err, ran.err
+    np.savez(tmp_path / "x.npz", X=X)
+    ran = cli("port", f"{tmp_path / 'leaves.py'}:model", f"{PORTS / 'lm_torch.py'}:lm", "--inputs",
+              str(tmp_path / "x.npz"), "--format", "json")
+    assert ran.code == 2 and ran.out == ""  # the factory's print went to stderr: stdout is the report's
+    assert f"model A: {tmp_path / 'leaves.py'}:model() called sys.exit(3)" in ran.err

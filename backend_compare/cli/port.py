@@ -59,7 +59,11 @@ def _inputs(given: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not path.is_file():
         raise UsageError(f"--inputs {given!r} is not a file")
     try:
-        with np.load(path, allow_pickle=False) as found:
+        found = np.load(path, allow_pickle=False)
+        if not isinstance(found, np.lib.npyio.NpzFile):
+            raise UsageError(f"--inputs {given!r} is one array (.npy); it needs an .npz with X (and y to train): "
+                             "numpy.savez(FILE, X=…, y=…)")
+        with found:
             if "X" not in found.files:
                 raise UsageError(f"--inputs {given!r} holds {', '.join(found.files) or 'no array'}; it needs X (and y "
                                  "to train)")
@@ -101,7 +105,9 @@ def main(argv: list[str], prog: str) -> int:
         training = Training(args.loss, args.optimizer, args.lr, args.momentum, args.weight_decay, args.steps,
                             args.batch_size)
 
-        with warnings_as(prog), _models(args.model_a, args.model_b, args.executor) as (model_a, model_b):
+        # the user's files may print: the report owns stdout (--format json must stay JSON)
+        with warnings_as(prog), contextlib.redirect_stdout(sys.stderr), \
+                _models(args.model_a, args.model_b, args.executor) as (model_a, model_b):
             report = check_port(model_a, model_b, X, y if args.steps else None, loss=args.loss,
                                 optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay, steps=args.steps, batch_size=args.batch_size,
