@@ -22,7 +22,7 @@ from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..layers import Activation, Layer, Linear
 from ..tasks import Problem
 from .explain import Finding, finding_lines
-from .saved import existing_ancestor, owned, prove_writable, write_folder_whole
+from .saved import check_folder_of, owned, write_folder_whole
 
 BUNDLE_MARKER = "explain.txt"  # the bundle's report as text
 BUNDLE = "explain bundle"  # its kind in the owner file: only a folder that proves it is one is replaced
@@ -183,17 +183,7 @@ def bundle_arrays(problem: Problem, finding: Finding) -> dict[str, np.ndarray]:
 
 def check_bundle_folder(given: str) -> Path:
     """A new folder, an empty one, or a previous bundle (replaced whole); refused otherwise, before running."""
-    out = Path(given)
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise ValueError(f"--out {given!r} exists and is not a folder; give a new folder or a previous bundle's")
-        entries = sorted(entry.name for entry in out.iterdir())
-        if entries and not owned(out, BUNDLE):
-            raise ValueError(f"--out {given!r} holds files that are not an explain bundle ({', '.join(entries[:3])}"
-                             f"{', …' if len(entries) > 3 else ''}); give a new folder, an empty one or a previous "
-                             "bundle's")
-    prove_writable(existing_ancestor(out.parent), "--out", given)
-    return out
+    return check_folder_of(given, BUNDLE, "explain bundle")
 
 
 HTML = "report.html"

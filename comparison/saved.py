@@ -84,6 +84,22 @@ def prove_writable(folder: Path, option: str, given: str) -> None:
         raise OutputError(f"{option} {given!r} cannot be written: {err.strerror or err}") from None
 
 
+def check_folder_of(given: str, kind: str, what: str) -> Path:
+    """--out for a folder of `kind` (an owner file's kind, written by write_folder_whole): a new folder, an empty one,
+    or a previous one of that kind (replaced whole at the end); a ValueError otherwise, before anything runs."""
+    out = Path(given)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise ValueError(f"--out {given!r} exists and is not a folder; give a new folder or a previous {what}'s")
+        entries = sorted(entry.name for entry in out.iterdir())
+        if entries and not owned(out, kind):
+            raise ValueError(f"--out {given!r} holds files that are not {'an' if what[0] in 'aeiou' else 'a'} {what} "
+                             f"({', '.join(entries[:3])}{', …' if len(entries) > 3 else ''}); give a new folder, an "
+                             f"empty one or a previous {what}'s")
+    prove_writable(existing_ancestor(out.parent), "--out", given)
+    return out
+
+
 def check_out(given: str) -> Path:
     """Where a run may be saved, checked before training: a new folder, an empty one, or a previous run
     (replaced whole at the end). Nothing is created yet."""

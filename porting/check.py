@@ -47,13 +47,12 @@ def _inputs(inputs: Any, targets: Any, loss: str) -> tuple[np.ndarray, np.ndarra
     return X, y
 
 
-def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: dict[str, np.ndarray], mode: str,
+Captured = tuple[np.ndarray, dict[int, Capture]]  # a model's output and what each of its layers saw
+
+
+def _forward(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], captured: dict[str, Captured], mode: str,
              noise: dict[str, float] | None, dtype: str, allowed: float, found: list[Convention]) -> Forward:
-    train = mode == "train"
-    with a.failures(X["A"]):
-        out_a, seen_a = a.capture(X["A"], train)
-    with b.failures(X["B"]):
-        out_b, seen_b = b.capture(X["B"], train)
+    (out_a, seen_a), (out_b, seen_b) = captured["A"], captured["B"]
     rows: list[LayerRow] = []
     blame = None
     previous: tuple[Capture, Capture, str, str] | None = None
@@ -120,9 +119,9 @@ def _blame(row: LayerRow, previous: tuple[Capture, Capture, str, str] | None, ca
     return text
 
 
-def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> dict[str, float] | None:
-    """Each layer's float32 rounding error in `mode`: the shadow side's outputs against its float64 self; None where
-    the model cannot be run in float64 (the fixed float32 tolerance then)."""
+def _noise(shadow: NativeModel, X: np.ndarray, mode: str, captured: Captured) -> dict[str, float] | None:
+    """Each layer's float32 rounding error in `mode`: the shadow side's outputs (`captured`) against its float64
+    self's; None where the model cannot be run in float64 (the fixed float32 tolerance then)."""
     start, state, dtype = shadow.params(), shadow.state(), shadow.dtype()
     try:
         shadow.cast("float64")
@@ -133,7 +132,7 @@ def _noise(shadow: NativeModel, X: np.ndarray, mode: str) -> dict[str, float] | 
         shadow.cast(dtype)
         shadow.set_params(start)
         shadow.set_state(state)
-    out32, seen32 = shadow.capture(X, mode == "train")
+    out32, seen32 = captured
     noise = {shadow.layers[index].path: relative(seen32[index].output, seen64[index].output) for index in seen32}
     noise["output"] = relative(out32, out64)
     return noise
@@ -184,6 +183,8 @@ def check_port(model_a: Any, model_b: Any, inputs: Any, targets: Any = None, *, 
     for model in (a, b):
         model.read(X)
     pairs = paired(a, b, mapping)
+    if y is not None:
+        _trajectories_fit(a, steps)
     found, notes = conventions(a, b, pairs)
     initialisers = [f"A's {a.layers[i].path!r} {a.layers[i].initialiser}, B's {b.layers[j].path!r} "
                     f"{b.layers[j].initialiser}" for i, j in pairs if a.layers[i].initialiser
@@ -239,15 +240,32 @@ def _compared(a: NativeModel, b: NativeModel, pairs: list[tuple[int, int]], X: n
               held: str, shadow: NativeModel, report: PortReport, found: list[Convention], training: Training,
               forward_allowed: float, train_allowed: float) -> None:
     """The forward in both modes, then (given targets) the training steps, into `report`."""
+    outputs = {}
     for mode in ("eval", "train"):
-        noise = None if held == "float64" else _noise(shadow, X, mode)
-        report.forward.append(_forward(a, b, pairs, {"A": X, "B": X}, mode, None if noise is None else
+        captured = {}
+        for side, model in (("A", a), ("B", b)):
+            with model.failures(X):
+                captured[side] = model.capture(X, mode == "train")
+        outputs[mode] = captured["A"][0]
+        noise = None if held == "float64" else _noise(shadow, X, mode, captured["A" if shadow is a else "B"])
+        report.forward.append(_forward(a, b, pairs, captured, mode, None if noise is None else
                                        _as_a(noise, a, b, pairs, shadow is b), held, forward_allowed, found))
     if y is not None and training.steps:
-        with a.failures(X):
-            output, _ = a.capture(X, False)
-        _targets_fit(y, output, training.loss)
+        _targets_fit(y, outputs["eval"], training.loss)
         report.training = _trained(a, b, pairs, X, y, training, held, shadow, report, train_allowed)
+
+
+TRAJECTORY_BYTES = 2 * 2**30  # every step's parameters kept for three runs (A, B, the float64 shadow): at most this
+
+
+def _trajectories_fit(model: NativeModel, steps: int) -> None:
+    """A ValueError, before training, where `steps` steps of this model's parameters would not fit in memory."""
+    values = sum(value.size for value in model.params().values())
+    kept = 3 * 8 * values * steps
+    if kept > TRAJECTORY_BYTES:
+        most = max(1, TRAJECTORY_BYTES // (3 * 8 * max(values, 1)))
+        raise ValueError(f"steps must be at most {most} for models of {values} parameters: {steps} steps keep "
+                         f"{kept / 2**30:.1f} GiB of parameters (every step's, three runs); received: {steps}")
 
 
 def _targets_fit(y: np.ndarray, output: np.ndarray, loss: str) -> None:

@@ -217,23 +217,24 @@ class TorchModel(NativeModel):
         grads: Arrays = {}
         was_training = self.model.training
         self.model.train()
-        for start, stop in batches(len(X), training):
-            optimizer.zero_grad()
-            output = first(self.model(inputs[start:stop]))
-            if training.loss == "cross-entropy":  # every position an example; an image's classes are its channels
-                output = (output.permute(0, 2, 3, 1) if output.ndim == 4 else output).reshape(-1, output.shape[1]
-                                                                                             if output.ndim == 4
-                                                                                             else output.shape[-1])
-                loss = loss_fn(output, target[start:stop].reshape(-1))
-            else:
-                loss = loss_fn(output, target[start:stop].reshape(output.shape))
-            loss.backward()
-            if not grads:
-                grads = self._grads()
-            optimizer.step()
-            losses.append(loss.item())
-            params.append(self.params())
-        self.model.train(was_training)
+        try:
+            for start, stop in batches(len(X), training):
+                optimizer.zero_grad()
+                output = first(self.model(inputs[start:stop]))
+                if training.loss == "cross-entropy":  # every position an example; an image's classes are its channels
+                    classes = output.shape[1] if output.ndim == 4 else output.shape[-1]
+                    rows = (output.permute(0, 2, 3, 1) if output.ndim == 4 else output).reshape(-1, classes)
+                    loss = loss_fn(rows, target[start:stop].reshape(-1))
+                else:
+                    loss = loss_fn(output, target[start:stop].reshape(output.shape))
+                loss.backward()
+                if not grads:
+                    grads = self._grads()
+                optimizer.step()
+                losses.append(loss.item())
+                params.append(self.params())
+        finally:
+            self.model.train(was_training)
         return Trajectory(losses, params, grads)
 
     def _grads(self) -> Arrays:

@@ -450,7 +450,8 @@ def test_targets_that_do_not_fit_the_output_are_one_error_before_training() -> N
                    mapping={"0": "Linear", "1": "Linear"})
 
 
-def test_what_a_check_cannot_account_for_is_refused_by_name(cli: RunCli, tmp_path: Path) -> None:
+def test_what_a_check_cannot_account_for_is_refused_by_name(cli: RunCli, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     load_backend("torch")
     import torch
     from torch import nn
@@ -476,6 +477,13 @@ def test_what_a_check_cannot_account_for_is_refused_by_name(cli: RunCli, tmp_pat
         check_port(Scaled(), nn.Sequential(nn.Linear(3, 2)), X)
     with pytest.raises(ValueError, match=r"model B: layer 'extra' is not called in train mode"):
         check_port(nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)), EvalOnly(), X)
+    import backend_compare.porting.check as checking
+
+    monkeypatch.setattr(checking, "TRAJECTORY_BYTES", 3 * 8 * 8 * 3)  # a small budget: the guard under test
+    with pytest.raises(ValueError, match=r"steps must be at most 3 for models of 8 parameters: 10000 steps keep"):
+        check_port(nn.Sequential(nn.Linear(3, 2)), nn.Sequential(nn.Linear(3, 2)), X, np.zeros((4, 2), np.float32),
+                   steps=10_000)
+    monkeypatch.undo()
     same = nn.Linear(3, 2)
     with pytest.raises(ValueError, match="model A and model B are one object"):
         check_port(same, same, X)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..comparison.saved import OutputError, existing_ancestor, html_page, owned, prove_writable, write_folder_whole
+from ..comparison.saved import OutputError, check_folder_of, html_page, owned, write_folder_whole
 from ..signals import FAILED
 from .console import UsageError, failed, usage, warnings_as, write_stdout
 from .options import Parser
@@ -95,7 +95,7 @@ def main(argv: list[str], prog: str) -> int:
             raise UsageError(f"--steps must be from 0 to 10000; received: {args.steps}")
         if args.batch_size < 0:
             raise UsageError(f"--batch-size must be 0 (every row) or more; received: {args.batch_size}")
-        out = _check_out(args.out) if args.out is not None else None
+        out = check_folder_of(args.out, KIND, "port report") if args.out is not None else None
         X, y = _inputs(args.inputs)
         mapping = _mapping(args.mapping)
         from ..porting import check_port
@@ -169,18 +169,3 @@ def _weights(model: Any, described: dict[str, Any]) -> dict[str, np.ndarray]:
     if isinstance(model, RemoteModel):
         return model.saved_weights()
     return saved_weights(FRAMEWORKS[described["framework"]], model)
-
-
-def _check_out(given: str) -> Path:
-    """A new folder, an empty one, or a previous port report (replaced whole); refused otherwise, before running."""
-    out = Path(given)
-    if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise UsageError(f"--out {given!r} exists and is not a folder; give a new folder or a previous report's")
-        entries = sorted(entry.name for entry in out.iterdir())
-        if entries and not owned(out, KIND):
-            raise UsageError(f"--out {given!r} holds files that are not a port report ({', '.join(entries[:3])}"
-                             f"{', …' if len(entries) > 3 else ''}); give a new folder, an empty one or a previous "
-                             "report's")
-    prove_writable(existing_ancestor(out.parent), "--out", given)
-    return out
