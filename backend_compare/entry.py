@@ -3,8 +3,6 @@ or SIGTERM at any moment of the program's life ends it with one line and exit 13
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import sys
 import threading
@@ -13,20 +11,6 @@ from .environment import broken_package
 from .signals import USAGE, Terminated, how_stopped, raise_terminated, signal_again
 
 __all__ = ["Terminated", "how_stopped", "main", "raise_terminated"]
-
-
-STOPPED = (130, 143)  # the exit codes of a run a signal stopped
-
-
-def leave(code: int) -> None:
-    """Exit now, stopped by a signal with everything said and undone (workers ended, staging folders removed):
-    without the interpreter's finalization, where a library's thread that the signal caught mid-work (writing a
-    file, rendering a plot) may call into a finalizing interpreter and abort the process (exit -6, measured once in
-    a CI run of the signal tests) instead of exiting 130 or 143."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(code)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -42,18 +26,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         except (KeyboardInterrupt, Terminated) as stop:
             how, code = how_stopped(stop)
             print(f"{prog or 'backend-compare'}: {how}; no file was written", file=sys.stderr)
-            if on_main_thread:
-                leave(code)
             return code
         except Exception as err:  # a package the program imports, missing or failing as it is imported
             if (broken := broken_package(err)) is None:
                 raise
             print(f"{prog or 'backend-compare'}: error: {broken}", file=sys.stderr)
             return USAGE
-        code = run(argv, prog)
-        if on_main_thread and code in STOPPED:
-            leave(code)
-        return code
+        return run(argv, prog)
     finally:
         if on_main_thread:  # what is left is flushing and the frameworks' own exit handlers
             signal.signal(signal.SIGINT, signal.SIG_IGN)
