@@ -24,6 +24,15 @@ from ..layers import (
     param_shapes,
     state_shapes,
 )
+from ..optimizers import Training, make_clip, make_schedule, support
+from ..optimizers.training import (
+    ADAMW_WEIGHT_DECAY,
+    DEFAULT_LR,
+    DEFAULT_MOMENTUM,
+    MOMENTUM_OPTIMIZERS,
+    OPTIMIZERS,
+    training_text,
+)
 from .arguments import (
     an_array,
     as_dtype,
@@ -41,14 +50,11 @@ from .batches import EpochBatches, batch_order, gathered, shuffled_epochs
 from .masks import DropoutMasks
 from .state import LayerState, keeps_state
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
-REGRESSION_LOSSES = ("mse", "half-mse", "huber")  # y has the output's shape
+REGRESSION_LOSSES = ("mse", "half-mse", "huber", "l1")  # y has the output's shape
+BINARY_LOSSES = ("bce-with-logits",)  # y has the output's shape, each value a probability from 0 to 1
 CLASSIFICATION_LOSSES = ("cross-entropy",)  # the model's outputs are class logits, y holds class indices
-LOSSES = REGRESSION_LOSSES + CLASSIFICATION_LOSSES
+LOSSES = REGRESSION_LOSSES + BINARY_LOSSES + CLASSIFICATION_LOSSES
 MODES = ("usual", "eager", "compiled")  # usual: each framework as its own tutorials run it
-DEFAULT_MOMENTUM = 0.9  # for optimizer="momentum" when no momentum is given
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8  # added to sqrt(v̂), as in Kingma & Ba and torch.optim.Adam
 GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory, still in cache when used
 
 Params = dict[str, np.ndarray]
@@ -69,10 +75,13 @@ class Backend(LayerState, DropoutMasks, ABC):
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
     the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
     Every loss is the task's definition, averaged over the batch:
-    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ);
+    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ), l1 = mean |ŷ−y|;
+    bce-with-logits = mean of max(ŷ, 0) − ŷ·y + log(1 + e^−|ŷ|), ŷ a logit and y a probability from 0 to 1;
     cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
-    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; each backend turns them into
-    what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take them as they are).
+    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; with label_smoothing ε, the mean of
+    −Σₖ qₖ log softmax(ŷ)ₖ with q = (1 − ε)·one-hot + ε/K (torch's, every class including the label's); each
+    backend turns the labels into what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take
+    them as they are).
     A new model holds its framework's default initial parameters (see `native_init`).
     `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
     framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.
@@ -121,7 +130,8 @@ class Backend(LayerState, DropoutMasks, ABC):
                 text = self.translator(layer).native_default
                 if text and text not in parts:
                     parts.append(text)
-        return "; ".join(parts)
+        defaults = support.native_defaults(self.framework, self.optimizer)  # torch's constants are what trains
+        return "; ".join([*parts, defaults] if defaults else parts)
 
     @classmethod
     def translator(cls, layer: Layer) -> Translator:
@@ -135,12 +145,15 @@ class Backend(LayerState, DropoutMasks, ABC):
         *,
         dtype: str = "float32",
         optimizer: str = "sgd",
-        lr: float = 0.03,
+        lr: float | None = None,
         momentum: float | None = None,
-        weight_decay: float = 0.0,
+        weight_decay: float | None = None,
         loss: str = "mse",
         huber_delta: float = 1.0,
         mode: str = "usual",
+        schedule: str | None = None,
+        clip: str | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
@@ -154,7 +167,8 @@ class Backend(LayerState, DropoutMasks, ABC):
             if reason is not None:
                 raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; {reason}")
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
-                         "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode}
+                         "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode,
+                         "schedule": schedule, "clip": clip, "label_smoothing": label_smoothing}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
         self.mode = self.usual_mode if choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
@@ -162,17 +176,38 @@ class Backend(LayerState, DropoutMasks, ABC):
                              f"received: {mode!r}")
         self.dtype = choice("dtype", dtype, DTYPES)
         self.optimizer = choice("optimizer", optimizer, OPTIMIZERS)
-        self.lr = finite("lr", lr, zero_allowed=False)
-        if momentum is not None and optimizer == "adam":
-            raise ValueError(
-                f"momentum applies to optimizer sgd or momentum, not adam; received: momentum={momentum!r}")
-        default_momentum = DEFAULT_MOMENTUM if optimizer == "momentum" else 0.0
+        # Not given: 0.03, adadelta's 1 (torch's, MXNet's only rate); no weight decay, adamw's torch's 0.01
+        self.lr = finite("lr", DEFAULT_LR.get(self.optimizer, 0.03) if lr is None else lr, zero_allowed=False)
+        if momentum is not None and optimizer not in MOMENTUM_OPTIMIZERS:
+            raise ValueError(f"momentum applies to optimizer {', '.join(MOMENTUM_OPTIMIZERS)}, not {optimizer}; "
+                             f"received: momentum={momentum!r}")
+        default_momentum = DEFAULT_MOMENTUM if optimizer in ("momentum", "nesterov") else 0.0
         self.momentum = finite("momentum", default_momentum if momentum is None else momentum, zero_allowed=True)
-        self.weight_decay = finite("weight_decay", weight_decay, zero_allowed=True)
+        if optimizer == "nesterov" and not self.momentum:
+            raise ValueError("optimizer nesterov needs a momentum > 0 (torch.optim.SGD refuses nesterov without one); "
+                             f"received: momentum={momentum!r}")
+        self.weight_decay = finite("weight_decay", (ADAMW_WEIGHT_DECAY if self.optimizer == "adamw" else 0.0)
+                                   if weight_decay is None else weight_decay, zero_allowed=True)
+        self.options_.update(lr=self.lr, weight_decay=self.weight_decay)  # the defaults, as they were resolved
+        self.training = Training(self.optimizer, self.lr, self.momentum, self.weight_decay, make_schedule(schedule),
+                                 make_clip(clip))
         self.loss_name = choice("loss", loss, LOSSES)
         self.huber_delta = finite("huber_delta", huber_delta, zero_allowed=False)
+        self.label_smoothing = finite("label_smoothing", label_smoothing, zero_allowed=True)
+        if self.label_smoothing >= 1:
+            raise ValueError(f"label_smoothing must be below 1 (1 spreads every label evenly over the classes); "
+                             f"received: {label_smoothing!r}")
+        if self.label_smoothing and self.loss_name != "cross-entropy":
+            raise ValueError(f"label_smoothing applies to loss cross-entropy, not {self.loss_name}; "
+                             f"received: label_smoothing={label_smoothing!r}")
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
             representable(name, getattr(self, name), self.dtype)
+        refused = support.refuses(self.framework, self.training, self.dtype)
+        if refused is not None:
+            raise ValueError(f"the {self.name} backend cannot train with {training_text(self.training)}; {refused}")
+        if self.training.schedule.needs_steps and self.training.schedule.steps is None:
+            raise ValueError(f"schedule {self.training.schedule.name} needs the run's number of updates, steps=N "
+                             f"(e.g. {self.training.schedule.name}:steps=300); received: {schedule!r}")
         if self.classifies and out_features(self.spec) < 2:
             raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
                              f"received a model with {out_features(self.spec)} output")
@@ -292,8 +327,9 @@ class Backend(LayerState, DropoutMasks, ABC):
     def weight_penalty(self) -> float:
         """½·Σ wd·‖p‖² over the parameters the optimiser decays, computed by the framework: the term whose
         gradient, wd·p, the optimiser adds to each one's (coupled L2), so the loss plus this is the objective
-        training minimises. 0.0 without weight decay; NotImplementedError for a backend without the hook."""
-        if not self.weight_decay:
+        training minimises. 0.0 without weight decay or with a decoupled one (adamw, whose decay is no gradient's);
+        NotImplementedError for a backend without the hook."""
+        if not self.training.coupled_decay:
             return 0.0
         return float(self._hook("_penalty")())
 
@@ -317,6 +353,10 @@ class Backend(LayerState, DropoutMasks, ABC):
         if not len(batches):
             return np.empty(0)
         order, bounds = batch_order(batches, self._n_train)
+        steps = self.training.schedule.steps
+        if steps is not None and self._updates + len(batches) > steps:
+            raise ValueError(f"the schedule {self.training.schedule.text()} ends after {steps} updates; training "
+                             f"would make update {self._updates + len(batches)}: give steps= the run's length")
         self._mask_step = self._updates  # the masks of each step follow its number: counted as it runs
         self._updates += len(batches)
         try:
@@ -338,8 +378,8 @@ class Backend(LayerState, DropoutMasks, ABC):
 
     def get_optimizer_state(self) -> dict[str, Any]:
         """The optimiser's state in the canonical form: {"step": updates made} plus, by parameter name in
-        the canonical layout, "velocity" (momentum: torch's buffer, buf = μ·buf + g) or "m" and "v" (Adam's
-        biased first and second moments)."""
+        the canonical layout, each of the optimiser's kinds (training.STATE_KINDS, torch's: "velocity", torch's
+        momentum buffer, buf = μ·buf + g; "m" and "v", Adam's biased moments; "square_avg", "sum", "acc_delta")."""
         state = self._hook("_optimizer_state")()
         return {"step": self._updates, **{kind: {name: np.array(value, dtype=self.dtype)
                                                       for name, value in state[kind].items()}
@@ -360,7 +400,7 @@ class Backend(LayerState, DropoutMasks, ABC):
 
     def _state_kinds(self) -> tuple[str, ...]:
         """What the optimiser keeps per parameter besides the step count."""
-        return ("m", "v") if self.optimizer == "adam" else ("velocity",) if self.momentum else ()
+        return self.training.state_kinds()
 
     def update_for(self, batch: np.ndarray) -> tuple[Params, dict[str, Any]]:
         """The change one optimiser step on the loaded rows `batch` would make to each parameter, and the
@@ -423,6 +463,10 @@ class Backend(LayerState, DropoutMasks, ABC):
             y = y[:, None]
         if y.shape != (len(X), n_out):
             raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
+        if self.loss_name in BINARY_LOSSES and (np.any(y < 0) or np.any(y > 1)):
+            at = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
+            raise ValueError(f"y must hold probabilities from 0 to 1 for loss {self.loss_name} (1 for the positive "
+                             f"class); received {y[at]!r} at index {at}")
         return X, np.ascontiguousarray(y)
 
     def _check_labels(self, y: np.ndarray, n: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import numpy as np
 
 from ..layers import Build, Link, built
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .base import Backend, Params
 from .batches import split_batches
 
 try:
@@ -26,11 +26,11 @@ try:
 except ImportError as err:
     raise ImportError(f"the jax backend needs JAX, Flax and Optax ({err}); install it with: "
                       "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
+from ..optimizers.jax_optimizer import STATE_FIELDS, transformation
 
-# Optax's state by path: .trace (momentum, torch's buffer), .mu and .nu (Adam's moments) hold one array per
-# parameter, under the model's ['layers'][index][attribute] (['inner'][attribute] inside a wrapper).
-_STATE_PATH = re.compile(r"\.(trace|mu|nu)\['layers'\]\[(\d+)\]((?:\['\w+'\])+)")
-_STATE_KINDS = {"trace": "velocity", "mu": "m", "nu": "v"}
+# Optax's state by path: a field (jax_optimizer.STATE_FIELDS: .trace, .mu, .nu, …) holds one array per parameter,
+# under the model's ['layers'][index][attribute] (['inner'][attribute] inside a wrapper).
+_STATE_PATH = re.compile(r"\.(\w+)\['layers'\]\[(\d+)\]((?:\['\w+'\])+)")
 
 
 def _training_forward(model: Any, X: Any, keeps: dict[int, Any]) -> Any:
@@ -69,9 +69,16 @@ class JaxBackend(Backend):
             "mse": lambda output, target: optax.losses.squared_error(output, target),
             "half-mse": lambda output, target: 0.5 * optax.losses.squared_error(output, target),
             "huber": lambda output, target: optax.losses.huber_loss(output, target, delta=self.huber_delta),
+            # optax has no L1 loss: jnp.abs, whose gradient at exactly 0 is +1 where the others' is 0
+            # (jax/_src/lax/lax.py, _abs_jvp_rule: select(x >= 0, g, -g))
+            "l1": lambda output, target: jnp.abs(output - target),
+            "bce-with-logits": lambda output, target: optax.losses.sigmoid_binary_cross_entropy(output, target),
             # Per example, from integer labels: the (n, 1) class indices become int32 inside the traced step.
-            "cross-entropy": lambda output, target: optax.losses.softmax_cross_entropy_with_integer_labels(
-                output, target[:, 0].astype(jnp.int32)),
+            "cross-entropy": (lambda output, target: optax.losses.softmax_cross_entropy_with_integer_labels(
+                output, target[:, 0].astype(jnp.int32))) if not self.label_smoothing else (
+                lambda output, target: optax.losses.softmax_cross_entropy(output, optax.smooth_labels(
+                    jax.nn.one_hot(target[:, 0].astype(jnp.int32), output.shape[-1], dtype=output.dtype),
+                    self.label_smoothing))),
         }[self.loss_name]
 
         def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
@@ -87,13 +94,7 @@ class JaxBackend(Backend):
         self._mean_loss = self._compiled(mean_loss)
         self._value_and_grad = self._compiled(jax.value_and_grad(training_loss, has_aux=True))
         self._forward = self._compiled(lambda params, stats, X: nnx.merge(self._eval_graph, params, stats)(X))
-        # L2 as torch applies it: wd·param added to the gradient before the optimiser sees it.
-        decay = [optax.add_decayed_weights(self.weight_decay)] if self.weight_decay else []
-        if self.optimizer == "adam":
-            rule = optax.adam(self.lr, b1=ADAM_BETAS[0], b2=ADAM_BETAS[1], eps=ADAM_EPS)
-        else:
-            rule = optax.sgd(self.lr, momentum=self.momentum or None)
-        self._tx = tx = optax.chain(*decay, rule)
+        self._tx = tx = transformation(self.training, self._params)  # clip, L2 as torch applies it, the rule
         value_and_grad = self._value_and_grad
 
         def step(params: Any, stats: Any, opt_state: Any, X: Any, y: Any,
@@ -145,7 +146,7 @@ class JaxBackend(Backend):
 
     def _penalty(self) -> float:
         # optax.add_decayed_weights adds wd·p to every leaf of the nnx.Param state the optimiser updates
-        return float(0.5 * self.weight_decay * optax.tree_utils.tree_norm(self._params, squared=True))
+        return float(0.5 * self.training.coupled_decay * optax.tree_utils.tree_norm(self._params, squared=True))
 
     def _get_params(self) -> Params:
         return {name: link.canonical_array(np.asarray(variable.value)) for name, link, variable in self._variables()}
@@ -208,9 +209,12 @@ class JaxBackend(Backend):
         found = _STATE_PATH.search(path)
         if found is None:
             return None
-        kind, index, attributes = found.groups()
+        field, index, attributes = found.groups()
+        kind = STATE_FIELDS.get(self.optimizer, {}).get(field)
+        if kind is None:
+            return None
         name, link = self._links[(int(index), ".".join(re.findall(r"'(\w+)'", attributes)))]
-        return _STATE_KINDS[kind], name, link
+        return kind, name, link
 
     # ---- replay hooks (compare.py explain) ----
 
@@ -223,7 +227,7 @@ class JaxBackend(Backend):
         return found
 
     def _optimizer_state(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
+        found: dict[str, Any] = {kind: {} for kind in self.training.state_kinds()}
         for path, leaf in jax.tree_util.tree_flatten_with_path(self._opt_state)[0]:
             slot = self._state_slot(jax.tree_util.keystr(path))
             if slot is not None:

@@ -7,15 +7,14 @@ removed it and MXNet 1.9.1 still uses it): the one process-wide change this back
 from __future__ import annotations
 
 import atexit
-import math
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from ..layers import Build, Link, built
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params, error_line
+from ..layers import Build, Link, built, out_features
+from .base import Backend, Params, error_line
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
     np.bool = bool  # type: ignore[attr-defined]
@@ -33,6 +32,7 @@ except Exception as err:  # numpy>=2: AttributeError; a bad MXNET_* variable: MX
         f"the mxnet backend needs MXNet 1.9.1 on numpy<2 and valid MXNET_* settings ({error_line(err)}); "
         "install it with: pip install mxnet==1.9.1 'numpy<2'"
     ) from err
+from ..optimizers.mxnet_optimizer import MxnetOptimizer
 
 
 class _NetWithLoss(gluon.HybridBlock):
@@ -52,6 +52,21 @@ class _NetWithLoss(gluon.HybridBlock):
         for index in range(len(self.net)):
             out = self.net[index](out, by_block[index]) if index in by_block else self.net[index](out)
         return self.loss(out, y)
+
+
+class _SmoothedCrossEntropy(gluon.HybridBlock):
+    """Gluon's SoftmaxCrossEntropyLoss has no label smoothing (mxnet/gluon/loss.py, SoftmaxCrossEntropyLoss): it is
+    given the smoothed labels, (1 − ε)·one-hot + ε/K made with MXNet's one_hot, as dense labels (sparse_label=False)."""
+
+    def __init__(self, classes: int, smoothing: float, dtype: str) -> None:
+        super().__init__()
+        self._classes, self._smoothing, self._dtype = classes, smoothing, dtype
+        with self.name_scope():
+            self.loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=False, from_logits=False)
+
+    def hybrid_forward(self, F: Any, output: Any, label: Any) -> Any:
+        hot = F.one_hot(F.reshape(label, shape=(-1,)), self._classes, dtype=self._dtype)
+        return self.loss(output, hot * (1 - self._smoothing) + self._smoothing / self._classes)
 
 
 class MxnetBackend(Backend):
@@ -90,9 +105,14 @@ class MxnetBackend(Backend):
             "mse": gluon.loss.L2Loss(weight=2.0),
             "half-mse": gluon.loss.L2Loss(),
             "huber": gluon.loss.HuberLoss(rho=self.huber_delta, weight=self.huber_delta),
+            "l1": gluon.loss.L1Loss(),  # |ŷ − y| averaged over each example's outputs
+            # from_sigmoid=False: ŷ are logits, relu(ŷ) − ŷ·y + softrelu(−|ŷ|), per example its outputs' mean
+            "bce-with-logits": gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False),
             # sparse_label: y holds class indices (float, as pick takes them); from_logits=False: the loss
             # applies log_softmax itself (Keras's from_logits=False means the opposite: y_pred are probabilities).
-            "cross-entropy": gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False),
+            "cross-entropy": (_SmoothedCrossEntropy(out_features(self.spec), self.label_smoothing, self.dtype)
+                              if self.label_smoothing else
+                              gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)),
         }[self.loss_name]
         self._net_loss = _NetWithLoss(self._net, self._loss_fn, self.masked_layers)
         self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step
@@ -122,21 +142,11 @@ class MxnetBackend(Backend):
         self._net.initialize(mx.init.Uniform(), force_reinit=True)
 
     def _reset_optimizer(self) -> None:
-        if self.optimizer == "adam":
-            options = {"beta1": ADAM_BETAS[0], "beta2": ADAM_BETAS[1], "epsilon": ADAM_EPS}
-            name = "adam"
-        else:
-            options, name = {"momentum": self.momentum}, "sgd"
-        self._trainer = gluon.Trainer(self._net.collect_params(), name,
-                                      {"learning_rate": self.lr, "wd": self.weight_decay, **options},
-                                      kvstore=None)  # one CPU: no key-value store to synchronise
+        self._optimizer = MxnetOptimizer(self.training, self._net.collect_params(), self.dtype)
+        self._trainer = self._optimizer.trainer
 
     def _penalty(self) -> float:
-        # Trainer updates the Parameters whose grad_req is not "null" (not the running statistics), each
-        # with gradient + wd·wd_mult·weight: wd_mult is 1 for weights and biases alike unless a layer says not
-        decayed = [param for param in self._net.collect_params().values() if param.grad_req != "null"]
-        return nd.add_n(*(0.5 * self.weight_decay * param.wd_mult * nd.sum(nd.square(param.data()))
-                          for param in decayed)).asscalar()
+        return self._optimizer.penalty()
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
@@ -186,8 +196,7 @@ class MxnetBackend(Backend):
             with autograd.record():
                 loss = self._net_loss(X[start:stop], y[start:stop], *self._keeps(stop - start, advance=True).values())
             loss.backward()
-            self._before_step()
-            self._trainer.step(stop - start)
+            self._optimizer.step(stop - start)
             per_example.append(loss)
         return self._batch_means(per_example, bounds).asnumpy()  # one wait on the async engine per epoch
 
@@ -217,43 +226,14 @@ class MxnetBackend(Backend):
         return {name: position[id(param)] for name, (param, _) in self._links.items()}
 
     def _optimizer_state(self) -> dict[str, Any]:
-        # Gluon's SGD keeps mom = μ·mom − lr·g (lr as float32): torch's buffer is −mom / lr.
-        lr32 = float(np.float32(self.lr))
-        states = self._trainer._updaters[0].states
-        found: dict[str, dict[str, np.ndarray]] = {"velocity": {}, "m": {}, "v": {}}
+        found: dict[str, Any] = {kind: {} for kind in self.training.state_kinds()}
         for name, index in self._slots().items():
-            state, zeros, link = states.get(index), np.zeros(self._shapes[name], self.dtype), self._links[name][1]
-            if self.optimizer == "adam":
-                found["m"][name], found["v"][name] = ((link.canonical_array(state[0].asnumpy()),
-                                                       link.canonical_array(state[1].asnumpy()))
-                                                      if state is not None else (zeros, zeros))
-            else:
-                found["velocity"][name] = (-link.canonical_array(state.asnumpy()) / lr32 if state is not None
-                                           else zeros)
+            link = self._links[name][1]
+            for kind, value in self._optimizer.state(index).items():
+                found[kind][name] = link.canonical_array(value)
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
-        updater, optimizer = self._trainer._updaters[0], self._trainer._optimizer
-        lr32 = float(np.float32(self.lr))
-        for name, index in self._slots().items():
-            param, link = self._links[name]
-
-            def native(value: np.ndarray, link: Link = link) -> Any:
-                return nd.array(link.native_array(value), dtype=self.dtype)
-
-            if self.optimizer == "adam":
-                made = (native(state["m"][name]), native(state["v"][name]))
-            elif "velocity" in state:
-                made = native(-state["velocity"][name] * lr32)
-            else:
-                made = optimizer.create_state_multi_precision(index, param.data())
-            updater.states[index], updater.states_synced[index] = made, True
-            optimizer._index_update_count[index] = state["step"]
-        optimizer.num_update = state["step"]
-
-    def _before_step(self) -> None:
-        # MXNet's Adam adds epsilon to sqrt(v), torch and the paper add it to sqrt(v̂) = sqrt(v)/sqrt(1−β₂ᵗ).
-        # Scaling epsilon by sqrt(1−β₂ᵗ) each step makes MXNet's update the paper's, exactly.
-        if self.optimizer == "adam":
-            step = self._trainer.optimizer.num_update + 1  # the optimizer counts the updates it has made
-            self._trainer.optimizer.epsilon = ADAM_EPS * math.sqrt(1 - ADAM_BETAS[1] ** step)
+        self._optimizer.set_state(state["step"], {
+            index: {kind: self._links[name][1].native_array(state[kind][name]) for kind in self.training.state_kinds()}
+            for name, index in self._slots().items()})

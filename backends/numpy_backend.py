@@ -8,22 +8,30 @@ from typing import Any
 import numpy as np
 
 from ..layers import Layer
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from ..optimizers.numpy_optimizer import NumpyOptimizer
+from .base import Backend, Params
 from .batches import shuffled_epochs
 from .state import initial_state
 
 
-def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean −log softmax(logits)[label] and its gradient (softmax − one-hot) / n. The largest logit is
-    subtracted first: exp then cannot overflow, and log Σ exp keeps its precision."""
-    n = len(logits)
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:
+    """Mean −Σₖ qₖ log softmax(logits)ₖ and its gradient (softmax − q) / n, q the one-hot label, or with label
+    smoothing ε, (1 − ε)·one-hot + ε/K. The largest logit is subtracted first: exp then cannot overflow, and
+    log Σ exp keeps its precision."""
+    n, classes = logits.shape
     rows, picked = np.arange(n), labels[:, 0].astype(np.intp)
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     total = exp.sum(axis=1)
-    loss = float(np.mean(np.log(total) - shifted[rows, picked]))
+    # −Σₖ qₖ (shiftedₖ − log total) = log total − (1 − ε)·shifted[label] − ε/K·Σₖ shiftedₖ
+    per_row = np.log(total) - shifted[rows, picked]
+    if smoothing:
+        per_row = per_row + smoothing * shifted[rows, picked] - smoothing / classes * shifted.sum(axis=1)
+    loss = float(np.mean(per_row))
     grad = exp / total[:, None]
-    grad[rows, picked] -= 1.0
+    grad[rows, picked] -= 1.0 - smoothing
+    if smoothing:
+        grad -= smoothing / classes
     return loss, grad / n
 
 
@@ -72,9 +80,7 @@ class NumpyBackend(Backend):
             layer.numpy_init(rng, params)
 
     def _reset_optimizer(self) -> None:
-        self._velocity = {name: np.zeros_like(p) for name, p in self._params.items()}  # or Adam's m
-        self._second_moment = {name: np.zeros_like(p) for name, p in self._params.items()}
-        self._steps_taken = 0
+        self._optimizer = NumpyOptimizer(self.training, self._params)  # updates self._params in place
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
@@ -112,12 +118,12 @@ class NumpyBackend(Backend):
         return self._forward(X, keeps=self._keeps(len(X)))[0]
 
     def _optimizer_state(self) -> dict[str, Any]:
-        return {"velocity": self._velocity, "m": self._velocity, "v": self._second_moment}
+        return self._optimizer.state
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
-        self._steps_taken = state["step"]
-        for kind, target in (("velocity", self._velocity), ("m", self._velocity), ("v", self._second_moment)):
-            for name, value in state.get(kind, {}).items():
+        self._optimizer.steps_taken = state["step"]
+        for kind, target in self._optimizer.state.items():
+            for name, value in state[kind].items():
                 target[name][...] = value
 
     # ---- the hand-derived pieces ----
@@ -150,42 +156,27 @@ class NumpyBackend(Backend):
 
     def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         if self.classifies:
-            return _cross_entropy(output, y)
+            return _cross_entropy(output, y, self.label_smoothing)
         diff = output - y
         n = diff.size  # the loss is a mean over every element of the batch
         if self.loss_name in ("mse", "half-mse"):
             flat = diff.ravel()
             scale = 1.0 if self.loss_name == "mse" else 0.5
             return scale * float(flat @ flat) / n, diff * (2.0 * scale / n)
+        if self.loss_name == "bce-with-logits":  # the stable form: no exp of a positive number
+            values = np.maximum(output, 0) - output * y + np.log1p(np.exp(-np.abs(output)))
+            return float(np.mean(values)), (0.5 * (1 + np.tanh(0.5 * output)) - y) / n  # σ(ŷ) − y
+        if self.loss_name == "l1":  # sign(0) = 0: no gradient where a prediction is exact, as torch's
+            return float(np.mean(np.abs(diff))), np.sign(diff) / n
         delta = self.huber_delta
         quadratic = np.abs(diff) <= delta
         values = np.where(quadratic, 0.5 * diff * diff, delta * (np.abs(diff) - 0.5 * delta))
         return float(np.mean(values)), np.where(quadratic, diff, delta * np.sign(diff)) / n
 
-    def _penalty(self) -> float:
-        # _update decays every parameter: g + wd·p
-        return 0.5 * self.weight_decay * sum(float(np.vdot(param, param)) for param in self._params.values())
-
     def _update(self, grads: Params) -> None:
-        self._steps_taken += 1
-        t, lr = self._steps_taken, self.lr
-        for name, param in self._params.items():
-            g = grads[name] + self.weight_decay * param if self.weight_decay else grads[name]  # (fresh array)
-            velocity = self._velocity[name]
-            if self.optimizer == "adam":
-                beta1, beta2 = ADAM_BETAS
-                second = self._second_moment[name]
-                velocity *= beta1
-                velocity += (1 - beta1) * g
-                second *= beta2
-                second += (1 - beta2) * g * g
-                m_hat = velocity / (1 - beta1**t)
-                v_hat = second / (1 - beta2**t)
-                param -= lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)
-            elif self.momentum:
-                velocity *= self.momentum
-                velocity += g
-                param -= lr * velocity
-            else:
-                g *= lr  # g is this step's own array: scale it in place
-                param -= g
+        """One optimiser step from the loss's gradients (the canonical formulas, optimizers/numpy_optimizer.py)."""
+        self._optimizer.step(grads)
+
+    def _penalty(self) -> float:
+        # NumpyOptimizer.step decays every parameter: g + wd·p
+        return 0.5 * self.weight_decay * sum(float(np.vdot(param, param)) for param in self._params.values())

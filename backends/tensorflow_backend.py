@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..layers import Build, Link, built, input_shape, out_features
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .base import Backend, Params
 
 _INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
 
@@ -71,7 +71,7 @@ try:
 except ImportError as err:
     raise ImportError(f"the tensorflow backend needs TensorFlow and Keras 3 ({err}); install it with: {_INSTALL}"
                       ) from err
-
+from ..optimizers.tensorflow_optimizer import KerasOptimizer  # noqa: E402 (it imports Keras: after KERAS_BACKEND is set)
 
 
 class _NoRetracingWarning(logging.Filter):
@@ -141,8 +141,12 @@ class TensorflowBackend(Backend):
             "mse": mse,
             "half-mse": lambda target, output: 0.5 * mse(target, output),
             "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self.dtype),  # torch's HuberLoss(delta)
+            "l1": keras.losses.MeanAbsoluteError(dtype=self.dtype),
+            # from_logits=True: no clipping (the default takes outputs for probabilities, clipped to [1e-7, 1 − 1e-7])
+            "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self.dtype),
             # from_logits=True: the default (False) takes the outputs for probabilities and gives another number.
-            "cross-entropy": keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype),
+            "cross-entropy": (self._smoothed_cross_entropy(n_out) if self.label_smoothing else
+                              keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype)),
         }[self.loss_name]
         y_width = 1 if self.classifies else n_out  # class indices: one per row
         X_spec, y_spec = tf.TensorSpec([None, *shape], self.dtype), tf.TensorSpec([None, y_width], self.dtype)
@@ -154,6 +158,14 @@ class TensorflowBackend(Backend):
         keeps_spec = [tf.TensorSpec([None, *shape], self.dtype) for shape in self._masked_shapes()]
         self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec, keeps_spec])
         self._signature = [X_spec, y_spec, keeps_spec]
+
+    def _smoothed_cross_entropy(self, classes: int) -> Callable[[Any, Any], Any]:
+        """Keras's SparseCategoricalCrossentropy takes no label_smoothing (keras/src/losses/losses.py): its
+        CategoricalCrossentropy does, on one-hot labels, (1 − ε)·one-hot + ε/K as torch's."""
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.label_smoothing,
+                                                    dtype=self.dtype)
+        return lambda target, output: loss(keras.ops.one_hot(keras.ops.cast(target[:, 0], "int32"), classes,
+                                                             dtype=self.dtype), output)
 
     def _compiled(self, fn: Callable[..., Any], signature: list[Any] | None) -> Callable[..., Any]:
         """fn under tf.function in compiled mode (each call that traces and optimises a graph with the C++
@@ -197,22 +209,14 @@ class TensorflowBackend(Backend):
 
     def _train_step(self, X: Any, y: Any, keeps: list[Any]) -> Any:
         loss, grads = self._loss_and_gradients(X, y, keeps)
-        variables = self._model.trainable_variables
-        if self.weight_decay:  # Keras's weight_decay is decoupled (AdamW's); torch's is this L2 term
-            grads = [grad + self.weight_decay * variable for grad, variable in zip(grads, variables, strict=True)]
-        if self.optimizer == "adam":
-            # Keras's Adam adds ε to √v, torch and the paper to √v̂ = √v / √(1−β₂ᵗ): ε·√(1−β₂ᵗ) makes
-            # Keras's update the paper's, exactly (the MXNet backend does the same).
-            step = tf.cast(self._optimizer.iterations + 1, self.dtype)
-            self._epsilon.assign(ADAM_EPS * tf.sqrt(1 - tf.constant(ADAM_BETAS[1], self.dtype) ** step))
-        self._optimizer.apply_gradients(zip(grads, variables, strict=True))
+        self._optimizer.apply(grads, self._model.trainable_variables)
         return loss
 
     def _penalty(self) -> float:
         # _train_step adds wd·variable to the gradient of every trainable variable. (Keras's L2 regulariser
         # is this sum too, but it rounds its factor to float32 whatever the variables' dtype.)
         squares = tf.add_n([tf.reduce_sum(tf.square(variable)) for variable in self._model.trainable_variables])
-        return float(0.5 * self.weight_decay * squares)
+        return float(0.5 * self.training.coupled_decay * squares)
 
     def _get_params(self) -> Params:
         return {name: link.read(link.of(native).numpy()) for name, (native, link) in self._links.items()}
@@ -241,14 +245,7 @@ class TensorflowBackend(Backend):
         # in Adam's bias correction (and μ = 0.899999976 in SGD). np.float64 is a float Keras accepts and
         # casts exactly. The learning rate is a variable of floatx: built under the model's dtype, likewise.
         with _floatx(self.dtype):
-            if self.optimizer == "adam":
-                self._optimizer = keras.optimizers.Adam(self.lr, beta_1=np.float64(ADAM_BETAS[0]),
-                                                        beta_2=np.float64(ADAM_BETAS[1]))
-                self._epsilon = tf.Variable(ADAM_EPS, dtype=self.dtype, trainable=False)
-                self._optimizer.epsilon = self._epsilon  # read at each step, set by _train_step
-            else:
-                self._optimizer = keras.optimizers.SGD(self.lr, momentum=np.float64(self.momentum))
-            self._optimizer.build(self._model.trainable_variables)
+            self._optimizer = KerasOptimizer(self.training, self.dtype, self._model.trainable_variables)
         # A new optimiser has new variables: a new step function, traced for them on its first call.
         # A full batch in loaded order takes the data as they are, without a gather the size of the data set.
         # One trace per batch size, as a plain loop's tf.function makes: a graph whose batch size is unknown is
@@ -293,32 +290,18 @@ class TensorflowBackend(Backend):
             found.append(out.numpy())
         return found
 
-    def _state_variables(self) -> Iterator[tuple[str, Link, dict[str, Any]]]:
-        """Per canonical name: the layout Keras keeps it in, and the optimiser's variables for it by
-        canonical kind."""
-        optimizer = self._optimizer
-        for name, (native, link) in self._links.items():
-            slot = optimizer._get_variable_index(link.of(native))
-            kinds = ({"m": optimizer._momentums[slot], "v": optimizer._velocities[slot]}
-                     if self.optimizer == "adam" else
-                     {"velocity": optimizer.momentums[slot]} if self.momentum else {})
-            yield name, link, kinds
-
     def _optimizer_state(self) -> dict[str, Any]:
-        # Keras's SGD keeps m = μ·m − lr·g: torch's buffer is −m / lr (the learning rate Keras holds).
-        scale = {"velocity": -1 / float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
-        found: dict[str, Any] = {"velocity": {}, "m": {}, "v": {}}
-        for name, link, kinds in self._state_variables():
-            for kind, variable in kinds.items():
-                found[kind][name] = link.read(variable.numpy() * scale[kind])
+        found: dict[str, Any] = {kind: {} for kind in self.training.state_kinds()}
+        for name, (native, link) in self._links.items():
+            for kind, (variable, scale) in self._optimizer.slots(link.of(native)).items():
+                found[kind][name] = link.read(variable.numpy() * scale)
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
-        scale = {"velocity": -float(self._optimizer.learning_rate.numpy()), "m": 1.0, "v": 1.0}
-        self._optimizer.iterations.assign(state["step"])
-        for name, link, kinds in self._state_variables():
-            for kind, variable in kinds.items():
-                variable.assign(link.written(variable.numpy(), state[kind][name] * scale[kind]))
+        self._optimizer.optimizer.iterations.assign(state["step"])
+        for name, (native, link) in self._links.items():
+            for kind, (variable, scale) in self._optimizer.slots(link.of(native)).items():
+                variable.assign(link.written(variable.numpy(), state[kind][name] / scale))
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         losses = []

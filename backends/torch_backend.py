@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..layers import Build, Link, built
-from .base import ADAM_BETAS, ADAM_EPS, Backend, Params
+from .base import Backend, Params
 
 try:
     import torch
@@ -16,6 +16,7 @@ try:
     from torch.utils.data import DataLoader, TensorDataset
 except ImportError as err:
     raise ImportError(f"the torch backend needs PyTorch ({err}); install it with: pip install torch==2.13.0") from err
+from ..optimizers.torch_optimizer import TorchOptimizer
 
 # torch.compile keys its compiled graphs by code object: every model here shares one forward, and each
 # new dtype, loss or architecture is a recompile of it. Past torch's default limit of 8 it would quietly
@@ -42,11 +43,6 @@ class _NetWithLoss(nn.Module):
 
     def forward(self, X: torch.Tensor, y: torch.Tensor, keeps: dict[int, torch.Tensor]) -> torch.Tensor:
         return self.loss(_training_forward(self.net, X, keeps), y)
-
-
-def _state_tensor(state: dict[str, Any], key: str, param: torch.Tensor) -> torch.Tensor:
-    value = state.get(key)
-    return value.detach() if value is not None else torch.zeros_like(param).detach()
 
 
 def _grad(param: torch.Tensor) -> torch.Tensor:
@@ -76,11 +72,14 @@ class TorchBackend(Backend):
                                                                                  self.spec, strict=True))
                          for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         mse = nn.MSELoss()  # mean over every element
-        cross_entropy = nn.CrossEntropyLoss()  # log_softmax, then the mean over the batch
+        # log_softmax, then the mean over the batch; label smoothing: ε/K to every class (the label's too)
+        cross_entropy = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
             "half-mse": lambda output, target: 0.5 * mse(output, target),
             "huber": nn.HuberLoss(delta=self.huber_delta),
+            "l1": nn.L1Loss(),  # the mean over every element
+            "bce-with-logits": nn.BCEWithLogitsLoss(),  # sigmoid inside, the mean over every element
             # Class indices must be int64 and one-dimensional: a float target of the logits' shape would be
             # taken for class probabilities instead.
             "cross-entropy": lambda output, target: cross_entropy(output, target.reshape(-1).long()),
@@ -118,20 +117,10 @@ class TorchBackend(Backend):
                 translator.native_init(module, None, self.dtype)
 
     def _reset_optimizer(self) -> None:
-        if self.optimizer == "adam":
-            self._optimizer: torch.optim.Optimizer = torch.optim.Adam(
-                self._model.parameters(), lr=self.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=self.weight_decay
-            )
-        else:
-            self._optimizer = torch.optim.SGD(
-                self._model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
-            )
+        self._optimizer = TorchOptimizer(self.training, list(self._model.parameters()))
 
     def _penalty(self) -> float:
-        # torch.optim adds group["weight_decay"]·p to the gradient of every parameter of each group
-        with torch.no_grad():
-            return sum(0.5 * group["weight_decay"] * sum(torch.sum(p * p) for p in group["params"])
-                       for group in self._optimizer.param_groups).item()
+        return self._optimizer.penalty()
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
@@ -190,22 +179,17 @@ class TorchBackend(Backend):
         return found
 
     def _optimizer_state(self) -> dict[str, Any]:
-        # torch.optim keeps nothing before the first step; its buffers then start from zero, as these do
-        keys = {"velocity": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq"}
-        return {kind: {name: link.canonical_array(_state_tensor(self._optimizer.state.get(param, {}), key,
-                                                                 param).numpy())
-                       for name, (param, link) in self._links.items()} for kind, key in keys.items()}
+        found: dict[str, Any] = {kind: {} for kind in self.training.state_kinds()}
+        for name, (param, link) in self._links.items():
+            for kind, value in self._optimizer.state(param).items():
+                found[kind][name] = link.canonical_array(value.numpy())
+        return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
-        for name, (param, link) in self._links.items():
-            def native(kind: str, name: str = name, link: Link = link) -> torch.Tensor:
-                return torch.from_numpy(np.ascontiguousarray(link.native_array(state[kind][name])).copy())
-
-            if self.optimizer == "adam":
-                self._optimizer.state[param] = {
-                    "step": torch.tensor(float(state["step"])), "exp_avg": native("m"), "exp_avg_sq": native("v")}
-            elif "velocity" in state:
-                self._optimizer.state[param] = {"momentum_buffer": native("velocity")}
+        self._optimizer.restart_at(state["step"], {
+            param: {kind: torch.from_numpy(np.ascontiguousarray(link.native_array(state[kind][name])).copy())
+                    for kind in self.training.state_kinds()}
+            for name, (param, link) in self._links.items()})
 
     def _mean_loss(self, X: torch.Tensor, y: torch.Tensor) -> float:
         # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost

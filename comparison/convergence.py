@@ -25,7 +25,8 @@ _lock = threading.Lock()
 
 def exact_optimum(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
     """The exact optimum's row for the problem and the objective `options` give (None for other models)."""
-    key = (id(problem), *(options.get(name) for name in ("dtype", "loss", "huber_delta", "weight_decay")))
+    key = (id(problem), *(options.get(name) for name in ("dtype", "loss", "huber_delta", "weight_decay", "optimizer",
+                                                          "label_smoothing")))
     with _lock:
         if key not in _optima:
             _optima[key] = (problem, reference_result(problem, options))  # the problem held: its id stays its own

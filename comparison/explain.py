@@ -15,6 +15,7 @@ import numpy as np
 from ..backends import Backend
 from ..backends.base import error_line
 from ..backends.tolerances import TOLERANCES
+from ..optimizers.training import described
 from ..tasks import Problem
 from .mechanisms import Difference, Pairs, Step, cause, normwise, worst
 
@@ -232,8 +233,8 @@ def _restore(backend: Backend, snapshot: Mapping[str, Any]) -> None:
 def _state_pairs(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Canonical optimiser states side by side: the step count and every moment by parameter."""
     pairs = {"step": (np.array(float(a.get("step", 0))), np.array(float(b.get("step", 0))))}
-    for kind in ("velocity", "m", "v"):
-        for key in a.get(kind, {}):
+    for kind in (kind for kind in a if kind != "step"):  # the optimiser's kinds (optimizers/training.STATE_KINDS)
+        for key in a[kind]:
             pairs[f"{kind}/{key}"] = (a[kind][key], b[kind][key])
     return pairs
 
@@ -280,8 +281,8 @@ def render_explained(header: dict[str, Any], findings: list[Finding], fmt: str) 
         return json.dumps({"format": "backend-compare explain", **header, "pairs": records}, indent=2,
                           allow_nan=False, default=float) + "\n"
     options = header["options"]
-    title = (f"explain · task {header['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g} · "
-             f"loss {options['loss']} · batch {header['settings']['batch_size']} · tolerance "
+    title = (f"explain · task {header['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+             f"{described(options)} · loss {options['loss']} · batch {header['settings']['batch_size']} · tolerance "
              f"rtol {TOLERANCES[options['dtype']]['rtol']:g}, atol {TOLERANCES[options['dtype']]['atol']:g}")
     if fmt == "markdown":
         lines = ["| pair | verdict | first step | stage | where | rel diff | ulp | likely cause |", "|---" * 8 + "|"]

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..optimizers.training import described
 from .fits import OBJECTIVE, OBJECTIVE_MEANS
 from .numbers import formatted
 from .report import TIMING, TIMING_TITLE, TITLES, abbreviated, diverged_step, notes, parity_tolerance, sharing
@@ -129,7 +130,7 @@ def run_page(report: dict[str, Any]) -> str:
     """A saved run: settings and provenance, notes, the tables, and its figures."""
     options, settings = report["options"], report["settings"]
     title = (f"backend-compare: {report['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
-             f" · seeds {','.join(map(str, report['seeds']))}")
+             f"{described(options)} · seeds {','.join(map(str, report['seeds']))}")
     provenance = report.get("provenance") or {}
     shown = {"task": report["task"], "seeds": report["seeds"], **{k: v for k, v in settings.items() if k != "seed"},
              **{k: v for k, v in options.items() if k != "parallel"},

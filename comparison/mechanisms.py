@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..backends.tolerances import TOLERANCES
 from ..layers import Activation, Conv1d, Conv2d, Input, Layer
+from ..optimizers.training import ADAM_BETAS, ADAM_EPS
+from .epsilon import epsilon_in_root, rate
 
 Pairs = dict[str, tuple[np.ndarray, np.ndarray]]  # a stage's quantities by name: (backend a's, backend b's)
 
@@ -62,14 +63,15 @@ def normwise(pairs: Pairs) -> float:
     return apart / scale if scale else (math.inf if apart else 0.0)
 
 
-def _flat(values: Mapping[str, np.ndarray]) -> np.ndarray:
+def flat(values: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Every array's elements, in order, as one float64 vector."""
     arrays = [np.ravel(np.asarray(value, np.float64)) for value in values.values()]
     return np.concatenate(arrays) if arrays else np.empty(0)
 
 
 def constant_factor(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], dtype: str) -> float | None:
     """The factor c with b = c·a for every element, when there is one (within the dtype's tolerance)."""
-    x, y = _flat(a), _flat({key: b[key] for key in a})
+    x, y = flat(a), flat({key: b[key] for key in a})
     keep = np.abs(x) > 0
     if not keep.any() or np.any(np.abs(y[~keep]) > TOLERANCES[dtype]["atol"]):  # b moves where a is zero
         return None
@@ -284,7 +286,8 @@ def _moments(step: Step, kind: str) -> tuple[dict[str, np.ndarray], dict[str, np
 
 
 def update_cause(step: Step) -> str:
-    for reader in (_zero_update, _beta2_in_float32, _factor_on_updates, _decay_term, _epsilon_placement):
+    for reader in (_zero_update, _beta2_in_float32, _factor_on_updates, _decay_term, _epsilon_placement,
+                   epsilon_in_root):
         found = reader(step)
         if found:
             return found
@@ -303,7 +306,7 @@ def _beta_fit(step: Step, kind: str) -> float | None:
     g = {key: grads[key] + decay * np.asarray(step.params[key], np.float64) for key in a}
     basis = {key: before[key] - (g[key] ** 2 if kind == "v" else g[key] if kind == "m" else 0.0) for key in a}
     # 1 %: the 1/batch-size scale held in float32 as well moves g² by ~3e-8, 0.2 % of β₂'s float32 effect
-    return _proportional(_flat(b) - _flat(a), _flat(basis), step.dtype, rel=1e-2)
+    return _proportional(flat(b) - flat(a), flat(basis), step.dtype, rel=1e-2)
 
 
 BETA_NAMES = {"m": ("first moment", "β₁", ADAM_BETAS[0]), "v": ("second moment", "β₂", ADAM_BETAS[1]),
@@ -329,7 +332,7 @@ def _beta_cause(step: Step, kind: str) -> str:
 
 
 def _beta2_in_float32(step: Step) -> str:
-    if step.options.get("optimizer") != "adam":
+    if step.options.get("optimizer") not in ("adam", "adamw"):
         return ""
     found = _beta_cause(step, "v") or _beta_cause(step, "m")
     return f"gradients agree; {found}" if found else ""
@@ -361,7 +364,7 @@ def _zero_update(step: Step) -> str:
 
 
 def _hyper_parameters(step: Step) -> dict[str, float]:
-    lr, rows = float(step.options.get("lr", 0.0)), step.rows
+    lr, rows = rate(step), step.rows
     f32 = float(np.float32(lr))
     return {f"float32({lr:g}) / {lr:g}: the learning rate is held in float32": f32 / lr,
             f"float32({lr:g})·float32(1/{rows}) / ({lr:g}/{rows}): the learning rate and the 1/batch-size "
@@ -376,7 +379,7 @@ def _factor_on_updates(step: Step) -> str:
         for value, who in ((held, step.b), (1 / held, step.a)):
             if held != 1 and abs(factor - value) <= 1e-3 * abs(held - 1):
                 return f"every update differs by a constant factor {near_one(factor)}, which is {why} by {who}"
-    lr = float(step.options.get("lr", 0.0))
+    lr = rate(step)
     summed = _summed(factor, step.rows)
     return (f"gradients agree, every update differs by a constant factor {factor:.9g} (b = {factor:.6g}·a): "
             + (summed if summed else f"the step size (b moves as if lr were {factor * lr:.6g}) or a scale on it"))
@@ -387,12 +390,12 @@ def _decay_term(step: Step) -> str:
     keep, L2) and decoupled by the other (−lr·λ·w on the weights, AdamW): the update differing by k·w, the
     moments by (1 − β₁)·λ·w (Adam) or λ·w (momentum)."""
     a, b = step.sides("update")
-    weights = _flat({key: step.params[key] for key in a})
-    k = _proportional(_flat(b) - _flat(a), weights, step.dtype)
-    lr, decay = float(step.options.get("lr", 0.0)), float(step.options.get("weight_decay", 0.0))
+    weights = flat({key: step.params[key] for key in a})
+    k = _proportional(flat(b) - flat(a), weights, step.dtype)
+    lr, decay = rate(step), float(step.options.get("weight_decay", 0.0))
     kind, scale = ("m", 1 - ADAM_BETAS[0]) if step.options.get("optimizer") == "adam" else ("velocity", 1.0)
     moments_a, moments_b = _moments(step, kind)
-    held = _proportional(_flat(moments_b) - _flat(moments_a), weights, step.dtype) if moments_a else None
+    held = _proportional(flat(moments_b) - flat(moments_a), weights, step.dtype) if moments_a else None
     coupled = None if held is None or not decay or not _close(abs(held), scale * decay, 1e-3) else \
         (step.b, step.a) if held > 0 else (step.a, step.b)  # (who keeps λ·w in its moments, who does not)
     if k is None and coupled is None:
@@ -428,11 +431,11 @@ def _epsilon_placement(step: Step) -> str:
     if step.options.get("optimizer") != "adam" or step.differing("state"):
         return ""
     a, b = step.sides("update")
-    m, v = (_flat(side) for side in (_moments(step, "m")[0], _moments(step, "v")[0]))
-    t, lr = int(step.stages["state"]["step"][0]), float(step.options.get("lr", 0.0))
+    m, v = (flat(side) for side in (_moments(step, "m")[0], _moments(step, "v")[0]))
+    t, lr = int(step.stages["state"]["step"][0]), rate(step)
     if t < 1:  # no step counted (a state without one): no bias correction to read ε back through, 1 − β₂⁰ = 0
         return ""
-    found = {side: _effective_epsilon(_flat(values), m, v, lr, t) for side, values in ((step.a, a), (step.b, b))}
+    found = {side: _effective_epsilon(flat(values), m, v, lr, t) for side, values in ((step.a, a), (step.b, b))}
     if None in found.values():
         return ""
     outside = ADAM_EPS / math.sqrt(1 - ADAM_BETAS[1] ** t)
@@ -459,8 +462,8 @@ def state_cause(step: Step) -> str:
         moments_a, moments_b = _moments(step, kind)
         if not moments_a or not any(key.startswith(f"{kind}/") for key in step.differing("state")):
             continue
-        weights = _flat({key: step.params[key] for key in moments_a})
-        k = _proportional(_flat(moments_b) - _flat(moments_a), weights, step.dtype) if scale else None
+        weights = flat({key: step.params[key] for key in moments_a})
+        k = _proportional(flat(moments_b) - flat(moments_a), weights, step.dtype) if scale else None
         if k is not None:
             holder = step.a if k < 0 else step.b
             matches = decay and _close(abs(k), scale * decay, 1e-3)

@@ -12,10 +12,10 @@ import numpy as np
 from ..backends import registration
 from ..backends.base import GATHER_BYTES
 from ..layers import Activation, BatchNorm, Linear, ModelSpec, input_shape, param_shapes
+from ..optimizers.training import STATE_KINDS
 from .run import MAX_CHECKPOINTS
 
 WORKING_BYTES = 64 * 2**20  # bounded buffers: the float64 draw of synthetic data, gathered batches
-OPTIMIZER_STATE = {"sgd": 1, "momentum": 1, "adam": 2}  # per-parameter buffers (sgd: one, if momentum is set)
 EPOCH_OVERHEAD = 128  # bytes per epoch and backend beyond its step losses: one array object in a list
 # Each seed's problem, results, tables and report rows, and each of its rows' (measured, 1,000 seeds of
 # linreg: 57 KB a seed with one backend, 61 KB with two; 133 KB with the curves kept for --out).
@@ -56,7 +56,8 @@ def estimate(*, rows: int, features: int, spec: ModelSpec, dtype: str, epochs: i
     # and with workers each worker's copy of the arrays it was sent
     sizes = [math.prod(shape) for shape in param_shapes(spec).values()]
     n_params = sum(sizes)
-    per_backend = n_params * (item * (3 + OPTIMIZER_STATE[optimizer]) + 8)  # params, grads, update, state; init
+    # params, grads, update, the optimiser's per-parameter buffers (sgd: one, if momentum is set); init
+    per_backend = n_params * (item * (3 + max(1, len(STATE_KINDS.get(optimizer, ())))) + 8)
     snapshots = MAX_CHECKPOINTS * n_params * item * len(backends) if record else 0
     widths: list[int] = []  # the outputs of every layer with parameters, per example
     shape = input_shape(spec)

@@ -21,7 +21,7 @@ from .metrics import largest_difference, largest_magnitude
 from .run import BackendResult, train
 from .verdicts import Noise
 
-HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "huber_delta")
+HYPER_PARAMETERS = ("lr", "momentum", "weight_decay", "huber_delta", "label_smoothing")
 MOST_VALUES = 10_000_000  # data values (every split) a run's noise is measured on at most (80 MB as a float64 shadow)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..optimizers.training import described
 from .report import diverged_step, parity_tolerance
 
 # The figure goes to a file through the object API, so no display back-end is used; matplotlib validates
@@ -76,6 +77,7 @@ def loss_figure(report: dict[str, Any]) -> Figure:
         parity.legend()
     options, settings = report["options"], report["settings"]
     figure.suptitle(f"{report['task']} · seed {','.join(map(str, report['seeds']))} · {options['dtype']} · "
-                    f"{options['optimizer']} lr={options['lr']:g} · batch {settings['batch_size']} · "
+                    f"{options['optimizer']} lr={options['lr']:g}{described(options)} · "
+                    f"batch {settings['batch_size']} · "
                     f"{settings['epochs']} epochs · init {options['init']}")
     return figure

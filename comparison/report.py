@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..backends import BACKENDS, package_version, registration
 from ..backends.tolerances import TOLERANCES
+from ..optimizers.training import described
 from ..tasks import Problem
 from .fits import OBJECTIVE, OBJECTIVE_MEANS, convergence_note, function_table, loss_table, param_table
 from .metrics import largest_difference, largest_magnitude, step_loss_difference
@@ -270,6 +271,7 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     options, settings = report["options"], report["settings"]
     seeds = ("seeds " if len(report["seeds"]) > 1 else "seed ") + ",".join(map(str, report["seeds"]))
     first = (f"task {report['task']} · {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+             + described(options)
              + (f" · weight decay {options['weight_decay']:g}" if options.get("weight_decay") else "")
              + f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
              f" · init {options['init']}" + (f" · mode {options['mode']}" if options.get("mode") else ""))

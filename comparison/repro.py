@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend, RowName
-from ..backends.base import ADAM_BETAS, ADAM_EPS
 from ..layers import Activation, Layer, Linear
+from ..optimizers.training import ADAM_BETAS, ADAM_EPS
 from ..tasks import Problem
 from .explain import Finding, finding_lines
 from .saved import check_folder_of, owned, write_folder_whole
@@ -40,8 +40,9 @@ DTYPE = OPTIONS["dtype"]
 X, y = bundle["X"].astype(DTYPE), bundle["y"].astype(DTYPE)
 params = {k[7:]: bundle[k].astype(DTYPE) for k in bundle.files if k.startswith("params/")}  # (out, in) weights
 STEP = int(bundle["state/step"])  # optimiser steps already taken
+KINDS = {k.split("/")[1] for k in bundle.files if k.startswith("state/") and k != "state/step"}
 state = {kind: {k[len(kind) + 7:]: bundle[k].astype(DTYPE) for k in bundle.files if k.startswith(f"state/{kind}/")}
-         for kind in ("velocity", "m", "v")}  # torch's momentum buffer; Adam's biased moments
+         for kind in ("velocity", "m", "v", *sorted(KINDS))}  # torch's momentum buffer, Adam's moments, the others
 BETA1, BETA2, EPS = __ADAM__
 
 
@@ -72,7 +73,17 @@ def layers_literal(problem: Problem) -> list[tuple[Any, ...]]:
             else (layer.label,) for layer in problem.spec]
 
 
-KEPT = ("dtype", "optimizer", "lr", "momentum", "weight_decay", "loss", "huber_delta")
+KEPT = ("dtype", "optimizer", "lr", "momentum", "weight_decay", "loss", "huber_delta", "schedule", "clip",
+        "label_smoothing")
+SCRIPTED_TRAINING = ("sgd", "momentum", "adam")  # the optimisers the standalone scripts write, at a constant rate
+SCRIPTED_LOSSES = ("mse", "half-mse", "huber", "cross-entropy")  # and the losses
+
+
+def scripted_training(options: Mapping[str, Any]) -> bool:
+    """Whether the standalone scripts write this training (optimiser, schedule, clip and loss): else the backend's
+    own class replays it."""
+    return (options["optimizer"] in SCRIPTED_TRAINING and not options.get("schedule") and not options.get("clip")
+            and options["loss"] in SCRIPTED_LOSSES and not options.get("label_smoothing"))
 
 
 def _prologue(framework: str, layers: str, options: dict[str, Any]) -> str:
@@ -82,7 +93,7 @@ def _prologue(framework: str, layers: str, options: dict[str, Any]) -> str:
 
 def script(framework: str, problem: Problem, options: dict[str, Any]) -> str:
     layers = f"{layers_literal(problem)!r}  # ('linear', in, out, bias) or (activation,), as nn.Sequential numbers them"
-    return _prologue(f"{framework} alone", layers, {key: options[key] for key in KEPT}) + replay_script(framework)
+    return _prologue(f"{framework} alone", layers, {key: options.get(key) for key in KEPT}) + replay_script(framework)
 
 
 # A backend without a standalone script of its framework's (one of someone else's): its own class replays the step
@@ -175,8 +186,8 @@ def bundle_arrays(problem: Problem, finding: Finding) -> dict[str, np.ndarray]:
     rows = replay["batch"]
     arrays = {"X": problem.X_train[rows], "y": problem.y_train[rows], "state/step": np.array(replay["state"]["step"])}
     arrays.update({f"params/{name}": value for name, value in replay["params"].items()})
-    for kind in ("velocity", "m", "v"):
-        arrays.update({f"state/{kind}/{name}": value for name, value in replay["state"].get(kind, {}).items()})
+    for kind in (kind for kind in replay["state"] if kind != "step"):  # the optimiser's kinds
+        arrays.update({f"state/{kind}/{name}": value for name, value in replay["state"][kind].items()})
     arrays.update({f"layers/{name}": value for name, value in replay.get("layers", {}).items()})  # running statistics
     return arrays
 
@@ -196,10 +207,11 @@ def _scripts(finding: Finding, backends: Mapping[str, Backend], problem: Problem
     scripts, missing = {}, []
     for row in dict.fromkeys((finding.backend_a, finding.backend_b)):
         parsed = RowName.parse(row)
-        if has_replay_script(parsed.backend) and standalone(problem):
+        if has_replay_script(parsed.backend) and standalone(problem) and scripted_training(options):
             scripts[parsed.backend] = script(parsed.backend, problem, options)
             continue
-        kept = {**{key: options[key] for key in KEPT}, "mode": parsed.mode or options.get("mode", "usual")}
+        kept = {**{key: options[key] for key in KEPT if options.get(key) is not None},  # the rest: the defaults
+                "mode": parsed.mode or options.get("mode", "usual")}
         text, reason = class_script(parsed.backend, type(backends[row]), problem, kept)
         if text:
             scripts[re.sub(r"[^A-Za-z0-9_]+", "_", row)] = text

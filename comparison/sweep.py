@@ -32,8 +32,9 @@ from .verdicts import verdict_words, worst_pairs
 
 # The run's own settings a sweep may vary (each one value per point); the tasks add the options they declare
 # sweepable (sweepable() below).
-RUN_SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--loss": str,
-                 "--momentum": float, "--weight-decay": float, "--huber-delta": float, "--dtype": str}
+RUN_SWEEPABLE = {"--lr": float, "--batch-size": int, "--epochs": int, "--optimizer": str, "--schedule": str,
+                 "--clip": str, "--loss": str, "--momentum": float, "--weight-decay": float, "--huber-delta": float,
+                 "--label-smoothing": float, "--dtype": str}
 METRICS = ("final_train_loss", "final_val_loss", "max_abs_param_error", "function_error", "parity_to_reference",
            "val_accuracy", "us_per_step", "compile_seconds")
 BOOTSTRAP = 2000  # resamples for each 95 % interval

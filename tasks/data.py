@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..backends.base import BINARY_LOSSES, REGRESSION_LOSSES
 from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
 from .datafile import data_shape, load_table
 from .options import ACTIVATION, COMMON, DATA, HEADER, HIDDEN, MODEL, STANDARDIZE, TARGET
@@ -70,6 +71,7 @@ TASK = Task(
     defaults={"linear": {"lr": 0.01, "epochs": 100, "batch_size": 32},
               "mlp": {"lr": 0.01, "epochs": 100, "batch_size": 32}},
     default_model="linear",
+    losses=(*REGRESSION_LOSSES, *BINARY_LOSSES),  # bce-with-logits: a target column of 0 and 1
     data_shape=lambda *, data, **given: data_shape(data),
     options=(DATA, MODEL, HIDDEN, ACTIVATION, TARGET, HEADER, STANDARDIZE, *COMMON),
 )

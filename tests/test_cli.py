@@ -119,7 +119,10 @@ NOT_APPLYING = [
     (["--task", "celsius", "--hidden", "4"], "--hidden applies only to an MLP"),
     (["--task", "celsius", "--model", "linear", "--hidden", "4"], "this run trains a linear model"),
     (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
-    (["--optimizer", "adam", "--momentum", "0.5"], "--momentum applies only with --optimizer sgd or momentum"),
+    (["--loss", "l1", "--label-smoothing", "0.1"],
+     "--label-smoothing applies only with --loss cross-entropy; this run uses --loss l1"),
+    (["--optimizer", "adam", "--momentum", "0.5"],
+     "--momentum applies only with --optimizer sgd, momentum or nesterov"),
     (["--task", "mlp", "--relative"], "--relative applies only to a linear regression"),
     (["--task", "softmax", "--relative"], "--relative applies only to a linear regression (it compares with the exact "
                                           "optimum); this run is --task softmax, a classification"),
@@ -182,6 +185,9 @@ def test_every_conditional_option_has_a_refusal_test() -> None:
 
 def test_options_that_apply_are_accepted(cli: RunCli) -> None:
     for args in (["--loss", "huber", "--huber-delta", "0.5"], ["--optimizer", "momentum", "--momentum", "0.5"],
+                 ["--task", "softmax", "--dataset", "iris", "--label-smoothing", "0.1", "--epochs", "2"],
+                 ["--optimizer", "nesterov", "--schedule", "cosine:warmup=3", "--clip", "global-norm:1",
+                  "--epochs", "2"],
                  ["--task", "celsius", "--model", "mlp", "--hidden", "4", "--activation", "relu", "--epochs", "2"],
                  ["--relative", "--epochs", "1"]):
         assert cli("--backends", "numpy", *args, "--format", "json").code == 0, args

@@ -153,7 +153,8 @@ def test_native_mode_says_each_layer_types_own_default(cli) -> None:
     assert ran.code == 0, ran.err
     said = {row["backend"]: row["initialisation and batches"] for row in json.loads(ran.out)["init"]}
     assert "nn.Conv reset_parameters: kaiming_uniform(a=√5) kernels" in said["torch"]
-    assert said["jax"].endswith("; nnx.Conv defaults: lecun_normal kernels, zero biases")
+    assert "; nnx.Conv defaults: lecun_normal kernels, zero biases; " in said["jax"]
+    assert said["jax"].endswith("; its sgd defaults, not used here: learning_rate required")  # optax's own
 
 
 def test_models_from_python_are_checked_against_the_data_and_end_flat() -> None:

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from backend_compare.backends import BACKENDS, Backend
-from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.comparison.explain import Explainer, Finding
 from backend_compare.comparison.repro import bundle_arrays, script, write_bundle
 from backend_compare.layers import activation
+from backend_compare.optimizers.training import ADAM_BETAS, ADAM_EPS
 from backend_compare.tasks import get_task
 from tests.conftest import RunCli, load_backend
 from tests.processes import outcome
@@ -71,11 +71,11 @@ class EpsilonOnRawRoot(NumpyBackend):
     def _update(self, grads: dict[str, np.ndarray]) -> None:
         if self.optimizer != "adam":
             return super()._update(grads)
-        self._steps_taken += 1
-        t, (beta1, beta2) = self._steps_taken, ADAM_BETAS
+        self._optimizer.steps_taken += 1
+        t, (beta1, beta2) = self._optimizer.steps_taken, ADAM_BETAS
         for name, param in self._params.items():
             g = grads[name] + self.weight_decay * param
-            m, v = self._velocity[name], self._second_moment[name]
+            m, v = self._optimizer.state["m"][name], self._optimizer.state["v"][name]
             m *= beta1
             m += (1 - beta1) * g
             v *= beta2

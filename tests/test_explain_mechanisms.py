@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from backend_compare.backends import Backend
-from backend_compare.backends.base import ADAM_BETAS, ADAM_EPS
 from backend_compare.backends.numpy_backend import NumpyBackend
 from backend_compare.layers import BatchNorm, Conv2d, activation
+from backend_compare.optimizers.training import ADAM_BETAS, ADAM_EPS
 from tests.test_explain import explained
 
 
@@ -86,11 +86,12 @@ class NoDecay(NumpyBackend):
     name = "no-decay"
 
     def _update(self, grads: dict[str, np.ndarray]) -> None:
-        decay, self.weight_decay = self.weight_decay, 0.0
+        training = self._optimizer.training
+        self._optimizer.training = dataclasses.replace(training, weight_decay=0.0)
         try:
             super()._update(grads)
         finally:
-            self.weight_decay = decay
+            self._optimizer.training = training
 
 
 class DecoupledDecay(NumpyBackend):
@@ -99,12 +100,13 @@ class DecoupledDecay(NumpyBackend):
     name = "adamw"
 
     def _update(self, grads: dict[str, np.ndarray]) -> None:
-        decay, self.weight_decay = self.weight_decay, 0.0
+        training, decay = self._optimizer.training, self.weight_decay
+        self._optimizer.training = dataclasses.replace(training, weight_decay=0.0)
         before = {name: param.copy() for name, param in self._params.items()}
         try:
             super()._update(grads)
         finally:
-            self.weight_decay = decay
+            self._optimizer.training = training
         for name, param in self._params.items():
             param -= self.lr * decay * before[name]
 
@@ -115,7 +117,7 @@ class OwnEpsilon(NumpyBackend):
     name = "own-epsilon"
 
     def _update(self, grads: dict[str, np.ndarray]) -> None:
-        with mock.patch("backend_compare.backends.numpy_backend.ADAM_EPS", 1e-6):
+        with mock.patch("backend_compare.optimizers.training.ADAM_EPS", 1e-6):
             super()._update(grads)
 
 
@@ -190,7 +192,7 @@ def test_a_beta_held_in_float32_is_named(beta: int) -> None:
         name = "held-beta"
 
         def _update(self, grads: dict[str, np.ndarray]) -> None:
-            with mock.patch("backend_compare.backends.numpy_backend.ADAM_BETAS", held):
+            with mock.patch("backend_compare.optimizers.training.ADAM_BETAS", held):
                 super()._update(grads)
 
     finding = explained(HeldBeta, task="mlp", optimizer="adam", lr=0.01)

@@ -30,6 +30,8 @@ def random_case(spec: ModelSpec, seed: int, n: int = 7, loss: str = "mse") -> tu
     n_in, n_out = param_shapes(spec)["0.weight"][1], [s for s in param_shapes(spec).values()][-1][0]
     if loss == "cross-entropy":  # class indices, every class present when n allows
         return params, rng.normal(size=(n, n_in)), rng.permutation(np.arange(n) % n_out)
+    if loss == "bce-with-logits":  # probabilities, 0 and 1 among them
+        return params, rng.normal(size=(n, n_in)), rng.uniform(size=(n, n_out)).round(1)
     return params, rng.normal(size=(n, n_in)), 2.0 * rng.normal(size=(n, n_out))
 
 

@@ -46,9 +46,11 @@ BAD_INPUTS = [
     (["--backends", "cntk"],
      f"argument --backends: expected names from {', '.join(BACKENDS)}, each with an optional @LABEL of --python"),
     (["--format", "xml"], "argument --format: invalid choice: 'xml' (choose from 'table', 'markdown', 'csv', 'json')"),
-    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs' (choose from 'sgd', 'momentum', 'adam')"),
-    (["--loss", "l1"],
-     "argument --loss: invalid choice: 'l1' (choose from 'mse', 'half-mse', 'huber', 'cross-entropy')"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs' (choose from 'sgd', 'momentum', "
+                               "'nesterov', 'adam', 'adamw', 'rmsprop', 'adagrad', 'adadelta')"),
+    (["--loss", "hinge"],
+     "argument --loss: invalid choice: 'hinge' (choose from 'mse', 'half-mse', 'huber', 'l1', 'bce-with-logits', "
+     "'cross-entropy')"),
     (["--task", "mlp", "--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
     (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16' (choose from 'float32', 'float64')"),
     (["--task", "mlp", "--hidden", "4,0"], "argument --hidden: expected comma-separated positive integers"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
 import pytest
 
 from backend_compare import OPTIMIZERS, mlp_spec, param_shapes
+from backend_compare.optimizers import Training, support
 
 SPEC = mlp_spec(2, (4,), 1, "tanh")
 RNG = np.random.default_rng(3)
@@ -22,7 +24,13 @@ def trained(model, epochs: int = 2) -> tuple[dict, np.ndarray]:  # type: ignore[
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_loading_parameters_restarts_the_optimiser(backend, optimizer: str) -> None:
-    model = backend(SPEC, dtype="float64", optimizer=optimizer, lr=0.05)
+    lr = 1.0 if optimizer == "adadelta" else 0.05  # MXNet's AdaDelta has no learning rate: torch's default, 1
+    refused = support.refuses(backend.framework, Training(optimizer, lr), "float64")
+    if refused is not None:  # MXNet has no AdamW: refused by name, whatever else the test would check
+        with pytest.raises(ValueError, match=re.escape(refused)):
+            backend(SPEC, dtype="float64", optimizer=optimizer, lr=lr)
+        return
+    model = backend(SPEC, dtype="float64", optimizer=optimizer, lr=lr)
     model.set_params(START)
     first_params, first_history = trained(model)
     _, continued_history = trained(model)  # fit continues: state kept, history extended
@@ -33,7 +41,7 @@ def test_loading_parameters_restarts_the_optimiser(backend, optimizer: str) -> N
     np.testing.assert_array_equal(again_history, first_history)
     for name in START:
         np.testing.assert_array_equal(again_params[name], first_params[name])
-    fresh = backend(SPEC, dtype="float64", optimizer=optimizer, lr=0.05)
+    fresh = backend(SPEC, dtype="float64", optimizer=optimizer, lr=lr)
     fresh.set_params(START)
     np.testing.assert_array_equal(trained(fresh)[1], first_history)
     if optimizer != "sgd":  # with state, continuing differs from restarting

@@ -39,7 +39,7 @@ def test_checked_fills_in_the_task_and_its_loss() -> None:
     (RunSettings(task="softmax", loss="mse"), "--loss mse does not suit --task softmax"),
     (RunSettings(hidden=(4,)), "--hidden applies only to an MLP (--task mlp, or --model mlp) or the recurrent "
                                "layers of --task sequence and tokens, without --layers; this run is --task linreg"),
-    (RunSettings(optimizer="adam", momentum=0.5), "--momentum applies only with --optimizer sgd or momentum; "
+    (RunSettings(optimizer="adam", momentum=0.5), "--momentum applies only with --optimizer sgd, momentum or nesterov; "
                                                   "this run uses --optimizer adam"),
     (RunSettings(executor="inline", timeout=5.0), "--timeout applies only with --executor process; this run runs "
                                                   "inline"),

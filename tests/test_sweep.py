@@ -432,3 +432,16 @@ def test_a_sweep_whose_only_job_did_not_finish_draws_nothing_and_reads_back(cli:
     for command in ("show", "report"):
         again = cli(command, str(out))
         assert again.code == 0 and "error" not in again.err, (command, again.err)
+
+
+def test_a_sweep_varies_the_optimiser_its_schedule_and_clip(cli: RunCli, tmp_path: Path) -> None:
+    ran = cli("sweep", "--task", "linreg", "--optimizer", "rmsprop,adamw", "--schedule", "constant,cosine:warmup=2",
+              "--clip", "global-norm:0.5", "--backends", "numpy", "--epochs", "1", "--executor", "inline", "--quiet",
+              "--out", str(tmp_path / "s"))
+    assert ran.code == 0, ran.err
+    jobs = pd.read_csv(tmp_path / "s" / "jobs.csv")
+    assert sorted(zip(jobs["optimizer"], jobs["schedule"], strict=True)) == [
+        ("adamw", "constant"), ("adamw", "cosine:warmup=2"), ("rmsprop", "constant"), ("rmsprop", "cosine:warmup=2")]
+    assert jobs["final_val_loss"].nunique() == 4  # each point trained its own way
+    refused = cli("sweep", "--task", "linreg", "--schedule", "constant,cosine:warmup=ten", "--out", str(tmp_path / "t"))
+    assert refused.code == 2 and "warmup must be a number; received 'ten'" in refused.err

@@ -28,6 +28,7 @@ import argparse
 import inspect
 import math
 import os
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
@@ -35,6 +36,7 @@ from ..comparison.executors import RUN_EXECUTORS
 from ..comparison.report import FORMATS
 from ..comparison.run import INIT_MODES
 from ..layers import DTYPES
+from ..optimizers import clipping, schedules
 from ..tasks import TASKS, task_options
 from .console import UsageError
 from .settings import RunSettings
@@ -82,6 +84,18 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected distinct seeds; received: {text!r} (seed "
                                          f"{', '.join(map(str, twice))} more than once)")
     return seeds
+
+
+def _checked_by(parse: Callable[[str, str], object], name: str) -> Callable[[str], str]:
+    """An option's text, as given, once `parse` (schedules.parse, clipping.parse) has found it well formed."""
+    def read(text: str) -> str:
+        try:
+            parse(text, name)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name} ")) from None
+        return text.strip()
+
+    return read
 
 
 def _modes(text: str) -> list[str]:
@@ -167,15 +181,25 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     parser.add_argument("--epochs", type=int, help="default: the task's reference setting")
     parser.add_argument("--lr", type=float, help="learning rate (default: the task's reference setting)")
     parser.add_argument("--batch-size", type=int, help="default: the task's reference setting")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=usual.optimizer)
-    parser.add_argument("--momentum", type=float, help="for sgd and momentum (default 0 and 0.9)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=usual.optimizer,
+                        help="each framework's own, with torch.optim's formulas and constants (README: Optimisers); "
+                             "adadelta's --lr defaults to 1, torch's")
+    parser.add_argument("--momentum", type=float, help="for sgd, momentum and nesterov (default 0, 0.9 and 0.9)")
     parser.add_argument("--weight-decay", type=float,
                         help="L2 penalty added to the gradient (default 0; softmax: 1e-3, which gives its "
-                             "separable data sets a finite optimum)")
+                             "separable data sets a finite optimum); with adamw decoupled, lr·wd·p off the weights "
+                             "(default 0.01, torch's)")
+    parser.add_argument("--schedule", type=_checked_by(schedules.parse, "schedule"), metavar="SCHEDULE",
+                        help=f"the learning rate per update: {schedules.GRAMMAR}; counts are updates, cosine and "
+                             "onecycle span the run (default constant)")
+    parser.add_argument("--clip", type=_checked_by(clipping.parse, "clip"), metavar="CLIP",
+                        help=f"clip the loss's gradient before the update: {clipping.GRAMMAR}")
     parser.add_argument("--loss", choices=LOSSES,
-                        help="default mse; cross-entropy (on logits, class indices as labels) for softmax and "
-                             "classifier, the only loss they take")
+                        help="default mse; l1 = mean |ŷ − y|; cross-entropy (on logits, class indices as labels) for "
+                             "softmax and classifier, the only loss they take")
     parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
+    parser.add_argument("--label-smoothing", type=float, metavar="EPSILON",
+                        help="for --loss cross-entropy: the target (1 − ε)·one-hot + ε/K, torch's (default 0)")
     parser.add_argument("--dtype", choices=DTYPES, default=usual.dtype)
     parser.add_argument("--init", choices=INIT_MODES, default=usual.init,
                         help="shared: the task's initial parameters and batches for every backend; native: each "

@@ -27,6 +27,8 @@ from ..comparison.saved import check_apart, check_out, check_writable_file, plot
 from ..comparison.threads import limits, share
 from ..comparison.workers import Worker, start_all
 from ..layers import ModelSpec, input_shapes
+from ..optimizers import Training, schedules, support
+from ..optimizers.training import ADAMW_WEIGHT_DECAY, DEFAULT_LR, training_text
 from ..tasks import Problem, Task, get_task
 from ..tasks.base import given_or_default, model_spec
 from .console import UsageError, say
@@ -84,7 +86,10 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     defaults = task.defaults.get(settings.model or task.default_model, task.defaults[task.default_model])
     setup = {key: given if (given := getattr(settings, key)) is not None else defaults[key]
              for key in ("lr", "epochs", "batch_size")}
-    weight_decay = settings.weight_decay if settings.weight_decay is not None else defaults.get("weight_decay", 0.0)
+    if settings.lr is None and settings.optimizer in DEFAULT_LR:  # adadelta: torch's 1 (MXNet's only rate)
+        setup["lr"] = DEFAULT_LR[settings.optimizer]
+    weight_decay = settings.weight_decay if settings.weight_decay is not None else (
+        ADAMW_WEIGHT_DECAY if settings.optimizer == "adamw" else defaults.get("weight_decay", 0.0))
     task_kwargs = settings.task_kwargs()
     if "dtype" in inspect.signature(task.make_problem).parameters:
         task_kwargs["dtype"] = settings.dtype  # synthetic data stored in the run's dtype: no float64 copy
@@ -106,9 +111,12 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
     options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
                "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
-               "mode": settings.mode[0] if len(settings.mode) == 1 else "usual"}  # a row's own :MODE wins
+               "mode": settings.mode[0] if len(settings.mode) == 1 else "usual",  # a row's own :MODE wins
+               "schedule": run_schedule(settings.schedule, first), "clip": settings.clip,
+               "label_smoothing": settings.label_smoothing or 0.0}
+    training = build_backends(first, ["numpy"], options)["numpy"].training  # the options' checks, and what trains
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
-        reason = _refused(row.backend, first.spec)
+        reason = _refused(row.backend, first.spec) or _refused_training(row.backend, training, settings.dtype)
         if reason is not None:
             if settings.backends is not None:  # asked for by name: a usage error; else only installed: a note
                 raise UsageError(f"backend {name!r} {reason}")
@@ -224,6 +232,29 @@ def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
         if reason is not None:
             return f"{who}cannot build layer {index} {layer.describe()}; {reason}"
     return None
+
+
+def _refused_training(backend: str, training: Training, dtype: str) -> str | None:
+    """What the framework's optimisers, schedules and clips cannot follow (optimizers/support.py, no framework
+    imported), as constructing the backend would say."""
+    reason = support.refuses(registration(backend).framework or "", training, dtype)
+    return None if reason is None else f"cannot train with {training_text(training)}; {reason}"
+
+
+def run_schedule(text: str | None, problem: Problem) -> str | None:
+    """The --schedule over the run's updates (cosine and onecycle span it); a UsageError for a schedule that does
+    not fit the run (a warm-up as long as it, steps= shorter than it)."""
+    if text is None:
+        return None
+    updates = len(problem.epoch_batches) * problem.epoch_batches.steps_per_epoch
+    try:
+        schedule = schedules.parse(text, "--schedule")
+        if schedule.steps is not None and schedule.steps < updates:
+            raise UsageError(f"--schedule {text!r}: steps={schedule.steps} is shorter than the run, {updates} updates "
+                             "(epochs × updates per epoch)")
+        return schedules.check(schedule.with_steps(updates), "--schedule", text).text()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
 
 
 def unavailable(settings: RunSettings, prog: str, name: str, reason: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends import RowName, registration
+from ..optimizers.training import MOMENTUM_OPTIMIZERS
 from ..tasks import TASKS, Task, get_task, task_options
 from .console import UsageError
 
@@ -36,6 +37,9 @@ class RunSettings:
     weight_decay: float | None = None
     loss: str | None = None
     huber_delta: float | None = None
+    label_smoothing: float | None = None
+    schedule: str | None = None  # canonical text (schedules.Schedule.text), the run's steps filled in by the plan
+    clip: str | None = None
     dtype: str = "float32"
     init: str = "shared"
     mode: tuple[str, ...] = ("usual",)
@@ -212,9 +216,11 @@ def _hidden_layers_rule(key: str) -> Rule:
                          "tokens, without --layers"), instead
     return applies, "to an MLP (--task mlp, or --model mlp) without --layers", instead
 OPTION_RULES: dict[str, Rule] = {
-    "momentum": (lambda a, t: a.optimizer in ("sgd", "momentum"), "with --optimizer sgd or momentum",
+    "momentum": (lambda a, t: a.optimizer in MOMENTUM_OPTIMIZERS, "with --optimizer sgd, momentum or nesterov",
                  lambda a, t: f"uses --optimizer {a.optimizer}"),
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
+    "label_smoothing": (lambda a, t: a.loss == "cross-entropy", "with --loss cross-entropy",
+                        lambda a, t: f"uses --loss {a.loss}"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "threads": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "check": (lambda a, t: a.init == "shared", "with --init shared (it checks the backends' parity)",
