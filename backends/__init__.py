@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from ..layers import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
-from .base import LOSSES, MODES, OPTIMIZERS, Backend, error_line
+from ..optimizers.training import OPTIMIZERS
+from .base import MODES, Backend, error_line
+from .losses import LOSSES
 
 ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend
 

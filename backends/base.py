@@ -24,15 +24,8 @@ from ..layers import (
     param_shapes,
     state_shapes,
 )
-from ..optimizers import Training, make_clip, make_schedule, support
-from ..optimizers.training import (
-    ADAMW_WEIGHT_DECAY,
-    DEFAULT_LR,
-    DEFAULT_MOMENTUM,
-    MOMENTUM_OPTIMIZERS,
-    OPTIMIZERS,
-    training_text,
-)
+from ..optimizers import support
+from ..optimizers.training import training_text
 from .arguments import (
     an_array,
     as_dtype,
@@ -47,13 +40,17 @@ from .arguments import (
     weak,
 )
 from .batches import EpochBatches, batch_order, gathered, shuffled_epochs
+from .losses import (
+    CLASSIFICATION_LOSSES,
+    LOSSES,
+    check_probabilities,
+    class_weights_of,
+    label_smoothing_of,
+)
 from .masks import DropoutMasks
 from .state import LayerState, keeps_state
+from .training import training_of
 
-REGRESSION_LOSSES = ("mse", "half-mse", "huber", "l1")  # y has the output's shape
-BINARY_LOSSES = ("bce-with-logits",)  # y has the output's shape, each value a probability from 0 to 1
-CLASSIFICATION_LOSSES = ("cross-entropy",)  # the model's outputs are class logits, y holds class indices
-LOSSES = REGRESSION_LOSSES + BINARY_LOSSES + CLASSIFICATION_LOSSES
 MODES = ("usual", "eager", "compiled")  # usual: each framework as its own tutorials run it
 GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory, still in cache when used
 
@@ -79,7 +76,8 @@ class Backend(LayerState, DropoutMasks, ABC):
     bce-with-logits = mean of max(ŷ, 0) − ŷ·y + log(1 + e^−|ŷ|), ŷ a logit and y a probability from 0 to 1;
     cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
     indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; with label_smoothing ε, the mean of
-    −Σₖ qₖ log softmax(ŷ)ₖ with q = (1 − ε)·one-hot + ε/K (torch's, every class including the label's); each
+    −Σₖ qₖ log softmax(ŷ)ₖ with q = (1 − ε)·one-hot + ε/K (torch's, every class including the label's); with
+    class_weights w, Σ w[yₙ]·lₙ / Σ w[yₙ] over the batch (torch's weighted mean); each
     backend turns the labels into what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take
     them as they are).
     A new model holds its framework's default initial parameters (see `native_init`).
@@ -154,6 +152,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         schedule: str | None = None,
         clip: str | None = None,
         label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
@@ -168,46 +167,28 @@ class Backend(LayerState, DropoutMasks, ABC):
                 raise ValueError(f"the {self.name} backend cannot build layer {index} {layer.describe()}; {reason}")
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode,
-                         "schedule": schedule, "clip": clip, "label_smoothing": label_smoothing}
+                         "schedule": schedule, "clip": clip, "label_smoothing": label_smoothing,
+                         "class_weights": class_weights}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
         self.mode = self.usual_mode if choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
             raise ValueError(f"mode must be one of usual, {', '.join(self.modes)} for the {self.name} backend; "
                              f"received: {mode!r}")
         self.dtype = choice("dtype", dtype, DTYPES)
-        self.optimizer = choice("optimizer", optimizer, OPTIMIZERS)
-        # Not given: 0.03, adadelta's 1 (torch's, MXNet's only rate); no weight decay, adamw's torch's 0.01
-        self.lr = finite("lr", DEFAULT_LR.get(self.optimizer, 0.03) if lr is None else lr, zero_allowed=False)
-        if momentum is not None and optimizer not in MOMENTUM_OPTIMIZERS:
-            raise ValueError(f"momentum applies to optimizer {', '.join(MOMENTUM_OPTIMIZERS)}, not {optimizer}; "
-                             f"received: momentum={momentum!r}")
-        default_momentum = DEFAULT_MOMENTUM if optimizer in ("momentum", "nesterov") else 0.0
-        self.momentum = finite("momentum", default_momentum if momentum is None else momentum, zero_allowed=True)
-        if optimizer == "nesterov" and not self.momentum:
-            raise ValueError("optimizer nesterov needs a momentum > 0 (torch.optim.SGD refuses nesterov without one); "
-                             f"received: momentum={momentum!r}")
-        self.weight_decay = finite("weight_decay", (ADAMW_WEIGHT_DECAY if self.optimizer == "adamw" else 0.0)
-                                   if weight_decay is None else weight_decay, zero_allowed=True)
+        self.training = training_of(optimizer, lr, momentum, weight_decay, schedule, clip)
+        self.optimizer, self.lr, self.momentum, self.weight_decay = (
+            self.training.optimizer, self.training.lr, self.training.momentum, self.training.weight_decay)
         self.options_.update(lr=self.lr, weight_decay=self.weight_decay)  # the defaults, as they were resolved
-        self.training = Training(self.optimizer, self.lr, self.momentum, self.weight_decay, make_schedule(schedule),
-                                 make_clip(clip))
         self.loss_name = choice("loss", loss, LOSSES)
         self.huber_delta = finite("huber_delta", huber_delta, zero_allowed=False)
-        self.label_smoothing = finite("label_smoothing", label_smoothing, zero_allowed=True)
-        if self.label_smoothing >= 1:
-            raise ValueError(f"label_smoothing must be below 1 (1 spreads every label evenly over the classes); "
-                             f"received: {label_smoothing!r}")
-        if self.label_smoothing and self.loss_name != "cross-entropy":
-            raise ValueError(f"label_smoothing applies to loss cross-entropy, not {self.loss_name}; "
-                             f"received: label_smoothing={label_smoothing!r}")
+        self.label_smoothing = label_smoothing_of(label_smoothing, self.loss_name)
+        self.class_weights = class_weights_of(class_weights, self.loss_name, out_features(self.spec),
+                                              self.label_smoothing)
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
             representable(name, getattr(self, name), self.dtype)
         refused = support.refuses(self.framework, self.training, self.dtype)
         if refused is not None:
             raise ValueError(f"the {self.name} backend cannot train with {training_text(self.training)}; {refused}")
-        if self.training.schedule.needs_steps and self.training.schedule.steps is None:
-            raise ValueError(f"schedule {self.training.schedule.name} needs the run's number of updates, steps=N "
-                             f"(e.g. {self.training.schedule.name}:steps=300); received: {schedule!r}")
         if self.classifies and out_features(self.spec) < 2:
             raise ValueError(f"loss cross-entropy needs a model with one output per class, at least 2; "
                              f"received a model with {out_features(self.spec)} output")
@@ -463,10 +444,7 @@ class Backend(LayerState, DropoutMasks, ABC):
             y = y[:, None]
         if y.shape != (len(X), n_out):
             raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
-        if self.loss_name in BINARY_LOSSES and (np.any(y < 0) or np.any(y > 1)):
-            at = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
-            raise ValueError(f"y must hold probabilities from 0 to 1 for loss {self.loss_name} (1 for the positive "
-                             f"class); received {y[at]!r} at index {at}")
+        check_probabilities(y, self.loss_name)
         return X, np.ascontiguousarray(y)
 
     def _check_labels(self, y: np.ndarray, n: int) -> np.ndarray:

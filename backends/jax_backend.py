@@ -81,13 +81,22 @@ class JaxBackend(Backend):
                     self.label_smoothing))),
         }[self.loss_name]
 
+        weights = None if self.class_weights is None else jnp.asarray(self.class_weights, dtype=self._jdtype)
+
+        def mean(values: Any, y: Any) -> Any:
+            if weights is None:
+                return jnp.mean(values)
+            # optax has no weighted reduction: torch's weighted mean, Σ w[yₙ]·lₙ / Σ w[yₙ]
+            weight = weights[y[:, 0].astype(jnp.int32)]
+            return jnp.sum(weight * values) / jnp.sum(weight)
+
         def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
-            return jnp.mean(per_element(nnx.merge(self._eval_graph, params, stats)(X), y))
+            return mean(per_element(nnx.merge(self._eval_graph, params, stats)(X), y), y)
 
         def training_loss(params: Any, stats: Any, X: Any, y: Any, keeps: dict[int, Any]) -> tuple[Any, Any]:
             # Training mode: batch statistics, and the running ones the layers updated (the auxiliary output).
             model = nnx.merge(self._graph, params, stats, copy=True)  # variables of this trace: mutable here
-            loss = jnp.mean(per_element(_training_forward(model, X, keeps), y))
+            loss = mean(per_element(_training_forward(model, X, keeps), y), y)
             rest: Any = nnx.split(model, nnx.Param, ...)
             return loss, rest[2]
 

@@ -69,6 +69,22 @@ class _SmoothedCrossEntropy(gluon.HybridBlock):
         return self.loss(output, hot * (1 - self._smoothing) + self._smoothing / self._classes)
 
 
+class _WeightedCrossEntropy(gluon.HybridBlock):
+    """Gluon's SoftmaxCrossEntropyLoss with each example's sample_weight its class's weight, scaled by n / Σ w[yₙ]:
+    Trainer.step(n) then averages to torch's weighted mean, Σ w[yₙ]·lₙ / Σ w[yₙ] (Gluon has no weighted mean)."""
+
+    def __init__(self, weights: tuple[float, ...], dtype: str) -> None:
+        super().__init__()
+        with self.name_scope():
+            self.loss = gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)
+            self.weights = self.params.get_constant("weights", nd.array(weights, dtype=dtype))
+
+    def hybrid_forward(self, F: Any, output: Any, label: Any, weights: Any) -> Any:
+        weight = F.take(weights, F.reshape(label, shape=(-1,)))
+        scale = F.broadcast_div(F.broadcast_mul(weight, F.sum(F.ones_like(weight))), F.sum(weight))
+        return self.loss(output, label, F.reshape(scale, shape=(-1, 1)))
+
+
 class MxnetBackend(Backend):
     name = "mxnet"
     framework = "mxnet"  # the key of its translators in each layer module
@@ -112,8 +128,11 @@ class MxnetBackend(Backend):
             # applies log_softmax itself (Keras's from_logits=False means the opposite: y_pred are probabilities).
             "cross-entropy": (_SmoothedCrossEntropy(out_features(self.spec), self.label_smoothing, self.dtype)
                               if self.label_smoothing else
+                              _WeightedCrossEntropy(self.class_weights, self.dtype)
+                              if self.class_weights is not None else
                               gluon.loss.SoftmaxCrossEntropyLoss(sparse_label=True, from_logits=False)),
         }[self.loss_name]
+        self._loss_fn.initialize(ctx=mx.cpu())  # a loss's own constants (the class weights), never trained
         self._net_loss = _NetWithLoss(self._net, self._loss_fn, self.masked_layers)
         self._net_loss.hybridize(compiled, static_alloc=True)  # forward and loss in one cached graph per step
         # A cached graph takes the inputs it was first called with: evaluation, without masks, has its own.

@@ -14,10 +14,11 @@ from .batches import shuffled_epochs
 from .state import initial_state
 
 
-def _cross_entropy(logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.0) -> tuple[float, np.ndarray]:
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.0,
+                   each: bool = False) -> tuple[Any, np.ndarray]:
     """Mean −Σₖ qₖ log softmax(logits)ₖ and its gradient (softmax − q) / n, q the one-hot label, or with label
     smoothing ε, (1 − ε)·one-hot + ε/K. The largest logit is subtracted first: exp then cannot overflow, and
-    log Σ exp keeps its precision."""
+    log Σ exp keeps its precision. `each`: each row's loss rather than their mean."""
     n, classes = logits.shape
     rows, picked = np.arange(n), labels[:, 0].astype(np.intp)
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -27,12 +28,11 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray, smoothing: float = 0.
     per_row = np.log(total) - shifted[rows, picked]
     if smoothing:
         per_row = per_row + smoothing * shifted[rows, picked] - smoothing / classes * shifted.sum(axis=1)
-    loss = float(np.mean(per_row))
     grad = exp / total[:, None]
     grad[rows, picked] -= 1.0 - smoothing
     if smoothing:
         grad -= smoothing / classes
-    return loss, grad / n
+    return (per_row if each else float(np.mean(per_row))), grad / n
 
 
 class NumpyBackend(Backend):
@@ -155,6 +155,10 @@ class NumpyBackend(Backend):
         return grads
 
     def _loss_and_output_grad(self, output: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        if self.classifies and self.class_weights is not None:  # Σ w[yₙ]·lₙ / Σ w[yₙ], as torch's weight=
+            weight = np.asarray(self.class_weights, dtype=output.dtype)[y[:, 0].astype(np.intp)]
+            per_row, grad = _cross_entropy(output, y, each=True)
+            return float(weight @ per_row / weight.sum()), grad * (weight * (len(y) / weight.sum()))[:, None]
         if self.classifies:
             return _cross_entropy(output, y, self.label_smoothing)
         diff = output - y

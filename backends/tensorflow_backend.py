@@ -146,6 +146,7 @@ class TensorflowBackend(Backend):
             "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self.dtype),
             # from_logits=True: the default (False) takes the outputs for probabilities and gives another number.
             "cross-entropy": (self._smoothed_cross_entropy(n_out) if self.label_smoothing else
+                              self._weighted_cross_entropy() if self.class_weights is not None else
                               keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype)),
         }[self.loss_name]
         y_width = 1 if self.classifies else n_out  # class indices: one per row
@@ -166,6 +167,16 @@ class TensorflowBackend(Backend):
                                                     dtype=self.dtype)
         return lambda target, output: loss(keras.ops.one_hot(keras.ops.cast(target[:, 0], "int32"), classes,
                                                              dtype=self.dtype), output)
+
+    def _weighted_cross_entropy(self) -> Callable[[Any, Any], Any]:
+        """Each example weighted by its class's weight, as Keras's class_weight does, and divided by the weights'
+        sum (reduction="mean_with_sample_weight", keras/src/losses/loss.py:150-151): torch's weighted mean (Keras's
+        default divides by the batch size)."""
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight",
+                                                          dtype=self.dtype)
+        weights = tf.constant(self.class_weights, dtype=self.dtype)
+        return lambda target, output: loss(target, output,
+                                           sample_weight=tf.gather(weights, tf.cast(target[:, 0], tf.int32)))
 
     def _compiled(self, fn: Callable[..., Any], signature: list[Any] | None) -> Callable[..., Any]:
         """fn under tf.function in compiled mode (each call that traces and optimises a graph with the C++

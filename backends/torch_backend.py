@@ -73,7 +73,9 @@ class TorchBackend(Backend):
                          for name, link in translator.state_links_for(layer).items() if name in layer.state()}
         mse = nn.MSELoss()  # mean over every element
         # log_softmax, then the mean over the batch; label smoothing: ε/K to every class (the label's too)
-        cross_entropy = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+        weight = (None if self.class_weights is None else
+                  torch.tensor(self.class_weights, dtype=getattr(torch, self.dtype)))
+        cross_entropy = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
             "half-mse": lambda output, target: 0.5 * mse(output, target),

@@ -74,7 +74,7 @@ def layers_literal(problem: Problem) -> list[tuple[Any, ...]]:
 
 
 KEPT = ("dtype", "optimizer", "lr", "momentum", "weight_decay", "loss", "huber_delta", "schedule", "clip",
-        "label_smoothing")
+        "label_smoothing", "class_weights")
 SCRIPTED_TRAINING = ("sgd", "momentum", "adam")  # the optimisers the standalone scripts write, at a constant rate
 SCRIPTED_LOSSES = ("mse", "half-mse", "huber", "cross-entropy")  # and the losses
 
@@ -83,7 +83,8 @@ def scripted_training(options: Mapping[str, Any]) -> bool:
     """Whether the standalone scripts write this training (optimiser, schedule, clip and loss): else the backend's
     own class replays it."""
     return (options["optimizer"] in SCRIPTED_TRAINING and not options.get("schedule") and not options.get("clip")
-            and options["loss"] in SCRIPTED_LOSSES and not options.get("label_smoothing"))
+            and options["loss"] in SCRIPTED_LOSSES and not options.get("label_smoothing")
+            and not options.get("class_weights"))
 
 
 def _prologue(framework: str, layers: str, options: dict[str, Any]) -> str:

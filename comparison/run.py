@@ -132,7 +132,7 @@ def as_trained(problem: Problem, dtype: str) -> Problem:
 
 
 def _reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult | None:
-    if options.get("loss") in UNSOLVED_LOSSES or options.get("label_smoothing") or (
+    if options.get("loss") in UNSOLVED_LOSSES or options.get("label_smoothing") or options.get("class_weights") or (
             options.get("optimizer") == "adamw" and options.get("weight_decay")):
         return None  # no exact solver here (AdamW's decay is no objective's gradient): the rows compare with each other
     if len(problem.spec) != 1:

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..backends.batches import EpochBatches, shuffled_epochs
+from ..backends.losses import CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from ..layers import (
     DTYPES,
     Input,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..backends.base import BINARY_LOSSES, REGRESSION_LOSSES
+from ..backends.losses import BINARY_LOSSES, REGRESSION_LOSSES
 from .base import Problem, Task, assemble, check_dtype, check_range, model_spec, uniform_init
 from .datafile import data_shape, load_table
 from .options import ACTIVATION, COMMON, DATA, HEADER, HIDDEN, MODEL, STANDARDIZE, TARGET

@@ -121,6 +121,7 @@ NOT_APPLYING = [
     (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
     (["--loss", "l1", "--label-smoothing", "0.1"],
      "--label-smoothing applies only with --loss cross-entropy; this run uses --loss l1"),
+    (["--class-weights", "1,2"], "--class-weights applies only with --loss cross-entropy; this run uses --loss mse"),
     (["--optimizer", "adam", "--momentum", "0.5"],
      "--momentum applies only with --optimizer sgd, momentum or nesterov"),
     (["--task", "mlp", "--relative"], "--relative applies only to a linear regression"),

@@ -57,6 +57,33 @@ def test_label_smoothing_spreads_epsilon_over_every_class(name: str, epsilon: fl
 
 
 @pytest.mark.parametrize("name", BACKENDS)
+def test_class_weights_make_torchs_weighted_mean(name: str) -> None:
+    """Σ w[yₙ]·lₙ / Σ w[yₙ]: torch's CrossEntropyLoss(weight=); Keras's class weights divide by the batch size
+    unless reduction="mean_with_sample_weight"; Gluon's sample_weight and optax have no weighted mean."""
+    weights = np.array([1.0, 2.0, 5.0, 0.5])
+    z = logits()
+    log_p = z - z.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+    labels = LABELS.astype(int)
+    w = weights[labels]
+    loss, grads = loss_and_grads(name, LABELS, loss="cross-entropy", class_weights=list(weights))
+    error = (np.exp(log_p) - np.eye(4)[labels]) * (w / w.sum())[:, None]
+    assert loss == pytest.approx(float(-(w * log_p[np.arange(6), labels]).sum() / w.sum()), rel=1e-13)
+    assert_close(grads["0.weight"], error.T @ X, dtype="float64", what=f"{name} weighted weight gradient")
+    assert_close(grads["0.bias"], error.sum(axis=0), dtype="float64", what=f"{name} weighted bias gradient")
+
+
+def test_class_weights_are_refused_in_one_line() -> None:
+    numpy = load_backend("numpy")
+    with pytest.raises(ValueError, match=r"class_weights must be 4 finite numbers > 0, one per class"):
+        numpy([Linear(3, 4)], loss="cross-entropy", class_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match=r"class_weights with label_smoothing: torch weights the smoothing term"):
+        numpy([Linear(3, 4)], loss="cross-entropy", class_weights=[1.0] * 4, label_smoothing=0.1)
+    with pytest.raises(ValueError, match=r"class_weights applies to loss cross-entropy, not mse"):
+        numpy([Linear(3, 4)], class_weights=[1.0] * 4)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
 def test_binary_cross_entropy_takes_logits_and_probabilities(name: str) -> None:
     """torch's BCEWithLogitsLoss, Gluon's SigmoidBinaryCrossEntropyLoss(from_sigmoid=False), optax's
     sigmoid_binary_cross_entropy, Keras's BinaryCrossentropy(from_logits=True): the same mean, unclipped."""

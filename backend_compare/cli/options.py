@@ -98,6 +98,17 @@ def _checked_by(parse: Callable[[str, str], object], name: str) -> Callable[[str
     return read
 
 
+def _weights(text: str) -> list[float]:
+    try:
+        weights = [float(part) for part in text.split(",")]
+    except ValueError:
+        weights = []
+    if not weights or not all(math.isfinite(weight) and weight > 0 for weight in weights):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers > 0, one per class, such as 1,2,5; "
+                                         f"received: {text!r}")
+    return weights
+
+
 def _modes(text: str) -> list[str]:
     modes = [mode.strip() for mode in text.split(",")]
     if not set(modes) <= set(MODES) or len(set(modes)) < len(modes):
@@ -200,6 +211,9 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     parser.add_argument("--huber-delta", type=float, help="for --loss huber (default 1)")
     parser.add_argument("--label-smoothing", type=float, metavar="EPSILON",
                         help="for --loss cross-entropy: the target (1 − ε)·one-hot + ε/K, torch's (default 0)")
+    parser.add_argument("--class-weights", type=_weights, metavar="W1,W2,…",
+                        help="for --loss cross-entropy: one weight per class; the loss is torch's weighted mean, "
+                             "Σ w[y]·l / Σ w[y]")
     parser.add_argument("--dtype", choices=DTYPES, default=usual.dtype)
     parser.add_argument("--init", choices=INIT_MODES, default=usual.init,
                         help="shared: the task's initial parameters and batches for every backend; native: each "

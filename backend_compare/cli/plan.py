@@ -113,7 +113,8 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
                "mode": settings.mode[0] if len(settings.mode) == 1 else "usual",  # a row's own :MODE wins
                "schedule": run_schedule(settings.schedule, first), "clip": settings.clip,
-               "label_smoothing": settings.label_smoothing or 0.0}
+               "label_smoothing": settings.label_smoothing or 0.0,
+               "class_weights": list(settings.class_weights) if settings.class_weights is not None else None}
     training = build_backends(first, ["numpy"], options)["numpy"].training  # the options' checks, and what trains
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
         reason = _refused(row.backend, first.spec) or _refused_training(row.backend, training, settings.dtype)

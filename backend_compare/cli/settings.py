@@ -38,6 +38,7 @@ class RunSettings:
     loss: str | None = None
     huber_delta: float | None = None
     label_smoothing: float | None = None
+    class_weights: tuple[float, ...] | None = None
     schedule: str | None = None  # canonical text (schedules.Schedule.text), the run's steps filled in by the plan
     clip: str | None = None
     dtype: str = "float32"
@@ -221,6 +222,8 @@ OPTION_RULES: dict[str, Rule] = {
     "huber_delta": (lambda a, t: a.loss == "huber", "with --loss huber", lambda a, t: f"uses --loss {a.loss}"),
     "label_smoothing": (lambda a, t: a.loss == "cross-entropy", "with --loss cross-entropy",
                         lambda a, t: f"uses --loss {a.loss}"),
+    "class_weights": (lambda a, t: a.loss == "cross-entropy", "with --loss cross-entropy",
+                      lambda a, t: f"uses --loss {a.loss}"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "threads": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "check": (lambda a, t: a.init == "shared", "with --init shared (it checks the backends' parity)",

@@ -1,0 +1,56 @@
+"""The losses a backend trains with and the checks of their options and targets, each a one-line ValueError
+naming the argument, the value received and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .arguments import finite, scalar
+
+REGRESSION_LOSSES = ("mse", "half-mse", "huber", "l1")  # y has the output's shape
+BINARY_LOSSES = ("bce-with-logits",)  # y has the output's shape, each value a probability from 0 to 1
+CLASSIFICATION_LOSSES = ("cross-entropy",)  # the model's outputs are class logits, y holds class indices
+LOSSES = REGRESSION_LOSSES + BINARY_LOSSES + CLASSIFICATION_LOSSES
+
+
+def label_smoothing_of(value: Any, loss: str) -> float:
+    """ε of (1 − ε)·one-hot + ε/K, from 0 up to (not including) 1, for cross-entropy only."""
+    smoothing = finite("label_smoothing", value, zero_allowed=True)
+    if smoothing >= 1:
+        raise ValueError(f"label_smoothing must be below 1 (1 spreads every label evenly over the classes); "
+                         f"received: {value!r}")
+    if smoothing and loss != "cross-entropy":
+        raise ValueError(f"label_smoothing applies to loss cross-entropy, not {loss}; "
+                         f"received: label_smoothing={value!r}")
+    return smoothing
+
+
+def class_weights_of(value: Sequence[float] | None, loss: str, classes: int,
+                     smoothing: float) -> tuple[float, ...] | None:
+    """One finite weight > 0 per class, for cross-entropy: torch's CrossEntropyLoss(weight=), the batch's weighted
+    mean Σ w[yₙ]·lₙ / Σ w[yₙ]. Not with label smoothing, whose weighted form torch and Keras write differently
+    (torch weights the smoothing term per class, torch/nn/modules/loss.py:1293-1296; Keras per example)."""
+    if value is None:
+        return None
+    if loss != "cross-entropy":
+        raise ValueError(f"class_weights applies to loss cross-entropy, not {loss}; received: class_weights={value!r}")
+    if smoothing:
+        raise ValueError("class_weights with label_smoothing: torch weights the smoothing term class by class, Keras "
+                         "example by example; give one or the other")
+    weights = [scalar(weight) for weight in (value if isinstance(value, Sequence | np.ndarray) else [value])]
+    good = all(not isinstance(w, bool) and isinstance(w, int | float) and math.isfinite(w) and w > 0 for w in weights)
+    if len(weights) != classes or not good:
+        raise ValueError(f"class_weights must be {classes} finite numbers > 0, one per class; received: {value!r}")
+    return tuple(float(weight) for weight in weights)
+
+
+def check_probabilities(y: np.ndarray, loss: str) -> None:
+    """bce-with-logits' targets: probabilities from 0 to 1."""
+    if loss in BINARY_LOSSES and (np.any(y < 0) or np.any(y > 1)):
+        at = tuple(int(i) for i in np.argwhere((y < 0) | (y > 1))[0])
+        raise ValueError(f"y must hold probabilities from 0 to 1 for loss {loss} (1 for the positive class); "
+                         f"received {y[at]!r} at index {at}")
