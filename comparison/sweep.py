@@ -23,6 +23,7 @@ import pandas as pd
 from .. import __version__
 from ..backends import RowName
 from ..backends.tolerances import TOLERANCES, allowed_tolerance, applicable
+from ..optimizers import clipping, schedules
 from ..tasks import Problem, task_options
 from .convergence import convergence
 from .metrics import accuracy, largest_difference, largest_magnitude, us_per_step
@@ -81,10 +82,15 @@ def split_grid(argv: list[str]) -> tuple[list[str], list[dict[str, str]]]:
     return rest, [dict(zip(lists, point, strict=True)) for point in itertools.product(*lists.values())]
 
 
+# Texts that mean one schedule or clip however they are written: cosine and cosine:warmup=0, value:0.1 and value:.1
+CANONICAL_TEXT: dict[str, Callable[[str], object]] = {"--schedule": lambda text: schedules.parse(text).text(),
+                                                      "--clip": lambda text: repr(clipping.parse(text))}
+
+
 def _normalised(option: str, value: str) -> object:
     """A value as the option reads it: 0.03 and 0.030, or 10 and 010, are one value given twice."""
     try:
-        return sweepable()[option](value)
+        return CANONICAL_TEXT.get(option, sweepable()[option])(value)
     except (ValueError, TypeError, argparse.ArgumentTypeError):
         return value  # not a value of the option at all: its own check says so
 

@@ -445,3 +445,6 @@ def test_a_sweep_varies_the_optimiser_its_schedule_and_clip(cli: RunCli, tmp_pat
     assert jobs["final_val_loss"].nunique() == 4  # each point trained its own way
     refused = cli("sweep", "--task", "linreg", "--schedule", "constant,cosine:warmup=ten", "--out", str(tmp_path / "t"))
     assert refused.code == 2 and "warmup must be a number; received 'ten'" in refused.err
+    for option, values in (("--schedule", "cosine,cosine:warmup=0"), ("--clip", "value:0.1,value:.1")):
+        twice = cli("sweep", "--task", "linreg", option, values, "--out", str(tmp_path / "u"))
+        assert twice.code == 2 and f"{option} must list distinct values; received: {values!r}" in twice.err
