@@ -43,7 +43,7 @@ from .batches import EpochBatches, batch_order, gathered, shuffled_epochs
 from .losses import (
     CLASSIFICATION_LOSSES,
     LOSSES,
-    check_probabilities,
+    checked_targets,
     class_weights_of,
     label_smoothing_of,
 )
@@ -183,9 +183,11 @@ class Backend(LayerState, DropoutMasks, ABC):
         self.huber_delta = finite("huber_delta", huber_delta, zero_allowed=False)
         self.label_smoothing = label_smoothing_of(label_smoothing, self.loss_name)
         self.class_weights = class_weights_of(class_weights, self.loss_name, out_features(self.spec),
-                                              self.label_smoothing)
+                                              self.label_smoothing, self.dtype)
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
             representable(name, getattr(self, name), self.dtype)
+        if self.training.clip is not None:  # a limit the dtype holds as 0 would clip every gradient to nothing
+            representable("clip", self.training.clip.limit, self.dtype)
         refused = support.refuses(self.framework, self.training, self.dtype)
         if refused is not None:
             raise ValueError(f"the {self.name} backend cannot train with {training_text(self.training)}; {refused}")
@@ -436,31 +438,7 @@ class Backend(LayerState, DropoutMasks, ABC):
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
         an_array("y", y)
-        if self.classifies:
-            return X, self._check_labels(y, len(X))
-        y = as_dtype("y", real_array("y", y), self.dtype)
-        n_out = out_features(self.spec)
-        if y.ndim == 1 and n_out == 1:
-            y = y[:, None]
-        if y.shape != (len(X), n_out):
-            raise ValueError(f"y must have shape ({len(X)}, {n_out}) to match X; received shape {y.shape}")
-        check_probabilities(y, self.loss_name)
-        return X, np.ascontiguousarray(y)
-
-    def _check_labels(self, y: np.ndarray, n: int) -> np.ndarray:
-        """Class indices 0…K−1, given as (n,) or (n, 1) integers (or floats holding integers), as (n, 1) of
-        the model's dtype."""
-        labels = real_array("y", y)
-        if labels.shape not in ((n,), (n, 1)):
-            raise ValueError(f"y must hold one class index per row of X, shape ({n},) or ({n}, 1); "
-                             f"received shape {labels.shape}")
-        classes = out_features(self.spec)
-        bad = (labels != np.floor(labels)) | (labels < 0) | (labels >= classes)
-        if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"y must hold class indices 0 to {classes - 1} for a model with {classes} outputs; "
-                             f"received {labels[where]} at index {where}")
-        return np.ascontiguousarray(labels.reshape(n, 1), dtype=self.dtype)
+        return X, checked_targets(y, len(X), self.loss_name, out_features(self.spec), self.dtype)
 
     # ---- framework hooks, implemented in this order by every backend ----
 

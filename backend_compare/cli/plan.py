@@ -20,6 +20,7 @@ from ..backends import (
     install_hint,
     registration,
 )
+from ..backends.training import training_of
 from ..comparison import memory
 from ..comparison.jobs import Job
 from ..comparison.run import build_backends
@@ -115,7 +116,9 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                "schedule": run_schedule(settings.schedule, first), "clip": settings.clip,
                "label_smoothing": settings.label_smoothing or 0.0,
                "class_weights": list(settings.class_weights) if settings.class_weights is not None else None}
-    training = build_backends(first, ["numpy"], options)["numpy"].training  # the options' checks, and what trains
+    # What trains, checked (no model built: the backends check the rest as they are built)
+    training = training_of(*(options[key] for key in ("optimizer", "lr", "momentum", "weight_decay", "schedule",
+                                                       "clip")))
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
         reason = _refused(row.backend, first.spec) or _refused_training(row.backend, training, settings.dtype)
         if reason is not None:
