@@ -11,7 +11,8 @@ from functools import cache
 
 from ..layers import Activation, Linear, ModelSpec, make_spec, mlp_spec, param_shapes
 from ..optimizers.training import OPTIMIZERS
-from .base import MODES, Backend, error_line
+from .base import MODES, Backend
+from .errors import error_line
 from .losses import LOSSES
 
 ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..layers import (
-    DTYPES,
     Layer,
     ModelSpec,
     Translator,
@@ -48,6 +47,9 @@ from .losses import (
     label_smoothing_of,
 )
 from .masks import DropoutMasks
+from .numerics import NumericsRecord
+from .precision import DTYPES, FULL_DTYPES, numerics_of
+from .precision import refuses as refuses_numerics
 from .state import LayerState, keeps_state
 from .training import training_of
 
@@ -57,16 +59,7 @@ GATHER_BYTES = 8 * 2**20  # rows copied into batch order at once: bounded memory
 Params = dict[str, np.ndarray]
 
 
-def error_line(err: BaseException) -> str:
-    """An exception as one line: its type and the line of its message that says what happened (MXNet
-    puts a C++ traceback first and the reason last)."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    reason = (lines[-1] if lines[0].startswith("Traceback") else lines[0]) if lines else ""
-    reason = reason.removeprefix(f"{type(err).__name__}:").strip()
-    return f"{type(err).__name__}: {reason[:300]}" if reason else type(err).__name__
-
-
-class Backend(LayerState, DropoutMasks, ABC):
+class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
     """Trains a model from a framework-neutral spec with one framework's own machinery.
 
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
@@ -90,6 +83,7 @@ class Backend(LayerState, DropoutMasks, ABC):
     modes: ClassVar[tuple[str, ...]] = ("eager",)  # the modes this backend can run its step in
     usual_mode: ClassVar[str] = "eager"  # what its framework's tutorials do
     load_copies: ClassVar[bool] = False  # True when _load converts into memory of the framework's own
+    runs: ClassVar[tuple[str, ...]] = FULL_DTYPES  # its numerics (precision.NUMERICS): a dtype or a mixed precision
     framework: ClassVar[str] = ""  # whose translators build its layers (a layer's `translators` key); "" for none
     translators: ClassVar[Mapping[str, type[Translator]]] = {}  # layer kind → this backend's own translator
     replay: ClassVar[bool] = False  # whether it has the replay hooks explain needs (_activations, _optimizer_state,
@@ -153,6 +147,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         clip: str | None = None,
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
+        precision: str | None = None,
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
@@ -168,13 +163,15 @@ class Backend(LayerState, DropoutMasks, ABC):
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode,
                          "schedule": schedule, "clip": clip, "label_smoothing": label_smoothing,
-                         "class_weights": class_weights}
+                         "class_weights": class_weights, "precision": precision}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
         self.mode = self.usual_mode if choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
             raise ValueError(f"mode must be one of usual, {', '.join(self.modes)} for the {self.name} backend; "
                              f"received: {mode!r}")
-        self.dtype = choice("dtype", dtype, DTYPES)
+        # dtype: what arrays go in and out as (float32 for bfloat16 and float16, which it holds exactly)
+        self.numerics = numerics_of(choice("dtype", dtype, DTYPES), precision)
+        self.dtype = self.numerics.arrays
         self.training = training_of(optimizer, lr, momentum, weight_decay, schedule, clip)
         self.optimizer, self.lr, self.momentum, self.weight_decay = (
             self.training.optimizer, self.training.lr, self.training.momentum, self.training.weight_decay)
@@ -185,9 +182,12 @@ class Backend(LayerState, DropoutMasks, ABC):
         self.class_weights = class_weights_of(class_weights, self.loss_name, out_features(self.spec),
                                               self.label_smoothing, self.dtype)
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
-            representable(name, getattr(self, name), self.dtype)
+            representable(name, getattr(self, name), self.numerics.params)
         if self.training.clip is not None:  # a limit the dtype holds as 0 would clip every gradient to nothing
-            representable("clip", self.training.clip.limit, self.dtype)
+            representable("clip", self.training.clip.limit, self.numerics.params)
+        refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs)
+        if refused is not None:
+            raise ValueError(f"the {self.name} backend cannot run {self.numerics.name}; {refused}")
         refused = support.refuses(self.framework, self.training, self.dtype)
         if refused is not None:
             raise ValueError(f"the {self.name} backend cannot train with {training_text(self.training)}; {refused}")
@@ -198,6 +198,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         self._state_shapes = state_shapes(self.spec)
         self._n_train = 0
         self.loss_history_ = np.empty(0)  # fit()'s step losses since the parameters were last set
+        self._restart_record()
         self._updates = 0  # optimiser steps since the state was last set: the canonical state's step count
         self._start_masks()
         self._build()
@@ -263,6 +264,7 @@ class Backend(LayerState, DropoutMasks, ABC):
         self._restart_state()
         self._updates = self._mask_step = 0
         self.loss_history_ = np.empty(0)
+        self._scales = []
 
     def native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                        shuffle: bool = True) -> EpochBatches:
@@ -353,8 +355,10 @@ class Backend(LayerState, DropoutMasks, ABC):
     def forward_activations(self, X: np.ndarray) -> list[np.ndarray]:
         """The output of every layer of the spec, in order, for a NumPy batch (the last is the prediction), as a
         training step computes them (batch statistics); the layers' state is left as it was."""
-        state = self.get_state()
+        state, self._computed_in = self.get_state(), []
         found = self._hook("_activations")(self._check_x(X))
+        if not self._computed_in:  # the outputs' own dtypes, where the hook did not record them before converting
+            self._computed_in = [np.asarray(value).dtype.name for value in found]
         if state:  # a framework's layers in training mode update their running statistics as they go
             self.set_state(state)
         return [np.asarray(value, dtype=self.dtype) for value in found]

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..layers import Layer, input_shapes, layer_types, make_spec, mlp_spec, param_shapes
-from .base import MODES, Backend, error_line
+from .base import MODES, Backend
+from .errors import error_line
 from .tolerances import ALLOWANCES, allowed_tolerance
 
 SPEC = mlp_spec(2, (3,), 1, "tanh")

@@ -13,19 +13,22 @@ from typing import Any, cast
 import numpy as np
 
 from ..layers import Build, Link, built
+from ..optimizers.training import LOSS_SCALE
 from .base import Backend, Params
 from .batches import split_batches
+from .precision import NUMERICS
 
 try:
     import jax
 
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
+    import jmp
     import optax
     from flax import nnx
 except ImportError as err:
     raise ImportError(f"the jax backend needs JAX, Flax and Optax ({err}); install it with: "
-                      "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8") from err
+                      "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8 jmp==0.0.4") from err
 from ..optimizers.jax_optimizer import STATE_FIELDS, transformation
 
 # Optax's state by path: a field (jax_optimizer.STATE_FIELDS: .trace, .mu, .nu, …) holds one array per parameter,
@@ -51,9 +54,13 @@ class JaxBackend(Backend):
     modes = ("eager", "compiled")
     usual_mode = "compiled"
     keeps_state = True  # nnx.BatchStat variables, threaded through every step beside the parameters
+    # Flax's own policy: each layer's dtype (what it computes in) and param_dtype (what it keeps), as the Flax NNX
+    # docs build them; mixed: the output cast to float32 for the loss, and float16's loss scaled by jmp, whose
+    # policy (jmp.get_policy("params=float32,compute=bfloat16,output=float32")) this is
+    runs = NUMERICS
 
     def _build(self) -> None:
-        self._jdtype = jnp.dtype(self.dtype)
+        self._jdtype = jnp.dtype(self.numerics.params)
         self._translators = [self.translator(layer) for layer in self.spec]
         # (layer index, the attribute holding it) → the canonical name and the layout it is held in
         self._links: dict[tuple[int, str], tuple[str, Link]] = {
@@ -90,15 +97,19 @@ class JaxBackend(Backend):
             weight = weights[y[:, 0].astype(jnp.int32)]
             return jnp.sum(weight * values) / jnp.sum(weight)
 
-        def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
-            return mean(per_element(nnx.merge(self._eval_graph, params, stats)(X), y), y)
+        def output(values: Any) -> Any:  # mixed: the loss in float32, as jmp's output=float32
+            return values.astype(jnp.float32) if self.numerics.mixed else values
 
-        def training_loss(params: Any, stats: Any, X: Any, y: Any, keeps: dict[int, Any]) -> tuple[Any, Any]:
+        def mean_loss(params: Any, stats: Any, X: Any, y: Any) -> Any:  # evaluation: running statistics
+            return mean(per_element(output(nnx.merge(self._eval_graph, params, stats)(X)), y), y)
+
+        def training_loss(params: Any, stats: Any, X: Any, y: Any, keeps: dict[int, Any],
+                          scaler: Any) -> tuple[Any, Any]:
             # Training mode: batch statistics, and the running ones the layers updated (the auxiliary output).
             model = nnx.merge(self._graph, params, stats, copy=True)  # variables of this trace: mutable here
-            loss = mean(per_element(_training_forward(model, X, keeps), y), y)
+            loss = mean(per_element(output(_training_forward(model, X, keeps)), y), y)
             rest: Any = nnx.split(model, nnx.Param, ...)
-            return loss, rest[2]
+            return scaler.scale(loss), (loss, rest[2])
 
         self._mean_loss = self._compiled(mean_loss)
         self._value_and_grad = self._compiled(jax.value_and_grad(training_loss, has_aux=True))
@@ -106,16 +117,23 @@ class JaxBackend(Backend):
         self._tx = tx = transformation(self.training, self._params)  # clip, L2 as torch applies it, the rule
         value_and_grad = self._value_and_grad
 
-        def step(params: Any, stats: Any, opt_state: Any, X: Any, y: Any,
-                 keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any]:
-            (loss, stats), grads = value_and_grad(params, stats, X, y, keeps)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), stats, opt_state, loss
+        def step(params: Any, stats: Any, opt_state: Any, scaler: Any, X: Any, y: Any,
+                 keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any, Any]:
+            (_, (loss, stats)), grads = value_and_grad(params, stats, X, y, keeps, scaler)
+            grads = scaler.unscale(grads)
+            updates, new_state = tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            if not self.numerics.scaled:
+                return new_params, stats, new_state, scaler, loss
+            finite = jmp.all_finite(grads)  # a step whose gradient overflowed is skipped, as torch's GradScaler does
+            return (jmp.select_tree(finite, new_params, params), stats, jmp.select_tree(finite, new_state, opt_state),
+                    scaler.adjust(finite), loss)
 
-        def step_on_rows(params: Any, stats: Any, opt_state: Any, X: Any, y: Any, rows: Any,
-                         keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any]:
+        def step_on_rows(params: Any, stats: Any, opt_state: Any, scaler: Any, X: Any, y: Any, rows: Any,
+                         keeps: dict[int, Any]) -> tuple[Any, Any, Any, Any, Any]:
             # The batch is gathered inside the step: one trace per batch size, however the rows are chosen.
-            return step(params, stats, opt_state, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0), keeps)
+            return step(params, stats, opt_state, scaler, jnp.take(X, rows, axis=0), jnp.take(y, rows, axis=0),
+                        keeps)
 
         # jit: each traced once per batch shape, for the model's whole life; a full batch in loaded order
         # takes the data as they are, without a gather the size of the data set.
@@ -135,7 +153,7 @@ class JaxBackend(Backend):
     def _seed_model(self, seed: int) -> None:
         """A new nnx.Sequential drawn from nnx.Rngs(seed); its parameters become the ones trained. Two graphs
         of it: training (batch statistics) and evaluation (running statistics: `Module.eval()`)."""
-        build = Build(self.dtype, rngs=nnx.Rngs(seed))
+        build = Build(self.numerics.compute, rngs=nnx.Rngs(seed), param_dtype=self.numerics.params)
         self._model = nnx.Sequential(*built(self._translators, self.spec, build))
         self._model.eval()
         self._eval_graph = nnx.split(self._model, nnx.Param, ...)[0]
@@ -182,6 +200,9 @@ class JaxBackend(Backend):
 
     def _reset_optimizer(self) -> None:
         self._opt_state = self._tx.init(self._params)
+        self._scaler = jmp.DynamicLossScale(jnp.float32(LOSS_SCALE["initial"]), period=int(LOSS_SCALE["interval"]),
+                                            factor=int(LOSS_SCALE["growth"])) if self.numerics.scaled else \
+            jmp.NoOpLossScale()
 
     def _native_batches(self, n_rows: int, batch_size: int, epochs: int, seed: int,
                         shuffle: bool) -> Iterator[list[np.ndarray]]:
@@ -191,21 +212,25 @@ class JaxBackend(Backend):
             order = np.asarray(jax.random.permutation(epoch_key, n_rows)) if shuffle else np.arange(n_rows)
             yield split_batches(order, batch_size)
 
+    def _array(self, array: np.ndarray) -> Any:
+        """An input or target in the parameters' dtype: each layer casts it to what it computes in."""
+        return jnp.asarray(array, dtype=self._jdtype)
+
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._X, self._y = jnp.asarray(X), jnp.asarray(y)
+        self._X, self._y = self._array(X), self._array(y)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self._forward(self._params, self._stats, jnp.asarray(X)))
+        return np.asarray(self._forward(self._params, self._stats, self._array(X)))
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float(self._mean_loss(self._params, self._stats, jnp.asarray(X), jnp.asarray(y)))
+        return float(self._mean_loss(self._params, self._stats, self._array(X), self._array(y)))
 
     def _loss_loaded(self) -> float:
         return float(self._mean_loss(self._params, self._stats, self._X, self._y))
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        (loss, _), grads = self._value_and_grad(self._params, self._stats, jnp.asarray(X), jnp.asarray(y),
-                                                self._keeps(len(X)))
+        (_, (loss, _)), grads = self._value_and_grad(self._params, self._stats, self._array(X), self._array(y),
+                                                     self._keeps(len(X)), jmp.NoOpLossScale())
         found = {}
         for path, value in nnx.to_flat_state(grads):
             layers = path.index("layers")  # (…, 'layers', index, attribute, …): wrappers add attributes
@@ -229,7 +254,7 @@ class JaxBackend(Backend):
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
         nnx.update(self._model, self._params, self._stats)
-        found, out, keeps = [], jnp.asarray(X), self._keeps(len(X))
+        found, out, keeps = [], self._array(X), self._keeps(len(X))
         for index, layer in enumerate(self._model.layers):
             out = layer(out, keeps[index]) if index in keeps else layer(out)
             found.append(np.asarray(out))
@@ -258,16 +283,21 @@ class JaxBackend(Backend):
         self._opt_state = jax.tree_util.tree_map_with_path(replaced, self._opt_state)
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
-        params, stats, opt_state, losses = self._params, self._stats, self._opt_state, []
+        params, stats, opt_state, scaler, losses = self._params, self._stats, self._opt_state, self._scaler, []
+        scales = []
         for start, stop in bounds:
             keeps = self._keeps(stop - start, advance=True)
             if order is None and stop - start == self._n_train:
-                params, stats, opt_state, loss = self._step(params, stats, opt_state, self._X, self._y, keeps)
+                params, stats, opt_state, scaler, loss = self._step(params, stats, opt_state, scaler, self._X, self._y,
+                                                                    keeps)
             else:
                 rows = np.arange(start, stop) if order is None else order[start:stop]
-                params, stats, opt_state, loss = self._step_on_rows(params, stats, opt_state, self._X, self._y, rows,
-                                                                    keeps)
+                params, stats, opt_state, scaler, loss = self._step_on_rows(params, stats, opt_state, scaler, self._X,
+                                                                            self._y, rows, keeps)
             losses.append(loss)
-        self._params, self._stats, self._opt_state = params, stats, opt_state
+            scales.append(scaler.loss_scale)
+        self._params, self._stats, self._opt_state, self._scaler = params, stats, opt_state, scaler
+        if self.numerics.scaled:
+            self._scales += [float(scale) for scale in scales]
         # Read once the steps are queued; float() per loss: jnp.stack would compile for each chunk length.
         return [float(loss) for loss in losses]

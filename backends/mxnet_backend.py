@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..layers import Build, Link, built, out_features
-from .base import Backend, Params, error_line
+from .base import Backend, Params
+from .errors import error_line
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
     np.bool = bool  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..layers import Build, Link, built, input_shape, out_features
 from .base import Backend, Params
+from .precision import NUMERICS
 
 _INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
 
@@ -110,13 +111,17 @@ class TensorflowBackend(Backend):
     modes = ("eager", "compiled")
     usual_mode = "compiled"
     keeps_state = True  # non-trainable variables (moving statistics), assigned by the layers when training=True
+    # Keras's dtype policies: "bfloat16" throughout, or "mixed_bfloat16" (float32 variables, bfloat16 compute;
+    # losses in float32) with a LossScaleOptimizer for mixed_float16, as keras/src/dtype_policies describe them
+    runs = NUMERICS
 
     def _build(self) -> None:
         # Every Keras object gets the dtype explicitly: layers, losses and the optimiser's learning-rate
         # variable otherwise take keras.config.floatx(), float32 by default, whatever the weights are.
+        self._keeps_dtype = dtype = self.numerics.params  # the variables', the inputs' and the losses' dtype
         shape, n_out = input_shape(self.spec), out_features(self.spec)
-        inputs = keras.Input(shape, dtype=self.dtype)
-        build = Build(self.dtype)
+        inputs = keras.Input(shape, dtype=dtype)
+        build = Build(self.numerics.name.replace("-", "_"))  # the policy's name: mixed_bfloat16, bfloat16, …
         self._translators = [self.translator(layer) for layer in self.spec]
         self._model = keras.Sequential([inputs, *built(self._translators, self.spec, build)])
         # Each canonical parameter with the Keras layer that holds it and the layout it is held in.
@@ -136,27 +141,27 @@ class TensorflowBackend(Backend):
         for name, (native, link) in self._links.items():
             by_variable.setdefault(id(link.of(native)), []).append(name)
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
-        mse = keras.losses.MeanSquaredError(dtype=self.dtype)  # the mean over every element, as torch's
+        mse = keras.losses.MeanSquaredError(dtype=self._keeps_dtype)  # the mean over every element, as torch's
         self._loss_fn: Callable[[Any, Any], Any] = {
             "mse": mse,
             "half-mse": lambda target, output: 0.5 * mse(target, output),
-            "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self.dtype),  # torch's HuberLoss(delta)
-            "l1": keras.losses.MeanAbsoluteError(dtype=self.dtype),
+            "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self._keeps_dtype),  # torch's HuberLoss(delta)
+            "l1": keras.losses.MeanAbsoluteError(dtype=self._keeps_dtype),
             # from_logits=True: no clipping (the default takes outputs for probabilities, clipped to [1e-7, 1 − 1e-7])
-            "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self.dtype),
+            "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self._keeps_dtype),
             # from_logits=True: the default (False) takes the outputs for probabilities and gives another number.
             "cross-entropy": (self._smoothed_cross_entropy(n_out) if self.label_smoothing else
                               self._weighted_cross_entropy() if self.class_weights is not None else
-                              keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self.dtype)),
+                              keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self._keeps_dtype)),
         }[self.loss_name]
         y_width = 1 if self.classifies else n_out  # class indices: one per row
-        X_spec, y_spec = tf.TensorSpec([None, *shape], self.dtype), tf.TensorSpec([None, y_width], self.dtype)
+        X_spec, y_spec = tf.TensorSpec([None, *shape], dtype), tf.TensorSpec([None, y_width], dtype)
         # Any batch size, one trace: the last, shorter batch of an epoch does not trace again.
         self._forward = self._compiled(lambda X: self._model(X, training=False), [X_spec])
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
                                          [X_spec, y_spec])
         # A mask per dropout layer, of any batch size, in the order of the layers
-        keeps_spec = [tf.TensorSpec([None, *shape], self.dtype) for shape in self._masked_shapes()]
+        keeps_spec = [tf.TensorSpec([None, *shape], dtype) for shape in self._masked_shapes()]
         self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec, keeps_spec])
         self._signature = [X_spec, y_spec, keeps_spec]
 
@@ -164,17 +169,17 @@ class TensorflowBackend(Backend):
         """Keras's SparseCategoricalCrossentropy takes no label_smoothing (keras/src/losses/losses.py): its
         CategoricalCrossentropy does, on one-hot labels, (1 − ε)·one-hot + ε/K as torch's."""
         loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.label_smoothing,
-                                                    dtype=self.dtype)
+                                                    dtype=self._keeps_dtype)
         return lambda target, output: loss(keras.ops.one_hot(keras.ops.cast(target[:, 0], "int32"), classes,
-                                                             dtype=self.dtype), output)
+                                                             dtype=self._keeps_dtype), output)
 
     def _weighted_cross_entropy(self) -> Callable[[Any, Any], Any]:
         """Each example weighted by its class's weight, as Keras's class_weight does, and divided by the weights'
         sum (reduction="mean_with_sample_weight", keras/src/losses/loss.py:150-151): torch's weighted mean (Keras's
         default divides by the batch size)."""
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight",
-                                                          dtype=self.dtype)
-        weights = tf.constant(self.class_weights, dtype=self.dtype)
+                                                          dtype=self._keeps_dtype)
+        weights = tf.constant(self.class_weights, dtype=self._keeps_dtype)
         return lambda target, output: loss(target, output,
                                            sample_weight=tf.gather(weights, tf.cast(target[:, 0], tf.int32)))
 
@@ -207,19 +212,20 @@ class TensorflowBackend(Backend):
             out = layer(out, by_layer[index]) if index in by_layer else layer(out, training=True)
         return out
 
-    def _loss_and_gradients(self, X: Any, y: Any, keeps: list[Any]) -> tuple[Any, list[Any]]:
+    def _loss_and_gradients(self, X: Any, y: Any, keeps: list[Any], scaled: bool = False) -> tuple[Any, list[Any]]:
         variables = self._model.trainable_variables
         with tf.GradientTape() as tape:
             loss = self._loss_fn(y, self._training_forward(X, keeps))
+            scaled_loss = self._optimizer.scale_loss(loss) if scaled else loss
         # An embedding's gradient comes as tf.IndexedSlices (the rows its ids took): dense, as every other's
-        return loss, [tf.convert_to_tensor(grad) for grad in tape.gradient(loss, variables)]
+        return loss, [tf.convert_to_tensor(grad) for grad in tape.gradient(scaled_loss, variables)]
 
     def _train_step_on_rows(self, X: Any, y: Any, keeps: list[Any], rows: Any) -> Any:
         # The batch is gathered inside the step: no slicing op per batch outside the graph.
         return self._train_step(tf.gather(X, rows), tf.gather(y, rows), keeps)
 
     def _train_step(self, X: Any, y: Any, keeps: list[Any]) -> Any:
-        loss, grads = self._loss_and_gradients(X, y, keeps)
+        loss, grads = self._loss_and_gradients(X, y, keeps, scaled=self.numerics.scaled)
         self._optimizer.apply(grads, self._model.trainable_variables)
         return loss
 
@@ -248,15 +254,16 @@ class TensorflowBackend(Backend):
     def _native_init(self, seed: int) -> None:
         draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed
         for native, translator in zip(self._model.layers, self._translators, strict=True):
-            translator.native_init(native, draws, self.dtype)
+            translator.native_init(native, draws, self._keeps_dtype)
 
     def _reset_optimizer(self) -> None:
         # Keras's update steps cast their hyper-parameters with ops.cast(self.beta_2, variable.dtype); for
         # a Python float that makes a float32 tensor first, so a float64 model would see β₂ = 0.99900001287
         # in Adam's bias correction (and μ = 0.899999976 in SGD). np.float64 is a float Keras accepts and
         # casts exactly. The learning rate is a variable of floatx: built under the model's dtype, likewise.
-        with _floatx(self.dtype):
-            self._optimizer = KerasOptimizer(self.training, self.dtype, self._model.trainable_variables)
+        with _floatx(self._keeps_dtype):
+            self._optimizer = KerasOptimizer(self.training, self._keeps_dtype, self._model.trainable_variables,
+                                             scaled=self.numerics.scaled)
         # A new optimiser has new variables: a new step function, traced for them on its first call.
         # A full batch in loaded order takes the data as they are, without a gather the size of the data set.
         # One trace per batch size, as a plain loop's tf.function makes: a graph whose batch size is unknown is
@@ -273,20 +280,24 @@ class TensorflowBackend(Backend):
         for _ in range(epochs):
             yield [batch.numpy() for batch in batches]
 
+    def _tensor(self, array: np.ndarray) -> Any:
+        """An input or target in the variables' dtype (bfloat16 throughout, float32 where mixed)."""
+        return tf.cast(tf.constant(array), self._keeps_dtype)
+
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._X, self._y = tf.constant(X), tf.constant(y)
+        self._X, self._y = self._tensor(X), self._tensor(y)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self._forward(tf.constant(X)).numpy()
+        return self._forward(self._tensor(X)).numpy()
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float(self._mean_loss(tf.constant(X), tf.constant(y)))
+        return float(self._mean_loss(self._tensor(X), self._tensor(y)))
 
     def _loss_loaded(self) -> float:
         return float(self._mean_loss(self._X, self._y))
 
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
-        loss, grads = self._value_and_grad(tf.constant(X), tf.constant(y), list(self._keeps(len(X)).values()))
+        loss, grads = self._value_and_grad(self._tensor(X), self._tensor(y), list(self._keeps(len(X)).values()))
         found = {name: self._links[name][1].read(grad.numpy())
                  for names, grad in zip(self._gradient_names, grads, strict=True) for name in names}
         return float(loss), found
@@ -294,7 +305,7 @@ class TensorflowBackend(Backend):
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        found, out, keeps = [], tf.constant(X), self._keeps(len(X))
+        found, out, keeps = [], self._tensor(X), self._keeps(len(X))
         for index, layer in enumerate(self._model.layers):
             # the activations of a training step (batch statistics, the step's dropout masks)
             out = layer(out, keeps[index]) if index in keeps else layer(out, training=True)
@@ -321,4 +332,7 @@ class TensorflowBackend(Backend):
             losses.append(self._step(self._X, self._y, keeps) if order is None and stop - start == self._n_train else
                           self._step_on_rows(self._X, self._y, keeps, tf.constant(
                               np.arange(start, stop) if order is None else order[start:stop], tf.int64)))
+            scale = self._optimizer.loss_scale()
+            if scale is not None:
+                self._scales.append(scale)
         return [float(loss) for loss in losses]

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..layers import Build, Link, built
 from .base import Backend, Params
+from .precision import NUMERICS
 
 try:
     import torch
@@ -49,6 +50,12 @@ def _grad(param: torch.Tensor) -> torch.Tensor:
     return param.grad if param.grad is not None else torch.zeros_like(param)  # None: not on the loss's path
 
 
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor's values as NumPy holds them: bfloat16 (which NumPy lacks) as the float32 that holds it exactly."""
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
 class TorchBackend(Backend):
     name = "torch"
     framework = "torch"  # the key of its translators in each layer module
@@ -56,11 +63,13 @@ class TorchBackend(Backend):
     native_init_description = "nn.Linear.reset_parameters: kaiming_uniform(a=√5) weights, U(±1/√fan_in) biases"
     modes = ("eager", "compiled")
     keeps_state = True  # buffers (BatchNorm's running statistics), updated by the modules in train mode
+    runs = NUMERICS  # bfloat16 and float16 throughout, or mixed: torch.autocast, and GradScaler for float16
 
     def _build(self) -> None:
-        build = Build(self.dtype)
+        self._params_dtype = getattr(torch, self.numerics.params)
+        build = Build(self.numerics.params)
         self._translators = [self.translator(layer) for layer in self.spec]
-        self._model = nn.Sequential(*built(self._translators, self.spec, build)).to(getattr(torch, self.dtype))
+        self._model = nn.Sequential(*built(self._translators, self.spec, build)).to(self._params_dtype)
         # Each canonical parameter with the tensor that holds it and the layout it is held in.
         self._links: dict[str, tuple[torch.Tensor, Link]] = {
             f"{index}.{name}": (link.of(module), link)
@@ -74,7 +83,7 @@ class TorchBackend(Backend):
         mse = nn.MSELoss()  # mean over every element
         # log_softmax, then the mean over the batch; label smoothing: ε/K to every class (the label's too)
         weight = (None if self.class_weights is None else
-                  torch.tensor(self.class_weights, dtype=getattr(torch, self.dtype)))
+                  torch.tensor(self.class_weights, dtype=self._params_dtype))
         cross_entropy = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
@@ -89,13 +98,16 @@ class TorchBackend(Backend):
         self._loss_fn = losses[self.loss_name]
         self._net_loss: Callable[[torch.Tensor, torch.Tensor, dict[int, torch.Tensor]], torch.Tensor] = (
             lambda X, y, keeps: self._loss_fn(_training_forward(self._model, X, keeps), y))  # eager: no module call
+        # mixed: torch's autocast on the CPU decides each op's dtype (torch/amp/autocast_mode.py; its lists in
+        # aten/src/ATen/autocast_mode.cpp): matrix products and convolutions low, losses and softmax in float32
+        self._autocast = torch.autocast("cpu", dtype=getattr(torch, self.numerics.compute), enabled=self.numerics.mixed)
         if self.mode == "compiled":  # forward and loss through Inductor, backward through AOTAutograd
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
             torch._dynamo.config.fail_on_recompile_limit_hit = True
             self._net_loss = torch.compile(_NetWithLoss(self._model, self._loss_fn))
 
     def _get_params(self) -> Params:
-        return {name: link.canonical_array(param.detach().numpy()) for name, (param, link) in self._links.items()}
+        return {name: link.canonical_array(_numpy(param)) for name, (param, link) in self._links.items()}
 
     def _set_params(self, params: Params) -> None:
         with torch.no_grad():
@@ -104,7 +116,7 @@ class TorchBackend(Backend):
                 param.copy_(torch.from_numpy(link.native_array(value)))
 
     def _get_state(self) -> Params:
-        return {name: link.canonical_array(buffer.detach().numpy()) for name, (buffer, link) in self._buffers.items()}
+        return {name: link.canonical_array(_numpy(buffer)) for name, (buffer, link) in self._buffers.items()}
 
     def _set_state(self, state: Params) -> None:
         with torch.no_grad():
@@ -116,10 +128,10 @@ class TorchBackend(Backend):
         with torch.random.fork_rng():  # seeded, without moving the caller's global torch RNG
             torch.manual_seed(seed)
             for module, translator in zip(self._model, self._translators, strict=True):
-                translator.native_init(module, None, self.dtype)
+                translator.native_init(module, None, self.numerics.params)
 
     def _reset_optimizer(self) -> None:
-        self._optimizer = TorchOptimizer(self.training, list(self._model.parameters()))
+        self._optimizer = TorchOptimizer(self.training, list(self._model.parameters()), scaled=self.numerics.scaled)
 
     def _penalty(self) -> float:
         return self._optimizer.penalty()
@@ -131,16 +143,20 @@ class TorchBackend(Backend):
         for _ in range(epochs):
             yield [indices.numpy() for (indices,) in loader]
 
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """An input or target as the model takes it: in the parameters' dtype (autocast casts it where mixed)."""
+        return torch.from_numpy(array).to(self._params_dtype)
+
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._X, self._y = torch.from_numpy(X), torch.from_numpy(y)
+        self._X, self._y = self._tensor(X), self._tensor(y)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         self._model.eval()
-        with torch.no_grad():
-            return self._model(torch.from_numpy(X)).numpy()
+        with torch.no_grad(), self._autocast:
+            return _numpy(self._model(self._tensor(X)))
 
     def _loss(self, X: np.ndarray, y: np.ndarray) -> float:
-        return self._mean_loss(torch.from_numpy(X), torch.from_numpy(y))
+        return self._mean_loss(self._tensor(X), self._tensor(y))
 
     def _loss_loaded(self) -> float:
         return self._mean_loss(self._X, self._y)
@@ -148,9 +164,10 @@ class TorchBackend(Backend):
     def _loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, Params]:
         self._model.train()
         self._optimizer.zero_grad()
-        loss = self._net_loss(torch.from_numpy(X), torch.from_numpy(y), self._keeps(len(X)))
+        with self._autocast:
+            loss = self._net_loss(self._tensor(X), self._tensor(y), self._keeps(len(X)))
         loss.backward()
-        return loss.item(), {name: link.canonical_array(_grad(param).numpy())
+        return loss.item(), {name: link.canonical_array(_numpy(_grad(param)))
                              for name, (param, link) in self._links.items()}
 
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
@@ -162,34 +179,40 @@ class TorchBackend(Backend):
         self._model.train()  # batch statistics, running ones updated: torch's train mode
         for start, stop in bounds:
             self._optimizer.zero_grad()
-            loss = self._net_loss(X[start:stop], y[start:stop], self._keeps(stop - start, advance=True))
-            loss.backward()
+            with self._autocast:
+                loss = self._net_loss(X[start:stop], y[start:stop], self._keeps(stop - start, advance=True))
+            self._optimizer.backward(loss)
             self._optimizer.step()
             losses.append(loss.item())  # on the CPU a scalar read, cheaper than stacking tensors
+            scale = self._optimizer.loss_scale()
+            if scale is not None:
+                self._scales.append(scale)
         return losses
 
     # ---- replay hooks (compare.py explain) ----
 
     def _activations(self, X: np.ndarray) -> list[np.ndarray]:
-        found, out = [], torch.from_numpy(X)
+        found, out = [], self._tensor(X)
         keeps = self._keeps(len(X))
         self._model.train()  # the activations of a training step
-        with torch.no_grad():
+        self._computed_in = []
+        with torch.no_grad(), self._autocast:
             for index, module in enumerate(self._model):
                 out = module(out, keeps[index]) if index in keeps else module(out)
-                found.append(out.numpy().copy())
+                self._computed_in.append(str(out.dtype).removeprefix("torch."))
+                found.append(_numpy(out).copy())
         return found
 
     def _optimizer_state(self) -> dict[str, Any]:
         found: dict[str, Any] = {kind: {} for kind in self.training.state_kinds()}
         for name, (param, link) in self._links.items():
             for kind, value in self._optimizer.state(param).items():
-                found[kind][name] = link.canonical_array(value.numpy())
+                found[kind][name] = link.canonical_array(_numpy(value))
         return found
 
     def _set_optimizer_state(self, state: dict[str, Any]) -> None:
         self._optimizer.restart_at(state["step"], {
-            param: {kind: torch.from_numpy(np.ascontiguousarray(link.native_array(state[kind][name])).copy())
+            param: {kind: self._tensor(np.ascontiguousarray(link.native_array(state[kind][name])).copy())
                     for kind in self.training.state_kinds()}
             for name, (param, link) in self._links.items()})
 
@@ -197,5 +220,5 @@ class TorchBackend(Backend):
         # Evaluations run eagerly in both modes: compiling one more graph per evaluated shape would cost
         # seconds and measure nothing the training step does not. Evaluation: running statistics.
         self._model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast:
             return self._loss_fn(self._model(X), y).item()

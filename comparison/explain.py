@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend
-from ..backends.base import error_line
+from ..backends.errors import error_line
 from ..backends.tolerances import TOLERANCES
 from ..optimizers.training import described
 from ..tasks import Problem

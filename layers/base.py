@@ -79,9 +79,14 @@ class Build:
     random state where its layers draw their initial values while they are built (Flax's nnx.Rngs), and the
     shape of one example of the layer's input (where "same" padding needs the size it pads)."""
 
-    dtype: str
+    dtype: str  # what the layer computes in (Keras: its dtype policy's name, e.g. mixed_bfloat16)
     rngs: Any = None
     shape: Shape = ()
+    param_dtype: str = ""  # what it keeps parameters in where the framework takes it apart (Flax): "" the dtype
+
+    @property
+    def params_in(self) -> str:
+        return self.param_dtype or self.dtype
 
 
 class Translator:

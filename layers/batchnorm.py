@@ -93,7 +93,7 @@ class NnxBatchNorm(_BiasedOnly):
 
         norm = _check(layer)
         return nnx.BatchNorm(norm.features, axis=1, momentum=norm.momentum, epsilon=norm.eps,
-                             use_fast_variance=False, dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
+                             use_fast_variance=False, dtype=build.dtype, param_dtype=build.params_in, rngs=build.rngs)
 
 
 class KerasBatchNorm(_BiasedOnly):

@@ -100,7 +100,7 @@ class NnxConv(Translator):
         padding = "SAME" if conv.padding == "same" else conv.pads(build.shape)
         module = nnx.Conv(conv.in_channels, conv.out_channels, conv.kernel_size, strides=conv.stride,
                           padding=padding, kernel_dilation=conv.dilation, feature_group_count=conv.groups,
-                          use_bias=conv.bias, dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
+                          use_bias=conv.bias, dtype=build.dtype, param_dtype=build.params_in, rngs=build.rngs)
         return nnx_channels_last(module, conv.rank)  # lecun_normal kernel, zero bias
 
 

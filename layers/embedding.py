@@ -94,7 +94,7 @@ class NnxEmbedding(Translator):
         from flax import nnx
 
         table = _check(layer)
-        return _nnx_module()(nnx.Embed(table.vocabulary, table.width, dtype=build.dtype, param_dtype=build.dtype,
+        return _nnx_module()(nnx.Embed(table.vocabulary, table.width, dtype=build.dtype, param_dtype=build.params_in,
                                        rngs=build.rngs))
 
 

@@ -62,7 +62,7 @@ class NnxLayerNorm(Translator):
 
         norm = _check(layer)
         return nnx.LayerNorm(norm.features, epsilon=norm.eps, use_bias=norm.affine, use_scale=norm.affine,
-                             use_fast_variance=False, dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
+                             use_fast_variance=False, dtype=build.dtype, param_dtype=build.params_in, rngs=build.rngs)
 
 
 class KerasLayerNorm(Translator):

@@ -45,7 +45,7 @@ class NnxLinear(Translator):
 
         assert isinstance(layer, Linear)
         return nnx.Linear(layer.in_features, layer.out_features, use_bias=layer.bias, dtype=build.dtype,
-                          param_dtype=build.dtype, rngs=build.rngs)  # lecun_normal kernel, zero bias
+                          param_dtype=build.params_in, rngs=build.rngs)  # lecun_normal kernel, zero bias
 
 
 class KerasDense(Translator):

@@ -180,7 +180,7 @@ class NnxRecurrent(_RecurrentTranslator):
 
         cell = _check(layer)
         kind = {"rnn": nnx.SimpleCell, "gru": nnx.GRUCell, "lstm": nnx.OptimizedLSTMCell}[cell.kind]
-        made = kind(cell.input_size, cell.hidden, dtype=build.dtype, param_dtype=build.dtype, rngs=build.rngs)
+        made = kind(cell.input_size, cell.hidden, dtype=build.dtype, param_dtype=build.params_in, rngs=build.rngs)
         return _nnx_module()(nnx.RNN(made, rngs=False), cell.hidden, cell.kind == "lstm", cell.sequences)
 
 

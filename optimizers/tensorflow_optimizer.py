@@ -68,14 +68,29 @@ def _optimizer(training: Training, epsilon: Any) -> keras.optimizers.Optimizer:
 class KerasOptimizer:
     """One model's Keras optimiser; `apply` inside the traced step: clip, L2, then Keras's update."""
 
-    def __init__(self, training: Training, dtype: str, variables: list[Any]) -> None:
+    def __init__(self, training: Training, dtype: str, variables: list[Any], scaled: bool = False) -> None:
         self.training, self.dtype = training, dtype
         self.epsilon = tf.Variable(canonical.ADAM_EPS, dtype=dtype, trainable=False)
         self.optimizer = _optimizer(training, self.epsilon)
         self.optimizer.build(variables)
+        # float16: Keras's dynamic loss scaling, torch's constants given (its own start at 2**15)
+        self.scaler = keras.optimizers.LossScaleOptimizer(
+            self.optimizer, initial_scale=canonical.LOSS_SCALE["initial"],
+            dynamic_growth_steps=int(canonical.LOSS_SCALE["interval"])) if scaled else None
+        if self.scaler is not None:
+            self.scaler.build(variables)
+
+    def scale_loss(self, loss: Any) -> Any:
+        return loss if self.scaler is None else self.scaler.scale_loss(loss)
+
+    def loss_scale(self) -> float | None:
+        """The scale the next step's loss is multiplied by; None without loss scaling."""
+        return None if self.scaler is None else float(self.scaler.dynamic_scale.numpy())
 
     def apply(self, grads: list[Any], variables: list[Any]) -> None:
         clip, training = self.training.clip, self.training
+        if self.scaler is not None:  # unscaled (× a power of 2, exact) for the clip and the L2 term, as torch's amp
+            grads = [grad / self.scaler.dynamic_scale for grad in grads]
         if clip is not None:  # TensorFlow's, which Keras's clipnorm and clipvalue call, before the L2 term as torch
             if clip.kind == "global-norm":
                 grads = tf.clip_by_global_norm(grads, clip.limit)[0]
@@ -91,7 +106,10 @@ class KerasOptimizer:
             step = tf.cast(self.optimizer.iterations + 1, self.dtype)
             beta_2 = tf.constant(canonical.ADAM_BETAS[1], self.dtype)
             self.epsilon.assign(canonical.ADAM_EPS * tf.sqrt(1 - beta_2**step))
-        self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        if self.scaler is None:
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+        else:  # scaled again for the LossScaleOptimizer, which skips a step whose gradient is not finite
+            self.scaler.apply([grad * self.scaler.dynamic_scale for grad in grads], variables)
 
     def slots(self, variable: Any) -> dict[str, tuple[Any, float]]:
         """The optimiser's variables for one model variable, by canonical kind, with the factor to canonical."""

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from . import training as canonical
-from .training import Training
+from .training import LOSS_SCALE, Training
 
 # Canonical state kind → the key torch.optim keeps it under in optimizer.state[param].
 STATE_KEYS = {"velocity": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq", "square_avg": "square_avg",
@@ -65,19 +65,36 @@ def _scheduler(training: Training, optimizer: torch.optim.Optimizer) -> Any:
 class TorchOptimizer:
     """One model's optimiser, schedule and clip; `step` after backward."""
 
-    def __init__(self, training: Training, params: Sequence[torch.Tensor]) -> None:
+    def __init__(self, training: Training, params: Sequence[torch.Tensor], scaled: bool = False) -> None:
         self.training, self.params = training, list(params)
         self.optimizer = _optimizer(training, self.params)
         self.scheduler = _scheduler(training, self.optimizer)
+        # float16: torch's dynamic loss scaling, its constants given (precision.LOSS_SCALE, GradScaler's defaults)
+        self.scaler = torch.amp.GradScaler("cpu", init_scale=LOSS_SCALE["initial"], growth_factor=LOSS_SCALE["growth"],
+                                           backoff_factor=LOSS_SCALE["backoff"],
+                                           growth_interval=int(LOSS_SCALE["interval"])) if scaled else None
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()
 
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
     def step(self) -> None:
-        self._clip()
-        self.optimizer.step()
+        if self.scaler is None:
+            self._clip()
+            self.optimizer.step()
+        else:  # unscaled before the clip (torch's amp recipe); skipped where a gradient is not finite
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()  # after optimizer.step(): the next update's rate (torch's documented order)
+
+    def loss_scale(self) -> float | None:
+        """The scale the next step's loss is multiplied by; None without loss scaling."""
+        return None if self.scaler is None else float(self.scaler.get_scale())
 
     def _clip(self) -> None:
         clip = self.training.clip

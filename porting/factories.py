@@ -34,7 +34,7 @@ def quiet_frameworks(*given: str) -> None:
 
 def load_factory(given: str, side: str) -> Any:
     """The model FILE.py:FACTORY makes; a ValueError names the side, the file or function and the reason."""
-    from ..backends.base import error_line
+    from ..backends.errors import error_line
 
     path_text, colon, name = given.rpartition(":")
     if not colon or not path_text or not name.isidentifier():

@@ -296,7 +296,7 @@ class NativeModel(ABC):
             raise self._failed(X, err) from err
 
     def _failed(self, X: np.ndarray, err: BaseException) -> ValueError:
-        from ..backends.base import error_line
+        from ..backends.errors import error_line
 
         return ValueError(f"model {self.side}: it failed on inputs of shape {tuple(np.shape(X))} (canonical layout): "
                           f"{error_line(err)}")

@@ -71,7 +71,7 @@ def serve(incoming: IO[bytes], outgoing: IO[bytes]) -> int:
         except (ValueError, TypeError) as err:  # the user's model or inputs: said by the checking process
             result = ("error", type(err).__name__, str(err))
         except Exception as err:
-            from ..backends.base import error_line
+            from ..backends.errors import error_line
 
             result = ("error", "RuntimeError", f"model {side}: {error_line(err)}")
         pickle.dump(result, outgoing)

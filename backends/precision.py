@@ -1,0 +1,97 @@
+"""The numerics a run asks for: a dtype (float64, float32, or bfloat16 and float16 held by the framework throughout),
+or a mixed precision (parameters in float32, the layers computing in bfloat16 or float16, as each framework's own
+mixed-precision machinery does it), and what each framework cannot run of them, read without importing any."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy: np.dtype("bfloat16"), np.finfo("bfloat16"))
+import numpy as np
+
+FULL_DTYPES = ("float32", "float64")
+LOW_DTYPES = ("bfloat16", "float16")
+DTYPES = (*FULL_DTYPES, *LOW_DTYPES)
+PRECISIONS = ("mixed-bfloat16", "mixed-float16")
+NUMERICS = (*DTYPES, *PRECISIONS)
+
+@dataclass(frozen=True)
+class Numerics:
+    """How a model's numbers are held and computed."""
+
+    name: str  # float64, float32, bfloat16, float16, mixed-bfloat16, mixed-float16
+    arrays: str  # the NumPy dtype of what goes in and out (float32 holds every bfloat16 and float16 value exactly)
+    params: str  # the dtype the framework keeps parameters (and optimiser state) in
+    compute: str  # the dtype the layers compute in
+
+    @property
+    def mixed(self) -> bool:
+        return self.params != self.compute
+
+    @property
+    def low(self) -> bool:
+        return self.compute in LOW_DTYPES
+
+    @property
+    def scaled(self) -> bool:
+        """Whether training scales the loss: float16's gradients underflow without it."""
+        return self.mixed and self.compute == "float16"
+
+
+def numerics_of(dtype: str, precision: str | None = None) -> Numerics:
+    """The numerics of a dtype and an optional mixed precision; ValueError names what is wrong."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; received: {dtype!r}")
+    if precision is None:
+        return Numerics(dtype, "float32" if dtype in LOW_DTYPES else dtype, dtype, dtype)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} or None; received: {precision!r}")
+    if dtype != "float32":
+        raise ValueError(f"precision {precision} keeps the parameters in float32: give dtype float32 with it; "
+                         f"received dtype {dtype}")
+    return Numerics(precision, "float32", "float32", precision.removeprefix("mixed-"))
+
+
+def smallest(dtype: str) -> float:
+    return float(np.finfo(np.dtype(dtype)).smallest_subnormal)
+
+
+# The optimisers' ε (optimizers/training.py, torch's) that float16 rounds to 0: √v + ε is then 0 where a gradient
+# has been 0, and the update 0/0.
+FLOAT16_ZERO_EPSILON = ("adam", "adamw", "rmsprop")
+
+
+def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str, ...] = NUMERICS) -> str | None:
+    """Why a framework (whose backend `runs` these numerics) cannot run these, a finding with its source, or None."""
+    if numerics.name in FULL_DTYPES:
+        return None
+    if framework == "numpy":
+        return ("the NumPy backend computes by hand in float32 and float64 only; at "
+                f"{numerics.name} it trains beside the others as their float64 shadow")
+    if framework == "mxnet":
+        return _mxnet_refuses(numerics)
+    if numerics.name not in runs:
+        return f"it runs {', '.join(runs)}"
+    if framework == "tensorflow" and numerics.name == "bfloat16" and optimizer in ("adam", "adamw"):
+        return ("Keras's Adam casts β₂ = 0.999 to the variables' dtype (keras/src/optimizers/adam.py:110-111), which "
+                "bfloat16 holds as 1: 1 − β₂ᵗ is 0, and so is every step's rate lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ); use "
+                "--precision mixed-bfloat16, which keeps the optimiser in float32")
+    if numerics.name == "float16" and optimizer in FLOAT16_ZERO_EPSILON:
+        return (f"{optimizer}'s ε = 1e-8 is 0 in float16 (its smallest value is {smallest('float16'):.3g}): "
+                "√v + ε is then 0 where a gradient has been 0; use --precision mixed-float16, which keeps the "
+                "optimiser in float32, or --dtype bfloat16")
+    return None
+
+
+def _mxnet_refuses(numerics: Numerics) -> str:
+    if numerics.name == "float16" or numerics.name == "mixed-float16":
+        return ("MXNet 1.9.1's CPU build has no float16 matrix product: FullyConnected fails with 'float16 fully "
+                "connected layer is currently only supported by CuDNN version' (src/operator/nn/"
+                "fully_connected-inl.h:457)")
+    if numerics.name == "bfloat16":
+        return ("Gluon's blocks take NumPy's dtypes, and MXNet 1.9.1's bfloat16 is a structured uint16 for AMP alone "
+                "(mxnet/contrib/amp/amp.py:46): Dense(dtype='bfloat16') fails with 'data type bfloat16 not "
+                "understood'")
+    return ("MXNet 1.9.1's AMP is switched on for the whole process by mxnet.contrib.amp.init(), which wraps the "
+            "operators of every model built after it (mxnet/contrib/amp/amp.py:282-320) and cannot be undone: one "
+            "backend cannot use it without changing the others")
