@@ -14,6 +14,7 @@ from ..optimizers.training import OPTIMIZERS
 from .base import MODES, Backend
 from .errors import error_line
 from .losses import LOSSES
+from .precision import FULL_DTYPES, NUMERICS
 
 ENTRY_POINTS = "backend_compare.backends"  # the group through which another package adds a backend
 
@@ -33,21 +34,24 @@ class Registration:
     # The mode "usual" means for it (its class's usual_mode), known without importing the framework, so that
     # torch:usual and torch:eager are found to be one row before anything starts; None: known once imported.
     usual_mode: str | None = None
+    # The numerics it runs (precision.NUMERICS: bfloat16, float16 and the mixed precisions beside float32 and
+    # float64), known without importing the framework, as its class's `runs`.
+    runs: tuple[str, ...] = FULL_DTYPES
 
 
 _BUILT_IN = {
     "numpy": Registration(".numpy_backend", "NumpyBackend", usual_mode="eager"),
     "torch": Registration(".torch_backend", "TorchBackend", "torch", "pip install torch==2.13.0", 300 * 2**20,
-                          usual_mode="eager"),
+                          usual_mode="eager", runs=NUMERICS),
     "mxnet": Registration(".mxnet_backend", "MxnetBackend", "mxnet", "pip install mxnet==1.9.1 'numpy<2'",
                           150 * 2**20, usual_mode="compiled"),
-    "jax": Registration(".jax_backend", "JaxBackend", "jax", "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8",
-                        250 * 2**20, first_use_bytes=48 * 2**20,  # XLA's compiled steps: about 20 MB measured
-                        companions=("flax", "optax"), usual_mode="compiled"),
+    "jax": Registration(".jax_backend", "JaxBackend", "jax", "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8 "
+                        "jmp==0.0.4", 250 * 2**20, first_use_bytes=48 * 2**20,  # XLA's compiled steps: about 20 MB
+                        companions=("flax", "optax", "jmp"), usual_mode="compiled", runs=NUMERICS),
     "tensorflow": Registration(".tensorflow_backend", "TensorflowBackend", "tensorflow",
                                "pip install tensorflow-cpu==2.21.0 keras==3.15.1", 700 * 2**20,  # 668 MB measured
                                first_use_bytes=48 * 2**20, companions=("keras",),  # its traced steps: 24 MB
-                               usual_mode="compiled"),
+                               usual_mode="compiled", runs=NUMERICS),
 }
 
 

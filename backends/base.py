@@ -185,7 +185,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
             representable(name, getattr(self, name), self.numerics.params)
         if self.training.clip is not None:  # a limit the dtype holds as 0 would clip every gradient to nothing
             representable("clip", self.training.clip.limit, self.numerics.params)
-        refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs)
+        refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs,
+                                   {layer.kind for layer in self.spec})
         if refused is not None:
             raise ValueError(f"the {self.name} backend cannot run {self.numerics.name}; {refused}")
         refused = support.refuses(self.framework, self.training, self.dtype)

@@ -4,6 +4,7 @@ mixed-precision machinery does it), and what each framework cannot run of them, 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy: np.dtype("bfloat16"), np.finfo("bfloat16"))
@@ -61,8 +62,13 @@ def smallest(dtype: str) -> float:
 FLOAT16_ZERO_EPSILON = ("adam", "adamw", "rmsprop")
 
 
-def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str, ...] = NUMERICS) -> str | None:
-    """Why a framework (whose backend `runs` these numerics) cannot run these, a finding with its source, or None."""
+RECURRENT = ("rnn", "gru", "lstm")
+
+
+def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str, ...] = NUMERICS,
+            kinds: Iterable[str] = ()) -> str | None:
+    """Why a framework (whose backend `runs` these numerics) cannot run these, with this optimiser and a model of
+    these layer kinds: a finding with its source, or None."""
     if numerics.name in FULL_DTYPES:
         return None
     if framework == "numpy":
@@ -72,6 +78,18 @@ def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str,
         return _mxnet_refuses(numerics)
     if numerics.name not in runs:
         return f"it runs {', '.join(runs)}"
+    recurrent = sorted(set(kinds) & set(RECURRENT))
+    if recurrent and not numerics.mixed and framework in ("jax", "tensorflow"):
+        where = ("Flax's cells draw it with jax.nn.initializers.orthogonal, whose QR (jax/_src/random.py:2288) has no "
+                 f"{numerics.name} LAPACK kernel (jaxlib/lapack.py:62: 'Unsupported dtype {numerics.name}')"
+                 if framework == "jax" else
+                 "Keras's Orthogonal initializer calls tf.linalg.qr (keras/src/backend/tensorflow/linalg.py:179), "
+                 "whose Qr op takes double, float, half and complex only")
+        if framework == "jax" or numerics.name == "bfloat16":
+            return f"its {recurrent[0]} layer's recurrent kernel cannot be drawn in {numerics.name}: {where}"
+    if "lstm" in kinds and framework == "torch" and numerics.name == "mixed-float16":
+        return ("torch's LSTM under autocast float16 on the CPU fails in oneDNN (torch/nn/modules/rnn.py:1164, "
+                "_VF.lstm: 'could not create a primitive descriptor for the LSTM forward propagation primitive')")
     if framework == "tensorflow" and numerics.name == "bfloat16" and optimizer in ("adam", "adamw"):
         return ("Keras's Adam casts β₂ = 0.999 to the variables' dtype (keras/src/optimizers/adam.py:110-111), which "
                 "bfloat16 holds as 1: 1 − β₂ᵗ is 0, and so is every step's rate lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ); use "

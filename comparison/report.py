@@ -36,17 +36,23 @@ TITLES = {
     "init": "Native initialisation",
     "curves": "Training and validation loss along the steps",
     "classes": "Accuracy per class (the share of each class's rows predicted as it)",
+    "shadow": ("Against the float64 shadow: each backend's error against NumPy's hand-derived float64 run from the "
+               "same start, data and batches\n(param_error: the largest, each parameter's over its largest value)"),
+    "layers": "The dtype each layer's output had, as each framework's policy computed it",
+    "loss_scale": "Loss scale (dynamic, float16): each fall is a step skipped for a gradient that overflowed",
 }
 WRITTEN_NOT_SHOWN = ("confusion",)  # tables saved as CSV (and drawn in report.html) but not printed
 CONFUSION_CLASSES = 50  # up to this many classes the confusion matrices are kept: classes² rows per backend
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
-TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance")  # combined over seeds by listing the distinct values
+# combined over seeds by listing the distinct values
+TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance", "dtype", "changes")
 WIDTH = 120  # columns of text before a table is wrapped
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
     "parity": ["backend_a", "backend_b"], "init": ["backend", "initialisation and batches"],
     "curves": ["backend", "step"], "trajectory": ["backend_a", "backend_b", "step"], "steps": ["backend", "step"],
     "classes": ["backend", "class"], "confusion": ["backend", "split", "true", "predicted"],
+    "shadow": ["backend"], "layers": ["backend", "layer"], "loss_scale": ["backend"],
 }
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
@@ -197,7 +203,7 @@ def diverged_step(status: str) -> int | None:
 
 def parity_tolerance(report: dict[str, Any]) -> float:
     """The dtype's parity tolerance at the scale of the parameters compared: atol + rtol·(largest)."""
-    tolerance = TOLERANCES[report["options"]["dtype"]]
+    tolerance = TOLERANCES[report["options"].get("precision") or report["options"]["dtype"]]
     scale = max((float(row.get("param_scale") or 0.0) for row in report["summary"]), default=0.0)
     return float(tolerance["atol"] + tolerance["rtol"] * scale)
 
@@ -270,7 +276,8 @@ def _text_table(rows: list[dict[str, Any]], mark_best: bool, reference: str | No
 def header_lines(report: dict[str, Any]) -> list[str]:
     options, settings = report["options"], report["settings"]
     seeds = ("seeds " if len(report["seeds"]) > 1 else "seed ") + ",".join(map(str, report["seeds"]))
-    first = (f"task {report['task']} · {seeds} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+    first = (f"task {report['task']} · {seeds} · {options.get('precision') or options['dtype']} · "
+             f"{options['optimizer']} lr={options['lr']:g}"
              + described(options)
              + (f" · weight decay {options['weight_decay']:g}" if options.get("weight_decay") else "")
              + f" · loss {options['loss']} · batch {settings['batch_size']} · {settings['epochs']} epochs"
@@ -329,6 +336,12 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             title = TIMING_TITLE + (f"\n(timed while {sharing(report)})" if sharing(report) else "")
             parts.append((title, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
+        elif key == "layers":  # a layer per row and a backend per column
+            table = pd.DataFrame(rows)
+            wide = table.pivot(index="layer", columns="backend", values="dtype")
+            wide = wide.loc[list(dict.fromkeys(table["layer"])), list(dict.fromkeys(table["backend"]))]
+            parts.append((TITLES[key], [{"layer": layer, **{str(k): v for k, v in row.items()}}
+                                        for layer, row in wide.fillna("-").iterrows()]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
             table = pd.DataFrame(rows)
             wide = table.pivot_table(index="class", columns="backend", values="val_accuracy", sort=False,
@@ -371,7 +384,7 @@ def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str
 
 def shown_tables(report: dict[str, Any]) -> list[str]:
     """The tables printed, in order: those with rows, but not those printed only on request."""
-    keys = ["params", "function", "losses", "classes", "parity", "init"] + (
+    keys = ["params", "function", "losses", "classes", "parity", "shadow", "layers", "loss_scale", "init"] + (
         ["curves"] if report["options"].get("curves") else [])
     return [key for key in keys if report.get(key) and key not in report.get("on_request", ())]
 

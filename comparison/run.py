@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backends import Backend, Linear, RowName, get_backend
 from ..backends.batches import EpochBatches
+from ..optimizers.training import LOSS_SCALE
 from ..tasks import Problem
 from . import reference, softmax_reference
 
@@ -50,6 +51,10 @@ class BackendResult:
     note: str = ""  # what the row's numbers need said beside them (a reference row without an optimum)
     # with weight decay: the training loss plus the L2 penalty on the row's parameters, what training minimises
     final_train_objective: float = float("nan")
+    # reduced precision: the dtype of each layer's output, the parameters' dtype, and the loss scale's changes
+    computed_in: list[str] = field(default_factory=list)
+    params_dtype: str = ""
+    loss_scales: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -238,6 +243,16 @@ def _spaced(total: int, most: int) -> set[int]:
     return set(np.linspace(0, total, min(total, most) + 1).round().astype(int).tolist())
 
 
+def scale_changes(scales: np.ndarray) -> list[tuple[int, float]]:
+    """A loss scale after each step as its changes: (0, the first scale), then (step, the new scale) where it moved."""
+    changes, last = [(0, LOSS_SCALE["initial"])], LOSS_SCALE["initial"]
+    for step, scale in enumerate(scales.tolist(), start=1):
+        if scale != last:
+            changes.append((step, float(scale)))
+            last = scale
+    return changes
+
+
 def train(backend: Backend, problem: Problem, init: str = "shared", seed: int = 0, record: bool = False,
           on_epoch: Callable[[], object] | None = None) -> BackendResult:
     """Shared: the task's initial parameters and batches. Native: the framework's own, seeded by `seed`.
@@ -319,6 +334,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
             on_epoch()
     final_loss = backend.training_loss()
     objective, objective_note = train_objective(backend, final_loss)
+    low = backend.numerics.low
     return BackendResult(
         backend=backend.name,
         init=described,
@@ -341,4 +357,15 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         curve=curve,
         checkpoints=checkpoints,
         clock=clock,
+        computed_in=_computed_in(backend, problem) if low and status == OK else [],
+        params_dtype=backend.numerics.params if low else "",
+        loss_scales=scale_changes(backend.loss_scales_) if backend.numerics.scaled else [],
     )
+
+
+def _computed_in(backend: Backend, problem: Problem) -> list[str]:
+    """The dtype of each layer's output in a training forward of a few rows; [] for a backend without the hook."""
+    try:
+        return backend.computed_in(problem.X_train[:8])
+    except NotImplementedError:
+        return []

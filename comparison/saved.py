@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..backends.precision import numerics_of
 from .report import KEYS, WRITTEN_NOT_SHOWN, render, shown_tables
 
 RESULTS = "results.json"
@@ -401,7 +402,8 @@ def diff_runs(old: dict[str, Any], new: dict[str, Any], threshold: float, atol: 
     - WORSE: a gated metric rose above old·(1 + threshold) + atol, or a backend that finished in A
       failed, diverged or is missing in B; better / same otherwise; timing is never gated.
     """
-    eps = max(float(np.finfo(report["options"]["dtype"]).eps) for report in (old, new))  # the coarser dtype
+    eps = max(float(np.finfo(np.dtype(numerics_of(report["options"]["dtype"], report["options"].get("precision"))
+                                      .compute)).eps) for report in (old, new))  # the coarser arithmetic
     n_old, n_new = len(old["seeds"]), len(new["seeds"])
     before, after = _metrics(old), _metrics(new)
     rows = _status_rows(old, new)

@@ -119,6 +119,9 @@ NOT_APPLYING = [
     (["--task", "celsius", "--hidden", "4"], "--hidden applies only to an MLP"),
     (["--task", "celsius", "--model", "linear", "--hidden", "4"], "this run trains a linear model"),
     (["--huber-delta", "0.5"], "--huber-delta applies only with --loss huber; this run uses --loss mse"),
+    (["--dtype", "bfloat16", "--precision", "mixed-float16"],
+     "--precision applies only with --dtype float32 (it keeps the parameters in float32); this run uses --dtype "
+     "bfloat16"),
     (["--loss", "l1", "--label-smoothing", "0.1"],
      "--label-smoothing applies only with --loss cross-entropy; this run uses --loss l1"),
     (["--class-weights", "1,2"], "--class-weights applies only with --loss cross-entropy; this run uses --loss mse"),

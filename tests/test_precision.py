@@ -4,7 +4,9 @@ scaling's trajectory; refusals named with their source."""
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -12,7 +14,8 @@ import pytest
 
 from backend_compare import mlp_spec
 from backend_compare.backends.precision import NUMERICS, numerics_of, refuses
-from tests.conftest import load_backend
+from backend_compare.comparison.saved import load_run
+from tests.conftest import RunCli, load_backend
 
 FRAMEWORKS = ("torch", "jax", "tensorflow")  # the backends that run every numerics
 SPEC = mlp_spec(3, (8,), 2, "tanh")
@@ -128,3 +131,34 @@ def test_keras_adam_in_bfloat16_is_refused_for_its_beta2_of_one() -> None:
 def test_bad_numerics_are_one_line_errors(dtype: str, precision: str | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         load_backend("torch")(SPEC, dtype=dtype, precision=precision)
+
+
+def test_a_bfloat16_run_reports_its_shadow_and_its_layers(cli: RunCli, tmp_path: Path) -> None:
+    result = cli("--task", "mlp", "--dtype", "bfloat16", "--epochs", "3", "--out", str(tmp_path / "run"))
+    assert result.code == 0, result.err
+    assert "skipping backend 'numpy': cannot run bfloat16" in result.err
+    assert "skipping backend 'mxnet': cannot run bfloat16" in result.err
+    report = load_run(str(tmp_path / "run"))  # the saved results, checked against results.schema.json
+    assert report["options"]["dtype"] == "bfloat16"
+    shadow = {row["backend"]: row for row in report["shadow"]}
+    assert set(shadow) == set(FRAMEWORKS) and all(row["status"] == "ok" for row in shadow.values())
+    assert all(1e-4 < row["param_error"] < 1 for row in shadow.values()), shadow  # bfloat16's, not float32's
+    assert {(row["backend"], row["dtype"]) for row in report["layers"]} == {(name, "bfloat16") for name in FRAMEWORKS}
+    assert {row["tolerance"] for row in report["parity"]} == {"bfloat16"}
+    assert not report["loss_scale"]
+    assert "Against the float64 shadow" in result.out and "task mlp · seed 0 · bfloat16 ·" in result.out
+
+
+def test_a_mixed_float16_run_shows_which_layers_ran_low_and_its_loss_scale(cli: RunCli) -> None:
+    result = cli("--task", "mlp", "--precision", "mixed-float16", "--epochs", "2", "--backends", ",".join(FRAMEWORKS),
+                 "--format", "json", "--check")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    layers = {(row["backend"], row["layer"]): row["dtype"] for row in report["layers"]}
+    for name in FRAMEWORKS:
+        assert layers[(name, "parameters")] == "float32" and layers[(name, "0 linear(1, 13)")] == "float16"
+    scales = {row["backend"]: row for row in report["loss_scale"]}
+    assert set(scales) == set(FRAMEWORKS)
+    assert all(row["initial_scale"] == 2.0**16 and row["skipped_steps"] == 0 for row in scales.values())
+    assert report["parity_verdict"]["beyond"] == []
+    assert all(row["param_error"] < 1e-2 for row in report["shadow"])

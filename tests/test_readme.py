@@ -52,7 +52,11 @@ def test_the_explain_example_is_a_real_run(cli: RunCli) -> None:
     block = README.read_text().split(EXPLAIN, 1)[1].split("```", 1)[0]
     result = cli(*EXPLAIN.split()[3:])
     assert result.code == 1, result.err  # MXNet's float32 hyper-parameters differ
-    assert result.out == block, "regenerate the README's explain example"
+    # A pair that agrees in float64 differs by float64's rounding, which the CPU's BLAS kernels decide (this
+    # machine's AVX paths, not the README's): the line must say it agrees, well within tolerance, whatever the figure.
+    agree = re.compile(r"agree \(largest difference ([0-9.e+-]+) of the tolerance\)")
+    assert all(float(found) < 1e-3 for found in agree.findall(result.out)), result.out
+    assert agree.sub("agree", result.out) == agree.sub("agree", block), "regenerate the README's explain example"
 
 
 # Files the README's bad-input table names, made as the row describes.

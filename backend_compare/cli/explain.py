@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from ..backends.precision import LOW_DTYPES
 from ..comparison.explain import Explainer, render_explained
 from ..comparison.html import explain_page
 from ..comparison.repro import check_bundle_folder, write_bundle
@@ -62,6 +63,10 @@ def checked(argv: list[str], prog: str) -> tuple[Plan, Path | None]:
     folder, not a run folder."""
     given = parse_settings(argv, prog, HELP.replace("compare.py explain", prog), executor="inline")
     out = check_bundle_folder(given.out) if given.out is not None else None
+    if given.precision or given.dtype in LOW_DTYPES:
+        option = f"--precision {given.precision}" if given.precision else f"--dtype {given.dtype}"
+        raise UsageError(f"{option}: explain replays a step at float32's and float64's tolerances; a reduced-precision "
+                         "run is compare.py's, which measures each backend against its float64 shadow")
     if given.executor != "inline":
         raise UsageError("explain steps the backends side by side in this process: --executor inline")
     plan = plan_run(dataclasses.replace(given, out=None), prog)

@@ -32,10 +32,10 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
+from ..backends.precision import DTYPES, PRECISIONS
 from ..comparison.executors import RUN_EXECUTORS
 from ..comparison.report import FORMATS
 from ..comparison.run import INIT_MODES
-from ..layers import DTYPES
 from ..optimizers import clipping, schedules
 from ..tasks import TASKS, task_options
 from .console import UsageError
@@ -214,7 +214,12 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     parser.add_argument("--class-weights", type=_weights, metavar="W1,W2,…",
                         help="for --loss cross-entropy: one weight per class; the loss is torch's weighted mean, "
                              "Σ w[y]·l / Σ w[y]")
-    parser.add_argument("--dtype", choices=DTYPES, default=usual.dtype)
+    parser.add_argument("--dtype", choices=DTYPES, default=usual.dtype,
+                        help="what the frameworks hold and compute in (default float32); bfloat16 and float16 "
+                             "throughout, measured against a float64 shadow (README: Reduced precision)")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="each framework's mixed precision: float32 parameters, the layers in bfloat16 or float16 "
+                             "(torch.autocast, Keras dtype policies, Flax dtype/param_dtype), float16's loss scaled"),
     parser.add_argument("--init", choices=INIT_MODES, default=usual.init,
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")

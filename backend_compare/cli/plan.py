@@ -20,6 +20,8 @@ from ..backends import (
     install_hint,
     registration,
 )
+from ..backends.precision import FULL_DTYPES, numerics_of
+from ..backends.precision import refuses as refuses_numerics
 from ..backends.training import training_of
 from ..comparison import memory
 from ..comparison.jobs import Job
@@ -93,7 +95,8 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
         ADAMW_WEIGHT_DECAY if settings.optimizer == "adamw" else defaults.get("weight_decay", 0.0))
     task_kwargs = settings.task_kwargs()
     if "dtype" in inspect.signature(task.make_problem).parameters:
-        task_kwargs["dtype"] = settings.dtype  # synthetic data stored in the run's dtype: no float64 copy
+        # synthetic data stored in the run's dtype (bfloat16 and float16: the float32 that holds them): no float64 copy
+        task_kwargs["dtype"] = numerics_of(settings.dtype, settings.precision).arrays
 
     def problems(seed: int) -> Problem:
         return task.make_problem(seed=seed, epochs=setup["epochs"], batch_size=setup["batch_size"], **task_kwargs)
@@ -115,12 +118,14 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                "mode": settings.mode[0] if len(settings.mode) == 1 else "usual",  # a row's own :MODE wins
                "schedule": run_schedule(settings.schedule, first), "clip": settings.clip,
                "label_smoothing": settings.label_smoothing or 0.0,
-               "class_weights": list(settings.class_weights) if settings.class_weights is not None else None}
+               "class_weights": list(settings.class_weights) if settings.class_weights is not None else None,
+               **({"precision": settings.precision} if settings.precision else {})}
     # What trains, checked (no model built: the backends check the rest as they are built)
     training = training_of(*(options[key] for key in ("optimizer", "lr", "momentum", "weight_decay", "schedule",
                                                        "clip")))
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
-        reason = _refused(row.backend, first.spec) or _refused_training(row.backend, training, settings.dtype)
+        reason = (_refused(row.backend, first.spec) or _refused_numerics(row.backend, settings, training, first.spec)
+                  or _refused_training(row.backend, training, settings.dtype))
         if reason is not None:
             if settings.backends is not None:  # asked for by name: a usage error; else only installed: a note
                 raise UsageError(f"backend {name!r} {reason}")
@@ -142,7 +147,10 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                 unavailable(settings, prog, name, str(err))
     else:
         # The options' checks, without importing a framework here (every mode asked for is one numpy has).
-        build_backends(first, ["numpy"] + [f"numpy:{row.mode}" for row in rows.values() if row.mode], options)
+        # Numerics numpy does not run are checked above: the rest in float32.
+        checkable = options if numerics_of(settings.dtype, settings.precision).name in FULL_DTYPES else {
+            **options, "dtype": "float32", "precision": None}
+        build_backends(first, ["numpy"] + [f"numpy:{row.mode}" for row in rows.values() if row.mode], checkable)
         # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
         labels = interpreters(settings.python) if any(row.label for row in rows.values()) else {}
         pythons = {name: python_for(name, row, labels) for name, row in rows.items()}
@@ -238,6 +246,15 @@ def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
     return None
 
 
+def _refused_numerics(backend: str, settings: RunSettings, training: Training, spec: ModelSpec) -> str | None:
+    """What a framework cannot run of the numerics asked for (backends/precision.py, no framework imported)."""
+    numerics = numerics_of(settings.dtype, settings.precision)
+    found = registration(backend)
+    reason = refuses_numerics(found.framework or backend, numerics, training.optimizer, found.runs,
+                              {layer.kind for layer in spec})
+    return None if reason is None else f"cannot run {numerics.name}; {reason}"
+
+
 def _refused_training(backend: str, training: Training, dtype: str) -> str | None:
     """What the framework's optimisers, schedules and clips cannot follow (optimizers/support.py, no framework
     imported), as constructing the backend would say."""
@@ -289,7 +306,8 @@ def check_memory(settings: RunSettings, task: Task, task_kwargs: dict[str, Any],
         spec = model_spec(model, features, 1, hidden, settings.activation or "tanh")
     parts = memory.estimate(
         rows=rows, features=features, spec=spec,
-        dtype=settings.dtype, epochs=setup["epochs"], batch_size=setup["batch_size"],
+        dtype=numerics_of(settings.dtype, settings.precision).arrays, epochs=setup["epochs"],
+        batch_size=setup["batch_size"],
         val_fraction=given_or_default(task.make_problem, task_kwargs, "val_fraction"), backends=names,
         optimizer=settings.optimizer, seeds=seeds, record=settings.records,
         parallel=min(settings.jobs, len(names)) if settings.executor == "process" else 1,

@@ -42,6 +42,7 @@ class RunSettings:
     schedule: str | None = None  # canonical text (schedules.Schedule.text), the run's steps filled in by the plan
     clip: str | None = None
     dtype: str = "float32"
+    precision: str | None = None  # mixed-bfloat16 or mixed-float16: parameters in float32, the layers low
     init: str = "shared"
     mode: tuple[str, ...] = ("usual",)
     executor: str = "process"
@@ -224,6 +225,8 @@ OPTION_RULES: dict[str, Rule] = {
                         lambda a, t: f"uses --loss {a.loss}"),
     "class_weights": (lambda a, t: a.loss == "cross-entropy", "with --loss cross-entropy",
                       lambda a, t: f"uses --loss {a.loss}"),
+    "precision": (lambda a, t: a.dtype == "float32", "with --dtype float32 (it keeps the parameters in float32)",
+                  lambda a, t: f"uses --dtype {a.dtype}"),
     "timeout": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "threads": (lambda a, t: a.executor == "process", "with --executor process", lambda a, t: "runs inline"),
     "check": (lambda a, t: a.init == "shared", "with --init shared (it checks the backends' parity)",

@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..backends import RowName, available_backends, error_line, framework_version, install_hint
+from ..backends.precision import LOW_DTYPES
 from ..comparison.cache import CACHE, CacheWriter, lookup
 from ..comparison.convergence import against_best
 from ..comparison.executors import JOB_EXECUTORS, Execute, ExecutorUnavailable, executor
@@ -138,6 +139,12 @@ def checked(own: argparse.Namespace, rest: list[str], argv: list[str], prog: str
             for point in grid_text] or [{}]
     base = dataclasses.replace(base, executor="inline" if executor == "inline" else "process")
     first = base.with_values(grid[0])
+    for point in grid:
+        asked = base.with_values(point)
+        if asked.precision or asked.dtype in LOW_DTYPES:
+            given = f"--precision {asked.precision}" if asked.precision else f"--dtype {asked.dtype}"
+            raise UsageError(f"{given}: a sweep compares runs in float32 and float64; a reduced-precision run is "
+                             "compare.py's, which measures it against its float64 shadow")
     if first.init != "shared":
         raise UsageError("sweep compares backends from the same start: --init shared")
     names = first.row_names(select_backends(first.backends, prog))

@@ -1,0 +1,110 @@
+"""A reduced-precision run against the truth: its float64 shadow (NumPy by hand, in float64, from the start and
+data the low-precision backends hold, on the same batches), each backend's error against it, the dtype each
+layer computed in, and the loss scale's trajectory."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..backends import get_backend
+from ..backends.precision import Numerics, numerics_of
+from ..tasks import Problem
+from .metrics import largest_magnitude
+from .run import OK, REFERENCE, BackendResult, train
+
+SHADOW = "float64 shadow"  # the shadow row's name
+
+
+def run_numerics(options: Mapping[str, Any]) -> Numerics:
+    return numerics_of(str(options.get("dtype", "float32")), options.get("precision"))
+
+
+def numerics_label(options: Mapping[str, Any]) -> str:
+    """What a run's tolerances are keyed by: its dtype, or its mixed precision."""
+    return run_numerics(options).name
+
+
+def _held(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Values as a backend holding them in `dtype` has them, in float64."""
+    return np.asarray(values).astype(np.dtype(dtype)).astype(np.float64)
+
+
+def shadow_problem(problem: Problem, numerics: Numerics) -> Problem:
+    """The problem as the low-precision backends hold it (data and start rounded to their parameters' dtype: bfloat16
+    throughout, float32 where mixed), in float64: the shadow then follows their trajectory without their arithmetic."""
+    held = numerics.params
+    return dataclasses.replace(
+        problem, X_train=_held(problem.X_train, held), y_train=_held(problem.y_train, held),
+        X_val=_held(problem.X_val, held), y_val=_held(problem.y_val, held),
+        initial_params={name: _held(value, held) for name, value in problem.initial_params.items()})
+
+
+def shadow_result(problem: Problem, options: Mapping[str, Any]) -> BackendResult:
+    """NumPy's hand-derived passes in float64 on the shadow problem, with the run's optimiser and settings."""
+    settings = {**options, "dtype": "float64", "precision": None, "mode": "usual"}
+    result = train(get_backend("numpy")(problem.spec, **settings), shadow_problem(problem, run_numerics(options)))
+    return dataclasses.replace(result, backend=SHADOW)
+
+
+def shadow_table(results: list[BackendResult], shadow: BackendResult) -> pd.DataFrame:
+    """Each trained backend against the float64 shadow: its largest parameter error, each relative to the largest
+    value of that parameter in the shadow, and its final training loss beside the shadow's."""
+    rows = []
+    for result in results:
+        if result.init == REFERENCE or not result.params:
+            continue
+        errors = [float(np.max(np.abs(np.asarray(result.params[name], dtype=np.float64) - truth)))
+                  / (largest_magnitude([truth], math.nan) or math.nan)
+                  for name, truth in shadow.params.items() if name in result.params]
+        finite = result.status == OK and all(np.isfinite(errors))
+        rows.append({"backend": result.backend, "status": result.status,
+                     "param_error": max(errors) if finite and errors else math.nan,
+                     "final_train_loss": result.final_train_loss, "shadow_loss": shadow.final_train_loss,
+                     "loss_error": abs(result.final_train_loss - shadow.final_train_loss) / abs(shadow.final_train_loss)
+                     if shadow.final_train_loss else math.nan})
+    return pd.DataFrame(rows, columns=["backend", "status", "param_error", "final_train_loss", "shadow_loss",
+                                       "loss_error"])
+
+
+def layer_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
+    """The dtype each layer's output had in each backend (its framework's policy deciding), and the parameters'."""
+    rows = []
+    for result in results:
+        if not result.computed_in:
+            continue
+        rows.append({"backend": result.backend, "layer": "parameters", "dtype": result.params_dtype})
+        rows += [{"backend": result.backend, "layer": f"{index} {layer.describe()}", "dtype": dtype}
+                 for index, (layer, dtype) in enumerate(zip(problem.spec, result.computed_in, strict=True))]
+    return pd.DataFrame(rows, columns=["backend", "layer", "dtype"])
+
+
+def loss_scale_table(results: list[BackendResult]) -> pd.DataFrame:
+    """Each float16 backend's loss scale: where it started and ended, its lowest, and the steps skipped (each fall:
+    a gradient that overflowed), with the trajectory as its changes, STEP:SCALE."""
+    rows = []
+    for result in results:
+        if not result.loss_scales:
+            continue
+        values = [scale for _, scale in result.loss_scales]
+        falls = sum(after < before for before, after in itertools.pairwise(values))
+        rows.append({"backend": result.backend, "initial_scale": values[0], "final_scale": values[-1],
+                     "lowest_scale": min(values), "skipped_steps": falls,
+                     "changes": " ".join(f"{step}:{scale:g}" for step, scale in result.loss_scales[1:]) or "none"})
+    return pd.DataFrame(rows, columns=["backend", "initial_scale", "final_scale", "lowest_scale", "skipped_steps",
+                                       "changes"])
+
+
+def numerics_tables(problem: Problem, results: list[BackendResult], shadow: BackendResult | None) -> dict[str,
+                                                                                                      pd.DataFrame]:
+    """The three tables of a reduced-precision run (empty ones for any other)."""
+    empty = shadow_table([], BackendResult(SHADOW, "-", OK, {}, np.empty(0), *(math.nan,) * 3, None, None, 0,
+                                           math.nan))
+    return {"shadow": shadow_table(results, shadow) if shadow is not None else empty,
+            "layers": layer_table(problem, results), "loss_scale": loss_scale_table(results)}
