@@ -212,6 +212,9 @@ class JaxBackend(Backend):
             order = np.asarray(jax.random.permutation(epoch_key, n_rows)) if shuffle else np.arange(n_rows)
             yield split_batches(order, batch_size)
 
+    def _computed_mask(self, mask: Any) -> Any:
+        return jnp.asarray(mask, dtype=self.numerics.compute)
+
     def _array(self, array: np.ndarray) -> Any:
         """An input or target in the parameters' dtype: each layer casts it to what it computes in."""
         return jnp.asarray(array, dtype=self._jdtype)

@@ -61,7 +61,13 @@ class DropoutMasks:
         if advance:
             self._mask_step += 1
         if self._mask_draws is not None:
-            return {index: translator.native_mask(layer, self._mask_draws, (rows, *shape), self.dtype)
+            return {index: self._computed_mask(translator.native_mask(layer, self._mask_draws, (rows, *shape),
+                                                                      self.dtype))
                     for index, layer, translator, shape in self._masked}
-        return {index: translator.given_mask(layer.keep_mask(index, step, rows, shape, self.dtype))
+        return {index: self._computed_mask(translator.given_mask(layer.keep_mask(index, step, rows, shape, self.dtype)))
                 for index, layer, translator, shape in self._masked}
+
+    def _computed_mask(self, mask: Any) -> Any:
+        """A mask in the dtype the layers compute in (bfloat16 or float16 where they do), so that it does not
+        promote what it multiplies to float32: each framework's backend casts it."""
+        return mask

@@ -161,7 +161,7 @@ class TensorflowBackend(Backend):
         self._mean_loss = self._compiled(lambda X, y: self._loss_fn(y, self._model(X, training=False)),
                                          [X_spec, y_spec])
         # A mask per dropout layer, of any batch size, in the order of the layers
-        keeps_spec = [tf.TensorSpec([None, *shape], dtype) for shape in self._masked_shapes()]
+        keeps_spec = [tf.TensorSpec([None, *shape], self.numerics.compute) for shape in self._masked_shapes()]
         self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec, keeps_spec])
         self._signature = [X_spec, y_spec, keeps_spec]
 
@@ -279,6 +279,9 @@ class TensorflowBackend(Backend):
         batches = rows.batch(batch_size)
         for _ in range(epochs):
             yield [batch.numpy() for batch in batches]
+
+    def _computed_mask(self, mask: Any) -> Any:
+        return tf.cast(mask, self.numerics.compute)
 
     def _tensor(self, array: np.ndarray) -> Any:
         """An input or target in the variables' dtype (bfloat16 throughout, float32 where mixed)."""

@@ -143,6 +143,9 @@ class TorchBackend(Backend):
         for _ in range(epochs):
             yield [indices.numpy() for (indices,) in loader]
 
+    def _computed_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask.to(getattr(torch, self.numerics.compute))
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         """An input or target as the model takes it: in the parameters' dtype (autocast casts it where mixed)."""
         return torch.from_numpy(array).to(self._params_dtype)

@@ -64,13 +64,16 @@ def shadow_table(results: list[BackendResult], shadow: BackendResult) -> pd.Data
                   / (largest_magnitude([truth], math.nan) or math.nan)
                   for name, truth in shadow.params.items() if name in result.params]
         finite = result.status == OK and all(np.isfinite(errors))
+        skipped = sum(after < before for (_, before), (_, after) in itertools.pairwise(result.loss_scales))
         rows.append({"backend": result.backend, "status": result.status,
                      "param_error": max(errors) if finite and errors else math.nan,
+                     # a step the loss scaler skipped is one the shadow took: from it the two trajectories part
+                     "skipped_steps": skipped,
                      "final_train_loss": result.final_train_loss, "shadow_loss": shadow.final_train_loss,
                      "loss_error": abs(result.final_train_loss - shadow.final_train_loss) / abs(shadow.final_train_loss)
                      if shadow.final_train_loss else math.nan})
-    return pd.DataFrame(rows, columns=["backend", "status", "param_error", "final_train_loss", "shadow_loss",
-                                       "loss_error"])
+    return pd.DataFrame(rows, columns=["backend", "status", "param_error", "skipped_steps", "final_train_loss",
+                                       "shadow_loss", "loss_error"])
 
 
 def layer_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:

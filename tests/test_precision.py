@@ -15,6 +15,7 @@ import pytest
 from backend_compare import mlp_spec
 from backend_compare.backends.precision import NUMERICS, numerics_of, refuses
 from backend_compare.comparison.saved import load_run
+from backend_compare.layers import Activation, Dropout, Linear
 from tests.conftest import RunCli, load_backend
 
 FRAMEWORKS = ("torch", "jax", "tensorflow")  # the backends that run every numerics
@@ -162,3 +163,18 @@ def test_a_mixed_float16_run_shows_which_layers_ran_low_and_its_loss_scale(cli: 
     assert all(row["initial_scale"] == 2.0**16 and row["skipped_steps"] == 0 for row in scales.values())
     assert report["parity_verdict"]["beyond"] == []
     assert all(row["param_error"] < 1e-2 for row in report["shadow"])
+
+
+@pytest.mark.parametrize(("dtype", "precision"), [("bfloat16", None), ("float32", "mixed-float16")])
+@pytest.mark.parametrize("name", FRAMEWORKS)
+def test_dropout_masks_are_made_in_the_dtype_the_layers_compute_in(name: str, dtype: str,
+                                                                    precision: str | None) -> None:
+    """A float32 mask would promote what it multiplies to float32 (torch, JAX) or fail (TensorFlow)."""
+    spec = [Linear(3, 8), Activation("tanh"), Dropout(0.25, seed=1), Linear(8, 2)]
+    model = load_backend(name)(spec, dtype=dtype, precision=precision)
+    model.set_params(load_backend("numpy")(spec, dtype="float64").get_params())
+    model.fit(X[:16], Y[:16], epochs=1, batch_size=8)
+    compute = (precision or dtype).removeprefix("mixed-")
+    assert model.computed_in(X[:4]) == [compute] * 4
+    loss, grads = model.loss_and_grads(X[:4], Y[:4])
+    assert np.isfinite(loss) and all(np.isfinite(grad).all() for grad in grads.values())
