@@ -36,6 +36,13 @@ def representable(name: str, value: float, dtype: str) -> None:
                          f"{info.max:.3g}); received: {value!r}, which {dtype} holds as {held}")
 
 
+def flag(name: str, value: Any) -> bool:
+    value = scalar(value)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; received: {value!r}")
+    return value
+
+
 def integer(name: str, value: Any, *, minimum: int = 1) -> int:
     value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:

@@ -30,15 +30,16 @@ from .arguments import (
     as_dtype,
     choice,
     finite,
+    flag,
     integer,
     named_arrays,
     real_array,
     representable,
-    scalar,
     unshared,
     weak,
 )
 from .batches import EpochBatches, batch_order, gathered, shuffled_epochs
+from .devices import device_of
 from .losses import (
     CLASSIFICATION_LOSSES,
     LOSSES,
@@ -64,15 +65,9 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
 
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
     the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
-    Every loss is the task's definition, averaged over the batch:
-    mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ), l1 = mean |ŷ−y|;
-    bce-with-logits = mean of max(ŷ, 0) − ŷ·y + log(1 + e^−|ŷ|), ŷ a logit and y a probability from 0 to 1;
-    cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
-    indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; with label_smoothing ε, the mean of
-    −Σₖ qₖ log softmax(ŷ)ₖ with q = (1 − ε)·one-hot + ε/K (torch's, every class including the label's); with
-    class_weights w, Σ w[yₙ]·lₙ / Σ w[yₙ] over the batch (torch's weighted mean); each
-    backend turns the labels into what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take
-    them as they are).
+    Every loss is the task's definition, averaged over the batch (backends/losses.py says each).
+    `dtype` bfloat16 or float16, or `precision` mixed-bfloat16 or mixed-float16 (backends/precision.py), change what
+    the framework computes in; arrays still cross as float32, which holds their values exactly.
     A new model holds its framework's default initial parameters (see `native_init`).
     `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
     framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.
@@ -148,6 +143,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
         precision: str | None = None,
+        device: str = "cpu",
+        deterministic: bool = False,
     ) -> None:
         self.spec = make_spec(list(spec))
         self._input_shape = input_shape(self.spec)  # checked against every X: found once
@@ -163,7 +160,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         self.options_ = {"dtype": dtype, "optimizer": optimizer, "lr": lr, "momentum": momentum,
                          "weight_decay": weight_decay, "loss": loss, "huber_delta": huber_delta, "mode": mode,
                          "schedule": schedule, "clip": clip, "label_smoothing": label_smoothing,
-                         "class_weights": class_weights, "precision": precision}
+                         "class_weights": class_weights, "precision": precision,
+                         "device": device, "deterministic": deterministic}
         self.last_fit_: dict[str, Any] | None = None  # what the last fit() trained on, for replaying it
         self.mode = self.usual_mode if choice("mode", mode, MODES) == "usual" else mode
         if self.mode not in self.modes:
@@ -172,6 +170,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         # dtype: what arrays go in and out as (float32 for bfloat16 and float16, which it holds exactly)
         self.numerics = numerics_of(choice("dtype", dtype, DTYPES), precision)
         self.dtype = self.numerics.arrays
+        self.device, self.deterministic = device_of(self.framework or self.name, device), flag("deterministic",
+                                                                                                deterministic)
         self.training = training_of(optimizer, lr, momentum, weight_decay, schedule, clip)
         self.optimizer, self.lr, self.momentum, self.weight_decay = (
             self.training.optimizer, self.training.lr, self.training.momentum, self.training.weight_decay)
@@ -220,8 +220,7 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         step losses to `loss_history_`. set_params and native_init start both afresh.
         """
         epochs, batch_size = integer("epochs", epochs), integer("batch_size", batch_size)
-        if not isinstance(scalar(shuffle), bool):
-            raise ValueError(f"shuffle must be True or False; received: {shuffle!r}")
+        flag("shuffle", shuffle)
         self.load(X, y)
         fresh = not len(self.loss_history_) and self._updates == 0
         # The caller's arrays by weak reference: remembering a fit must not keep a data set alive.

@@ -6,6 +6,7 @@ float32 ones keep float32 because every array here has an explicit dtype.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -16,6 +17,7 @@ from ..layers import Build, Link, built
 from ..optimizers.training import LOSS_SCALE
 from .base import Backend, Params
 from .batches import split_batches
+from .numerics import on
 from .precision import NUMERICS
 
 try:
@@ -31,6 +33,7 @@ except ImportError as err:
                       "pip install jax==0.7.1 flax==0.12.0 optax==0.2.8 jmp==0.0.4") from err
 from ..optimizers.jax_optimizer import STATE_FIELDS, transformation
 
+_DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"  # read when JAX starts its GPU backend
 # Optax's state by path: a field (jax_optimizer.STATE_FIELDS: .trace, .mu, .nu, …) holds one array per parameter,
 # under the model's ['layers'][index][attribute] (['inner'][attribute] inside a wrapper).
 _STATE_PATH = re.compile(r"\.(\w+)\['layers'\]\[(\d+)\]((?:\['\w+'\])+)")
@@ -60,6 +63,12 @@ class JaxBackend(Backend):
     runs = NUMERICS
 
     def _build(self) -> None:
+        if self.deterministic and self.device == "cuda" and _DETERMINISTIC_FLAG not in os.environ.get("XLA_FLAGS", ""):
+            raise ValueError(f"deterministic JAX on a GPU needs XLA_FLAGS={_DETERMINISTIC_FLAG} before JAX starts "
+                             "(compare.py sets it for its workers)")
+        platform = "gpu" if self.device == "cuda" else "cpu"
+        if jax.default_backend() != platform:  # JAX puts arrays on its first platform: a GPU where it has one
+            jax.config.update("jax_default_device", jax.devices(platform)[0])
         self._jdtype = jnp.dtype(self.numerics.params)
         self._translators = [self.translator(layer) for layer in self.spec]
         # (layer index, the attribute holding it) → the canonical name and the layout it is held in
@@ -138,6 +147,17 @@ class JaxBackend(Backend):
         # jit: each traced once per batch shape, for the model's whole life; a full batch in loaded order
         # takes the data as they are, without a gather the size of the data set.
         self._step, self._step_on_rows = self._compiled(step), self._compiled(step_on_rows)
+
+    def math_modes(self) -> dict[str, str]:
+        # jax_default_matmul_precision None: XLA's DEFAULT, TF32 for float32 dots and convolutions on a recent
+        # NVIDIA GPU (jax/_src/config.py, default_matmul_precision), exact float32 on the CPU
+        precision = getattr(jax.config, "jax_default_matmul_precision", None)
+        exact = precision in ("highest", "float32", "HIGHEST")
+        tf32 = on(not exact and self.device == "cuda")
+        flags = os.environ.get("XLA_FLAGS", "")  # XLA's CPU kernels are deterministic, and autotune nothing
+        return {"device": self.device, "TF32 matmul": tf32, "TF32 convolution": tf32,
+                "deterministic": on(self.device == "cpu" or _DETERMINISTIC_FLAG in flags),
+                "autotune": "-" if self.device == "cpu" else on("--xla_gpu_autotune_level=0" not in flags)}
 
     def _compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """fn under jax.jit in compiled mode; op by op, every inner jit disabled too, in eager mode."""

@@ -1,5 +1,16 @@
 """The losses a backend trains with and the checks of their options and targets, each a one-line ValueError
-naming the argument, the value received and what is allowed."""
+naming the argument, the value received and what is allowed.
+
+Every loss is the task's definition, averaged over the batch:
+mse = mean (ŷ−y)², half-mse = ½·mse, huber = mean of ½x² (|x| ≤ δ) or δ(|x| − ½δ), l1 = mean |ŷ−y|;
+bce-with-logits = mean of max(ŷ, 0) − ŷ·y + log(1 + e^−|ŷ|), ŷ a logit and y a probability from 0 to 1;
+cross-entropy = mean of −log softmax(ŷ)[label], ŷ the logits (one output per class) and y the class
+indices 0…K−1, shape (n,) or (n, 1), held as (n, 1) of the model's dtype; with label_smoothing ε, the mean of
+−Σₖ qₖ log softmax(ŷ)ₖ with q = (1 − ε)·one-hot + ε/K (torch's, every class including the label's); with
+class_weights w, Σ w[yₙ]·lₙ / Σ w[yₙ] over the batch (torch's weighted mean); each
+backend turns the labels into what its framework's loss takes (torch int64, JAX int32; Gluon and Keras take
+them as they are).
+"""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ removed it and MXNet 1.9.1 still uses it): the one process-wide change this back
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 from ..layers import Build, Link, built, out_features
 from .base import Backend, Params
 from .errors import error_line
+from .numerics import on
 
 if "bool" not in np.__dict__:  # hasattr would trigger NumPy 1.2x's FutureWarning
     np.bool = bool  # type: ignore[attr-defined]
@@ -97,7 +99,15 @@ class MxnetBackend(Backend):
     usual_mode = "compiled"
     keeps_state = True  # running statistics: Parameters with grad_req "null", updated in autograd's train mode
 
+    def math_modes(self) -> dict[str, str]:
+        # MXNet 1.9.1's CPU build: no TF32; its cuDNN switches are environment variables (docs/faq/env_var.md)
+        return {"device": self.device, "TF32 matmul": "-", "TF32 convolution": "-",
+                "deterministic": on(os.environ.get("MXNET_ENFORCE_DETERMINISM", "0") == "1"),
+                "autotune": on(os.environ.get("MXNET_CUDNN_AUTOTUNE_DEFAULT", "1") != "0")}
+
     def _build(self) -> None:
+        if self.deterministic:  # read by MXNet's cuDNN operators as they run (docs/faq/env_var.md)
+            os.environ["MXNET_ENFORCE_DETERMINISM"] = "1"
         self._net = gluon.nn.HybridSequential()
         build = Build(self.dtype)
         translators = [self.translator(layer) for layer in self.spec]

@@ -7,6 +7,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+# What math_modes reports: each framework's switch for it, or why it has none.
+MODES = ("device", "TF32 matmul", "TF32 convolution", "deterministic", "autotune")
+
+
+def on(value: bool) -> str:
+    return "on" if value else "off"
+
 
 class NumericsRecord:
     """Kept by each backend as it trains; read by the reports."""
@@ -33,13 +40,13 @@ class NumericsRecord:
         return list(self._computed_in)
 
     def math_modes(self) -> dict[str, str]:
-        """The framework's switches that change float32 arithmetic (TF32, deterministic kernels, matmul precision),
-        as they stand; {} for a framework with none."""
-        return {}
+        """Where it runs and the framework's switches that change float32 arithmetic, as they stand (MODES)."""
+        return {"device": self.device, **{mode: "-" for mode in MODES[1:]}}
 
     # what the Backend provides
     spec: Any
     name: ClassVar[str]
+    device: str
 
     def forward_activations(self, X: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError

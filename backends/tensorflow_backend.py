@@ -19,6 +19,7 @@ import numpy as np
 
 from ..layers import Build, Link, built, input_shape, out_features
 from .base import Backend, Params
+from .numerics import on
 from .precision import NUMERICS
 
 _INSTALL = "pip install tensorflow-cpu==2.21.0 keras==3.15.1"
@@ -69,6 +70,7 @@ try:
     with _native_log_filtered():
         import keras
         import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config
 except ImportError as err:
     raise ImportError(f"the tensorflow backend needs TensorFlow and Keras 3 ({err}); install it with: {_INSTALL}"
                       ) from err
@@ -118,6 +120,14 @@ class TensorflowBackend(Backend):
     def _build(self) -> None:
         # Every Keras object gets the dtype explicitly: layers, losses and the optimiser's learning-rate
         # variable otherwise take keras.config.floatx(), float32 by default, whatever the weights are.
+        if self.deterministic:  # process-wide and for good, as TensorFlow's docs set it
+            tf.config.experimental.enable_op_determinism()
+        if self.device == "cpu" and tf.config.list_physical_devices("GPU"):  # TensorFlow places ops on a GPU first
+            try:
+                tf.config.set_visible_devices([], "GPU")
+            except RuntimeError:  # its GPU already started in this process: it cannot be hidden any more
+                raise ValueError("device cpu: TensorFlow started its GPU in this process before; run it in a "
+                                 "process of its own (compare.py's process executor)") from None
         self._keeps_dtype = dtype = self.numerics.params  # the variables', the inputs' and the losses' dtype
         shape, n_out = input_shape(self.spec), out_features(self.spec)
         inputs = keras.Input(shape, dtype=dtype)
@@ -164,6 +174,13 @@ class TensorflowBackend(Backend):
         keeps_spec = [tf.TensorSpec([None, *shape], self.numerics.compute) for shape in self._masked_shapes()]
         self._value_and_grad = self._compiled(self._loss_and_gradients, [X_spec, y_spec, keeps_spec])
         self._signature = [X_spec, y_spec, keeps_spec]
+
+    def math_modes(self) -> dict[str, str]:
+        tf32 = on(tf.config.experimental.tensor_float_32_execution_enabled())
+        return {"device": self.device, "TF32 matmul": tf32, "TF32 convolution": tf32,
+                # read where enable_op_determinism sets it: TensorFlow exports no reader (framework/config.py:1113)
+                "deterministic": on(tf_config.is_op_determinism_enabled()),
+                "autotune": on(os.environ.get("TF_CUDNN_USE_AUTOTUNE", "1") != "0")}
 
     def _smoothed_cross_entropy(self, classes: int) -> Callable[[Any, Any], Any]:
         """Keras's SparseCategoricalCrossentropy takes no label_smoothing (keras/src/losses/losses.py): its

@@ -12,11 +12,14 @@ TOLERANCES = {
     "float32": {"rtol": 1e-4, "atol": 1e-6},
     "float64": {"rtol": 1e-9, "atol": 1e-12},
     # Measured by benchmarks/precision.py (benchmarks/PRECISION.md): the largest difference between torch, JAX and
-    # Keras on the suite's tasks, with a margin; each framework rounds its own way (accumulation, policy lists).
-    "bfloat16": {"rtol": 1e-1, "atol": 1e-2},
-    "float16": {"rtol": 1e-2, "atol": 1e-3},
-    "mixed-bfloat16": {"rtol": 1e-2, "atol": 1e-3},
-    "mixed-float16": {"rtol": 1e-3, "atol": 1e-4},
+    # Keras on the suite's tasks at their defaults, where rounding is not amplified (SGD; Adam where its runs stay
+    # near the float64 shadow), with a margin of about 2: each framework rounds its own way (its accumulation,
+    # its policy's lists). Where Adam amplifies the rounding (the CNN, the sequence task: O(1) from the shadow),
+    # a pair beyond these is held against the run's noise, the closest backend's distance from the shadow.
+    "bfloat16": {"rtol": 2e-1, "atol": 2e-3},
+    "float16": {"rtol": 3e-2, "atol": 3e-4},
+    "mixed-bfloat16": {"rtol": 1e-1, "atol": 1e-3},
+    "mixed-float16": {"rtol": 1e-1, "atol": 1e-3},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..layers import Build, Link, built
 from .base import Backend, Params
+from .numerics import on
 from .precision import NUMERICS
 
 try:
@@ -52,7 +54,7 @@ def _grad(param: torch.Tensor) -> torch.Tensor:
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     """A tensor's values as NumPy holds them: bfloat16 (which NumPy lacks) as the float32 that holds it exactly."""
-    tensor = tensor.detach()
+    tensor = tensor.detach().cpu()
     return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
 
@@ -66,10 +68,14 @@ class TorchBackend(Backend):
     runs = NUMERICS  # bfloat16 and float16 throughout, or mixed: torch.autocast, and GradScaler for float16
 
     def _build(self) -> None:
-        self._params_dtype = getattr(torch, self.numerics.params)
+        if self.deterministic:  # process-wide in torch, as its docs set it (torch.use_deterministic_algorithms)
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what cuBLAS needs for it (torch's notes)
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        self._params_dtype, self._device = getattr(torch, self.numerics.params), torch.device(self.device)
         build = Build(self.numerics.params)
         self._translators = [self.translator(layer) for layer in self.spec]
-        self._model = nn.Sequential(*built(self._translators, self.spec, build)).to(self._params_dtype)
+        self._model = nn.Sequential(*built(self._translators, self.spec, build)).to(self._device, self._params_dtype)
         # Each canonical parameter with the tensor that holds it and the layout it is held in.
         self._links: dict[str, tuple[torch.Tensor, Link]] = {
             f"{index}.{name}": (link.of(module), link)
@@ -83,7 +89,7 @@ class TorchBackend(Backend):
         mse = nn.MSELoss()  # mean over every element
         # log_softmax, then the mean over the batch; label smoothing: ε/K to every class (the label's too)
         weight = (None if self.class_weights is None else
-                  torch.tensor(self.class_weights, dtype=self._params_dtype))
+                  torch.tensor(self.class_weights, dtype=self._params_dtype, device=self._device))
         cross_entropy = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         losses: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
             "mse": mse,
@@ -100,11 +106,20 @@ class TorchBackend(Backend):
             lambda X, y, keeps: self._loss_fn(_training_forward(self._model, X, keeps), y))  # eager: no module call
         # mixed: torch's autocast on the CPU decides each op's dtype (torch/amp/autocast_mode.py; its lists in
         # aten/src/ATen/autocast_mode.cpp): matrix products and convolutions low, losses and softmax in float32
-        self._autocast = torch.autocast("cpu", dtype=getattr(torch, self.numerics.compute), enabled=self.numerics.mixed)
+        self._autocast = torch.autocast(self.device, dtype=getattr(torch, self.numerics.compute),
+                                        enabled=self.numerics.mixed)
         if self.mode == "compiled":  # forward and loss through Inductor, backward through AOTAutograd
             torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, _RECOMPILE_LIMIT)
             torch._dynamo.config.fail_on_recompile_limit_hit = True
             self._net_loss = torch.compile(_NetWithLoss(self._model, self._loss_fn))
+
+    def math_modes(self) -> dict[str, str]:
+        # TF32: torch's matmul default is off (get_float32_matmul_precision "highest"), cuDNN's convolutions' on
+        # (README: Reduced precision and GPUs, the switch each reads)
+        return {"device": self.device, "TF32 matmul": on(torch.get_float32_matmul_precision() != "highest"),
+                "TF32 convolution": on(torch.backends.cudnn.allow_tf32),
+                "deterministic": on(torch.are_deterministic_algorithms_enabled()),
+                "autotune": on(torch.backends.cudnn.benchmark)}
 
     def _get_params(self) -> Params:
         return {name: link.canonical_array(_numpy(param)) for name, (param, link) in self._links.items()}
@@ -131,7 +146,8 @@ class TorchBackend(Backend):
                 translator.native_init(module, None, self.numerics.params)
 
     def _reset_optimizer(self) -> None:
-        self._optimizer = TorchOptimizer(self.training, list(self._model.parameters()), scaled=self.numerics.scaled)
+        self._optimizer = TorchOptimizer(self.training, list(self._model.parameters()),
+                                         scaler=self.device if self.numerics.scaled else None)
 
     def _penalty(self) -> float:
         return self._optimizer.penalty()
@@ -144,11 +160,11 @@ class TorchBackend(Backend):
             yield [indices.numpy() for (indices,) in loader]
 
     def _computed_mask(self, mask: torch.Tensor) -> torch.Tensor:
-        return mask.to(getattr(torch, self.numerics.compute))
+        return mask.to(self._device, getattr(torch, self.numerics.compute))
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         """An input or target as the model takes it: in the parameters' dtype (autocast casts it where mixed)."""
-        return torch.from_numpy(array).to(self._params_dtype)
+        return torch.from_numpy(array).to(self._device, self._params_dtype)
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = self._tensor(X), self._tensor(y)
@@ -176,7 +192,7 @@ class TorchBackend(Backend):
     def _train(self, order: np.ndarray | None, bounds: list[tuple[int, int]]) -> list[float]:
         X, y = self._X, self._y
         if order is not None:
-            index = torch.from_numpy(order)
+            index = torch.from_numpy(order).to(self._device)
             X, y = X.index_select(0, index), y.index_select(0, index)  # batches are then views
         losses = []
         self._model.train()  # batch statistics, running ones updated: torch's train mode

@@ -18,6 +18,7 @@ from ..backends.precision import Numerics, numerics_of
 from ..tasks import Problem
 from .metrics import largest_magnitude
 from .run import OK, REFERENCE, BackendResult, train
+from .verdicts import Noise, tolerance_ratio
 
 SHADOW = "float64 shadow"  # the shadow row's name
 
@@ -51,6 +52,19 @@ def shadow_result(problem: Problem, options: Mapping[str, Any]) -> BackendResult
     settings = {**options, "dtype": "float64", "precision": None, "mode": "usual"}
     result = train(get_backend("numpy")(problem.spec, **settings), shadow_problem(problem, run_numerics(options)))
     return dataclasses.replace(result, backend=SHADOW)
+
+
+def shadow_noise(results: list[BackendResult], shadow: BackendResult) -> Noise | None:
+    """The run's rounding noise at its precision, for the parity verdicts: the trained backend closest to the
+    float64 shadow, and the shadow. No backend computes by hand in bfloat16 or float16 (numpy's float32 run is
+    the noise at float32), so the closest is the best measure of what rounding alone does to this trajectory; a
+    backend that is wrong is far from the shadow and does not set it."""
+    trained = [result for result in results if result.status == OK and result.params and result.init != REFERENCE]
+    closest = min(trained, key=lambda result: tolerance_ratio(result, shadow, {"rtol": 1.0, "atol": 0.0}),
+                  default=None)
+    if closest is None:
+        return None
+    return lambda: (closest, shadow)
 
 
 def shadow_table(results: list[BackendResult], shadow: BackendResult) -> pd.DataFrame:
@@ -104,10 +118,19 @@ def loss_scale_table(results: list[BackendResult]) -> pd.DataFrame:
                                        "changes"])
 
 
+def modes_table(results: list[BackendResult]) -> pd.DataFrame:
+    """Each backend's device and the math modes its framework had in force (TF32, determinism, autotuning)."""
+    return pd.DataFrame([{"backend": result.backend, "setting": setting, "value": value}
+                         for result in results for setting, value in result.math_modes.items()],
+                        columns=["backend", "setting", "value"])
+
+
 def numerics_tables(problem: Problem, results: list[BackendResult], shadow: BackendResult | None) -> dict[str,
                                                                                                       pd.DataFrame]:
-    """The three tables of a reduced-precision run (empty ones for any other)."""
+    """The tables of how the backends computed: a reduced-precision run's three (empty for any other) and the math
+    modes."""
     empty = shadow_table([], BackendResult(SHADOW, "-", OK, {}, np.empty(0), *(math.nan,) * 3, None, None, 0,
                                            math.nan))
     return {"shadow": shadow_table(results, shadow) if shadow is not None else empty,
-            "layers": layer_table(problem, results), "loss_scale": loss_scale_table(results)}
+            "layers": layer_table(problem, results), "loss_scale": loss_scale_table(results),
+            "math_modes": modes_table(results)}

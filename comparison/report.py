@@ -40,12 +40,13 @@ TITLES = {
                "same start, data and batches\n(param_error: the largest, each parameter's over its largest value)"),
     "layers": "The dtype each layer's output had, as each framework's policy computed it",
     "loss_scale": "Loss scale (dynamic, float16): each fall is a step skipped for a gradient that overflowed",
+    "math_modes": "Where each backend ran, and its framework's math modes",
 }
 WRITTEN_NOT_SHOWN = ("confusion",)  # tables saved as CSV (and drawn in report.html) but not printed
 CONFUSION_CLASSES = 50  # up to this many classes the confusion matrices are kept: classes² rows per backend
 TIMING_TITLE = "Timing (steady steps; compile_seconds: the first step at each batch size)"
 # combined over seeds by listing the distinct values
-TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance", "dtype", "changes")
+TEXT_COLUMNS = ("status", "mode", "note", "verdict", "tolerance", "dtype", "changes", "value")
 WIDTH = 120  # columns of text before a table is wrapped
 KEYS = {  # the columns that identify a row; the others are metrics, averaged over seeds
     "summary": ["backend"], "params": ["backend", "parameter"], "function": ["backend"], "losses": ["backend"],
@@ -53,6 +54,7 @@ KEYS = {  # the columns that identify a row; the others are metrics, averaged ov
     "curves": ["backend", "step"], "trajectory": ["backend_a", "backend_b", "step"], "steps": ["backend", "step"],
     "classes": ["backend", "class"], "confusion": ["backend", "split", "true", "predicted"],
     "shadow": ["backend"], "layers": ["backend", "layer"], "loss_scale": ["backend"],
+    "math_modes": ["backend", "setting"],
 }
 NO_PARITY = ("No parity table: with --init native the backends start from different parameters and see "
              "different batches, so their differences are not the frameworks'.")
@@ -336,12 +338,13 @@ def _parts(report: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
             title = TIMING_TITLE + (f"\n(timed while {sharing(report)})" if sharing(report) else "")
             parts.append((title, [{k: v for k, v in row.items() if k in ("backend", "mode", *timing)}
                                               for row in rows if row["backend"] != report.get("reference")]))
-        elif key == "layers":  # a layer per row and a backend per column
+        elif key in ("layers", "math_modes"):  # a layer (a mode) per row and a backend per column
+            index, values = ("layer", "dtype") if key == "layers" else ("setting", "value")
             table = pd.DataFrame(rows)
-            wide = table.pivot(index="layer", columns="backend", values="dtype")
-            wide = wide.loc[list(dict.fromkeys(table["layer"])), list(dict.fromkeys(table["backend"]))]
-            parts.append((TITLES[key], [{"layer": layer, **{str(k): v for k, v in row.items()}}
-                                        for layer, row in wide.fillna("-").iterrows()]))
+            wide = table.pivot(index=index, columns="backend", values=values)
+            wide = wide.loc[list(dict.fromkeys(table[index])), list(dict.fromkeys(table["backend"]))]
+            parts.append((TITLES[key], [{index: name, **{str(k): v for k, v in row.items()}}
+                                        for name, row in wide.fillna("-").iterrows()]))
         elif key == "classes":  # a class per row and a backend per column: the backends side by side
             table = pd.DataFrame(rows)
             wide = table.pivot_table(index="class", columns="backend", values="val_accuracy", sort=False,
@@ -385,6 +388,7 @@ def _curve_summary(rows: list[dict[str, Any]], points: int = 6) -> list[dict[str
 def shown_tables(report: dict[str, Any]) -> list[str]:
     """The tables printed, in order: those with rows, but not those printed only on request."""
     keys = ["params", "function", "losses", "classes", "parity", "shadow", "layers", "loss_scale", "init"] + (
+        ["math_modes"] if report["options"].get("device") or report["options"].get("deterministic") else []) + (
         ["curves"] if report["options"].get("curves") else [])
     return [key for key in keys if report.get(key) and key not in report.get("on_request", ())]
 

@@ -55,6 +55,7 @@ class BackendResult:
     computed_in: list[str] = field(default_factory=list)
     params_dtype: str = ""
     loss_scales: list[tuple[int, float]] = field(default_factory=list)
+    math_modes: dict[str, str] = field(default_factory=dict)  # where it ran, TF32, determinism, autotuning
 
     @property
     def steps(self) -> int:
@@ -360,6 +361,7 @@ def _train(backend: Backend, problem: Problem, init: str, seed: int, record: boo
         computed_in=_computed_in(backend, problem) if low and status == OK else [],
         params_dtype=backend.numerics.params if low else "",
         loss_scales=scale_changes(backend.loss_scales_) if backend.numerics.scaled else [],
+        math_modes=backend.math_modes(),
     )
 
 

@@ -65,14 +65,14 @@ def _scheduler(training: Training, optimizer: torch.optim.Optimizer) -> Any:
 class TorchOptimizer:
     """One model's optimiser, schedule and clip; `step` after backward."""
 
-    def __init__(self, training: Training, params: Sequence[torch.Tensor], scaled: bool = False) -> None:
+    def __init__(self, training: Training, params: Sequence[torch.Tensor], scaler: str | None = None) -> None:
         self.training, self.params = training, list(params)
         self.optimizer = _optimizer(training, self.params)
         self.scheduler = _scheduler(training, self.optimizer)
-        # float16: torch's dynamic loss scaling, its constants given (precision.LOSS_SCALE, GradScaler's defaults)
-        self.scaler = torch.amp.GradScaler("cpu", init_scale=LOSS_SCALE["initial"], growth_factor=LOSS_SCALE["growth"],
+        # float16: torch's dynamic loss scaling on the `scaler` device, its constants given (LOSS_SCALE, GradScaler's)
+        self.scaler = torch.amp.GradScaler(scaler, init_scale=LOSS_SCALE["initial"], growth_factor=LOSS_SCALE["growth"],
                                            backoff_factor=LOSS_SCALE["backoff"],
-                                           growth_interval=int(LOSS_SCALE["interval"])) if scaled else None
+                                           growth_interval=int(LOSS_SCALE["interval"])) if scaler else None
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad()

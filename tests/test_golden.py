@@ -1,5 +1,6 @@
 """Every number a fixed set of runs printed when tests/golden/runs.json was recorded prints the same now,
-bit for bit: every task, both dtypes, both init modes, inline and in worker processes."""
+bit for bit: every task, both dtypes, both init modes, inline and in worker processes. Each recording is one
+CPU's (tests/golden/runs.py): a run must equal one of them in every number."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from backend_compare.backends import BACKENDS
 from backend_compare.cli import main
 from tests.golden import runs
 
-RECORDED = json.loads(runs.RECORDED.read_text())
+RECORDINGS = [json.loads(path.read_text()) for path in runs.RECORDINGS]
+
+
+def unlike_every_recording(key: str, now: Any) -> list[str]:
+    """[] when `now` is some recording's, bit for bit; else the differences from the closest one."""
+    return min((differences(recorded[key], now) for recorded in RECORDINGS), key=len)
 
 
 def differences(recorded: Any, now: Any, where: str = "") -> list[str]:
@@ -46,7 +52,8 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("key", runs.keys())
 def test_inline_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
     now = runs.run(main, ["--executor", "inline", *runs.argv(key, folder)])
-    assert not differences(RECORDED[key], now), "\n".join(differences(RECORDED[key], now)[:20])
+    found = unlike_every_recording(key, now)
+    assert not found, "\n".join(found[:20])
 
 
 def test_every_framework_runs_in_a_worker_run() -> None:
@@ -58,6 +65,8 @@ def test_every_framework_runs_in_a_worker_run() -> None:
 def test_worker_runs_print_the_recorded_numbers(key: str, folder: Path) -> None:
     backends = runs.IN_WORKERS[key]
     now = runs.run(main, ["--executor", "process", *runs.argv(key, folder), "--backends", ",".join(backends)])
-    recorded = runs.only(RECORDED[key], backends)
-    assert [row["backend"] for row in recorded["summary"]] == list(backends)  # in the recording, in this order
-    assert not differences(recorded, now), "\n".join(differences(recorded, now)[:20])
+    recorded = [runs.only(recording[key], backends) for recording in RECORDINGS]
+    for each in recorded:
+        assert [row["backend"] for row in each["summary"]] == list(backends)  # in the recording, in this order
+    found = min((differences(each, now) for each in recorded), key=len)
+    assert not found, "\n".join(found[:20])

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ..backends import BACKENDS, LOSSES, MODES, OPTIMIZERS, RowName
+from ..backends.devices import DEVICES
 from ..backends.precision import DTYPES, PRECISIONS
 from ..comparison.executors import RUN_EXECUTORS
 from ..comparison.report import FORMATS
@@ -220,6 +221,12 @@ def make_parser(prog: str, description: str | None = None) -> argparse.ArgumentP
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="each framework's mixed precision: float32 parameters, the layers in bfloat16 or float16 "
                              "(torch.autocast, Keras dtype policies, Flax dtype/param_dtype), float16's loss scaled"),
+    parser.add_argument("--device", choices=DEVICES, default=usual.device,
+                        help="cpu (default); cuda: torch, JAX and TensorFlow on the GPU, which needs their CUDA builds "
+                             "(pip install -e '.[gpu]'); auto: cuda where a backend can, else cpu")
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="ask every framework for its deterministic mode (torch.use_deterministic_algorithms, "
+                             "TensorFlow's op determinism, XLA's and MXNet's deterministic GPU kernels)")
     parser.add_argument("--init", choices=INIT_MODES, default=usual.init,
                         help="shared: the task's initial parameters and batches for every backend; native: each "
                              "framework's own initialiser and data loader, seeded by --seed")

@@ -20,6 +20,7 @@ from ..backends import (
     install_hint,
     registration,
 )
+from ..backends.devices import deterministic_env, resolve
 from ..backends.precision import FULL_DTYPES, numerics_of
 from ..backends.precision import refuses as refuses_numerics
 from ..backends.training import training_of
@@ -119,12 +120,15 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                "schedule": run_schedule(settings.schedule, first), "clip": settings.clip,
                "label_smoothing": settings.label_smoothing or 0.0,
                "class_weights": list(settings.class_weights) if settings.class_weights is not None else None,
-               **({"precision": settings.precision} if settings.precision else {})}
+               **({"precision": settings.precision} if settings.precision else {}),
+               **({"device": settings.device} if settings.device != "cpu" else {}),
+               **({"deterministic": True} if settings.deterministic else {})}
     # What trains, checked (no model built: the backends check the rest as they are built)
     training = training_of(*(options[key] for key in ("optimizer", "lr", "momentum", "weight_decay", "schedule",
                                                        "clip")))
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
-        reason = (_refused(row.backend, first.spec) or _refused_numerics(row.backend, settings, training, first.spec)
+        reason = (_refused(row.backend, first.spec) or _refused_device(row.backend, settings.device)
+                  or _refused_numerics(row.backend, settings, training, first.spec)
                   or _refused_training(row.backend, training, settings.dtype))
         if reason is not None:
             if settings.backends is not None:  # asked for by name: a usage error; else only installed: a note
@@ -132,10 +136,14 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
             say(prog, f"skipping backend {name!r}: {reason}")
             del rows[name]
             names.remove(name)
+            if not rows:  # the run asked for something none of the installed backends can do: said above, each
+                raise UsageError("none of the installed backends can run this (each one's reason above)")
     backends: dict[str, Backend] = {}
     workers: list[Worker] = []
     pythons: dict[str, str] = {}
     threads, env = 0, {}  # inline: the process's own threads
+    if settings.executor == "inline" and runners and settings.deterministic:  # before a framework starts here
+        os.environ.update({key: value for key, value in deterministic_env(os.environ).items() if value})
     if settings.executor == "inline" and runners:
         labelled = [name for name, row in rows.items() if row.label]
         if labelled:
@@ -147,9 +155,9 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                 unavailable(settings, prog, name, str(err))
     else:
         # The options' checks, without importing a framework here (every mode asked for is one numpy has).
-        # Numerics numpy does not run are checked above: the rest in float32.
-        checkable = options if numerics_of(settings.dtype, settings.precision).name in FULL_DTYPES else {
-            **options, "dtype": "float32", "precision": None}
+        # Numerics and devices numpy does not run are checked above: the rest in float32 on the CPU.
+        checkable = {**options, "device": "cpu"} if numerics_of(settings.dtype, settings.precision).name in \
+            FULL_DTYPES else {**options, "dtype": "float32", "precision": None, "device": "cpu"}
         build_backends(first, ["numpy"] + [f"numpy:{row.mode}" for row in rows.values() if row.mode], checkable)
         # ./pyproject.toml is read only when a label is asked for: a user's own broken one stops nothing else
         labels = interpreters(settings.python) if any(row.label for row in rows.values()) else {}
@@ -158,6 +166,8 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
         # by default and with --jobs 1 (a tiny torch step took 252 us on 1 thread and 764-937 on 2, measured)
         threads = settings.threads or share(min(os.cpu_count() or 1, len(rows)))
         env = limits(threads)
+        if settings.deterministic:  # read as each framework starts: set in its worker's environment
+            env.update(deterministic_env({**os.environ, **{key: value for key, value in env.items() if value}}))
         if runners:
             workers = start_workers(settings, prog, pythons, env)
             check_capabilities(workers, options["mode"], first.spec)
@@ -244,6 +254,12 @@ def _refused(backend: str, spec: ModelSpec, who: str = "") -> str | None:
         if reason is not None:
             return f"{who}cannot build layer {index} {layer.describe()}; {reason}"
     return None
+
+
+def _refused_device(backend: str, device: str) -> str | None:
+    """Why a backend cannot run on --device cuda here (no CUDA build of its framework, or no device)."""
+    reason = resolve(registration(backend).framework or backend, device)[1]
+    return None if reason is None else f"cannot run on --device cuda: {reason}"
 
 
 def _refused_numerics(backend: str, settings: RunSettings, training: Training, spec: ModelSpec) -> str | None:

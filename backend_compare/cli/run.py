@@ -17,7 +17,7 @@ from ..comparison.fits import identifiable
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
 from ..comparison.noise import run_noise
-from ..comparison.numerics import numerics_label, numerics_tables, run_numerics, shadow_result
+from ..comparison.numerics import numerics_label, numerics_tables, run_numerics, shadow_noise, shadow_result
 from ..comparison.provenance import provenance, started_at
 from ..comparison.report import build_report, records, render, seed_tables
 from ..comparison.run import OK, BackendResult, reference_result, stopped_result
@@ -70,11 +70,13 @@ def execute(plan: Plan) -> int:
         reference = reference_result(problem, plan.options)
         optimum = reference.backend if reference else None
         baseline = reference is not None and not reference.params
-        low = run_numerics(plan.options).low
+        low = run_numerics(plan.options).low  # then its noise is the closest backend's distance from the shadow
+        shadow = shadow_result(problem, plan.options) if low and settings.init == "shared" else None
+        noise = (shadow_noise(results, shadow) if shadow is not None else None) if low else (
+            run_noise(problem, plan.options))
         tables = seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
                              settings.init, numerics_label(plan.options), plan.options["optimizer"],
-                             run_noise(problem, plan.options) if measure and not low else None)
-        shadow = shadow_result(problem, plan.options) if low and settings.init == "shared" else None
+                             noise if measure else None)
         per_seed.append({**tables, **numerics_tables(problem, results, shadow)})
         seeds_run.append(seed)
 

@@ -43,6 +43,8 @@ class RunSettings:
     clip: str | None = None
     dtype: str = "float32"
     precision: str | None = None  # mixed-bfloat16 or mixed-float16: parameters in float32, the layers low
+    device: str = "cpu"  # cpu, cuda or auto (cuda where a backend's framework has a CUDA build and a device)
+    deterministic: bool | None = None  # each framework's deterministic mode
     init: str = "shared"
     mode: tuple[str, ...] = ("usual",)
     executor: str = "process"

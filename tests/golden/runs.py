@@ -1,7 +1,10 @@
 """The fixed set of runs whose numbers must not change when the code is reorganised (tests/test_golden.py).
 
 `python -m tests.golden.runs` records them into tests/golden/runs.json; do that only on purpose, when a
-change is meant to change the numbers, and say so in the commit.
+change is meant to change the numbers, and say so in the commit (and record every file again, each on its CPU).
+A CPU whose SIMD the BLAS and oneDNN kernels use differently rounds float32 (and float64) sums in another order:
+each recording is one CPU's, bit for bit (runs.json an AVX2 machine's, runs-avx512-amx.json a Xeon's with AVX-512
+and AMX, recorded from the same commit); `python -m tests.golden.runs runs-NAME.json` records another.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 RECORDED = Path(__file__).with_name("runs.json")
+RECORDINGS = sorted(RECORDED.parent.glob("runs*.json"))  # each CPU's
 # What a run prints that depends on the machine's speed or the environment rather than on the numbers.
 VOLATILE = {"compile_seconds", "seconds", "us_per_step", "steps_per_s", "versions", "machine", "parallel",
             "threads", "provenance", "environments"}
@@ -99,6 +103,7 @@ def record(folder: Path) -> dict[str, Any]:
 if __name__ == "__main__":
     import tempfile
 
+    target = RECORDED.with_name(sys.argv[1]) if len(sys.argv) > 1 else RECORDED
     with tempfile.TemporaryDirectory() as tmp:
-        RECORDED.write_text(json.dumps(record(Path(tmp)), indent=1, sort_keys=True) + "\n")
-    sys.stdout.write(f"recorded {RECORDED}\n")
+        target.write_text(json.dumps(record(Path(tmp)), indent=1, sort_keys=True) + "\n")
+    sys.stdout.write(f"recorded {target}\n")
