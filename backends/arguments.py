@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .precision import finfo
+
 
 def scalar(value: Any) -> Any:
     """NumPy scalars and 0-d arrays as the Python number they hold; anything else unchanged."""
@@ -26,14 +28,14 @@ def finite(name: str, value: Any, *, zero_allowed: bool) -> float:
     return float(value)
 
 
-def representable(name: str, value: float, dtype: str) -> None:
+def representable(name: str, value: float, dtype: str | np.dtype) -> None:
     """A hyper-parameter that the model's dtype turns into 0 or infinity would train something else, silently."""
     with np.errstate(over="ignore"):
         held = float(np.asarray(value, dtype=dtype))
     if (value != 0 and held == 0) or not math.isfinite(held):
-        info = np.finfo(dtype)
-        raise ValueError(f"{name} must be representable in {dtype} (from {info.smallest_subnormal:.3g} to "
-                         f"{info.max:.3g}); received: {value!r}, which {dtype} holds as {held}")
+        info = finfo(dtype)
+        raise ValueError(f"{name} must be representable in {dtype} (from {float(info.smallest_subnormal):.3g} to "
+                         f"{float(info.max):.3g}); received: {value!r}, which {dtype} holds as {held}")
 
 
 def flag(name: str, value: Any) -> bool:

@@ -49,7 +49,7 @@ from .losses import (
 )
 from .masks import DropoutMasks
 from .numerics import NumericsRecord
-from .precision import DTYPES, FULL_DTYPES, numerics_of
+from .precision import DTYPES, FULL_DTYPES, numerics_of, numpy_dtype
 from .precision import refuses as refuses_numerics
 from .state import LayerState, keeps_state
 from .training import training_of
@@ -182,9 +182,9 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         self.class_weights = class_weights_of(class_weights, self.loss_name, out_features(self.spec),
                                               self.label_smoothing, self.dtype)
         for name in ("lr", "momentum", "weight_decay", "huber_delta"):
-            representable(name, getattr(self, name), self.numerics.params)
+            representable(name, getattr(self, name), numpy_dtype(self.numerics.params))
         if self.training.clip is not None:  # a limit the dtype holds as 0 would clip every gradient to nothing
-            representable("clip", self.training.clip.limit, self.numerics.params)
+            representable("clip", self.training.clip.limit, numpy_dtype(self.numerics.params))
         refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs,
                                    {layer.kind for layer in self.spec})
         if refused is not None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-import ml_dtypes  # noqa: F401  (registers bfloat16 with NumPy: np.dtype("bfloat16"), np.finfo("bfloat16"))
 import numpy as np
 
 FULL_DTYPES = ("float32", "float64")
@@ -53,8 +53,27 @@ def numerics_of(dtype: str, precision: str | None = None) -> Numerics:
     return Numerics(precision, "float32", "float32", precision.removeprefix("mixed-"))
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """A dtype by name as NumPy holds it: bfloat16 is ml_dtypes' (what JAX and TensorFlow use), imported only here,
+    so that a NumPy-only environment (a worker's) never needs it."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def finfo(dtype: str | np.dtype) -> Any:
+    """np.finfo, or ml_dtypes' for bfloat16 (NumPy's does not take it)."""
+    if str(dtype) == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(ml_dtypes.bfloat16)
+    return np.finfo(dtype)
+
+
 def smallest(dtype: str) -> float:
-    return float(np.finfo(np.dtype(dtype)).smallest_subnormal)
+    return float(finfo(dtype).smallest_subnormal)
 
 
 # The optimisers' ε (optimizers/training.py, torch's) that float16 rounds to 0: √v + ε is then 0 where a gradient

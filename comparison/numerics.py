@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..backends import get_backend
-from ..backends.precision import Numerics, numerics_of
+from ..backends.precision import Numerics, numerics_of, numpy_dtype
 from ..tasks import Problem
 from .metrics import largest_magnitude
 from .run import OK, REFERENCE, BackendResult, train
@@ -34,7 +34,7 @@ def numerics_label(options: Mapping[str, Any]) -> str:
 
 def _held(values: np.ndarray, dtype: str) -> np.ndarray:
     """Values as a backend holding them in `dtype` has them, in float64."""
-    return np.asarray(values).astype(np.dtype(dtype)).astype(np.float64)
+    return np.asarray(values).astype(numpy_dtype(dtype)).astype(np.float64)
 
 
 def shadow_problem(problem: Problem, numerics: Numerics) -> Problem:

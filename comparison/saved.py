@@ -18,10 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ..backends.precision import numerics_of
+from ..backends.precision import finfo, numerics_of
 from .report import KEYS, WRITTEN_NOT_SHOWN, render, shown_tables
 
 RESULTS = "results.json"
@@ -402,8 +401,8 @@ def diff_runs(old: dict[str, Any], new: dict[str, Any], threshold: float, atol: 
     - WORSE: a gated metric rose above old·(1 + threshold) + atol, or a backend that finished in A
       failed, diverged or is missing in B; better / same otherwise; timing is never gated.
     """
-    eps = max(float(np.finfo(np.dtype(numerics_of(report["options"]["dtype"], report["options"].get("precision"))
-                                      .compute)).eps) for report in (old, new))  # the coarser arithmetic
+    eps = max(float(finfo(numerics_of(report["options"]["dtype"], report["options"].get("precision")).compute).eps)
+              for report in (old, new))  # the coarser arithmetic
     n_old, n_new = len(old["seeds"]), len(new["seeds"])
     before, after = _metrics(old), _metrics(new)
     rows = _status_rows(old, new)

@@ -4,6 +4,7 @@ every framework; the GPU's own numbers are benchmarks/gpu.py's, run where a GPU 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -107,3 +108,31 @@ def test_the_noise_of_a_low_precision_run_is_the_closest_backend_to_the_shadow()
     noise = shadow_noise([wrong, close], shadow)
     assert noise is not None and noise() == (close, shadow)
     assert shadow_noise([], shadow) is None
+
+
+def _default_tf32(framework: str) -> None:
+    """Each framework's own defaults back: the benchmark's switches are process-wide."""
+    if framework == "torch":
+        import torch
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = False, True
+    else:
+        import jax
+        jax.config.update("jax_default_matmul_precision", None)
+
+
+@pytest.mark.parametrize("framework", ["torch", "jax"])
+def test_the_gpu_benchmark_measures_with_each_frameworks_tf32_switch(framework: str) -> None:
+    """benchmarks/gpu.py's measurement, run with the CPU standing for the GPU: TF32 changes nothing there, so its
+    two parities are one number; its speeds are the suite's steady steps."""
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", ROOT / "benchmarks" / "gpu.py")
+    assert spec is not None and spec.loader is not None
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        gpu = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gpu)
+        row = gpu.measured(framework, "linreg", ["--epochs", "1", "--n-samples", "100"], 1, gpu="cpu")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+        _default_tf32(framework)
+    assert row["vs float64, TF32 on"] == row["vs float64, TF32 off"] < 1e-4
+    assert row["GPU µs/step"] > 0 and row["CPU µs/step"] > 0

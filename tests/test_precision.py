@@ -178,3 +178,10 @@ def test_dropout_masks_are_made_in_the_dtype_the_layers_compute_in(name: str, dt
     assert model.computed_in(X[:4]) == [compute] * 4
     loss, grads = model.loss_and_grads(X[:4], Y[:4])
     assert np.isfinite(loss) and all(np.isfinite(grad).all() for grad in grads.values())
+
+
+@pytest.mark.parametrize(("dtype", "lr", "held"), [("bfloat16", 1e-45, "0.0"), ("bfloat16", 1e39, "inf"),
+                                                   ("float16", 1e5, "inf")])
+def test_a_hyper_parameter_the_low_dtype_cannot_hold_is_refused(dtype: str, lr: float, held: str) -> None:
+    with pytest.raises(ValueError, match=f"lr must be representable in {dtype} .*which {dtype} holds as {held}"):
+        load_backend("torch")(SPEC, dtype=dtype, lr=lr)
