@@ -49,7 +49,7 @@ from .losses import (
 )
 from .masks import DropoutMasks
 from .numerics import NumericsRecord
-from .precision import DTYPES, FULL_DTYPES, numerics_of, numpy_dtype
+from .precision import DTYPES, FULL_DTYPES, check_fits, numerics_of, numpy_dtype
 from .precision import refuses as refuses_numerics
 from .state import LayerState, keeps_state
 from .training import training_of
@@ -65,9 +65,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
 
     Hyper-parameters are keyword arguments. Parameters, gradients, data and predictions cross
     the boundary as NumPy arrays in the canonical layout of `backends.spec.param_shapes`.
-    Every loss is the task's definition, averaged over the batch (backends/losses.py says each).
-    `dtype` bfloat16 or float16, or `precision` mixed-bfloat16 or mixed-float16 (backends/precision.py), change what
-    the framework computes in; arrays still cross as float32, which holds their values exactly.
+    Every loss is the task's definition, averaged over the batch (backends/losses.py). A low `dtype` or `precision`
+    (backends/precision.py) changes what the framework computes in; arrays cross as float32, which holds them exactly.
     A new model holds its framework's default initial parameters (see `native_init`).
     `mode` is how the training step runs: "eager" (op by op), "compiled" (traced or compiled by the
     framework's compiler) or "usual" (the backend's `usual_mode`); `self.mode` holds the one chosen.
@@ -185,8 +184,8 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
             representable(name, getattr(self, name), numpy_dtype(self.numerics.params))
         if self.training.clip is not None:  # a limit the dtype holds as 0 would clip every gradient to nothing
             representable("clip", self.training.clip.limit, numpy_dtype(self.numerics.params))
-        refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs,
-                                   {layer.kind for layer in self.spec})
+        refused = refuses_numerics(self.framework, self.numerics, self.training.optimizer, self.runs, self.spec,
+                                   out_features(self.spec) if self.classifies else None)
         if refused is not None:
             raise ValueError(f"the {self.name} backend cannot run {self.numerics.name}; {refused}")
         refused = support.refuses(self.framework, self.training, self.dtype)
@@ -426,6 +425,7 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
         an_array("X", X)
         given = real_array("X", X)
         X = as_dtype("X", given, self.dtype)
+        check_fits("X", X, self.numerics)
         shape = self._input_shape
         if X.shape[1:] != shape or X.ndim != len(shape) + 1:
             raise ValueError(f"X must have shape (n, {', '.join(map(str, shape))}); received shape {X.shape}")
@@ -442,7 +442,9 @@ class Backend(LayerState, DropoutMasks, NumericsRecord, ABC):
     def _check_xy(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = self._check_x(X)
         an_array("y", y)
-        return X, checked_targets(y, len(X), self.loss_name, out_features(self.spec), self.dtype)
+        y = checked_targets(y, len(X), self.loss_name, out_features(self.spec), self.dtype)
+        check_fits("y", y, self.numerics, squared=True)
+        return X, y
 
     # ---- framework hooks, implemented in this order by every backend ----
 

@@ -66,9 +66,8 @@ class JaxBackend(Backend):
         if self.deterministic and self.device == "cuda" and _DETERMINISTIC_FLAG not in os.environ.get("XLA_FLAGS", ""):
             raise ValueError(f"deterministic JAX on a GPU needs XLA_FLAGS={_DETERMINISTIC_FLAG} before JAX starts "
                              "(compare.py sets it for its workers)")
-        platform = "gpu" if self.device == "cuda" else "cpu"
-        if jax.default_backend() != platform:  # JAX puts arrays on its first platform: a GPU where it has one
-            jax.config.update("jax_default_device", jax.devices(platform)[0])
+        # JAX puts arrays on its first platform (a GPU where it has one) unless told; process-wide, so said each time
+        jax.config.update("jax_default_device", jax.devices("gpu" if self.device == "cuda" else "cpu")[0])
         self._jdtype = jnp.dtype(self.numerics.params)
         self._translators = [self.translator(layer) for layer in self.spec]
         # (layer index, the attribute holding it) → the canonical name and the layout it is held in
@@ -211,8 +210,8 @@ class JaxBackend(Backend):
     def _set_state(self, state: Params) -> None:
         nnx.update(self._model, self._params, self._stats)
         for name, (index, link) in self._state_links.items():
-            link.of(self._model.layers[index]).value = jnp.asarray(link.native_array(state[name]),
-                                                                                 dtype=self._jdtype)
+            variable = link.of(self._model.layers[index])  # in its own dtype: Flax keeps BatchNorm's in float32
+            variable.value = jnp.asarray(link.native_array(state[name]), dtype=variable.value.dtype)
         self._split()
 
     def _native_init(self, seed: int) -> None:

@@ -4,7 +4,7 @@ mixed-precision machinery does it), and what each framework cannot run of them, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,12 +84,42 @@ FLOAT16_ZERO_EPSILON = ("adam", "adamw", "rmsprop")
 RECURRENT = ("rnn", "gru", "lstm")
 
 
+def check_fits(name: str, values: np.ndarray, numerics: Numerics, squared: bool = False) -> None:
+    """Inputs (or, `squared`, targets whose squared error the loss computes) that the dtype a run computes them in
+    cannot hold: bfloat16 and float16 throughout, the layers' dtype where mixed (its losses are float32)."""
+    dtype = numerics.compute if not squared else numerics.params
+    if not numerics.low or dtype not in LOW_DTYPES or not values.size:
+        return
+    largest, limit = float(np.max(np.abs(values))), float(finfo(dtype).max)
+    limit = limit ** 0.5 if squared else limit
+    if largest > limit:
+        raise ValueError(f"{name} must fit in {dtype}{' squared' if squared else ''} (largest magnitude {limit:.3g}); "
+                         f"received a value of {largest:.3g}: scale the data, or use float32")
+
+
+def whole_numbers_refused(numerics: Numerics, spec: Sequence[Any], classes: int | None) -> str | None:
+    """Why a model's inputs or labels cannot be held in a low dtype throughout: token ids or class indices above
+    the whole numbers it holds exactly (bfloat16 256, float16 2048), which it would round to other tokens or
+    classes; None where they fit (or the inputs stay float32: mixed)."""
+    if not numerics.low or numerics.mixed:
+        return None
+    exact = 2 ** (int(finfo(numerics.params).nmant) + 1)
+    advice = f"{numerics.name} holds whole numbers exactly only up to {exact}: use --precision mixed-{numerics.name}"
+    for index, layer in enumerate(spec):
+        if getattr(layer, "takes_ids", False) and layer.vocabulary - 1 > exact:
+            return f"layer {index} {layer.describe()} takes token ids up to {layer.vocabulary - 1}; {advice}"
+    if classes is not None and classes - 1 > exact:
+        return f"the labels are class indices up to {classes - 1}; {advice}"
+    return None
+
+
 def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str, ...] = NUMERICS,
-            kinds: Iterable[str] = ()) -> str | None:
-    """Why a framework (whose backend `runs` these numerics) cannot run these, with this optimiser and a model of
-    these layer kinds: a finding with its source, or None."""
+            spec: Sequence[Any] = (), classes: int | None = None) -> str | None:
+    """Why a framework (whose backend `runs` these numerics) cannot run these, with this optimiser, a model of
+    these layers and, for a classification, this many classes: a finding with its source, or None."""
     if numerics.name in FULL_DTYPES:
         return None
+    kinds = {layer.kind for layer in spec}
     if framework == "numpy":
         return ("the NumPy backend computes by hand in float32 and float64 only; at "
                 f"{numerics.name} it trains beside the others as their float64 shadow")
@@ -117,7 +147,7 @@ def refuses(framework: str, numerics: Numerics, optimizer: str, runs: tuple[str,
         return (f"{optimizer}'s ε = 1e-8 is 0 in float16 (its smallest value is {smallest('float16'):.3g}): "
                 "√v + ε is then 0 where a gradient has been 0; use --precision mixed-float16, which keeps the "
                 "optimiser in float32, or --dtype bfloat16")
-    return None
+    return whole_numbers_refused(numerics, spec, classes)
 
 
 def _mxnet_refuses(numerics: Numerics) -> str:

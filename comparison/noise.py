@@ -110,4 +110,4 @@ def run_noise(problem: Problem, options: Mapping[str, Any],
     did not count."""
     if sum(values.size for values in (problem.X_train, problem.y_train, problem.X_val, problem.y_val)) > most:
         return None
-    return functools.cache(lambda: rounding_noise(problem, {**options, "mode": "usual"}))
+    return functools.cache(lambda: rounding_noise(problem, {**options, "mode": "usual", "device": "cpu"}))

@@ -49,7 +49,8 @@ def shadow_problem(problem: Problem, numerics: Numerics) -> Problem:
 
 def shadow_result(problem: Problem, options: Mapping[str, Any]) -> BackendResult:
     """NumPy's hand-derived passes in float64 on the shadow problem, with the run's optimiser and settings."""
-    settings = {**options, "dtype": "float64", "precision": None, "mode": "usual"}
+    settings = {**options, "dtype": "float64", "precision": None, "mode": "usual", "device": "cpu",
+                "deterministic": False}  # NumPy on the CPU, deterministic as it is
     result = train(get_backend("numpy")(problem.spec, **settings), shadow_problem(problem, run_numerics(options)))
     return dataclasses.replace(result, backend=SHADOW)
 
@@ -90,6 +91,11 @@ def shadow_table(results: list[BackendResult], shadow: BackendResult) -> pd.Data
                                        "shadow_loss", "loss_error"])
 
 
+def unseeded(layer: Any) -> Any:
+    """The layer without the seed a task drew for its masks (a dropout layer's differs from seed to seed)."""
+    return dataclasses.replace(layer, seed=None) if getattr(layer, "seed", None) is not None else layer
+
+
 def layer_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
     """The dtype each layer's output had in each backend (its framework's policy deciding), and the parameters'."""
     rows = []
@@ -97,7 +103,7 @@ def layer_table(problem: Problem, results: list[BackendResult]) -> pd.DataFrame:
         if not result.computed_in:
             continue
         rows.append({"backend": result.backend, "layer": "parameters", "dtype": result.params_dtype})
-        rows += [{"backend": result.backend, "layer": f"{index} {layer.describe()}", "dtype": dtype}
+        rows += [{"backend": result.backend, "layer": f"{index} {unseeded(layer).describe()}", "dtype": dtype}
                  for index, (layer, dtype) in enumerate(zip(problem.spec, result.computed_in, strict=True))]
     return pd.DataFrame(rows, columns=["backend", "layer", "dtype"])
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backends import Backend, Linear, RowName, get_backend
 from ..backends.batches import EpochBatches
+from ..backends.precision import numpy_dtype
 from ..optimizers.training import LOSS_SCALE
 from ..tasks import Problem
 from . import reference, softmax_reference
@@ -132,7 +133,7 @@ def reference_result(problem: Problem, options: dict[str, Any]) -> BackendResult
 
 def as_trained(problem: Problem, dtype: str) -> Problem:
     """The problem's splits in `dtype`, as every backend loads them (data files are read in float64)."""
-    splits = {name: getattr(problem, name).astype(dtype, copy=False)
+    splits = {name: getattr(problem, name).astype(numpy_dtype(dtype), copy=False)
               for name in ("X_train", "y_train", "X_val", "y_val")}
     return dataclasses.replace(problem, **splits)
 

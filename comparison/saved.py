@@ -302,6 +302,11 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _no_constant(name: str) -> None:
+    """Results are written with allow_nan=False (a missing number is null): Infinity or NaN was put there by hand."""
+    raise ValueError(f"it holds {name}, which no results file does (a missing number is null)")
+
+
 def _read_results(path: Path) -> dict[str, Any]:
     info = path.stat()  # a FIFO or a device must not be opened: reading it could block or never end
     if not stat.S_ISREG(info.st_mode):
@@ -309,8 +314,8 @@ def _read_results(path: Path) -> dict[str, Any]:
     if info.st_size > MAX_RESULTS_BYTES:
         raise ValueError(f"{str(path)!r} is {info.st_size} bytes, more than a results file can be")
     try:
-        report = json.loads(path.read_bytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        report = json.loads(path.read_bytes().decode(), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{str(path)!r} cannot be read: {str(err).splitlines()[0][:200]}") from None
     if not isinstance(report, dict):
         raise ValueError(f"{str(path)!r} is not a backend-compare results file")

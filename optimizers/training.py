@@ -96,10 +96,6 @@ def make_clip(clip: str | Clip | None) -> Clip | None:
 
 
 # Dynamic loss scaling for float16, torch's constants given to each framework (torch/amp/grad_scaler.py:
-# init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000); their own defaults differ.
+# init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000); their own defaults differ
+# (Keras's LossScaleOptimizer starts at 2**15, jmp's DynamicLossScale has none: README, Reduced precision).
 LOSS_SCALE = {"initial": 2.0**16, "growth": 2.0, "backoff": 0.5, "interval": 2000}
-NATIVE_LOSS_SCALE = {
-    "torch": "torch.amp.GradScaler: init_scale 2**16, growth_interval 2000",
-    "tensorflow": "keras.optimizers.LossScaleOptimizer: initial_scale 2**15, dynamic_growth_steps 2000",
-    "jax": "jmp.DynamicLossScale: no default scale, period 2000, factor 2",
-}

@@ -135,4 +135,4 @@ def test_the_gpu_benchmark_measures_with_each_frameworks_tf32_switch(framework: 
         sys.path.remove(str(ROOT / "benchmarks"))
         _default_tf32(framework)
     assert row["vs float64, TF32 on"] == row["vs float64, TF32 off"] < 1e-4
-    assert row["GPU µs/step"] > 0 and row["CPU µs/step"] > 0
+    assert row["µs/step"] > 0

@@ -14,8 +14,11 @@ import pytest
 
 from backend_compare import mlp_spec
 from backend_compare.backends.precision import NUMERICS, numerics_of, refuses
+from backend_compare.cli import prepare
+from backend_compare.cli import run as run_command
+from backend_compare.comparison.numerics import shadow_result
 from backend_compare.comparison.saved import load_run
-from backend_compare.layers import Activation, Dropout, Linear
+from backend_compare.layers import Activation, Dropout, Embedding, Flatten, Input, Linear
 from tests.conftest import RunCli, load_backend
 
 FRAMEWORKS = ("torch", "jax", "tensorflow")  # the backends that run every numerics
@@ -185,3 +188,45 @@ def test_dropout_masks_are_made_in_the_dtype_the_layers_compute_in(name: str, dt
 def test_a_hyper_parameter_the_low_dtype_cannot_hold_is_refused(dtype: str, lr: float, held: str) -> None:
     with pytest.raises(ValueError, match=f"lr must be representable in {dtype} .*which {dtype} holds as {held}"):
         load_backend("torch")(SPEC, dtype=dtype, lr=lr)
+
+
+def test_token_ids_and_data_a_low_dtype_cannot_hold_are_refused() -> None:
+    tokens = [Input((4,)), Embedding(1000, 3), Flatten(), Linear(12, 2)]
+    with pytest.raises(ValueError, match=r"layer 1 embedding.*token ids up to 999; bfloat16 holds whole numbers "
+                                         "exactly only up to 256: use --precision mixed-bfloat16"):
+        load_backend("torch")(tokens, dtype="bfloat16")
+    load_backend("torch")(tokens, dtype="float32", precision="mixed-bfloat16")  # its inputs stay float32
+    model = load_backend("jax")(SPEC, dtype="float16")
+    with pytest.raises(ValueError, match=r"X must fit in float16 \(largest magnitude 6.55e\+04\); received a value of "
+                                         r"1e\+05"):
+        model.predict(np.full((2, 3), 1e5))
+    with pytest.raises(ValueError, match=r"y must fit in float16 squared \(largest magnitude 256\)"):
+        model.loss(X[:2], np.full((2, 2), 300.0))
+
+
+def test_the_shadow_runs_on_the_cpu_whatever_the_device_asked(cli: RunCli) -> None:
+    """NumPy computes on the CPU: a GPU run's shadow (and its float32 noise) is still trained there."""
+    plan = prepare(["--task", "linreg", "--dtype", "bfloat16", "--epochs", "1", "--backends", "torch"], runners=False)
+    shadow = shadow_result(plan.first, {**plan.options, "device": "cuda", "deterministic": True})
+    assert shadow.status == "ok" and shadow.backend == "float64 shadow"
+
+
+def test_a_shadow_that_cannot_train_is_said_and_the_rows_stay(cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise ValueError("X must hold token ids 0 to 9")
+
+    monkeypatch.setattr(run_command, "shadow_result", broken)
+    result = cli("--task", "linreg", "--dtype", "bfloat16", "--epochs", "1", "--backends", "torch,jax",
+                 "--executor", "inline", "--format", "json")
+    assert result.code == 0, result.err
+    assert "no float64 shadow for seed 0: ValueError: X must hold token ids 0 to 9" in result.err
+    assert not json.loads(result.out)["shadow"]
+
+
+def test_the_layer_table_is_one_row_per_layer_over_seeds(cli: RunCli) -> None:
+    result = cli("--task", "mlp", "--layers", "linear(8), tanh, dropout(0.2), linear(1)", "--precision",
+                 "mixed-bfloat16", "--seeds", "2", "--epochs", "1", "--backends", "torch", "--executor", "inline",
+                 "--format", "json")
+    assert result.code == 0, result.err
+    layers = [row["layer"] for row in json.loads(result.out)["layers"]]
+    assert layers == ["parameters", "0 input(1)", "1 linear(1, 8)", "2 tanh", "3 dropout(0.2)", "4 linear(8, 1)"]

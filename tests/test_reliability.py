@@ -52,7 +52,12 @@ BAD_INPUTS = [
      "argument --loss: invalid choice: 'hinge' (choose from 'mse', 'half-mse', 'huber', 'l1', 'bce-with-logits', "
      "'cross-entropy')"),
     (["--task", "mlp", "--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
-    (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16' (choose from 'float32', 'float64')"),
+    (["--dtype", "float8"], "argument --dtype: invalid choice: 'float8' (choose from 'float32', 'float64', "
+                            "'bfloat16', 'float16')"),
+    (["--dtype", "bfloat16", "--task", "tokens", "--vocabulary", "1000", "--backends", "torch"],
+     "layer 1 embedding(1000, 8) takes token ids up to 999; bfloat16 holds whole numbers exactly only up to 256"),
+    (["--dtype", "float16", "--true-b", "1000"], "--dtype float16: the training split's targets must fit in float16 "
+                                                 "squared (largest magnitude 256)"),
     (["--task", "mlp", "--hidden", "4,0"], "argument --hidden: expected comma-separated positive integers"),
     (["--task", "mlp", "--inputs", "0"], "inputs must be a positive integer; received: 0"),
     (["--seed", "-1"], "argument --seed: expected non-negative integers such as 0 or 0,1,2; received: '-1'"),

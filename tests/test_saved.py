@@ -286,3 +286,16 @@ def test_generated_edits_of_results_json_never_crash_show_or_diff(
         assert code in (0, 1, 2), (args, err)
         if code == 2:
             assert err.count("\n") == 1 and err.startswith("compare.py: error: "), err
+
+
+@pytest.mark.parametrize("constant", ["Infinity", "-Infinity", "NaN"])
+def test_a_results_file_holding_infinity_or_nan_is_refused_in_one_line(saved_runs: dict[str, Any], tmp_path: Path,
+                                                                        cli: RunCli, constant: str) -> None:
+    """Python's json reads them (a run never writes them: a missing number is null), and printing the run as
+    JSON would then fail: the file is refused as it is read."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    text = json.dumps(saved_runs["linreg"]).replace('"true_b": 4.2', f'"true_b": {constant}')
+    (folder / "results.json").write_text(text)
+    result = cli("show", str(folder), "--format", "json")
+    assert result.code == 2 and f"cannot be read: it holds {constant}, which no results file does" in result.err

@@ -21,7 +21,8 @@ from ..backends import (
     registration,
 )
 from ..backends.devices import deterministic_env, resolve
-from ..backends.precision import FULL_DTYPES, numerics_of
+from ..backends.losses import CLASSIFICATION_LOSSES
+from ..backends.precision import FULL_DTYPES, check_fits, numerics_of
 from ..backends.precision import refuses as refuses_numerics
 from ..backends.training import training_of
 from ..comparison import memory
@@ -30,7 +31,7 @@ from ..comparison.run import build_backends
 from ..comparison.saved import check_apart, check_out, check_writable_file, plot_format
 from ..comparison.threads import limits, share
 from ..comparison.workers import Worker, start_all
-from ..layers import ModelSpec, input_shapes
+from ..layers import ModelSpec, input_shapes, out_features
 from ..optimizers import Training, schedules, support
 from ..optimizers.training import ADAMW_WEIGHT_DECAY, DEFAULT_LR, training_text
 from ..tasks import Problem, Task, get_task
@@ -113,6 +114,13 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                   f"smaller {' or '.join([*size_options(task, settings, 'rows', 'features'), '--epochs'])}")
         raise UsageError(f"the run does not fit in this machine's memory ({memory_error(err)}); use {advice}") \
             from None
+    numerics = numerics_of(settings.dtype, settings.precision)
+    try:  # data a low precision cannot hold: refused before anything trains
+        for split in ("train", "val"):
+            check_fits(f"the {split}ing split's inputs", getattr(first, f"X_{split}"), numerics)
+            check_fits(f"the {split}ing split's targets", getattr(first, f"y_{split}"), numerics, squared=True)
+    except ValueError as err:
+        raise UsageError(f"--{'precision' if numerics.mixed else 'dtype'} {numerics.name}: {err}") from None
     options = {"dtype": settings.dtype, "optimizer": settings.optimizer, "lr": setup["lr"],
                "momentum": settings.momentum, "weight_decay": weight_decay, "loss": settings.loss,
                "huber_delta": 1.0 if settings.huber_delta is None else settings.huber_delta,
@@ -128,7 +136,7 @@ def plan_run(asked: RunSettings, prog: str, runners: bool = True, argv: list[str
                                                        "clip")))
     for name, row in list(rows.items()):  # a layer option a framework's layer cannot take: that row, up front
         reason = (_refused(row.backend, first.spec) or _refused_device(row.backend, settings.device)
-                  or _refused_numerics(row.backend, settings, training, first.spec)
+                  or _refused_numerics(row.backend, settings, training, first.spec, str(settings.loss))
                   or _refused_training(row.backend, training, settings.dtype))
         if reason is not None:
             if settings.backends is not None:  # asked for by name: a usage error; else only installed: a note
@@ -262,12 +270,13 @@ def _refused_device(backend: str, device: str) -> str | None:
     return None if reason is None else f"cannot run on --device cuda: {reason}"
 
 
-def _refused_numerics(backend: str, settings: RunSettings, training: Training, spec: ModelSpec) -> str | None:
+def _refused_numerics(backend: str, settings: RunSettings, training: Training, spec: ModelSpec,
+                      loss: str) -> str | None:
     """What a framework cannot run of the numerics asked for (backends/precision.py, no framework imported)."""
     numerics = numerics_of(settings.dtype, settings.precision)
     found = registration(backend)
-    reason = refuses_numerics(found.framework or backend, numerics, training.optimizer, found.runs,
-                              {layer.kind for layer in spec})
+    reason = refuses_numerics(found.framework or backend, numerics, training.optimizer, found.runs, spec,
+                              out_features(spec) if loss in CLASSIFICATION_LOSSES else None)
     return None if reason is None else f"cannot run {numerics.name}; {reason}"
 
 

@@ -16,7 +16,7 @@ from ..comparison.executors import executor
 from ..comparison.fits import identifiable
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
-from ..comparison.noise import run_noise
+from ..comparison.noise import MOST_VALUES, run_noise
 from ..comparison.numerics import numerics_label, numerics_tables, run_numerics, shadow_noise, shadow_result
 from ..comparison.provenance import provenance, started_at
 from ..comparison.report import build_report, records, render, seed_tables
@@ -71,14 +71,24 @@ def execute(plan: Plan) -> int:
         optimum = reference.backend if reference else None
         baseline = reference is not None and not reference.params
         low = run_numerics(plan.options).low  # then its noise is the closest backend's distance from the shadow
-        shadow = shadow_result(problem, plan.options) if low and settings.init == "shared" else None
-        noise = (shadow_noise(results, shadow) if shadow is not None else None) if low else (
-            run_noise(problem, plan.options))
+        # measure: no training once a signal stopped the run; nor a float64 copy of data larger than the noise takes
+        shadow = trained_shadow(problem) if low and settings.init == "shared" and measure else None
+        noise = None if not measure else run_noise(problem, plan.options) if not low else (
+            shadow_noise(results, shadow) if shadow is not None else None)
         tables = seed_tables(problem, results + ([reference] if reference else []), bool(settings.relative),
-                             settings.init, numerics_label(plan.options), plan.options["optimizer"],
-                             noise if measure else None)
+                             settings.init, numerics_label(plan.options), plan.options["optimizer"], noise)
         per_seed.append({**tables, **numerics_tables(problem, results, shadow)})
         seeds_run.append(seed)
+
+    def trained_shadow(problem: Problem) -> BackendResult | None:
+        """The float64 shadow of a reduced-precision seed; None (said on stderr) where it cannot be had."""
+        if not shadowed(problem):
+            return None
+        try:
+            return shadow_result(problem, plan.options)
+        except (ValueError, FloatingPointError, MemoryError) as err:  # the rows are there: say why it is missing
+            say(prog, f"no float64 shadow for seed {problem.settings.get('seed', '')}: {error_line(err)}")
+            return None
 
     def on_progress(job: Job, epochs: int) -> None:
         progress.set_description(f"seed {job.seed} {job.backend}", refresh=False)
@@ -131,6 +141,17 @@ def execute(plan: Plan) -> int:
         say(prog, f"--check failed: {report['parity_verdict']['line']}")
         return FAILED
     return 0
+
+
+def shadowed(problem: Problem) -> bool:
+    """Whether a reduced-precision run's float64 shadow is trained: not for data of more than MOST_VALUES values,
+    whose float64 copy the run's memory estimate did not count (said once, on stderr)."""
+    values = sum(part.size for part in (problem.X_train, problem.y_train, problem.X_val, problem.y_val))
+    if values <= MOST_VALUES:
+        return True
+    warnings.warn(f"no float64 shadow: its copy of the data's {values} values would take {8 * values / 2**20:.0f} MB "
+                  "the run's memory estimate did not count; the pairs are held to their tolerance alone", stacklevel=1)
+    return False
 
 
 def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResult], bool], None],
