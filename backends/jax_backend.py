@@ -210,8 +210,10 @@ class JaxBackend(Backend):
     def _set_state(self, state: Params) -> None:
         nnx.update(self._model, self._params, self._stats)
         for name, (index, link) in self._state_links.items():
-            variable = link.of(self._model.layers[index])  # in its own dtype: Flax keeps BatchNorm's in float32
-            variable.value = jnp.asarray(link.native_array(state[name]), dtype=variable.value.dtype)
+            # Flax makes BatchNorm's statistics float32 and computes them in at least float32 (nnx/nn/normalization.py:
+            # 95, 283-284): the model's dtype where it is wider (float64), float32 below it (bfloat16, float16)
+            link.of(self._model.layers[index]).value = jnp.asarray(link.native_array(state[name]),
+                                                                    dtype=jnp.promote_types(self._jdtype, jnp.float32))
         self._split()
 
     def _native_init(self, seed: int) -> None:
