@@ -129,7 +129,8 @@ def _go() -> Any:
 def run_page(report: dict[str, Any]) -> str:
     """A saved run: settings and provenance, notes, the tables, and its figures."""
     options, settings = report["options"], report["settings"]
-    title = (f"backend-compare: {report['task']} · {options['dtype']} · {options['optimizer']} lr={options['lr']:g}"
+    title = (f"backend-compare: {report['task']} · {options.get('precision') or options['dtype']} · "
+             f"{options['optimizer']} lr={options['lr']:g}"
              f"{described(options)} · seeds {','.join(map(str, report['seeds']))}")
     provenance = report.get("provenance") or {}
     shown = {"task": report["task"], "seeds": report["seeds"], **{k: v for k, v in settings.items() if k != "seed"},
@@ -152,6 +153,8 @@ def run_page(report: dict[str, Any]) -> str:
     for key, heading in (("summary", "Summary"), ("params", "Parameters"), ("losses", "Losses"),
                          ("classes", TITLES["classes"]),
                          ("parity", "Parity: largest absolute difference between backends"),
+                         ("shadow", TITLES["shadow"]), ("layers", TITLES["layers"]),
+                         ("loss_scale", TITLES["loss_scale"]), ("math_modes", TITLES["math_modes"]),
                          ("function", "Function error"), ("init", "Native initialisation")):
         if report.get(key) and key not in report.get("on_request", ()):  # an MLP's params: in params.csv
             penalised = key == "losses" and OBJECTIVE in report[key][0]
