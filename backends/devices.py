@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 DEVICES = ("cpu", "cuda", "auto")
+_CHECKOUT = str(Path(__file__).resolve().parents[1])  # holds backend_compare/, for the probe's process
 GPU_EXTRA = "pip install -e '.[gpu]'"  # pyproject's gpu extra: the CUDA builds of torch, JAX and TensorFlow
-
-# How each framework counts its CUDA devices, run in a process of its own.
-_COUNT = {
-    "torch": "import torch; print(torch.cuda.device_count())",
-    "jax": "import jax; print(len([d for d in jax.devices() if d.platform == 'gpu']))",
-    "tensorflow": "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))",
-}
-
 
 def _version(distribution: str) -> str | None:
     try:
@@ -49,13 +44,35 @@ def missing_build(framework: str) -> str | None:
     return f"the {framework} backend names no GPU support"
 
 
+def count_here(framework: str) -> int:
+    """The CUDA devices the framework sees, asked in this process (importing it)."""
+    if framework == "torch":
+        import torch
+
+        return int(torch.cuda.device_count())
+    if framework == "jax":
+        import jax
+
+        return len([device for device in jax.devices() if device.platform == "gpu"])
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    return 0
+
+
 @functools.cache
 def device_count(framework: str) -> int:
-    """The CUDA devices the framework sees, asked in a process of its own (0 when it cannot say)."""
+    """The CUDA devices the framework sees (0 when it cannot say): asked here where it is imported already (a
+    backend being built), else in a process of its own, so that the parent of the workers imports no framework."""
+    if framework in sys.modules:
+        return count_here(framework)
     try:
-        found = subprocess.run([sys.executable, "-c", _COUNT[framework]], capture_output=True, text=True,
-                               timeout=300, check=False)
-    except (OSError, subprocess.TimeoutExpired, KeyError):
+        found = subprocess.run([sys.executable, "-c", "from backend_compare.backends.devices import count_here; "
+                                f"print(count_here({framework!r}))"], capture_output=True, text=True, timeout=300,
+                               check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                   [_CHECKOUT, *filter(None, [os.environ.get("PYTHONPATH")])])})
+    except (OSError, subprocess.TimeoutExpired):
         return 0
     lines = found.stdout.strip().splitlines()
     return int(lines[-1]) if found.returncode == 0 and lines and lines[-1].isdecimal() else 0

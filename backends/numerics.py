@@ -33,8 +33,7 @@ class NumericsRecord:
     def computed_in(self, X: np.ndarray) -> list[str]:
         """The dtype of each layer's output in a training forward of X, as the framework computed it (its mixed
         policy decides which layers run low): 'bfloat16', 'float32', …"""
-        self._computed_in = []
-        self.forward_activations(X)
+        self.forward_activations(X)  # which records them
         if len(self._computed_in) != len(self.spec):
             raise NotImplementedError(f"backend {self.name!r} does not record the dtype of its layers' outputs")
         return list(self._computed_in)

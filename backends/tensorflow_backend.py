@@ -128,7 +128,7 @@ class TensorflowBackend(Backend):
             except RuntimeError:  # its GPU already started in this process: it cannot be hidden any more
                 raise ValueError("device cpu: TensorFlow started its GPU in this process before; run it in a "
                                  "process of its own (compare.py's process executor)") from None
-        self._keeps_dtype = dtype = self.numerics.params  # the variables', the inputs' and the losses' dtype
+        self._params_dtype = dtype = self.numerics.params  # the variables', the inputs' and the losses' dtype
         shape, n_out = input_shape(self.spec), out_features(self.spec)
         inputs = keras.Input(shape, dtype=dtype)
         build = Build(self.numerics.name.replace("-", "_"))  # the policy's name: mixed_bfloat16, bfloat16, …
@@ -151,18 +151,18 @@ class TensorflowBackend(Backend):
         for name, (native, link) in self._links.items():
             by_variable.setdefault(id(link.of(native)), []).append(name)
         self._gradient_names = [by_variable[id(variable)] for variable in self._model.trainable_variables]
-        mse = keras.losses.MeanSquaredError(dtype=self._keeps_dtype)  # the mean over every element, as torch's
+        mse = keras.losses.MeanSquaredError(dtype=self._params_dtype)  # the mean over every element, as torch's
         self._loss_fn: Callable[[Any, Any], Any] = {
             "mse": mse,
             "half-mse": lambda target, output: 0.5 * mse(target, output),
-            "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self._keeps_dtype),  # torch's HuberLoss(delta)
-            "l1": keras.losses.MeanAbsoluteError(dtype=self._keeps_dtype),
+            "huber": keras.losses.Huber(delta=self.huber_delta, dtype=self._params_dtype),  # torch's HuberLoss(delta)
+            "l1": keras.losses.MeanAbsoluteError(dtype=self._params_dtype),
             # from_logits=True: no clipping (the default takes outputs for probabilities, clipped to [1e-7, 1 − 1e-7])
-            "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self._keeps_dtype),
+            "bce-with-logits": keras.losses.BinaryCrossentropy(from_logits=True, dtype=self._params_dtype),
             # from_logits=True: the default (False) takes the outputs for probabilities and gives another number.
             "cross-entropy": (self._smoothed_cross_entropy(n_out) if self.label_smoothing else
                               self._weighted_cross_entropy() if self.class_weights is not None else
-                              keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self._keeps_dtype)),
+                              keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=self._params_dtype)),
         }[self.loss_name]
         y_width = 1 if self.classifies else n_out  # class indices: one per row
         X_spec, y_spec = tf.TensorSpec([None, *shape], dtype), tf.TensorSpec([None, y_width], dtype)
@@ -186,17 +186,17 @@ class TensorflowBackend(Backend):
         """Keras's SparseCategoricalCrossentropy takes no label_smoothing (keras/src/losses/losses.py): its
         CategoricalCrossentropy does, on one-hot labels, (1 − ε)·one-hot + ε/K as torch's."""
         loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.label_smoothing,
-                                                    dtype=self._keeps_dtype)
+                                                    dtype=self._params_dtype)
         return lambda target, output: loss(keras.ops.one_hot(keras.ops.cast(target[:, 0], "int32"), classes,
-                                                             dtype=self._keeps_dtype), output)
+                                                             dtype=self._params_dtype), output)
 
     def _weighted_cross_entropy(self) -> Callable[[Any, Any], Any]:
         """Each example weighted by its class's weight, as Keras's class_weight does, and divided by the weights'
         sum (reduction="mean_with_sample_weight", keras/src/losses/loss.py:150-151): torch's weighted mean (Keras's
         default divides by the batch size)."""
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight",
-                                                          dtype=self._keeps_dtype)
-        weights = tf.constant(self.class_weights, dtype=self._keeps_dtype)
+                                                          dtype=self._params_dtype)
+        weights = tf.constant(self.class_weights, dtype=self._params_dtype)
         return lambda target, output: loss(target, output,
                                            sample_weight=tf.gather(weights, tf.cast(target[:, 0], tf.int32)))
 
@@ -271,15 +271,15 @@ class TensorflowBackend(Backend):
     def _native_init(self, seed: int) -> None:
         draws = keras.random.SeedGenerator(seed)  # seeded here, without touching Keras's global seed
         for native, translator in zip(self._model.layers, self._translators, strict=True):
-            translator.native_init(native, draws, self._keeps_dtype)
+            translator.native_init(native, draws, self._params_dtype)
 
     def _reset_optimizer(self) -> None:
         # Keras's update steps cast their hyper-parameters with ops.cast(self.beta_2, variable.dtype); for
         # a Python float that makes a float32 tensor first, so a float64 model would see β₂ = 0.99900001287
         # in Adam's bias correction (and μ = 0.899999976 in SGD). np.float64 is a float Keras accepts and
         # casts exactly. The learning rate is a variable of floatx: built under the model's dtype, likewise.
-        with _floatx(self._keeps_dtype):
-            self._optimizer = KerasOptimizer(self.training, self._keeps_dtype, self._model.trainable_variables,
+        with _floatx(self._params_dtype):
+            self._optimizer = KerasOptimizer(self.training, self._params_dtype, self._model.trainable_variables,
                                              scaled=self.numerics.scaled)
         # A new optimiser has new variables: a new step function, traced for them on its first call.
         # A full batch in loaded order takes the data as they are, without a gather the size of the data set.
@@ -302,7 +302,7 @@ class TensorflowBackend(Backend):
 
     def _tensor(self, array: np.ndarray) -> Any:
         """An input or target in the variables' dtype (bfloat16 throughout, float32 where mixed)."""
-        return tf.cast(tf.constant(array), self._keeps_dtype)
+        return tf.cast(tf.constant(array), self._params_dtype)
 
     def _load(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X, self._y = self._tensor(X), self._tensor(y)

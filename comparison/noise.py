@@ -102,12 +102,17 @@ def largest_jump(steps: Sequence[int], differences: Sequence[float]) -> tuple[fl
     return max(jumps, default=(math.nan, 0, 0))
 
 
+def data_values(problem: Problem) -> int:
+    """The values of every split: what a float64 shadow of the problem copies."""
+    return sum(values.size for values in (problem.X_train, problem.y_train, problem.X_val, problem.y_val))
+
+
 def run_noise(problem: Problem, options: Mapping[str, Any],
               most: int = MOST_VALUES) -> Noise | None:
     """rounding_noise of numpy on the run's problem and options, trained at the first call only: a run whose
     pairs all agree within tolerance never pays for it. None for data of more than `most` values:
     a float64 shadow of those (every split: the shadow rounds them all) would take memory the run's estimate
     did not count."""
-    if sum(values.size for values in (problem.X_train, problem.y_train, problem.X_val, problem.y_val)) > most:
+    if data_values(problem) > most:
         return None
     return functools.cache(lambda: rounding_noise(problem, {**options, "mode": "usual", "device": "cpu"}))

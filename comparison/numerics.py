@@ -21,6 +21,7 @@ from .run import OK, REFERENCE, BackendResult, train
 from .verdicts import Noise, tolerance_ratio
 
 SHADOW = "float64 shadow"  # the shadow row's name
+SHADOW_COLUMNS = ["backend", "status", "param_error", "skipped_steps", "final_train_loss", "shadow_loss", "loss_error"]
 
 
 def run_numerics(options: Mapping[str, Any]) -> Numerics:
@@ -79,16 +80,19 @@ def shadow_table(results: list[BackendResult], shadow: BackendResult) -> pd.Data
                   / (largest_magnitude([truth], math.nan) or math.nan)
                   for name, truth in shadow.params.items() if name in result.params]
         finite = result.status == OK and all(np.isfinite(errors))
-        skipped = sum(after < before for (_, before), (_, after) in itertools.pairwise(result.loss_scales))
         rows.append({"backend": result.backend, "status": result.status,
                      "param_error": max(errors) if finite and errors else math.nan,
                      # a step the loss scaler skipped is one the shadow took: from it the two trajectories part
-                     "skipped_steps": skipped,
+                     "skipped_steps": skipped_steps(result),
                      "final_train_loss": result.final_train_loss, "shadow_loss": shadow.final_train_loss,
                      "loss_error": abs(result.final_train_loss - shadow.final_train_loss) / abs(shadow.final_train_loss)
                      if shadow.final_train_loss else math.nan})
-    return pd.DataFrame(rows, columns=["backend", "status", "param_error", "skipped_steps", "final_train_loss",
-                                       "shadow_loss", "loss_error"])
+    return pd.DataFrame(rows, columns=SHADOW_COLUMNS)
+
+
+def skipped_steps(result: BackendResult) -> int:
+    """The steps the loss scaler skipped: each halved the scale (a fall between two of its recorded changes)."""
+    return sum(after < before for (_, before), (_, after) in itertools.pairwise(result.loss_scales))
 
 
 def unseeded(layer: Any) -> Any:
@@ -116,9 +120,8 @@ def loss_scale_table(results: list[BackendResult]) -> pd.DataFrame:
         if not result.loss_scales:
             continue
         values = [scale for _, scale in result.loss_scales]
-        falls = sum(after < before for before, after in itertools.pairwise(values))
         rows.append({"backend": result.backend, "initial_scale": values[0], "final_scale": values[-1],
-                     "lowest_scale": min(values), "skipped_steps": falls,
+                     "lowest_scale": min(values), "skipped_steps": skipped_steps(result),
                      "changes": " ".join(f"{step}:{scale:g}" for step, scale in result.loss_scales[1:]) or "none"})
     return pd.DataFrame(rows, columns=["backend", "initial_scale", "final_scale", "lowest_scale", "skipped_steps",
                                        "changes"])
@@ -135,8 +138,6 @@ def numerics_tables(problem: Problem, results: list[BackendResult], shadow: Back
                                                                                                       pd.DataFrame]:
     """The tables of how the backends computed: a reduced-precision run's three (empty for any other) and the math
     modes."""
-    empty = shadow_table([], BackendResult(SHADOW, "-", OK, {}, np.empty(0), *(math.nan,) * 3, None, None, 0,
-                                           math.nan))
-    return {"shadow": shadow_table(results, shadow) if shadow is not None else empty,
+    return {"shadow": shadow_table(results, shadow) if shadow is not None else pd.DataFrame(columns=SHADOW_COLUMNS),
             "layers": layer_table(problem, results), "loss_scale": loss_scale_table(results),
             "math_modes": modes_table(results)}

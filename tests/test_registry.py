@@ -128,3 +128,10 @@ def test_tensorflow_keeps_its_start_up_log_lines_off_stderr() -> None:
     """)
     assert result.returncode == 0 and result.stdout == "trained\n", result.stderr
     assert result.stderr == ""
+
+
+def test_the_registry_knows_each_built_in_backends_numerics(backend) -> None:  # type: ignore[no-untyped-def]
+    """What the plan refuses without importing a framework is what the class runs once imported."""
+    from backend_compare.backends import registration
+
+    assert registration(backend.name).runs == backend.runs

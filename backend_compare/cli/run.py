@@ -16,7 +16,7 @@ from ..comparison.executors import executor
 from ..comparison.fits import identifiable
 from ..comparison.html import run_page
 from ..comparison.jobs import Finished, Job, adopt, problem_of, remember_problem
-from ..comparison.noise import MOST_VALUES, run_noise
+from ..comparison.noise import MOST_VALUES, data_values, run_noise
 from ..comparison.numerics import numerics_label, numerics_tables, run_numerics, shadow_noise, shadow_result
 from ..comparison.provenance import provenance, started_at
 from ..comparison.report import build_report, records, render, seed_tables
@@ -82,7 +82,10 @@ def execute(plan: Plan) -> int:
 
     def trained_shadow(problem: Problem) -> BackendResult | None:
         """The float64 shadow of a reduced-precision seed; None (said on stderr) where it cannot be had."""
-        if not shadowed(problem):
+        values = data_values(problem)
+        if values > MOST_VALUES:  # as for the float32 noise: a float64 copy the memory estimate did not count
+            say(prog, f"no float64 shadow: its copy of the data's {values} values would take {8 * values / 2**20:.0f} "
+                      "MB; the pairs are held to their tolerance alone")
             return None
         try:
             return shadow_result(problem, plan.options)
@@ -141,17 +144,6 @@ def execute(plan: Plan) -> int:
         say(prog, f"--check failed: {report['parity_verdict']['line']}")
         return FAILED
     return 0
-
-
-def shadowed(problem: Problem) -> bool:
-    """Whether a reduced-precision run's float64 shadow is trained: not for data of more than MOST_VALUES values,
-    whose float64 copy the run's memory estimate did not count (said once, on stderr)."""
-    values = sum(part.size for part in (problem.X_train, problem.y_train, problem.X_val, problem.y_val))
-    if values <= MOST_VALUES:
-        return True
-    warnings.warn(f"no float64 shadow: its copy of the data's {values} values would take {8 * values / 2**20:.0f} MB "
-                  "the run's memory estimate did not count; the pairs are held to their tolerance alone", stacklevel=1)
-    return False
 
 
 def run_seeds(plan: Plan, finish_seed: Callable[[int, Problem, list[BackendResult], bool], None],
